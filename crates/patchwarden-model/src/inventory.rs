@@ -1,0 +1,175 @@
+//! The inventory report, schema version 1.
+
+use serde::{Deserialize, Serialize};
+
+use crate::DistroRelease;
+
+/// The schema version of [`Inventory`]; bumped when a field changes meaning or is removed.
+pub const INVENTORY_SCHEMA_VERSION: u32 = 1;
+
+/// Everything patchwarden knows about one host (or one root filesystem) at one moment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub schema_version: u32,
+    /// RFC 3339 UTC time the collection started.
+    pub collected_at: String,
+    /// `patchwarden <version>`.
+    pub collector: String,
+    /// The directory inventoried (`/` for the running host).
+    pub root: String,
+    /// True when `root` is the running system: then kernel, processes, platform and addresses are live.
+    pub live: bool,
+    pub host: HostIdentity,
+    pub os: OsInfo,
+    /// The package databases read, in the order read.
+    pub package_databases: Vec<PackageDatabase>,
+    pub packages: Vec<InstalledPackage>,
+    pub kernel: KernelInfo,
+    pub reboot: RebootInfo,
+    /// Processes still mapping an executable or library that was deleted or replaced on disk.
+    pub stale_processes: Vec<StaleProcess>,
+    /// Present only for a live host: the hardware or virtual machine underneath.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostIdentity {
+    pub hostname: Option<String>,
+    /// `/etc/machine-id`: stable per installation.
+    pub machine_id: Option<String>,
+    /// Non-loopback addresses of a live host.
+    pub ip_addresses: Vec<String>,
+}
+
+/// `/etc/os-release` and the distribution release it maps to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsInfo {
+    pub id: String,
+    pub id_like: Vec<String>,
+    pub version_id: Option<String>,
+    pub version_codename: Option<String>,
+    pub name: Option<String>,
+    pub pretty_name: Option<String>,
+    /// `None` for a distribution patchwarden does not know; its packages are still listed.
+    pub release: Option<DistroRelease>,
+}
+
+/// The package manager family of a database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageManager {
+    Dpkg,
+    Rpm,
+    Apk,
+}
+
+/// One package database that was read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageDatabase {
+    pub manager: PackageManager,
+    /// Path inside the root, e.g. `/var/lib/dpkg/status` or `/var/lib/rpm/rpmdb.sqlite`.
+    pub path: String,
+    /// How it was read: `dpkg-status`, `dpkg-status.d`, `rpm-sqlite`, `rpm-cli`, `apk-installed`.
+    pub format: String,
+    pub packages: usize,
+}
+
+/// One installed package.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledPackage {
+    pub name: String,
+    /// The full version as the package manager prints it: `[epoch:]upstream[-revision]` (deb),
+    /// `[epoch:]version-release` (rpm), `version-rN` (apk).
+    pub version: String,
+    pub arch: String,
+    /// The source package: dpkg `Source:` (else the package itself), the name in rpm's `SOURCERPM`,
+    /// apk's origin `o:`.
+    pub source_name: String,
+    /// The source version: dpkg `Source: name (version)` (else the package version), `version-release`
+    /// from rpm's `SOURCERPM` (which carries no epoch), the package version for apk.
+    pub source_version: String,
+    pub manager: PackageManager,
+    /// dpkg's selection/state, e.g. `install ok installed`, `hold ok installed`; absent for rpm and apk
+    /// and for distroless dpkg entries, which carry no status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Held back from upgrades (dpkg selection `hold`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
+    /// Unix time of installation, where the database records it (rpm `INSTALLTIME`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install_time: Option<i64>,
+}
+
+/// Running versus installed kernels.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelInfo {
+    /// `uname -r` of a live host; `None` for a root directory (no kernel runs from it).
+    pub running: Option<String>,
+    /// Installed kernel packages, newest first.
+    pub installed: Vec<InstalledKernel>,
+    /// True when the running kernel is the newest installed one; `None` when it cannot be known.
+    pub running_is_newest: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledKernel {
+    /// The kernel release it boots as (`uname -r`), e.g. `6.1.0-18-amd64`, `5.14.0-362.8.1.el9_3.x86_64`.
+    pub release: String,
+    pub package: String,
+    pub version: String,
+}
+
+/// Whether the host must reboot for installed updates to take effect, and why.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebootInfo {
+    /// `None` when it cannot be decided (a root directory of an RPM system: there is no boot time).
+    pub required: Option<bool>,
+    pub reasons: Vec<String>,
+    /// Packages that asked for the reboot (`/run/reboot-required.pkgs`, or the RPM core packages
+    /// updated since boot).
+    pub packages: Vec<String>,
+}
+
+/// A process that still maps a file deleted or replaced on disk: patched on disk, not in memory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleProcess {
+    pub pid: u32,
+    pub command: String,
+    /// The file as the kernel reports it, without ` (deleted)`.
+    pub path: String,
+    /// The package that owns the path now, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+}
+
+/// What kind of machine a live host is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MachineKind {
+    BareMetal,
+    VirtualMachine,
+    Container,
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    pub kind: MachineKind,
+    /// The hypervisor, where detected (`kvm`, `vmware`, `hyper-v`, `xen`, `virtualbox`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hypervisor: Option<String>,
+    /// The container runtime, where detected (`docker`, `podman`, `lxc`, `systemd-nspawn`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_runtime: Option<String>,
+    /// Cloud provider hinted by DMI (`aws`, `gcp`, `azure`, `oracle`, `digitalocean`, `hetzner`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_provider: Option<String>,
+    pub bios_vendor: Option<String>,
+    pub bios_version: Option<String>,
+    pub bios_date: Option<String>,
+    pub system_vendor: Option<String>,
+    pub product_name: Option<String>,
+    pub product_version: Option<String>,
+}
