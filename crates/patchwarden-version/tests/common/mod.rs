@@ -35,14 +35,14 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed.max(1))
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
@@ -97,7 +97,7 @@ pub fn near_miss(rng: &mut Rng, v: &str, alphabet: &[u8]) -> String {
     match rng.below(7) {
         0 => {
             let tails: [&[u8]; 8] = [b"~", b"~rc1", b".0", b"+b1", b"a", b"0", b"^1", b"~~"];
-            let tail: &[u8] = *rng.pick(&tails);
+            let tail = rng.pick(&tails);
             b.extend_from_slice(tail)
         }
         1 if !b.is_empty() => {
