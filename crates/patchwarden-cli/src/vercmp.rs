@@ -3,7 +3,7 @@
 //! its line and the command exits non-zero at the end. The batch mode is also the throughput benchmark.
 
 use std::cmp::Ordering;
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -43,18 +43,29 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             "--batch reads its pairs from standard input; do not also give versions as arguments"
         );
     }
-    let stdin = std::io::stdin().lock();
+    // Read everything, then answer line by line from the buffer: no allocation per line.
+    let mut input = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut input)
+        .context("reading standard input")?;
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut failures = 0usize;
-    for (i, line) in stdin.lines().enumerate() {
-        let line = line.with_context(|| format!("reading line {} of standard input", i + 1))?;
-        let line = line.strip_suffix('\r').unwrap_or(&line);
-        let result = match line.split_once('\t') {
+    let body = input.strip_suffix(b"\n").unwrap_or(&input);
+    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+        if input.is_empty() {
+            break;
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let result = match std::str::from_utf8(line)
+            .ok()
+            .and_then(|l| l.split_once('\t'))
+        {
             Some((a, b)) if !b.contains('\t') => {
                 compare(args.scheme, a, b).map_err(|e| e.to_string())
             }
             _ => Err(format!(
-                "line {}: expected two versions separated by one tab",
+                "line {}: expected two UTF-8 versions separated by one tab",
                 i + 1
             )),
         };

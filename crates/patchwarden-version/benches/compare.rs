@@ -1,5 +1,7 @@
 //! In-process comparison throughput: direct string comparison and precomputed sort keys, per scheme.
-//! Input: the upstream vectors shipped in tests/data/versions (real version strings).
+//! Input: the pairs files written by `bench/vercmp_pairs.py` when `PATCHWARDEN_BENCH_PAIRS` names its
+//! output directory (so the C implementations in bench/vercmp.sh see the same pairs), else the upstream
+//! vectors shipped in tests/data/versions (real version strings).
 use patchwarden_version::{compare, Scheme, SortKey};
 
 fn main() {
@@ -7,6 +9,16 @@ fn main() {
 }
 
 fn pairs(scheme: Scheme) -> Vec<(String, String)> {
+    if let Some(dir) = std::env::var_os("PATCHWARDEN_BENCH_PAIRS") {
+        let path = std::path::Path::new(&dir).join(format!("{scheme}.tsv"));
+        let text = std::fs::read_to_string(&path).expect("pairs file");
+        return text
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter(|(a, b)| compare(scheme, a, b).is_ok())
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .collect();
+    }
     let file = match scheme {
         Scheme::Deb => "osv-scalibr-debian-generated.tsv",
         Scheme::Rpm => "osv-scalibr-redhat.tsv",

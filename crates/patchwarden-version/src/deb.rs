@@ -13,6 +13,26 @@ use std::cmp::Ordering;
 use crate::key::{cmp_digits, push_number};
 use crate::{Scheme, VersionError};
 
+const UPSTREAM: u8 = 1;
+const REVISION: u8 = 2;
+
+/// Which bytes dpkg allows where: alphanumerics and `.+~` anywhere, `-` and `:` only in the upstream
+/// version (a hyphen there means a revision follows; a colon needs an epoch).
+static CHARS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphanumeric() || b == b'.' || b == b'+' || b == b'~' {
+            t[c] = UPSTREAM | REVISION;
+        } else if b == b'-' || b == b':' {
+            t[c] = UPSTREAM;
+        }
+        c += 1;
+    }
+    t
+};
+
 /// A parsed Debian version borrowing from its string.
 #[derive(Clone, Copy, Debug)]
 pub struct DebVersion<'a> {
@@ -30,7 +50,9 @@ impl<'a> DebVersion<'a> {
         if s.is_empty() {
             return Err(err("version string is empty"));
         }
-        if s.bytes().any(|c| c.is_ascii_whitespace()) {
+        if s.bytes()
+            .any(|c| CHARS[c as usize] == 0 && c.is_ascii_whitespace())
+        {
             return Err(err("version string has embedded spaces"));
         }
         let (epoch, rest) = match s.find(':') {

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Version-comparison throughput: patchwarden vs the C implementations on the same pairs, same run.
+# usage: bench/vercmp.sh [N]   (needs python3-apt, python3-rpm; builds the release binary)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n="${1:-1000000}"
+work="${TMPDIR:-/var/tmp}/patchwarden-bench-vercmp"
+cargo build --release -q -p patchwarden-cli
+bin="${CARGO_TARGET_DIR:-target}/release/patchwarden"
+python3 bench/vercmp_pairs.py "$work" "$n"
+for scheme in deb rpm apk; do
+  start=$(date +%s.%N)
+  "$bin" vercmp --scheme "$scheme" --batch < "$work/$scheme.tsv" > "$work/$scheme.out"
+  end=$(date +%s.%N)
+  awk -v s="$start" -v e="$end" -v n="$n" -v sc="$scheme" \
+    'BEGIN { printf "patchwarden vercmp --batch (%s, end to end: read, parse, compare, print): %d pairs in %.3f s = %.2f M comparisons/s\n", sc, n, e-s, n/(e-s)/1e6 }'
+  case "$scheme" in
+    deb|rpm) /usr/bin/python3 bench/vercmp_oracles.py "$scheme" "$work/$scheme.tsv" ;;
+  esac
+done
+echo "in-process, same pairs (direct = parse + compare; sort_key = memcmp of prebuilt keys):"
+PATCHWARDEN_BENCH_PAIRS="$work" cargo bench -q -p patchwarden-version --bench compare
