@@ -161,16 +161,7 @@ fn corrupt_status_names_file_and_record() {
     let root = scratch("corrupt-dpkg");
     write(&root.join("etc/os-release"), "ID=debian\nVERSION_ID=12\n");
     write(&root.join("var/lib/dpkg/status"), "Package: a\nStatus: install ok installed\nArchitecture: all\nVersion: 1.0\n\nPackage: b\nStatus: install ok installed\nVersion: 1.0\n");
-    let out = run(&[
-        "inventory",
-        "--format",
-        "json",
-        "--root",
-        root.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(out.stdout.is_empty(), "a partial inventory was printed");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = inventory_error(&root);
     assert!(
         err.contains("var/lib/dpkg/status: record at line 6 (b): missing Architecture field"),
         "{err}"

@@ -1,9 +1,6 @@
 //! The `vercmp` command's interface: single comparisons, batch mode, and errors.
 mod support;
 
-use std::io::Write;
-use std::process::Stdio;
-
 use support::*;
 
 #[test]
@@ -29,20 +26,10 @@ fn single_comparisons() {
 
 #[test]
 fn batch_answers_every_line_in_order_and_fails_at_the_end() {
-    let mut child = bin()
-        .args(["vercmp", "--scheme", "apk", "--batch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"1.0\t1.0-r1\n1.0_foobar\t1.0\n2.0\t1.9\nno-tab-here\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdin(
+        &["vercmp", "--scheme", "apk", "--batch"],
+        b"1.0\t1.0-r1\n1.0_foobar\t1.0\n2.0\t1.9\nno-tab-here\n",
+    );
     assert!(!out.status.success());
     let lines: Vec<String> = String::from_utf8(out.stdout)
         .unwrap()
@@ -73,19 +60,7 @@ fn batch_of_upstream_vectors_matches_expectations() {
         .iter()
         .map(|r| format!("{}\t{}\n", r[0], r[1]))
         .collect();
-    let mut child = bin()
-        .args(["vercmp", "--scheme", "deb", "--batch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdin(&["vercmp", "--scheme", "deb", "--batch"], input.as_bytes());
     assert!(out.status.success());
     let got: Vec<String> = String::from_utf8(out.stdout)
         .unwrap()

@@ -49,13 +49,7 @@ pub fn write(path: &Path, content: &str) {
 
 /// The inventory JSON of `root`, asserting success.
 pub fn inventory_json(root: &Path) -> serde_json::Value {
-    let out = run(&[
-        "inventory",
-        "--format",
-        "json",
-        "--root",
-        root.to_str().unwrap(),
-    ]);
+    let out = inventory_output(root);
     assert!(
         out.status.success(),
         "inventory failed: {}",
@@ -83,4 +77,41 @@ pub fn package_lines(inv: &serde_json::Value) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// Runs `inventory --format json` on a root that must be refused; asserts that nothing was printed on
+/// stdout (no partial report) and returns the error message.
+pub fn inventory_error(root: &Path) -> String {
+    let out = inventory_output(root);
+    assert!(
+        !out.status.success(),
+        "inventory of {} succeeded",
+        root.display()
+    );
+    assert!(out.stdout.is_empty(), "a partial inventory was printed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs patchwarden with `input` on stdin.
+pub fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = bin()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run patchwarden");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn inventory_output(root: &Path) -> Output {
+    run(&[
+        "inventory",
+        "--format",
+        "json",
+        "--root",
+        root.to_str().unwrap(),
+    ])
 }
