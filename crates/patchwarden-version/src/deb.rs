@@ -45,6 +45,57 @@ pub struct DebVersion<'a> {
 impl<'a> DebVersion<'a> {
     /// Parses and validates a version as dpkg does, trimming surrounding white space.
     pub fn parse(input: &'a str) -> Result<DebVersion<'a>, VersionError> {
+        // Fast path: one pass finds the first ':' and the last '-' and checks every byte against the
+        // characters dpkg allows anywhere in a version; anything unusual takes the careful path,
+        // which also words the error.
+        let bytes = input.as_bytes();
+        let (mut colon, mut hyphen, mut allowed) = (usize::MAX, usize::MAX, UPSTREAM);
+        for (i, &b) in bytes.iter().enumerate() {
+            allowed &= CHARS[b as usize];
+            if b == b':' && colon == usize::MAX {
+                colon = i;
+            } else if b == b'-' {
+                hyphen = i;
+            }
+        }
+        if allowed != 0 && !bytes.is_empty() {
+            let (epoch_digits, rest_start) = if colon == usize::MAX {
+                (&bytes[..0], 0)
+            } else {
+                (&bytes[..colon], colon + 1)
+            };
+            let (up_end, rev_start) = if hyphen == usize::MAX || hyphen < rest_start {
+                (bytes.len(), bytes.len())
+            } else {
+                (hyphen, hyphen + 1)
+            };
+            let epoch_ok = colon == usize::MAX
+                || (!epoch_digits.is_empty()
+                    && epoch_digits.len() <= 9
+                    && epoch_digits.iter().all(u8::is_ascii_digit));
+            let revision = &bytes[rev_start..];
+            let upstream = &bytes[rest_start..up_end];
+            // With a digits-only epoch, the last '-' (if any) lies after the colon, i.e. in the rest.
+            if epoch_ok
+                && upstream.first().is_some_and(u8::is_ascii_digit)
+                && (hyphen == usize::MAX || !revision.is_empty())
+                && revision.iter().all(|&b| CHARS[b as usize] & REVISION != 0)
+            {
+                let epoch = epoch_digits
+                    .iter()
+                    .fold(0u32, |e, d| e * 10 + u32::from(d - b'0'));
+                return Ok(DebVersion {
+                    epoch,
+                    upstream: &input[rest_start..up_end],
+                    revision: &input[rev_start..],
+                });
+            }
+        }
+        Self::parse_careful(input)
+    }
+
+    /// The complete `parseversion` rules, one check at a time, each with dpkg's wording.
+    fn parse_careful(input: &'a str) -> Result<DebVersion<'a>, VersionError> {
         let err = |reason: &str| VersionError::new(Scheme::Deb, input, reason);
         let s = input.trim_matches(|c: char| c.is_ascii_whitespace());
         if s.is_empty() {
@@ -265,6 +316,19 @@ mod tests {
         ] {
             let e = DebVersion::parse(bad).expect_err(bad);
             assert!(e.reason.contains(why), "{bad}: {}", e.reason);
+        }
+    }
+
+    fn fields(r: Result<DebVersion<'_>, VersionError>) -> Result<(u32, String, String), String> {
+        r.map(|v| (v.epoch, v.upstream.to_owned(), v.revision.to_owned())).map_err(|e| e.reason)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20000))]
+        /// The single-pass parser and the rule-by-rule one accept, split and reject exactly alike.
+        #[test]
+        fn fast_and_careful_parsers_agree(s in "[0-9a:~.+ _-]{0,10}|[0-9]{9,11}:[0-9]") {
+            proptest::prop_assert_eq!(fields(DebVersion::parse(&s)), fields(DebVersion::parse_careful(&s)), "{:?}", s);
         }
     }
 }
