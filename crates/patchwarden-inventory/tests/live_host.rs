@@ -6,9 +6,10 @@ use patchwarden_inventory::{collect, stale, SystemRoot};
 /// A real process running a deleted copy of a real executable is found, with its path and command.
 #[test]
 fn finds_a_process_running_a_deleted_executable() {
-    // Not under /tmp: like checkrestart, the collector ignores scratch directories.
-    let bin_dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("stale-{}", std::process::id()));
+    // Not under /tmp or /var/tmp (where CI's target directory lives): like checkrestart, the collector
+    // ignores scratch directories. The directory is removed at the end and ignored by git.
+    let bin_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("stale-test-{}", std::process::id()));
     std::fs::create_dir_all(&bin_dir).unwrap();
     let bin = bin_dir.join("sleep-copy");
     std::fs::copy("/bin/sleep", &bin).unwrap();

@@ -320,7 +320,8 @@ mod tests {
     }
 
     fn fields(r: Result<DebVersion<'_>, VersionError>) -> Result<(u32, String, String), String> {
-        r.map(|v| (v.epoch, v.upstream.to_owned(), v.revision.to_owned())).map_err(|e| e.reason)
+        r.map(|v| (v.epoch, v.upstream.to_owned(), v.revision.to_owned()))
+            .map_err(|e| e.reason)
     }
 
     proptest::proptest! {
