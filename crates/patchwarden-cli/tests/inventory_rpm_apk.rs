@@ -221,3 +221,79 @@ fn alpine_installed_db() {
     assert_eq!(inv["os"]["release"]["release"], "3.18");
     assert_eq!(inv["os"]["release"]["version_scheme"], "apk");
 }
+
+/// Writes a Berkeley DB `Packages` file holding the real CBL-Mariner header blobs, keyed by record
+/// number as rpm keys them, with Berkeley DB's own `db5.3_load`.
+fn make_bdb_packages(dir: &Path, page_size: u32) -> std::path::PathBuf {
+    let db = fixtures().join("inventory/rpmdb/cbl-mariner-2.0/rpmdb.sqlite");
+    let dump = dir.join("dump.txt");
+    let script = "import sqlite3,struct,sys\nc=sqlite3.connect('file:'+sys.argv[1]+'?immutable=1',uri=True)\nesc=lambda b:''.join('\\\\%02x'%x for x in b)\nwith open(sys.argv[2],'w') as o:\n  for h,b in c.execute('select hnum,blob from Packages order by hnum'):\n    o.write(esc(struct.pack('<I',h))+'\\n'+esc(b)+'\\n')\n";
+    let st = Command::new("python3")
+        .args(["-c", script])
+        .arg(&db)
+        .arg(&dump)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = dir.join("var/lib/rpm/Packages");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let st = Command::new("db5.3_load")
+        .args([
+            "-T",
+            "-t",
+            "hash",
+            "-c",
+            &format!("db_pagesize={page_size}"),
+            "-f",
+        ])
+        .arg(&dump)
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success(), "db5.3_load");
+    out
+}
+
+/// Older RPM systems (RHEL 7/8) keep a Berkeley DB `Packages`; it is read natively and must agree with
+/// rpm's own bdb_ro reader — with 4 KiB pages (headers in overflow chains) and 64 KiB pages (most
+/// headers inline on the hash page).
+#[test]
+fn berkeley_db_rpmdb_matches_rpm() {
+    if !tool_available("rpm") || !tool_available("db5.3_load") {
+        return;
+    }
+    for page_size in [4096, 65536] {
+        let root = scratch(&format!("bdb-{page_size}"));
+        let packages = make_bdb_packages(&root, page_size);
+        write(
+            &root.join("etc/os-release"),
+            "NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nVERSION_ID=\"8.9\"\n",
+        );
+        let inv = inventory_json(&root);
+        assert_eq!(inv["package_databases"][0]["format"], "rpm-bdb");
+        let theirs = rpm_qa(&[
+            "--dbpath",
+            packages.parent().unwrap().to_str().unwrap(),
+            "--define",
+            "_db_backend bdb_ro",
+        ]);
+        assert_eq!(theirs.len(), 129);
+        assert_eq!(package_lines(&inv), theirs, "page size {page_size}");
+        assert_eq!(
+            inv["os"]["release"]["display"],
+            "Red Hat Enterprise Linux 8"
+        );
+    }
+    // A file cut short in the middle is refused, naming the file and the page.
+    let root = scratch("bdb-truncated");
+    let packages = make_bdb_packages(&root, 4096);
+    let len = std::fs::metadata(&packages).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&packages)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let err = inventory_error(&root);
+    assert!(err.contains("var/lib/rpm/Packages: page "), "{err}");
+}

@@ -10,7 +10,8 @@ use patchwarden_model::{InstalledPackage, PackageManager, StaleProcess};
 
 use crate::SystemRoot;
 
-const IGNORED_PREFIXES: [&str; 8] = [
+/// Paths not worth a restart by default: scratch and pseudo files, never package-managed.
+pub const DEFAULT_IGNORED_PREFIXES: [&str; 8] = [
     "/tmp/",
     "/var/tmp/",
     "/dev/",
@@ -21,7 +22,17 @@ const IGNORED_PREFIXES: [&str; 8] = [
     "/[aio]",
 ];
 
+/// Stale processes of the live host, ignoring [`DEFAULT_IGNORED_PREFIXES`].
 pub fn collect(root: &SystemRoot, packages: &[InstalledPackage]) -> Vec<StaleProcess> {
+    collect_ignoring(root, packages, &DEFAULT_IGNORED_PREFIXES)
+}
+
+/// Stale processes of the live host, ignoring mapped paths that start with one of `ignored`.
+pub fn collect_ignoring(
+    root: &SystemRoot,
+    packages: &[InstalledPackage],
+    ignored: &[&str],
+) -> Vec<StaleProcess> {
     let mut found: BTreeSet<(u32, String, String)> = BTreeSet::new(); // (pid, path, command)
     let mut current_inode: HashMap<String, Option<u64>> = HashMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -57,9 +68,9 @@ pub fn collect(root: &SystemRoot, packages: &[InstalledPackage]) -> Vec<StalePro
                     .or_insert_with(|| std::fs::metadata(m.path).ok().map(|md| md.ino()));
                 (now.is_some_and(|ino| ino != m.inode)).then_some(m.path)
             };
-            if let Some(path) = stale_path.filter(|p| {
-                p.starts_with('/') && !IGNORED_PREFIXES.iter().any(|x| p.starts_with(x))
-            }) {
+            if let Some(path) = stale_path
+                .filter(|p| p.starts_with('/') && !ignored.iter().any(|x| p.starts_with(x)))
+            {
                 found.insert((pid, path.to_owned(), command.clone()));
             }
         }

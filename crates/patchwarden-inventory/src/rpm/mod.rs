@@ -1,9 +1,11 @@
-//! The RPM database. The SQLite backend (`rpmdb.sqlite`, default since RPM 4.16: RHEL 9 and its
-//! rebuilds, Fedora 33+, CBL-Mariner 2) is read natively: its `Packages` table holds one header blob
-//! per package, parsed by [`header`]. Other backends (Berkeley DB `Packages` on RHEL 7/8, `Packages.db`
-//! ndb on SUSE) are read through the host's `rpm` binary when it can read them; otherwise the error
-//! says which file could not be read.
+//! The RPM database, read natively and read-only: the SQLite backend (`rpmdb.sqlite`, default since
+//! RPM 4.16: RHEL 9 and its rebuilds, Fedora 33+, CBL-Mariner 2), whose `Packages` table holds one
+//! header blob per package, and the Berkeley DB `Packages` file of older systems (RHEL/CentOS 7 and 8,
+//! Amazon Linux 2) ([`bdb`]). Blobs are parsed by [`header`]. The ndb backend (`Packages.db`, SUSE) is
+//! read through the host's `rpm` binary when it can; otherwise the error says which file could not be
+//! read.
 
+pub mod bdb;
 pub mod header;
 
 use std::path::{Path, PathBuf};
@@ -19,36 +21,34 @@ use header::*;
 /// Where RPM keeps its database, newest layout first.
 pub const DB_DIRS: [&str; 2] = ["/usr/lib/sysimage/rpm", "/var/lib/rpm"];
 
+type BackendReader = fn(&SystemRoot, &str, &Path) -> Result<Vec<InstalledPackage>, InventoryError>;
+
+/// The database backends, in the order they are looked for: (file in the db directory, format name
+/// reported, reader).
+const BACKENDS: [(&str, &str, BackendReader); 3] = [
+    ("rpmdb.sqlite", "rpm-sqlite", |_, _, path| read_sqlite(path)),
+    ("Packages", "rpm-bdb", |_, _, path| read_bdb(path)),
+    ("Packages.db", "rpm-cli", |root, dir, path| {
+        read_with_rpm_cli(root, dir, "ndb", path)
+    }),
+];
+
 /// Reads the RPM database of `root`; `Ok(None)` when the root has none.
 pub fn read(root: &SystemRoot) -> Result<Option<PackageSet>, InventoryError> {
-    for dir in DB_DIRS {
-        let sqlite = format!("{dir}/rpmdb.sqlite");
-        let path = root.path(&sqlite);
-        if path.is_file() {
-            let packages = read_sqlite(&path)?;
-            return Ok(Some(PackageSet {
-                databases: vec![PackageDatabase {
-                    manager: PackageManager::Rpm,
-                    path: sqlite,
-                    format: "rpm-sqlite".into(),
-                    packages: packages.len(),
-                }],
-                packages,
-            }));
-        }
-    }
-    for dir in DB_DIRS {
-        for (file, backend) in [("Packages", "bdb_ro"), ("Packages.db", "ndb")] {
+    for (file, format, reader) in BACKENDS {
+        for dir in DB_DIRS {
             let db_file = format!("{dir}/{file}");
-            if root.path(&db_file).is_file() {
-                let packages = read_with_rpm_cli(root, dir, backend, &root.path(&db_file))?;
+            let path = root.path(&db_file);
+            if path.is_file() {
+                let packages = reader(root, dir, &path)?;
+                let database = PackageDatabase {
+                    manager: PackageManager::Rpm,
+                    path: db_file,
+                    format: format.into(),
+                    packages: packages.len(),
+                };
                 return Ok(Some(PackageSet {
-                    databases: vec![PackageDatabase {
-                        manager: PackageManager::Rpm,
-                        path: db_file,
-                        format: "rpm-cli".into(),
-                        packages: packages.len(),
-                    }],
+                    databases: vec![database],
                     packages,
                 }));
             }
@@ -106,7 +106,19 @@ fn for_each_header(
 /// not software) are left out.
 pub fn read_sqlite(path: &Path) -> Result<Vec<InstalledPackage>, InventoryError> {
     let mut out = Vec::new();
-    for_each_header(path, |_, h| {
+    for_each_header(path, |_, h| add_package(h, &mut out))?;
+    Ok(out)
+}
+
+/// Reads every installed package from a Berkeley DB `Packages` file.
+pub fn read_bdb(path: &Path) -> Result<Vec<InstalledPackage>, InventoryError> {
+    let mut out = Vec::new();
+    bdb::for_each_blob(path, |_, blob| add_package(&Header::parse(blob)?, &mut out))?;
+    Ok(out)
+}
+
+fn add_package(h: &Header, out: &mut Vec<InstalledPackage>) -> Result<(), String> {
+    {
         let name = h.string(TAG_NAME)?.ok_or("no NAME tag")?;
         if name == "gpg-pubkey" {
             return Ok(());
@@ -127,8 +139,7 @@ pub fn read_sqlite(path: &Path) -> Result<Vec<InstalledPackage>, InventoryError>
             install_time,
         )?);
         Ok(())
-    })?;
-    Ok(out)
+    }
 }
 
 fn package(
