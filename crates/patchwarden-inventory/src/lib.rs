@@ -3,8 +3,8 @@
 //! [`collect`] reads, without changing anything and without any network access:
 //! * the OS identity from os-release, mapped to a distribution release ([`os_release`]);
 //! * the packages from the dpkg database (`status` and the distroless `status.d/`), the RPM database
-//!   (SQLite backend read natively; `rpm` itself as a fallback for other backends) and the apk
-//!   installed database ([`dpkg`], [`rpm`], [`apk`]);
+//!   (SQLite and Berkeley DB backends read natively; `rpm` itself for ndb) and the apk installed
+//!   database ([`dpkg`], [`rpm`], [`apk`]);
 //! * installed versus running kernels ([`kernel`]), whether a reboot is needed ([`reboot`]) and, on a
 //!   live host, processes still mapping deleted or replaced files ([`stale`]);
 //! * on a live host, the platform from DMI and the environment ([`platform`]) and the host identity

@@ -70,7 +70,8 @@ pub struct PackageDatabase {
     pub manager: PackageManager,
     /// Path inside the root, e.g. `/var/lib/dpkg/status` or `/var/lib/rpm/rpmdb.sqlite`.
     pub path: String,
-    /// How it was read: `dpkg-status`, `dpkg-status.d`, `rpm-sqlite`, `rpm-cli`, `apk-installed`.
+    /// How it was read: `dpkg-status`, `dpkg-status.d`, `rpm-sqlite`, `rpm-bdb`, `rpm-cli` (ndb, through
+    /// the host's `rpm`), `apk-installed`.
     pub format: String,
     pub packages: usize,
 }
