@@ -61,24 +61,14 @@ pub fn collect(
                     .and_then(|v| v.trim().parse::<i64>().ok())
             });
             if let Some(btime) = boot_time {
-                let mut names: Vec<String> =
-                    RPM_NEED_REBOOT.iter().map(|s| s.to_string()).collect();
-                names.extend(extra_rpm_reboot_names(root));
-                let updated: Vec<&InstalledPackage> = packages
-                    .iter()
-                    .filter(|p| {
-                        p.manager == PackageManager::Rpm
-                            && names.contains(&p.name)
-                            && p.install_time.is_some_and(|t| t > btime)
-                    })
-                    .collect();
+                let updated =
+                    rpm_core_updates_since(packages, btime, &extra_rpm_reboot_names(root));
                 info.required = Some(info.required.unwrap_or(false) || !updated.is_empty());
-                for p in updated {
+                for name in updated {
                     info.reasons.push(format!(
-                        "core package {} was updated after the last boot",
-                        p.name
+                        "core package {name} was updated after the last boot"
                     ));
-                    info.packages.push(p.name.clone());
+                    info.packages.push(name);
                 }
             }
         }
@@ -100,6 +90,25 @@ pub fn collect(
     Ok(info)
 }
 
+/// dnf `needs-restarting -r`'s rule: the core packages (and `extra` names) installed after `boot_time`.
+pub fn rpm_core_updates_since(
+    packages: &[InstalledPackage],
+    boot_time: i64,
+    extra: &[String],
+) -> Vec<String> {
+    let mut names: Vec<String> = packages
+        .iter()
+        .filter(|p| {
+            p.manager == PackageManager::Rpm && p.install_time.is_some_and(|t| t > boot_time)
+        })
+        .filter(|p| RPM_NEED_REBOOT.contains(&p.name.as_str()) || extra.contains(&p.name))
+        .map(|p| p.name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 fn extra_rpm_reboot_names(root: &SystemRoot) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(root.path("/etc/dnf/plugins/needs-restarting.d")) else {
         return Vec::new();
@@ -118,4 +127,40 @@ fn extra_rpm_reboot_names(root: &SystemRoot) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rpm(name: &str, installed: i64) -> InstalledPackage {
+        InstalledPackage {
+            name: name.into(),
+            version: "1-1".into(),
+            arch: "x86_64".into(),
+            source_name: name.into(),
+            source_version: "1-1".into(),
+            manager: PackageManager::Rpm,
+            status: None,
+            held: false,
+            install_time: Some(installed),
+        }
+    }
+
+    #[test]
+    fn core_packages_updated_after_boot_need_a_reboot() {
+        let boot = 1_700_000_000;
+        let pkgs = [
+            rpm("glibc", boot + 60),
+            rpm("bash", boot + 60),
+            rpm("systemd", boot - 60),
+            rpm("openssl-libs", boot + 5),
+        ];
+        assert_eq!(rpm_core_updates_since(&pkgs, boot, &[]), ["glibc"]);
+        assert_eq!(
+            rpm_core_updates_since(&pkgs, boot, &["openssl-libs".into()]),
+            ["glibc", "openssl-libs"]
+        );
+        assert!(rpm_core_updates_since(&pkgs, boot + 3600, &[]).is_empty());
+    }
 }
