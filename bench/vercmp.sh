@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Version-comparison throughput: patchwarden vs the C implementations on the same pairs, same run.
-# usage: bench/vercmp.sh [N]   (needs python3-apt, python3-rpm; builds the release binary)
+# usage: bench/vercmp.sh [N]
+# needs: python3-apt python3-rpm (Python bindings), libapt-pkg-dev librpm-dev g++ (the C baselines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-1000000}"
@@ -8,6 +9,8 @@ work="${TMPDIR:-/var/tmp}/patchwarden-bench-vercmp"
 cargo build --release -q -p patchwarden-cli
 bin="${CARGO_TARGET_DIR:-target}/release/patchwarden"
 python3 bench/vercmp_pairs.py "$work" "$n"
+g++ -O2 -o "$work/apt_vercmp" bench/apt_vercmp.cc -lapt-pkg
+gcc -O2 -o "$work/rpm_vercmp" bench/rpm_vercmp.c -lrpmio -lrpm
 for scheme in deb rpm apk; do
   start=$(date +%s.%N)
   "$bin" vercmp --scheme "$scheme" --batch < "$work/$scheme.tsv" > "$work/$scheme.out"
@@ -15,7 +18,8 @@ for scheme in deb rpm apk; do
   awk -v s="$start" -v e="$end" -v n="$n" -v sc="$scheme" \
     'BEGIN { printf "patchwarden vercmp --batch (%s, end to end: read, parse, compare, print): %d pairs in %.3f s = %.2f M comparisons/s\n", sc, n, e-s, n/(e-s)/1e6 }'
   case "$scheme" in
-    deb|rpm) /usr/bin/python3 bench/vercmp_oracles.py "$scheme" "$work/$scheme.tsv" ;;
+    deb) "$work/apt_vercmp" "$work/deb.tsv"; /usr/bin/python3 bench/vercmp_oracles.py deb "$work/deb.tsv" ;;
+    rpm) "$work/rpm_vercmp" "$work/rpm.tsv"; /usr/bin/python3 bench/vercmp_oracles.py rpm "$work/rpm.tsv" ;;
   esac
 done
 echo "in-process, same pairs (direct = parse + compare; sort_key = memcmp of prebuilt keys):"

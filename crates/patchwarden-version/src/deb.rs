@@ -15,6 +15,8 @@ use crate::{Scheme, VersionError};
 
 const UPSTREAM: u8 = 1;
 const REVISION: u8 = 2;
+const COLON: u8 = 4;
+const HYPHEN: u8 = 8;
 
 /// Which bytes dpkg allows where: alphanumerics and `.+~` anywhere, `-` and `:` only in the upstream
 /// version (a hyphen there means a revision follows; a colon needs an epoch).
@@ -25,8 +27,10 @@ static CHARS: [u8; 256] = {
         let b = c as u8;
         if b.is_ascii_alphanumeric() || b == b'.' || b == b'+' || b == b'~' {
             t[c] = UPSTREAM | REVISION;
-        } else if b == b'-' || b == b':' {
-            t[c] = UPSTREAM;
+        } else if b == b'-' {
+            t[c] = UPSTREAM | HYPHEN;
+        } else if b == b':' {
+            t[c] = UPSTREAM | COLON;
         }
         c += 1;
     }
@@ -49,15 +53,25 @@ impl<'a> DebVersion<'a> {
         // characters dpkg allows anywhere in a version; anything unusual takes the careful path,
         // which also words the error.
         let bytes = input.as_bytes();
-        let (mut colon, mut hyphen, mut allowed) = (usize::MAX, usize::MAX, UPSTREAM);
-        for (i, &b) in bytes.iter().enumerate() {
-            allowed &= CHARS[b as usize];
-            if b == b':' && colon == usize::MAX {
-                colon = i;
-            } else if b == b'-' {
-                hyphen = i;
-            }
+        // Branch-free pass: AND of the "allowed" bits, OR of the "separator" bits; the separators are
+        // looked for only when present.
+        let (mut all, mut any) = (UPSTREAM, 0u8);
+        for &b in bytes {
+            let class = CHARS[b as usize];
+            all &= class;
+            any |= class;
         }
+        let allowed = all & UPSTREAM;
+        let colon = if any & COLON != 0 {
+            bytes.iter().position(|&b| b == b':').unwrap_or(usize::MAX)
+        } else {
+            usize::MAX
+        };
+        let hyphen = if any & HYPHEN != 0 {
+            bytes.iter().rposition(|&b| b == b'-').unwrap_or(usize::MAX)
+        } else {
+            usize::MAX
+        };
         if allowed != 0 && !bytes.is_empty() {
             let (epoch_digits, rest_start) = if colon == usize::MAX {
                 (&bytes[..0], 0)
