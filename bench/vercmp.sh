@@ -18,8 +18,16 @@ for scheme in deb rpm apk; do
   awk -v s="$start" -v e="$end" -v n="$n" -v sc="$scheme" \
     'BEGIN { printf "patchwarden vercmp --batch (%s, end to end: read, parse, compare, print): %d pairs in %.3f s = %.2f M comparisons/s\n", sc, n, e-s, n/(e-s)/1e6 }'
   case "$scheme" in
-    deb) "$work/apt_vercmp" "$work/deb.tsv"; /usr/bin/python3 bench/vercmp_oracles.py deb "$work/deb.tsv" ;;
-    rpm) "$work/rpm_vercmp" "$work/rpm.tsv"; /usr/bin/python3 bench/vercmp_oracles.py rpm "$work/rpm.tsv" ;;
+    deb|rpm)
+      "$work/${scheme/deb/apt}_vercmp" "$work/$scheme.tsv"
+      /usr/bin/python3 bench/vercmp_oracles.py "$scheme" "$work/$scheme.tsv"
+      start=$(date +%s.%N)
+      /usr/bin/python3 bench/vercmp_oracle_batch.py "$scheme" < "$work/$scheme.tsv" > "$work/$scheme.oracle.out"
+      end=$(date +%s.%N)
+      awk -v s="$start" -v e="$end" -v n="$n" -v sc="$scheme" \
+        'BEGIN { printf "python oracle, same batch interface (%s, end to end): %d pairs in %.3f s = %.2f M comparisons/s\n", sc, n, e-s, n/(e-s)/1e6 }'
+      if cmp -s "$work/$scheme.out" "$work/$scheme.oracle.out"; then echo "answers identical to the oracle's"; else echo "ANSWERS DIFFER from the oracle's"; fi
+      ;;
   esac
 done
 echo "in-process, same pairs (direct = parse + compare; sort_key = memcmp of prebuilt keys):"

@@ -84,3 +84,17 @@ fn build_key(bencher: divan::Bencher, scheme: Scheme) {
             }
         });
 }
+
+/// Parsing alone (validation included), both sides of every pair.
+#[divan::bench]
+fn deb_parse_only(bencher: divan::Bencher) {
+    let pairs = pairs(Scheme::Deb);
+    bencher
+        .counter(divan::counter::ItemsCount::new(pairs.len() * 2))
+        .bench(|| {
+            for (a, b) in &pairs {
+                divan::black_box(patchwarden_version::deb::DebVersion::parse(a).is_ok());
+                divan::black_box(patchwarden_version::deb::DebVersion::parse(b).is_ok());
+            }
+        });
+}

@@ -17,6 +17,7 @@ const UPSTREAM: u8 = 1;
 const REVISION: u8 = 2;
 const COLON: u8 = 4;
 const HYPHEN: u8 = 8;
+const DIGIT: u8 = 16;
 
 /// Which bytes dpkg allows where: alphanumerics and `.+~` anywhere, `-` and `:` only in the upstream
 /// version (a hyphen there means a revision follows; a colon needs an epoch).
@@ -25,7 +26,9 @@ static CHARS: [u8; 256] = {
     let mut c = 0;
     while c < 256 {
         let b = c as u8;
-        if b.is_ascii_alphanumeric() || b == b'.' || b == b'+' || b == b'~' {
+        if b.is_ascii_digit() {
+            t[c] = UPSTREAM | REVISION | DIGIT;
+        } else if b.is_ascii_alphanumeric() || b == b'.' || b == b'+' || b == b'~' {
             t[c] = UPSTREAM | REVISION;
         } else if b == b'-' {
             t[c] = UPSTREAM | HYPHEN;
@@ -49,61 +52,52 @@ pub struct DebVersion<'a> {
 impl<'a> DebVersion<'a> {
     /// Parses and validates a version as dpkg does, trimming surrounding white space.
     pub fn parse(input: &'a str) -> Result<DebVersion<'a>, VersionError> {
-        // Fast path: one pass finds the first ':' and the last '-' and checks every byte against the
-        // characters dpkg allows anywhere in a version; anything unusual takes the careful path,
-        // which also words the error.
+        // Fast path: a single pass of select-style updates (no data-dependent branches) finds the
+        // first ':', the last '-', the length of the leading digits, and whether every byte is allowed
+        // in an upstream version and every byte after the last '-' in a revision. Anything unusual takes
+        // the careful path, which also words the error.
         let bytes = input.as_bytes();
-        // Branch-free pass: AND of the "allowed" bits, OR of the "separator" bits; the separators are
-        // looked for only when present.
-        let (mut all, mut any) = (UPSTREAM, 0u8);
-        for &b in bytes {
+        let (mut all, mut rev, mut colon, mut hyphen, mut lead) =
+            (UPSTREAM, REVISION, usize::MAX, usize::MAX, 0usize);
+        for (i, &b) in bytes.iter().enumerate() {
             let class = CHARS[b as usize];
             all &= class;
-            any |= class;
+            let is_hyphen = class & HYPHEN != 0;
+            hyphen = if is_hyphen { i } else { hyphen };
+            rev = if is_hyphen { REVISION } else { rev & class };
+            colon = if class & COLON != 0 && colon == usize::MAX {
+                i
+            } else {
+                colon
+            };
+            lead = if lead == i && class & DIGIT != 0 {
+                i + 1
+            } else {
+                lead
+            };
         }
-        let allowed = all & UPSTREAM;
-        let colon = if any & COLON != 0 {
-            bytes.iter().position(|&b| b == b':').unwrap_or(usize::MAX)
-        } else {
-            usize::MAX
-        };
-        let hyphen = if any & HYPHEN != 0 {
-            bytes.iter().rposition(|&b| b == b'-').unwrap_or(usize::MAX)
-        } else {
-            usize::MAX
-        };
-        if allowed != 0 && !bytes.is_empty() {
-            let (epoch_digits, rest_start) = if colon == usize::MAX {
-                (&bytes[..0], 0)
-            } else {
-                (&bytes[..colon], colon + 1)
-            };
-            let (up_end, rev_start) = if hyphen == usize::MAX || hyphen < rest_start {
-                (bytes.len(), bytes.len())
-            } else {
-                (hyphen, hyphen + 1)
-            };
-            let epoch_ok = colon == usize::MAX
-                || (!epoch_digits.is_empty()
-                    && epoch_digits.len() <= 9
-                    && epoch_digits.iter().all(u8::is_ascii_digit));
-            let revision = &bytes[rev_start..];
-            let upstream = &bytes[rest_start..up_end];
-            // With a digits-only epoch, the last '-' (if any) lies after the colon, i.e. in the rest.
-            if epoch_ok
-                && upstream.first().is_some_and(u8::is_ascii_digit)
-                && (hyphen == usize::MAX || !revision.is_empty())
-                && revision.iter().all(|&b| CHARS[b as usize] & REVISION != 0)
-            {
-                let epoch = epoch_digits
-                    .iter()
-                    .fold(0u32, |e, d| e * 10 + u32::from(d - b'0'));
-                return Ok(DebVersion {
-                    epoch,
-                    upstream: &input[rest_start..up_end],
-                    revision: &input[rev_start..],
-                });
-            }
+        let has_colon = colon != usize::MAX;
+        let rest_start = if has_colon { colon + 1 } else { 0 };
+        // A digits-only epoch of at most 9 digits (so it fits dpkg's int), and with it the last '-'
+        // necessarily lies after the colon.
+        let epoch_ok = !has_colon || (lead == colon && (1..=9).contains(&colon));
+        let has_hyphen = hyphen != usize::MAX;
+        let up_end = if has_hyphen { hyphen } else { bytes.len() };
+        if all != 0
+            && epoch_ok
+            && rest_start < up_end
+            && bytes[rest_start].is_ascii_digit()
+            && (!has_hyphen || (hyphen + 1 < bytes.len() && rev != 0))
+        {
+            let epoch = bytes[..if has_colon { colon } else { 0 }]
+                .iter()
+                .fold(0u32, |e, d| e * 10 + u32::from(d - b'0'));
+            let rev_start = if has_hyphen { hyphen + 1 } else { bytes.len() };
+            return Ok(DebVersion {
+                epoch,
+                upstream: &input[rest_start..up_end],
+                revision: &input[rev_start..],
+            });
         }
         Self::parse_careful(input)
     }
