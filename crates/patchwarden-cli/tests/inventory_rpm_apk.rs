@@ -51,7 +51,11 @@ fn cbl_mariner_rpmdb_matches_rpm() {
     let inv = inventory_json(&root);
     let ours = package_lines(&inv);
     assert_eq!(ours.len(), 129);
-    let theirs = rpm_qa(&["--dbpath", db.parent().unwrap().to_str().unwrap()]);
+    // rpm opens the database read-write (it leaves -shm/-wal files): give it its own copy, never the
+    // fixture and never the root under test.
+    let oracle_dir = scratch("mariner-oracle");
+    std::fs::copy(&db, oracle_dir.join("rpmdb.sqlite")).unwrap();
+    let theirs = rpm_qa(&["--dbpath", oracle_dir.to_str().unwrap()]);
     assert_eq!(ours, theirs);
     assert_eq!(inv["os"]["release"]["display"], "CBL-Mariner 2");
     assert_eq!(inv["package_databases"][0]["format"], "rpm-sqlite");
