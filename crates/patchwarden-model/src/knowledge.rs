@@ -19,7 +19,14 @@ pub enum Source {
 }
 
 impl Source {
-    pub const ALL: [Source; 6] = [Source::Osv, Source::DebianTracker, Source::AlpineSecdb, Source::Nvd, Source::Kev, Source::Epss];
+    pub const ALL: [Source; 6] = [
+        Source::Osv,
+        Source::DebianTracker,
+        Source::AlpineSecdb,
+        Source::Nvd,
+        Source::Kev,
+        Source::Epss,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -219,7 +226,11 @@ impl CveRecord {
         self.metrics
             .iter()
             .filter(|m| m.computed_score.is_some())
-            .max_by(|a, b| a.primary.cmp(&b.primary).then_with(|| a.version.cmp(&b.version)))
+            .max_by(|a, b| {
+                a.primary
+                    .cmp(&b.primary)
+                    .then_with(|| a.version.cmp(&b.version))
+            })
     }
 }
 
