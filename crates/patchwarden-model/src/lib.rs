@@ -10,7 +10,7 @@
 //! meaning or a removal bumps its schema version, an added optional field does not.
 //!
 //! This crate holds data and the rules that belong to the data (how a distribution release is named);
-//! it does no I/O and knows nothing of storage or HTTP.
+//! it does no I/O (beyond reading the clock in [`now_rfc3339`]) and knows nothing of storage or HTTP.
 
 mod inventory;
 mod knowledge;
@@ -19,3 +19,41 @@ mod release;
 pub use inventory::*;
 pub use knowledge::*;
 pub use release::*;
+
+/// Formats Unix seconds as RFC 3339 UTC (civil-from-days, proleptic Gregorian).
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+
+/// The current time as RFC 3339 UTC (the one clock reading the model offers, for stamping records).
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    rfc3339(secs as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+}
