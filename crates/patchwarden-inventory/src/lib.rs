@@ -81,5 +81,3 @@ pub struct PackageSet {
     pub databases: Vec<PackageDatabase>,
     pub packages: Vec<patchwarden_model::InstalledPackage>,
 }
-
-

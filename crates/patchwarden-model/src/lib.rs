@@ -41,10 +41,12 @@ pub fn rfc3339(secs: i64) -> String {
     )
 }
 
-
 /// The current time as RFC 3339 UTC (the one clock reading the model offers, for stamping records).
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     rfc3339(secs as i64)
 }
 

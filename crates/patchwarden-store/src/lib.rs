@@ -1,1 +1,249 @@
-pub fn x(){}
+//! patchwarden's store: one schema with two backends — an embedded SQLite file (the default) and
+//! PostgreSQL for large installations and for several server processes sharing one database.
+//!
+//! It owns the schema and its migrations (`migrations/<backend>/NNNN_name.sql`, applied in order at
+//! open, recorded in `schema_migrations`; on PostgreSQL under an advisory lock so concurrent starts
+//! are safe) and the reads and writes of the knowledge base. Every query is written once with `$N`
+//! placeholders and runs on both backends through sqlx's `Any` driver.
+//!
+//! Writes are atomic per call: a feed's new snapshot replaces the old one in one transaction, so a
+//! reader sees the old data or the new, never a mix, and a failed write leaves the old data intact.
+//! The store holds no business rules: it does not decide what a record means for a host.
+
+mod knowledge;
+mod migrate;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::Path;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor};
+
+pub use knowledge::{FeedState, WriteMode};
+pub use migrate::LATEST_VERSION;
+
+/// Which database a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A store error: what was being done and why it failed.
+#[derive(Debug)]
+pub struct StoreError {
+    pub context: String,
+    pub source: Option<sqlx::Error>,
+}
+
+impl StoreError {
+    pub(crate) fn new(context: impl Into<String>) -> Self {
+        StoreError {
+            context: context.into(),
+            source: None,
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(e) => write!(f, "{}: {e}", self.context),
+            None => f.write_str(&self.context),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}
+
+/// Adds what was being done to a sqlx error.
+pub(crate) trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T> Context<T> for Result<T, sqlx::Error> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError {
+            context: what(),
+            source: Some(e),
+        })
+    }
+}
+
+/// A connection pool to the store.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    location: String,
+}
+
+/// The default SQLite file: `$XDG_DATA_HOME/patchwarden/patchwarden.db`, else
+/// `~/.local/share/patchwarden/patchwarden.db`, else `./patchwarden.db`.
+pub fn default_location() -> String {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")));
+    match base {
+        Some(b) => b
+            .join("patchwarden")
+            .join("patchwarden.db")
+            .display()
+            .to_string(),
+        None => "patchwarden.db".into(),
+    }
+}
+
+/// Connection settings, with defaults for a CLI run.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// How long to wait for a connection before giving up (an unreachable server fails after this).
+    pub connect_timeout: std::time::Duration,
+    /// Pool size for PostgreSQL (SQLite uses a small fixed pool: one writer at a time anyway).
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            connect_timeout: std::time::Duration::from_secs(10),
+            max_connections: 8,
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `location` — a `postgres://` or `postgresql://` URL, or
+    /// a SQLite file path (optionally `sqlite://path`) — and applies pending migrations.
+    pub async fn open(location: &str) -> Result<Store, StoreError> {
+        Store::open_with(location, &StoreOptions::default()).await
+    }
+
+    /// [`Store::open`] with explicit connection settings.
+    pub async fn open_with(location: &str, settings: &StoreOptions) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) =
+            if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+                (Backend::Postgres, location.to_owned())
+            } else {
+                let path = location.strip_prefix("sqlite://").unwrap_or(location);
+                if let Some(parent) = Path::new(path)
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        StoreError::new(format!("cannot create the directory of {path}: {e}"))
+                    })?;
+                }
+                (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"))
+            };
+        let mut options = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite {
+                4
+            } else {
+                settings.max_connections
+            })
+            .acquire_timeout(settings.connect_timeout);
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options
+            .connect(&url)
+            .await
+            .context(|| format!("cannot open the store at {}", redact(location)))?;
+        let store = Store {
+            pool,
+            backend,
+            location: redact(location),
+        };
+        migrate::apply(&store).await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Where the store is, with any password removed.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The query text for this backend: `$N` placeholders become `?N` on SQLite.
+    pub(crate) fn sql<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        match self.backend {
+            Backend::Postgres => Cow::Borrowed(sql),
+            Backend::Sqlite => Cow::Owned(sql.replace('$', "?")),
+        }
+    }
+
+    /// Runs one statement as written (administration and tests: schemas, maintenance).
+    pub async fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {
+        sqlx::query(sql)
+            .execute(&self.pool)
+            .await
+            .context(|| format!("running {sql}"))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Removes a password from a URL for messages.
+fn redact(location: &str) -> String {
+    match (location.find("://"), location.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &location[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    format!("{}{user}:***{}", &location[..scheme + 3], &location[at..])
+                }
+                None => location.to_owned(),
+            }
+        }
+        _ => location.to_owned(),
+    }
+}
+
+pub(crate) fn get<T>(row: &AnyRow, column: &str) -> Result<T, StoreError>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    use sqlx::Row;
+    row.try_get(column)
+        .context(|| format!("reading column {column}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("postgres://pw:secret@db:5432/kb"),
+            "postgres://pw:***@db:5432/kb"
+        );
+        assert_eq!(
+            super::redact("/var/lib/patchwarden.db"),
+            "/var/lib/patchwarden.db"
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! Schema migrations: numbered SQL files per backend, applied in order, each in its own transaction
+//! and recorded in `schema_migrations`.
+
+use crate::{Backend, Context, Store, StoreError};
+
+/// (version, name, SQLite text, PostgreSQL text).
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "knowledge_base",
+    include_str!("../migrations/sqlite/0001_knowledge_base.sql"),
+    include_str!("../migrations/postgres/0001_knowledge_base.sql"),
+)];
+
+pub(crate) async fn apply(store: &Store) -> Result<(), StoreError> {
+    let pool = store.pool();
+    let mut tx = pool
+        .begin()
+        .await
+        .context(|| "starting the migration transaction".into())?;
+    if store.backend() == Backend::Postgres {
+        // Several server processes may start at once against one database.
+        sqlx::query("SELECT pg_advisory_xact_lock(7272001)")
+            .execute(&mut *tx)
+            .await
+            .context(|| "taking the migration lock".into())?;
+    }
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        .execute(&mut *tx)
+        .await
+        .context(|| "creating schema_migrations".into())?;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *tx)
+        .await
+        .context(|| "reading schema_migrations".into())?;
+    for (version, name, sqlite, postgres) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        let text = if store.backend() == Backend::Postgres {
+            postgres
+        } else {
+            sqlite
+        };
+        for statement in text
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && !s.lines().all(|l| l.trim().starts_with("--")))
+        {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .context(|| format!("migration {version} ({name})"))?;
+        }
+        sqlx::query(
+            &store.sql(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            ),
+        )
+        .bind(*version)
+        .bind(*name)
+        .bind(patchwarden_model::now_rfc3339())
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("recording migration {version}"))?;
+    }
+    tx.commit()
+        .await
+        .context(|| "committing migrations".into())?;
+    Ok(())
+}
+
+impl Store {
+    /// The applied migration versions, in order.
+    pub async fn schema_versions(&self) -> Result<Vec<i64>, StoreError> {
+        sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
+            .fetch_all(self.pool())
+            .await
+            .context(|| "reading schema_migrations".into())
+    }
+}
+
+/// The newest schema version this build knows.
+pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -1,0 +1,288 @@
+//! The store on both backends: every test runs on a fresh SQLite file and on PostgreSQL (in a schema
+//! of its own, dropped afterwards). PostgreSQL's URL comes from `PATCHWARDEN_TEST_POSTGRES`
+//! (`.ci/run` sets it); without it the PostgreSQL half says it is skipped, unless
+//! `PATCHWARDEN_REQUIRE_ORACLES=1` makes that a failure.
+use std::path::PathBuf;
+
+use patchwarden_feeds::{debian, epss, kev, nvd, osv};
+use patchwarden_model::{FixState, Provenance, Source};
+use patchwarden_store::{Backend, Store, WriteMode, LATEST_VERSION};
+
+fn data(path: &str) -> Vec<u8> {
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data")
+            .join(path),
+    )
+    .unwrap()
+}
+
+fn provenance(source: Source, origin: &str) -> Provenance {
+    Provenance {
+        source,
+        origin: origin.into(),
+        fetched_at: "2026-11-22T00:00:00Z".into(),
+        sha256: "0".repeat(64),
+    }
+}
+
+/// A fresh store per backend, and what to run to throw the PostgreSQL schema away.
+async fn stores(test: &str) -> Vec<(Store, Option<(String, String)>)> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("store-{test}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut out = vec![(
+        Store::open(dir.join("kb.db").to_str().unwrap())
+            .await
+            .unwrap(),
+        None,
+    )];
+    match std::env::var("PATCHWARDEN_TEST_POSTGRES") {
+        Ok(url) => {
+            let schema = format!("pw_test_{test}_{}", std::process::id());
+            let admin = Store::open(&url).await.unwrap();
+            admin
+                .execute_raw(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .await
+                .unwrap();
+            admin
+                .execute_raw(&format!("CREATE SCHEMA {schema}"))
+                .await
+                .unwrap();
+            admin.close().await;
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+            out.push((Store::open(&scoped).await.unwrap(), Some((url, schema))));
+        }
+        Err(_) if std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() == Ok("1") => {
+            panic!("PATCHWARDEN_TEST_POSTGRES is not set")
+        }
+        Err(_) => eprintln!("SKIPPED (PostgreSQL half): PATCHWARDEN_TEST_POSTGRES is not set"),
+    }
+    out
+}
+
+async fn drop_schema(cleanup: Option<(String, String)>) {
+    if let Some((url, schema)) = cleanup {
+        let admin = Store::open(&url).await.unwrap();
+        admin
+            .execute_raw(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await
+            .unwrap();
+        admin.close().await;
+    }
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_reopen_cleanly() {
+    for (store, cleanup) in stores("migrate").await {
+        assert_eq!(
+            store.schema_versions().await.unwrap(),
+            (1..=LATEST_VERSION).collect::<Vec<_>>()
+        );
+        assert!(store.feeds().await.unwrap().is_empty());
+        store.close().await;
+        drop_schema(cleanup).await;
+    }
+}
+
+#[tokio::test]
+async fn knowledge_base_round_trip() {
+    for (store, cleanup) in stores("roundtrip").await {
+        let backend = store.backend();
+        // OSV: AlmaLinux and Ubuntu advisories, upserted file by file.
+        let alma = osv::parse(
+            &data("osv/almalinux9/ALSA-2023_0946.json"),
+            "ALSA-2023_0946.json",
+        )
+        .unwrap();
+        let ubuntu = osv::parse(
+            &data("osv/ubuntu/canonical-usn-repo/CVE-2024-0727.json"),
+            "CVE-2024-0727.json",
+        )
+        .unwrap();
+        store
+            .write_advisories(
+                "osv:AlmaLinux",
+                Source::Osv,
+                WriteMode::Upsert,
+                &[(alma, provenance(Source::Osv, "ALSA-2023_0946.json"))],
+                None,
+            )
+            .await
+            .unwrap();
+        store
+            .write_advisories(
+                "osv:Ubuntu",
+                Source::Osv,
+                WriteMode::Upsert,
+                &[(ubuntu, provenance(Source::Osv, "CVE-2024-0727.json"))],
+                None,
+            )
+            .await
+            .unwrap();
+        let found = store
+            .advisories_for_package("almalinux", "9", "openssl-libs")
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{backend:?}");
+        let p = found[0]
+            .affected
+            .iter()
+            .find(|p| p.package == "openssl-libs")
+            .unwrap();
+        assert_eq!(p.fixed_version.as_deref(), Some("1:3.0.1-47.el9_1"));
+        let jammy = store
+            .advisories_for_package("ubuntu", "22.04", "edk2")
+            .await
+            .unwrap();
+        assert_eq!(
+            jammy[0]
+                .affected
+                .iter()
+                .find(|p| p.package == "edk2" && p.ecosystem == "Ubuntu:22.04:LTS")
+                .unwrap()
+                .state,
+            FixState::NotFixedYet
+        );
+        assert_eq!(
+            store
+                .advisories_for_cve("CVE-2023-0286")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // The Debian tracker is a snapshot: a second import replaces the first.
+        let tracker = debian::parse(
+            &data("debian-tracker/osvdev-debian_security_tracker_mock.json"),
+            "mock",
+        )
+        .unwrap();
+        let items: Vec<_> = tracker
+            .into_iter()
+            .map(|a| (a, provenance(Source::DebianTracker, "mock")))
+            .collect();
+        store
+            .write_advisories(
+                "debian-tracker",
+                Source::DebianTracker,
+                WriteMode::Replace,
+                &items,
+                None,
+            )
+            .await
+            .unwrap();
+        store
+            .write_advisories(
+                "debian-tracker",
+                Source::DebianTracker,
+                WriteMode::Replace,
+                &items[..1],
+                None,
+            )
+            .await
+            .unwrap();
+        let feeds = store.feeds().await.unwrap();
+        let deb = feeds.iter().find(|f| f.feed == "debian-tracker").unwrap();
+        assert_eq!(deb.record_count, 1, "{backend:?}");
+        assert!(deb.last_success.is_some() && deb.last_error.is_none());
+
+        // NVD, KEV, EPSS.
+        let page = nvd::parse(
+            &data("nvd/cve-objects/CVE-2023-4911.emba-2026-02-13.json"),
+            "emba",
+        )
+        .unwrap();
+        store
+            .write_cves(
+                "nvd",
+                WriteMode::Upsert,
+                &[(page.records[0].clone(), provenance(Source::Nvd, "emba"))],
+            )
+            .await
+            .unwrap();
+        let cve = store.cve("CVE-2023-4911").await.unwrap().unwrap();
+        assert_eq!(cve.best_metric().unwrap().computed_score, Some(7.8));
+        let catalog = kev::parse(&data("kev/known_exploited_vulnerabilities.json"), "kev").unwrap();
+        store
+            .replace_kev("kev", &catalog, &provenance(Source::Kev, "kev"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.kev("CVE-2023-4911").await.unwrap().unwrap().due_date,
+            "2023-12-12"
+        );
+        let snapshot = epss::parse_csv(
+            &data("epss/epss_scores-2026-09-29.rows-subset.csv")[..],
+            "epss",
+        )
+        .unwrap();
+        store
+            .replace_epss("epss", &snapshot, &provenance(Source::Epss, "epss"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .epss("CVE-2014-0160")
+                .await
+                .unwrap()
+                .unwrap()
+                .percentile,
+            0.99997
+        );
+        let feeds = store.feeds().await.unwrap();
+        let kev_state = feeds.iter().find(|f| f.feed == "kev").unwrap();
+        assert_eq!(
+            (kev_state.record_count, kev_state.data_version.as_deref()),
+            (1404, Some("2025.08.25"))
+        );
+
+        // A failure is recorded without touching the data.
+        store
+            .record_failure("kev", Source::Kev, "HTTP 500 from the mirror")
+            .await
+            .unwrap();
+        let kev_state = store
+            .feeds()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|f| f.feed == "kev")
+            .unwrap();
+        assert_eq!(
+            kev_state.last_error.as_deref(),
+            Some("HTTP 500 from the mirror")
+        );
+        assert_eq!(kev_state.record_count, 1404);
+        assert!(store.kev("CVE-2023-4911").await.unwrap().is_some());
+        assert_eq!(store.backend(), backend);
+        store.close().await;
+        drop_schema(cleanup).await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_is_the_default_and_postgres_is_chosen_by_url() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("store-default");
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open(dir.join("nested/dir/kb.db").to_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(store.backend(), Backend::Sqlite);
+    assert!(dir.join("nested/dir/kb.db").is_file());
+    store.close().await;
+    let quick = patchwarden_store::StoreOptions {
+        connect_timeout: std::time::Duration::from_millis(500),
+        ..Default::default()
+    };
+    let err = Store::open_with("postgres://nobody:secret@127.0.0.1:1/none", &quick)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("postgres://nobody:***@127.0.0.1:1/none") && !err.contains("secret"),
+        "{err}"
+    );
+}
