@@ -2,6 +2,7 @@
 //! crates and prints their results. No logic lives here that another front end (the server, the agent)
 //! would need.
 
+mod feeds;
 mod table;
 mod vercmp;
 
@@ -17,6 +18,10 @@ use clap::{Parser, Subcommand, ValueEnum};
     about = "Server patch management: inventory, vulnerabilities, deadlines, rollout"
 )]
 struct Cli {
+    /// The store: a SQLite file (default: ~/.local/share/patchwarden/patchwarden.db) or a
+    /// postgres:// URL.
+    #[arg(long, global = true, env = "PATCHWARDEN_DB")]
+    db: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +45,28 @@ enum Command {
     },
     /// Compare package versions as dpkg, rpm or apk would; prints `<`, `=` or `>`.
     Vercmp(vercmp::Args),
+    /// The knowledge base's feeds: import files, show their state.
+    Feeds {
+        #[command(subcommand)]
+        command: FeedsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FeedsCommand {
+    /// Load feed files or directories (OSV, NVD, KEV, EPSS CSV/.csv.gz, Debian tracker, Alpine secdb).
+    Import {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Per feed: records, last success, data age, last error; STALE past --max-age.
+    Status {
+        /// Data older than this many days is flagged stale.
+        #[arg(long, default_value_t = 2, env = "PATCHWARDEN_MAX_FEED_AGE_DAYS")]
+        max_age_days: i64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +74,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inventory { root, format } => inventory(&root, format),
         Command::Vercmp(args) => vercmp::run(&args),
+        Command::Feeds { command } => with_store(cli.db.as_deref(), |store| async move {
+            match command {
+                FeedsCommand::Import { paths } => feeds::import(&store, &paths).await,
+                FeedsCommand::Status {
+                    max_age_days,
+                    format,
+                } => feeds::status(&store, max_age_days, matches!(format, Format::Json)).await,
+            }
+        }),
     };
     match result {
         Ok(code) => code,
@@ -64,6 +100,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Opens the store and runs `f` on a single-threaded runtime.
+fn with_store<F, Fut>(db: Option<&str>, f: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(patchwarden_store::Store) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    let location = db
+        .map(str::to_owned)
+        .unwrap_or_else(patchwarden_store::default_location);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let store = patchwarden_store::Store::open(&location).await?;
+        let result = f(store.clone()).await;
+        store.close().await;
+        result
+    })
 }
 
 fn inventory(root: &std::path::Path, format: Format) -> anyhow::Result<ExitCode> {

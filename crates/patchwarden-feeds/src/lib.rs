@@ -14,12 +14,14 @@
 
 pub mod alpine;
 pub mod debian;
+mod detect;
 pub mod epss;
 mod error;
 pub mod kev;
 pub mod nvd;
 pub mod osv;
 
+pub use detect::{detect, FeedFormat};
 pub use error::FeedError;
 pub use patchwarden_model::{Advisory, CveRecord, EpssSnapshot, KevCatalog};
 

@@ -612,3 +612,43 @@ fn alpine_secdb_json_and_yaml() {
     .unwrap()
     .is_empty());
 }
+
+#[test]
+fn every_fixture_format_is_recognized() {
+    use patchwarden_feeds::{detect, FeedFormat};
+    for (path, want) in [
+        ("osv/almalinux9/ALSA-2023_0946.json", Some(FeedFormat::Osv)),
+        ("osv/ubuntu/USN-5614-1.json", Some(FeedFormat::Osv)),
+        (
+            "nvd/api2.0/page-38-results.response.json",
+            Some(FeedFormat::Nvd),
+        ),
+        (
+            "nvd/cve-objects/CVE-2024-0727.fkie-2024-01-26.json",
+            Some(FeedFormat::Nvd),
+        ),
+        (
+            "kev/known_exploited_vulnerabilities.json",
+            Some(FeedFormat::Kev),
+        ),
+        (
+            "epss/epss_scores-2026-09-29.rows-subset.csv",
+            Some(FeedFormat::EpssCsv),
+        ),
+        (
+            "debian-tracker/vunnel-debian.json",
+            Some(FeedFormat::DebianTracker),
+        ),
+        (
+            "alpine-secdb/claircore-v3.15-main-truncated.json",
+            Some(FeedFormat::AlpineJson),
+        ),
+        (
+            "alpine-secdb/alpine-secdb-repo-v3.11-main.yaml",
+            Some(FeedFormat::AlpineYaml),
+        ),
+        ("kev/known_exploited_vulnerabilities_schema.json", None),
+    ] {
+        assert_eq!(detect(path, &read(path)), want, "{path}");
+    }
+}

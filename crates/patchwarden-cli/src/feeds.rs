@@ -1,0 +1,304 @@
+//! `patchwarden feeds import|status`: loading feed files into the store (air-gapped sites, bundles)
+//! and showing each feed's state.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use patchwarden_feeds::{alpine, debian, detect, epss, kev, nvd, osv, FeedFormat};
+use patchwarden_model::{Advisory, Provenance, Source};
+use patchwarden_store::{FeedState, Store, WriteMode};
+use sha2::{Digest, Sha256};
+
+/// Every regular file under `paths` (directories walked recursively), in a stable order.
+fn files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot list {}", p.display()))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()?;
+            entries.sort();
+            out.extend(files(&entries)?);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn provenance(source: Source, path: &Path, bytes: &[u8]) -> Provenance {
+    Provenance {
+        source,
+        origin: path.display().to_string(),
+        fetched_at: patchwarden_model::now_rfc3339(),
+        sha256: format!("{:x}", Sha256::digest(bytes)),
+    }
+}
+
+/// The OSV feed an advisory belongs to: `osv:<ecosystem family>` (`osv:AlmaLinux`, `osv:Ubuntu`).
+fn osv_feed(a: &Advisory) -> String {
+    let family = a
+        .affected
+        .first()
+        .map(|p| {
+            p.ecosystem
+                .split(':')
+                .next()
+                .unwrap_or("unknown")
+                .to_owned()
+        })
+        .unwrap_or_else(|| "unknown".into());
+    format!("osv:{family}")
+}
+
+/// Imports files. Snapshot formats (KEV, EPSS, Debian tracker, Alpine secdb) replace their feed; OSV
+/// advisories and NVD records are added or updated one by one. A file that fails is reported with
+/// its reason, recorded in the feed's state, and changes nothing; the command then exits non-zero.
+pub async fn import(store: &Store, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let files = files(paths)?;
+    if files.is_empty() {
+        bail!("no files to import");
+    }
+    let (mut imported, mut failed, mut skipped) = (0usize, 0usize, 0usize);
+    let mut osv_batch: Vec<(String, Advisory, Provenance)> = Vec::new();
+    for path in &files {
+        let origin = path.display().to_string();
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {origin}"))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some(format) = detect(&name, &bytes) else {
+            eprintln!("skipped {origin}: not a feed file patchwarden reads");
+            skipped += 1;
+            continue;
+        };
+        let outcome: Result<String, (String, Source, String)> = match format {
+            FeedFormat::Osv => match osv::parse(&bytes, &origin) {
+                Ok(a) => {
+                    osv_batch.push((osv_feed(&a), a, provenance(Source::Osv, path, &bytes)));
+                    Ok(String::new())
+                }
+                Err(e) => Err(("osv".into(), Source::Osv, e.to_string())),
+            },
+            FeedFormat::Nvd => match nvd::parse(&bytes, &origin) {
+                Ok(page) => {
+                    for bad in &page.rejected_records {
+                        eprintln!("skipped record: {bad}");
+                        failed += 1;
+                    }
+                    let p = provenance(Source::Nvd, path, &bytes);
+                    let items: Vec<_> = page.records.into_iter().map(|r| (r, p.clone())).collect();
+                    let n = store.write_cves("nvd", WriteMode::Upsert, &items).await?;
+                    Ok(format!("{n} NVD CVE records"))
+                }
+                Err(e) => Err(("nvd".into(), Source::Nvd, e.to_string())),
+            },
+            FeedFormat::Kev => match kev::parse(&bytes, &origin) {
+                Ok(c) => Ok(format!(
+                    "{} KEV entries",
+                    store
+                        .replace_kev("kev", &c, &provenance(Source::Kev, path, &bytes))
+                        .await?
+                )),
+                Err(e) => Err(("kev".into(), Source::Kev, e.to_string())),
+            },
+            FeedFormat::EpssCsv => match epss::parse_csv(&bytes[..], &origin) {
+                Ok(s) => Ok(format!(
+                    "{} EPSS scores",
+                    store
+                        .replace_epss("epss", &s, &provenance(Source::Epss, path, &bytes))
+                        .await?
+                )),
+                Err(e) => Err(("epss".into(), Source::Epss, e.to_string())),
+            },
+            FeedFormat::DebianTracker => match debian::parse(&bytes, &origin) {
+                Ok(list) => {
+                    let p = provenance(Source::DebianTracker, path, &bytes);
+                    let items: Vec<_> = list.into_iter().map(|a| (a, p.clone())).collect();
+                    let n = store
+                        .write_advisories(
+                            "debian-tracker",
+                            Source::DebianTracker,
+                            WriteMode::Replace,
+                            &items,
+                            None,
+                        )
+                        .await?;
+                    Ok(format!("{n} Debian tracker entries"))
+                }
+                Err(e) => Err((
+                    "debian-tracker".into(),
+                    Source::DebianTracker,
+                    e.to_string(),
+                )),
+            },
+            FeedFormat::AlpineJson | FeedFormat::AlpineYaml => {
+                let parsed = if format == FeedFormat::AlpineJson {
+                    alpine::parse_json(&bytes, &origin)
+                } else {
+                    alpine::parse_yaml(&bytes, &origin)
+                };
+                match parsed {
+                    Ok(list) => {
+                        let feed = list
+                            .first()
+                            .and_then(|a| a.affected.first())
+                            .map(|p| {
+                                format!(
+                                    "alpine-secdb:{}",
+                                    p.ecosystem.trim_start_matches("alpine:")
+                                )
+                            })
+                            .unwrap_or_else(|| "alpine-secdb".into());
+                        let p = provenance(Source::AlpineSecdb, path, &bytes);
+                        let items: Vec<_> = list.into_iter().map(|a| (a, p.clone())).collect();
+                        let n = store
+                            .write_advisories(
+                                &feed,
+                                Source::AlpineSecdb,
+                                WriteMode::Replace,
+                                &items,
+                                None,
+                            )
+                            .await?;
+                        Ok(format!("{n} Alpine secdb entries into {feed}"))
+                    }
+                    Err(e) => Err(("alpine-secdb".into(), Source::AlpineSecdb, e.to_string())),
+                }
+            }
+        };
+        match outcome {
+            Ok(msg) if msg.is_empty() => {}
+            Ok(msg) => {
+                imported += 1;
+                println!("imported {msg} from {origin}");
+            }
+            Err((feed, source, reason)) => {
+                failed += 1;
+                eprintln!("error: {reason}");
+                store.record_failure(&feed, source, &reason).await?;
+            }
+        }
+    }
+    // OSV advisories: one transaction per feed family.
+    osv_batch.sort_by(|a, b| a.0.cmp(&b.0));
+    for chunk in osv_batch.chunk_by(|a, b| a.0 == b.0) {
+        let feed = chunk[0].0.clone();
+        let items: Vec<_> = chunk
+            .iter()
+            .map(|(_, a, p)| (a.clone(), p.clone()))
+            .collect();
+        let n = store
+            .write_advisories(&feed, Source::Osv, WriteMode::Upsert, &items, None)
+            .await?;
+        imported += n;
+        println!("imported {n} OSV advisories into {feed}");
+    }
+    println!(
+        "{} file(s): {imported} imported, {failed} failed, {skipped} skipped (store: {})",
+        files.len(),
+        store.location()
+    );
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Whole days between two RFC 3339 times (`None` if either does not parse).
+fn age_days(then: &str, now: &str) -> Option<i64> {
+    let days = |s: &str| -> Option<i64> {
+        let (y, m, d) = (
+            s.get(0..4)?.parse::<i64>().ok()?,
+            s.get(5..7)?.parse::<i64>().ok()?,
+            s.get(8..10)?.parse::<i64>().ok()?,
+        );
+        // days from civil (proleptic Gregorian)
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+        Some(era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy)
+    };
+    Some(days(now)? - days(then)?)
+}
+
+/// Prints each feed's state; feeds whose last success is older than `max_age_days` are flagged STALE.
+pub async fn status(store: &Store, max_age_days: i64, json: bool) -> anyhow::Result<ExitCode> {
+    let feeds: Vec<FeedState> = store.feeds().await?;
+    let now = patchwarden_model::now_rfc3339();
+    let stale = |f: &FeedState| {
+        f.last_success
+            .as_deref()
+            .and_then(|s| age_days(s, &now))
+            .is_none_or(|d| d > max_age_days)
+    };
+    if json {
+        let list: Vec<serde_json::Value> = feeds
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "feed": f.feed, "source": f.source, "records": f.record_count,
+                    "last_attempt": f.last_attempt, "last_success": f.last_success, "last_error": f.last_error,
+                    "origin": f.origin, "sha256": f.sha256, "fetched_at": f.fetched_at, "data_version": f.data_version,
+                    "age_days": f.last_success.as_deref().and_then(|s| age_days(s, &now)), "stale": stale(f),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"store": store.location(), "max_age_days": max_age_days, "feeds": list})
+            )?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Store: {} ({:?})", store.location(), store.backend());
+    if feeds.is_empty() {
+        println!("No feed loaded yet: run `patchwarden feeds import PATH`.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<28} {:>9}  {:<20}  {:>5}  {:<6}  LAST ERROR",
+        "FEED", "RECORDS", "LAST SUCCESS", "AGE", "STATE"
+    );
+    for f in &feeds {
+        let age = f
+            .last_success
+            .as_deref()
+            .and_then(|s| age_days(s, &now))
+            .map(|d| format!("{d}d"))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<28} {:>9}  {:<20}  {:>5}  {:<6}  {}",
+            f.feed,
+            f.record_count,
+            f.last_success.as_deref().unwrap_or("never"),
+            age,
+            if stale(f) { "STALE" } else { "ok" },
+            f.last_error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ages() {
+        assert_eq!(
+            super::age_days("2026-11-20T10:00:00Z", "2026-11-22T09:00:00Z"),
+            Some(2)
+        );
+        assert_eq!(
+            super::age_days("2024-02-28T00:00:00Z", "2024-03-01T00:00:00Z"),
+            Some(2)
+        );
+        assert_eq!(super::age_days("garbage", "2024-03-01T00:00:00Z"), None);
+    }
+}

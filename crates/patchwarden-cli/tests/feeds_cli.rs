@@ -1,0 +1,109 @@
+//! `patchwarden feeds import` and `feeds status` through the real binary, on a SQLite file and on
+//! PostgreSQL (a schema of its own): real files load, a bad file is refused with its name and reason,
+//! leaves the feed's previous data intact and shows up in `feeds status`.
+mod support;
+
+use support::*;
+
+fn feed<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["feed"] == name)
+        .unwrap_or_else(|| panic!("no feed {name}: {status}"))
+}
+
+fn check(db: &str) {
+    let data = fixtures();
+    let path = |p: &str| data.join(p).display().to_string();
+    let import = |paths: &[String]| {
+        let mut args = vec![
+            "--db".to_owned(),
+            db.to_owned(),
+            "feeds".into(),
+            "import".into(),
+        ];
+        args.extend(paths.iter().cloned());
+        bin().args(&args).output().unwrap()
+    };
+    let out = import(&[
+        path("osv/almalinux9"),
+        path("kev/known_exploited_vulnerabilities.json"),
+        path("epss/epss_scores-2026-09-29.rows-subset.csv"),
+        path("alpine-secdb/claircore-v3.15-main-truncated.json"),
+        path("nvd/cve-objects"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("imported 405 OSV advisories into osv:AlmaLinux"));
+
+    // A bad EPSS file: refused, named, recorded; the 49 scores loaded before stay.
+    let out = import(&[path("epss/fixtures/vunnel-invalid-header.csv")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("vunnel-invalid-header.csv: line 2: expected the header"),
+        "{stderr}"
+    );
+
+    let out = bin()
+        .args(["--db", db, "feeds", "status", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(feed(&status, "osv:AlmaLinux")["records"], 405);
+    assert_eq!(feed(&status, "kev")["records"], 1404);
+    assert_eq!(feed(&status, "kev")["data_version"], "2025.08.25");
+    assert_eq!(feed(&status, "alpine-secdb:v3.15/main")["stale"], false);
+    let epss = feed(&status, "epss");
+    assert_eq!(epss["records"], 49);
+    assert!(epss["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("expected the header"));
+    assert_eq!(epss["sha256"].as_str().unwrap().len(), 64);
+    // A zero-day limit flags everything loaded before today as stale; today's data is not.
+    let out = bin()
+        .args(["--db", db, "feeds", "status", "--max-age-days", "0"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" ok "));
+}
+
+#[test]
+fn import_and_status_on_sqlite() {
+    let dir = scratch("feeds-sqlite");
+    check(dir.join("kb.db").to_str().unwrap());
+}
+
+#[test]
+fn import_and_status_on_postgres() {
+    let Ok(url) = std::env::var("PATCHWARDEN_TEST_POSTGRES") else {
+        if std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() == Ok("1") {
+            panic!("PATCHWARDEN_TEST_POSTGRES is not set");
+        }
+        eprintln!("SKIPPED: PATCHWARDEN_TEST_POSTGRES is not set");
+        return;
+    };
+    let schema = format!("pw_cli_{}", std::process::id());
+    let psql = |sql: &str| {
+        let st = std::process::Command::new("psql")
+            .arg(&url)
+            .args(["-qAtc", sql])
+            .status()
+            .unwrap();
+        assert!(st.success(), "psql {sql}");
+    };
+    psql(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ));
+    let sep = if url.contains('?') { '&' } else { '?' };
+    check(&format!("{url}{sep}options=-c%20search_path%3D{schema}"));
+    psql(&format!("DROP SCHEMA {schema} CASCADE"));
+}
