@@ -32,13 +32,12 @@ pub fn detect(file_name: &str, bytes: &[u8]) -> Option<FeedFormat> {
     }
     let doc: Value = serde_json::from_slice(bytes).ok()?;
     let obj = doc.as_object()?;
+    let nvd_page = obj.contains_key("vulnerabilities")
+        && (obj.contains_key("resultsPerPage") || obj.contains_key("format"));
+    let nvd_object = obj.contains_key("sourceIdentifier") && obj.contains_key("id");
     if obj.contains_key("catalogVersion") {
         Some(FeedFormat::Kev)
-    } else if obj.contains_key("vulnerabilities")
-        && (obj.contains_key("resultsPerPage") || obj.contains_key("format"))
-    {
-        Some(FeedFormat::Nvd)
-    } else if obj.contains_key("sourceIdentifier") && obj.contains_key("id") {
+    } else if nvd_page || nvd_object {
         Some(FeedFormat::Nvd)
     } else if obj.contains_key("distroversion") {
         Some(FeedFormat::AlpineJson)
