@@ -210,6 +210,53 @@ pub async fn import(store: &Store, paths: &[PathBuf]) -> anyhow::Result<ExitCode
     })
 }
 
+/// Syncs the named feeds (a name matches a feed exactly or as its prefix before ':'), all if none.
+pub async fn sync(
+    store: &Store,
+    names: &[String],
+    settings: patchwarden_sync::SyncSettings,
+) -> anyhow::Result<ExitCode> {
+    let known = patchwarden_sync::default_feeds(|k| std::env::var(k).ok());
+    let chosen: Vec<_> = known
+        .iter()
+        .filter(|f| {
+            names.is_empty()
+                || names
+                    .iter()
+                    .any(|n| *n == f.feed || f.feed.split(':').next() == Some(n.as_str()))
+        })
+        .collect();
+    if chosen.is_empty() {
+        let list: Vec<&str> = known.iter().map(|f| f.feed.as_str()).collect();
+        bail!(
+            "no feed matches {names:?}; known feeds: {}",
+            list.join(", ")
+        );
+    }
+    let syncer = patchwarden_sync::Syncer::new(settings).map_err(anyhow::Error::msg)?;
+    let mut failed = 0;
+    for spec in chosen {
+        match syncer.sync(store, spec).await {
+            patchwarden_sync::SyncOutcome::Updated { records, bytes } => {
+                println!("{}: updated, {records} records ({bytes} bytes)", spec.feed)
+            }
+            patchwarden_sync::SyncOutcome::NotModified => println!("{}: not modified", spec.feed),
+            patchwarden_sync::SyncOutcome::Failed { reason } => {
+                failed += 1;
+                eprintln!(
+                    "{}: FAILED: {reason} (the stored data is unchanged)",
+                    spec.feed
+                );
+            }
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// Whole days between two RFC 3339 times (`None` if either does not parse).
 fn age_days(then: &str, now: &str) -> Option<i64> {
     let days = |s: &str| -> Option<i64> {

@@ -59,6 +59,19 @@ enum FeedsCommand {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Download feeds from their public URLs (or mirrors: PATCHWARDEN_FEED_URL_<FEED>), verify them
+    /// completely and swap them in; a failed feed keeps its data and records the error.
+    Sync {
+        /// Feeds to sync (`kev`, `epss`, `debian-tracker`, `alpine-secdb`, `alpine-secdb:v3.20/main`);
+        /// all when none is given.
+        feeds: Vec<String>,
+        /// Largest download accepted, in MiB.
+        #[arg(long, default_value_t = 2048, env = "PATCHWARDEN_SYNC_MAX_MIB")]
+        max_mib: u64,
+        /// Timeout of one download, in seconds.
+        #[arg(long, default_value_t = 600, env = "PATCHWARDEN_SYNC_TIMEOUT_SECS")]
+        timeout_secs: u64,
+    },
     /// Per feed: records, last success, data age, last error; STALE past --max-age.
     Status {
         /// Data older than this many days is flagged stale.
@@ -77,6 +90,18 @@ fn main() -> ExitCode {
         Command::Feeds { command } => with_store(cli.db.as_deref(), |store| async move {
             match command {
                 FeedsCommand::Import { paths } => feeds::import(&store, &paths).await,
+                FeedsCommand::Sync {
+                    feeds: names,
+                    max_mib,
+                    timeout_secs,
+                } => {
+                    let settings = patchwarden_sync::SyncSettings {
+                        max_bytes: max_mib << 20,
+                        timeout: std::time::Duration::from_secs(timeout_secs),
+                        ..Default::default()
+                    };
+                    feeds::sync(&store, &names, settings).await
+                }
                 FeedsCommand::Status {
                     max_age_days,
                     format,

@@ -35,6 +35,9 @@ pub struct FeedState {
     pub sha256: Option<String>,
     pub fetched_at: Option<String>,
     pub data_version: Option<String>,
+    /// HTTP validators of the last download, for conditional requests.
+    pub etag: Option<String>,
+    pub http_last_modified: Option<String>,
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -382,6 +385,44 @@ impl Store {
         Ok(())
     }
 
+    /// A download answered "not modified": the data is current as of now; nothing else changes.
+    pub async fn record_not_modified(&self, feed: &str, source: Source) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        self.upsert_feed_row(&mut tx, feed, source).await?;
+        sqlx::query(&self.sql("UPDATE feed SET last_attempt = $2, last_success = $2, last_error = NULL WHERE feed = $1"))
+            .bind(feed)
+            .bind(patchwarden_model::now_rfc3339())
+            .execute(&mut *tx)
+            .await
+            .context(|| format!("recording that {feed} is unchanged"))?;
+        tx.commit().await.context(|| "committing".into())?;
+        Ok(())
+    }
+
+    /// Keeps the HTTP validators (ETag, Last-Modified) of the download just stored.
+    pub async fn set_http_validators(
+        &self,
+        feed: &str,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            &self.sql("UPDATE feed SET etag = $2, http_last_modified = $3 WHERE feed = $1"),
+        )
+        .bind(feed)
+        .bind(etag)
+        .bind(last_modified)
+        .execute(self.pool())
+        .await
+        .context(|| format!("keeping the HTTP validators of {feed}"))?;
+        Ok(())
+    }
+
+    /// The state of one feed.
+    pub async fn feed(&self, feed: &str) -> Result<Option<FeedState>, StoreError> {
+        Ok(self.feeds().await?.into_iter().find(|f| f.feed == feed))
+    }
+
     /// The state of every feed, by name.
     pub async fn feeds(&self) -> Result<Vec<FeedState>, StoreError> {
         let rows = sqlx::query("SELECT * FROM feed ORDER BY feed")
@@ -401,6 +442,8 @@ impl Store {
                     sha256: get(r, "sha256")?,
                     fetched_at: get(r, "fetched_at")?,
                     data_version: get(r, "data_version")?,
+                    etag: get(r, "etag")?,
+                    http_last_modified: get(r, "http_last_modified")?,
                 })
             })
             .collect()

@@ -1,0 +1,321 @@
+//! Feed sync: download each feed from its real public URL (or a configured mirror), verify the download
+//! completely, and only then swap it into the store.
+//!
+//! * **Conditional requests**: the ETag and Last-Modified of the last stored download are sent back
+//!   (`If-None-Match`, `If-Modified-Since`); `304 Not Modified` marks the data current without a transfer.
+//! * **Streaming**: the body goes to a temporary file chunk by chunk, hashed (sha256) on the way, never
+//!   buffered whole in memory by the downloader, and cut off past a size limit.
+//! * **Verify, then swap**: a non-2xx status, a body shorter than its `Content-Length` (a dropped
+//!   connection), a corrupt gzip stream or a malformed file fails the sync of that feed: the failure
+//!   is recorded with its reason in the feed's state (`feeds status`) and the stored data stays as it was.
+//!   Only a completely parsed file is written, in one transaction.
+//!
+//! This crate owns transport and orchestration; formats are `patchwarden-feeds`', storage is
+//! `patchwarden-store`'s.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use patchwarden_feeds::{alpine, debian, epss, kev, FeedFormat};
+use patchwarden_model::{Provenance, Source};
+use patchwarden_store::{Store, WriteMode};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+/// One downloadable feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedSpec {
+    /// The feed's name in the store (`kev`, `epss`, `debian-tracker`, `alpine-secdb:v3.19/main`).
+    pub feed: String,
+    pub source: Source,
+    pub format: FeedFormat,
+    pub url: String,
+}
+
+/// The feeds `feeds sync` knows, at their public URLs. Each URL can be replaced (an internal mirror)
+/// with `PATCHWARDEN_FEED_URL_<FEED>` (the feed name upper-cased, other characters as `_`, e.g.
+/// `PATCHWARDEN_FEED_URL_KEV`, `PATCHWARDEN_FEED_URL_ALPINE_SECDB_V3_19_MAIN`). The Alpine releases
+/// come from `PATCHWARDEN_ALPINE_RELEASES` (default `v3.19 v3.20 v3.21 v3.22`).
+pub fn default_feeds(env: impl Fn(&str) -> Option<String>) -> Vec<FeedSpec> {
+    let mut feeds = vec![
+        (
+            "kev",
+            Source::Kev,
+            FeedFormat::Kev,
+            "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
+                .to_owned(),
+        ),
+        (
+            "epss",
+            Source::Epss,
+            FeedFormat::EpssCsv,
+            "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz".to_owned(),
+        ),
+        (
+            "debian-tracker",
+            Source::DebianTracker,
+            FeedFormat::DebianTracker,
+            "https://security-tracker.debian.org/tracker/data/json".to_owned(),
+        ),
+    ]
+    .into_iter()
+    .map(|(feed, source, format, url)| FeedSpec {
+        feed: feed.to_owned(),
+        source,
+        format,
+        url,
+    })
+    .collect::<Vec<_>>();
+    let releases =
+        env("PATCHWARDEN_ALPINE_RELEASES").unwrap_or_else(|| "v3.19 v3.20 v3.21 v3.22".into());
+    for release in releases.split_whitespace() {
+        for repo in ["main", "community"] {
+            feeds.push(FeedSpec {
+                feed: format!("alpine-secdb:{release}/{repo}"),
+                source: Source::AlpineSecdb,
+                format: FeedFormat::AlpineJson,
+                url: format!("https://secdb.alpinelinux.org/{release}/{repo}.json"),
+            });
+        }
+    }
+    for f in &mut feeds {
+        let var = format!(
+            "PATCHWARDEN_FEED_URL_{}",
+            f.feed
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                })
+                .collect::<String>()
+        );
+        if let Some(url) = env(&var).filter(|u| !u.is_empty()) {
+            f.url = url;
+        }
+    }
+    feeds
+}
+
+/// Limits and places, with defaults.
+#[derive(Clone, Debug)]
+pub struct SyncSettings {
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// A download larger than this is abandoned (the full EPSS CSV is ~12 MB gzipped, the Debian
+    /// tracker ~70 MB).
+    pub max_bytes: u64,
+    /// Where downloads are staged before they are verified.
+    pub work_dir: PathBuf,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            timeout: Duration::from_secs(600),
+            max_bytes: 2 << 30,
+            work_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+/// What happened to one feed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SyncOutcome {
+    Updated { records: usize, bytes: u64 },
+    NotModified,
+    Failed { reason: String },
+}
+
+/// An HTTP client with the settings; one per run.
+pub struct Syncer {
+    client: reqwest::Client,
+    settings: SyncSettings,
+}
+
+impl Syncer {
+    pub fn new(settings: SyncSettings) -> Result<Syncer, String> {
+        // One TLS provider for the process (ring: no C toolchain needed to build it).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .user_agent(concat!("patchwarden/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        Ok(Syncer { client, settings })
+    }
+
+    /// Syncs one feed; every failure is recorded in the store and returned, never half-applied.
+    pub async fn sync(&self, store: &Store, spec: &FeedSpec) -> SyncOutcome {
+        match self.try_sync(store, spec).await {
+            Ok(outcome) => outcome,
+            Err(reason) => {
+                let reason = format!("{}: {reason}", spec.url);
+                if let Err(e) = store.record_failure(&spec.feed, spec.source, &reason).await {
+                    return SyncOutcome::Failed {
+                        reason: format!("{reason} (and recording it failed: {e})"),
+                    };
+                }
+                SyncOutcome::Failed { reason }
+            }
+        }
+    }
+
+    async fn try_sync(&self, store: &Store, spec: &FeedSpec) -> Result<SyncOutcome, String> {
+        let state = store.feed(&spec.feed).await.map_err(|e| e.to_string())?;
+        let mut request = self.client.get(&spec.url);
+        // Validators only make sense while the stored data they describe is there.
+        if let Some(s) = state.as_ref().filter(|s| s.record_count > 0) {
+            if let Some(etag) = &s.etag {
+                request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &s.http_last_modified {
+                request = request.header(reqwest::header::IF_MODIFIED_SINCE, lm);
+            }
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_MODIFIED {
+            store
+                .record_not_modified(&spec.feed, spec.source)
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(SyncOutcome::NotModified);
+        }
+        if !status.is_success() {
+            return Err(format!("HTTP {status}"));
+        }
+        let header = |name: reqwest::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (etag, last_modified) = (
+            header(reqwest::header::ETAG),
+            header(reqwest::header::LAST_MODIFIED),
+        );
+        if let Some(len) = response
+            .content_length()
+            .filter(|l| *l > self.settings.max_bytes)
+        {
+            return Err(format!(
+                "the download is {len} bytes, over the limit of {}",
+                self.settings.max_bytes
+            ));
+        }
+
+        // Stream to a staging file, hashing on the way.
+        tokio::fs::create_dir_all(&self.settings.work_dir)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", self.settings.work_dir.display()))?;
+        let staging = self.settings.work_dir.join(format!(
+            "patchwarden-{}-{}.download",
+            spec.feed.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            std::process::id()
+        ));
+        let result = async {
+            let mut file = tokio::fs::File::create(&staging)
+                .await
+                .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
+            let mut hasher = Sha256::new();
+            let mut bytes = 0u64;
+            while let Some(chunk) = response.chunk().await.map_err(|e| {
+                format!(
+                    "the download broke off after {bytes} bytes: {}",
+                    error_chain(&e)
+                )
+            })? {
+                bytes += chunk.len() as u64;
+                if bytes > self.settings.max_bytes {
+                    return Err(format!(
+                        "the download exceeds the limit of {} bytes",
+                        self.settings.max_bytes
+                    ));
+                }
+                hasher.update(&chunk);
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| format!("cannot write {}: {e}", staging.display()))?;
+            }
+            file.flush().await.map_err(|e| e.to_string())?;
+            let provenance = Provenance {
+                source: spec.source,
+                origin: spec.url.clone(),
+                fetched_at: patchwarden_model::now_rfc3339(),
+                sha256: format!("{:x}", hasher.finalize()),
+            };
+            let records = self.store_file(store, spec, &staging, &provenance).await?;
+            Ok::<_, String>(SyncOutcome::Updated { records, bytes })
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&staging).await;
+        let outcome = result?;
+        store
+            .set_http_validators(&spec.feed, etag.as_deref(), last_modified.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(outcome)
+    }
+
+    /// Parses the staged file completely, then replaces the feed in one transaction.
+    async fn store_file(
+        &self,
+        store: &Store,
+        spec: &FeedSpec,
+        path: &std::path::Path,
+        p: &Provenance,
+    ) -> Result<usize, String> {
+        let origin = &spec.url;
+        let read =
+            || std::fs::read(path).map_err(|e| format!("cannot read the staged download: {e}"));
+        let written = match spec.format {
+            FeedFormat::Kev => {
+                let catalog = kev::parse(&read()?, origin).map_err(|e| e.reason)?;
+                store.replace_kev(&spec.feed, &catalog, p).await
+            }
+            FeedFormat::EpssCsv => {
+                let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+                let snapshot = epss::parse_csv(file, origin).map_err(|e| e.to_string())?;
+                store.replace_epss(&spec.feed, &snapshot, p).await
+            }
+            FeedFormat::DebianTracker | FeedFormat::AlpineJson | FeedFormat::AlpineYaml => {
+                let bytes = read()?;
+                let advisories = match spec.format {
+                    FeedFormat::DebianTracker => debian::parse(&bytes, origin),
+                    FeedFormat::AlpineJson => alpine::parse_json(&bytes, origin),
+                    _ => alpine::parse_yaml(&bytes, origin),
+                }
+                .map_err(|e| e.to_string())?;
+                let items: Vec<_> = advisories.into_iter().map(|a| (a, p.clone())).collect();
+                store
+                    .write_advisories(&spec.feed, spec.source, WriteMode::Replace, &items, None)
+                    .await
+            }
+            FeedFormat::Osv | FeedFormat::Nvd => return Err(
+                "OSV and NVD sync are not implemented yet: import their files with `feeds import`"
+                    .into(),
+            ),
+        };
+        written.map_err(|e| e.to_string())
+    }
+}
+
+/// An error with its causes ("error sending request: connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cur = c.source();
+    }
+    s
+}
