@@ -1,7 +1,7 @@
 //! `patchwarden feeds import|status`: loading feed files into the store (air-gapped sites, bundles)
 //! and showing each feed's state.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -29,15 +29,6 @@ fn files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn provenance(source: Source, path: &Path, bytes: &[u8]) -> Provenance {
-    Provenance {
-        source,
-        origin: path.display().to_string(),
-        fetched_at: patchwarden_model::now_rfc3339(),
-        sha256: format!("{:x}", Sha256::digest(bytes)),
-    }
-}
-
 /// The OSV feed an advisory belongs to: `osv:<ecosystem family>` (`osv:AlmaLinux`, `osv:Ubuntu`).
 fn osv_feed(a: &Advisory) -> String {
     let family = a
@@ -54,160 +45,234 @@ fn osv_feed(a: &Advisory) -> String {
     format!("osv:{family}")
 }
 
-/// Imports files. Snapshot formats (KEV, EPSS, Debian tracker, Alpine secdb) replace their feed; OSV
-/// advisories and NVD records are added or updated one by one. A file that fails is reported with
-/// its reason, recorded in the feed's state, and changes nothing; the command then exits non-zero.
+/// OSV advisories are written in transactions of this many (memory stays bounded on large imports).
+const OSV_CHUNK: usize = 2000;
+
+/// Running totals of one import.
+#[derive(Default)]
+struct Tally {
+    imported: usize,
+    failed: usize,
+    skipped: usize,
+    inputs: usize,
+    osv: Vec<(String, Advisory, Provenance)>,
+}
+
+impl Tally {
+    async fn flush_osv(&mut self, store: &Store) -> anyhow::Result<()> {
+        if self.osv.is_empty() {
+            return Ok(());
+        }
+        self.osv.sort_by(|a, b| a.0.cmp(&b.0));
+        let batch = std::mem::take(&mut self.osv);
+        for chunk in batch.chunk_by(|a, b| a.0 == b.0) {
+            let items: Vec<_> = chunk
+                .iter()
+                .map(|(_, a, p)| (a.clone(), p.clone()))
+                .collect();
+            self.imported += store
+                .write_advisories(&chunk[0].0, Source::Osv, WriteMode::Upsert, &items, None)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Imports files, directories and `.zip` archives (as osv.dev publishes them). Snapshot formats (KEV,
+/// EPSS, Debian tracker, Alpine secdb) replace their feed; OSV advisories and NVD records are added or
+/// updated one by one (in chunks). A file that fails is reported with its reason, recorded in the
+/// feed's state and changes nothing; the command then exits non-zero.
 pub async fn import(store: &Store, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let files = files(paths)?;
     if files.is_empty() {
         bail!("no files to import");
     }
-    let (mut imported, mut failed, mut skipped) = (0usize, 0usize, 0usize);
-    let mut osv_batch: Vec<(String, Advisory, Provenance)> = Vec::new();
+    let mut tally = Tally::default();
+    let started = std::time::Instant::now();
     for path in &files {
         let origin = path.display().to_string();
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {origin}"))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let Some(format) = detect(&name, &bytes) else {
-            eprintln!("skipped {origin}: not a feed file patchwarden reads");
-            skipped += 1;
-            continue;
-        };
-        let outcome: Result<String, (String, Source, String)> = match format {
-            FeedFormat::Osv => match osv::parse(&bytes, &origin) {
-                Ok(a) => {
-                    osv_batch.push((osv_feed(&a), a, provenance(Source::Osv, path, &bytes)));
-                    Ok(String::new())
+        if path.extension().is_some_and(|e| e == "zip") {
+            let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes))
+                .with_context(|| format!("{origin}: not a readable zip archive"))?;
+            for i in 0..archive.len() {
+                let mut entry = archive
+                    .by_index(i)
+                    .with_context(|| format!("{origin}: entry {i}"))?;
+                if entry.is_dir() {
+                    continue;
                 }
-                Err(e) => Err(("osv".into(), Source::Osv, e.to_string())),
-            },
-            FeedFormat::Nvd => match nvd::parse(&bytes, &origin) {
-                Ok(page) => {
-                    for bad in &page.rejected_records {
-                        eprintln!("skipped record: {bad}");
-                        failed += 1;
-                    }
-                    let p = provenance(Source::Nvd, path, &bytes);
-                    let items: Vec<_> = page.records.into_iter().map(|r| (r, p.clone())).collect();
-                    let n = store.write_cves("nvd", WriteMode::Upsert, &items).await?;
-                    Ok(format!("{n} NVD CVE records"))
+                let name = entry
+                    .name()
+                    .map(|n| n.into_owned())
+                    .with_context(|| format!("{origin}: entry {i} has no readable name"))?;
+                let mut content = Vec::with_capacity(entry.size() as usize);
+                std::io::Read::read_to_end(&mut entry, &mut content)
+                    .with_context(|| format!("{origin}: cannot unpack {name}"))?;
+                drop(entry);
+                import_one(
+                    store,
+                    &format!("{origin}!{name}"),
+                    &name,
+                    &content,
+                    &mut tally,
+                )
+                .await?;
+            }
+        } else {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            import_one(store, &origin, &name, &bytes, &mut tally).await?;
+        }
+    }
+    tally.flush_osv(store).await?;
+    println!(
+        "{} input(s): {} record(s) imported, {} failed, {} skipped in {:.1} s (store: {})",
+        tally.inputs,
+        tally.imported,
+        tally.failed,
+        tally.skipped,
+        started.elapsed().as_secs_f64(),
+        store.location()
+    );
+    Ok(if tally.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn import_one(
+    store: &Store,
+    origin: &str,
+    name: &str,
+    bytes: &[u8],
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    tally.inputs += 1;
+    let Some(format) = detect(name, bytes) else {
+        eprintln!("skipped {origin}: not a feed file patchwarden reads");
+        tally.skipped += 1;
+        return Ok(());
+    };
+    let provenance = |source: Source| Provenance {
+        source,
+        origin: origin.to_owned(),
+        fetched_at: patchwarden_model::now_rfc3339(),
+        sha256: format!("{:x}", Sha256::digest(bytes)),
+    };
+    let outcome: Result<String, (String, Source, String)> = match format {
+        FeedFormat::Osv => match osv::parse(bytes, origin) {
+            Ok(a) => {
+                tally.osv.push((osv_feed(&a), a, provenance(Source::Osv)));
+                if tally.osv.len() >= OSV_CHUNK {
+                    tally.flush_osv(store).await?;
                 }
-                Err(e) => Err(("nvd".into(), Source::Nvd, e.to_string())),
-            },
-            FeedFormat::Kev => match kev::parse(&bytes, &origin) {
-                Ok(c) => Ok(format!(
-                    "{} KEV entries",
-                    store
-                        .replace_kev("kev", &c, &provenance(Source::Kev, path, &bytes))
-                        .await?
-                )),
-                Err(e) => Err(("kev".into(), Source::Kev, e.to_string())),
-            },
-            FeedFormat::EpssCsv => match epss::parse_csv(&bytes[..], &origin) {
-                Ok(s) => Ok(format!(
-                    "{} EPSS scores",
-                    store
-                        .replace_epss("epss", &s, &provenance(Source::Epss, path, &bytes))
-                        .await?
-                )),
-                Err(e) => Err(("epss".into(), Source::Epss, e.to_string())),
-            },
-            FeedFormat::DebianTracker => match debian::parse(&bytes, &origin) {
+                Ok(String::new())
+            }
+            Err(e) => Err(("osv".into(), Source::Osv, e.to_string())),
+        },
+        FeedFormat::Nvd => match nvd::parse(bytes, origin) {
+            Ok(page) => {
+                for bad in &page.rejected_records {
+                    eprintln!("skipped record: {bad}");
+                    tally.failed += 1;
+                }
+                let p = provenance(Source::Nvd);
+                let items: Vec<_> = page.records.into_iter().map(|r| (r, p.clone())).collect();
+                let n = store.write_cves("nvd", WriteMode::Upsert, &items).await?;
+                tally.imported += n;
+                Ok(format!("{n} NVD CVE records"))
+            }
+            Err(e) => Err(("nvd".into(), Source::Nvd, e.to_string())),
+        },
+        FeedFormat::Kev => match kev::parse(bytes, origin) {
+            Ok(c) => {
+                let n = store
+                    .replace_kev("kev", &c, &provenance(Source::Kev))
+                    .await?;
+                tally.imported += n;
+                Ok(format!("{n} KEV entries"))
+            }
+            Err(e) => Err(("kev".into(), Source::Kev, e.to_string())),
+        },
+        FeedFormat::EpssCsv => match epss::parse_csv(bytes, origin) {
+            Ok(s) => {
+                let n = store
+                    .replace_epss("epss", &s, &provenance(Source::Epss))
+                    .await?;
+                tally.imported += n;
+                Ok(format!("{n} EPSS scores"))
+            }
+            Err(e) => Err(("epss".into(), Source::Epss, e.to_string())),
+        },
+        FeedFormat::DebianTracker => match debian::parse(bytes, origin) {
+            Ok(list) => {
+                let p = provenance(Source::DebianTracker);
+                let items: Vec<_> = list.into_iter().map(|a| (a, p.clone())).collect();
+                let n = store
+                    .write_advisories(
+                        "debian-tracker",
+                        Source::DebianTracker,
+                        WriteMode::Replace,
+                        &items,
+                        None,
+                    )
+                    .await?;
+                tally.imported += n;
+                Ok(format!("{n} Debian tracker entries"))
+            }
+            Err(e) => Err((
+                "debian-tracker".into(),
+                Source::DebianTracker,
+                e.to_string(),
+            )),
+        },
+        FeedFormat::AlpineJson | FeedFormat::AlpineYaml => {
+            let parsed = if format == FeedFormat::AlpineJson {
+                alpine::parse_json(bytes, origin)
+            } else {
+                alpine::parse_yaml(bytes, origin)
+            };
+            match parsed {
                 Ok(list) => {
-                    let p = provenance(Source::DebianTracker, path, &bytes);
+                    let feed = list
+                        .first()
+                        .and_then(|a| a.affected.first())
+                        .map(|p| {
+                            format!("alpine-secdb:{}", p.ecosystem.trim_start_matches("alpine:"))
+                        })
+                        .unwrap_or_else(|| "alpine-secdb".into());
+                    let p = provenance(Source::AlpineSecdb);
                     let items: Vec<_> = list.into_iter().map(|a| (a, p.clone())).collect();
                     let n = store
                         .write_advisories(
-                            "debian-tracker",
-                            Source::DebianTracker,
+                            &feed,
+                            Source::AlpineSecdb,
                             WriteMode::Replace,
                             &items,
                             None,
                         )
                         .await?;
-                    Ok(format!("{n} Debian tracker entries"))
+                    tally.imported += n;
+                    Ok(format!("{n} Alpine secdb entries into {feed}"))
                 }
-                Err(e) => Err((
-                    "debian-tracker".into(),
-                    Source::DebianTracker,
-                    e.to_string(),
-                )),
-            },
-            FeedFormat::AlpineJson | FeedFormat::AlpineYaml => {
-                let parsed = if format == FeedFormat::AlpineJson {
-                    alpine::parse_json(&bytes, &origin)
-                } else {
-                    alpine::parse_yaml(&bytes, &origin)
-                };
-                match parsed {
-                    Ok(list) => {
-                        let feed = list
-                            .first()
-                            .and_then(|a| a.affected.first())
-                            .map(|p| {
-                                format!(
-                                    "alpine-secdb:{}",
-                                    p.ecosystem.trim_start_matches("alpine:")
-                                )
-                            })
-                            .unwrap_or_else(|| "alpine-secdb".into());
-                        let p = provenance(Source::AlpineSecdb, path, &bytes);
-                        let items: Vec<_> = list.into_iter().map(|a| (a, p.clone())).collect();
-                        let n = store
-                            .write_advisories(
-                                &feed,
-                                Source::AlpineSecdb,
-                                WriteMode::Replace,
-                                &items,
-                                None,
-                            )
-                            .await?;
-                        Ok(format!("{n} Alpine secdb entries into {feed}"))
-                    }
-                    Err(e) => Err(("alpine-secdb".into(), Source::AlpineSecdb, e.to_string())),
-                }
-            }
-        };
-        match outcome {
-            Ok(msg) if msg.is_empty() => {}
-            Ok(msg) => {
-                imported += 1;
-                println!("imported {msg} from {origin}");
-            }
-            Err((feed, source, reason)) => {
-                failed += 1;
-                eprintln!("error: {reason}");
-                store.record_failure(&feed, source, &reason).await?;
+                Err(e) => Err(("alpine-secdb".into(), Source::AlpineSecdb, e.to_string())),
             }
         }
+    };
+    match outcome {
+        Ok(msg) if msg.is_empty() => {}
+        Ok(msg) => println!("imported {msg} from {origin}"),
+        Err((feed, source, reason)) => {
+            tally.failed += 1;
+            eprintln!("error: {reason}");
+            store.record_failure(&feed, source, &reason).await?;
+        }
     }
-    // OSV advisories: one transaction per feed family.
-    osv_batch.sort_by(|a, b| a.0.cmp(&b.0));
-    for chunk in osv_batch.chunk_by(|a, b| a.0 == b.0) {
-        let feed = chunk[0].0.clone();
-        let items: Vec<_> = chunk
-            .iter()
-            .map(|(_, a, p)| (a.clone(), p.clone()))
-            .collect();
-        let n = store
-            .write_advisories(&feed, Source::Osv, WriteMode::Upsert, &items, None)
-            .await?;
-        imported += n;
-        println!("imported {n} OSV advisories into {feed}");
-    }
-    println!(
-        "{} file(s): {imported} imported, {failed} failed, {skipped} skipped (store: {})",
-        files.len(),
-        store.location()
-    );
-    Ok(if failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(())
 }
 
 /// Syncs the named feeds (a name matches a feed exactly or as its prefix before ':'), all if none.

@@ -107,3 +107,58 @@ fn import_and_status_on_postgres() {
     check(&format!("{url}{sep}options=-c%20search_path%3D{schema}"));
     psql(&format!("DROP SCHEMA {schema} CASCADE"));
 }
+
+/// An osv.dev-style `all.zip` imports like the files it holds.
+#[test]
+fn osv_zip_archive() {
+    let dir = scratch("feeds-zip");
+    let zip = dir.join("all.zip");
+    let rocky = fixtures().join("osv/rocky");
+    let script = "import sys,zipfile,os\nz=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED)\nfor f in sorted(os.listdir(sys.argv[2])): z.write(os.path.join(sys.argv[2],f),f)\nz.close()";
+    let st = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&zip)
+        .arg(&rocky)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let db = dir.join("kb.db");
+    let out = bin()
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "feeds",
+            "import",
+            zip.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 input(s): 3 record(s) imported"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = bin()
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "feeds",
+            "status",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = feed(&status, "osv:Rocky Linux");
+    assert_eq!(f["records"], 3);
+    assert!(
+        f["origin"].as_str().unwrap().contains("all.zip!RLSA-"),
+        "{f}"
+    );
+}
