@@ -11,6 +11,9 @@ use patchwarden_model::{
 use patchwarden_version::SortKey;
 use sqlx::{Any, Transaction};
 
+use std::collections::HashMap;
+
+use crate::batch::{bind_all, values_clause, Value};
 use crate::{get, Context, Store, StoreError};
 
 /// How a write treats what is already stored for the feed.
@@ -40,6 +43,20 @@ pub struct FeedState {
     pub http_last_modified: Option<String>,
 }
 
+/// The items with only the last one of each key kept (in their original order).
+fn last_of_each<'a, T>(items: &'a [T], key: impl Fn(&'a T) -> &'a str) -> Vec<&'a T> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        last.insert(key(item), i);
+    }
+    items
+        .iter()
+        .enumerate()
+        .filter(|(i, item)| last[key(item)] == *i)
+        .map(|(_, item)| item)
+        .collect()
+}
+
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("records serialize")
 }
@@ -52,7 +69,8 @@ impl Store {
             .context(|| "starting a transaction".into())
     }
 
-    /// Writes advisories of one feed (each with the provenance of the file it came from).
+    /// Writes advisories of one feed (each with the provenance of the file it came from). Within one
+    /// call a later copy of the same advisory id wins.
     pub async fn write_advisories(
         &self,
         feed: &str,
@@ -61,24 +79,121 @@ impl Store {
         items: &[(Advisory, Provenance)],
         data_version: Option<&str>,
     ) -> Result<usize, StoreError> {
+        let items = last_of_each(items, |(a, _)| a.id.as_str());
         let mut tx = self.begin().await?;
-        if mode == WriteMode::Replace {
-            for table in ["affected", "advisory_cve"] {
-                let sql = format!("DELETE FROM {table} WHERE advisory_pk IN (SELECT pk FROM advisory WHERE feed = $1)");
-                sqlx::query(&self.sql(&sql))
+        match mode {
+            WriteMode::Replace => {
+                for table in ["affected", "advisory_cve"] {
+                    let sql = format!("DELETE FROM {table} WHERE advisory_pk IN (SELECT pk FROM advisory WHERE feed = $1)");
+                    sqlx::query(&self.sql(&sql))
+                        .bind(feed)
+                        .execute(&mut *tx)
+                        .await
+                        .context(|| format!("clearing {table} of {feed}"))?;
+                }
+                sqlx::query(&self.sql("DELETE FROM advisory WHERE feed = $1"))
                     .bind(feed)
                     .execute(&mut *tx)
                     .await
-                    .context(|| format!("clearing {table} of {feed}"))?;
+                    .context(|| format!("clearing advisories of {feed}"))?;
             }
-            sqlx::query(&self.sql("DELETE FROM advisory WHERE feed = $1"))
-                .bind(feed)
-                .execute(&mut *tx)
-                .await
-                .context(|| format!("clearing advisories of {feed}"))?;
+            WriteMode::Upsert => {
+                // Earlier copies of these advisories (same source and id) give way.
+                let ids: Vec<String> = items.iter().map(|(a, _)| a.id.clone()).collect();
+                for table in ["affected", "advisory_cve"] {
+                    let sql = format!("DELETE FROM {table} WHERE advisory_pk IN (SELECT pk FROM advisory WHERE source = {{first}} AND id IN ({{list}}))");
+                    self.for_key_chunks(&mut tx, &sql, source.as_str(), &ids)
+                        .await?;
+                }
+                self.for_key_chunks(
+                    &mut tx,
+                    "DELETE FROM advisory WHERE source = {first} AND id IN ({list})",
+                    source.as_str(),
+                    &ids,
+                )
+                .await?;
+            }
         }
-        for (advisory, provenance) in items {
-            self.insert_advisory(&mut tx, feed, source, advisory, provenance)
+        const COLUMNS: [&str; 11] = [
+            "feed",
+            "source",
+            "id",
+            "published",
+            "modified",
+            "withdrawn",
+            "severity",
+            "origin",
+            "sha256",
+            "fetched_at",
+            "doc",
+        ];
+        for chunk in items.chunks(500) {
+            let rows: Vec<Vec<Value>> = chunk
+                .iter()
+                .map(|(a, p)| {
+                    vec![
+                        feed.into(),
+                        source.as_str().into(),
+                        a.id.clone().into(),
+                        a.published.clone().into(),
+                        a.modified.clone().into(),
+                        a.withdrawn.clone().into(),
+                        a.severity.clone().into(),
+                        p.origin.clone().into(),
+                        p.sha256.clone().into(),
+                        p.fetched_at.clone().into(),
+                        json(a).into(),
+                    ]
+                })
+                .collect();
+            let pks = self.insert_advisory_rows(&mut tx, &COLUMNS, &rows).await?;
+            let mut affected = Vec::new();
+            let mut cves = Vec::new();
+            for (a, _) in chunk {
+                let pk = *pks.get(&a.id).ok_or_else(|| {
+                    StoreError::new(format!("no key returned for advisory {}", a.id))
+                })?;
+                for pkg in &a.affected {
+                    let release = pkg.release.as_ref();
+                    let distro = release.and_then(|r| r.distro);
+                    let key = match (distro, pkg.fixed_version.as_deref()) {
+                        (Some(d), Some(v)) => SortKey::new(d.scheme(), v)
+                            .ok()
+                            .map(|k| k.as_bytes().to_vec()),
+                        _ => None,
+                    };
+                    affected.push(vec![
+                        pk.into(),
+                        distro.map(|d| json(&d).trim_matches('"').to_owned()).into(),
+                        release.map(|r| r.release.clone()).into(),
+                        release.and_then(|r| r.stream.clone()).into(),
+                        pkg.package.clone().into(),
+                        json(&pkg.key_kind).trim_matches('"').to_owned().into(),
+                        json(&pkg.state).trim_matches('"').to_owned().into(),
+                        pkg.fixed_version.clone().into(),
+                        key.into(),
+                    ]);
+                }
+                cves.extend(
+                    a.cves
+                        .iter()
+                        .map(|c| vec![Value::from(pk), Value::from(c.as_str())]),
+                );
+            }
+            let affected_columns = [
+                "advisory_pk",
+                "distro",
+                "release",
+                "stream",
+                "package",
+                "key_kind",
+                "state",
+                "fixed_version",
+                "fixed_key",
+            ];
+            self.insert_rows(&mut tx, "affected", &affected_columns, &affected)
+                .await?;
+            self.insert_rows(&mut tx, "advisory_cve", &["advisory_pk", "cve"], &cves)
                 .await?;
         }
         let last = items.last().map(|(_, p)| p);
@@ -95,84 +210,30 @@ impl Store {
         Ok(items.len())
     }
 
-    async fn insert_advisory(
+    /// Inserts advisory rows and returns their generated keys by advisory id.
+    async fn insert_advisory_rows(
         &self,
         tx: &mut Transaction<'static, Any>,
-        feed: &str,
-        source: Source,
-        a: &Advisory,
-        p: &Provenance,
-    ) -> Result<(), StoreError> {
-        let what = || format!("storing advisory {} of {feed}", a.id);
-        // Replace an earlier copy of the same advisory (same source and id).
-        for table in ["affected", "advisory_cve"] {
-            let sql = format!("DELETE FROM {table} WHERE advisory_pk IN (SELECT pk FROM advisory WHERE source = $1 AND id = $2)");
-            sqlx::query(&self.sql(&sql))
-                .bind(source.as_str())
-                .bind(&a.id)
-                .execute(&mut **tx)
-                .await
-                .context(what)?;
+        columns: &[&str],
+        rows: &[Vec<Value>],
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        let mut out = HashMap::with_capacity(rows.len());
+        if rows.is_empty() {
+            return Ok(out);
         }
-        sqlx::query(&self.sql("DELETE FROM advisory WHERE source = $1 AND id = $2"))
-            .bind(source.as_str())
-            .bind(&a.id)
-            .execute(&mut **tx)
+        let sql = format!(
+            "INSERT INTO advisory {} RETURNING pk, id",
+            values_clause(columns, rows.len(), self.backend())
+        );
+        let flat: Vec<Value> = rows.iter().flatten().cloned().collect();
+        let returned = bind_all(sqlx::query(&sql), &flat)
+            .fetch_all(&mut **tx)
             .await
-            .context(what)?;
-        let pk: i64 = sqlx::query_scalar(&self.sql(
-            "INSERT INTO advisory (feed, source, id, published, modified, withdrawn, severity, origin, sha256, fetched_at, doc) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING pk",
-        ))
-        .bind(feed)
-        .bind(source.as_str())
-        .bind(&a.id)
-        .bind(a.published.as_deref())
-        .bind(a.modified.as_deref())
-        .bind(a.withdrawn.as_deref())
-        .bind(a.severity.as_deref())
-        .bind(&p.origin)
-        .bind(&p.sha256)
-        .bind(&p.fetched_at)
-        .bind(json(a))
-        .fetch_one(&mut **tx)
-        .await
-        .context(what)?;
-        for pkg in &a.affected {
-            let release = pkg.release.as_ref();
-            let distro = release.and_then(|r| r.distro);
-            let key = match (distro, pkg.fixed_version.as_deref()) {
-                (Some(d), Some(v)) => SortKey::new(d.scheme(), v)
-                    .ok()
-                    .map(|k| k.as_bytes().to_vec()),
-                _ => None,
-            };
-            sqlx::query(&self.sql(
-                "INSERT INTO affected (advisory_pk, distro, release, stream, package, key_kind, state, fixed_version, fixed_key) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            ))
-            .bind(pk)
-            .bind(distro.map(|d| json(&d).trim_matches('"').to_owned()))
-            .bind(release.map(|r| r.release.clone()))
-            .bind(release.and_then(|r| r.stream.clone()))
-            .bind(&pkg.package)
-            .bind(json(&pkg.key_kind).trim_matches('"').to_owned())
-            .bind(json(&pkg.state).trim_matches('"').to_owned())
-            .bind(pkg.fixed_version.as_deref())
-            .bind(key)
-            .execute(&mut **tx)
-            .await
-            .context(what)?;
+            .context(|| format!("inserting {} advisories", rows.len()))?;
+        for r in returned {
+            out.insert(get::<String>(&r, "id")?, get::<i64>(&r, "pk")?);
         }
-        for cve in &a.cves {
-            sqlx::query(&self.sql("INSERT INTO advisory_cve (advisory_pk, cve) VALUES ($1, $2)"))
-                .bind(pk)
-                .bind(cve)
-                .execute(&mut **tx)
-                .await
-                .context(what)?;
-        }
-        Ok(())
+        Ok(out)
     }
 
     /// Writes NVD CVE records (usually `Upsert`: incremental updates by lastModified window).
@@ -182,40 +243,58 @@ impl Store {
         mode: WriteMode,
         items: &[(CveRecord, Provenance)],
     ) -> Result<usize, StoreError> {
+        let items = last_of_each(items, |(r, _)| r.id.as_str());
         let mut tx = self.begin().await?;
         if mode == WriteMode::Replace {
             sqlx::query("DELETE FROM cve")
                 .execute(&mut *tx)
                 .await
                 .context(|| "clearing cve".into())?;
+        } else {
+            let ids: Vec<String> = items.iter().map(|(r, _)| r.id.clone()).collect();
+            self.for_key_chunks(
+                &mut tx,
+                "DELETE FROM cve WHERE {first} = '' AND id IN ({list})",
+                "",
+                &ids,
+            )
+            .await?;
         }
-        for (r, p) in items {
-            let best = r.best_metric();
-            sqlx::query(&self.sql("DELETE FROM cve WHERE id = $1"))
-                .bind(&r.id)
-                .execute(&mut *tx)
-                .await
-                .context(|| format!("storing {}", r.id))?;
-            sqlx::query(&self.sql(
-                "INSERT INTO cve (id, published, last_modified, status, rejected, best_score, best_version, severity, origin, sha256, fetched_at, doc) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            ))
-            .bind(&r.id)
-            .bind(r.published.as_deref())
-            .bind(r.last_modified.as_deref())
-            .bind(r.status.as_deref())
-            .bind(i64::from(r.rejected))
-            .bind(best.and_then(|m| m.computed_score))
-            .bind(best.map(|m| m.version.clone()))
-            .bind(best.and_then(|m| m.severity.clone()))
-            .bind(&p.origin)
-            .bind(&p.sha256)
-            .bind(&p.fetched_at)
-            .bind(json(r))
-            .execute(&mut *tx)
-            .await
-            .context(|| format!("storing {}", r.id))?;
-        }
+        let rows: Vec<Vec<Value>> = items
+            .iter()
+            .map(|(r, p)| {
+                let best = r.best_metric();
+                vec![
+                    r.id.clone().into(),
+                    r.published.clone().into(),
+                    r.last_modified.clone().into(),
+                    r.status.clone().into(),
+                    i64::from(r.rejected).into(),
+                    best.and_then(|m| m.computed_score).into(),
+                    best.map(|m| m.version.clone()).into(),
+                    best.and_then(|m| m.severity.clone()).into(),
+                    p.origin.clone().into(),
+                    p.sha256.clone().into(),
+                    p.fetched_at.clone().into(),
+                    json(r).into(),
+                ]
+            })
+            .collect();
+        let columns = [
+            "id",
+            "published",
+            "last_modified",
+            "status",
+            "rejected",
+            "best_score",
+            "best_version",
+            "severity",
+            "origin",
+            "sha256",
+            "fetched_at",
+            "doc",
+        ];
+        self.insert_rows(&mut tx, "cve", &columns, &rows).await?;
         let last = items.last().map(|(_, p)| p);
         self.finish_feed(
             &mut tx,
@@ -242,17 +321,32 @@ impl Store {
             .execute(&mut *tx)
             .await
             .context(|| "clearing kev".into())?;
-        for e in &catalog.entries {
-            sqlx::query(&self.sql("INSERT INTO kev (cve, date_added, due_date, known_ransomware_use, doc) VALUES ($1, $2, $3, $4, $5)"))
-                .bind(&e.cve)
-                .bind(&e.date_added)
-                .bind(&e.due_date)
-                .bind(i64::from(e.known_ransomware_use))
-                .bind(json(e))
-                .execute(&mut *tx)
-                .await
-                .context(|| format!("storing KEV entry {}", e.cve))?;
-        }
+        let rows: Vec<Vec<Value>> = catalog
+            .entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.cve.clone().into(),
+                    e.date_added.clone().into(),
+                    e.due_date.clone().into(),
+                    i64::from(e.known_ransomware_use).into(),
+                    json(e).into(),
+                ]
+            })
+            .collect();
+        self.insert_rows(
+            &mut tx,
+            "kev",
+            &[
+                "cve",
+                "date_added",
+                "due_date",
+                "known_ransomware_use",
+                "doc",
+            ],
+            &rows,
+        )
+        .await?;
         self.finish_feed(
             &mut tx,
             feed,
@@ -278,15 +372,13 @@ impl Store {
             .execute(&mut *tx)
             .await
             .context(|| "clearing epss".into())?;
-        for s in &snapshot.scores {
-            sqlx::query(&self.sql("INSERT INTO epss (cve, score, percentile) VALUES ($1, $2, $3)"))
-                .bind(&s.cve)
-                .bind(s.score)
-                .bind(s.percentile)
-                .execute(&mut *tx)
-                .await
-                .context(|| format!("storing EPSS score of {}", s.cve))?;
-        }
+        let rows: Vec<Vec<Value>> = snapshot
+            .scores
+            .iter()
+            .map(|s| vec![s.cve.clone().into(), s.score.into(), s.percentile.into()])
+            .collect();
+        self.insert_rows(&mut tx, "epss", &["cve", "score", "percentile"], &rows)
+            .await?;
         let version = format!(
             "{} {}",
             snapshot.model_version.as_deref().unwrap_or("model ?"),

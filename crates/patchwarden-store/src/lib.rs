@@ -10,6 +10,7 @@
 //! reader sees the old data or the new, never a mix, and a failed write leaves the old data intact.
 //! The store holds no business rules: it does not decide what a record means for a host.
 
+mod batch;
 mod knowledge;
 mod migrate;
 
