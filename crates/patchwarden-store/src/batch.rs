@@ -149,11 +149,17 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use crate::Backend;
+
     #[test]
     fn values_clause_numbers_rows_then_columns() {
         assert_eq!(
-            super::values_clause(&["a", "b"], 2),
+            super::values_clause(&["a", "b"], 2, Backend::Postgres),
             "(a, b) VALUES ($1, $2), ($3, $4)"
+        );
+        assert_eq!(
+            super::values_clause(&["a", "b"], 2, Backend::Sqlite),
+            "(a, b) VALUES (?, ?), (?, ?)"
         );
     }
 }
