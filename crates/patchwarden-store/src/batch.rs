@@ -132,10 +132,16 @@ impl Store {
         keys: &[String],
     ) -> Result<(), StoreError> {
         for chunk in keys.chunks(MAX_PARAMS - 1) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = self
-                .sql(&template.replace("{list}", &list.join(", ")))
-                .into_owned();
+            let (first_param, list): (String, Vec<String>) = match self.backend() {
+                Backend::Sqlite => ("?".into(), vec!["?".to_owned(); chunk.len()]),
+                Backend::Postgres => (
+                    "$1".into(),
+                    (0..chunk.len()).map(|i| format!("${}", i + 2)).collect(),
+                ),
+            };
+            let sql = template
+                .replace("{first}", &first_param)
+                .replace("{list}", &list.join(", "));
             let mut values = vec![Value::from(first)];
             values.extend(chunk.iter().map(|k| Value::from(k.as_str())));
             bind_all(sqlx::query(&sql), &values)
