@@ -3,6 +3,8 @@
 
 use sqlx::{Any, Transaction};
 
+use patchwarden_model::Source;
+
 use crate::{Backend, Context, Store, StoreError};
 
 /// One bound value.
@@ -121,35 +123,71 @@ impl Store {
         }
         Ok(())
     }
+}
 
-    /// Runs `template` once per chunk of `keys`: `{first}` stands for the parameter bound to `first`,
-    /// `{list}` for the keys' parameters (in that order in the text).
-    pub(crate) async fn for_key_chunks(
+impl Store {
+    /// The keys of the advisories of `source` with the given ids.
+    pub(crate) async fn advisory_pks(
         &self,
         tx: &mut Transaction<'static, Any>,
-        template: &str,
-        first: &str,
-        keys: &[String],
-    ) -> Result<(), StoreError> {
-        for chunk in keys.chunks(MAX_PARAMS - 1) {
-            let (first_param, list): (String, Vec<String>) = match self.backend() {
-                Backend::Sqlite => ("?".into(), vec!["?".to_owned(); chunk.len()]),
-                Backend::Postgres => (
-                    "$1".into(),
-                    (0..chunk.len()).map(|i| format!("${}", i + 2)).collect(),
-                ),
-            };
-            let sql = template
-                .replace("{first}", &first_param)
-                .replace("{list}", &list.join(", "));
-            let mut values = vec![Value::from(first)];
+        source: Source,
+        ids: &[String],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(MAX_PARAMS - 1) {
+            let sql = format!(
+                "SELECT pk FROM advisory WHERE source = {} AND id IN ({})",
+                self.placeholder(1),
+                self.placeholders(2, chunk.len())
+            );
+            let mut values = vec![Value::from(source.as_str())];
             values.extend(chunk.iter().map(|k| Value::from(k.as_str())));
-            bind_all(sqlx::query(&sql), &values)
+            let rows = bind_all(sqlx::query(&sql), &values)
+                .fetch_all(&mut **tx)
+                .await
+                .context(|| "finding stored advisories".into())?;
+            for r in rows {
+                out.push(crate::get::<i64>(&r, "pk")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes the rows of `table` whose `column` is one of `keys`.
+    pub(crate) async fn delete_by_keys(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        table: &str,
+        column: &str,
+        keys: &[Value],
+    ) -> Result<(), StoreError> {
+        for chunk in keys.chunks(MAX_PARAMS) {
+            let sql = format!(
+                "DELETE FROM {table} WHERE {column} IN ({})",
+                self.placeholders(1, chunk.len())
+            );
+            bind_all(sqlx::query(&sql), chunk)
                 .execute(&mut **tx)
                 .await
-                .context(|| format!("running {template}"))?;
+                .context(|| format!("deleting from {table}"))?;
         }
         Ok(())
+    }
+
+    /// The `n`th placeholder of a statement whose parameters are bound strictly in order.
+    fn placeholder(&self, n: usize) -> String {
+        match self.backend() {
+            Backend::Sqlite => "?".into(),
+            Backend::Postgres => format!("${n}"),
+        }
+    }
+
+    /// `count` placeholders starting at number `first`, comma-separated.
+    fn placeholders(&self, first: usize, count: usize) -> String {
+        (first..first + count)
+            .map(|n| self.placeholder(n))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

@@ -98,20 +98,22 @@ impl Store {
                     .context(|| format!("clearing advisories of {feed}"))?;
             }
             WriteMode::Upsert => {
-                // Earlier copies of these advisories (same source and id) give way.
+                // Earlier copies of these advisories (same source and id) give way: find their keys
+                // first (usually none), then delete by key — index lookups on both backends.
                 let ids: Vec<String> = items.iter().map(|(a, _)| a.id.clone()).collect();
-                for table in ["affected", "advisory_cve"] {
-                    let sql = format!("DELETE FROM {table} WHERE advisory_pk IN (SELECT pk FROM advisory WHERE source = {{first}} AND id IN ({{list}}))");
-                    self.for_key_chunks(&mut tx, &sql, source.as_str(), &ids)
-                        .await?;
+                let pks: Vec<Value> = self
+                    .advisory_pks(&mut tx, source, &ids)
+                    .await?
+                    .into_iter()
+                    .map(Value::from)
+                    .collect();
+                for (table, column) in [
+                    ("affected", "advisory_pk"),
+                    ("advisory_cve", "advisory_pk"),
+                    ("advisory", "pk"),
+                ] {
+                    self.delete_by_keys(&mut tx, table, column, &pks).await?;
                 }
-                self.for_key_chunks(
-                    &mut tx,
-                    "DELETE FROM advisory WHERE source = {first} AND id IN ({list})",
-                    source.as_str(),
-                    &ids,
-                )
-                .await?;
             }
         }
         const COLUMNS: [&str; 11] = [
@@ -251,14 +253,11 @@ impl Store {
                 .await
                 .context(|| "clearing cve".into())?;
         } else {
-            let ids: Vec<String> = items.iter().map(|(r, _)| r.id.clone()).collect();
-            self.for_key_chunks(
-                &mut tx,
-                "DELETE FROM cve WHERE {first} = '' AND id IN ({list})",
-                "",
-                &ids,
-            )
-            .await?;
+            let ids: Vec<Value> = items
+                .iter()
+                .map(|(r, _)| Value::from(r.id.as_str()))
+                .collect();
+            self.delete_by_keys(&mut tx, "cve", "id", &ids).await?;
         }
         let rows: Vec<Vec<Value>> = items
             .iter()
