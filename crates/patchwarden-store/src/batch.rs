@@ -93,7 +93,11 @@ pub(crate) fn bind_all<'q>(
         q = match v {
             Value::Text(t) => q.bind(t.as_deref()),
             Value::Int(i) => q.bind(*i),
-            Value::Float(f) => q.bind(*f),
+            // sqlx-core 0.8.6's Any driver swaps the NULL encodings of Real and Double
+            // (any/arguments.rs): a NULL f64 would be declared FLOAT4 beside FLOAT8 values of the
+            // same cached statement, which PostgreSQL rejects. A NULL f32 comes out as FLOAT8.
+            Value::Float(None) => q.bind(None::<f32>),
+            Value::Float(Some(f)) => q.bind(*f),
             Value::Bytes(b) => q.bind(b.as_deref()),
         };
     }

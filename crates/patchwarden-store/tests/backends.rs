@@ -202,6 +202,55 @@ async fn knowledge_base_round_trip() {
             )
             .await
             .unwrap();
+        // Every real NVD record in one batch: scored and unscored ones mixed (this once failed on
+        // PostgreSQL through sqlx's NULL-float encoding; see batch.rs).
+        let mut all = Vec::new();
+        for dir in ["nvd/api2.0", "nvd/cve-objects"] {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/data")
+                .join(dir);
+            let mut files: Vec<_> = std::fs::read_dir(root)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            for f in files {
+                let page =
+                    nvd::parse(&std::fs::read(&f).unwrap(), &f.display().to_string()).unwrap();
+                all.extend(
+                    page.records
+                        .into_iter()
+                        .map(|r| (r, provenance(Source::Nvd, "all"))),
+                );
+            }
+        }
+        assert!(
+            all.iter().any(|(r, _)| r.best_metric().is_none())
+                && all.iter().any(|(r, _)| r.best_metric().is_some())
+        );
+        store
+            .write_cves("nvd", WriteMode::Upsert, &all)
+            .await
+            .unwrap();
+        // Enough copies (synthetic ids, CVE-2999-*) that one statement carries ~8,000 parameters.
+        let copies: Vec<_> = (0..700)
+            .map(|i| {
+                let (mut r, p) = all[i % all.len()].clone();
+                r.id = format!("CVE-2999-{i:07}");
+                (r, p)
+            })
+            .collect();
+        store
+            .write_cves("nvd-synthetic", WriteMode::Upsert, &copies)
+            .await
+            .unwrap();
+        assert!(store
+            .cve("CVE-2024-0727")
+            .await
+            .unwrap()
+            .unwrap()
+            .metrics
+            .is_empty());
         let cve = store.cve("CVE-2023-4911").await.unwrap().unwrap();
         assert_eq!(cve.best_metric().unwrap().computed_score, Some(7.8));
         let catalog = kev::parse(&data("kev/known_exploited_vulnerabilities.json"), "kev").unwrap();
