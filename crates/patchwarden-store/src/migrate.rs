@@ -4,12 +4,20 @@
 use crate::{Backend, Context, Store, StoreError};
 
 /// (version, name, SQLite text, PostgreSQL text).
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "knowledge_base",
-    include_str!("../migrations/sqlite/0001_knowledge_base.sql"),
-    include_str!("../migrations/postgres/0001_knowledge_base.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "knowledge_base",
+        include_str!("../migrations/sqlite/0001_knowledge_base.sql"),
+        include_str!("../migrations/postgres/0001_knowledge_base.sql"),
+    ),
+    (
+        2,
+        "advisory_by_id",
+        include_str!("../migrations/sqlite/0002_advisory_by_id.sql"),
+        include_str!("../migrations/postgres/0002_advisory_by_id.sql"),
+    ),
+];
 
 pub(crate) async fn apply(store: &Store) -> Result<(), StoreError> {
     let pool = store.pool();
