@@ -113,23 +113,9 @@ fn normalize(doc: &Value, origin: &str) -> Result<Vec<Advisory>, FeedError> {
                 (FixState::Fixed, Some(version.clone()), vec![range])
             };
             for id in ids.iter().flat_map(|s| s.split_whitespace()) {
-                let advisory = by_id.entry(id.to_owned()).or_insert_with(|| Advisory {
-                    id: id.to_owned(),
-                    source: Source::AlpineSecdb,
-                    aliases: Vec::new(),
-                    cves: if id.starts_with("CVE-") {
-                        vec![id.to_owned()]
-                    } else {
-                        Vec::new()
-                    },
-                    summary: None,
-                    published: None,
-                    modified: None,
-                    withdrawn: None,
-                    severity: None,
-                    cvss_vectors: Vec::new(),
-                    affected: Vec::new(),
-                });
+                let advisory = by_id
+                    .entry(id.to_owned())
+                    .or_insert_with(|| Advisory::for_id(id, Source::AlpineSecdb));
                 advisory.affected.push(AffectedPackage {
                     ecosystem: format!("alpine:{distroversion}/{repo}"),
                     release: Some(ReleaseKey {

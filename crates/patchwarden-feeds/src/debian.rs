@@ -55,24 +55,11 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<Vec<Advisory>, FeedError> {
             let record = format!("{package}/{id}");
             let bad = |reason: String| FeedError::record(origin, record.clone(), reason);
             let advisory = by_id.entry(id.clone()).or_insert_with(|| Advisory {
-                id: id.clone(),
-                source: Source::DebianTracker,
-                aliases: Vec::new(),
-                cves: if id.starts_with("CVE-") {
-                    vec![id.clone()]
-                } else {
-                    Vec::new()
-                },
                 summary: issue
                     .get("description")
                     .and_then(Value::as_str)
                     .map(str::to_owned),
-                published: None,
-                modified: None,
-                withdrawn: None,
-                severity: None,
-                cvss_vectors: Vec::new(),
-                affected: Vec::new(),
+                ..Advisory::for_id(id, Source::DebianTracker)
             });
             let releases = match issue.get("releases") {
                 None => continue,

@@ -174,6 +174,30 @@ pub struct Advisory {
     pub affected: Vec<AffectedPackage>,
 }
 
+impl Advisory {
+    /// A source's statement on one id (a CVE, a TEMP- or XSA- id) with nothing known yet: the CVE list
+    /// holds the id itself when it is a CVE.
+    pub fn for_id(id: &str, source: Source) -> Advisory {
+        Advisory {
+            id: id.to_owned(),
+            source,
+            aliases: Vec::new(),
+            cves: if id.starts_with("CVE-") {
+                vec![id.to_owned()]
+            } else {
+                Vec::new()
+            },
+            summary: None,
+            published: None,
+            modified: None,
+            withdrawn: None,
+            severity: None,
+            cvss_vectors: Vec::new(),
+            affected: Vec::new(),
+        }
+    }
+}
+
 /// One CVSS metric of a CVE, with the score the source states and the one computed from the vector.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CvssMetric {

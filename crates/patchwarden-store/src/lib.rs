@@ -13,6 +13,8 @@
 mod batch;
 mod knowledge;
 mod migrate;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::borrow::Cow;
 use std::fmt;

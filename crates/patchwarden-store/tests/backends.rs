@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use patchwarden_feeds::{debian, epss, kev, nvd, osv};
 use patchwarden_model::{FixState, Provenance, Source};
+use patchwarden_store::testing::TestStore;
 use patchwarden_store::{Backend, Store, WriteMode, LATEST_VERSION};
 
 fn data(path: &str) -> Vec<u8> {
@@ -26,68 +27,28 @@ fn provenance(source: Source, origin: &str) -> Provenance {
     }
 }
 
-/// A fresh store per backend, and what to run to throw the PostgreSQL schema away.
-async fn stores(test: &str) -> Vec<(Store, Option<(String, String)>)> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("store-{test}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut out = vec![(
-        Store::open(dir.join("kb.db").to_str().unwrap())
-            .await
-            .unwrap(),
-        None,
-    )];
-    match std::env::var("PATCHWARDEN_TEST_POSTGRES") {
-        Ok(url) => {
-            let schema = format!("pw_test_{test}_{}", std::process::id());
-            let admin = Store::open(&url).await.unwrap();
-            admin
-                .execute_raw(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .await
-                .unwrap();
-            admin
-                .execute_raw(&format!("CREATE SCHEMA {schema}"))
-                .await
-                .unwrap();
-            admin.close().await;
-            let sep = if url.contains('?') { '&' } else { '?' };
-            let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
-            out.push((Store::open(&scoped).await.unwrap(), Some((url, schema))));
-        }
-        Err(_) if std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() == Ok("1") => {
-            panic!("PATCHWARDEN_TEST_POSTGRES is not set")
-        }
-        Err(_) => eprintln!("SKIPPED (PostgreSQL half): PATCHWARDEN_TEST_POSTGRES is not set"),
-    }
-    out
-}
-
-async fn drop_schema(cleanup: Option<(String, String)>) {
-    if let Some((url, schema)) = cleanup {
-        let admin = Store::open(&url).await.unwrap();
-        admin
-            .execute_raw(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .await
-            .unwrap();
-        admin.close().await;
-    }
+async fn stores(test: &str) -> Vec<TestStore> {
+    patchwarden_store::testing::stores(test, std::path::Path::new(env!("CARGO_TARGET_TMPDIR")))
+        .await
 }
 
 #[tokio::test]
 async fn migrations_apply_once_and_reopen_cleanly() {
-    for (store, cleanup) in stores("migrate").await {
+    for test_store in stores("migrate").await {
+        let store = &test_store.store;
         assert_eq!(
             store.schema_versions().await.unwrap(),
             (1..=LATEST_VERSION).collect::<Vec<_>>()
         );
         assert!(store.feeds().await.unwrap().is_empty());
-        store.close().await;
-        drop_schema(cleanup).await;
+        test_store.finish().await;
     }
 }
 
 #[tokio::test]
 async fn knowledge_base_round_trip() {
-    for (store, cleanup) in stores("roundtrip").await {
+    for test_store in stores("roundtrip").await {
+        let store = &test_store.store;
         let backend = store.backend();
         // OSV: AlmaLinux and Ubuntu advisories, upserted file by file.
         let alma = osv::parse(
@@ -306,8 +267,7 @@ async fn knowledge_base_round_trip() {
         assert_eq!(kev_state.record_count, 1404);
         assert!(store.kev("CVE-2023-4911").await.unwrap().is_some());
         assert_eq!(store.backend(), backend);
-        store.close().await;
-        drop_schema(cleanup).await;
+        test_store.finish().await;
     }
 }
 

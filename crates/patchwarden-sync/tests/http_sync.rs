@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use patchwarden_feeds::FeedFormat;
 use patchwarden_model::Source;
-use patchwarden_store::Store;
+use patchwarden_store::testing::TestStore;
 use patchwarden_sync::{FeedSpec, SyncOutcome, SyncSettings, Syncer};
 
 /// One scripted answer: status, extra headers, body, and where to cut the body off (the declared
@@ -76,33 +76,12 @@ fn ok(body: Vec<u8>, etag: &str) -> Reply {
     }
 }
 
-async fn stores(test: &str) -> Vec<Store> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sync-{test}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut out = vec![Store::open(dir.join("kb.db").to_str().unwrap())
-        .await
-        .unwrap()];
-    if let Ok(url) = std::env::var("PATCHWARDEN_TEST_POSTGRES") {
-        let schema = format!("pw_sync_{test}_{}", std::process::id());
-        let admin = Store::open(&url).await.unwrap();
-        admin
-            .execute_raw(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .await
-            .unwrap();
-        admin
-            .execute_raw(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        let sep = if url.contains('?') { '&' } else { '?' };
-        out.push(
-            Store::open(&format!("{url}{sep}options=-c%20search_path%3D{schema}"))
-                .await
-                .unwrap(),
-        );
-    } else if std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() == Ok("1") {
-        panic!("PATCHWARDEN_TEST_POSTGRES is not set");
-    }
-    out
+async fn stores(test: &str) -> Vec<TestStore> {
+    patchwarden_store::testing::stores(
+        &format!("sync_{test}"),
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
+    )
+    .await
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -113,7 +92,8 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kev_sync_lifecycle() {
-    for (i, store) in stores("kev").await.into_iter().enumerate() {
+    for (i, test_store) in stores("kev").await.into_iter().enumerate() {
+        let store = &test_store.store;
         let catalog = data("kev/known_exploited_vulnerabilities.json");
         let half = catalog.len() / 2;
         let (base, seen) = serve(vec![
@@ -137,7 +117,7 @@ async fn kev_sync_lifecycle() {
         .unwrap();
 
         assert_eq!(
-            syncer.sync(&store, &spec).await,
+            syncer.sync(store, &spec).await,
             SyncOutcome::Updated {
                 records: 1404,
                 bytes: catalog.len() as u64
@@ -149,14 +129,14 @@ async fn kev_sync_lifecycle() {
             (1404, Some("\"v1\""))
         );
 
-        assert_eq!(syncer.sync(&store, &spec).await, SyncOutcome::NotModified);
+        assert_eq!(syncer.sync(store, &spec).await, SyncOutcome::NotModified);
         assert!(
             seen.lock().unwrap()[1].contains("if-none-match: \"v1\""),
             "{:?}",
             seen.lock().unwrap()[1]
         );
 
-        let SyncOutcome::Failed { reason } = syncer.sync(&store, &spec).await else {
+        let SyncOutcome::Failed { reason } = syncer.sync(store, &spec).await else {
             panic!("500 must fail")
         };
         assert!(reason.contains("HTTP 500"), "{reason}");
@@ -172,7 +152,7 @@ async fn kev_sync_lifecycle() {
             (1404, true)
         );
 
-        let SyncOutcome::Failed { reason } = syncer.sync(&store, &spec).await else {
+        let SyncOutcome::Failed { reason } = syncer.sync(store, &spec).await else {
             panic!("a cut body must fail")
         };
         assert!(
@@ -184,7 +164,7 @@ async fn kev_sync_lifecycle() {
             "the old catalog stays"
         );
 
-        let SyncOutcome::Failed { reason } = syncer.sync(&store, &spec).await else {
+        let SyncOutcome::Failed { reason } = syncer.sync(store, &spec).await else {
             panic!("a bad record must fail")
         };
         assert!(reason.contains("'oops' is not a CVE id"), "{reason}");
@@ -199,13 +179,14 @@ async fn kev_sync_lifecycle() {
             std::fs::read_dir(&work_dir).map(|d| d.count()).unwrap_or(0),
             0
         );
-        store.close().await;
+        test_store.finish().await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn epss_gzip_and_limits() {
-    for (i, store) in stores("epss").await.into_iter().enumerate() {
+    for (i, test_store) in stores("epss").await.into_iter().enumerate() {
+        let store = &test_store.store;
         let csv = data("epss/epss_scores-2026-09-29.rows-subset.csv");
         let good = gzip(&csv);
         let mut corrupt = good.clone();
@@ -231,14 +212,14 @@ async fn epss_gzip_and_limits() {
         })
         .unwrap();
         assert_eq!(
-            syncer.sync(&store, &spec).await,
+            syncer.sync(store, &spec).await,
             SyncOutcome::Updated {
                 records: 49,
                 bytes: good.len() as u64
             }
         );
 
-        let SyncOutcome::Failed { reason } = syncer.sync(&store, &spec).await else {
+        let SyncOutcome::Failed { reason } = syncer.sync(store, &spec).await else {
             panic!("corrupt gzip must fail")
         };
         assert!(reason.contains("epss.csv.gz"), "{reason}");
@@ -260,18 +241,20 @@ async fn epss_gzip_and_limits() {
             ..Default::default()
         })
         .unwrap();
-        let SyncOutcome::Failed { reason } = tiny.sync(&store, &spec).await else {
+        let SyncOutcome::Failed { reason } = tiny.sync(store, &spec).await else {
             panic!("over the limit must fail")
         };
         assert!(reason.contains("over the limit of 100"), "{reason}");
         assert_eq!(store.feed("epss").await.unwrap().unwrap().record_count, 49);
-        store.close().await;
+        test_store.finish().await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_mirror_is_a_recorded_failure() {
-    let store = stores("down").await.remove(0);
+    let mut all = stores("down").await;
+    let test_store = all.remove(0);
+    let store = &test_store.store;
     // A port that was just free: nothing listens there.
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -289,12 +272,16 @@ async fn unreachable_mirror_is_a_recorded_failure() {
         ..Default::default()
     })
     .unwrap();
-    let SyncOutcome::Failed { reason } = syncer.sync(&store, &spec).await else {
+    let SyncOutcome::Failed { reason } = syncer.sync(store, &spec).await else {
         panic!()
     };
     assert!(reason.contains("request failed"), "{reason}");
     let state = store.feed("debian-tracker").await.unwrap().unwrap();
     assert_eq!((state.record_count, state.last_success), (0, None));
+    test_store.finish().await;
+    for other in all {
+        other.finish().await;
+    }
 }
 
 #[test]
