@@ -83,7 +83,21 @@ impl Tally {
 /// updated one by one (in chunks). A file that fails is reported with its reason, recorded in the
 /// feed's state and changes nothing; the command then exits non-zero.
 pub async fn import(store: &Store, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let files = files(paths)?;
+    // A bundle (a directory with a manifest) is verified as a whole, then loaded.
+    let (bundles, paths): (Vec<PathBuf>, Vec<PathBuf>) = paths
+        .iter()
+        .cloned()
+        .partition(|p| patchwarden_sync::bundle::is_bundle(p));
+    for dir in &bundles {
+        let n = patchwarden_sync::bundle::import(store, dir)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        println!("imported the bundle {}: {n} records", dir.display());
+    }
+    if paths.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let files = files(&paths)?;
     if files.is_empty() {
         bail!("no files to import");
     }

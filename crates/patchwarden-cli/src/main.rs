@@ -72,6 +72,9 @@ enum FeedsCommand {
         #[arg(long, default_value_t = 600, env = "PATCHWARDEN_SYNC_TIMEOUT_SECS")]
         timeout_secs: u64,
     },
+    /// Write the knowledge base as a bundle (files and a sha256 manifest) for an air-gapped site;
+    /// `feeds import DIR` there verifies it before loading.
+    Export { dir: PathBuf },
     /// Per feed: records, last success, data age, last error; STALE past --max-age.
     Status {
         /// Data older than this many days is flagged stale.
@@ -90,6 +93,18 @@ fn main() -> ExitCode {
         Command::Feeds { command } => with_store(cli.db.as_deref(), |store| async move {
             match command {
                 FeedsCommand::Import { paths } => feeds::import(&store, &paths).await,
+                FeedsCommand::Export { dir } => {
+                    let summary = patchwarden_sync::bundle::export(&store, &dir)
+                        .await
+                        .map_err(anyhow::Error::msg)?;
+                    print!("{summary}");
+                    println!(
+                        "bundle written to {} (manifest: {})",
+                        dir.display(),
+                        patchwarden_sync::bundle::MANIFEST
+                    );
+                    Ok(std::process::ExitCode::SUCCESS)
+                }
                 FeedsCommand::Sync {
                     feeds: names,
                     max_mib,

@@ -165,3 +165,112 @@ fn osv_zip_archive() {
         "{f}"
     );
 }
+
+/// `feeds export` writes a bundle that `feeds import` loads into an empty store with the same content;
+/// a damaged bundle is refused before anything is written.
+#[test]
+fn bundle_round_trip_and_tampering() {
+    let dir = scratch("feeds-bundle");
+    let (src, dst, bundle) = (dir.join("src.db"), dir.join("dst.db"), dir.join("bundle"));
+    let data = fixtures();
+    let db = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let run_ok = |args: &[&str]| {
+        let out = bin().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    run_ok(&[
+        "--db",
+        &db(&src),
+        "feeds",
+        "import",
+        data.join("osv/rocky").to_str().unwrap(),
+        data.join("kev/known_exploited_vulnerabilities.json")
+            .to_str()
+            .unwrap(),
+        data.join("epss/epss_scores-2026-09-29.rows-subset.csv")
+            .to_str()
+            .unwrap(),
+        data.join("nvd/api2.0/page-38-results.response.json")
+            .to_str()
+            .unwrap(),
+    ]);
+    run_ok(&[
+        "--db",
+        &db(&src),
+        "feeds",
+        "export",
+        bundle.to_str().unwrap(),
+    ]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["format"], "patchwarden-bundle");
+
+    // A damaged file: refused, named, nothing imported.
+    let advisories = bundle.join("advisories.ndjson");
+    let good = std::fs::read(&advisories).unwrap();
+    std::fs::write(
+        &advisories,
+        String::from_utf8(good.clone())
+            .unwrap()
+            .replacen("Rocky Linux", "Rocky Linus", 1),
+    )
+    .unwrap();
+    let out = bin()
+        .args([
+            "--db",
+            &db(&dst),
+            "feeds",
+            "import",
+            bundle.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("advisories.ndjson: does not match the manifest"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(
+            &run_ok(&["--db", &db(p), "feeds", "status", "--format", "json"]).stdout,
+        )
+        .unwrap()
+    };
+    assert!(status(&dst)["feeds"].as_array().unwrap().is_empty());
+
+    // Intact: the destination ends up with the same feeds and counts as the source.
+    std::fs::write(&advisories, good).unwrap();
+    run_ok(&[
+        "--db",
+        &db(&dst),
+        "feeds",
+        "import",
+        bundle.to_str().unwrap(),
+    ]);
+    let summary = |v: serde_json::Value| -> Vec<(String, i64)> {
+        v["feeds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["feed"].as_str().unwrap().to_owned(),
+                    f["records"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (from, to) = (summary(status(&src)), summary(status(&dst)));
+    assert_eq!(from, to);
+    assert!(
+        from.contains(&("kev".to_owned(), 1404)) && from.contains(&("nvd".to_owned(), 38)),
+        "{from:?}"
+    );
+}

@@ -611,6 +611,76 @@ impl Store {
         .transpose()
     }
 
+    /// Every stored advisory with its feed and provenance, in a stable order (for bundles).
+    pub async fn all_advisories(&self) -> Result<Vec<(String, Provenance, Advisory)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT feed, source, origin, sha256, fetched_at, doc FROM advisory ORDER BY feed, id",
+        )
+        .fetch_all(self.pool())
+        .await
+        .context(|| "reading advisories".into())?;
+        rows.iter()
+            .map(|r| {
+                let source: String = get(r, "source")?;
+                let provenance = Provenance {
+                    source: source.parse().map_err(StoreError::new)?,
+                    origin: get(r, "origin")?,
+                    sha256: get(r, "sha256")?,
+                    fetched_at: get(r, "fetched_at")?,
+                };
+                let doc: String = get(r, "doc")?;
+                let advisory = serde_json::from_str(&doc).map_err(|e| {
+                    StoreError::new(format!("a stored advisory does not decode: {e}"))
+                })?;
+                Ok((get(r, "feed")?, provenance, advisory))
+            })
+            .collect()
+    }
+
+    /// Every stored NVD record with its provenance.
+    pub async fn all_cves(&self) -> Result<Vec<(Provenance, CveRecord)>, StoreError> {
+        let rows = sqlx::query("SELECT origin, sha256, fetched_at, doc FROM cve ORDER BY id")
+            .fetch_all(self.pool())
+            .await
+            .context(|| "reading CVEs".into())?;
+        rows.iter()
+            .map(|r| {
+                let provenance = Provenance {
+                    source: Source::Nvd,
+                    origin: get(r, "origin")?,
+                    sha256: get(r, "sha256")?,
+                    fetched_at: get(r, "fetched_at")?,
+                };
+                let doc: String = get(r, "doc")?;
+                let record = serde_json::from_str(&doc)
+                    .map_err(|e| StoreError::new(format!("a stored CVE does not decode: {e}")))?;
+                Ok((provenance, record))
+            })
+            .collect()
+    }
+
+    /// All KEV entries.
+    pub async fn all_kev(&self) -> Result<Vec<KevEntry>, StoreError> {
+        self.docs("SELECT doc FROM kev ORDER BY cve", &[]).await
+    }
+
+    /// All EPSS scores.
+    pub async fn all_epss(&self) -> Result<Vec<EpssScore>, StoreError> {
+        let rows = sqlx::query("SELECT cve, score, percentile FROM epss ORDER BY cve")
+            .fetch_all(self.pool())
+            .await
+            .context(|| "reading EPSS".into())?;
+        rows.iter()
+            .map(|r| {
+                Ok(EpssScore {
+                    cve: get(r, "cve")?,
+                    score: get(r, "score")?,
+                    percentile: get(r, "percentile")?,
+                })
+            })
+            .collect()
+    }
+
     /// Row counts per table, for status and tests.
     pub async fn counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let mut out = Vec::new();

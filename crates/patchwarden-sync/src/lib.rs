@@ -13,6 +13,8 @@
 //! This crate owns transport and orchestration; formats are `patchwarden-feeds`', storage is
 //! `patchwarden-store`'s.
 
+pub mod bundle;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
