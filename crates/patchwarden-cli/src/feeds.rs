@@ -56,7 +56,11 @@ struct Tally {
     skipped: usize,
     inputs: usize,
     osv: Vec<(String, Advisory, Provenance)>,
+    last_progress: Option<std::time::Instant>,
 }
+
+/// How often a long import says how far it is.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Tally {
     async fn flush_osv(&mut self, store: &Store) -> anyhow::Result<()> {
@@ -166,6 +170,20 @@ async fn import_one(
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
     tally.inputs += 1;
+    // Long imports report progress on stderr every PROGRESS_EVERY.
+    if tally
+        .last_progress
+        .get_or_insert_with(std::time::Instant::now)
+        .elapsed()
+        >= PROGRESS_EVERY
+    {
+        eprintln!(
+            "… {} inputs read, {} records imported so far (now at {origin})",
+            tally.inputs,
+            tally.imported + tally.osv.len()
+        );
+        tally.last_progress = Some(std::time::Instant::now());
+    }
     let Some(format) = detect(name, bytes) else {
         eprintln!("skipped {origin}: not a feed file patchwarden reads");
         tally.skipped += 1;
