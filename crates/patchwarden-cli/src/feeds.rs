@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use patchwarden_feeds::{alpine, debian, detect, epss, kev, nvd, osv, FeedFormat};
+use patchwarden_feeds::{alpine, debian, detect, epss, kev, nvd, osv, redhat, FeedFormat};
 use patchwarden_model::{Advisory, Provenance, Source};
 use patchwarden_store::{FeedState, Store, WriteMode};
 use sha2::{Digest, Sha256};
@@ -261,6 +261,24 @@ async fn import_one(
                 Source::DebianTracker,
                 e.to_string(),
             )),
+        },
+        FeedFormat::RedhatVex => match redhat::parse(bytes, origin) {
+            Ok(list) => {
+                let p = provenance(Source::RedhatVex);
+                let items: Vec<_> = list.into_iter().map(|a| (a, p.clone())).collect();
+                let n = store
+                    .write_advisories(
+                        "redhat-vex",
+                        Source::RedhatVex,
+                        WriteMode::Upsert,
+                        &items,
+                        None,
+                    )
+                    .await?;
+                tally.imported += n;
+                Ok(format!("{n} Red Hat VEX statements"))
+            }
+            Err(e) => Err(("redhat-vex".into(), Source::RedhatVex, e.to_string())),
         },
         FeedFormat::AlpineJson | FeedFormat::AlpineYaml => {
             let parsed = if format == FeedFormat::AlpineJson {

@@ -13,6 +13,7 @@ pub enum FeedFormat {
     DebianTracker,
     AlpineJson,
     AlpineYaml,
+    RedhatVex,
 }
 
 /// Guesses the format; `None` when the file is none of them (the caller says so, naming the file).
@@ -35,7 +36,14 @@ pub fn detect(file_name: &str, bytes: &[u8]) -> Option<FeedFormat> {
     let nvd_page = obj.contains_key("vulnerabilities")
         && (obj.contains_key("resultsPerPage") || obj.contains_key("format"));
     let nvd_object = obj.contains_key("sourceIdentifier") && obj.contains_key("id");
-    if obj.contains_key("catalogVersion") {
+    if obj
+        .get("document")
+        .and_then(|d| d.get("category"))
+        .and_then(Value::as_str)
+        == Some("csaf_vex")
+    {
+        Some(FeedFormat::RedhatVex)
+    } else if obj.contains_key("catalogVersion") {
         Some(FeedFormat::Kev)
     } else if nvd_page || nvd_object {
         Some(FeedFormat::Nvd)

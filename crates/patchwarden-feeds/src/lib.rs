@@ -1,4 +1,5 @@
-//! Feed parsers: one module per source, each turning the source's real format into the normalized
+//! Feed parsers: one module per source (OSV, NVD, KEV, EPSS, Debian tracker, Alpine secdb, Red Hat CSAF
+//! VEX), each turning the source's real format into the normalized
 //! records of `patchwarden-model` ([`Advisory`], [`CveRecord`], [`KevCatalog`], [`EpssSnapshot`]).
 //!
 //! Parsers decide nothing about hosts (that is matching) and do no network or database I/O (that is
@@ -9,7 +10,8 @@
 //! * **OSV** (one advisory per file) and **NVD** (independent CVE records in a page): a malformed record
 //!   is an error for that record; bulk loaders skip it, count it and name it, and the rest loads.
 //!   A file that is not JSON at all is an error for the whole file.
-//! * **KEV**, **EPSS**, **Debian tracker**, **Alpine secdb** (one snapshot per file): any malformed
+//! * **KEV**, **EPSS**, **Debian tracker**, **Alpine secdb**, **Red Hat VEX** (one coherent document
+//!   per file): any malformed
 //!   record rejects the whole file, so a damaged download never replaces a good snapshot in part.
 
 pub mod alpine;
@@ -20,6 +22,7 @@ mod error;
 pub mod kev;
 pub mod nvd;
 pub mod osv;
+pub mod redhat;
 
 pub use detect::{detect, FeedFormat};
 pub use error::FeedError;

@@ -647,8 +647,103 @@ fn every_fixture_format_is_recognized() {
             "alpine-secdb/alpine-secdb-repo-v3.11-main.yaml",
             Some(FeedFormat::AlpineYaml),
         ),
+        (
+            "redhat/csaf-vex/cve-2024-10041.json",
+            Some(FeedFormat::RedhatVex),
+        ),
+        ("redhat/csaf-advisories/rhsa-2024_9371.json", None),
         ("kev/known_exploited_vulnerabilities_schema.json", None),
     ] {
         assert_eq!(detect(path, &read(path)), want, "{path}");
     }
+}
+
+#[test]
+fn redhat_csaf_vex() {
+    use patchwarden_feeds::redhat;
+    let curl = redhat::parse(
+        &read("redhat/csaf-vex/cve-2023-38545.json"),
+        "cve-2023-38545.json",
+    )
+    .unwrap();
+    assert_eq!(curl.len(), 1);
+    let a = &curl[0];
+    assert_eq!(
+        (a.id.as_str(), a.cves.as_slice(), a.severity.as_deref()),
+        (
+            "CVE-2023-38545",
+            &["CVE-2023-38545".to_owned()][..],
+            Some("Important")
+        )
+    );
+    let rhel9 = |stream: &str| {
+        a.affected
+            .iter()
+            .filter(|p| {
+                p.package == "curl"
+                    && p.release
+                        .as_ref()
+                        .is_some_and(|r| r.release == "9" && r.stream.as_deref() == Some(stream))
+            })
+            .map(|p| (p.state, p.fixed_version.clone().unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    // The RHEL 9.0 EUS stream and the main RHEL 9 stream get their own fixed builds.
+    assert!(
+        rhel9("appstream:eus").contains(&(FixState::Fixed, "0:7.76.1-14.el9_0.9".into())),
+        "{:?}",
+        rhel9("appstream:eus")
+    );
+    assert!(
+        rhel9("baseos")
+            .iter()
+            .chain(rhel9("appstream").iter())
+            .any(|(s, v)| *s == FixState::Fixed && v.starts_with("0:7.76.1-26.el9")),
+        "{:?} {:?}",
+        rhel9("baseos"),
+        rhel9("appstream")
+    );
+    assert!(a.affected.iter().any(|p| p.state == FixState::NotAffected));
+    // Satellite client builds are kept, without a RHEL release.
+    assert!(a
+        .affected
+        .iter()
+        .any(|p| p.release.is_none() && p.ecosystem.contains("satellite")));
+
+    // Will not fix, from a document trimmed to its remediations.
+    let pam = redhat::parse(
+        &read("redhat/csaf-vex/cve-2024-10041.json"),
+        "cve-2024-10041.json",
+    )
+    .unwrap();
+    let rhel7 = pam[0]
+        .affected
+        .iter()
+        .find(|p| p.package == "pam" && p.release.as_ref().is_some_and(|r| r.release == "7"))
+        .unwrap();
+    assert_eq!(rhel7.state, FixState::WillNotFix);
+    assert_eq!(
+        rhel7.note.as_deref(),
+        Some("no_fix_planned: Out of support scope")
+    );
+    let rhel9 = pam[0]
+        .affected
+        .iter()
+        .find(|p| p.package == "pam" && p.release.as_ref().is_some_and(|r| r.release == "9"))
+        .unwrap();
+    assert_eq!(
+        (rhel9.state, rhel9.fixed_version.as_deref()),
+        (FixState::Fixed, Some("0:1.5.1-21.el9_5"))
+    );
+
+    for f in ["cve-2023-4154.json", "cve-2024-24786-simple.json"] {
+        let list = redhat::parse(&read(&format!("redhat/csaf-vex/{f}")), f).unwrap();
+        assert!(!list[0].affected.is_empty(), "{f}");
+    }
+    let e = redhat::parse(
+        &read("redhat/csaf-advisories/rhsa-2024_6163.json"),
+        "rhsa.json",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("not a CSAF VEX document"), "{e}");
 }

@@ -16,16 +16,19 @@ pub enum Source {
     Nvd,
     Kev,
     Epss,
+    /// Red Hat's CSAF VEX documents (per CVE): fixed, not fixed yet, will not fix, not affected.
+    RedhatVex,
 }
 
 impl Source {
-    pub const ALL: [Source; 6] = [
+    pub const ALL: [Source; 7] = [
         Source::Osv,
         Source::DebianTracker,
         Source::AlpineSecdb,
         Source::Nvd,
         Source::Kev,
         Source::Epss,
+        Source::RedhatVex,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +39,7 @@ impl Source {
             Source::Nvd => "nvd",
             Source::Kev => "kev",
             Source::Epss => "epss",
+            Source::RedhatVex => "redhat-vex",
         }
     }
 }
@@ -46,7 +50,7 @@ impl std::str::FromStr for Source {
         Source::ALL
             .into_iter()
             .find(|x| x.as_str() == s)
-            .ok_or_else(|| format!("unknown source '{s}' (known: osv, debian-tracker, alpine-secdb, nvd, kev, epss)"))
+            .ok_or_else(|| format!("unknown source '{s}' (known: osv, debian-tracker, alpine-secdb, nvd, kev, epss, redhat-vex)"))
     }
 }
 

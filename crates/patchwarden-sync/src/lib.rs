@@ -298,8 +298,8 @@ impl Syncer {
                     .write_advisories(&spec.feed, spec.source, WriteMode::Replace, &items, None)
                     .await
             }
-            FeedFormat::Osv | FeedFormat::Nvd => return Err(
-                "OSV and NVD sync are not implemented yet: import their files with `feeds import`"
+            FeedFormat::Osv | FeedFormat::Nvd | FeedFormat::RedhatVex => return Err(
+                "OSV, NVD and Red Hat VEX sync are not implemented yet: import their files with `feeds import`"
                     .into(),
             ),
         };
