@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use patchwarden_feeds::{alpine, debian, detect, epss, kev, nvd, osv, redhat, FeedFormat};
+use patchwarden_feeds::detect;
 use patchwarden_model::{Advisory, Provenance, Source};
 use patchwarden_store::{FeedState, Store, WriteMode};
+use patchwarden_sync::load::{self, Parsed};
 use sha2::{Digest, Sha256};
 
 /// Every regular file under `paths` (directories walked recursively), in a stable order.
@@ -29,24 +30,12 @@ fn files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The OSV feed an advisory belongs to: `osv:<ecosystem family>` (`osv:AlmaLinux`, `osv:Ubuntu`).
-fn osv_feed(a: &Advisory) -> String {
-    let family = a
-        .affected
-        .first()
-        .map(|p| {
-            p.ecosystem
-                .split(':')
-                .next()
-                .unwrap_or("unknown")
-                .to_owned()
-        })
-        .unwrap_or_else(|| "unknown".into());
-    format!("osv:{family}")
-}
+/// Record-by-record advisories (OSV, Red Hat VEX) are written in transactions of this many, so memory
+/// stays bounded on large imports.
+const CHUNK: usize = 2000;
 
-/// OSV advisories are written in transactions of this many (memory stays bounded on large imports).
-const OSV_CHUNK: usize = 2000;
+/// How often a long import says how far it is.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Running totals of one import.
 #[derive(Default)]
@@ -55,28 +44,25 @@ struct Tally {
     failed: usize,
     skipped: usize,
     inputs: usize,
-    osv: Vec<(String, Advisory, Provenance)>,
+    /// Advisories waiting to be written: (feed, source, advisory, provenance).
+    pending: Vec<(String, Source, Advisory, Provenance)>,
     last_progress: Option<std::time::Instant>,
 }
 
-/// How often a long import says how far it is.
-const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
 impl Tally {
-    async fn flush_osv(&mut self, store: &Store) -> anyhow::Result<()> {
-        if self.osv.is_empty() {
-            return Ok(());
-        }
-        self.osv.sort_by(|a, b| a.0.cmp(&b.0));
-        let batch = std::mem::take(&mut self.osv);
-        for chunk in batch.chunk_by(|a, b| a.0 == b.0) {
+    async fn flush(&mut self, store: &Store) -> anyhow::Result<()> {
+        let mut batch = std::mem::take(&mut self.pending);
+        batch.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        for chunk in batch.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
             let items: Vec<_> = chunk
                 .iter()
-                .map(|(_, a, p)| (a.clone(), p.clone()))
+                .map(|(_, _, a, p)| (a.clone(), p.clone()))
                 .collect();
-            self.imported += store
-                .write_advisories(&chunk[0].0, Source::Osv, WriteMode::Upsert, &items, None)
+            let n = store
+                .write_advisories(&chunk[0].0, chunk[0].1, WriteMode::Upsert, &items, None)
                 .await?;
+            self.imported += n;
+            println!("imported {n} advisories into {}", chunk[0].0);
         }
         Ok(())
     }
@@ -145,7 +131,7 @@ pub async fn import(store: &Store, paths: &[PathBuf]) -> anyhow::Result<ExitCode
             import_one(store, &origin, &name, &bytes, &mut tally).await?;
         }
     }
-    tally.flush_osv(store).await?;
+    tally.flush(store).await?;
     println!(
         "{} input(s): {} record(s) imported, {} failed, {} skipped in {:.1} s (store: {})",
         tally.inputs,
@@ -180,7 +166,7 @@ async fn import_one(
         eprintln!(
             "… {} inputs read, {} records imported so far (now at {origin})",
             tally.inputs,
-            tally.imported + tally.osv.len()
+            tally.imported + tally.pending.len()
         );
         tally.last_progress = Some(std::time::Instant::now());
     }
@@ -189,137 +175,53 @@ async fn import_one(
         tally.skipped += 1;
         return Ok(());
     };
-    let provenance = |source: Source| Provenance {
-        source,
+    let provenance = Provenance {
+        source: load::failure_feed(format).1,
         origin: origin.to_owned(),
         fetched_at: patchwarden_model::now_rfc3339(),
         sha256: format!("{:x}", Sha256::digest(bytes)),
     };
-    let outcome: Result<String, (String, Source, String)> = match format {
-        FeedFormat::Osv => match osv::parse(bytes, origin) {
-            Ok(a) => {
-                tally.osv.push((osv_feed(&a), a, provenance(Source::Osv)));
-                if tally.osv.len() >= OSV_CHUNK {
-                    tally.flush_osv(store).await?;
-                }
-                Ok(String::new())
+    let parsed = match load::parse(format, bytes, origin) {
+        Ok(p) => p,
+        Err(e) => {
+            let (feed, source) = load::failure_feed(format);
+            tally.failed += 1;
+            eprintln!("error: {e}");
+            store.record_failure(feed, source, &e.to_string()).await?;
+            return Ok(());
+        }
+    };
+    match parsed {
+        // Record-by-record feeds (OSV, Red Hat VEX) are gathered and written in chunks.
+        Parsed::Advisories {
+            feed,
+            source,
+            mode: WriteMode::Upsert,
+            advisories,
+        } => {
+            let p = Provenance {
+                source,
+                ..provenance
+            };
+            tally.pending.extend(
+                advisories
+                    .into_iter()
+                    .map(|a| (feed.clone(), source, a, p.clone())),
+            );
+            if tally.pending.len() >= CHUNK {
+                tally.flush(store).await?;
             }
-            Err(e) => Err(("osv".into(), Source::Osv, e.to_string())),
-        },
-        FeedFormat::Nvd => match nvd::parse(bytes, origin) {
-            Ok(page) => {
-                for bad in &page.rejected_records {
+        }
+        parsed => {
+            if let Parsed::Cves { rejected, .. } = &parsed {
+                for bad in rejected {
                     eprintln!("skipped record: {bad}");
                     tally.failed += 1;
                 }
-                let p = provenance(Source::Nvd);
-                let items: Vec<_> = page.records.into_iter().map(|r| (r, p.clone())).collect();
-                let n = store.write_cves("nvd", WriteMode::Upsert, &items).await?;
-                tally.imported += n;
-                Ok(format!("{n} NVD CVE records"))
             }
-            Err(e) => Err(("nvd".into(), Source::Nvd, e.to_string())),
-        },
-        FeedFormat::Kev => match kev::parse(bytes, origin) {
-            Ok(c) => {
-                let n = store
-                    .replace_kev("kev", &c, &provenance(Source::Kev))
-                    .await?;
-                tally.imported += n;
-                Ok(format!("{n} KEV entries"))
-            }
-            Err(e) => Err(("kev".into(), Source::Kev, e.to_string())),
-        },
-        FeedFormat::EpssCsv => match epss::parse_csv(bytes, origin) {
-            Ok(s) => {
-                let n = store
-                    .replace_epss("epss", &s, &provenance(Source::Epss))
-                    .await?;
-                tally.imported += n;
-                Ok(format!("{n} EPSS scores"))
-            }
-            Err(e) => Err(("epss".into(), Source::Epss, e.to_string())),
-        },
-        FeedFormat::DebianTracker => match debian::parse(bytes, origin) {
-            Ok(list) => {
-                let p = provenance(Source::DebianTracker);
-                let items: Vec<_> = list.into_iter().map(|a| (a, p.clone())).collect();
-                let n = store
-                    .write_advisories(
-                        "debian-tracker",
-                        Source::DebianTracker,
-                        WriteMode::Replace,
-                        &items,
-                        None,
-                    )
-                    .await?;
-                tally.imported += n;
-                Ok(format!("{n} Debian tracker entries"))
-            }
-            Err(e) => Err((
-                "debian-tracker".into(),
-                Source::DebianTracker,
-                e.to_string(),
-            )),
-        },
-        FeedFormat::RedhatVex => match redhat::parse(bytes, origin) {
-            Ok(list) => {
-                let p = provenance(Source::RedhatVex);
-                let items: Vec<_> = list.into_iter().map(|a| (a, p.clone())).collect();
-                let n = store
-                    .write_advisories(
-                        "redhat-vex",
-                        Source::RedhatVex,
-                        WriteMode::Upsert,
-                        &items,
-                        None,
-                    )
-                    .await?;
-                tally.imported += n;
-                Ok(format!("{n} Red Hat VEX statements"))
-            }
-            Err(e) => Err(("redhat-vex".into(), Source::RedhatVex, e.to_string())),
-        },
-        FeedFormat::AlpineJson | FeedFormat::AlpineYaml => {
-            let parsed = if format == FeedFormat::AlpineJson {
-                alpine::parse_json(bytes, origin)
-            } else {
-                alpine::parse_yaml(bytes, origin)
-            };
-            match parsed {
-                Ok(list) => {
-                    let feed = list
-                        .first()
-                        .and_then(|a| a.affected.first())
-                        .map(|p| {
-                            format!("alpine-secdb:{}", p.ecosystem.trim_start_matches("alpine:"))
-                        })
-                        .unwrap_or_else(|| "alpine-secdb".into());
-                    let p = provenance(Source::AlpineSecdb);
-                    let items: Vec<_> = list.into_iter().map(|a| (a, p.clone())).collect();
-                    let n = store
-                        .write_advisories(
-                            &feed,
-                            Source::AlpineSecdb,
-                            WriteMode::Replace,
-                            &items,
-                            None,
-                        )
-                        .await?;
-                    tally.imported += n;
-                    Ok(format!("{n} Alpine secdb entries into {feed}"))
-                }
-                Err(e) => Err(("alpine-secdb".into(), Source::AlpineSecdb, e.to_string())),
-            }
-        }
-    };
-    match outcome {
-        Ok(msg) if msg.is_empty() => {}
-        Ok(msg) => println!("imported {msg} from {origin}"),
-        Err((feed, source, reason)) => {
-            tally.failed += 1;
-            eprintln!("error: {reason}");
-            store.record_failure(&feed, source, &reason).await?;
+            let n = load::store(store, parsed, &provenance).await?;
+            tally.imported += n;
+            println!("imported {n} records from {origin}");
         }
     }
     Ok(())

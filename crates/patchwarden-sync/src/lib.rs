@@ -14,13 +14,14 @@
 //! `patchwarden-store`'s.
 
 pub mod bundle;
+pub mod load;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use patchwarden_feeds::{alpine, debian, epss, kev, FeedFormat};
+use patchwarden_feeds::FeedFormat;
 use patchwarden_model::{Provenance, Source};
-use patchwarden_store::{Store, WriteMode};
+use patchwarden_store::Store;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -264,7 +265,7 @@ impl Syncer {
         Ok(outcome)
     }
 
-    /// Parses the staged file completely, then replaces the feed in one transaction.
+    /// Parses the staged file completely, then writes it in one transaction.
     async fn store_file(
         &self,
         store: &Store,
@@ -272,38 +273,21 @@ impl Syncer {
         path: &std::path::Path,
         p: &Provenance,
     ) -> Result<usize, String> {
-        let origin = &spec.url;
-        let read =
-            || std::fs::read(path).map_err(|e| format!("cannot read the staged download: {e}"));
-        let written = match spec.format {
-            FeedFormat::Kev => {
-                let catalog = kev::parse(&read()?, origin).map_err(|e| e.reason)?;
-                store.replace_kev(&spec.feed, &catalog, p).await
-            }
-            FeedFormat::EpssCsv => {
-                let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-                let snapshot = epss::parse_csv(file, origin).map_err(|e| e.to_string())?;
-                store.replace_epss(&spec.feed, &snapshot, p).await
-            }
-            FeedFormat::DebianTracker | FeedFormat::AlpineJson | FeedFormat::AlpineYaml => {
-                let bytes = read()?;
-                let advisories = match spec.format {
-                    FeedFormat::DebianTracker => debian::parse(&bytes, origin),
-                    FeedFormat::AlpineJson => alpine::parse_json(&bytes, origin),
-                    _ => alpine::parse_yaml(&bytes, origin),
-                }
-                .map_err(|e| e.to_string())?;
-                let items: Vec<_> = advisories.into_iter().map(|a| (a, p.clone())).collect();
-                store
-                    .write_advisories(&spec.feed, spec.source, WriteMode::Replace, &items, None)
-                    .await
-            }
-            FeedFormat::Osv | FeedFormat::Nvd | FeedFormat::RedhatVex => return Err(
-                "OSV, NVD and Red Hat VEX sync are not implemented yet: import their files with `feeds import`"
-                    .into(),
-            ),
-        };
-        written.map_err(|e| e.to_string())
+        if matches!(
+            spec.format,
+            FeedFormat::Osv | FeedFormat::Nvd | FeedFormat::RedhatVex
+        ) {
+            return Err("OSV, NVD and Red Hat VEX sync are not implemented yet: import their files with `feeds import`".into());
+        }
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read the staged download: {e}"))?;
+        let mut parsed = load::parse(spec.format, &bytes, &spec.url).map_err(|e| e.to_string())?;
+        if let load::Parsed::Advisories { feed, .. } = &mut parsed {
+            feed.clone_from(&spec.feed); // the configured name, whatever the file says
+        }
+        load::store(store, parsed, p)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
