@@ -10,8 +10,10 @@
 //!   is recorded with its reason in the feed's state (`feeds status`) and the stored data stays as it was.
 //!   Only a completely parsed file is written, in one transaction.
 //!
-//! This crate owns transport and orchestration; formats are `patchwarden-feeds`', storage is
-//! `patchwarden-store`'s.
+//! This crate owns moving feeds: downloads (here), the one path from a file to the store ([`load`],
+//! also used by `feeds import`) and air-gapped bundles ([`bundle`]). Formats are `patchwarden-feeds`',
+//! storage is `patchwarden-store`'s. (The staged file is read whole for parsing — 70 MB for the Debian
+//! tracker — only the download itself is streamed.)
 
 pub mod bundle;
 pub mod load;
@@ -281,7 +283,12 @@ impl Syncer {
         }
         let bytes =
             std::fs::read(path).map_err(|e| format!("cannot read the staged download: {e}"))?;
-        let mut parsed = load::parse(spec.format, &bytes, &spec.url).map_err(|e| e.to_string())?;
+        // The URL leads every sync error already: keep only the record and the reason.
+        let mut parsed =
+            load::parse(spec.format, &bytes, &spec.url).map_err(|e| match e.record {
+                Some(record) => format!("{record}: {}", e.reason),
+                None => e.reason,
+            })?;
         if let load::Parsed::Advisories { feed, .. } = &mut parsed {
             feed.clone_from(&spec.feed); // the configured name, whatever the file says
         }

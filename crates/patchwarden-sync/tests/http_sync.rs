@@ -194,9 +194,14 @@ async fn epss_gzip_and_limits() {
         for b in &mut corrupt[mid..mid + 20] {
             *b ^= 0x5a;
         }
+        // Intact text, damaged gzip trailer: only gzip's own CRC-32 check can tell.
+        let mut bad_crc = good.clone();
+        let crc_at = bad_crc.len() - 8;
+        bad_crc[crc_at] ^= 0xff;
         let (base, _) = serve(vec![
             ok(good.clone(), "\"e1\""),
             ok(corrupt, "\"e2\""),
+            ok(bad_crc, "\"e2b\""),
             ok(good.clone(), "\"e3\""),
         ]);
         let spec = FeedSpec {
@@ -222,7 +227,14 @@ async fn epss_gzip_and_limits() {
         let SyncOutcome::Failed { reason } = syncer.sync(store, &spec).await else {
             panic!("corrupt gzip must fail")
         };
-        assert!(reason.contains("epss.csv.gz"), "{reason}");
+        assert!(
+            reason.contains("epss.csv.gz") && reason.contains("line "),
+            "{reason}"
+        );
+        let SyncOutcome::Failed { reason } = syncer.sync(store, &spec).await else {
+            panic!("a bad gzip checksum must fail")
+        };
+        assert!(reason.contains("cannot read"), "{reason}");
         assert_eq!(
             store.epss("CVE-2014-0160").await.unwrap().unwrap().score,
             0.99999
