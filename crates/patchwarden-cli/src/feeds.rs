@@ -274,34 +274,11 @@ pub async fn sync(
     })
 }
 
-/// Whole days between two RFC 3339 times (`None` if either does not parse).
-fn age_days(then: &str, now: &str) -> Option<i64> {
-    let days = |s: &str| -> Option<i64> {
-        let (y, m, d) = (
-            s.get(0..4)?.parse::<i64>().ok()?,
-            s.get(5..7)?.parse::<i64>().ok()?,
-            s.get(8..10)?.parse::<i64>().ok()?,
-        );
-        // days from civil (proleptic Gregorian)
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-        Some(era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy)
-    };
-    Some(days(now)? - days(then)?)
-}
-
 /// Prints each feed's state; feeds whose last success is older than `max_age_days` are flagged STALE.
 pub async fn status(store: &Store, max_age_days: i64, json: bool) -> anyhow::Result<ExitCode> {
     let feeds: Vec<FeedState> = store.feeds().await?;
     let now = patchwarden_model::now_rfc3339();
-    let stale = |f: &FeedState| {
-        f.last_success
-            .as_deref()
-            .and_then(|s| age_days(s, &now))
-            .is_none_or(|d| d > max_age_days)
-    };
+    let stale = |f: &FeedState| f.is_stale(&now, max_age_days);
     if json {
         let list: Vec<serde_json::Value> = feeds
             .iter()
@@ -310,7 +287,7 @@ pub async fn status(store: &Store, max_age_days: i64, json: bool) -> anyhow::Res
                     "feed": f.feed, "source": f.source, "records": f.record_count,
                     "last_attempt": f.last_attempt, "last_success": f.last_success, "last_error": f.last_error,
                     "origin": f.origin, "sha256": f.sha256, "fetched_at": f.fetched_at, "data_version": f.data_version,
-                    "age_days": f.last_success.as_deref().and_then(|s| age_days(s, &now)), "stale": stale(f),
+                    "age_days": f.age_days(&now), "stale": stale(f),
                 })
             })
             .collect();
@@ -333,9 +310,7 @@ pub async fn status(store: &Store, max_age_days: i64, json: bool) -> anyhow::Res
     );
     for f in &feeds {
         let age = f
-            .last_success
-            .as_deref()
-            .and_then(|s| age_days(s, &now))
+            .age_days(&now)
             .map(|d| format!("{d}d"))
             .unwrap_or_else(|| "-".into());
         println!(
@@ -349,20 +324,4 @@ pub async fn status(store: &Store, max_age_days: i64, json: bool) -> anyhow::Res
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ages() {
-        assert_eq!(
-            super::age_days("2026-11-20T10:00:00Z", "2026-11-22T09:00:00Z"),
-            Some(2)
-        );
-        assert_eq!(
-            super::age_days("2024-02-28T00:00:00Z", "2024-03-01T00:00:00Z"),
-            Some(2)
-        );
-        assert_eq!(super::age_days("garbage", "2024-03-01T00:00:00Z"), None);
-    }
 }

@@ -50,8 +50,47 @@ pub fn now_rfc3339() -> String {
     rfc3339(secs as i64)
 }
 
+/// Whole days from one RFC 3339 time to a later one (calendar dates, UTC); `None` if either does not
+/// parse.
+pub fn days_between(earlier: &str, later: &str) -> Option<i64> {
+    fn days_from_civil(s: &str) -> Option<i64> {
+        let (y, m, d) = (
+            s.get(0..4)?.parse::<i64>().ok()?,
+            s.get(5..7)?.parse::<i64>().ok()?,
+            s.get(8..10)?.parse::<i64>().ok()?,
+        );
+        if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+            return None;
+        }
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+        Some(era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy)
+    }
+    Some(days_from_civil(later)? - days_from_civil(earlier)?)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn days_between_counts_calendar_days() {
+        assert_eq!(
+            super::days_between("2026-11-20T10:00:00Z", "2026-11-22T09:00:00Z"),
+            Some(2)
+        );
+        assert_eq!(
+            super::days_between("2024-02-28T00:00:00Z", "2024-03-01T00:00:00Z"),
+            Some(2)
+        );
+        assert_eq!(super::days_between("garbage", "2024-03-01T00:00:00Z"), None);
+        // Agrees with the formatter in the other direction.
+        assert_eq!(
+            super::days_between(&super::rfc3339(0), &super::rfc3339(1_700_000_000)),
+            Some(1_700_000_000 / 86_400)
+        );
+    }
+
     #[test]
     fn rfc3339_formats_known_instants() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");

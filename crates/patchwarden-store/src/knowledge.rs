@@ -57,6 +57,20 @@ fn last_of_each<'a, T>(items: &'a [T], key: impl Fn(&'a T) -> &'a str) -> Vec<&'
         .collect()
 }
 
+impl FeedState {
+    /// Whole days since the feed's data was last confirmed current; `None` if it never was.
+    pub fn age_days(&self, now: &str) -> Option<i64> {
+        self.last_success
+            .as_deref()
+            .and_then(|s| patchwarden_model::days_between(s, now))
+    }
+
+    /// Older than `max_age_days`, or never loaded: findings built on it must say so.
+    pub fn is_stale(&self, now: &str, max_age_days: i64) -> bool {
+        self.age_days(now).is_none_or(|d| d > max_age_days)
+    }
+}
+
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("records serialize")
 }
