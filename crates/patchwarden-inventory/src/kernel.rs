@@ -9,24 +9,26 @@
 
 use std::cmp::Ordering;
 
-use patchwarden_model::{InstalledKernel, InstalledPackage, KernelInfo, PackageManager};
+use patchwarden_model::{
+    Distro, DistroRelease, InstalledKernel, InstalledPackage, KernelInfo, PackageManager,
+};
 use patchwarden_version::{compare, Scheme};
 
 use crate::SystemRoot;
 
+/// `release` is the distribution release os-release named, if patchwarden knows it.
 pub fn collect(
     root: &SystemRoot,
     packages: &[InstalledPackage],
-    scheme: Option<Scheme>,
+    release: Option<&DistroRelease>,
 ) -> KernelInfo {
+    let scheme = release.map(|r| r.distro.scheme());
     let running = if root.is_live() {
         root.read_trimmed("/proc/sys/kernel/osrelease")
     } else {
         None
     };
-    let mariner = root
-        .read_trimmed("/etc/os-release")
-        .is_some_and(|t| t.contains("ID=mariner") || t.contains("ID=azurelinux"));
+    let mariner = release.is_some_and(|r| matches!(r.distro, Distro::Mariner | Distro::Azurelinux));
     let mut installed: Vec<(InstalledKernel, PackageManager)> = Vec::new();
     for p in packages {
         if let Some(release) = boot_release(p, mariner) {
@@ -173,6 +175,15 @@ mod tests {
                 false
             ),
             None
+        );
+        // CBL-Mariner/Azure Linux kernels boot as version-release, without the arch.
+        assert_eq!(
+            boot_release(
+                &pkg("kernel", "5.15.131.1-2.cm2", "x86_64", PackageManager::Rpm),
+                true
+            )
+            .as_deref(),
+            Some("5.15.131.1-2.cm2")
         );
         assert_eq!(
             boot_release(

@@ -51,8 +51,7 @@ pub fn collect(root: &Path) -> Result<Inventory, InventoryError> {
         });
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.arch.cmp(&b.arch)));
-    let scheme = os.release.as_ref().map(|r| r.distro.scheme());
-    let kernel = kernel::collect(&root, &packages, scheme);
+    let kernel = kernel::collect(&root, &packages, os.release.as_ref());
     let reboot = reboot::collect(&root, &packages, &kernel)?;
     let stale_processes = if root.is_live() {
         stale::collect(&root, &packages)
