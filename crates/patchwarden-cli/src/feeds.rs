@@ -97,23 +97,8 @@ pub async fn import(store: &Store, paths: &[PathBuf]) -> anyhow::Result<ExitCode
         let origin = path.display().to_string();
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {origin}"))?;
         if path.extension().is_some_and(|e| e == "zip") {
-            let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes))
-                .with_context(|| format!("{origin}: not a readable zip archive"))?;
-            for i in 0..archive.len() {
-                let mut entry = archive
-                    .by_index(i)
-                    .with_context(|| format!("{origin}: entry {i}"))?;
-                if entry.is_dir() {
-                    continue;
-                }
-                let name = entry
-                    .name()
-                    .map(|n| n.into_owned())
-                    .with_context(|| format!("{origin}: entry {i} has no readable name"))?;
-                let mut content = Vec::with_capacity(entry.size() as usize);
-                std::io::Read::read_to_end(&mut entry, &mut content)
-                    .with_context(|| format!("{origin}: cannot unpack {name}"))?;
-                drop(entry);
+            for entry in load::ZipEntries::new(&bytes, &origin).map_err(anyhow::Error::msg)? {
+                let (name, content) = entry.map_err(anyhow::Error::msg)?;
                 import_one(
                     store,
                     &format!("{origin}!{name}"),
@@ -232,19 +217,21 @@ pub async fn sync(
     store: &Store,
     names: &[String],
     settings: patchwarden_sync::SyncSettings,
+    full: bool,
 ) -> anyhow::Result<ExitCode> {
-    let known = patchwarden_sync::default_feeds(|k| std::env::var(k).ok());
-    let chosen: Vec<_> = known
-        .iter()
-        .filter(|f| {
-            names.is_empty()
-                || names
-                    .iter()
-                    .any(|n| *n == f.feed || f.feed.split(':').next() == Some(n.as_str()))
-        })
-        .collect();
-    if chosen.is_empty() {
-        let list: Vec<&str> = known.iter().map(|f| f.feed.as_str()).collect();
+    let env = |k: &str| std::env::var(k).ok();
+    let known = patchwarden_sync::default_feeds(env);
+    let wanted = |feed: &str| {
+        names.is_empty()
+            || names
+                .iter()
+                .any(|n| n == feed || feed.split(':').next() == Some(n.as_str()))
+    };
+    let chosen: Vec<_> = known.iter().filter(|f| wanted(&f.feed)).collect();
+    let nvd = wanted(patchwarden_sync::nvd::FEED);
+    if chosen.is_empty() && !nvd {
+        let mut list: Vec<&str> = known.iter().map(|f| f.feed.as_str()).collect();
+        list.push(patchwarden_sync::nvd::FEED);
         bail!(
             "no feed matches {names:?}; known feeds: {}",
             list.join(", ")
@@ -253,25 +240,42 @@ pub async fn sync(
     let syncer = patchwarden_sync::Syncer::new(settings).map_err(anyhow::Error::msg)?;
     let mut failed = 0;
     for spec in chosen {
-        match syncer.sync(store, spec).await {
-            patchwarden_sync::SyncOutcome::Updated { records, bytes } => {
-                println!("{}: updated, {records} records ({bytes} bytes)", spec.feed)
-            }
-            patchwarden_sync::SyncOutcome::NotModified => println!("{}: not modified", spec.feed),
-            patchwarden_sync::SyncOutcome::Failed { reason } => {
-                failed += 1;
-                eprintln!(
-                    "{}: FAILED: {reason} (the stored data is unchanged)",
-                    spec.feed
-                );
-            }
-        }
+        let outcome = syncer.sync(store, spec).await;
+        report(&spec.feed, outcome, &mut failed);
+    }
+    if nvd {
+        let mut nvd_settings =
+            patchwarden_sync::nvd::NvdSettings::from_env(env).map_err(anyhow::Error::msg)?;
+        nvd_settings.full = full;
+        let outcome = syncer.sync_nvd(store, &nvd_settings).await;
+        report(patchwarden_sync::nvd::FEED, outcome, &mut failed);
     }
     Ok(if failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Prints what one feed's sync did; counts failures.
+fn report(feed: &str, outcome: patchwarden_sync::SyncOutcome, failed: &mut usize) {
+    match outcome {
+        patchwarden_sync::SyncOutcome::Updated {
+            records,
+            bytes,
+            skipped,
+        } => {
+            println!("{feed}: updated, {records} records ({bytes} bytes)");
+            for bad in &skipped {
+                eprintln!("{feed}: skipped record: {bad}");
+            }
+        }
+        patchwarden_sync::SyncOutcome::NotModified => println!("{feed}: not modified"),
+        patchwarden_sync::SyncOutcome::Failed { reason } => {
+            *failed += 1;
+            eprintln!("{feed}: FAILED: {reason} (the stored data is unchanged)");
+        }
+    }
 }
 
 /// Prints each feed's state; feeds whose last success is older than `max_age_days` are flagged STALE.

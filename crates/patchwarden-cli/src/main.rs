@@ -62,9 +62,13 @@ enum FeedsCommand {
     /// Download feeds from their public URLs (or mirrors: PATCHWARDEN_FEED_URL_<FEED>), verify them
     /// completely and swap them in; a failed feed keeps its data and records the error.
     Sync {
-        /// Feeds to sync (`kev`, `epss`, `debian-tracker`, `alpine-secdb`, `alpine-secdb:v3.20/main`);
-        /// all when none is given.
+        /// Feeds to sync (`kev`, `epss`, `nvd`, `debian-tracker`, `osv`, `osv:AlmaLinux`,
+        /// `alpine-secdb`, `alpine-secdb:v3.20/main`); all when none is given. NVD is incremental
+        /// (lastModified since the last sync; API key: PATCHWARDEN_NVD_API_KEY).
         feeds: Vec<String>,
+        /// NVD: ignore the stored cursor and download every record again.
+        #[arg(long)]
+        full: bool,
         /// Largest download accepted, in MiB.
         #[arg(long, default_value_t = 2048, env = "PATCHWARDEN_SYNC_MAX_MIB")]
         max_mib: u64,
@@ -109,13 +113,14 @@ fn main() -> ExitCode {
                     feeds: names,
                     max_mib,
                     timeout_secs,
+                    full,
                 } => {
                     let settings = patchwarden_sync::SyncSettings {
                         max_bytes: max_mib << 20,
                         timeout: std::time::Duration::from_secs(timeout_secs),
                         ..Default::default()
                     };
-                    feeds::sync(&store, &names, settings).await
+                    feeds::sync(&store, &names, settings, full).await
                 }
                 FeedsCommand::Status {
                     max_age_days,

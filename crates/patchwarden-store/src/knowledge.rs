@@ -252,12 +252,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes NVD CVE records (usually `Upsert`: incremental updates by lastModified window).
+    /// Writes NVD CVE records (usually `Upsert`: incremental updates by lastModified window);
+    /// `data_version` (the sync cursor) is stored with them in the same transaction.
     pub async fn write_cves(
         &self,
         feed: &str,
         mode: WriteMode,
         items: &[(CveRecord, Provenance)],
+        data_version: Option<&str>,
     ) -> Result<usize, StoreError> {
         let items = last_of_each(items, |(r, _)| r.id.as_str());
         let mut tx = self.begin().await?;
@@ -315,7 +317,7 @@ impl Store {
             Source::Nvd,
             "SELECT COUNT(*) FROM cve WHERE $1 = $1",
             last,
-            None,
+            data_version,
         )
         .await?;
         tx.commit().await.context(|| format!("committing {feed}"))?;

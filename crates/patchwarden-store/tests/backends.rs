@@ -160,6 +160,7 @@ async fn knowledge_base_round_trip() {
                 "nvd",
                 WriteMode::Upsert,
                 &[(page.records[0].clone(), provenance(Source::Nvd, "emba"))],
+                None,
             )
             .await
             .unwrap();
@@ -190,7 +191,7 @@ async fn knowledge_base_round_trip() {
                 && all.iter().any(|(r, _)| r.best_metric().is_some())
         );
         store
-            .write_cves("nvd", WriteMode::Upsert, &all)
+            .write_cves("nvd", WriteMode::Upsert, &all, None)
             .await
             .unwrap();
         // Enough copies (synthetic ids, CVE-2999-*) that one statement carries ~8,000 parameters.
@@ -202,7 +203,7 @@ async fn knowledge_base_round_trip() {
             })
             .collect();
         store
-            .write_cves("nvd-synthetic", WriteMode::Upsert, &copies)
+            .write_cves("nvd-synthetic", WriteMode::Upsert, &copies, None)
             .await
             .unwrap();
         assert!(store

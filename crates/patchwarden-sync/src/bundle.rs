@@ -277,7 +277,7 @@ pub async fn import(store: &Store, dir: &Path) -> Result<usize, String> {
     }
     if !cves.is_empty() {
         loaded += store
-            .write_cves("nvd", WriteMode::Replace, &cves)
+            .write_cves("nvd", WriteMode::Replace, &cves, None)
             .await
             .map_err(|e| e.to_string())?;
     }

@@ -17,13 +17,14 @@
 
 pub mod bundle;
 pub mod load;
+pub mod nvd;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use patchwarden_feeds::FeedFormat;
 use patchwarden_model::{Provenance, Source};
-use patchwarden_store::Store;
+use patchwarden_store::{Store, WriteMode};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -37,10 +38,13 @@ pub struct FeedSpec {
     pub url: String,
 }
 
-/// The feeds `feeds sync` knows, at their public URLs. Each URL can be replaced (an internal mirror)
-/// with `PATCHWARDEN_FEED_URL_<FEED>` (the feed name upper-cased, other characters as `_`, e.g.
-/// `PATCHWARDEN_FEED_URL_KEV`, `PATCHWARDEN_FEED_URL_ALPINE_SECDB_V3_19_MAIN`). The Alpine releases
-/// come from `PATCHWARDEN_ALPINE_RELEASES` (default `v3.19 v3.20 v3.21 v3.22`).
+/// The file feeds `feeds sync` knows, at their public URLs (NVD, an API, is [`nvd`]'s). Each URL can
+/// be replaced (an internal mirror) with `PATCHWARDEN_FEED_URL_<FEED>` (the feed name upper-cased,
+/// other characters as `_`, e.g. `PATCHWARDEN_FEED_URL_KEV`,
+/// `PATCHWARDEN_FEED_URL_ALPINE_SECDB_V3_19_MAIN`, `PATCHWARDEN_FEED_URL_OSV_ROCKY_LINUX`). The Alpine
+/// releases come from `PATCHWARDEN_ALPINE_RELEASES` (default `v3.19 v3.20 v3.21 v3.22`), the OSV
+/// ecosystems (osv.dev's per-ecosystem `all.zip`) from `PATCHWARDEN_OSV_ECOSYSTEMS`, comma-separated
+/// (default `AlmaLinux,Rocky Linux,Ubuntu,Debian`).
 pub fn default_feeds(env: impl Fn(&str) -> Option<String>) -> Vec<FeedSpec> {
     let mut feeds = vec![
         (
@@ -82,6 +86,23 @@ pub fn default_feeds(env: impl Fn(&str) -> Option<String>) -> Vec<FeedSpec> {
                 url: format!("https://secdb.alpinelinux.org/{release}/{repo}.json"),
             });
         }
+    }
+    let ecosystems = env("PATCHWARDEN_OSV_ECOSYSTEMS")
+        .unwrap_or_else(|| "AlmaLinux,Rocky Linux,Ubuntu,Debian".into());
+    for ecosystem in ecosystems
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        feeds.push(FeedSpec {
+            feed: format!("osv:{ecosystem}"),
+            source: Source::Osv,
+            format: FeedFormat::Osv,
+            url: format!(
+                "https://osv-vulnerabilities.storage.googleapis.com/{}/all.zip",
+                ecosystem.replace(' ', "%20")
+            ),
+        });
     }
     for f in &mut feeds {
         let var = format!(
@@ -127,9 +148,16 @@ impl Default for SyncSettings {
 /// What happened to one feed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SyncOutcome {
-    Updated { records: usize, bytes: u64 },
+    /// Written; `skipped` names the records that did not parse and were left out (NVD).
+    Updated {
+        records: usize,
+        bytes: u64,
+        skipped: Vec<String>,
+    },
     NotModified,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 /// An HTTP client with the settings; one per run.
@@ -254,8 +282,12 @@ impl Syncer {
                 fetched_at: patchwarden_model::now_rfc3339(),
                 sha256: format!("{:x}", hasher.finalize()),
             };
-            let records = self.store_file(store, spec, &staging, &provenance).await?;
-            Ok::<_, String>(SyncOutcome::Updated { records, bytes })
+            let (records, skipped) = self.store_file(store, spec, &staging, &provenance).await?;
+            Ok::<_, String>(SyncOutcome::Updated {
+                records,
+                bytes,
+                skipped,
+            })
         }
         .await;
         let _ = tokio::fs::remove_file(&staging).await;
@@ -267,22 +299,52 @@ impl Syncer {
         Ok(outcome)
     }
 
-    /// Parses the staged file completely, then writes it in one transaction.
+    /// Parses the staged file completely, then writes it in one transaction. Returns the records
+    /// written and the bad records skipped (OSV archives: a bad advisory is skipped and named).
     async fn store_file(
         &self,
         store: &Store,
         spec: &FeedSpec,
         path: &std::path::Path,
         p: &Provenance,
-    ) -> Result<usize, String> {
-        if matches!(
-            spec.format,
-            FeedFormat::Osv | FeedFormat::Nvd | FeedFormat::RedhatVex
-        ) {
-            return Err("OSV, NVD and Red Hat VEX sync are not implemented yet: import their files with `feeds import`".into());
+    ) -> Result<(usize, Vec<String>), String> {
+        if matches!(spec.format, FeedFormat::Nvd | FeedFormat::RedhatVex) {
+            return Err("NVD is synced through its API (`feeds sync nvd`); Red Hat VEX files are imported with `feeds import`".into());
         }
         let bytes =
             std::fs::read(path).map_err(|e| format!("cannot read the staged download: {e}"))?;
+        if spec.format == FeedFormat::Osv && load::is_zip(&bytes) {
+            // osv.dev's all.zip is the whole ecosystem: it replaces the feed.
+            let mut advisories = Vec::new();
+            let mut skipped = Vec::new();
+            load::unzip(&bytes, &spec.url, |name, content| {
+                match patchwarden_feeds::osv::parse(content, &format!("{}!{name}", spec.url)) {
+                    Ok(a) => advisories.push((a, p.clone())),
+                    Err(e) => skipped.push(e.to_string()),
+                }
+                Ok(())
+            })?;
+            if advisories.is_empty() {
+                return Err(match skipped.first() {
+                    Some(first) => format!(
+                        "no advisory in the archive parsed ({} bad, first: {first})",
+                        skipped.len()
+                    ),
+                    None => "the archive holds no advisories".into(),
+                });
+            }
+            let written = store
+                .write_advisories(
+                    &spec.feed,
+                    Source::Osv,
+                    WriteMode::Replace,
+                    &advisories,
+                    None,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok((written, skipped));
+        }
         // The URL leads every sync error already: keep only the record and the reason.
         let mut parsed =
             load::parse(spec.format, &bytes, &spec.url).map_err(|e| match e.record {
@@ -292,14 +354,19 @@ impl Syncer {
         if let load::Parsed::Advisories { feed, .. } = &mut parsed {
             feed.clone_from(&spec.feed); // the configured name, whatever the file says
         }
-        load::store(store, parsed, p)
+        let skipped = match &parsed {
+            load::Parsed::Cves { rejected, .. } => rejected.iter().map(|e| e.to_string()).collect(),
+            _ => Vec::new(),
+        };
+        let written = load::store(store, parsed, p)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok((written, skipped))
     }
 }
 
 /// An error with its causes ("error sending request: connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

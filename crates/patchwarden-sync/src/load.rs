@@ -128,7 +128,9 @@ pub async fn store(
         Parsed::Cves { records, .. } => {
             let p = with_source(Source::Nvd);
             let items: Vec<_> = records.into_iter().map(|r| (r, p.clone())).collect();
-            store.write_cves("nvd", WriteMode::Upsert, &items).await
+            store
+                .write_cves("nvd", WriteMode::Upsert, &items, None)
+                .await
         }
         Parsed::Kev(catalog) => {
             store
@@ -141,4 +143,75 @@ pub async fn store(
                 .await
         }
     }
+}
+
+/// Whether `bytes` start like a zip archive (osv.dev's `all.zip`).
+pub fn is_zip(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04")
+}
+
+/// The files of a zip archive in order, each as (name, content); directories are left out. A
+/// damaged archive or entry is an error naming the archive and the entry.
+pub struct ZipEntries<'a> {
+    archive: zip::ZipArchive<std::io::Cursor<&'a [u8]>>,
+    next: usize,
+    origin: String,
+}
+
+impl<'a> ZipEntries<'a> {
+    pub fn new(bytes: &'a [u8], origin: &str) -> Result<ZipEntries<'a>, String> {
+        let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+            .map_err(|e| format!("{origin}: not a readable zip archive: {e}"))?;
+        Ok(ZipEntries {
+            archive,
+            next: 0,
+            origin: origin.to_owned(),
+        })
+    }
+}
+
+impl Iterator for ZipEntries<'_> {
+    type Item = Result<(String, Vec<u8>), String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.next < self.archive.len() {
+            let i = self.next;
+            self.next += 1;
+            let origin = &self.origin;
+            let mut entry = match self.archive.by_index(i) {
+                Ok(e) => e,
+                Err(e) => return Some(Err(format!("{origin}: entry {i}: {e}"))),
+            };
+            if entry.is_dir() {
+                continue;
+            }
+            let name = match entry.name() {
+                Ok(n) => n.into_owned(),
+                Err(e) => {
+                    return Some(Err(format!(
+                        "{origin}: entry {i} has no readable name: {e}"
+                    )))
+                }
+            };
+            let mut content = Vec::with_capacity(entry.size().min(64 << 20) as usize);
+            if let Err(e) = std::io::Read::read_to_end(&mut entry, &mut content) {
+                return Some(Err(format!("{origin}: cannot unpack {name}: {e}")));
+            }
+            return Some(Ok((name, content)));
+        }
+        None
+    }
+}
+
+/// Calls `each` with every file of a zip archive (see [`ZipEntries`]).
+pub fn unzip(
+    bytes: &[u8],
+    origin: &str,
+    mut each: impl FnMut(&str, &[u8]) -> Result<(), String>,
+) -> Result<(), String> {
+    for entry in ZipEntries::new(bytes, origin)? {
+        let (name, content) = entry?;
+        each(&name, &content)?;
+    }
+    Ok(())
 }

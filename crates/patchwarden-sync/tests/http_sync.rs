@@ -23,37 +23,45 @@ struct Reply {
 
 /// Serves the replies in order, one connection each; returns the base URL and the request heads seen.
 fn serve(replies: Vec<Reply>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let mut replies = std::collections::VecDeque::from(replies);
+    serve_with(move |_| replies.pop_front())
+}
+
+/// Answers each request (its head, lower-cased) with what `answer` gives, until it gives `None`.
+fn serve_with(
+    mut answer: impl FnMut(&str) -> Option<Reply> + Send + 'static,
+) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    std::thread::spawn(move || {
-        for reply in replies {
-            let Ok((mut conn, _)) = listener.accept() else {
-                return;
-            };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            log.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&head).to_lowercase());
-            let mut out = format!(
-                "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-                reply.status,
-                reply.body.len()
-            );
-            for (k, v) in &reply.headers {
-                out.push_str(&format!("{k}: {v}\r\n"));
-            }
-            out.push_str("\r\n");
-            let _ = conn.write_all(out.as_bytes());
-            let body = &reply.body[..reply.cut_at.unwrap_or(reply.body.len())];
-            let _ = conn.write_all(body);
-            let _ = conn.flush();
+    std::thread::spawn(move || loop {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
         }
+        let head = String::from_utf8_lossy(&head).to_lowercase();
+        log.lock().unwrap().push(head.clone());
+        let Some(reply) = answer(&head) else {
+            return;
+        };
+        let mut out = format!(
+            "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+            reply.status,
+            reply.body.len()
+        );
+        for (k, v) in &reply.headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        let _ = conn.write_all(out.as_bytes());
+        let body = &reply.body[..reply.cut_at.unwrap_or(reply.body.len())];
+        let _ = conn.write_all(body);
+        let _ = conn.flush();
     });
     (url, seen)
 }
@@ -120,7 +128,8 @@ async fn kev_sync_lifecycle() {
             syncer.sync(store, &spec).await,
             SyncOutcome::Updated {
                 records: 1404,
-                bytes: catalog.len() as u64
+                bytes: catalog.len() as u64,
+                skipped: vec![]
             }
         );
         let state = store.feed("kev").await.unwrap().unwrap();
@@ -220,7 +229,8 @@ async fn epss_gzip_and_limits() {
             syncer.sync(store, &spec).await,
             SyncOutcome::Updated {
                 records: 49,
-                bytes: good.len() as u64
+                bytes: good.len() as u64,
+                skipped: vec![]
             }
         );
 
@@ -322,7 +332,370 @@ fn feed_urls_are_configurable() {
     );
     assert!(url("alpine-secdb:v3.19/main").is_none());
     assert_eq!(
+        url("osv:Rocky Linux").as_deref(),
+        Some("https://osv-vulnerabilities.storage.googleapis.com/Rocky%20Linux/all.zip")
+    );
+    assert_eq!(
         url("debian-tracker").as_deref(),
         Some("https://security-tracker.debian.org/tracker/data/json")
     );
+}
+
+/// A local stand-in for the NVD CVE API 2.0 serving the real records of `tests/data/nvd`: it pages by
+/// `startIndex`/`resultsPerPage`, filters by `lastModStartDate`/`lastModEndDate`, and can be told to
+/// answer one `startIndex` with a 500.
+struct NvdStandIn {
+    records: Vec<serde_json::Value>,
+    fail_at_index: Option<u64>,
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+impl NvdStandIn {
+    fn load() -> NvdStandIn {
+        let mut records = Vec::new();
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/nvd/api2.0");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            let page: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+            for v in page["vulnerabilities"].as_array().unwrap() {
+                if !records
+                    .iter()
+                    .any(|r: &serde_json::Value| r["cve"]["id"] == v["cve"]["id"])
+                {
+                    records.push(v.clone());
+                }
+            }
+        }
+        NvdStandIn {
+            records,
+            fail_at_index: None,
+        }
+    }
+
+    fn answer(&self, head: &str) -> Reply {
+        let target = head.split_whitespace().nth(1).unwrap_or("");
+        let query: std::collections::HashMap<String, String> = target
+            .split_once('?')
+            .map(|(_, q)| q)
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), percent_decode(v).to_uppercase()))
+            .collect();
+        let number = |k: &str| query.get(k).and_then(|v| v.parse::<u64>().ok());
+        let (start, per_page) = (
+            number("startindex").unwrap_or(0),
+            number("resultsperpage").unwrap_or(2000),
+        );
+        if self.fail_at_index == Some(start) {
+            return Reply {
+                status: 500,
+                headers: vec![],
+                body: b"stand-in failure".to_vec(),
+                cut_at: None,
+            };
+        }
+        // Second resolution is enough here: compare "YYYY-MM-DDTHH:MM:SS".
+        let second = |s: &str| s.get(..19).unwrap_or(s).to_owned();
+        let from = query.get("lastmodstartdate").map(|s| second(s));
+        let to = query.get("lastmodenddate").map(|s| second(s));
+        let matching: Vec<&serde_json::Value> = self
+            .records
+            .iter()
+            .filter(|r| {
+                let modified = second(r["cve"]["lastModified"].as_str().unwrap());
+                from.as_ref().is_none_or(|f| &modified >= f)
+                    && to.as_ref().is_none_or(|t| &modified <= t)
+            })
+            .collect();
+        let page: Vec<_> = matching
+            .iter()
+            .skip(start as usize)
+            .take(per_page as usize)
+            .collect();
+        let body = serde_json::json!({
+            "resultsPerPage": page.len(), "startIndex": start, "totalResults": matching.len(),
+            "format": "NVD_CVE", "version": "2.0", "timestamp": "2026-11-22T00:00:00.000",
+            "vulnerabilities": page,
+        });
+        ok(serde_json::to_vec(&body).unwrap(), "\"nvd\"")
+    }
+}
+
+fn nvd_settings(base: &str) -> patchwarden_sync::nvd::NvdSettings {
+    let url = format!("{base}/rest/json/cves/2.0");
+    patchwarden_sync::nvd::NvdSettings::from_env(|k| match k {
+        "PATCHWARDEN_FEED_URL_NVD" => Some(url.clone()),
+        "PATCHWARDEN_NVD_API_KEY" => Some("test-key".into()),
+        "PATCHWARDEN_NVD_PAGE_SIZE" => Some("10".into()),
+        "PATCHWARDEN_NVD_DELAY_MS" => Some("0".into()),
+        "PATCHWARDEN_NVD_RETRIES" => Some("1".into()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nvd_full_then_incremental_by_last_modified_window() {
+    for (i, test_store) in stores("nvd").await.into_iter().enumerate() {
+        let store = &test_store.store;
+        let stand_in = Arc::new(Mutex::new(NvdStandIn::load()));
+        let total = stand_in.lock().unwrap().records.len();
+        let server_side = stand_in.clone();
+        let (base, seen) = serve_with(move |head| Some(server_side.lock().unwrap().answer(head)));
+        let settings = nvd_settings(&base);
+        let syncer = Syncer::new(SyncSettings {
+            work_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sync-nvd-{i}")),
+            ..Default::default()
+        })
+        .unwrap();
+
+        // Full: no cursor yet, every page of 10, the key in the apiKey header.
+        let SyncOutcome::Updated { records, .. } = syncer.sync_nvd(store, &settings).await else {
+            panic!("the full sync must succeed")
+        };
+        assert_eq!(records, total);
+        let requests = seen.lock().unwrap().clone();
+        assert_eq!(requests.len(), total.div_ceil(10));
+        assert!(requests.iter().all(|r| r.contains("apikey: test-key")
+            && r.contains("resultsperpage=10")
+            && !r.contains("lastmodstartdate")));
+        assert!(requests[1].contains("startindex=10"), "{}", requests[1]);
+        let state = store.feed("nvd").await.unwrap().unwrap();
+        assert_eq!(state.record_count as usize, total);
+        let cursor = state.data_version.clone().expect("a cursor after a sync");
+        let xz = store.cve("CVE-2024-3094").await.unwrap().unwrap();
+        assert_eq!(xz.best_metric().unwrap().computed_score, Some(10.0));
+
+        // Upstream changes one record (the stand-in moves its lastModified to now); the next sync
+        // asks only for the window since the cursor and gets just that record.
+        let now = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.3f")
+            .to_string();
+        for r in &mut stand_in.lock().unwrap().records {
+            if r["cve"]["id"] == "CVE-2024-3094" {
+                r["cve"]["lastModified"] = now.clone().into();
+            }
+        }
+        seen.lock().unwrap().clear();
+        let SyncOutcome::Updated { records, .. } = syncer.sync_nvd(store, &settings).await else {
+            panic!("the incremental sync must succeed")
+        };
+        assert_eq!(records, 1);
+        let requests = seen.lock().unwrap().clone();
+        assert_eq!(requests.len(), 1);
+        let expected_start = cursor
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .strftime("lastmodstartdate=%Y-%m-%dt%H%%3a%M%%3a%S.%3f%%2b00%%3a00")
+            .to_string();
+        assert!(
+            requests[0].contains(&expected_start),
+            "{} vs {expected_start}",
+            requests[0]
+        );
+        assert_eq!(
+            store
+                .cve("CVE-2024-3094")
+                .await
+                .unwrap()
+                .unwrap()
+                .last_modified,
+            Some(now)
+        );
+        assert_eq!(
+            store.feed("nvd").await.unwrap().unwrap().record_count as usize,
+            total
+        );
+
+        // A cursor 300 days old: three windows of at most 120 days, back to back.
+        store
+            .execute_raw("UPDATE feed SET data_version = '2026-01-01T00:00:00Z' WHERE feed = 'nvd'")
+            .await
+            .unwrap();
+        seen.lock().unwrap().clear();
+        assert!(matches!(
+            syncer.sync_nvd(store, &settings).await,
+            SyncOutcome::Updated { .. }
+        ));
+        let starts: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.split("lastmodstartdate=").nth(1).unwrap()[..10].to_owned())
+            .collect();
+        assert_eq!(starts[..2], ["2026-01-01", "2026-05-01"]);
+        assert!(starts.len() >= 3, "{starts:?}");
+
+        // A page that keeps failing: nothing written, the cursor stays, the error is recorded.
+        let before = store.feed("nvd").await.unwrap().unwrap();
+        {
+            let mut s = stand_in.lock().unwrap();
+            s.fail_at_index = Some(10);
+        }
+        let full = patchwarden_sync::nvd::NvdSettings {
+            full: true,
+            ..settings.clone()
+        };
+        let SyncOutcome::Failed { reason } = syncer.sync_nvd(store, &full).await else {
+            panic!("a failing page must fail the sync")
+        };
+        assert!(
+            reason.contains("HTTP 500")
+                && reason.contains("startIndex=10")
+                && reason.contains("2 attempt"),
+            "{reason}"
+        );
+        let after = store.feed("nvd").await.unwrap().unwrap();
+        assert_eq!(
+            (after.record_count, after.data_version),
+            (before.record_count, before.data_version)
+        );
+        assert!(after.last_error.unwrap().contains("HTTP 500"));
+        test_store.finish().await;
+    }
+}
+
+/// Builds a zip the way osv.dev publishes `all.zip`: one JSON file per advisory.
+fn osv_zip(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, content) in files {
+        zip.start_file(name.as_str(), zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(content).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn osv_all_zip_replaces_the_ecosystem() {
+    for (i, test_store) in stores("osv").await.into_iter().enumerate() {
+        let store = &test_store.store;
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/osv/almalinux9");
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        let real = files.len();
+        let first_release = osv_zip(&files);
+        // The next release drops one advisory and carries one malformed entry.
+        let mut next = files[1..].to_vec();
+        next.push((
+            "ALSA-BROKEN.json".into(),
+            br#"{"id": "ALSA-BROKEN", "affected": 7}"#.to_vec(),
+        ));
+        let next_release = osv_zip(&next);
+        let mut corrupt = next_release.clone();
+        let mid = corrupt.len() / 2;
+        for b in &mut corrupt[mid..mid + 64] {
+            *b ^= 0x33;
+        }
+        let (base, seen) = serve(vec![
+            ok(first_release, "\"o1\""),
+            Reply {
+                status: 304,
+                headers: vec![],
+                body: Vec::new(),
+                cut_at: None,
+            },
+            ok(corrupt, "\"o2\""),
+            ok(next_release, "\"o3\""),
+        ]);
+        let spec = FeedSpec {
+            feed: "osv:AlmaLinux".into(),
+            source: Source::Osv,
+            format: FeedFormat::Osv,
+            url: format!("{base}/AlmaLinux/all.zip"),
+        };
+        let syncer = Syncer::new(SyncSettings {
+            work_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sync-osv-{i}")),
+            ..Default::default()
+        })
+        .unwrap();
+        let SyncOutcome::Updated {
+            records, skipped, ..
+        } = syncer.sync(store, &spec).await
+        else {
+            panic!("the archive must load")
+        };
+        assert_eq!((records, skipped.len()), (real, 0));
+        let dropped_id = {
+            let doc: serde_json::Value = serde_json::from_slice(&files[0].1).unwrap();
+            doc["id"].as_str().unwrap().to_owned()
+        };
+        assert_eq!(
+            store
+                .feed("osv:AlmaLinux")
+                .await
+                .unwrap()
+                .unwrap()
+                .record_count as usize,
+            real
+        );
+
+        assert_eq!(syncer.sync(store, &spec).await, SyncOutcome::NotModified);
+        assert!(seen.lock().unwrap()[1].contains("if-none-match: \"o1\""));
+
+        let SyncOutcome::Failed { reason } = syncer.sync(store, &spec).await else {
+            panic!("a corrupt archive must fail")
+        };
+        assert!(reason.contains("all.zip"), "{reason}");
+        assert_eq!(
+            store
+                .feed("osv:AlmaLinux")
+                .await
+                .unwrap()
+                .unwrap()
+                .record_count as usize,
+            real
+        );
+
+        let SyncOutcome::Updated {
+            records, skipped, ..
+        } = syncer.sync(store, &spec).await
+        else {
+            panic!("the next release must load")
+        };
+        assert_eq!(records, real - 1);
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].contains("ALSA-BROKEN"), "{skipped:?}");
+        let state = store.feed("osv:AlmaLinux").await.unwrap().unwrap();
+        assert_eq!(state.record_count as usize, real - 1);
+        let all = store.all_advisories().await.unwrap();
+        assert!(
+            !all.iter().any(|(_, _, a)| a.id == dropped_id),
+            "{dropped_id} was withdrawn upstream"
+        );
+        test_store.finish().await;
+    }
 }
