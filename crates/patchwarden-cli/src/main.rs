@@ -118,6 +118,7 @@ fn main() -> ExitCode {
                     let settings = patchwarden_sync::SyncSettings {
                         max_bytes: max_mib << 20,
                         timeout: std::time::Duration::from_secs(timeout_secs),
+                        progress: Some(|m| eprintln!("… {m}")),
                         ..Default::default()
                     };
                     feeds::sync(&store, &names, settings, full).await

@@ -133,6 +133,8 @@ pub struct SyncSettings {
     pub max_bytes: u64,
     /// Where downloads are staged before they are verified.
     pub work_dir: PathBuf,
+    /// Told how a long sync (NVD's many pages) is going, at most every few seconds.
+    pub progress: Option<fn(&str)>,
 }
 
 impl Default for SyncSettings {
@@ -141,6 +143,7 @@ impl Default for SyncSettings {
             timeout: Duration::from_secs(600),
             max_bytes: 2 << 30,
             work_dir: std::env::temp_dir(),
+            progress: None,
         }
     }
 }

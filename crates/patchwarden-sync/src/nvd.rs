@@ -153,6 +153,7 @@ impl Syncer {
         let mut hasher = Sha256::new();
         let mut bytes = 0u64;
         let mut first_request = true;
+        let mut last_report = std::time::Instant::now();
         for window in windows(since, started, settings.max_window_days) {
             let mut start_index: u64 = 0;
             loop {
@@ -182,6 +183,15 @@ impl Syncer {
                 records.extend(page.records);
                 skipped.extend(page.rejected_records.iter().map(|e| e.to_string()));
                 start_index += got;
+                if let Some(progress) = self.settings.progress {
+                    if last_report.elapsed() >= Duration::from_secs(5) {
+                        last_report = std::time::Instant::now();
+                        progress(&format!(
+                            "nvd: {start_index} of {total} records of this window fetched, {} in all",
+                            records.len()
+                        ));
+                    }
+                }
                 if start_index >= total {
                     break;
                 }
