@@ -629,12 +629,47 @@ impl Store {
 
     /// Every stored advisory with its feed and provenance, in a stable order (for bundles).
     pub async fn all_advisories(&self) -> Result<Vec<(String, Provenance, Advisory)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT feed, source, origin, sha256, fetched_at, doc FROM advisory ORDER BY feed, id",
+        self.advisories_where("", &[]).await
+    }
+
+    /// The advisories with an affected entry in one distribution release (`distro` as in `Distro`'s
+    /// lowercase name), with feed and provenance: what matching one host needs.
+    pub async fn advisories_for_release(
+        &self,
+        distro: &str,
+        release: &str,
+    ) -> Result<Vec<(String, Provenance, Advisory)>, StoreError> {
+        self.advisories_where(
+            "WHERE pk IN (SELECT advisory_pk FROM affected WHERE distro = $1 AND release = $2)",
+            &[distro, release],
         )
-        .fetch_all(self.pool())
         .await
-        .context(|| "reading advisories".into())?;
+    }
+
+    /// The ids of CVEs NVD lists as Rejected.
+    pub async fn rejected_cves(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT id FROM cve WHERE rejected = 1 ORDER BY id")
+            .fetch_all(self.pool())
+            .await
+            .context(|| "reading rejected CVEs".into())
+    }
+
+    async fn advisories_where(
+        &self,
+        filter: &str,
+        binds: &[&str],
+    ) -> Result<Vec<(String, Provenance, Advisory)>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT feed, source, origin, sha256, fetched_at, doc FROM advisory {filter} ORDER BY feed, id"
+        ));
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let rows = query
+            .fetch_all(self.pool())
+            .await
+            .context(|| "reading advisories".into())?;
         rows.iter()
             .map(|r| {
                 let source: String = get(r, "source")?;

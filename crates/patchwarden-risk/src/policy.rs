@@ -1,0 +1,328 @@
+//! Remediation deadlines: frameworks, their windows, and the due date of a finding under each.
+//!
+//! A policy is a TOML file:
+//!
+//! ```toml
+//! # Built-in frameworks to apply (all four when the file names none and defines none).
+//! presets = ["bod-22-01", "pci-dss-4.0", "fedramp", "internal-sla"]
+//!
+//! # Custom frameworks (or a preset's id, to replace it).
+//! [[framework]]
+//! id = "internal-sla"
+//! name = "Our SLA"
+//! start = "first-seen"            # published | kev-date-added | first-seen
+//! severities = ["critical", "high", "medium", "low"]   # which findings it covers (default: all)
+//! kev_only = false                # only findings whose CVE is in KEV
+//! [framework.days]                # days from the start, per severity
+//! critical = 7
+//! high = 30
+//! ```
+//!
+//! A framework has either `days` (per severity), `months` (calendar months for every covered
+//! severity) or `due = "kev-due-date"` (CISA's own date per KEV entry).
+
+use std::collections::BTreeMap;
+
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+
+use crate::Severity;
+
+/// Where a framework's clock starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Start {
+    /// The advisory's publication (the fix's release), else the CVE's.
+    Published,
+    /// The date CISA added the CVE to KEV.
+    KevDateAdded,
+    /// The first time patchwarden saw the finding on the host.
+    FirstSeen,
+}
+
+/// One framework.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Framework {
+    pub id: String,
+    pub name: String,
+    #[serde(default = "default_start")]
+    pub start: Start,
+    /// The severities it covers; empty = all.
+    #[serde(default)]
+    pub severities: Vec<Severity>,
+    #[serde(default)]
+    pub kev_only: bool,
+    /// Days from the start, per severity (`critical`, `high`, `medium`, `low`, `unknown`).
+    #[serde(default)]
+    pub days: BTreeMap<Severity, u32>,
+    /// Calendar months from the start, for every covered severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub months: Option<u32>,
+    /// `kev-due-date`: CISA's due date of the KEV entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<String>,
+}
+
+fn default_start() -> Start {
+    Start::FirstSeen
+}
+
+/// The built-in frameworks.
+pub fn presets() -> Vec<Framework> {
+    let days = |pairs: &[(Severity, u32)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+    vec![
+        Framework {
+            id: "bod-22-01".into(),
+            name: "CISA BOD 22-01 (KEV due date)".into(),
+            start: Start::KevDateAdded,
+            severities: vec![],
+            kev_only: true,
+            days: BTreeMap::new(),
+            months: None,
+            due: Some("kev-due-date".into()),
+        },
+        Framework {
+            id: "pci-dss-4.0".into(),
+            name: "PCI DSS v4.0 req. 6.3.3 (critical: within one month of release)".into(),
+            start: Start::Published,
+            severities: vec![Severity::Critical],
+            kev_only: false,
+            days: BTreeMap::new(),
+            months: Some(1),
+            due: None,
+        },
+        Framework {
+            id: "fedramp".into(),
+            name: "FedRAMP ConMon (high/critical 30 days, moderate 90, low 180)".into(),
+            start: Start::FirstSeen,
+            severities: vec![],
+            kev_only: false,
+            days: days(&[
+                (Severity::Critical, 30),
+                (Severity::High, 30),
+                (Severity::Medium, 90),
+                (Severity::Low, 180),
+            ]),
+            months: None,
+            due: None,
+        },
+        Framework {
+            id: "internal-sla".into(),
+            name: "Internal SLA (critical 15 days, high 30, medium 90, low 180)".into(),
+            start: Start::FirstSeen,
+            severities: vec![],
+            kev_only: false,
+            days: days(&[
+                (Severity::Critical, 15),
+                (Severity::High, 30),
+                (Severity::Medium, 90),
+                (Severity::Low, 180),
+            ]),
+            months: None,
+            due: None,
+        },
+    ]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    presets: Option<Vec<String>>,
+    #[serde(default)]
+    framework: Vec<Framework>,
+}
+
+/// The frameworks in force.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Policy {
+    pub frameworks: Vec<Framework>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            frameworks: presets(),
+        }
+    }
+}
+
+impl Policy {
+    /// Parses a policy file's text; errors name the file (`origin`) and what is wrong.
+    pub fn parse(text: &str, origin: &str) -> Result<Policy, String> {
+        let file: PolicyFile =
+            toml::from_str(text).map_err(|e| format!("{origin}: not a valid policy: {e}"))?;
+        let all = presets();
+        let mut frameworks = Vec::new();
+        let chosen = match &file.presets {
+            Some(list) => list.clone(),
+            None if file.framework.is_empty() => all.iter().map(|f| f.id.clone()).collect(),
+            None => Vec::new(),
+        };
+        for id in chosen {
+            let f = all.iter().find(|f| f.id == id).ok_or_else(|| {
+                let known: Vec<&str> = all.iter().map(|f| f.id.as_str()).collect();
+                format!(
+                    "{origin}: unknown preset '{id}' (known: {})",
+                    known.join(", ")
+                )
+            })?;
+            frameworks.push(f.clone());
+        }
+        for f in file.framework {
+            let rules = usize::from(!f.days.is_empty())
+                + usize::from(f.months.is_some())
+                + usize::from(f.due.is_some());
+            if rules != 1 {
+                return Err(format!(
+                    "{origin}: framework '{}' needs exactly one of `days`, `months` or `due`",
+                    f.id
+                ));
+            }
+            if let Some(due) = &f.due {
+                if due != "kev-due-date" {
+                    return Err(format!(
+                        "{origin}: framework '{}': `due` can only be \"kev-due-date\", not {due:?}",
+                        f.id
+                    ));
+                }
+            }
+            frameworks.retain(|g| g.id != f.id);
+            frameworks.push(f);
+        }
+        Ok(Policy { frameworks })
+    }
+}
+
+/// The dates a due date can be counted from (`YYYY-MM-DD` or RFC 3339; the date part is used).
+#[derive(Clone, Debug, Default)]
+pub struct FindingDates<'a> {
+    pub published: Option<&'a str>,
+    pub kev_date_added: Option<&'a str>,
+    pub kev_due_date: Option<&'a str>,
+    pub first_seen: Option<&'a str>,
+}
+
+/// A finding's deadline under one framework.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Due {
+    pub framework: String,
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub overdue: bool,
+    /// What the date is counted from, e.g. `kev-date-added 2024-03-29`, or the KEV due date itself.
+    pub basis: String,
+}
+
+fn date(text: &str) -> Option<Date> {
+    text.get(..10)?.parse().ok()
+}
+
+impl Framework {
+    /// The due date of a finding of `severity` (and KEV status), or `None` when the framework does
+    /// not cover it or the start date is unknown.
+    pub fn due(&self, severity: Severity, kev: bool, dates: &FindingDates, today: Date) -> Option<Due> {
+        if self.kev_only && !kev {
+            return None;
+        }
+        if !self.severities.is_empty() && !self.severities.contains(&severity) {
+            return None;
+        }
+        let finish = |d: Date, basis: String| Due {
+            framework: self.id.clone(),
+            date: d.to_string(),
+            overdue: d < today,
+            basis,
+        };
+        if self.due.as_deref() == Some("kev-due-date") {
+            let d = date(dates.kev_due_date?)?;
+            return Some(finish(d, "KEV due date".into()));
+        }
+        let (start_name, start_text) = match self.start {
+            Start::Published => ("published", dates.published?),
+            Start::KevDateAdded => ("kev-date-added", dates.kev_date_added?),
+            Start::FirstSeen => ("first-seen", dates.first_seen?),
+        };
+        let start = date(start_text)?;
+        let d = if let Some(m) = self.months {
+            start.checked_add(jiff::Span::new().months(m as i64)).ok()?
+        } else {
+            let days = *self.days.get(&severity)?;
+            start.checked_add(jiff::Span::new().days(days as i64)).ok()?
+        };
+        Some(finish(d, format!("{start_name} {start}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> Date {
+        "2026-11-22".parse().unwrap()
+    }
+
+    #[test]
+    fn presets_give_their_deadlines() {
+        let p = Policy::default();
+        let f = |id: &str| p.frameworks.iter().find(|f| f.id == id).unwrap();
+        let dates = FindingDates {
+            published: Some("2026-10-31T12:00:00Z"),
+            kev_date_added: Some("2024-03-29"),
+            kev_due_date: Some("2024-04-19"),
+            first_seen: Some("2026-11-01T08:00:00Z"),
+        };
+        let bod = f("bod-22-01").due(Severity::High, true, &dates, today()).unwrap();
+        assert_eq!((bod.date.as_str(), bod.overdue), ("2024-04-19", true));
+        assert!(f("bod-22-01").due(Severity::Critical, false, &dates, today()).is_none());
+        // One calendar month from Oct 31 is Nov 30 (clamped), not Dec 1.
+        let pci = f("pci-dss-4.0").due(Severity::Critical, false, &dates, today()).unwrap();
+        assert_eq!((pci.date.as_str(), pci.overdue), ("2026-11-30", false));
+        assert!(f("pci-dss-4.0").due(Severity::High, false, &dates, today()).is_none());
+        let fed = f("fedramp").due(Severity::Medium, false, &dates, today()).unwrap();
+        assert_eq!(fed.date, "2027-01-30");
+        assert_eq!(fed.basis, "first-seen 2026-11-01");
+        let sla = f("internal-sla").due(Severity::Critical, false, &dates, today()).unwrap();
+        assert_eq!((sla.date.as_str(), sla.overdue), ("2026-11-16", true));
+        assert!(f("fedramp").due(Severity::Unknown, false, &dates, today()).is_none());
+    }
+
+    #[test]
+    fn policy_files_choose_and_define_frameworks() {
+        let p = Policy::parse(
+            r#"
+presets = ["bod-22-01"]
+[[framework]]
+id = "internal-sla"
+name = "Tight SLA"
+start = "published"
+[framework.days]
+critical = 2
+"#,
+            "policy.toml",
+        )
+        .unwrap();
+        let ids: Vec<&str> = p.frameworks.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(ids, ["bod-22-01", "internal-sla"]);
+        let due = p.frameworks[1]
+            .due(
+                Severity::Critical,
+                false,
+                &FindingDates {
+                    published: Some("2026-11-20"),
+                    ..Default::default()
+                },
+                today(),
+            )
+            .unwrap();
+        assert_eq!((due.date.as_str(), due.overdue), ("2026-11-22", false));
+        let e = Policy::parse("presets = [\"sox\"]", "p.toml").unwrap_err();
+        assert!(e.contains("p.toml") && e.contains("unknown preset 'sox'"), "{e}");
+        let e = Policy::parse("[[framework]]\nid = \"x\"\nname = \"x\"\n", "p.toml").unwrap_err();
+        assert!(e.contains("exactly one of"), "{e}");
+        let e = Policy::parse("[[framework]]\nid = \"x\"\nname = \"x\"\nmonths = 1\nstart = \"yesterday\"\n", "p.toml")
+            .unwrap_err();
+        assert!(e.contains("p.toml") && e.contains("yesterday"), "{e}");
+    }
+}
