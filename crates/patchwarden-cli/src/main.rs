@@ -3,6 +3,7 @@
 //! would need.
 
 mod feeds;
+mod scan;
 mod table;
 mod vercmp;
 
@@ -45,6 +46,11 @@ enum Command {
     },
     /// Compare package versions as dpkg, rpm or apk would; prints `<`, `=` or `>`.
     Vercmp(vercmp::Args),
+    /// Scan this host, a root filesystem or an inventory file against the local knowledge base:
+    /// findings with severity, KEV, EPSS, SSVC, risk and due dates. Exit 3 when --fail-on holds.
+    Scan(scan::ScanArgs),
+    /// Why a CVE or advisory is or is not a finding on this host (or a root, or an inventory).
+    Explain(scan::ExplainArgs),
     /// The knowledge base's feeds: import files, show their state.
     Feeds {
         #[command(subcommand)]
@@ -94,6 +100,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inventory { root, format } => inventory(&root, format),
         Command::Vercmp(args) => vercmp::run(&args),
+        Command::Scan(args) => with_store(cli.db.as_deref(), |store| async move {
+            scan::scan(&store, &args).await
+        }),
+        Command::Explain(args) => with_store(cli.db.as_deref(), |store| async move {
+            scan::explain(&store, &args).await
+        }),
         Command::Feeds { command } => with_store(cli.db.as_deref(), |store| async move {
             match command {
                 FeedsCommand::Import { paths } => feeds::import(&store, &paths).await,
@@ -137,6 +149,8 @@ fn main() -> ExitCode {
             if e.chain().any(|c| {
                 c.downcast_ref::<std::io::Error>()
                     .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                    || c.downcast_ref::<serde_json::Error>()
+                        .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
             }) =>
         {
             ExitCode::SUCCESS

@@ -36,7 +36,10 @@ impl EolTable {
     /// embedded copy per file.
     pub fn load(dir: &std::path::Path) -> EolTable {
         let read = |name: &str, embedded: &str| match std::fs::read_to_string(dir.join(name)) {
-            Ok(text) => (text, format!("distro-info-data ({})", dir.join(name).display())),
+            Ok(text) => (
+                text,
+                format!("distro-info-data ({})", dir.join(name).display()),
+            ),
             Err(_) => (
                 embedded.to_owned(),
                 "distro-info-data (embedded copy, 0.58+deb12u6)".to_owned(),

@@ -97,15 +97,15 @@ impl KnowledgeIndex {
             };
             let scheme = distro.scheme();
             let key = |v: &Option<String>, unusable: &mut Vec<String>| {
-                v.as_ref()
-                    .filter(|v| v.as_str() != "0")
-                    .and_then(|v| match SortKey::new(scheme, v) {
+                v.as_ref().filter(|v| v.as_str() != "0").and_then(|v| {
+                    match SortKey::new(scheme, v) {
                         Ok(k) => Some((v.clone(), k)),
                         Err(e) => {
                             unusable.push(format!("{} {}: {e}", a.id, p.package));
                             None
                         }
-                    })
+                    }
+                })
             };
             let fixed = key(&p.fixed_version, &mut self.unusable);
             if p.state == FixState::Fixed && fixed.is_none() {
@@ -118,7 +118,10 @@ impl KnowledgeIndex {
                 key_kind: p.key_kind,
                 state: p.state,
                 fixed,
-                introduced: key(&first.and_then(|r| r.introduced.clone()), &mut self.unusable),
+                introduced: key(
+                    &first.and_then(|r| r.introduced.clone()),
+                    &mut self.unusable,
+                ),
                 last_affected: key(
                     &first.and_then(|r| r.last_affected.clone()),
                     &mut self.unusable,
@@ -280,7 +283,10 @@ pub fn evaluate(inv: &Inventory, index: &KnowledgeIndex, options: &MatchOptions)
     let Some(release) = &inv.os.release else {
         return Vec::new();
     };
-    let Some(by_package) = index.entries.get(&(release.distro, release.release.clone())) else {
+    let Some(by_package) = index
+        .entries
+        .get(&(release.distro, release.release.clone()))
+    else {
         return Vec::new();
     };
     let scheme = release.distro.scheme();

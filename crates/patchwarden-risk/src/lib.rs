@@ -198,7 +198,12 @@ impl SsvcInputs {
     ///   `C:H/I:H`, `VC:H/VI:H`; v2: `C:C/I:C`); else `partial`.
     /// * Mission and well-being: the host's criticality (low → low, medium → medium, high and
     ///   critical → high), one step up when the host is internet-facing (SSVC's exposure).
-    pub fn derive(kev: bool, epss_percentile: Option<f64>, vector: Option<&str>, asset: Asset) -> Self {
+    pub fn derive(
+        kev: bool,
+        epss_percentile: Option<f64>,
+        vector: Option<&str>,
+        asset: Asset,
+    ) -> Self {
         let exploitation = if kev {
             Exploitation::Active
         } else if epss_percentile.is_some_and(|p| p >= POC_EPSS_PERCENTILE) {
@@ -348,8 +353,14 @@ mod tests {
         assert_eq!(severity_band(Some(4.0), &[]), Severity::Medium);
         assert_eq!(severity_band(Some(3.9), &[]), Severity::Low);
         assert_eq!(severity_band(None, &["Important"]), Severity::High);
-        assert_eq!(severity_band(None, &["unimportant", "medium**"]), Severity::Medium);
-        assert_eq!(severity_band(None, &["not yet assigned"]), Severity::Unknown);
+        assert_eq!(
+            severity_band(None, &["unimportant", "medium**"]),
+            Severity::Medium
+        );
+        assert_eq!(
+            severity_band(None, &["not yet assigned"]),
+            Severity::Unknown
+        );
     }
 
     #[test]
@@ -367,7 +378,10 @@ mod tests {
         let i = SsvcInputs::derive(false, Some(0.2), Some(v), asset(Criticality::Low, false));
         assert_eq!(ssvc(i), SsvcDecision::Track);
         let i = SsvcInputs::derive(false, Some(0.99), Some(v), asset(Criticality::Low, true));
-        assert_eq!((i.exploitation, i.mission_wellbeing), (Exploitation::PublicPoc, MissionImpact::Medium));
+        assert_eq!(
+            (i.exploitation, i.mission_wellbeing),
+            (Exploitation::PublicPoc, MissionImpact::Medium)
+        );
         assert_eq!(ssvc(i), SsvcDecision::TrackStar);
         // Local, partial, active, medium: Track (row 25); high: Attend (row 26).
         let local = "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:N/A:N";
@@ -390,13 +404,32 @@ mod tests {
             criticality: Criticality::Critical,
             internet_facing: true,
         };
-        assert_eq!(risk_score(Some(10.0), Severity::Critical, true, None, exposed, false), 100.0);
-        assert_eq!(risk_score(Some(7.5), Severity::High, false, Some(0.1), plain, false), 45.5);
-        assert_eq!(risk_score(None, Severity::Low, false, None, plain, false), 15.0);
-        assert_eq!(risk_score(Some(7.5), Severity::High, false, Some(0.1), plain, true), 22.8);
+        assert_eq!(
+            risk_score(Some(10.0), Severity::Critical, true, None, exposed, false),
+            100.0
+        );
+        assert_eq!(
+            risk_score(Some(7.5), Severity::High, false, Some(0.1), plain, false),
+            45.5
+        );
+        assert_eq!(
+            risk_score(None, Severity::Low, false, None, plain, false),
+            15.0
+        );
+        assert_eq!(
+            risk_score(Some(7.5), Severity::High, false, Some(0.1), plain, true),
+            22.8
+        );
         assert!(
             risk_score(Some(7.8), Severity::High, true, None, plain, false)
-                > risk_score(Some(9.8), Severity::Critical, false, Some(0.01), plain, false)
+                > risk_score(
+                    Some(9.8),
+                    Severity::Critical,
+                    false,
+                    Some(0.01),
+                    plain,
+                    false
+                )
         );
     }
 }

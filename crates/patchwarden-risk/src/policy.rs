@@ -222,7 +222,13 @@ fn date(text: &str) -> Option<Date> {
 impl Framework {
     /// The due date of a finding of `severity` (and KEV status), or `None` when the framework does
     /// not cover it or the start date is unknown.
-    pub fn due(&self, severity: Severity, kev: bool, dates: &FindingDates, today: Date) -> Option<Due> {
+    pub fn due(
+        &self,
+        severity: Severity,
+        kev: bool,
+        dates: &FindingDates,
+        today: Date,
+    ) -> Option<Due> {
         if self.kev_only && !kev {
             return None;
         }
@@ -249,7 +255,9 @@ impl Framework {
             start.checked_add(jiff::Span::new().months(m as i64)).ok()?
         } else {
             let days = *self.days.get(&severity)?;
-            start.checked_add(jiff::Span::new().days(days as i64)).ok()?
+            start
+                .checked_add(jiff::Span::new().days(days as i64))
+                .ok()?
         };
         Some(finish(d, format!("{start_name} {start}")))
     }
@@ -273,19 +281,33 @@ mod tests {
             kev_due_date: Some("2024-04-19"),
             first_seen: Some("2026-11-01T08:00:00Z"),
         };
-        let bod = f("bod-22-01").due(Severity::High, true, &dates, today()).unwrap();
+        let bod = f("bod-22-01")
+            .due(Severity::High, true, &dates, today())
+            .unwrap();
         assert_eq!((bod.date.as_str(), bod.overdue), ("2024-04-19", true));
-        assert!(f("bod-22-01").due(Severity::Critical, false, &dates, today()).is_none());
+        assert!(f("bod-22-01")
+            .due(Severity::Critical, false, &dates, today())
+            .is_none());
         // One calendar month from Oct 31 is Nov 30 (clamped), not Dec 1.
-        let pci = f("pci-dss-4.0").due(Severity::Critical, false, &dates, today()).unwrap();
+        let pci = f("pci-dss-4.0")
+            .due(Severity::Critical, false, &dates, today())
+            .unwrap();
         assert_eq!((pci.date.as_str(), pci.overdue), ("2026-11-30", false));
-        assert!(f("pci-dss-4.0").due(Severity::High, false, &dates, today()).is_none());
-        let fed = f("fedramp").due(Severity::Medium, false, &dates, today()).unwrap();
+        assert!(f("pci-dss-4.0")
+            .due(Severity::High, false, &dates, today())
+            .is_none());
+        let fed = f("fedramp")
+            .due(Severity::Medium, false, &dates, today())
+            .unwrap();
         assert_eq!(fed.date, "2027-01-30");
         assert_eq!(fed.basis, "first-seen 2026-11-01");
-        let sla = f("internal-sla").due(Severity::Critical, false, &dates, today()).unwrap();
+        let sla = f("internal-sla")
+            .due(Severity::Critical, false, &dates, today())
+            .unwrap();
         assert_eq!((sla.date.as_str(), sla.overdue), ("2026-11-16", true));
-        assert!(f("fedramp").due(Severity::Unknown, false, &dates, today()).is_none());
+        assert!(f("fedramp")
+            .due(Severity::Unknown, false, &dates, today())
+            .is_none());
     }
 
     #[test]
@@ -318,11 +340,17 @@ critical = 2
             .unwrap();
         assert_eq!((due.date.as_str(), due.overdue), ("2026-11-22", false));
         let e = Policy::parse("presets = [\"sox\"]", "p.toml").unwrap_err();
-        assert!(e.contains("p.toml") && e.contains("unknown preset 'sox'"), "{e}");
+        assert!(
+            e.contains("p.toml") && e.contains("unknown preset 'sox'"),
+            "{e}"
+        );
         let e = Policy::parse("[[framework]]\nid = \"x\"\nname = \"x\"\n", "p.toml").unwrap_err();
         assert!(e.contains("exactly one of"), "{e}");
-        let e = Policy::parse("[[framework]]\nid = \"x\"\nname = \"x\"\nmonths = 1\nstart = \"yesterday\"\n", "p.toml")
-            .unwrap_err();
+        let e = Policy::parse(
+            "[[framework]]\nid = \"x\"\nname = \"x\"\nmonths = 1\nstart = \"yesterday\"\n",
+            "p.toml",
+        )
+        .unwrap_err();
         assert!(e.contains("p.toml") && e.contains("yesterday"), "{e}");
     }
 }

@@ -659,9 +659,10 @@ impl Store {
         filter: &str,
         binds: &[&str],
     ) -> Result<Vec<(String, Provenance, Advisory)>, StoreError> {
-        let sql = self.sql(&format!(
+        let text = format!(
             "SELECT feed, source, origin, sha256, fetched_at, doc FROM advisory {filter} ORDER BY feed, id"
-        ));
+        );
+        let sql = self.sql(&text);
         let mut query = sqlx::query(&sql);
         for b in binds {
             query = query.bind(*b);

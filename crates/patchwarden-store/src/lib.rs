@@ -11,6 +11,7 @@
 //! The store holds no business rules: it does not decide what a record means for a host.
 
 mod batch;
+mod findings;
 mod knowledge;
 mod migrate;
 #[cfg(feature = "testing")]

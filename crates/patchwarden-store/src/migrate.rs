@@ -17,6 +17,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_advisory_by_id.sql"),
         include_str!("../migrations/postgres/0002_advisory_by_id.sql"),
     ),
+    (
+        3,
+        "finding_seen",
+        include_str!("../migrations/sqlite/0003_finding_seen.sql"),
+        include_str!("../migrations/postgres/0003_finding_seen.sql"),
+    ),
 ];
 
 pub(crate) async fn apply(store: &Store) -> Result<(), StoreError> {

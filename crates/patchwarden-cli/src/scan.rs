@@ -1,0 +1,535 @@
+//! `patchwarden scan` and `patchwarden explain`: one host (this one, a root filesystem or an
+//! inventory file) against the local knowledge base.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args as ClapArgs, ValueEnum};
+use patchwarden_findings::{Report, ScanOptions};
+use patchwarden_match::{Outcome, Verdict};
+use patchwarden_model::Inventory;
+use patchwarden_risk::policy::Policy;
+use patchwarden_risk::{Asset, Criticality, Severity};
+use patchwarden_store::Store;
+
+/// Exit status when a `--fail-on` condition holds (errors exit 1, usage errors 2).
+pub const GATE_EXIT: u8 = 3;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ScanFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Any finding of critical severity.
+    Critical,
+    /// Any finding of high or critical severity.
+    High,
+    /// Any finding whose CVE is in CISA KEV.
+    Kev,
+    /// Any finding past a due date.
+    Overdue,
+    /// Any finding at all.
+    Any,
+}
+
+/// Which system and how to judge it.
+#[derive(ClapArgs, Clone)]
+pub struct Target {
+    /// Root directory of the system to scan (a mounted image, a chroot); `/` is this host.
+    #[arg(long, conflicts_with = "inventory")]
+    pub root: Option<PathBuf>,
+    /// An inventory report (`patchwarden inventory --format json`) instead of a live collection.
+    #[arg(long)]
+    pub inventory: Option<PathBuf>,
+    /// Policy file (TOML) with the frameworks and their remediation windows; the built-in presets
+    /// (bod-22-01, pci-dss-4.0, fedramp, internal-sla) otherwise.
+    #[arg(long, env = "PATCHWARDEN_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// How important the host is: low, medium, high, critical.
+    #[arg(long, default_value = "medium", env = "PATCHWARDEN_CRITICALITY")]
+    pub criticality: String,
+    /// The host is reachable from the internet.
+    #[arg(long, env = "PATCHWARDEN_INTERNET_FACING")]
+    pub internet_facing: bool,
+    /// The host receives Ubuntu Pro/ESM updates (default: decided from `+esm` versions installed).
+    #[arg(long)]
+    pub ubuntu_pro: Option<bool>,
+    /// Feeds older than this many days are flagged stale in the output.
+    #[arg(long, default_value_t = 2, env = "PATCHWARDEN_MAX_FEED_AGE_DAYS")]
+    pub max_age_days: i64,
+    /// Do not record first/last-seen times of findings in the store.
+    #[arg(long)]
+    pub no_history: bool,
+}
+
+#[derive(ClapArgs)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
+    pub format: ScanFormat,
+    /// Exit with status 3 when a finding meets the condition (repeatable).
+    #[arg(long, value_enum)]
+    pub fail_on: Vec<FailOn>,
+}
+
+#[derive(ClapArgs)]
+pub struct ExplainArgs {
+    /// A CVE id or an advisory id (`CVE-2023-4911`, `DSA-5514-1`, `ALSA-2023:5453`).
+    pub id: String,
+    #[command(flatten)]
+    pub target: Target,
+    /// Only this installed package.
+    #[arg(long)]
+    pub package: Option<String>,
+}
+
+fn load_inventory(target: &Target) -> anyhow::Result<Inventory> {
+    if let Some(path) = &target.inventory {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let inv: Inventory = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: not a patchwarden inventory report", path.display()))?;
+        if inv.schema_version != patchwarden_model::INVENTORY_SCHEMA_VERSION {
+            bail!(
+                "{}: inventory schema version {} is not supported (this patchwarden reads {})",
+                path.display(),
+                inv.schema_version,
+                patchwarden_model::INVENTORY_SCHEMA_VERSION
+            );
+        }
+        return Ok(inv);
+    }
+    let root = target.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    Ok(patchwarden_inventory::collect(&root)?)
+}
+
+fn options(target: &Target, record_history: bool) -> anyhow::Result<ScanOptions> {
+    let policy = match &target.policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Policy::parse(&text, &path.display().to_string()).map_err(anyhow::Error::msg)?
+        }
+        None => Policy::default(),
+    };
+    let criticality: Criticality = target
+        .criticality
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--criticality: {e}"))?;
+    Ok(ScanOptions {
+        asset: Asset {
+            criticality,
+            internet_facing: target.internet_facing,
+        },
+        ubuntu_pro: target.ubuntu_pro,
+        policy,
+        max_feed_age_days: target.max_age_days,
+        record_history: record_history && !target.no_history,
+        ..Default::default()
+    })
+}
+
+pub async fn scan(store: &Store, args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    let inv = load_inventory(&args.target)?;
+    let options = options(&args.target, true)?;
+    let (report, _, _) = patchwarden_findings::scan(store, &inv, &options).await?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        ScanFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        ScanFormat::Csv => write_csv(&mut out, &report)?,
+        ScanFormat::Table => write_table(&mut out, &report)?,
+    }
+    if report.summary.no_knowledge_for_release {
+        eprintln!(
+            "warning: the knowledge base holds no advisories for {}: import or sync its feeds first",
+            report.host.os.as_deref().unwrap_or("this OS")
+        );
+    }
+    let gate = args.fail_on.iter().any(|cond| {
+        report.findings.iter().any(|f| match cond {
+            FailOn::Critical => f.severity == Severity::Critical,
+            FailOn::High => f.severity >= Severity::High,
+            FailOn::Kev => f.kev,
+            FailOn::Overdue => f.overdue,
+            FailOn::Any => true,
+        })
+    });
+    Ok(if gate {
+        ExitCode::from(GATE_EXIT)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn write_csv(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+    writeln!(out, "host,package,installed_version,advisory_id,cves,fixed_version,state,severity,cvss,kev,epss,ssvc,risk,due,overdue")?;
+    let host = report
+        .host
+        .hostname
+        .clone()
+        .unwrap_or_else(|| report.host.root.clone());
+    for f in &report.findings {
+        let due: Vec<String> = f
+            .due
+            .values()
+            .map(|d| format!("{}={}", d.framework, d.date))
+            .collect();
+        let fields = [
+            host.clone(),
+            f.package.clone(),
+            f.installed_version.clone(),
+            f.advisory_id.clone(),
+            f.cves.join(" "),
+            f.fixed_version.clone().unwrap_or_default(),
+            serde_json::to_value(f.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            f.severity.as_str().to_owned(),
+            f.cvss
+                .as_ref()
+                .map(|c| c.score.to_string())
+                .unwrap_or_default(),
+            f.kev.to_string(),
+            f.epss
+                .as_ref()
+                .map(|e| e.score.to_string())
+                .unwrap_or_default(),
+            f.ssvc
+                .as_ref()
+                .map(|s| s.decision.as_str().to_owned())
+                .unwrap_or_default(),
+            f.risk.to_string(),
+            due.join(" "),
+            f.overdue.to_string(),
+        ];
+        let line: Vec<String> = fields.iter().map(|s| csv_field(s)).collect();
+        writeln!(out, "{}", line.join(","))?;
+    }
+    Ok(())
+}
+
+fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+    let h = &report.host;
+    writeln!(
+        out,
+        "Host: {} — {} ({} packages)",
+        h.hostname.as_deref().unwrap_or(&h.root),
+        h.os.as_deref().unwrap_or("unknown OS"),
+        h.packages
+    )?;
+    for f in report
+        .knowledge
+        .iter()
+        .filter(|f| f.stale || f.last_error.is_some())
+    {
+        writeln!(
+            out,
+            "WARNING: feed {} is {}{}",
+            f.feed,
+            if f.stale { "STALE" } else { "failing" },
+            f.age_days
+                .map(|d| format!(" ({d} days old)"))
+                .unwrap_or_default()
+        )?;
+    }
+    let s = &report.summary;
+    let bands: Vec<String> = s
+        .by_severity
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    writeln!(
+        out,
+        "{} findings ({}); {} in KEV; {} overdue",
+        s.findings,
+        bands.join(", "),
+        s.kev,
+        s.overdue
+    )?;
+    if report.findings.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:>5}  {:<8}  {:<6}  {:<3}  {:<28} {:<26} {:<26} {:<20} {:<16} NEXT DUE",
+        "RISK", "SEVERITY", "SSVC", "KEV", "PACKAGE", "INSTALLED", "FIXED", "ADVISORY", "STATE"
+    )?;
+    for f in &report.findings {
+        let next = f
+            .due
+            .values()
+            .min_by(|a, b| a.date.cmp(&b.date))
+            .map(|d| {
+                format!(
+                    "{} {}{}",
+                    d.date,
+                    d.framework,
+                    if d.overdue { " OVERDUE" } else { "" }
+                )
+            })
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{:>5.1}  {:<8}  {:<6}  {:<3}  {:<28} {:<26} {:<26} {:<20} {:<16} {}",
+            f.risk,
+            f.severity.as_str(),
+            f.ssvc.as_ref().map(|s| s.decision.as_str()).unwrap_or("-"),
+            if f.kev { "yes" } else { "" },
+            f.package,
+            f.installed_version,
+            f.fixed_version.as_deref().unwrap_or("-"),
+            f.advisory_id,
+            serde_json::to_value(f.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            next
+        )?;
+    }
+    Ok(())
+}
+
+/// Why a verdict came out as it did, in words.
+fn reason(v: &Verdict) -> String {
+    use patchwarden_match::FindingState as F;
+    use patchwarden_match::NotAFinding as N;
+    let fixed = v.fixed_version.as_deref().unwrap_or("-");
+    match v.outcome {
+        Outcome::Finding(F::FixAvailable) => format!(
+            "FINDING: {} {} < fixed {fixed} ({} ordering)",
+            v.matched_name, v.compared_version, v.scheme
+        ),
+        Outcome::Finding(F::NoFixYet) => "FINDING: affected, no fix published yet".into(),
+        Outcome::Finding(F::WillNotFix) => {
+            "FINDING: affected, the distribution will not fix it".into()
+        }
+        Outcome::Finding(F::PendingReboot) => format!(
+            "FINDING (pending reboot): the running kernel {} is affected; a kernel >= {fixed} is installed but not running",
+            v.installed_version
+        ),
+        Outcome::Finding(F::InstalledNotRunning) => format!(
+            "FINDING (installed, not running): kernel {} is affected but is not the running kernel",
+            v.installed_version
+        ),
+        Outcome::Finding(F::Eol) => "FINDING: end of life".into(),
+        Outcome::NotAFinding(N::FixedVersionInstalled) => format!(
+            "not a finding: {} {} >= fixed {fixed} ({} ordering)",
+            v.matched_name, v.compared_version, v.scheme
+        ),
+        Outcome::NotAFinding(N::KernelNotRunningFixed) => format!(
+            "not a finding: kernel {} is fixed (>= {fixed}) and not running",
+            v.installed_version
+        ),
+        Outcome::NotAFinding(N::DistributionSaysNotAffected) => {
+            "not a finding: the distribution says this package is not affected in this release".into()
+        }
+        Outcome::NotAFinding(N::BeforeIntroduced) => {
+            "not a finding: the installed version predates the affected range".into()
+        }
+        Outcome::NotAFinding(N::AfterLastAffected) => {
+            "not a finding: the installed version is after the last affected one".into()
+        }
+        Outcome::NotAFinding(N::Withdrawn) => "not a finding: the advisory was withdrawn".into(),
+        Outcome::NotAFinding(N::Rejected) => {
+            "not a finding: every CVE of the advisory is rejected in NVD".into()
+        }
+        Outcome::NotAFinding(N::OtherStream) => format!(
+            "not a finding: the entry is for the {} stream, which this host does not receive",
+            v.stream.as_deref().unwrap_or("?")
+        ),
+        Outcome::NotAFinding(N::OtherModuleStream) => format!(
+            "not a finding: module build {fixed} does not apply to {} (module stream mismatch)",
+            v.installed_version
+        ),
+        Outcome::NotAFinding(N::Undetermined) => {
+            "not a finding (yet): the distribution has not triaged this package".into()
+        }
+    }
+}
+
+pub async fn explain(store: &Store, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let inv = load_inventory(&args.target)?;
+    let options = options(&args.target, false)?;
+    let (report, verdicts, index) = patchwarden_findings::scan(store, &inv, &options).await?;
+    let id = args.id.trim();
+    let mut out = std::io::stdout().lock();
+    let host = report.host.os.as_deref().unwrap_or("unknown OS");
+    writeln!(
+        out,
+        "{id} on {} ({host})",
+        report.host.hostname.as_deref().unwrap_or(&report.host.root)
+    )?;
+    if id.starts_with("CVE-") {
+        match store.cve(id).await? {
+            Some(c) => {
+                let best = c.best_metric();
+                writeln!(
+                    out,
+                    "NVD: {}{}; best CVSS {}",
+                    c.status.as_deref().unwrap_or("no status"),
+                    if c.rejected { " (REJECTED)" } else { "" },
+                    best.map(|m| format!(
+                        "{} {} {}",
+                        m.version,
+                        m.computed_score.unwrap_or(0.0),
+                        m.vector
+                    ))
+                    .unwrap_or_else(|| "none".into())
+                )?;
+            }
+            None => writeln!(out, "NVD: no record in the knowledge base")?,
+        }
+        if let Some(k) = store.kev(id).await? {
+            writeln!(
+                out,
+                "CISA KEV: added {}, due {}{}",
+                k.date_added,
+                k.due_date,
+                if k.known_ransomware_use {
+                    ", known ransomware use"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        if let Some(e) = store.epss(id).await? {
+            writeln!(out, "EPSS: {} (percentile {})", e.score, e.percentile)?;
+        }
+    }
+    let relevant: Vec<&Verdict> = verdicts
+        .iter()
+        .filter(|v| {
+            let a = index.advisory(v.advisory);
+            (a.id == id || a.cves.iter().any(|c| c == id))
+                && args.package.as_ref().is_none_or(|p| *p == v.package)
+        })
+        .collect();
+    if relevant.is_empty() {
+        let advisories = store.advisories_for_cve(id).await?;
+        writeln!(
+            out,
+            "No installed package is named by {id} in the knowledge base for {host}: not a finding.{}",
+            if advisories.is_empty() {
+                String::new()
+            } else {
+                let ids: Vec<String> = advisories
+                    .iter()
+                    .map(|a| format!("{} ({})", a.id, a.source.as_str()))
+                    .collect();
+                format!(
+                    " Advisories naming it (for packages not installed here, or other releases): {}",
+                    ids.join(", ")
+                )
+            }
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for v in relevant {
+        let a = index.advisory(v.advisory);
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} {} ({}) — advisory {} [{} via {}]",
+            v.package,
+            v.installed_version,
+            v.arch,
+            a.id,
+            a.source.as_str(),
+            a.feed
+        )?;
+        writeln!(
+            out,
+            "  looked up as {} package '{}' version {}{}",
+            serde_json::to_value(v.key_kind)?.as_str().unwrap_or(""),
+            v.matched_name,
+            v.compared_version,
+            v.stream
+                .as_ref()
+                .map(|s| format!(", stream {s}"))
+                .unwrap_or_default()
+        )?;
+        writeln!(out, "  {}", reason(v))?;
+        if let Some(note) = &v.note {
+            writeln!(out, "  note: {note}")?;
+        }
+        let age = report
+            .knowledge
+            .iter()
+            .find(|f| f.feed == a.feed)
+            .map(|f| {
+                format!(
+                    "{}{}",
+                    f.age_days
+                        .map(|d| format!("{d} days old"))
+                        .unwrap_or_else(|| "age unknown".into()),
+                    if f.stale { ", STALE" } else { "" }
+                )
+            })
+            .unwrap_or_else(|| "feed state unknown".into());
+        writeln!(
+            out,
+            "  data: {} fetched {} ({age}), sha256 {}",
+            a.provenance.origin, a.provenance.fetched_at, a.provenance.sha256
+        )?;
+        if let Some(f) = report.findings.iter().find(|f| {
+            f.package == v.package
+                && f.advisory_id == a.id
+                && f.installed_version == v.installed_version
+        }) {
+            let due: Vec<String> = f
+                .due
+                .values()
+                .map(|d| {
+                    format!(
+                        "{} {} ({}){}",
+                        d.framework,
+                        d.date,
+                        d.basis,
+                        if d.overdue { " OVERDUE" } else { "" }
+                    )
+                })
+                .collect();
+            writeln!(
+                out,
+                "  published {}; first seen here {}",
+                f.published.as_deref().unwrap_or("-"),
+                f.first_seen.as_deref().unwrap_or("-")
+            )?;
+            writeln!(
+                out,
+                "  priority: {} severity, risk {}, SSVC {}, KEV {}, EPSS {}",
+                f.severity.as_str(),
+                f.risk,
+                f.ssvc.as_ref().map(|s| s.decision.as_str()).unwrap_or("-"),
+                if f.kev { "yes" } else { "no" },
+                f.epss
+                    .as_ref()
+                    .map(|e| e.score.to_string())
+                    .unwrap_or_else(|| "-".into())
+            )?;
+            if !due.is_empty() {
+                writeln!(out, "  due: {}", due.join("; "))?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
