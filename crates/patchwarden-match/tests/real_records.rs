@@ -1,0 +1,490 @@
+//! Matching against the real advisory records of `tests/data` (parsed by `patchwarden-feeds`), per
+//! distribution family: installed versions just below, equal to and above the fixed version,
+//! epochs, tildes, source vs binary keys, backports, module streams, kernels, rejected, withdrawn,
+//! unfixed and not-affected entries. The installed versions are chosen around the real fixed
+//! versions; the advisories are unchanged except where a test says it simulates a state (withdrawn,
+//! rejected) that no fixture carries.
+
+use std::path::PathBuf;
+
+use patchwarden_match::{
+    evaluate, FindingState as F, KnowledgeIndex, MatchOptions, NotAFinding as N, Outcome, Verdict,
+};
+use patchwarden_model::*;
+
+fn data(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(path)
+}
+
+fn provenance(source: Source) -> Provenance {
+    Provenance {
+        source,
+        origin: "tests/data".into(),
+        fetched_at: "2026-11-22T00:00:00Z".into(),
+        sha256: String::new(),
+    }
+}
+
+fn osv(paths: &[&str]) -> Vec<(String, Provenance, Advisory)> {
+    paths
+        .iter()
+        .map(|p| {
+            let a = patchwarden_feeds::osv::parse(&std::fs::read(data(p)).unwrap(), p).unwrap();
+            ("osv".to_owned(), provenance(Source::Osv), a)
+        })
+        .collect()
+}
+
+/// (name, version, source name, source version)
+type Pkg<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+fn inventory(id: &str, version: &str, codename: Option<&str>, packages: &[Pkg]) -> Inventory {
+    let distro = Distro::from_os_release_id(id).unwrap();
+    let manager = match distro.scheme().name() {
+        "deb" => PackageManager::Dpkg,
+        "rpm" => PackageManager::Rpm,
+        _ => PackageManager::Apk,
+    };
+    Inventory {
+        schema_version: INVENTORY_SCHEMA_VERSION,
+        collected_at: "2026-11-22T00:00:00Z".into(),
+        collector: "test".into(),
+        root: "/".into(),
+        live: false,
+        host: HostIdentity::default(),
+        os: OsInfo {
+            id: id.into(),
+            id_like: vec![],
+            version_id: Some(version.into()),
+            version_codename: codename.map(str::to_owned),
+            name: None,
+            pretty_name: None,
+            release: DistroRelease::from_os_release(distro, Some(version), codename, None),
+        },
+        package_databases: vec![],
+        packages: packages
+            .iter()
+            .map(|(name, version, source, source_version)| InstalledPackage {
+                name: (*name).into(),
+                version: (*version).into(),
+                arch: "x86_64".into(),
+                source_name: (*source).into(),
+                source_version: (*source_version).into(),
+                manager,
+                status: None,
+                held: false,
+                install_time: None,
+            })
+            .collect(),
+        kernel: KernelInfo::default(),
+        reboot: RebootInfo::default(),
+        stale_processes: vec![],
+        platform: None,
+    }
+}
+
+fn outcome(verdicts: &[Verdict], package: &str, advisory: &str) -> Vec<Outcome> {
+    verdicts
+        .iter()
+        .filter(|v| v.package == package && v.advisory_id == advisory)
+        .map(|v| v.outcome)
+        .collect()
+}
+
+fn run(inv: &Inventory, index: &KnowledgeIndex) -> Vec<Verdict> {
+    evaluate(inv, index, &MatchOptions::default())
+}
+
+#[test]
+fn almalinux_binary_keys_and_epochs() {
+    let index = KnowledgeIndex::build(osv(&["osv/almalinux9/ALSA-2023_0946.json"]), []);
+    // ALSA-2023:0946 fixes openssl-libs in 1:3.0.1-47.el9_1 (note the epoch).
+    for (installed, expected) in [
+        ("1:3.0.1-46.el9_0", Outcome::Finding(F::FixAvailable)),
+        (
+            "1:3.0.1-47.el9_1",
+            Outcome::NotAFinding(N::FixedVersionInstalled),
+        ),
+        (
+            "1:3.0.7-16.el9_2",
+            Outcome::NotAFinding(N::FixedVersionInstalled),
+        ),
+        // Without the epoch the version is epoch 0: older than any 1: version.
+        ("3.0.9-99.el9", Outcome::Finding(F::FixAvailable)),
+    ] {
+        let inv = inventory(
+            "almalinux",
+            "9.1",
+            None,
+            &[("openssl-libs", installed, "openssl", "3.0.1-46.el9_0")],
+        );
+        let v = run(&inv, &index);
+        assert_eq!(
+            outcome(&v, "openssl-libs", "ALSA-2023:0946"),
+            [expected],
+            "{installed}"
+        );
+        let hit = v.iter().find(|v| v.package == "openssl-libs").unwrap();
+        assert_eq!(
+            (hit.matched_name.as_str(), hit.key_kind, hit.scheme),
+            ("openssl-libs", PackageKeyKind::Binary, "rpm")
+        );
+        assert_eq!(hit.fixed_version.as_deref(), Some("1:3.0.1-47.el9_1"));
+    }
+    // AlmaLinux 8 is another release: nothing matches there.
+    let el8 = inventory(
+        "almalinux",
+        "8.9",
+        None,
+        &[("openssl-libs", "1:1.1.1k-1.el8", "openssl", "1.1.1k-1.el8")],
+    );
+    assert!(run(&el8, &index).is_empty());
+}
+
+#[test]
+fn ubuntu_source_keys_tildes_backports_and_unfixed() {
+    let index = KnowledgeIndex::build(
+        osv(&[
+            "osv/ubuntu/canonical-usn-repo/CVE-2023-0286.json",
+            "osv/ubuntu/canonical-usn-repo/CVE-2024-0727.json",
+        ]),
+        [],
+    );
+    let jammy = |pkgs: &[Pkg]| inventory("ubuntu", "22.04", Some("jammy"), pkgs);
+    // libssl3 (binary) is built from openssl (source): the source version is compared.
+    let v = run(
+        &jammy(&[("libssl3", "3.0.2-0ubuntu1.7", "openssl", "3.0.2-0ubuntu1.7")]),
+        &index,
+    );
+    assert_eq!(
+        outcome(&v, "libssl3", "CVE-2023-0286"),
+        [Outcome::Finding(F::FixAvailable)]
+    );
+    assert_eq!(v[0].matched_name, "openssl");
+    assert_eq!(v[0].key_kind, PackageKeyKind::Source);
+    // The backported fix 3.0.2-0ubuntu1.8 is below upstream's 3.0.8 (NVD's CPE range): fixed.
+    let v = run(
+        &jammy(&[("libssl3", "3.0.2-0ubuntu1.8", "openssl", "3.0.2-0ubuntu1.8")]),
+        &index,
+    );
+    assert_eq!(
+        outcome(&v, "libssl3", "CVE-2023-0286"),
+        [Outcome::NotAFinding(N::FixedVersionInstalled)]
+    );
+    // ... but CVE-2024-0727 needs 3.0.2-0ubuntu1.14.
+    assert_eq!(
+        outcome(&v, "libssl3", "CVE-2024-0727"),
+        [Outcome::Finding(F::FixAvailable)]
+    );
+    // Tildes: 12.22.9~dfsg-1ubuntu3.3 is the fix; ~ sorts before anything.
+    for (installed, expected) in [
+        ("12.22.9~dfsg-1ubuntu3.2", Outcome::Finding(F::FixAvailable)),
+        (
+            "12.22.9~dfsg-1ubuntu3.3",
+            Outcome::NotAFinding(N::FixedVersionInstalled),
+        ),
+        ("12.22.9~", Outcome::Finding(F::FixAvailable)),
+        ("12.22.9-1", Outcome::NotAFinding(N::FixedVersionInstalled)),
+    ] {
+        let v = run(
+            &jammy(&[("libnode72", installed, "nodejs", installed)]),
+            &index,
+        );
+        assert_eq!(
+            outcome(&v, "libnode72", "CVE-2023-0286"),
+            [expected],
+            "{installed}"
+        );
+    }
+    // edk2 has no fix for CVE-2024-0727 in jammy.
+    let v = run(
+        &jammy(&[(
+            "ovmf",
+            "2022.02-3ubuntu0.22.04.1",
+            "edk2",
+            "2022.02-3ubuntu0.22.04.1",
+        )]),
+        &index,
+    );
+    assert_eq!(
+        outcome(&v, "ovmf", "CVE-2024-0727"),
+        [Outcome::Finding(F::NoFixYet)]
+    );
+    // Noble is judged by noble's entry (3.0.10-1ubuntu4), not jammy's; CVE-2023-0286 has none.
+    let noble = inventory(
+        "ubuntu",
+        "24.04",
+        Some("noble"),
+        &[("libssl3", "3.0.13-0ubuntu3", "openssl", "3.0.13-0ubuntu3")],
+    );
+    let v = run(&noble, &index);
+    assert_eq!(v.len(), 1);
+    assert_eq!(
+        (
+            v[0].advisory_id.as_str(),
+            v[0].fixed_version.as_deref(),
+            v[0].outcome
+        ),
+        (
+            "CVE-2024-0727",
+            Some("3.0.10-1ubuntu4"),
+            Outcome::NotAFinding(N::FixedVersionInstalled)
+        )
+    );
+    // Bionic's only CVE-2024-0727 entry is Ubuntu Pro's (…+esm4): a host without Pro does not
+    // receive it; a Pro host (told, or seen from +esm versions) does.
+    let bionic = inventory(
+        "ubuntu",
+        "18.04",
+        Some("bionic"),
+        &[(
+            "libssl1.1",
+            "1.1.1-1ubuntu2.1~18.04.23",
+            "openssl",
+            "1.1.1-1ubuntu2.1~18.04.23",
+        )],
+    );
+    assert_eq!(
+        outcome(&run(&bionic, &index), "libssl1.1", "CVE-2024-0727"),
+        [Outcome::NotAFinding(N::OtherStream)]
+    );
+    let pro = evaluate(
+        &bionic,
+        &index,
+        &MatchOptions {
+            ubuntu_pro: Some(true),
+        },
+    );
+    assert_eq!(
+        outcome(&pro, "libssl1.1", "CVE-2024-0727"),
+        [Outcome::Finding(F::FixAvailable)]
+    );
+}
+
+#[test]
+fn debian_tracker_states() {
+    let bytes = std::fs::read(data(
+        "debian-tracker/osvdev-debian_security_tracker_mock.json",
+    ))
+    .unwrap();
+    let advisories = patchwarden_feeds::debian::parse(&bytes, "tracker").unwrap();
+    let index = KnowledgeIndex::build(
+        advisories.into_iter().map(|a| {
+            (
+                "debian-tracker".into(),
+                provenance(Source::DebianTracker),
+                a,
+            )
+        }),
+        [],
+    );
+    // bookworm apparmor: CVE-2014-1424 fixed_version "0" (not affected), CVE-2016-1585 open and
+    // unimportant, CVE-2017-6507 fixed in 2.11.0-3. libapparmor1 is a binary of source apparmor.
+    let inv = inventory(
+        "debian",
+        "12",
+        Some("bookworm"),
+        &[("libapparmor1", "3.0.8-3", "apparmor", "3.0.8-3")],
+    );
+    let v = run(&inv, &index);
+    assert_eq!(
+        outcome(&v, "libapparmor1", "CVE-2014-1424"),
+        [Outcome::NotAFinding(N::DistributionSaysNotAffected)]
+    );
+    assert_eq!(
+        outcome(&v, "libapparmor1", "CVE-2016-1585"),
+        [Outcome::Finding(F::WillNotFix)]
+    );
+    assert_eq!(
+        outcome(&v, "libapparmor1", "CVE-2017-6507"),
+        [Outcome::NotAFinding(N::FixedVersionInstalled)]
+    );
+    // Just below the fix.
+    let old = inventory(
+        "debian",
+        "12",
+        Some("bookworm"),
+        &[("libapparmor1", "2.11.0-2", "apparmor", "2.11.0-2")],
+    );
+    assert_eq!(
+        outcome(&run(&old, &index), "libapparmor1", "CVE-2017-6507"),
+        [Outcome::Finding(F::FixAvailable)]
+    );
+    // A rejected CVE never makes a finding (no fixture carries a rejected NVD record for these ids:
+    // the test marks CVE-2016-1585 rejected in the index, as NVD's rejection list would).
+    let advisories = patchwarden_feeds::debian::parse(&bytes, "tracker").unwrap();
+    let rejected = KnowledgeIndex::build(
+        advisories.into_iter().map(|a| {
+            (
+                "debian-tracker".into(),
+                provenance(Source::DebianTracker),
+                a,
+            )
+        }),
+        ["CVE-2016-1585".to_owned()],
+    );
+    assert_eq!(
+        outcome(&run(&inv, &rejected), "libapparmor1", "CVE-2016-1585"),
+        [Outcome::NotAFinding(N::Rejected)]
+    );
+}
+
+#[test]
+fn withdrawn_advisories_never_match() {
+    // No fixture is withdrawn: the test withdraws a real AlmaLinux advisory as its source would.
+    let mut list = osv(&["osv/almalinux9/ALSA-2023_0946.json"]);
+    list[0].2.withdrawn = Some("2026-01-01T00:00:00Z".into());
+    let index = KnowledgeIndex::build(list, []);
+    let inv = inventory(
+        "almalinux",
+        "9.1",
+        None,
+        &[(
+            "openssl-libs",
+            "1:3.0.1-46.el9_0",
+            "openssl",
+            "3.0.1-46.el9_0",
+        )],
+    );
+    assert_eq!(
+        outcome(&run(&inv, &index), "openssl-libs", "ALSA-2023:0946"),
+        [Outcome::NotAFinding(N::Withdrawn)]
+    );
+}
+
+#[test]
+fn rocky_module_streams_do_not_cross_match() {
+    let index = KnowledgeIndex::build(osv(&["osv/rocky/RLSA-2024_3671.json"]), []);
+    // RLSA-2024:3671 fixes the ruby:3.3 module stream (0:3.3.1-2.module+el9.4.0+...).
+    let default_stream = inventory(
+        "rocky",
+        "9.4",
+        None,
+        &[("ruby", "3.0.4-160.el9_0", "ruby", "3.0.4-160.el9_0")],
+    );
+    assert_eq!(
+        outcome(&run(&default_stream, &index), "ruby", "RLSA-2024:3671"),
+        [Outcome::NotAFinding(N::OtherModuleStream)]
+    );
+    let module = inventory(
+        "rocky",
+        "9.4",
+        None,
+        &[(
+            "ruby",
+            "3.3.0-1.module+el9.4.0+17000+aaaaaaaa",
+            "ruby",
+            "3.3.0-1.module+el9.4.0+17000+aaaaaaaa",
+        )],
+    );
+    assert_eq!(
+        outcome(&run(&module, &index), "ruby", "RLSA-2024:3671"),
+        [Outcome::Finding(F::FixAvailable)]
+    );
+}
+
+#[test]
+fn alpine_secdb_by_origin() {
+    let bytes = std::fs::read(data("alpine-secdb/alpine-secdb-repo-v3.11-main.yaml")).unwrap();
+    let advisories = patchwarden_feeds::alpine::parse_yaml(&bytes, "secdb").unwrap();
+    let index = KnowledgeIndex::build(
+        advisories
+            .into_iter()
+            .map(|a| ("alpine-secdb".into(), provenance(Source::AlpineSecdb), a)),
+        [],
+    );
+    // openssl 1.1.1d-r3 fixes CVE-2019-1551 in v3.11; libssl1.1 comes from origin openssl.
+    for (installed, expected) in [
+        ("1.1.1d-r2", Outcome::Finding(F::FixAvailable)),
+        ("1.1.1d-r3", Outcome::NotAFinding(N::FixedVersionInstalled)),
+        ("1.1.1g-r0", Outcome::NotAFinding(N::FixedVersionInstalled)),
+    ] {
+        let inv = inventory(
+            "alpine",
+            "3.11.6",
+            None,
+            &[("libssl1.1", installed, "openssl", installed)],
+        );
+        let v = run(&inv, &index);
+        let hits: Vec<&Verdict> = v
+            .iter()
+            .filter(|v| v.package == "libssl1.1" && v.fixed_version.as_deref() == Some("1.1.1d-r3"))
+            .collect();
+        assert!(!hits.is_empty(), "{installed}");
+        assert!(hits.iter().all(|h| h.outcome == expected), "{installed}");
+    }
+}
+
+#[test]
+fn running_kernel_decides() {
+    let index = KnowledgeIndex::build(osv(&["osv/almalinux9/ALSA-2024_2394.json"]), []);
+    // ALSA-2024:2394 fixes kernel-core in 5.14.0-427.13.1.el9_4.
+    let (old, new) = ("5.14.0-362.8.1.el9_3", "5.14.0-427.13.1.el9_4");
+    let mut inv = inventory(
+        "almalinux",
+        "9.4",
+        None,
+        &[
+            ("kernel-core", old, "kernel", old),
+            ("kernel-core", new, "kernel", new),
+        ],
+    );
+    inv.kernel.installed = vec![
+        InstalledKernel {
+            release: format!("{new}.x86_64"),
+            package: "kernel-core".into(),
+            version: new.into(),
+        },
+        InstalledKernel {
+            release: format!("{old}.x86_64"),
+            package: "kernel-core".into(),
+            version: old.into(),
+        },
+    ];
+    let kernel_outcomes = |inv: &Inventory| -> Vec<(String, Outcome)> {
+        run(inv, &index)
+            .into_iter()
+            .filter(|v| v.package == "kernel-core")
+            .map(|v| (v.installed_version, v.outcome))
+            .collect()
+    };
+    // Running the old one, the fixed one installed: pending reboot (not fixed).
+    inv.kernel.running = Some(format!("{old}.x86_64"));
+    assert_eq!(
+        kernel_outcomes(&inv),
+        [
+            (old.to_owned(), Outcome::Finding(F::PendingReboot)),
+            (
+                new.to_owned(),
+                Outcome::NotAFinding(N::KernelNotRunningFixed)
+            ),
+        ]
+    );
+    // Running the fixed one: the old one is reported separately as installed, not running.
+    inv.kernel.running = Some(format!("{new}.x86_64"));
+    assert_eq!(
+        kernel_outcomes(&inv),
+        [
+            (old.to_owned(), Outcome::Finding(F::InstalledNotRunning)),
+            (
+                new.to_owned(),
+                Outcome::NotAFinding(N::FixedVersionInstalled)
+            ),
+        ]
+    );
+    // Only the old kernel installed and running: an ordinary finding.
+    inv.packages.truncate(1);
+    inv.kernel.installed.truncate(0);
+    inv.kernel.installed.push(InstalledKernel {
+        release: format!("{old}.x86_64"),
+        package: "kernel-core".into(),
+        version: old.into(),
+    });
+    inv.kernel.running = Some(format!("{old}.x86_64"));
+    assert_eq!(
+        kernel_outcomes(&inv),
+        [(old.to_owned(), Outcome::Finding(F::FixAvailable))]
+    );
+}
