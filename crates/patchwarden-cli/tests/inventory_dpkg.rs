@@ -2,47 +2,10 @@
 //! outside the clone), compared line for line with `dpkg-query`; the distroless `status.d` sample.
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use support::*;
-
-/// Builds (or reuses) a minimal Debian 12 root, once per test process. `PATCHWARDEN_TEST_CACHE`
-/// (default: the test target directory) keeps it between runs; delete it to build afresh.
-fn debian_root() -> Option<PathBuf> {
-    static ROOT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    ROOT.get_or_init(build_debian_root).clone()
-}
-
-fn build_debian_root() -> Option<PathBuf> {
-    let cache = std::env::var_os("PATCHWARDEN_TEST_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
-    let root = cache.join("bookworm-minbase");
-    if root.join("var/lib/dpkg/status").is_file() && root.join(".complete").is_file() {
-        return Some(root);
-    }
-    if !tool_available("mmdebstrap") {
-        return None;
-    }
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&cache).unwrap();
-    let mirror = std::env::var("PATCHWARDEN_DEBIAN_MIRROR")
-        .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
-    let status = Command::new("mmdebstrap")
-        .args([
-            "--variant=minbase",
-            "--include=openssl,curl,ca-certificates",
-            "bookworm",
-        ])
-        .arg(&root)
-        .arg(&mirror)
-        .status()
-        .expect("run mmdebstrap");
-    assert!(status.success(), "mmdebstrap failed (mirror {mirror})");
-    std::fs::write(root.join(".complete"), "").unwrap();
-    Some(root)
-}
 
 fn dpkg_query(root: &Path) -> Vec<String> {
     let out = Command::new("dpkg-query")
