@@ -6,6 +6,7 @@
 //!   (each package at the fixed version of its oldest advisory in the fixtures, so several advisories
 //!   behind), against the 405 real AlmaLinux 9 OSV advisories — expected findings computed with
 //!   python3-rpm's `rpm.labelCompare`.
+//!
 //! Plus exit codes (`--fail-on`), inventory files, policies and bad input.
 mod support;
 
