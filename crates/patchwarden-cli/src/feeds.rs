@@ -329,3 +329,36 @@ pub async fn status(store: &Store, max_age_days: i64, json: bool) -> anyhow::Res
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Writes the Debian advisories of `suite` as a debsecan feed file `dir/<suite>`.
+pub async fn export_debsecan(
+    store: &Store,
+    suite: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let release = patchwarden_feeds::debian::release_for_codename(suite);
+    let advisories: Vec<Advisory> = store
+        .advisories_for_release("debian", &release)
+        .await?
+        .into_iter()
+        .map(|(_, _, a)| a)
+        .collect();
+    if advisories.is_empty() {
+        bail!("the knowledge base holds no Debian advisories for {suite} (release {release})");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(suite);
+    let bytes = patchwarden_feeds::debsecan::render_compressed(&advisories, &release);
+    // Written beside, then renamed: a reader never sees half a feed.
+    let partial = dir.join(format!(".{suite}.partial"));
+    std::fs::write(&partial, &bytes)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "wrote {} ({} advisories of Debian {release}, {} bytes compressed)",
+        path.display(),
+        advisories.len(),
+        bytes.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -85,6 +85,14 @@ enum FeedsCommand {
     /// Write the knowledge base as a bundle (files and a sha256 manifest) for an air-gapped site;
     /// `feeds import DIR` there verifies it before loading.
     Export { dir: PathBuf },
+    /// Write the Debian advisories of one release as a debsecan feed (`DIR/<suite>`, zlib), to run
+    /// `debsecan --suite <suite> --source file://DIR/` on the same data.
+    ExportDebsecan {
+        /// The Debian codename (`bookworm`).
+        #[arg(long)]
+        suite: String,
+        dir: PathBuf,
+    },
     /// Per feed: records, last success, data age, last error; STALE past --max-age.
     Status {
         /// Data older than this many days is flagged stale.
@@ -120,6 +128,9 @@ fn main() -> ExitCode {
                         patchwarden_sync::bundle::MANIFEST
                     );
                     Ok(std::process::ExitCode::SUCCESS)
+                }
+                FeedsCommand::ExportDebsecan { suite, dir } => {
+                    feeds::export_debsecan(&store, &suite, &dir).await
                 }
                 FeedsCommand::Sync {
                     feeds: names,

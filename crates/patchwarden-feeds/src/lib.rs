@@ -16,6 +16,7 @@
 
 pub mod alpine;
 pub mod debian;
+pub mod debsecan;
 mod detect;
 pub mod epss;
 mod error;
