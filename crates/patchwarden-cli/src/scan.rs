@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, ValueEnum};
-use patchwarden_findings::{Report, ScanOptions};
-use patchwarden_match::{Outcome, Verdict};
+use std::collections::HashMap;
+
+use patchwarden_findings::{state_name, Assembler, Report, ScanOptions};
+use patchwarden_match::{KnowledgeIndex, MatchOptions, Outcome, Verdict};
 use patchwarden_model::Inventory;
 use patchwarden_risk::policy::Policy;
 use patchwarden_risk::{Asset, Criticality, Severity};
@@ -136,18 +138,66 @@ fn options(target: &Target, record_history: bool) -> anyhow::Result<ScanOptions>
     })
 }
 
+/// Loads the knowledge for `inv`, matches, records the history (when asked) and hands the report,
+/// the verdicts and the index to `f`.
+async fn with_report<R>(
+    store: &Store,
+    inv: &Inventory,
+    options: &ScanOptions,
+    f: impl FnOnce(&Report<'_>, &[Verdict<'_>], &KnowledgeIndex) -> R,
+) -> anyhow::Result<R> {
+    let knowledge = patchwarden_findings::load_for_host(store, inv, options).await?;
+    let verdicts = patchwarden_match::evaluate(
+        inv,
+        &knowledge.index,
+        &MatchOptions {
+            ubuntu_pro: options.ubuntu_pro,
+        },
+    );
+    let first_seen = if options.record_history {
+        patchwarden_findings::record_history(store, inv, &verdicts, &options.now).await?
+    } else {
+        HashMap::new()
+    };
+    let mut assembler = Assembler::new(&knowledge, options);
+    let report = assembler.report(inv, &verdicts, &first_seen);
+    Ok(f(&report, &verdicts, &knowledge.index))
+}
+
 pub async fn scan(store: &Store, args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let inv = load_inventory(&args.target)?;
     let options = options(&args.target, true)?;
-    let (report, _, _) = patchwarden_findings::scan(store, &inv, &options).await?;
+    let fail_on = args.fail_on.clone();
+    let format = args.format;
+    with_report(store, &inv, &options, |report, _, _| {
+        print_report(report, format)?;
+        let gate = fail_on.iter().any(|cond| {
+            report.findings.iter().any(|f| match cond {
+                FailOn::Critical => f.severity == Severity::Critical,
+                FailOn::High => f.severity >= Severity::High,
+                FailOn::Kev => f.facts.kev,
+                FailOn::Overdue => f.overdue,
+                FailOn::Any => true,
+            })
+        });
+        Ok(if gate {
+            ExitCode::from(GATE_EXIT)
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+    .await?
+}
+
+fn print_report(report: &Report<'_>, format: ScanFormat) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    match args.format {
+    match format {
         ScanFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
+            serde_json::to_writer_pretty(&mut out, report)?;
             writeln!(out)?;
         }
-        ScanFormat::Csv => write_csv(&mut out, &report)?,
-        ScanFormat::Table => write_table(&mut out, &report)?,
+        ScanFormat::Csv => write_csv(&mut out, report)?,
+        ScanFormat::Table => write_table(&mut out, report)?,
     }
     if report.summary.no_knowledge_for_release {
         eprintln!(
@@ -155,20 +205,7 @@ pub async fn scan(store: &Store, args: &ScanArgs) -> anyhow::Result<ExitCode> {
             report.host.os.as_deref().unwrap_or("this OS")
         );
     }
-    let gate = args.fail_on.iter().any(|cond| {
-        report.findings.iter().any(|f| match cond {
-            FailOn::Critical => f.severity == Severity::Critical,
-            FailOn::High => f.severity >= Severity::High,
-            FailOn::Kev => f.kev,
-            FailOn::Overdue => f.overdue,
-            FailOn::Any => true,
-        })
-    });
-    Ok(if gate {
-        ExitCode::from(GATE_EXIT)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(())
 }
 
 fn csv_field(s: &str) -> String {
@@ -179,7 +216,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn write_csv(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+fn write_csv(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()> {
     writeln!(out, "host,package,installed_version,advisory_id,cves,fixed_version,state,severity,cvss,kev,epss,ssvc,risk,due,overdue")?;
     let host = report
         .host
@@ -194,22 +231,21 @@ fn write_csv(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             .collect();
         let fields = [
             host.clone(),
-            f.package.clone(),
-            f.installed_version.clone(),
-            f.advisory_id.clone(),
+            f.package.to_owned(),
+            f.installed_version.to_owned(),
+            f.advisory_id.to_string(),
             f.cves.join(" "),
-            f.fixed_version.clone().unwrap_or_default(),
-            serde_json::to_value(f.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            f.fixed_version.unwrap_or_default().to_owned(),
+            state_name(f.state).to_owned(),
             f.severity.as_str().to_owned(),
-            f.cvss
+            f.facts
+                .cvss
                 .as_ref()
                 .map(|c| c.score.to_string())
                 .unwrap_or_default(),
-            f.kev.to_string(),
-            f.epss
+            f.facts.kev.to_string(),
+            f.facts
+                .epss
                 .as_ref()
                 .map(|e| e.score.to_string())
                 .unwrap_or_default(),
@@ -227,7 +263,7 @@ fn write_csv(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+fn write_table(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()> {
     let h = &report.host;
     writeln!(
         out,
@@ -293,15 +329,12 @@ fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             f.risk,
             f.severity.as_str(),
             f.ssvc.as_ref().map(|s| s.decision.as_str()).unwrap_or("-"),
-            if f.kev { "yes" } else { "" },
+            if f.facts.kev { "yes" } else { "" },
             f.package,
             f.installed_version,
-            f.fixed_version.as_deref().unwrap_or("-"),
+            f.fixed_version.unwrap_or("-"),
             f.advisory_id,
-            serde_json::to_value(f.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            state_name(f.state),
             next
         )?;
     }
@@ -309,10 +342,10 @@ fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
 }
 
 /// Why a verdict came out as it did, in words.
-fn reason(v: &Verdict) -> String {
+fn reason(v: &Verdict<'_>) -> String {
     use patchwarden_match::FindingState as F;
     use patchwarden_match::NotAFinding as N;
-    let fixed = v.fixed_version.as_deref().unwrap_or("-");
+    let fixed = v.fixed_version.unwrap_or("-");
     match v.outcome {
         Outcome::Finding(F::FixAvailable) => format!(
             "FINDING: {} {} < fixed {fixed} ({} ordering)",
@@ -354,7 +387,7 @@ fn reason(v: &Verdict) -> String {
         }
         Outcome::NotAFinding(N::OtherStream) => format!(
             "not a finding: the entry is for the {} stream, which this host does not receive",
-            v.stream.as_deref().unwrap_or("?")
+            v.stream.unwrap_or("?")
         ),
         Outcome::NotAFinding(N::OtherModuleStream) => format!(
             "not a finding: module build {fixed} does not apply to {} (module stream mismatch)",
@@ -369,21 +402,14 @@ fn reason(v: &Verdict) -> String {
 pub async fn explain(store: &Store, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let inv = load_inventory(&args.target)?;
     let options = options(&args.target, false)?;
-    let (report, verdicts, index) = patchwarden_findings::scan(store, &inv, &options).await?;
-    let id = args.id.trim();
-    let mut out = std::io::stdout().lock();
-    let host = report.host.os.as_deref().unwrap_or("unknown OS");
-    writeln!(
-        out,
-        "{id} on {} ({host})",
-        report.host.hostname.as_deref().unwrap_or(&report.host.root)
-    )?;
+    let id = args.id.trim().to_owned();
+    // What the knowledge base says of the id itself, read before the report is built.
+    let mut preface = Vec::new();
     if id.starts_with("CVE-") {
-        match store.cve(id).await? {
+        match store.cve(&id).await? {
             Some(c) => {
                 let best = c.best_metric();
-                writeln!(
-                    out,
+                preface.push(format!(
                     "NVD: {}{}; best CVSS {}",
                     c.status.as_deref().unwrap_or("no status"),
                     if c.rejected { " (REJECTED)" } else { "" },
@@ -394,13 +420,12 @@ pub async fn explain(store: &Store, args: &ExplainArgs) -> anyhow::Result<ExitCo
                         m.vector
                     ))
                     .unwrap_or_else(|| "none".into())
-                )?;
+                ));
             }
-            None => writeln!(out, "NVD: no record in the knowledge base")?,
+            None => preface.push("NVD: no record in the knowledge base".into()),
         }
-        if let Some(k) = store.kev(id).await? {
-            writeln!(
-                out,
+        if let Some(k) = store.kev(&id).await? {
+            preface.push(format!(
                 "CISA KEV: added {}, due {}{}",
                 k.date_added,
                 k.due_date,
@@ -409,39 +434,74 @@ pub async fn explain(store: &Store, args: &ExplainArgs) -> anyhow::Result<ExitCo
                 } else {
                     ""
                 }
-            )?;
+            ));
         }
-        if let Some(e) = store.epss(id).await? {
-            writeln!(out, "EPSS: {} (percentile {})", e.score, e.percentile)?;
+        if let Some(e) = store.epss(&id).await? {
+            preface.push(format!("EPSS: {} (percentile {})", e.score, e.percentile));
         }
+    }
+    let elsewhere: Vec<String> = store
+        .advisories_for_cve(&id)
+        .await?
+        .iter()
+        .map(|a| format!("{} ({})", a.id, a.source.as_str()))
+        .collect();
+    let package = args.package.clone();
+    with_report(store, &inv, &options, |report, verdicts, index| {
+        write_explanation(
+            report,
+            verdicts,
+            index,
+            &id,
+            package.as_deref(),
+            &preface,
+            &elsewhere,
+        )
+    })
+    .await??;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_explanation(
+    report: &Report<'_>,
+    verdicts: &[Verdict<'_>],
+    index: &KnowledgeIndex,
+    id: &str,
+    package: Option<&str>,
+    preface: &[String],
+    elsewhere: &[String],
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let host = report.host.os.as_deref().unwrap_or("unknown OS");
+    writeln!(
+        out,
+        "{id} on {} ({host})",
+        report.host.hostname.as_deref().unwrap_or(&report.host.root)
+    )?;
+    for line in preface {
+        writeln!(out, "{line}")?;
     }
     let relevant: Vec<&Verdict> = verdicts
         .iter()
         .filter(|v| {
             let a = index.advisory(v.advisory);
-            (a.id == id || a.cves.iter().any(|c| c == id))
-                && args.package.as_ref().is_none_or(|p| *p == v.package)
+            (a.id == id || a.cves.iter().any(|c| c == id)) && package.is_none_or(|p| p == v.package)
         })
         .collect();
     if relevant.is_empty() {
-        let advisories = store.advisories_for_cve(id).await?;
         writeln!(
             out,
             "No installed package is named by {id} in the knowledge base for {host}: not a finding.{}",
-            if advisories.is_empty() {
+            if elsewhere.is_empty() {
                 String::new()
             } else {
-                let ids: Vec<String> = advisories
-                    .iter()
-                    .map(|a| format!("{} ({})", a.id, a.source.as_str()))
-                    .collect();
                 format!(
                     " Advisories naming it (for packages not installed here, or other releases): {}",
-                    ids.join(", ")
+                    elsewhere.join(", ")
                 )
             }
         )?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
     for v in relevant {
         let a = index.advisory(v.advisory);
@@ -459,16 +519,18 @@ pub async fn explain(store: &Store, args: &ExplainArgs) -> anyhow::Result<ExitCo
         writeln!(
             out,
             "  looked up as {} package '{}' version {}{}",
-            serde_json::to_value(v.key_kind)?.as_str().unwrap_or(""),
+            match v.key_kind {
+                patchwarden_model::PackageKeyKind::Source => "source",
+                patchwarden_model::PackageKeyKind::Binary => "binary",
+            },
             v.matched_name,
             v.compared_version,
             v.stream
-                .as_ref()
                 .map(|s| format!(", stream {s}"))
                 .unwrap_or_default()
         )?;
         writeln!(out, "  {}", reason(v))?;
-        if let Some(note) = &v.note {
+        if let Some(note) = v.note {
             writeln!(out, "  note: {note}")?;
         }
         let age = report
@@ -492,7 +554,7 @@ pub async fn explain(store: &Store, args: &ExplainArgs) -> anyhow::Result<ExitCo
         )?;
         if let Some(f) = report.findings.iter().find(|f| {
             f.package == v.package
-                && f.advisory_id == a.id
+                && f.advisory_id == a.id.as_str()
                 && f.installed_version == v.installed_version
         }) {
             let due: Vec<String> = f
@@ -511,8 +573,8 @@ pub async fn explain(store: &Store, args: &ExplainArgs) -> anyhow::Result<ExitCo
             writeln!(
                 out,
                 "  published {}; first seen here {}",
-                f.published.as_deref().unwrap_or("-"),
-                f.first_seen.as_deref().unwrap_or("-")
+                f.facts.published.as_deref().unwrap_or("-"),
+                f.first_seen.unwrap_or("-")
             )?;
             writeln!(
                 out,
@@ -520,8 +582,9 @@ pub async fn explain(store: &Store, args: &ExplainArgs) -> anyhow::Result<ExitCo
                 f.severity.as_str(),
                 f.risk,
                 f.ssvc.as_ref().map(|s| s.decision.as_str()).unwrap_or("-"),
-                if f.kev { "yes" } else { "no" },
-                f.epss
+                if f.facts.kev { "yes" } else { "no" },
+                f.facts
+                    .epss
                     .as_ref()
                     .map(|e| e.score.to_string())
                     .unwrap_or_else(|| "-".into())
@@ -531,5 +594,5 @@ pub async fn explain(store: &Store, args: &ExplainArgs) -> anyhow::Result<ExitCo
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

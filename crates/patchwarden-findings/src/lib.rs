@@ -9,12 +9,15 @@
 //! This crate owns the assembly and the report's shape (`docs/findings-schema.md`); matching rules
 //! live in `patchwarden-match`, prioritization rules in `patchwarden-risk`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use jiff::civil::Date;
 use patchwarden_match::eol::{EolTable, Lifecycle};
 use patchwarden_match::{FindingState, KnowledgeIndex, MatchOptions, Outcome, Verdict};
 use patchwarden_model::{CveRecord, EpssScore, Inventory, KevEntry};
-use patchwarden_risk::policy::{Due, FindingDates, Policy};
+use patchwarden_risk::policy::{self, Basis, Due, FindingDates, Policy};
 use patchwarden_risk::{
     risk_score, severity_band, ssvc, Asset, Severity, SsvcDecision, SsvcInputs,
 };
@@ -78,60 +81,97 @@ pub struct Epss {
     pub percentile: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize)]
 pub struct Ssvc {
     pub decision: SsvcDecision,
     #[serde(flatten)]
     pub inputs: SsvcInputs,
 }
 
+/// What the knowledge base says about an advisory's CVEs, worked out once per advisory and shared
+/// by every finding of it (on every host).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AdvisoryFacts {
+    /// The best CVSS score among the advisory's CVEs.
+    pub cvss: Option<Cvss>,
+    /// In CISA KEV (any of the CVEs; the entry with the earliest due date).
+    pub kev: bool,
+    pub kev_entry: Option<Kev>,
+    pub epss: Option<Epss>,
+    /// The advisory's publication, else its CVEs' earliest.
+    pub published: Option<String>,
+}
+
 /// Where a finding comes from and how fresh that is.
 #[derive(Clone, Debug, Serialize)]
-pub struct Evidence {
+pub struct Evidence<'a> {
     /// The name the advisory keys (source or binary package) and the version compared with it.
-    pub matched_name: String,
+    pub matched_name: &'a str,
     pub key_kind: patchwarden_model::PackageKeyKind,
-    pub compared_version: String,
+    pub compared_version: &'a str,
     /// The version ordering used (`deb`, `rpm`, `apk`).
-    pub scheme: String,
-    pub source: String,
-    pub feed: String,
-    pub origin: String,
-    pub fetched_at: String,
+    pub scheme: &'static str,
+    pub source: &'static str,
+    pub feed: &'a str,
+    pub origin: &'a str,
+    pub fetched_at: &'a str,
     pub data_age_days: Option<i64>,
     pub stale: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    pub note: Option<&'a str>,
+}
+
+/// A finding's due dates, one per framework that covers it; serialized as a map keyed by framework.
+#[derive(Clone, Debug, Default)]
+pub struct DueDates<'a>(pub Vec<Due<'a>>);
+
+impl<'a> DueDates<'a> {
+    pub fn values(&self) -> impl Iterator<Item = &Due<'a>> {
+        self.0.iter()
+    }
+    pub fn get(&self, framework: &str) -> Option<&Due<'a>> {
+        self.0.iter().find(|d| d.framework == framework)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for DueDates<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for d in &self.0 {
+            map.serialize_entry(d.framework, d)?;
+        }
+        map.end()
+    }
 }
 
 /// One finding.
 #[derive(Clone, Debug, Serialize)]
-pub struct Finding {
+pub struct Finding<'a> {
     /// The installed binary package (for an end-of-life finding, the OS id).
-    pub package: String,
-    pub installed_version: String,
-    pub arch: String,
-    pub advisory_id: String,
-    pub cves: Vec<String>,
-    pub fixed_version: Option<String>,
+    pub package: &'a str,
+    pub installed_version: &'a str,
+    pub arch: &'a str,
+    pub advisory_id: Cow<'a, str>,
+    pub cves: &'a [String],
+    pub fixed_version: Option<&'a str>,
     pub state: FindingState,
     pub severity: Severity,
-    pub cvss: Option<Cvss>,
-    /// In CISA KEV (any of the finding's CVEs).
-    pub kev: bool,
-    pub kev_entry: Option<Kev>,
-    pub epss: Option<Epss>,
+    #[serde(flatten)]
+    pub facts: Arc<AdvisoryFacts>,
     pub ssvc: Option<Ssvc>,
     pub risk: f64,
     /// Per framework of the policy that covers the finding.
-    pub due: BTreeMap<String, Due>,
+    pub due: DueDates<'a>,
     pub overdue: bool,
-    pub published: Option<String>,
-    pub first_seen: Option<String>,
-    pub summary: Option<String>,
+    pub first_seen: Option<&'a str>,
+    pub summary: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Lifecycle>,
-    pub evidence: Option<Evidence>,
+    pub evidence: Option<Evidence<'a>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -163,8 +203,8 @@ pub struct HostSummary {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
     pub findings: usize,
-    pub by_severity: BTreeMap<String, usize>,
-    pub by_state: BTreeMap<String, usize>,
+    pub by_severity: BTreeMap<&'static str, usize>,
+    pub by_state: BTreeMap<&'static str, usize>,
     pub kev: usize,
     pub overdue: usize,
     /// Advisories in the knowledge base for this host's release.
@@ -175,15 +215,27 @@ pub struct Summary {
 
 /// `{"host": …, "findings": […]}` and what a reader needs to trust it.
 #[derive(Clone, Debug, Serialize)]
-pub struct Report {
+pub struct Report<'a> {
     pub schema_version: u32,
-    pub generated_at: String,
+    pub generated_at: &'a str,
     pub host: HostSummary,
-    pub knowledge: Vec<FeedSummary>,
+    pub knowledge: &'a [FeedSummary],
     /// Some feed is stale or failing: shown wherever findings are shown.
     pub knowledge_stale: bool,
     pub summary: Summary,
-    pub findings: Vec<Finding>,
+    pub findings: Vec<Finding<'a>>,
+}
+
+/// The state's name as the report spells it.
+pub fn state_name(s: FindingState) -> &'static str {
+    match s {
+        FindingState::FixAvailable => "fix_available",
+        FindingState::NoFixYet => "no_fix_yet",
+        FindingState::WillNotFix => "will_not_fix",
+        FindingState::PendingReboot => "pending_reboot",
+        FindingState::InstalledNotRunning => "installed_not_running",
+        FindingState::Eol => "eol",
+    }
 }
 
 /// The history key of a host: its machine id, else its hostname, else the inventoried root.
@@ -196,14 +248,17 @@ pub fn history_key(inv: &Inventory) -> String {
         .unwrap_or_else(|| format!("root:{}", inv.root))
 }
 
-/// Loads what matching `inv` needs: the advisories of its release and the rejected CVEs.
+fn distro_name(d: patchwarden_model::Distro) -> String {
+    format!("{d:?}").to_ascii_lowercase()
+}
+
+/// Loads the matching index for `inv`'s release: its advisories and the rejected CVEs.
 pub async fn load_index(store: &Store, inv: &Inventory) -> Result<KnowledgeIndex, StoreError> {
     let Some(release) = &inv.os.release else {
         return Ok(KnowledgeIndex::default());
     };
-    let distro = format!("{:?}", release.distro).to_ascii_lowercase();
     let advisories = store
-        .advisories_for_release(&distro, &release.release)
+        .advisories_for_release(&distro_name(release.distro), &release.release)
         .await?;
     Ok(KnowledgeIndex::build(
         advisories,
@@ -211,12 +266,34 @@ pub async fn load_index(store: &Store, inv: &Inventory) -> Result<KnowledgeIndex
     ))
 }
 
-/// NVD, KEV and EPSS facts of CVEs, read once each.
+/// What prioritization needs of a CVE.
+#[derive(Clone, Debug)]
+struct CveFacts {
+    best: Option<Cvss>,
+    published: Option<String>,
+}
+
+/// NVD, KEV and EPSS facts of CVEs (only what prioritization reads: 300,000 NVD records fit).
 #[derive(Default)]
 pub struct Enrichment {
-    cves: HashMap<String, Option<CveRecord>>,
+    cves: HashMap<String, Option<CveFacts>>,
     kev: HashMap<String, Option<KevEntry>>,
     epss: HashMap<String, Option<EpssScore>>,
+}
+
+fn cve_facts(c: &CveRecord) -> CveFacts {
+    CveFacts {
+        best: c.best_metric().and_then(|m| {
+            Some(Cvss {
+                cve: c.id.clone(),
+                score: m.computed_score?,
+                version: m.version.clone(),
+                vector: m.vector.clone(),
+                source: m.source.clone(),
+            })
+        }),
+        published: c.published.clone(),
+    }
 }
 
 impl Enrichment {
@@ -230,7 +307,9 @@ impl Enrichment {
             if self.cves.contains_key(cve) {
                 continue;
             }
-            self.cves.insert(cve.clone(), store.cve(cve).await?);
+            let record = store.cve(cve).await?;
+            self.cves
+                .insert(cve.clone(), record.as_ref().map(cve_facts));
             self.kev.insert(cve.clone(), store.kev(cve).await?);
             self.epss.insert(cve.clone(), store.epss(cve).await?);
         }
@@ -244,20 +323,50 @@ impl Enrichment {
         epss: impl IntoIterator<Item = EpssScore>,
     ) -> Enrichment {
         Enrichment {
-            cves: cves.into_iter().map(|c| (c.id.clone(), Some(c))).collect(),
+            cves: cves
+                .into_iter()
+                .map(|c| (c.id.clone(), Some(cve_facts(&c))))
+                .collect(),
             kev: kev.into_iter().map(|k| (k.cve.clone(), Some(k))).collect(),
             epss: epss.into_iter().map(|e| (e.cve.clone(), Some(e))).collect(),
         }
     }
 
-    pub fn cve(&self, id: &str) -> Option<&CveRecord> {
-        self.cves.get(id).and_then(Option::as_ref)
-    }
-    pub fn kev(&self, id: &str) -> Option<&KevEntry> {
-        self.kev.get(id).and_then(Option::as_ref)
-    }
-    pub fn epss(&self, id: &str) -> Option<&EpssScore> {
-        self.epss.get(id).and_then(Option::as_ref)
+    fn facts(&self, cves: &[String], published: Option<&String>) -> AdvisoryFacts {
+        let cve = |id: &String| self.cves.get(id).and_then(Option::as_ref);
+        let cvss = cves
+            .iter()
+            .filter_map(|c| cve(c)?.best.clone())
+            .max_by(|x, y| x.score.total_cmp(&y.score));
+        let kev_entry = cves
+            .iter()
+            .filter_map(|c| self.kev.get(c).and_then(Option::as_ref))
+            .min_by(|x, y| x.due_date.cmp(&y.due_date))
+            .map(|k| Kev {
+                cve: k.cve.clone(),
+                date_added: k.date_added.clone(),
+                due_date: k.due_date.clone(),
+                known_ransomware_use: k.known_ransomware_use,
+            });
+        let epss = cves
+            .iter()
+            .filter_map(|c| self.epss.get(c).and_then(Option::as_ref))
+            .max_by(|x, y| x.score.total_cmp(&y.score))
+            .map(|e| Epss {
+                cve: e.cve.clone(),
+                score: e.score,
+                percentile: e.percentile,
+            });
+        let published = published
+            .cloned()
+            .or_else(|| cves.iter().filter_map(|c| cve(c)?.published.clone()).min());
+        AdvisoryFacts {
+            cvss,
+            kev: kev_entry.is_some(),
+            kev_entry,
+            epss,
+            published,
+        }
     }
 }
 
@@ -276,312 +385,326 @@ pub fn feed_summaries(feeds: &[FeedState], now: &str, max_age_days: i64) -> Vec<
         .collect()
 }
 
-/// Scans one inventory against the store: the report, and every verdict (for `explain`).
-pub async fn scan(
+/// Everything a host's report is built from, loaded from the store.
+pub struct Knowledge {
+    pub index: KnowledgeIndex,
+    pub enrichment: Enrichment,
+    pub feeds: Vec<FeedSummary>,
+    pub eol: EolTable,
+}
+
+/// Loads the knowledge for one host: its release's advisories, the NVD/KEV/EPSS facts of the CVEs
+/// its findings concern, the feeds' state and the lifecycle table.
+pub async fn load_for_host(
     store: &Store,
     inv: &Inventory,
     options: &ScanOptions,
-) -> Result<(Report, Vec<Verdict>, KnowledgeIndex), StoreError> {
+) -> Result<Knowledge, StoreError> {
     let index = load_index(store, inv).await?;
-    let verdicts = patchwarden_match::evaluate(
+    let cves: Vec<String> = patchwarden_match::evaluate_findings(
         inv,
         &index,
         &MatchOptions {
             ubuntu_pro: options.ubuntu_pro,
         },
-    );
+    )
+    .iter()
+    .flat_map(|v| index.advisory(v.advisory).cves.iter().cloned())
+    .collect();
     let mut enrichment = Enrichment::default();
-    let finding_cves: Vec<String> = verdicts
-        .iter()
-        .filter(|v| matches!(v.outcome, Outcome::Finding(_)))
-        .flat_map(|v| index.advisory(v.advisory).cves.iter().cloned())
-        .collect();
-    enrichment.load(store, &finding_cves).await?;
-    let feeds = feed_summaries(
-        &store.feeds().await?,
-        &options.now,
-        options.max_feed_age_days,
-    );
-    let key = history_key(inv);
-    let first_seen = if options.record_history {
-        let keys: Vec<(String, String)> = verdicts
-            .iter()
-            .filter(|v| matches!(v.outcome, Outcome::Finding(_)))
-            .map(|v| (v.package.clone(), v.advisory_id.clone()))
-            .collect();
-        store
-            .record_findings_seen(&key, &keys, &options.now)
-            .await?
-    } else {
-        HashMap::new()
-    };
-    let eol = EolTable::load(&options.distro_info_dir);
-    let report = assemble(
-        inv,
-        &index,
-        &verdicts,
-        &enrichment,
-        feeds,
-        &first_seen,
-        &eol,
-        options,
-    );
-    Ok((report, verdicts, index))
+    enrichment.load(store, &cves).await?;
+    Ok(Knowledge {
+        index,
+        enrichment,
+        feeds: feed_summaries(
+            &store.feeds().await?,
+            &options.now,
+            options.max_feed_age_days,
+        ),
+        eol: EolTable::load(&options.distro_info_dir),
+    })
 }
 
-/// Builds the report from verdicts and facts (no I/O: the fleet path calls it directly).
-#[allow(clippy::too_many_arguments)]
-pub fn assemble(
+/// Records the findings among `verdicts` as seen on the host now; returns their first sightings.
+pub async fn record_history(
+    store: &Store,
     inv: &Inventory,
-    index: &KnowledgeIndex,
-    verdicts: &[Verdict],
-    enrichment: &Enrichment,
-    knowledge: Vec<FeedSummary>,
-    first_seen: &HashMap<(String, String), String>,
-    eol: &EolTable,
-    options: &ScanOptions,
-) -> Report {
-    let today: jiff::civil::Date = options
-        .now
-        .get(..10)
-        .and_then(|d| d.parse().ok())
-        .unwrap_or_else(|| {
-            jiff::Timestamp::now()
-                .to_zoned(jiff::tz::TimeZone::UTC)
-                .date()
-        });
-    let stale_feeds: HashMap<&str, &FeedSummary> =
-        knowledge.iter().map(|f| (f.feed.as_str(), f)).collect();
-    let mut findings = Vec::new();
-    for v in verdicts {
-        let Outcome::Finding(state) = v.outcome else {
-            continue;
-        };
-        let a = index.advisory(v.advisory);
-        let best = a
-            .cves
-            .iter()
-            .filter_map(|c| {
-                let m = enrichment.cve(c)?.best_metric()?;
-                Some(Cvss {
-                    cve: c.clone(),
-                    score: m.computed_score?,
-                    version: m.version.clone(),
-                    vector: m.vector.clone(),
-                    source: m.source.clone(),
-                })
-            })
-            .max_by(|x, y| x.score.total_cmp(&y.score));
-        let kev = a
-            .cves
-            .iter()
-            .filter_map(|c| enrichment.kev(c))
-            .min_by(|x, y| x.due_date.cmp(&y.due_date))
-            .map(|k| Kev {
-                cve: k.cve.clone(),
-                date_added: k.date_added.clone(),
-                due_date: k.due_date.clone(),
-                known_ransomware_use: k.known_ransomware_use,
+    verdicts: &[Verdict<'_>],
+    now: &str,
+) -> Result<HashMap<(String, String), String>, StoreError> {
+    let keys: Vec<(String, String)> = verdicts
+        .iter()
+        .filter(|v| matches!(v.outcome, Outcome::Finding(_)))
+        .map(|v| (v.package.to_owned(), v.advisory_id.to_owned()))
+        .collect();
+    store
+        .record_findings_seen(&history_key(inv), &keys, now)
+        .await
+}
+
+/// What an advisory means for prioritization on any host of one assembler (same asset, same day).
+#[derive(Clone)]
+struct Derived {
+    facts: Arc<AdvisoryFacts>,
+    ssvc: Ssvc,
+    dates: FindingDates,
+}
+
+/// Builds reports: one per host, sharing the per-advisory facts between them.
+pub struct Assembler<'k> {
+    knowledge: &'k Knowledge,
+    options: &'k ScanOptions,
+    today: Date,
+    derived: HashMap<u32, Derived>,
+}
+
+impl<'k> Assembler<'k> {
+    pub fn new(knowledge: &'k Knowledge, options: &'k ScanOptions) -> Assembler<'k> {
+        let today = options
+            .now
+            .get(..10)
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| {
+                jiff::Timestamp::now()
+                    .to_zoned(jiff::tz::TimeZone::UTC)
+                    .date()
             });
-        let epss = a
-            .cves
-            .iter()
-            .filter_map(|c| enrichment.epss(c))
-            .max_by(|x, y| x.score.total_cmp(&y.score))
-            .map(|e| Epss {
-                cve: e.cve.clone(),
-                score: e.score,
-                percentile: e.percentile,
-            });
-        let ratings: Vec<&str> = v
-            .package_severity
-            .iter()
-            .chain(a.severity.iter())
-            .map(String::as_str)
-            .collect();
-        let severity = severity_band(best.as_ref().map(|b| b.score), &ratings);
-        let inputs = SsvcInputs::derive(
-            kev.is_some(),
-            epss.as_ref().map(|e| e.percentile),
-            best.as_ref()
-                .map(|b| b.vector.as_str())
-                .or(a.cvss_vectors.first().map(String::as_str)),
-            options.asset,
-        );
-        let risk = risk_score(
-            best.as_ref().map(|b| b.score),
-            severity,
-            kev.is_some(),
-            epss.as_ref().map(|e| e.score),
-            options.asset,
-            state == FindingState::InstalledNotRunning,
-        );
-        let published = a.published.clone().or_else(|| {
-            a.cves
-                .iter()
-                .filter_map(|c| enrichment.cve(c)?.published.clone())
-                .min()
-        });
-        let seen = first_seen
-            .get(&(v.package.clone(), v.advisory_id.clone()))
-            .cloned()
-            .or_else(|| Some(options.now.clone()));
-        let dates = FindingDates {
-            published: published.as_deref(),
-            kev_date_added: kev.as_ref().map(|k| k.date_added.as_str()),
-            kev_due_date: kev.as_ref().map(|k| k.due_date.as_str()),
-            first_seen: seen.as_deref(),
-        };
-        let due: BTreeMap<String, Due> = options
-            .policy
-            .frameworks
-            .iter()
-            .filter_map(|f| f.due(severity, kev.is_some(), &dates, today))
-            .map(|d| (d.framework.clone(), d))
-            .collect();
-        let feed = stale_feeds.get(a.feed.as_str());
-        findings.push(Finding {
-            package: v.package.clone(),
-            installed_version: v.installed_version.clone(),
-            arch: v.arch.clone(),
-            advisory_id: a.id.clone(),
-            cves: a.cves.clone(),
-            fixed_version: v.fixed_version.clone(),
-            state,
-            severity,
-            cvss: best,
-            kev: kev.is_some(),
-            kev_entry: kev,
-            epss,
-            ssvc: Some(Ssvc {
-                decision: ssvc(inputs),
-                inputs,
-            }),
-            risk,
-            overdue: due.values().any(|d| d.overdue),
-            due,
-            published,
-            first_seen: seen,
-            summary: a.summary.clone(),
-            lifecycle: None,
-            evidence: Some(Evidence {
-                matched_name: v.matched_name.clone(),
-                key_kind: v.key_kind,
-                compared_version: v.compared_version.clone(),
-                scheme: v.scheme.to_owned(),
-                source: a.source.as_str().to_owned(),
-                feed: a.feed.clone(),
-                origin: a.provenance.origin.clone(),
-                fetched_at: a.provenance.fetched_at.clone(),
-                data_age_days: feed.and_then(|f| f.age_days),
-                stale: feed.is_some_and(|f| f.stale),
-                note: v.note.clone(),
-            }),
-        });
-    }
-    if let Some(release) = &inv.os.release {
-        if let Some(life) = eol.lifecycle(release) {
-            if life.eol.as_str() < today.to_string().as_str() {
-                let mut due = BTreeMap::new();
-                due.insert(
-                    "end-of-life".to_owned(),
-                    Due {
-                        framework: "end-of-life".into(),
-                        date: life.eol.clone(),
-                        overdue: true,
-                        basis: format!("end of standard support ({})", life.source),
-                    },
-                );
-                findings.push(Finding {
-                    package: inv.os.id.clone(),
-                    installed_version: inv.os.version_id.clone().unwrap_or_default(),
-                    arch: String::new(),
-                    advisory_id: format!(
-                        "EOL:{}:{}",
-                        format!("{:?}", release.distro).to_ascii_lowercase(),
-                        release.release
-                    ),
-                    cves: Vec::new(),
-                    fixed_version: None,
-                    state: FindingState::Eol,
-                    severity: Severity::High,
-                    cvss: None,
-                    kev: false,
-                    kev_entry: None,
-                    epss: None,
-                    ssvc: None,
-                    risk: risk_score(None, Severity::High, false, None, options.asset, false),
-                    due,
-                    overdue: true,
-                    published: Some(life.eol.clone()),
-                    first_seen: None,
-                    summary: Some(format!(
-                        "{} reached the end of standard support on {}{}",
-                        release.display,
-                        life.eol,
-                        life.extended_until
-                            .as_ref()
-                            .map(|e| format!(" (extended support until {e})"))
-                            .unwrap_or_default()
-                    )),
-                    lifecycle: Some(life),
-                    evidence: None,
-                });
-            }
+        Assembler {
+            knowledge,
+            options,
+            today,
+            derived: HashMap::new(),
         }
     }
-    findings.sort_by(|a, b| {
-        b.risk
-            .total_cmp(&a.risk)
-            .then_with(|| a.package.cmp(&b.package))
-            .then_with(|| a.advisory_id.cmp(&b.advisory_id))
-    });
-    let mut summary = Summary {
-        findings: findings.len(),
-        advisories_considered: index.advisory_count(),
-        no_knowledge_for_release: index.advisory_count() == 0,
-        ..Default::default()
-    };
-    for f in &findings {
-        *summary
-            .by_severity
-            .entry(f.severity.as_str().to_owned())
-            .or_default() += 1;
-        *summary
-            .by_state
-            .entry(
-                serde_json::to_value(f.state)
-                    .unwrap()
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned(),
-            )
-            .or_default() += 1;
-        summary.kev += usize::from(f.kev);
-        summary.overdue += usize::from(f.overdue);
+
+    /// The report of one host from its verdicts; `first_seen` maps (package, advisory id) to the
+    /// first sighting (missing: now).
+    pub fn report<'a>(
+        &mut self,
+        inv: &'a Inventory,
+        verdicts: &[Verdict<'a>],
+        first_seen: &'a HashMap<(String, String), String>,
+    ) -> Report<'a>
+    where
+        'k: 'a,
+    {
+        let k = self.knowledge;
+        let options = self.options;
+        let index = &k.index;
+        let feeds: HashMap<&str, &FeedSummary> =
+            k.feeds.iter().map(|f| (f.feed.as_str(), f)).collect();
+        let mut findings = Vec::new();
+        let mut key = (String::new(), String::new());
+        for v in verdicts {
+            let Outcome::Finding(state) = v.outcome else {
+                continue;
+            };
+            let a = index.advisory(v.advisory);
+            let derived = self.derived.entry(v.advisory).or_insert_with(|| {
+                let facts = k.enrichment.facts(&a.cves, a.published.as_ref());
+                let inputs = SsvcInputs::derive(
+                    facts.kev,
+                    facts.epss.as_ref().map(|e| e.percentile),
+                    facts
+                        .cvss
+                        .as_ref()
+                        .map(|c| c.vector.as_str())
+                        .or(a.cvss_vectors.first().map(String::as_str)),
+                    options.asset,
+                );
+                let dates = FindingDates {
+                    published: facts.published.as_deref().and_then(policy::date),
+                    kev_date_added: facts
+                        .kev_entry
+                        .as_ref()
+                        .and_then(|k| policy::date(&k.date_added)),
+                    kev_due_date: facts
+                        .kev_entry
+                        .as_ref()
+                        .and_then(|k| policy::date(&k.due_date)),
+                    first_seen: None,
+                };
+                Derived {
+                    facts: Arc::new(facts),
+                    ssvc: Ssvc {
+                        decision: ssvc(inputs),
+                        inputs,
+                    },
+                    dates,
+                }
+            });
+            let facts = derived.facts.clone();
+            let mut ratings: [&str; 2] = [""; 2];
+            let mut n = 0;
+            for r in v.package_severity.into_iter().chain(a.severity.as_deref()) {
+                ratings[n] = r;
+                n += 1;
+            }
+            let best = facts.cvss.as_ref().map(|c| c.score);
+            let severity = severity_band(best, &ratings[..n]);
+            let risk = risk_score(
+                best,
+                severity,
+                facts.kev,
+                facts.epss.as_ref().map(|e| e.score),
+                options.asset,
+                state == FindingState::InstalledNotRunning,
+            );
+            let seen: &'a str = if first_seen.is_empty() {
+                options.now.as_str()
+            } else {
+                key.0.clear();
+                key.0.push_str(v.package);
+                key.1.clear();
+                key.1.push_str(v.advisory_id);
+                first_seen
+                    .get(&key)
+                    .map(String::as_str)
+                    .unwrap_or(options.now.as_str())
+            };
+            let dates = FindingDates {
+                first_seen: if std::ptr::eq(seen, options.now.as_str()) {
+                    Some(self.today)
+                } else {
+                    policy::date(seen)
+                },
+                ..derived.dates
+            };
+            let due = DueDates(
+                options
+                    .policy
+                    .frameworks
+                    .iter()
+                    .filter_map(|f| f.due(severity, facts.kev, &dates, self.today))
+                    .collect(),
+            );
+            let feed = feeds.get(a.feed.as_str());
+            findings.push(Finding {
+                package: v.package,
+                installed_version: v.installed_version,
+                arch: v.arch,
+                advisory_id: Cow::Borrowed(&a.id),
+                cves: &a.cves,
+                fixed_version: v.fixed_version,
+                state,
+                severity,
+                ssvc: Some(derived.ssvc),
+                risk,
+                overdue: due.0.iter().any(|d| d.overdue),
+                due,
+                first_seen: Some(seen),
+                summary: a.summary.as_deref().map(Cow::Borrowed),
+                lifecycle: None,
+                evidence: Some(Evidence {
+                    matched_name: v.matched_name,
+                    key_kind: v.key_kind,
+                    compared_version: v.compared_version,
+                    scheme: v.scheme,
+                    source: a.source.as_str(),
+                    feed: &a.feed,
+                    origin: &a.provenance.origin,
+                    fetched_at: &a.provenance.fetched_at,
+                    data_age_days: feed.and_then(|f| f.age_days),
+                    stale: feed.is_some_and(|f| f.stale),
+                    note: v.note,
+                }),
+                facts,
+            });
+        }
+        if let Some(f) = self.eol_finding(inv) {
+            findings.push(f);
+        }
+        findings.sort_by(|a, b| {
+            b.risk
+                .total_cmp(&a.risk)
+                .then_with(|| a.package.cmp(b.package))
+                .then_with(|| a.advisory_id.cmp(&b.advisory_id))
+        });
+        let mut summary = Summary {
+            findings: findings.len(),
+            advisories_considered: index.advisory_count(),
+            no_knowledge_for_release: index.advisory_count() == 0,
+            ..Default::default()
+        };
+        for f in &findings {
+            *summary.by_severity.entry(f.severity.as_str()).or_default() += 1;
+            *summary.by_state.entry(state_name(f.state)).or_default() += 1;
+            summary.kev += usize::from(f.facts.kev);
+            summary.overdue += usize::from(f.overdue);
+        }
+        let release = inv.os.release.as_ref();
+        Report {
+            schema_version: REPORT_SCHEMA_VERSION,
+            generated_at: &options.now,
+            host: HostSummary {
+                hostname: inv.host.hostname.clone(),
+                machine_id: inv.host.machine_id.clone(),
+                root: inv.root.clone(),
+                os: release
+                    .map(|r| r.display.clone())
+                    .or(inv.os.pretty_name.clone()),
+                distro: release.map(|r| distro_name(r.distro)),
+                release: release.map(|r| r.release.clone()),
+                packages: inv.packages.len(),
+                running_kernel: inv.kernel.running.clone(),
+                reboot_required: inv.reboot.required,
+                asset: options.asset,
+                history_key: history_key(inv),
+            },
+            knowledge_stale: k.feeds.iter().any(|f| f.stale || f.last_error.is_some()),
+            knowledge: &k.feeds,
+            summary,
+            findings,
+        }
     }
-    let release = inv.os.release.as_ref();
-    Report {
-        schema_version: REPORT_SCHEMA_VERSION,
-        generated_at: options.now.clone(),
-        host: HostSummary {
-            hostname: inv.host.hostname.clone(),
-            machine_id: inv.host.machine_id.clone(),
-            root: inv.root.clone(),
-            os: release
-                .map(|r| r.display.clone())
-                .or(inv.os.pretty_name.clone()),
-            distro: release.map(|r| format!("{:?}", r.distro).to_ascii_lowercase()),
-            release: release.map(|r| r.release.clone()),
-            packages: inv.packages.len(),
-            running_kernel: inv.kernel.running.clone(),
-            reboot_required: inv.reboot.required,
-            asset: options.asset,
-            history_key: history_key(inv),
-        },
-        knowledge_stale: knowledge.iter().any(|f| f.stale || f.last_error.is_some()),
-        knowledge,
-        summary,
-        findings,
+
+    /// The end-of-life finding of a release past its standard support.
+    fn eol_finding<'a>(&self, inv: &'a Inventory) -> Option<Finding<'a>> {
+        let release = inv.os.release.as_ref()?;
+        let life = self.knowledge.eol.lifecycle(release)?;
+        let eol: Date = life.eol.parse().ok()?;
+        if eol >= self.today {
+            return None;
+        }
+        let due = DueDates(vec![Due {
+            framework: "end-of-life",
+            date: eol,
+            overdue: true,
+            basis: Basis::EndOfSupport,
+        }]);
+        Some(Finding {
+            package: &inv.os.id,
+            installed_version: inv.os.version_id.as_deref().unwrap_or(""),
+            arch: "",
+            advisory_id: Cow::Owned(format!(
+                "EOL:{}:{}",
+                distro_name(release.distro),
+                release.release
+            )),
+            cves: &[],
+            fixed_version: None,
+            state: FindingState::Eol,
+            severity: Severity::High,
+            facts: Arc::new(AdvisoryFacts {
+                published: Some(life.eol.clone()),
+                ..Default::default()
+            }),
+            ssvc: None,
+            risk: risk_score(None, Severity::High, false, None, self.options.asset, false),
+            due,
+            overdue: true,
+            first_seen: None,
+            summary: Some(Cow::Owned(format!(
+                "{} reached the end of standard support on {}{}",
+                release.display,
+                life.eol,
+                life.extended_until
+                    .as_ref()
+                    .map(|e| format!(" (extended support until {e})"))
+                    .unwrap_or_default()
+            ))),
+            lifecycle: Some(life),
+            evidence: None,
+        })
     }
 }

@@ -23,6 +23,8 @@ pub mod eol;
 
 use std::collections::{HashMap, HashSet};
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use patchwarden_model::{
     Advisory, Distro, FixState, InstalledPackage, Inventory, PackageKeyKind, Provenance, Source,
 };
@@ -43,6 +45,9 @@ pub struct AdvisoryInfo {
     pub severity: Option<String>,
     pub cvss_vectors: Vec<String>,
     pub provenance: Provenance,
+    /// Withdrawn, or every CVE rejected: never a finding (decided once, when indexed).
+    #[serde(skip)]
+    excluded: Option<NotAFinding>,
 }
 
 /// One affected-package entry, with its versions turned into sort keys.
@@ -50,7 +55,10 @@ pub struct AdvisoryInfo {
 struct Entry {
     advisory: u32,
     stream: Option<String>,
-    key_kind: PackageKeyKind,
+    /// Only hosts with Ubuntu Pro/ESM receive this entry's fix.
+    pro_only: bool,
+    /// The fixed version is an RPM module build.
+    fixed_module: bool,
     state: FixState,
     fixed: Option<(String, SortKey)>,
     introduced: Option<(String, SortKey)>,
@@ -59,12 +67,21 @@ struct Entry {
     note: Option<String>,
 }
 
+/// One release's entries by package name, source-keyed and binary-keyed apart.
+#[derive(Default)]
+struct ReleaseEntries {
+    source: FxHashMap<String, Vec<Entry>>,
+    binary: FxHashMap<String, Vec<Entry>>,
+}
+
 /// The advisories of a knowledge base, indexed by (distribution, release, package).
 #[derive(Default)]
 pub struct KnowledgeIndex {
     advisories: Vec<AdvisoryInfo>,
-    entries: HashMap<(Distro, String), HashMap<String, Vec<Entry>>>,
+    entries: HashMap<(Distro, String), ReleaseEntries>,
     rejected_cves: HashSet<String>,
+    /// The package names each advisory's entries use (by advisory number).
+    advisory_packages: Vec<FxHashSet<String>>,
     /// Entries whose versions do not parse in their scheme (named, not matched).
     pub unusable: Vec<String>,
 }
@@ -86,10 +103,12 @@ impl KnowledgeIndex {
         index
     }
 
-    /// Adds (or, for a new version of a known id, adds beside) one advisory.
-    pub fn add(&mut self, feed: String, provenance: Provenance, a: Advisory) {
+    /// Adds one advisory (a new version of a known id is added beside the old one: rebuild the
+    /// index to drop it). Returns its number when it names a package of a known release.
+    pub fn add(&mut self, feed: String, provenance: Provenance, a: Advisory) -> Option<u32> {
         let number = self.advisories.len() as u32;
         let mut used = false;
+        let mut names = FxHashSet::default();
         for p in &a.affected {
             let Some(release) = &p.release else { continue };
             let Some(distro) = release.distro else {
@@ -112,10 +131,14 @@ impl KnowledgeIndex {
                 continue; // a fixed entry without a usable version cannot be decided
             }
             let first = p.ranges.first();
+            let pro_only = release.stream.as_deref().is_some_and(|s| {
+                s == "pro" || s == "esm" || s.starts_with("pro:") || s.starts_with("esm")
+            });
             let entry = Entry {
                 advisory: number,
                 stream: release.stream.clone(),
-                key_kind: p.key_kind,
+                pro_only,
+                fixed_module: fixed.as_ref().is_some_and(|(v, _)| is_module_build(v)),
                 state: p.state,
                 fixed,
                 introduced: key(
@@ -129,29 +152,49 @@ impl KnowledgeIndex {
                 severity: p.severity.clone(),
                 note: p.note.clone(),
             };
-            self.entries
+            let by_kind = self
+                .entries
                 .entry((distro, release.release.clone()))
-                .or_default()
-                .entry(p.package.clone())
-                .or_default()
-                .push(entry);
+                .or_default();
+            let map = match p.key_kind {
+                PackageKeyKind::Source => &mut by_kind.source,
+                PackageKeyKind::Binary => &mut by_kind.binary,
+            };
+            map.entry(p.package.clone()).or_default().push(entry);
+            names.insert(p.package.clone());
             used = true;
         }
-        if used {
-            self.advisories.push(AdvisoryInfo {
-                id: a.id,
-                source: a.source,
-                feed,
-                cves: a.cves,
-                summary: a.summary,
-                published: a.published,
-                modified: a.modified,
-                withdrawn: a.withdrawn,
-                severity: a.severity,
-                cvss_vectors: a.cvss_vectors,
-                provenance,
-            });
+        if !used {
+            return None;
         }
+        self.advisory_packages.push(names);
+        let excluded = if a.withdrawn.is_some() {
+            Some(NotAFinding::Withdrawn)
+        } else if !a.cves.is_empty() && a.cves.iter().all(|c| self.rejected_cves.contains(c)) {
+            Some(NotAFinding::Rejected)
+        } else {
+            None
+        };
+        self.advisories.push(AdvisoryInfo {
+            excluded,
+            id: a.id,
+            source: a.source,
+            feed,
+            cves: a.cves,
+            summary: a.summary,
+            published: a.published,
+            modified: a.modified,
+            withdrawn: a.withdrawn,
+            severity: a.severity,
+            cvss_vectors: a.cvss_vectors,
+            provenance,
+        });
+        Some(number)
+    }
+
+    /// The package names an advisory's entries use: which hosts a new advisory can concern.
+    pub fn packages_of(&self, number: u32) -> &FxHashSet<String> {
+        &self.advisory_packages[number as usize]
     }
 
     pub fn advisory(&self, number: u32) -> &AdvisoryInfo {
@@ -220,28 +263,29 @@ pub enum Outcome {
     NotAFinding(NotAFinding),
 }
 
-/// A considered pair with everything needed to explain it.
-#[derive(Clone, Debug, Serialize)]
-pub struct Verdict {
+/// A considered pair with everything needed to explain it, borrowed from the inventory and the
+/// index (a fleet produces tens of millions of these: they allocate nothing).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Verdict<'a> {
     /// The installed binary package.
-    pub package: String,
-    pub installed_version: String,
-    pub arch: String,
+    pub package: &'a str,
+    pub installed_version: &'a str,
+    pub arch: &'a str,
     /// The name the advisory was looked up by, and whether it is a source or binary name.
-    pub matched_name: String,
+    pub matched_name: &'a str,
     pub key_kind: PackageKeyKind,
     /// The installed version that was compared (the source version for source-keyed data).
-    pub compared_version: String,
+    pub compared_version: &'a str,
     /// The version ordering used: `deb`, `rpm`, `apk`.
     pub scheme: &'static str,
     #[serde(skip)]
     pub advisory: u32,
-    pub advisory_id: String,
-    pub fixed_version: Option<String>,
+    pub advisory_id: &'a str,
+    pub fixed_version: Option<&'a str>,
     /// The distribution's rating of this package in this advisory, where it gives one.
-    pub package_severity: Option<String>,
-    pub stream: Option<String>,
-    pub note: Option<String>,
+    pub package_severity: Option<&'a str>,
+    pub stream: Option<&'a str>,
+    pub note: Option<&'a str>,
     pub outcome: Outcome,
     /// For kernel packages: whether this one is the running kernel.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -279,7 +323,57 @@ fn lookup_key(distro: Distro, p: &InstalledPackage, kind: PackageKeyKind) -> (&s
 }
 
 /// Every verdict for an inventory: findings and the pairs that are not findings, with reasons.
-pub fn evaluate(inv: &Inventory, index: &KnowledgeIndex, options: &MatchOptions) -> Vec<Verdict> {
+pub fn evaluate<'a>(
+    inv: &'a Inventory,
+    index: &'a KnowledgeIndex,
+    options: &MatchOptions,
+) -> Vec<Verdict<'a>> {
+    evaluate_filtered(inv, index, options, None, true, None)
+}
+
+/// Only the findings (what a fleet re-evaluation needs): the same rules, without materializing the
+/// pairs that are not findings.
+pub fn evaluate_findings<'a>(
+    inv: &'a Inventory,
+    index: &'a KnowledgeIndex,
+    options: &MatchOptions,
+) -> Vec<Verdict<'a>> {
+    let mut v = evaluate_filtered(inv, index, options, None, false, None);
+    v.retain(|v| matches!(v.outcome, Outcome::Finding(_)));
+    v
+}
+
+/// The verdicts of one advisory only (a newly arrived one): the same rules, restricted to the
+/// packages it names.
+pub fn evaluate_advisory<'a>(
+    inv: &'a Inventory,
+    index: &'a KnowledgeIndex,
+    options: &MatchOptions,
+    advisory: u32,
+) -> Vec<Verdict<'a>> {
+    evaluate_filtered(inv, index, options, Some(advisory), true, None)
+}
+
+/// [`evaluate_advisory`] on some of the host's packages only (positions in `inv.packages`), for a
+/// fleet that keeps an inverted index of who holds what. Kernel rules see only these packages.
+pub fn evaluate_advisory_on<'a>(
+    inv: &'a Inventory,
+    index: &'a KnowledgeIndex,
+    options: &MatchOptions,
+    advisory: u32,
+    packages: &[usize],
+) -> Vec<Verdict<'a>> {
+    evaluate_filtered(inv, index, options, Some(advisory), true, Some(packages))
+}
+
+fn evaluate_filtered<'a>(
+    inv: &'a Inventory,
+    index: &'a KnowledgeIndex,
+    options: &MatchOptions,
+    only: Option<u32>,
+    keep_all: bool,
+    positions: Option<&[usize]>,
+) -> Vec<Verdict<'a>> {
     let Some(release) = &inv.os.release else {
         return Vec::new();
     };
@@ -290,9 +384,9 @@ pub fn evaluate(inv: &Inventory, index: &KnowledgeIndex, options: &MatchOptions)
         return Vec::new();
     };
     let scheme = release.distro.scheme();
-    let ubuntu_pro = options
-        .ubuntu_pro
-        .unwrap_or_else(|| inv.packages.iter().any(|p| p.version.contains("+esm")));
+    let ubuntu_pro = options.ubuntu_pro.unwrap_or_else(|| {
+        release.distro == Distro::Ubuntu && inv.packages.iter().any(|p| p.version.contains("+esm"))
+    });
     // Kernel packages: (name, version) → its kernel release; which release runs.
     let kernels: HashMap<(&str, &str), &str> = inv
         .kernel
@@ -302,37 +396,64 @@ pub fn evaluate(inv: &Inventory, index: &KnowledgeIndex, options: &MatchOptions)
         .collect();
     let running = inv.kernel.running.as_deref();
 
+    let named: Option<&FxHashSet<String>> = only.map(|n| &index.advisory_packages[n as usize]);
     let mut out = Vec::new();
-    // Per (advisory entry, kernel family): verdicts of kernels, settled after all are seen.
-    for p in &inv.packages {
+    let chosen: Box<dyn Iterator<Item = &InstalledPackage>> = match positions {
+        Some(list) => Box::new(list.iter().filter_map(|i| inv.packages.get(*i))),
+        None => Box::new(inv.packages.iter()),
+    };
+    for p in chosen {
         for kind in [PackageKeyKind::Source, PackageKeyKind::Binary] {
+            let map = match kind {
+                PackageKeyKind::Source => &by_package.source,
+                PackageKeyKind::Binary => &by_package.binary,
+            };
+            if map.is_empty() {
+                continue;
+            }
             let (name, version) = lookup_key(release.distro, p, kind);
-            let Some(entries) = by_package.get(name) else {
+            if named.is_some_and(|set| !set.contains(name)) {
+                continue;
+            }
+            let Some(entries) = map.get(name) else {
                 continue;
             };
             let Ok(installed_key) = SortKey::new(scheme, version) else {
                 continue;
             };
-            for e in entries.iter().filter(|e| e.key_kind == kind) {
-                let a = index.advisory(e.advisory);
-                let outcome = decide(e, a, index, &installed_key, version, ubuntu_pro);
-                let kernel_running = kernels
+            let installed_module = is_module_build(version);
+            let kernel_running = if kernels.is_empty() {
+                None
+            } else {
+                kernels
                     .get(&(p.name.as_str(), p.version.as_str()))
-                    .and_then(|r| running.map(|run| *r == run));
+                    .and_then(|r| running.map(|run| *r == run))
+            };
+            for e in entries
+                .iter()
+                .filter(|e| only.is_none_or(|n| e.advisory == n))
+            {
+                let a = index.advisory(e.advisory);
+                let outcome = decide(e, a, &installed_key, installed_module, ubuntu_pro);
+                // Kernel verdicts are kept: the kernel rules read the fixed ones.
+                if !keep_all && kernel_running.is_none() && !matches!(outcome, Outcome::Finding(_))
+                {
+                    continue;
+                }
                 out.push(Verdict {
-                    package: p.name.clone(),
-                    installed_version: p.version.clone(),
-                    arch: p.arch.clone(),
-                    matched_name: name.to_owned(),
+                    package: &p.name,
+                    installed_version: &p.version,
+                    arch: &p.arch,
+                    matched_name: name,
                     key_kind: kind,
-                    compared_version: version.to_owned(),
+                    compared_version: version,
                     scheme: scheme.name(),
                     advisory: e.advisory,
-                    advisory_id: a.id.clone(),
-                    fixed_version: e.fixed.as_ref().map(|(v, _)| v.clone()),
-                    package_severity: e.severity.clone(),
-                    stream: e.stream.clone(),
-                    note: e.note.clone(),
+                    advisory_id: &a.id,
+                    fixed_version: e.fixed.as_ref().map(|(v, _)| v.as_str()),
+                    package_severity: e.severity.as_deref(),
+                    stream: e.stream.as_deref(),
+                    note: e.note.as_deref(),
                     outcome,
                     kernel_running,
                 });
@@ -347,32 +468,20 @@ pub fn evaluate(inv: &Inventory, index: &KnowledgeIndex, options: &MatchOptions)
 fn decide(
     e: &Entry,
     a: &AdvisoryInfo,
-    index: &KnowledgeIndex,
     installed: &SortKey,
-    installed_text: &str,
+    installed_module: bool,
     ubuntu_pro: bool,
 ) -> Outcome {
     use NotAFinding as N;
-    if a.withdrawn.is_some() {
-        return Outcome::NotAFinding(N::Withdrawn);
+    if let Some(reason) = a.excluded {
+        return Outcome::NotAFinding(reason); // withdrawn, or every CVE rejected
     }
-    if !a.cves.is_empty() && a.cves.iter().all(|c| index.is_rejected(c)) {
-        return Outcome::NotAFinding(N::Rejected);
+    // Red Hat product streams (baseos, appstream) are all of the release; Ubuntu Pro is not.
+    if e.pro_only && !ubuntu_pro {
+        return Outcome::NotAFinding(N::OtherStream);
     }
-    if let Some(stream) = &e.stream {
-        let receives = match stream.as_str() {
-            "pro" | "esm" => ubuntu_pro,
-            s if s.starts_with("pro:") || s.starts_with("esm") => ubuntu_pro,
-            _ => true, // Red Hat product streams (baseos, appstream) are all of the release
-        };
-        if !receives {
-            return Outcome::NotAFinding(N::OtherStream);
-        }
-    }
-    if let Some((fixed_text, _)) = &e.fixed {
-        if is_module_build(fixed_text) != is_module_build(installed_text) {
-            return Outcome::NotAFinding(N::OtherModuleStream);
-        }
+    if e.fixed.is_some() && e.fixed_module != installed_module {
+        return Outcome::NotAFinding(N::OtherModuleStream);
     }
     if let Some((_, intro)) = &e.introduced {
         if installed.as_bytes() < intro.as_bytes() {
@@ -407,7 +516,7 @@ fn decide(
 
 /// Kernel rules, per advisory: the running kernel decides; other affected kernels are reported as
 /// installed but not running; a running affected kernel with a fixed one installed waits for a reboot.
-fn settle_kernels(verdicts: &mut [Verdict]) {
+fn settle_kernels(verdicts: &mut [Verdict<'_>]) {
     let mut fixed_installed: HashSet<u32> = HashSet::new();
     for v in verdicts.iter() {
         if v.kernel_running.is_some()

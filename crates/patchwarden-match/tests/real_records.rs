@@ -85,7 +85,7 @@ fn inventory(id: &str, version: &str, codename: Option<&str>, packages: &[Pkg]) 
     }
 }
 
-fn outcome(verdicts: &[Verdict], package: &str, advisory: &str) -> Vec<Outcome> {
+fn outcome(verdicts: &[Verdict<'_>], package: &str, advisory: &str) -> Vec<Outcome> {
     verdicts
         .iter()
         .filter(|v| v.package == package && v.advisory_id == advisory)
@@ -93,7 +93,7 @@ fn outcome(verdicts: &[Verdict], package: &str, advisory: &str) -> Vec<Outcome> 
         .collect()
 }
 
-fn run(inv: &Inventory, index: &KnowledgeIndex) -> Vec<Verdict> {
+fn run<'a>(inv: &'a Inventory, index: &'a KnowledgeIndex) -> Vec<Verdict<'a>> {
     evaluate(inv, index, &MatchOptions::default())
 }
 
@@ -128,10 +128,10 @@ fn almalinux_binary_keys_and_epochs() {
         );
         let hit = v.iter().find(|v| v.package == "openssl-libs").unwrap();
         assert_eq!(
-            (hit.matched_name.as_str(), hit.key_kind, hit.scheme),
+            (hit.matched_name, hit.key_kind, hit.scheme),
             ("openssl-libs", PackageKeyKind::Binary, "rpm")
         );
-        assert_eq!(hit.fixed_version.as_deref(), Some("1:3.0.1-47.el9_1"));
+        assert_eq!(hit.fixed_version, Some("1:3.0.1-47.el9_1"));
     }
     // AlmaLinux 8 is another release: nothing matches there.
     let el8 = inventory(
@@ -154,10 +154,8 @@ fn ubuntu_source_keys_tildes_backports_and_unfixed() {
     );
     let jammy = |pkgs: &[Pkg]| inventory("ubuntu", "22.04", Some("jammy"), pkgs);
     // libssl3 (binary) is built from openssl (source): the source version is compared.
-    let v = run(
-        &jammy(&[("libssl3", "3.0.2-0ubuntu1.7", "openssl", "3.0.2-0ubuntu1.7")]),
-        &index,
-    );
+    let host = jammy(&[("libssl3", "3.0.2-0ubuntu1.7", "openssl", "3.0.2-0ubuntu1.7")]);
+    let v = run(&host, &index);
     assert_eq!(
         outcome(&v, "libssl3", "CVE-2023-0286"),
         [Outcome::Finding(F::FixAvailable)]
@@ -165,10 +163,8 @@ fn ubuntu_source_keys_tildes_backports_and_unfixed() {
     assert_eq!(v[0].matched_name, "openssl");
     assert_eq!(v[0].key_kind, PackageKeyKind::Source);
     // The backported fix 3.0.2-0ubuntu1.8 is below upstream's 3.0.8 (NVD's CPE range): fixed.
-    let v = run(
-        &jammy(&[("libssl3", "3.0.2-0ubuntu1.8", "openssl", "3.0.2-0ubuntu1.8")]),
-        &index,
-    );
+    let host = jammy(&[("libssl3", "3.0.2-0ubuntu1.8", "openssl", "3.0.2-0ubuntu1.8")]);
+    let v = run(&host, &index);
     assert_eq!(
         outcome(&v, "libssl3", "CVE-2023-0286"),
         [Outcome::NotAFinding(N::FixedVersionInstalled)]
@@ -188,10 +184,8 @@ fn ubuntu_source_keys_tildes_backports_and_unfixed() {
         ("12.22.9~", Outcome::Finding(F::FixAvailable)),
         ("12.22.9-1", Outcome::NotAFinding(N::FixedVersionInstalled)),
     ] {
-        let v = run(
-            &jammy(&[("libnode72", installed, "nodejs", installed)]),
-            &index,
-        );
+        let host = jammy(&[("libnode72", installed, "nodejs", installed)]);
+        let v = run(&host, &index);
         assert_eq!(
             outcome(&v, "libnode72", "CVE-2023-0286"),
             [expected],
@@ -199,15 +193,13 @@ fn ubuntu_source_keys_tildes_backports_and_unfixed() {
         );
     }
     // edk2 has no fix for CVE-2024-0727 in jammy.
-    let v = run(
-        &jammy(&[(
-            "ovmf",
-            "2022.02-3ubuntu0.22.04.1",
-            "edk2",
-            "2022.02-3ubuntu0.22.04.1",
-        )]),
-        &index,
-    );
+    let host = jammy(&[(
+        "ovmf",
+        "2022.02-3ubuntu0.22.04.1",
+        "edk2",
+        "2022.02-3ubuntu0.22.04.1",
+    )]);
+    let v = run(&host, &index);
     assert_eq!(
         outcome(&v, "ovmf", "CVE-2024-0727"),
         [Outcome::Finding(F::NoFixYet)]
@@ -222,11 +214,7 @@ fn ubuntu_source_keys_tildes_backports_and_unfixed() {
     let v = run(&noble, &index);
     assert_eq!(v.len(), 1);
     assert_eq!(
-        (
-            v[0].advisory_id.as_str(),
-            v[0].fixed_version.as_deref(),
-            v[0].outcome
-        ),
+        (v[0].advisory_id, v[0].fixed_version, v[0].outcome),
         (
             "CVE-2024-0727",
             Some("3.0.10-1ubuntu4"),
@@ -410,7 +398,7 @@ fn alpine_secdb_by_origin() {
         let v = run(&inv, &index);
         let hits: Vec<&Verdict> = v
             .iter()
-            .filter(|v| v.package == "libssl1.1" && v.fixed_version.as_deref() == Some("1.1.1d-r3"))
+            .filter(|v| v.package == "libssl1.1" && v.fixed_version == Some("1.1.1d-r3"))
             .collect();
         assert!(!hits.is_empty(), "{installed}");
         assert!(hits.iter().all(|h| h.outcome == expected), "{installed}");
@@ -447,7 +435,7 @@ fn running_kernel_decides() {
         run(inv, &index)
             .into_iter()
             .filter(|v| v.package == "kernel-core")
-            .map(|v| (v.installed_version, v.outcome))
+            .map(|v| (v.installed_version.to_owned(), v.outcome))
             .collect()
     };
     // Running the old one, the fixed one installed: pending reboot (not fixed).

@@ -195,28 +195,68 @@ impl Policy {
     }
 }
 
-/// The dates a due date can be counted from (`YYYY-MM-DD` or RFC 3339; the date part is used).
-#[derive(Clone, Debug, Default)]
-pub struct FindingDates<'a> {
-    pub published: Option<&'a str>,
-    pub kev_date_added: Option<&'a str>,
-    pub kev_due_date: Option<&'a str>,
-    pub first_seen: Option<&'a str>,
+/// The dates a due date can be counted from.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FindingDates {
+    pub published: Option<Date>,
+    pub kev_date_added: Option<Date>,
+    pub kev_due_date: Option<Date>,
+    pub first_seen: Option<Date>,
 }
 
-/// A finding's deadline under one framework.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Due {
-    pub framework: String,
-    /// `YYYY-MM-DD`.
-    pub date: String,
-    pub overdue: bool,
-    /// What the date is counted from, e.g. `kev-date-added 2024-03-29`, or the KEV due date itself.
-    pub basis: String,
-}
-
-fn date(text: &str) -> Option<Date> {
+/// The date of `YYYY-MM-DD` or an RFC 3339 time (its date part).
+pub fn date(text: &str) -> Option<Date> {
     text.get(..10)?.parse().ok()
+}
+
+/// A finding's deadline under one framework (no allocation: fleets compute millions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Due<'a> {
+    pub framework: &'a str,
+    pub date: Date,
+    pub overdue: bool,
+    pub basis: Basis,
+}
+
+/// What a due date is counted from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Basis {
+    /// CISA's own due date of the KEV entry.
+    KevDueDate,
+    /// A window from a start date.
+    From(Start, Date),
+    /// The end of the release's standard support.
+    EndOfSupport,
+}
+
+impl std::fmt::Display for Basis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Basis::KevDueDate => f.write_str("KEV due date"),
+            Basis::From(start, date) => {
+                let name = match start {
+                    Start::Published => "published",
+                    Start::KevDateAdded => "kev-date-added",
+                    Start::FirstSeen => "first-seen",
+                };
+                write!(f, "{name} {date}")
+            }
+            Basis::EndOfSupport => f.write_str("end of standard support"),
+        }
+    }
+}
+
+/// `{"framework", "date": "YYYY-MM-DD", "overdue", "basis": "first-seen 2026-11-01"}`.
+impl Serialize for Due<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Due", 4)?;
+        st.serialize_field("framework", self.framework)?;
+        st.serialize_field("date", &self.date.to_string())?;
+        st.serialize_field("overdue", &self.overdue)?;
+        st.serialize_field("basis", &self.basis.to_string())?;
+        st.end()
+    }
 }
 
 impl Framework {
@@ -228,29 +268,27 @@ impl Framework {
         kev: bool,
         dates: &FindingDates,
         today: Date,
-    ) -> Option<Due> {
+    ) -> Option<Due<'_>> {
         if self.kev_only && !kev {
             return None;
         }
         if !self.severities.is_empty() && !self.severities.contains(&severity) {
             return None;
         }
-        let finish = |d: Date, basis: String| Due {
-            framework: self.id.clone(),
-            date: d.to_string(),
+        let finish = |d: Date, basis: Basis| Due {
+            framework: &self.id,
+            date: d,
             overdue: d < today,
             basis,
         };
         if self.due.as_deref() == Some("kev-due-date") {
-            let d = date(dates.kev_due_date?)?;
-            return Some(finish(d, "KEV due date".into()));
+            return Some(finish(dates.kev_due_date?, Basis::KevDueDate));
         }
-        let (start_name, start_text) = match self.start {
-            Start::Published => ("published", dates.published?),
-            Start::KevDateAdded => ("kev-date-added", dates.kev_date_added?),
-            Start::FirstSeen => ("first-seen", dates.first_seen?),
+        let start = match self.start {
+            Start::Published => dates.published?,
+            Start::KevDateAdded => dates.kev_date_added?,
+            Start::FirstSeen => dates.first_seen?,
         };
-        let start = date(start_text)?;
         let d = if let Some(m) = self.months {
             start.checked_add(jiff::Span::new().months(m as i64)).ok()?
         } else {
@@ -259,7 +297,7 @@ impl Framework {
                 .checked_add(jiff::Span::new().days(days as i64))
                 .ok()?
         };
-        Some(finish(d, format!("{start_name} {start}")))
+        Some(finish(d, Basis::From(self.start, start)))
     }
 }
 
@@ -276,15 +314,18 @@ mod tests {
         let p = Policy::default();
         let f = |id: &str| p.frameworks.iter().find(|f| f.id == id).unwrap();
         let dates = FindingDates {
-            published: Some("2026-10-31T12:00:00Z"),
-            kev_date_added: Some("2024-03-29"),
-            kev_due_date: Some("2024-04-19"),
-            first_seen: Some("2026-11-01T08:00:00Z"),
+            published: date("2026-10-31T12:00:00Z"),
+            kev_date_added: date("2024-03-29"),
+            kev_due_date: date("2024-04-19"),
+            first_seen: date("2026-11-01T08:00:00Z"),
         };
         let bod = f("bod-22-01")
             .due(Severity::High, true, &dates, today())
             .unwrap();
-        assert_eq!((bod.date.as_str(), bod.overdue), ("2024-04-19", true));
+        assert_eq!(
+            (bod.date.to_string().as_str(), bod.overdue),
+            ("2024-04-19", true)
+        );
         assert!(f("bod-22-01")
             .due(Severity::Critical, false, &dates, today())
             .is_none());
@@ -292,19 +333,25 @@ mod tests {
         let pci = f("pci-dss-4.0")
             .due(Severity::Critical, false, &dates, today())
             .unwrap();
-        assert_eq!((pci.date.as_str(), pci.overdue), ("2026-11-30", false));
+        assert_eq!(
+            (pci.date.to_string().as_str(), pci.overdue),
+            ("2026-11-30", false)
+        );
         assert!(f("pci-dss-4.0")
             .due(Severity::High, false, &dates, today())
             .is_none());
         let fed = f("fedramp")
             .due(Severity::Medium, false, &dates, today())
             .unwrap();
-        assert_eq!(fed.date, "2027-01-30");
-        assert_eq!(fed.basis, "first-seen 2026-11-01");
+        assert_eq!(fed.date.to_string(), "2027-01-30");
+        assert_eq!(fed.basis.to_string(), "first-seen 2026-11-01");
         let sla = f("internal-sla")
             .due(Severity::Critical, false, &dates, today())
             .unwrap();
-        assert_eq!((sla.date.as_str(), sla.overdue), ("2026-11-16", true));
+        assert_eq!(
+            (sla.date.to_string().as_str(), sla.overdue),
+            ("2026-11-16", true)
+        );
         assert!(f("fedramp")
             .due(Severity::Unknown, false, &dates, today())
             .is_none());
@@ -332,13 +379,16 @@ critical = 2
                 Severity::Critical,
                 false,
                 &FindingDates {
-                    published: Some("2026-11-20"),
+                    published: date("2026-11-20"),
                     ..Default::default()
                 },
                 today(),
             )
             .unwrap();
-        assert_eq!((due.date.as_str(), due.overdue), ("2026-11-22", false));
+        assert_eq!(
+            (due.date.to_string().as_str(), due.overdue),
+            ("2026-11-22", false)
+        );
         let e = Policy::parse("presets = [\"sox\"]", "p.toml").unwrap_err();
         assert!(
             e.contains("p.toml") && e.contains("unknown preset 'sox'"),
