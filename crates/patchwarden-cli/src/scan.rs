@@ -190,7 +190,8 @@ pub async fn scan(store: &Store, args: &ScanArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_report(report: &Report<'_>, format: ScanFormat) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    // Buffered: stdout is line-buffered, and a report is thousands of lines.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     match format {
         ScanFormat::Json => {
             serde_json::to_writer_pretty(&mut out, report)?;
@@ -199,6 +200,7 @@ fn print_report(report: &Report<'_>, format: ScanFormat) -> anyhow::Result<()> {
         ScanFormat::Csv => write_csv(&mut out, report)?,
         ScanFormat::Table => write_table(&mut out, report)?,
     }
+    out.flush()?;
     if report.summary.no_knowledge_for_release {
         eprintln!(
             "warning: the knowledge base holds no advisories for {}: import or sync its feeds first",

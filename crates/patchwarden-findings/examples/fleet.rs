@@ -168,6 +168,7 @@ fn main() -> anyhow::Result<()> {
             enrichment,
             feeds: feed_summaries(&feeds, &options.now, options.max_feed_age_days),
             eol: patchwarden_match::eol::EolTable::load(&options.distro_info_dir),
+            release_known: true,
         };
         let match_options = MatchOptions::default();
         let no_history = HashMap::new();

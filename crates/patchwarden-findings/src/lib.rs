@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use jiff::civil::Date;
 use patchwarden_match::eol::{EolTable, Lifecycle};
-use patchwarden_match::{FindingState, KnowledgeIndex, MatchOptions, Outcome, Verdict};
+use patchwarden_match::{FindingState, KnowledgeIndex, Outcome, Verdict};
 use patchwarden_model::{CveRecord, EpssScore, Inventory, KevEntry};
 use patchwarden_risk::policy::{self, Basis, Due, FindingDates, Policy};
 use patchwarden_risk::{
@@ -207,7 +207,7 @@ pub struct Summary {
     pub by_state: BTreeMap<&'static str, usize>,
     pub kev: usize,
     pub overdue: usize,
-    /// Advisories in the knowledge base for this host's release.
+    /// Advisories naming this host's packages in its release.
     pub advisories_considered: usize,
     /// The knowledge base had nothing for this release: findings cannot be trusted to be complete.
     pub no_knowledge_for_release: bool,
@@ -252,20 +252,6 @@ fn distro_name(d: patchwarden_model::Distro) -> String {
     format!("{d:?}").to_ascii_lowercase()
 }
 
-/// Loads the matching index for `inv`'s release: its advisories and the rejected CVEs.
-pub async fn load_index(store: &Store, inv: &Inventory) -> Result<KnowledgeIndex, StoreError> {
-    let Some(release) = &inv.os.release else {
-        return Ok(KnowledgeIndex::default());
-    };
-    let advisories = store
-        .advisories_for_release(&distro_name(release.distro), &release.release)
-        .await?;
-    Ok(KnowledgeIndex::build(
-        advisories,
-        store.rejected_cves().await?,
-    ))
-}
-
 /// What prioritization needs of a CVE.
 #[derive(Clone, Debug)]
 struct CveFacts {
@@ -297,25 +283,6 @@ fn cve_facts(c: &CveRecord) -> CveFacts {
 }
 
 impl Enrichment {
-    /// Reads the facts of `cves` not read yet.
-    pub async fn load<'a>(
-        &mut self,
-        store: &Store,
-        cves: impl IntoIterator<Item = &'a String>,
-    ) -> Result<(), StoreError> {
-        for cve in cves {
-            if self.cves.contains_key(cve) {
-                continue;
-            }
-            let record = store.cve(cve).await?;
-            self.cves
-                .insert(cve.clone(), record.as_ref().map(cve_facts));
-            self.kev.insert(cve.clone(), store.kev(cve).await?);
-            self.epss.insert(cve.clone(), store.epss(cve).await?);
-        }
-        Ok(())
-    }
-
     /// Everything known, for fleet-wide evaluation.
     pub fn from_parts(
         cves: impl IntoIterator<Item = CveRecord>,
@@ -391,37 +358,63 @@ pub struct Knowledge {
     pub enrichment: Enrichment,
     pub feeds: Vec<FeedSummary>,
     pub eol: EolTable,
+    /// The knowledge base has advisories for the host's release (for a fleet: for every release).
+    pub release_known: bool,
 }
 
-/// Loads the knowledge for one host: its release's advisories, the NVD/KEV/EPSS facts of the CVEs
-/// its findings concern, the feeds' state and the lifecycle table.
+/// Loads the knowledge for one host: the advisories naming its installed packages in its release,
+/// the NVD/KEV/EPSS records of their CVEs (NVD's rejections among them), the feeds' state and the
+/// lifecycle table — a handful of indexed statements, whatever the size of the knowledge base.
 pub async fn load_for_host(
     store: &Store,
     inv: &Inventory,
     options: &ScanOptions,
 ) -> Result<Knowledge, StoreError> {
-    let index = load_index(store, inv).await?;
-    let cves: Vec<String> = patchwarden_match::evaluate_findings(
-        inv,
-        &index,
-        &MatchOptions {
-            ubuntu_pro: options.ubuntu_pro,
-        },
-    )
-    .iter()
-    .flat_map(|v| index.advisory(v.advisory).cves.iter().cloned())
-    .collect();
-    let mut enrichment = Enrichment::default();
-    enrichment.load(store, &cves).await?;
+    let feeds = feed_summaries(
+        &store.feeds().await?,
+        &options.now,
+        options.max_feed_age_days,
+    );
+    let eol = EolTable::load(&options.distro_info_dir);
+    let Some(release) = &inv.os.release else {
+        return Ok(Knowledge {
+            index: KnowledgeIndex::default(),
+            enrichment: Enrichment::default(),
+            feeds,
+            eol,
+            release_known: false,
+        });
+    };
+    let distro = distro_name(release.distro);
+    let names = patchwarden_match::lookup_names(inv);
+    let advisories = store
+        .advisories_for_packages(&distro, &release.release, &names)
+        .await?;
+    let mut cve_ids: Vec<String> = advisories
+        .iter()
+        .flat_map(|(_, _, a)| a.cves.iter().cloned())
+        .collect();
+    cve_ids.sort_unstable();
+    cve_ids.dedup();
+    let cves = store.cves_by_id(&cve_ids).await?;
+    let rejected: Vec<String> = cves
+        .iter()
+        .filter(|c| c.rejected)
+        .map(|c| c.id.clone())
+        .collect();
+    let enrichment = Enrichment::from_parts(
+        cves,
+        store.kev_by_cve(&cve_ids).await?,
+        store.epss_by_cve(&cve_ids).await?,
+    );
+    let release_known =
+        !advisories.is_empty() || store.has_release(&distro, &release.release).await?;
     Ok(Knowledge {
-        index,
+        index: KnowledgeIndex::build(advisories, rejected),
         enrichment,
-        feeds: feed_summaries(
-            &store.feeds().await?,
-            &options.now,
-            options.max_feed_age_days,
-        ),
-        eol: EolTable::load(&options.distro_info_dir),
+        feeds,
+        eol,
+        release_known,
     })
 }
 
@@ -623,7 +616,7 @@ impl<'k> Assembler<'k> {
         let mut summary = Summary {
             findings: findings.len(),
             advisories_considered: index.advisory_count(),
-            no_knowledge_for_release: index.advisory_count() == 0,
+            no_knowledge_for_release: !k.release_known,
             ..Default::default()
         };
         for f in &findings {

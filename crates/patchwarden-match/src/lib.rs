@@ -322,6 +322,25 @@ fn lookup_key(distro: Distro, p: &InstalledPackage, kind: PackageKeyKind) -> (&s
     }
 }
 
+/// The package names an inventory can be matched by (binary and source names, as advisories key
+/// them): what to load from a store for this host.
+pub fn lookup_names(inv: &Inventory) -> Vec<String> {
+    let Some(release) = &inv.os.release else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = inv
+        .packages
+        .iter()
+        .flat_map(|p| {
+            [PackageKeyKind::Source, PackageKeyKind::Binary]
+                .map(|kind| lookup_key(release.distro, p, kind).0.to_owned())
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// Every verdict for an inventory: findings and the pairs that are not findings, with reasons.
 pub fn evaluate<'a>(
     inv: &'a Inventory,

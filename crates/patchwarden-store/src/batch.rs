@@ -179,7 +179,7 @@ impl Store {
     }
 
     /// The `n`th placeholder of a statement whose parameters are bound strictly in order.
-    fn placeholder(&self, n: usize) -> String {
+    pub(crate) fn placeholder(&self, n: usize) -> String {
         match self.backend() {
             Backend::Sqlite => "?".into(),
             Backend::Postgres => format!("${n}"),
@@ -187,7 +187,7 @@ impl Store {
     }
 
     /// `count` placeholders starting at number `first`, comma-separated.
-    fn placeholders(&self, first: usize, count: usize) -> String {
+    pub(crate) fn placeholders(&self, first: usize, count: usize) -> String {
         (first..first + count)
             .map(|n| self.placeholder(n))
             .collect::<Vec<_>>()

@@ -556,7 +556,7 @@ impl Store {
             .collect()
     }
 
-    async fn docs<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn docs<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
         binds: &[&str],
@@ -654,7 +654,7 @@ impl Store {
             .context(|| "reading rejected CVEs".into())
     }
 
-    async fn advisories_where(
+    pub(crate) async fn advisories_where(
         &self,
         filter: &str,
         binds: &[&str],

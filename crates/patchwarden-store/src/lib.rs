@@ -14,6 +14,7 @@ mod batch;
 mod findings;
 mod knowledge;
 mod migrate;
+mod reads;
 #[cfg(feature = "testing")]
 pub mod testing;
 
