@@ -659,8 +659,15 @@ impl Store {
         filter: &str,
         binds: &[&str],
     ) -> Result<Vec<(String, Provenance, Advisory)>, StoreError> {
+        // A filter that selects by key needs no order (a sort would copy every document into a
+        // temporary B-tree); whole-table reads (bundles) keep a stable order.
+        let order = if filter.is_empty() {
+            "ORDER BY feed, id"
+        } else {
+            ""
+        };
         let text = format!(
-            "SELECT feed, source, origin, sha256, fetched_at, doc FROM advisory {filter} ORDER BY feed, id"
+            "SELECT feed, source, origin, sha256, fetched_at, doc FROM advisory {filter} {order}"
         );
         let sql = self.sql(&text);
         let mut query = sqlx::query(&sql);
