@@ -70,10 +70,21 @@ pub struct Target {
     pub no_history: bool,
 }
 
+/// The real-data snapshot shipped in the repository (`data/snapshot`, made by
+/// `scripts/make-snapshot.sh` from `tests/data`).
+const DEFAULT_SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/snapshot");
+
 #[derive(ClapArgs)]
 pub struct ScanArgs {
     #[command(flatten)]
     pub target: Target,
+    /// First bring the knowledge up to date: sync KEV, EPSS and this host's distribution feed; when
+    /// none can be reached and the store knows nothing of the release, load the snapshot.
+    #[arg(long)]
+    pub refresh: bool,
+    /// The knowledge-base bundle `--refresh` falls back to when the feeds cannot be reached.
+    #[arg(long, env = "PATCHWARDEN_SNAPSHOT", default_value = DEFAULT_SNAPSHOT)]
+    pub snapshot: PathBuf,
     #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
     pub format: ScanFormat,
     /// Exit with status 3 when a finding meets the condition (repeatable).
@@ -164,9 +175,93 @@ async fn with_report<R>(
     Ok(f(&report, &verdicts, &knowledge.index))
 }
 
+/// The feeds that matter for a host of `release`: KEV, EPSS and its distribution's advisories.
+fn feeds_for(release: &patchwarden_model::DistroRelease) -> Vec<patchwarden_sync::FeedSpec> {
+    use patchwarden_model::Distro;
+    let wanted = |feed: &str| -> bool {
+        match feed {
+            "kev" | "epss" => true,
+            "debian-tracker" => release.distro == Distro::Debian,
+            "osv:Ubuntu" => release.distro == Distro::Ubuntu,
+            "osv:AlmaLinux" => release.distro == Distro::Almalinux,
+            "osv:Rocky Linux" => release.distro == Distro::Rocky,
+            f => {
+                release.distro == Distro::Alpine
+                    && f.starts_with(&format!("alpine-secdb:v{}/", release.release))
+            }
+        }
+    };
+    patchwarden_sync::default_feeds(|k| std::env::var(k).ok())
+        .into_iter()
+        .filter(|f| wanted(&f.feed))
+        .collect()
+}
+
+/// `--refresh`: sync what the host needs; fall back to the shipped snapshot when nothing can be
+/// reached and the store knows nothing of the release.
+async fn refresh(store: &Store, inv: &Inventory, snapshot: &std::path::Path) -> anyhow::Result<()> {
+    let Some(release) = &inv.os.release else {
+        eprintln!("refresh: the OS is not one patchwarden matches; nothing to sync");
+        return Ok(());
+    };
+    let syncer = patchwarden_sync::Syncer::new(patchwarden_sync::SyncSettings {
+        connect_timeout: std::time::Duration::from_secs(15),
+        progress: Some(|m| eprintln!("… {m}")),
+        ..Default::default()
+    })
+    .map_err(anyhow::Error::msg)?;
+    let mut failures = Vec::new();
+    let mut updated = 0;
+    let specs = feeds_for(release);
+    for spec in &specs {
+        match syncer.sync(store, spec).await {
+            patchwarden_sync::SyncOutcome::Failed { reason } => {
+                eprintln!("refresh: {}: FAILED: {reason}", spec.feed);
+                failures.push(reason);
+            }
+            outcome => {
+                updated += 1;
+                eprintln!("refresh: {}: {outcome:?}", spec.feed);
+            }
+        }
+    }
+    if updated > 0 {
+        return Ok(());
+    }
+    let distro = format!("{:?}", release.distro).to_ascii_lowercase();
+    if store.has_release(&distro, &release.release).await? {
+        eprintln!(
+            "warning: no feed could be reached; scanning with the knowledge already in the store (see `feeds status` for its age)"
+        );
+        return Ok(());
+    }
+    if !patchwarden_sync::bundle::is_bundle(snapshot) {
+        anyhow::bail!(
+            "no feed could be reached ({}) and there is no snapshot at {}",
+            failures
+                .first()
+                .map(String::as_str)
+                .unwrap_or("no feed for this OS"),
+            snapshot.display()
+        );
+    }
+    let n = patchwarden_sync::bundle::import(store, snapshot)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "NOTE: the live feeds could not be reached: loaded the real-data snapshot shipped with patchwarden ({}, {n} records, taken from tests/data — see data/README.md). \
+         It is small and dated: findings are only as complete as it is. Run `patchwarden feeds sync` where the feeds can be reached.",
+        snapshot.display()
+    );
+    Ok(())
+}
+
 pub async fn scan(store: &Store, args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let inv = load_inventory(&args.target)?;
     let options = options(&args.target, true)?;
+    if args.refresh {
+        refresh(store, &inv, &args.snapshot).await?;
+    }
     let fail_on = args.fail_on.clone();
     let format = args.format;
     with_report(store, &inv, &options, |report, _, _| {

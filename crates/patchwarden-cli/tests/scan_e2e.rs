@@ -148,7 +148,7 @@ for pkg, src, srcver in installed:
 #[test]
 fn debian_root_scan_matches_python_apt() {
     let Some(root) = debian_root() else { return };
-    if !tool_available(SYSTEM_PYTHON) {
+    if !python_module_available("apt_pkg") {
         return;
     }
     let work = scratch("scan-debian");
@@ -190,7 +190,7 @@ fn debian_root_scan_matches_python_apt() {
     assert_eq!(f["evidence"]["key_kind"], "source");
     assert_eq!(f["cvss"]["score"], 9.8);
     assert_eq!(f["severity"], "critical");
-    // Debian 12's regular support ended 2026-06-10 per distro-info-data: an EOL finding.
+    // Debian 12 regular support ended 2026-07-11 per distro-info-data: an EOL finding.
     let eol = report["findings"]
         .as_array()
         .unwrap()
@@ -343,7 +343,7 @@ fn build_alma_root(work: &Path) -> PathBuf {
 
 #[test]
 fn almalinux_rpmdb_scan_matches_python_rpm() {
-    if !tool_available("rpmbuild") || !tool_available(SYSTEM_PYTHON) {
+    if !tool_available("rpmbuild") || !python_module_available("rpm") {
         return;
     }
     let work = scratch("scan-alma");
@@ -672,4 +672,55 @@ fn debsecan_agrees_on_the_same_data() {
     // Every case is present on both sides, and they agree pair for pair.
     assert!(ours.len() >= 20, "{}", ours.len());
     assert_eq!(ours, theirs);
+}
+
+/// `scan --refresh` with every feed unreachable: the store knows nothing, so the shipped real-data
+/// snapshot is loaded, and the output says so; the next run scans with what the store holds.
+#[test]
+fn refresh_falls_back_to_the_shipped_snapshot() {
+    let Some(root) = debian_root() else { return };
+    let work = scratch("scan-refresh");
+    let db = work.join("kb.db");
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{port}/feed");
+    let run_refresh = || {
+        bin()
+            .arg("--db")
+            .arg(&db)
+            .args(["scan", "--refresh", "--format", "json", "--root"])
+            .arg(&root)
+            .env("PATCHWARDEN_FEED_URL_KEV", &dead)
+            .env("PATCHWARDEN_FEED_URL_EPSS", &dead)
+            .env("PATCHWARDEN_FEED_URL_DEBIAN_TRACKER", &dead)
+            .output()
+            .unwrap()
+    };
+    let first = run_refresh();
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        err.contains("debian-tracker: FAILED") && err.contains("loaded the real-data snapshot"),
+        "{err}"
+    );
+    let report = findings(&first);
+    assert!(
+        triples(&report).contains(&(
+            "libapparmor1".into(),
+            "CVE-2016-1585".into(),
+            "will_not_fix".into()
+        )),
+        "{report}"
+    );
+    let second = run_refresh();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("scanning with the knowledge already in the store")
+            && !err.contains("loaded the real-data snapshot"),
+        "{err}"
+    );
+    assert_eq!(triples(&findings(&second)), triples(&report));
 }

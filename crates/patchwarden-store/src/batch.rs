@@ -3,8 +3,6 @@
 
 use sqlx::{Any, Transaction};
 
-use patchwarden_model::Source;
-
 use crate::{Backend, Context, Store, StoreError};
 
 /// One bound value.
@@ -134,17 +132,17 @@ impl Store {
     pub(crate) async fn advisory_pks(
         &self,
         tx: &mut Transaction<'static, Any>,
-        source: Source,
+        feed: &str,
         ids: &[String],
     ) -> Result<Vec<i64>, StoreError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(MAX_PARAMS - 1) {
             let sql = format!(
-                "SELECT pk FROM advisory WHERE source = {} AND id IN ({})",
+                "SELECT pk FROM advisory WHERE feed = {} AND id IN ({})",
                 self.placeholder(1),
                 self.placeholders(2, chunk.len())
             );
-            let mut values = vec![Value::from(source.as_str())];
+            let mut values = vec![Value::from(feed)];
             values.extend(chunk.iter().map(|k| Value::from(k.as_str())));
             let rows = bind_all(sqlx::query(&sql), &values)
                 .fetch_all(&mut **tx)

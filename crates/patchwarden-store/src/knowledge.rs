@@ -112,11 +112,11 @@ impl Store {
                     .context(|| format!("clearing advisories of {feed}"))?;
             }
             WriteMode::Upsert => {
-                // Earlier copies of these advisories (same source and id) give way: find their keys
+                // Earlier copies of these advisories (same feed and id) give way: find their keys
                 // first (usually none), then delete by key — index lookups on both backends.
                 let ids: Vec<String> = items.iter().map(|(a, _)| a.id.clone()).collect();
                 let pks: Vec<Value> = self
-                    .advisory_pks(&mut tx, source, &ids)
+                    .advisory_pks(&mut tx, feed, &ids)
                     .await?
                     .into_iter()
                     .map(Value::from)

@@ -23,11 +23,45 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_finding_seen.sql"),
         include_str!("../migrations/postgres/0003_finding_seen.sql"),
     ),
+    (
+        4,
+        "advisory_per_feed",
+        include_str!("../migrations/sqlite/0004_advisory_per_feed.sql"),
+        include_str!("../migrations/postgres/0004_advisory_per_feed.sql"),
+    ),
 ];
 
 pub(crate) async fn apply(store: &Store) -> Result<(), StoreError> {
     let pool = store.pool();
-    let mut tx = pool
+    // One connection for the whole run: SQLite's foreign-key switch is per connection and only
+    // works outside a transaction (SQLite's own procedure for rebuilding a table).
+    let mut conn = pool
+        .acquire()
+        .await
+        .context(|| "connecting for the migrations".into())?;
+    let sqlite = store.backend() == Backend::Sqlite;
+    if sqlite {
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await
+            .context(|| "turning foreign keys off for the migrations".into())?;
+    }
+    let result = apply_on(store, &mut conn).await;
+    if sqlite {
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await
+            .context(|| "turning foreign keys back on".into())?;
+    }
+    result
+}
+
+async fn apply_on(
+    store: &Store,
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let mut tx = conn
         .begin()
         .await
         .context(|| "starting the migration transaction".into())?;
@@ -76,6 +110,18 @@ pub(crate) async fn apply(store: &Store) -> Result<(), StoreError> {
         .execute(&mut *tx)
         .await
         .context(|| format!("recording migration {version}"))?;
+    }
+    if store.backend() == Backend::Sqlite {
+        let broken: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check")
+            .fetch_all(&mut *tx)
+            .await
+            .context(|| "checking foreign keys after the migrations".into())?;
+        if let Some((table,)) = broken.first() {
+            return Err(StoreError::new(format!(
+                "the migrations left {} row(s) with a broken reference (first in {table}); nothing was changed",
+                broken.len()
+            )));
+        }
     }
     tx.commit()
         .await

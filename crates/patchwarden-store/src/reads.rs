@@ -46,7 +46,7 @@ impl Store {
             binds.extend(chunk.iter().map(String::as_str));
             for item in self.advisories_where(&filter, &binds).await? {
                 // An advisory naming packages of two chunks comes back twice.
-                if seen.insert((item.2.source, item.2.id.clone())) {
+                if seen.insert((item.0.clone(), item.2.id.clone())) {
                     out.push(item);
                 }
             }

@@ -296,3 +296,145 @@ async fn sqlite_is_the_default_and_postgres_is_chosen_by_url() {
         "{err}"
     );
 }
+
+/// Per-CVE feeds share ids across feeds: Alpine's v3.11 main and community both carry statements for
+/// some CVEs (and every release repeats them). Both feeds keep their own statement; replacing one
+/// leaves the other alone.
+#[tokio::test]
+async fn per_cve_feeds_share_ids_across_feeds() {
+    use patchwarden_feeds::alpine;
+    let main = alpine::parse_yaml(
+        &data("alpine-secdb/alpine-secdb-repo-v3.11-main.yaml"),
+        "main",
+    )
+    .unwrap();
+    let community = alpine::parse_yaml(
+        &data("alpine-secdb/alpine-secdb-repo-v3.11-community.yaml"),
+        "community",
+    )
+    .unwrap();
+    let shared: Vec<&str> = main
+        .iter()
+        .filter(|a| community.iter().any(|c| c.id == a.id))
+        .map(|a| a.id.as_str())
+        .collect();
+    assert!(
+        !shared.is_empty(),
+        "the fixtures share CVE ids between main and community"
+    );
+    for test_store in stores("per_feed").await {
+        let store = &test_store.store;
+        let items = |list: &[patchwarden_model::Advisory]| -> Vec<_> {
+            list.iter()
+                .map(|a| (a.clone(), provenance(Source::AlpineSecdb, "secdb")))
+                .collect()
+        };
+        for (feed, list) in [
+            ("alpine-secdb:v3.11/main", &main),
+            ("alpine-secdb:v3.11/community", &community),
+        ] {
+            store
+                .write_advisories(
+                    feed,
+                    Source::AlpineSecdb,
+                    WriteMode::Replace,
+                    &items(list),
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        let both = store.advisories_for_cve(shared[0]).await.unwrap();
+        assert_eq!(both.len(), 2, "{}: one statement per feed", shared[0]);
+        // Replacing main again (and upserting into it) leaves community's statements alone.
+        store
+            .write_advisories(
+                "alpine-secdb:v3.11/main",
+                Source::AlpineSecdb,
+                WriteMode::Replace,
+                &items(&main),
+                None,
+            )
+            .await
+            .unwrap();
+        store
+            .write_advisories(
+                "alpine-secdb:v3.11/main",
+                Source::AlpineSecdb,
+                WriteMode::Upsert,
+                &items(&main[..1]),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.advisories_for_cve(shared[0]).await.unwrap().len(), 2);
+        assert_eq!(
+            store
+                .feed("alpine-secdb:v3.11/community")
+                .await
+                .unwrap()
+                .unwrap()
+                .record_count as usize,
+            community.len()
+        );
+        test_store.finish().await;
+    }
+}
+
+/// A SQLite store written by schema version 3 (before advisory ids became per feed) upgrades in
+/// place: the rebuilt advisory table keeps every row and key, and the affected rows still point at
+/// them. The version-3 database is made with the system's sqlite3 module from the migration files.
+#[tokio::test]
+async fn sqlite_store_from_schema_3_upgrades_with_its_data() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("upgrade-v3");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("v3.db");
+    let migrations = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    let script = r#"
+import sqlite3, sys
+db, m = sys.argv[1], sys.argv[2]
+c = sqlite3.connect(db)
+c.execute("PRAGMA foreign_keys = ON")
+c.execute("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+for v, name in [(1, "knowledge_base"), (2, "advisory_by_id"), (3, "finding_seen")]:
+    c.executescript(open(f"{m}/000{v}_{name}.sql").read())
+    c.execute("INSERT INTO schema_migrations VALUES (?, ?, 'test')", (v, name))
+c.execute("INSERT INTO advisory (pk, feed, source, id, origin, sha256, fetched_at, doc) VALUES (7, 'osv:AlmaLinux', 'osv', 'ALSA-2023:0946', 'o', 's', 'f', '{}')")
+c.execute("INSERT INTO affected (advisory_pk, distro, release, package, key_kind, state) VALUES (7, 'almalinux', '9', 'openssl-libs', 'binary', 'fixed')")
+c.commit()
+"#;
+    let ok = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(&db)
+        .arg(&migrations)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() == Ok("1") {
+            panic!("/usr/bin/python3 could not build the version-3 database");
+        }
+        eprintln!("SKIPPED: /usr/bin/python3 with sqlite3 is needed to build a version-3 database");
+        return;
+    }
+    let store = Store::open(db.to_str().unwrap()).await.unwrap();
+    assert_eq!(
+        store.schema_versions().await.unwrap(),
+        (1..=LATEST_VERSION).collect::<Vec<_>>()
+    );
+    let counts = store.counts().await.unwrap();
+    assert!(counts.contains(&("advisory".to_owned(), 1)), "{counts:?}");
+    assert!(counts.contains(&("affected".to_owned(), 1)), "{counts:?}");
+    // The same id in another feed is now allowed.
+    store
+        .execute_raw("INSERT INTO advisory (feed, source, id, origin, sha256, fetched_at, doc) VALUES ('osv:other', 'osv', 'ALSA-2023:0946', 'o', 's', 'f', '{}')")
+        .await
+        .unwrap();
+    // And foreign keys are enforced again after the migration.
+    let err = store
+        .execute_raw("INSERT INTO affected (advisory_pk, package, key_kind, state) VALUES (999, 'x', 'binary', 'fixed')")
+        .await;
+    assert!(err.is_err(), "a dangling reference must be refused");
+    store.close().await;
+}

@@ -128,6 +128,8 @@ pub fn default_feeds(env: impl Fn(&str) -> Option<String>) -> Vec<FeedSpec> {
 pub struct SyncSettings {
     /// Whole-request timeout.
     pub timeout: Duration,
+    /// Time allowed to establish a connection (an unreachable mirror fails after this).
+    pub connect_timeout: Duration,
     /// A download larger than this is abandoned (the full EPSS CSV is ~12 MB gzipped, the Debian
     /// tracker ~70 MB).
     pub max_bytes: u64,
@@ -141,6 +143,7 @@ impl Default for SyncSettings {
     fn default() -> Self {
         SyncSettings {
             timeout: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(30),
             max_bytes: 2 << 30,
             work_dir: std::env::temp_dir(),
             progress: None,
@@ -175,6 +178,7 @@ impl Syncer {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
             .user_agent(concat!("patchwarden/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;

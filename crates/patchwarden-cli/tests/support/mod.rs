@@ -46,6 +46,24 @@ pub fn tool_available(tool: &str) -> bool {
     found
 }
 
+/// Whether the system python3 can import `module` (Debian's python3-apt gives `apt_pkg`, python3-rpm
+/// gives `rpm`); missing is SKIPPED, or a failure under `PATCHWARDEN_REQUIRE_ORACLES=1`.
+pub fn python_module_available(module: &str) -> bool {
+    let found = Command::new(SYSTEM_PYTHON)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        let msg = format!("{SYSTEM_PYTHON} cannot import {module} (apt-get install python3-apt python3-rpm; .ci/run does)");
+        if std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() == Ok("1") {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED: {msg}");
+    }
+    found
+}
+
 pub fn write(path: &Path, content: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, content).unwrap();
