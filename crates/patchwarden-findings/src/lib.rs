@@ -387,28 +387,18 @@ pub async fn load_for_host(
     };
     let distro = distro_name(release.distro);
     let names = patchwarden_match::lookup_names(inv);
-    let advisories = store
-        .advisories_for_packages(&distro, &release.release, &names)
+    let found = store
+        .host_knowledge(&distro, &release.release, &names)
         .await?;
-    let mut cve_ids: Vec<String> = advisories
-        .iter()
-        .flat_map(|(_, _, a)| a.cves.iter().cloned())
-        .collect();
-    cve_ids.sort_unstable();
-    cve_ids.dedup();
-    let cves = store.cves_by_id(&cve_ids).await?;
-    let rejected: Vec<String> = cves
+    let rejected: Vec<String> = found
+        .cves
         .iter()
         .filter(|c| c.rejected)
         .map(|c| c.id.clone())
         .collect();
-    let enrichment = Enrichment::from_parts(
-        cves,
-        store.kev_by_cve(&cve_ids).await?,
-        store.epss_by_cve(&cve_ids).await?,
-    );
-    let release_known =
-        !advisories.is_empty() || store.has_release(&distro, &release.release).await?;
+    let release_known = found.release_known;
+    let advisories = found.advisories;
+    let enrichment = Enrichment::from_parts(found.cves, found.kev, found.epss);
     Ok(Knowledge {
         index: KnowledgeIndex::build(advisories, rejected),
         enrichment,

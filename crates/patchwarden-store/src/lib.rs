@@ -27,6 +27,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use knowledge::{FeedState, WriteMode};
 pub use migrate::LATEST_VERSION;
+pub use reads::HostKnowledge;
 
 /// Which database a store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +87,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     location: String,
+    /// The SQLite file, for the read paths that go through rusqlite (no `Any` row conversions).
+    sqlite_path: Option<std::path::PathBuf>,
 }
 
 /// The default SQLite file: `$XDG_DATA_HOME/patchwarden/patchwarden.db`, else
@@ -148,6 +151,9 @@ impl Store {
                 }
                 (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"))
             };
+        let sqlite_path = (backend == Backend::Sqlite).then(|| {
+            std::path::PathBuf::from(location.strip_prefix("sqlite://").unwrap_or(location))
+        });
         let mut options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite {
                 4
@@ -173,6 +179,7 @@ impl Store {
             pool,
             backend,
             location: redact(location),
+            sqlite_path,
         };
         migrate::apply(&store).await?;
         Ok(store)

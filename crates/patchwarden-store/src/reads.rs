@@ -3,12 +3,49 @@
 
 use patchwarden_model::{Advisory, CveRecord, EpssScore, KevEntry, Provenance};
 
-use crate::{Store, StoreError};
+use crate::{Backend, Store, StoreError};
+
+/// What scanning one host reads: the advisories naming its packages in its release, the NVD, KEV
+/// and EPSS records of their CVEs, and whether the release is known at all.
+#[derive(Debug, Default)]
+pub struct HostKnowledge {
+    pub advisories: Vec<(String, Provenance, Advisory)>,
+    pub cves: Vec<CveRecord>,
+    pub kev: Vec<KevEntry>,
+    pub epss: Vec<EpssScore>,
+    pub release_known: bool,
+}
 
 /// Names per statement (well under either backend's parameter limit).
 const CHUNK: usize = 500;
 
 impl Store {
+    /// Everything scanning one host needs, in a handful of indexed statements. On SQLite it reads
+    /// through rusqlite, decoding documents straight from SQLite's buffers; on PostgreSQL through
+    /// the pool.
+    pub async fn host_knowledge(
+        &self,
+        distro: &str,
+        release: &str,
+        packages: &[String],
+    ) -> Result<HostKnowledge, StoreError> {
+        if let (Backend::Sqlite, Some(path)) = (self.backend, &self.sqlite_path) {
+            return sqlite_host_knowledge(path, distro, release, packages);
+        }
+        let advisories = self
+            .advisories_for_packages(distro, release, packages)
+            .await?;
+        let cve_ids = cve_ids(&advisories);
+        let release_known = !advisories.is_empty() || self.has_release(distro, release).await?;
+        Ok(HostKnowledge {
+            cves: self.cves_by_id(&cve_ids).await?,
+            kev: self.kev_by_cve(&cve_ids).await?,
+            epss: self.epss_by_cve(&cve_ids).await?,
+            advisories,
+            release_known,
+        })
+    }
+
     /// Whether any advisory has an entry for the release: a scan finding nothing must be able to
     /// tell "nothing affects this host" from "nothing is known about this release".
     pub async fn has_release(&self, distro: &str, release: &str) -> Result<bool, StoreError> {
@@ -106,4 +143,147 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The CVE ids of advisories, sorted, once each.
+fn cve_ids(advisories: &[(String, Provenance, Advisory)]) -> Vec<String> {
+    let mut ids: Vec<String> = advisories
+        .iter()
+        .flat_map(|(_, _, a)| a.cves.iter().cloned())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+fn sqlite_error(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::new(format!("{what}: {e}"))
+}
+
+/// [`Store::host_knowledge`] on a SQLite file through rusqlite.
+fn sqlite_host_knowledge(
+    path: &std::path::Path,
+    distro: &str,
+    release: &str,
+    packages: &[String],
+) -> Result<HostKnowledge, StoreError> {
+    use rusqlite::types::ValueRef;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite_error("opening the store for reading"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(sqlite_error("setting the busy timeout"))?;
+    let text = |v: ValueRef<'_>| -> Result<String, StoreError> {
+        Ok(v.as_str()
+            .map_err(|e| StoreError::new(format!("a stored value is not text: {e}")))?
+            .to_owned())
+    };
+    let qmarks = |n: usize| vec!["?"; n].join(", ");
+    let mut out = HostKnowledge::default();
+    let mut seen = std::collections::HashSet::new();
+    for chunk in packages.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT feed, source, origin, sha256, fetched_at, doc FROM advisory WHERE pk IN \
+             (SELECT advisory_pk FROM affected WHERE distro = ? AND release = ? AND package IN ({}))",
+            qmarks(chunk.len())
+        );
+        let mut stmt = conn
+            .prepare(&sql)
+            .map_err(sqlite_error("reading advisories"))?;
+        let params: Vec<&dyn rusqlite::ToSql> = [&distro as &dyn rusqlite::ToSql, &release]
+            .into_iter()
+            .chain(chunk.iter().map(|p| p as &dyn rusqlite::ToSql))
+            .collect();
+        let mut rows = stmt
+            .query(params.as_slice())
+            .map_err(sqlite_error("reading advisories"))?;
+        while let Some(row) = rows.next().map_err(sqlite_error("reading advisories"))? {
+            let feed = text(row.get_ref(0).map_err(sqlite_error("reading advisories"))?)?;
+            let doc = row.get_ref(5).map_err(sqlite_error("reading advisories"))?;
+            let advisory: Advisory = serde_json::from_slice(
+                doc.as_bytes()
+                    .map_err(|e| StoreError::new(format!("a stored advisory is not text: {e}")))?,
+            )
+            .map_err(|e| StoreError::new(format!("a stored advisory does not decode: {e}")))?;
+            if !seen.insert((feed.clone(), advisory.id.clone())) {
+                continue;
+            }
+            let source: String = text(row.get_ref(1).map_err(sqlite_error("reading advisories"))?)?;
+            let provenance = Provenance {
+                source: source.parse().map_err(StoreError::new)?,
+                origin: text(row.get_ref(2).map_err(sqlite_error("reading advisories"))?)?,
+                sha256: text(row.get_ref(3).map_err(sqlite_error("reading advisories"))?)?,
+                fetched_at: text(row.get_ref(4).map_err(sqlite_error("reading advisories"))?)?,
+            };
+            out.advisories.push((feed, provenance, advisory));
+        }
+    }
+    let ids = cve_ids(&out.advisories);
+    for chunk in ids.chunks(CHUNK) {
+        let params: Vec<&dyn rusqlite::ToSql> =
+            chunk.iter().map(|c| c as &dyn rusqlite::ToSql).collect();
+        fn docs<T: serde::de::DeserializeOwned>(
+            conn: &rusqlite::Connection,
+            sql: &str,
+            params: &[&dyn rusqlite::ToSql],
+            out: &mut Vec<T>,
+        ) -> Result<(), StoreError> {
+            let mut stmt = conn.prepare(sql).map_err(sqlite_error("reading records"))?;
+            let mut rows = stmt
+                .query(params)
+                .map_err(sqlite_error("reading records"))?;
+            while let Some(row) = rows.next().map_err(sqlite_error("reading records"))? {
+                let bytes = row
+                    .get_ref(0)
+                    .map_err(sqlite_error("reading records"))?
+                    .as_bytes()
+                    .map_err(|e| StoreError::new(format!("a stored record is not text: {e}")))?;
+                out.push(serde_json::from_slice(bytes).map_err(|e| {
+                    StoreError::new(format!("a stored record does not decode: {e}"))
+                })?);
+            }
+            Ok(())
+        }
+        let list = qmarks(chunk.len());
+        docs(
+            &conn,
+            &format!("SELECT doc FROM cve WHERE id IN ({list})"),
+            &params,
+            &mut out.cves,
+        )?;
+        docs(
+            &conn,
+            &format!("SELECT doc FROM kev WHERE cve IN ({list})"),
+            &params,
+            &mut out.kev,
+        )?;
+        let sql = format!(
+            "SELECT cve, score, percentile FROM epss WHERE cve IN ({})",
+            qmarks(chunk.len())
+        );
+        let mut stmt = conn.prepare(&sql).map_err(sqlite_error("reading EPSS"))?;
+        let rows = stmt
+            .query_map(params.as_slice(), |r| {
+                Ok(EpssScore {
+                    cve: r.get(0)?,
+                    score: r.get(1)?,
+                    percentile: r.get(2)?,
+                })
+            })
+            .map_err(sqlite_error("reading EPSS"))?;
+        for r in rows {
+            out.epss.push(r.map_err(sqlite_error("reading EPSS"))?);
+        }
+    }
+    out.release_known = !out.advisories.is_empty()
+        || conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM affected WHERE distro = ? AND release = ?)",
+                [distro, release],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(sqlite_error("reading the release"))?;
+    Ok(out)
 }
