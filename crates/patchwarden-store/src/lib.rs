@@ -171,17 +171,30 @@ impl Store {
                 })
             });
         }
-        let pool = options
-            .connect(&url)
-            .await
-            .context(|| format!("cannot open the store at {}", redact(location)))?;
+        // A SQLite store already at the latest schema needs no migration run: the pool then connects
+        // on first use (a scan that only reads never starts it; its reads go through rusqlite).
+        let current = sqlite_path
+            .as_deref()
+            .is_some_and(migrate::sqlite_is_current);
+        let pool = if current {
+            options
+                .connect_lazy(&url)
+                .context(|| format!("cannot open the store at {}", redact(location)))?
+        } else {
+            options
+                .connect(&url)
+                .await
+                .context(|| format!("cannot open the store at {}", redact(location)))?
+        };
         let store = Store {
             pool,
             backend,
             location: redact(location),
             sqlite_path,
         };
-        migrate::apply(&store).await?;
+        if !current {
+            migrate::apply(&store).await?;
+        }
         Ok(store)
     }
 

@@ -31,6 +31,29 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     ),
 ];
 
+/// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,
+/// read-only: no pool, no transaction). Any doubt answers `false` and the migrations run.
+pub(crate) fn sqlite_is_current(path: &std::path::Path) -> bool {
+    if !path.is_file() {
+        return false;
+    }
+    let Ok(conn) =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return false;
+    };
+    let versions: Result<Vec<i64>, _> = conn
+        .prepare("SELECT version FROM schema_migrations")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect());
+    match versions {
+        Ok(mut v) => {
+            v.sort_unstable();
+            v == MIGRATIONS.iter().map(|m| m.0).collect::<Vec<_>>()
+        }
+        Err(_) => false,
+    }
+}
+
 pub(crate) async fn apply(store: &Store) -> Result<(), StoreError> {
     let pool = store.pool();
     // One connection for the whole run: SQLite's foreign-key switch is per connection and only
