@@ -157,7 +157,9 @@ async fn with_report<R>(
     options: &ScanOptions,
     f: impl FnOnce(&Report<'_>, &[Verdict<'_>], &KnowledgeIndex) -> R,
 ) -> anyhow::Result<R> {
+    let mut phases = Phases::new();
     let knowledge = patchwarden_findings::load_for_host(store, inv, options).await?;
+    phases.done("load knowledge");
     let verdicts = patchwarden_match::evaluate(
         inv,
         &knowledge.index,
@@ -165,14 +167,43 @@ async fn with_report<R>(
             ubuntu_pro: options.ubuntu_pro,
         },
     );
+    phases.done("match");
     let first_seen = if options.record_history {
         patchwarden_findings::record_history(store, inv, &verdicts, &options.now).await?
     } else {
         HashMap::new()
     };
+    phases.done("history");
     let mut assembler = Assembler::new(&knowledge, options);
     let report = assembler.report(inv, &verdicts, &first_seen);
-    Ok(f(&report, &verdicts, &knowledge.index))
+    phases.done("prioritize");
+    let out = f(&report, &verdicts, &knowledge.index);
+    phases.done("output");
+    Ok(out)
+}
+
+/// `PATCHWARDEN_TIMINGS=1` prints how long each phase of a scan took, on stderr.
+struct Phases {
+    on: bool,
+    last: std::time::Instant,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        Phases {
+            on: std::env::var_os("PATCHWARDEN_TIMINGS").is_some_and(|v| v == "1"),
+            last: std::time::Instant::now(),
+        }
+    }
+    fn done(&mut self, phase: &str) {
+        if self.on {
+            eprintln!(
+                "timing: {phase}: {:.2} ms",
+                self.last.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        self.last = std::time::Instant::now();
+    }
 }
 
 /// The feeds that matter for a host of `release`: KEV, EPSS and its distribution's advisories.
@@ -257,7 +288,9 @@ async fn refresh(store: &Store, inv: &Inventory, snapshot: &std::path::Path) -> 
 }
 
 pub async fn scan(store: &Store, args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    let mut phases = Phases::new();
     let inv = load_inventory(&args.target)?;
+    phases.done("inventory");
     let options = options(&args.target, true)?;
     if args.refresh {
         refresh(store, &inv, &args.snapshot).await?;
