@@ -66,50 +66,7 @@ pub fn collect(
     }
 }
 
-/// The `uname -r` a kernel package boots as, or `None` if the package is no kernel image.
-pub fn boot_release(p: &InstalledPackage, mariner: bool) -> Option<String> {
-    match p.manager {
-        PackageManager::Dpkg => {
-            let rest = p
-                .name
-                .strip_prefix("linux-image-unsigned-")
-                .or_else(|| p.name.strip_prefix("linux-image-"))?;
-            rest.starts_with(|c: char| c.is_ascii_digit())
-                .then(|| rest.to_owned())
-        }
-        PackageManager::Rpm => {
-            const KERNELS: [&str; 7] = [
-                "kernel",
-                "kernel-core",
-                "kernel-rt-core",
-                "kernel-uek",
-                "kernel-uek-core",
-                "kernel-64k-core",
-                "kernel-rt",
-            ];
-            if !KERNELS.contains(&p.name.as_str()) {
-                return None;
-            }
-            let evr = p
-                .version
-                .split_once(':')
-                .map_or(p.version.as_str(), |(_, vr)| vr);
-            Some(if mariner {
-                evr.to_owned()
-            } else {
-                format!("{evr}.{}", p.arch)
-            })
-        }
-        PackageManager::Apk => {
-            let flavor = p.name.strip_prefix("linux-")?;
-            if !["lts", "virt", "edge", "rpi", "stable"].contains(&flavor) {
-                return None;
-            }
-            let (version, rel) = p.version.rsplit_once("-r")?;
-            Some(format!("{version}-{rel}-{flavor}"))
-        }
-    }
-}
+pub use patchwarden_model::boot_release;
 
 #[cfg(test)]
 mod tests {

@@ -406,14 +406,10 @@ fn evaluate_filtered<'a>(
     let ubuntu_pro = options.ubuntu_pro.unwrap_or_else(|| {
         release.distro == Distro::Ubuntu && inv.packages.iter().any(|p| p.version.contains("+esm"))
     });
-    // Kernel packages: (name, version) → its kernel release; which release runs.
-    let kernels: HashMap<(&str, &str), &str> = inv
-        .kernel
-        .installed
-        .iter()
-        .map(|k| ((k.package.as_str(), k.version.as_str()), k.release.as_str()))
-        .collect();
+    // Which kernel release runs (live hosts only); every kernel image package (`kernel` and
+    // `kernel-core` alike) is judged by whether its release is that one.
     let running = inv.kernel.running.as_deref();
+    let mariner = matches!(release.distro, Distro::Mariner | Distro::Azurelinux);
 
     let named: Option<&FxHashSet<String>> = only.map(|n| &index.advisory_packages[n as usize]);
     let mut out = Vec::new();
@@ -441,13 +437,9 @@ fn evaluate_filtered<'a>(
                 continue;
             };
             let installed_module = is_module_build(version);
-            let kernel_running = if kernels.is_empty() {
-                None
-            } else {
-                kernels
-                    .get(&(p.name.as_str(), p.version.as_str()))
-                    .and_then(|r| running.map(|run| *r == run))
-            };
+            let kernel_running = running.and_then(|run| {
+                patchwarden_model::boot_release(p, mariner).map(|release| release == run)
+            });
             for e in entries
                 .iter()
                 .filter(|e| only.is_none_or(|n| e.advisory == n))

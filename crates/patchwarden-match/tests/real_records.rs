@@ -417,6 +417,9 @@ fn running_kernel_decides() {
         &[
             ("kernel-core", old, "kernel", old),
             ("kernel-core", new, "kernel", new),
+            // The `kernel` package of each build is judged like its `kernel-core`.
+            ("kernel", old, "kernel", old),
+            ("kernel", new, "kernel", new),
         ],
     );
     inv.kernel.installed = vec![
@@ -432,11 +435,19 @@ fn running_kernel_decides() {
         },
     ];
     let kernel_outcomes = |inv: &Inventory| -> Vec<(String, Outcome)> {
-        run(inv, &index)
-            .into_iter()
-            .filter(|v| v.package == "kernel-core")
-            .map(|v| (v.installed_version.to_owned(), v.outcome))
-            .collect()
+        let verdicts = run(inv, &index);
+        let of = |name: &str| -> Vec<(String, Outcome)> {
+            verdicts
+                .iter()
+                .filter(|v| v.package == name)
+                .map(|v| (v.installed_version.to_owned(), v.outcome))
+                .collect()
+        };
+        let core = of("kernel-core");
+        if inv.packages.iter().any(|p| p.name == "kernel") {
+            assert_eq!(of("kernel"), core, "kernel and kernel-core agree");
+        }
+        core
     };
     // Running the old one, the fixed one installed: pending reboot (not fixed).
     inv.kernel.running = Some(format!("{old}.x86_64"));
