@@ -204,10 +204,6 @@ impl KnowledgeIndex {
     pub fn advisory_count(&self) -> usize {
         self.advisories.len()
     }
-
-    pub fn is_rejected(&self, cve: &str) -> bool {
-        self.rejected_cves.contains(cve)
-    }
 }
 
 /// The state of a finding (what the user must do about it).

@@ -438,3 +438,99 @@ c.commit()
     assert!(err.is_err(), "a dangling reference must be refused");
     store.close().await;
 }
+
+/// What a host scan reads (`host_knowledge`: rusqlite on SQLite, the pool on PostgreSQL): only the
+/// advisories naming the given packages in the release, the NVD/KEV/EPSS records of their CVEs, and
+/// whether the release is known at all.
+#[tokio::test]
+async fn host_knowledge_reads_only_what_a_host_needs() {
+    for test_store in stores("host_knowledge").await {
+        let store = &test_store.store;
+        let backend = store.backend();
+        let mut items = Vec::new();
+        for f in [
+            "ALSA-2023_0946.json",
+            "ALSA-2023_5453.json",
+            "ALSA-2024_2394.json",
+        ] {
+            let a = osv::parse(&data(&format!("osv/almalinux9/{f}")), f).unwrap();
+            items.push((a, provenance(Source::Osv, f)));
+        }
+        store
+            .write_advisories(
+                "osv:AlmaLinux",
+                Source::Osv,
+                WriteMode::Upsert,
+                &items,
+                None,
+            )
+            .await
+            .unwrap();
+        let page = nvd::parse(
+            &data("nvd/cve-objects/CVE-2023-4911.emba-2026-02-13.json"),
+            "nvd",
+        )
+        .unwrap();
+        let cves: Vec<_> = page
+            .records
+            .into_iter()
+            .map(|r| (r, provenance(Source::Nvd, "nvd")))
+            .collect();
+        store
+            .write_cves("nvd", WriteMode::Upsert, &cves, None)
+            .await
+            .unwrap();
+        let catalog = kev::parse(&data("kev/known_exploited_vulnerabilities.json"), "kev").unwrap();
+        store
+            .replace_kev("kev", &catalog, &provenance(Source::Kev, "kev"))
+            .await
+            .unwrap();
+
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let glibc = store
+            .host_knowledge("almalinux", "9", &names(&["glibc", "bash"]))
+            .await
+            .unwrap();
+        let ids: Vec<&str> = glibc
+            .advisories
+            .iter()
+            .map(|(_, _, a)| a.id.as_str())
+            .collect();
+        assert_eq!(ids, ["ALSA-2023:5453"], "{backend:?}");
+        assert_eq!(glibc.advisories[0].0, "osv:AlmaLinux");
+        assert!(glibc.release_known);
+        assert!(
+            glibc.cves.iter().any(|c| c.id == "CVE-2023-4911"),
+            "{backend:?}"
+        );
+        assert!(
+            glibc.kev.iter().any(|k| k.cve == "CVE-2023-4911"),
+            "{backend:?}"
+        );
+        // An advisory naming two of the packages comes back once.
+        let both = store
+            .host_knowledge("almalinux", "9", &names(&["openssl", "openssl-libs"]))
+            .await
+            .unwrap();
+        assert_eq!(both.advisories.len(), 1, "{backend:?}");
+        // Nothing installed is named: no advisories, but the release is known.
+        let none = store
+            .host_knowledge("almalinux", "9", &names(&["zsh"]))
+            .await
+            .unwrap();
+        assert!(
+            none.advisories.is_empty() && none.release_known,
+            "{backend:?}"
+        );
+        // Another release: unknown.
+        let el8 = store
+            .host_knowledge("almalinux", "8", &names(&["glibc"]))
+            .await
+            .unwrap();
+        assert!(
+            el8.advisories.is_empty() && !el8.release_known,
+            "{backend:?}"
+        );
+        test_store.finish().await;
+    }
+}
