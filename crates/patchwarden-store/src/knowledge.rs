@@ -542,6 +542,10 @@ impl Store {
 
     /// The state of every feed, by name.
     pub async fn feeds(&self) -> Result<Vec<FeedState>, StoreError> {
+        if let Some(path) = &self.sqlite_path {
+            // Read without the pool: a scan that only reads never starts it.
+            return crate::reads::sqlite_feeds(path);
+        }
         let rows = sqlx::query("SELECT * FROM feed ORDER BY feed")
             .fetch_all(self.pool())
             .await

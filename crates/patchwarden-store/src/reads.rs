@@ -160,6 +160,49 @@ fn sqlite_error(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |e| StoreError::new(format!("{what}: {e}"))
 }
 
+/// A read-only rusqlite connection to the store file.
+fn sqlite_reader(path: &std::path::Path) -> Result<rusqlite::Connection, StoreError> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite_error("opening the store for reading"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(sqlite_error("setting the busy timeout"))?;
+    Ok(conn)
+}
+
+/// [`Store::feeds`] on a SQLite file through rusqlite.
+pub(crate) fn sqlite_feeds(path: &std::path::Path) -> Result<Vec<crate::FeedState>, StoreError> {
+    let conn = sqlite_reader(path)?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT feed, source, record_count, last_attempt, last_success, last_error, origin, \
+             sha256, fetched_at, data_version, etag, http_last_modified FROM feed ORDER BY feed",
+        )
+        .map_err(sqlite_error("reading feeds"))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(crate::FeedState {
+                feed: r.get(0)?,
+                source: r.get(1)?,
+                record_count: r.get(2)?,
+                last_attempt: r.get(3)?,
+                last_success: r.get(4)?,
+                last_error: r.get(5)?,
+                origin: r.get(6)?,
+                sha256: r.get(7)?,
+                fetched_at: r.get(8)?,
+                data_version: r.get(9)?,
+                etag: r.get(10)?,
+                http_last_modified: r.get(11)?,
+            })
+        })
+        .map_err(sqlite_error("reading feeds"))?;
+    rows.collect::<Result<_, _>>()
+        .map_err(sqlite_error("reading feeds"))
+}
+
 /// [`Store::host_knowledge`] on a SQLite file through rusqlite.
 fn sqlite_host_knowledge(
     path: &std::path::Path,
@@ -168,13 +211,7 @@ fn sqlite_host_knowledge(
     packages: &[String],
 ) -> Result<HostKnowledge, StoreError> {
     use rusqlite::types::ValueRef;
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(sqlite_error("opening the store for reading"))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(sqlite_error("setting the busy timeout"))?;
+    let conn = sqlite_reader(path)?;
     let text = |v: ValueRef<'_>| -> Result<String, StoreError> {
         Ok(v.as_str()
             .map_err(|e| StoreError::new(format!("a stored value is not text: {e}")))?
