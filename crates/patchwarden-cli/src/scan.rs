@@ -259,8 +259,8 @@ async fn refresh(store: &Store, inv: &Inventory, snapshot: &std::path::Path) -> 
     if updated > 0 {
         return Ok(());
     }
-    let distro = format!("{:?}", release.distro).to_ascii_lowercase();
-    if store.has_release(&distro, &release.release).await? {
+    let distro = release.distro.id();
+    if store.has_release(distro, &release.release).await? {
         eprintln!(
             "warning: no feed could be reached; scanning with the knowledge already in the store (see `feeds status` for its age)"
         );

@@ -248,10 +248,6 @@ pub fn history_key(inv: &Inventory) -> String {
         .unwrap_or_else(|| format!("root:{}", inv.root))
 }
 
-fn distro_name(d: patchwarden_model::Distro) -> String {
-    format!("{d:?}").to_ascii_lowercase()
-}
-
 /// What prioritization needs of a CVE.
 #[derive(Clone, Debug)]
 struct CveFacts {
@@ -385,10 +381,10 @@ pub async fn load_for_host(
             release_known: false,
         });
     };
-    let distro = distro_name(release.distro);
+    let distro = release.distro.id();
     let names = patchwarden_match::lookup_names(inv);
     let found = store
-        .host_knowledge(&distro, &release.release, &names)
+        .host_knowledge(distro, &release.release, &names)
         .await?;
     let rejected: Vec<String> = found
         .cves
@@ -626,7 +622,7 @@ impl<'k> Assembler<'k> {
                 os: release
                     .map(|r| r.display.clone())
                     .or(inv.os.pretty_name.clone()),
-                distro: release.map(|r| distro_name(r.distro)),
+                distro: release.map(|r| r.distro.id().to_owned()),
                 release: release.map(|r| r.release.clone()),
                 packages: inv.packages.len(),
                 running_kernel: inv.kernel.running.clone(),
@@ -661,7 +657,7 @@ impl<'k> Assembler<'k> {
             arch: "",
             advisory_id: Cow::Owned(format!(
                 "EOL:{}:{}",
-                distro_name(release.distro),
+                release.distro.id().to_owned(),
                 release.release
             )),
             cves: &[],

@@ -95,7 +95,7 @@ impl EolTable {
                 None
             }
             distro => {
-                let name = serde_json_name(distro);
+                let name = distro.id();
                 TABLE_CSV
                     .lines()
                     .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -109,11 +109,6 @@ impl EolTable {
             }
         }
     }
-}
-
-/// The distribution's lowercase name as the model serializes it.
-fn serde_json_name(d: Distro) -> String {
-    format!("{d:?}").to_ascii_lowercase()
 }
 
 #[cfg(test)]

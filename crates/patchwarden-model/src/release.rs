@@ -46,6 +46,27 @@ impl Distro {
         })
     }
 
+    /// The name as stored and serialized (`debian`, `almalinux`, `azurelinux`): the key of its
+    /// advisories in the store.
+    pub fn id(self) -> &'static str {
+        match self {
+            Distro::Debian => "debian",
+            Distro::Ubuntu => "ubuntu",
+            Distro::Rhel => "rhel",
+            Distro::Almalinux => "almalinux",
+            Distro::Rocky => "rocky",
+            Distro::Centos => "centos",
+            Distro::Fedora => "fedora",
+            Distro::Oracle => "oracle",
+            Distro::Amazon => "amazon",
+            Distro::Mariner => "mariner",
+            Distro::Azurelinux => "azurelinux",
+            Distro::Sles => "sles",
+            Distro::Opensuse => "opensuse",
+            Distro::Alpine => "alpine",
+        }
+    }
+
     /// The version ordering of the distribution's package manager.
     pub fn scheme(self) -> Scheme {
         match self {
@@ -169,6 +190,28 @@ mod tests {
             None,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn ids_are_the_serialized_names() {
+        for d in [
+            Distro::Debian,
+            Distro::Ubuntu,
+            Distro::Rhel,
+            Distro::Almalinux,
+            Distro::Rocky,
+            Distro::Centos,
+            Distro::Fedora,
+            Distro::Oracle,
+            Distro::Amazon,
+            Distro::Mariner,
+            Distro::Azurelinux,
+            Distro::Sles,
+            Distro::Opensuse,
+            Distro::Alpine,
+        ] {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.id());
+        }
     }
 
     #[test]

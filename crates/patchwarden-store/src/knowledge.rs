@@ -190,7 +190,7 @@ impl Store {
                     };
                     affected.push(vec![
                         pk.into(),
-                        distro.map(|d| json(&d).trim_matches('"').to_owned()).into(),
+                        distro.map(|d| d.id().to_owned()).into(),
                         release.map(|r| r.release.clone()).into(),
                         release.and_then(|r| r.stream.clone()).into(),
                         pkg.package.clone().into(),
