@@ -26,19 +26,26 @@ fn scan(db: &Path, args: &[&str]) -> Output {
         .expect("run patchwarden scan")
 }
 
-fn import(db: &Path, paths: &[&Path]) {
-    let out = bin()
-        .arg("--db")
-        .arg(db)
-        .args(["feeds", "import"])
-        .args(paths)
-        .output()
-        .unwrap();
+/// Runs `patchwarden --db DB ARGS…` and asserts it succeeded.
+fn pw_ok(db: &Path, args: &[&std::ffi::OsStr]) -> Output {
+    let out = bin().arg("--db").arg(db).args(args).output().unwrap();
     assert!(
         out.status.success(),
-        "import failed: {}",
+        "patchwarden {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+fn import(db: &Path, paths: &[&Path]) {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["feeds".as_ref(), "import".as_ref()];
+    args.extend(paths.iter().map(|p| p.as_os_str()));
+    pw_ok(db, &args);
+}
+
+/// Writes the inventory report of `root` to `path` (an inventory file for `scan --inventory`).
+fn inventory_file(root: &Path, path: &Path) {
+    std::fs::write(path, serde_json::to_vec(&inventory_json(root)).unwrap()).unwrap();
 }
 
 fn findings(out: &Output) -> serde_json::Value {
@@ -426,13 +433,8 @@ fn almalinux_rpmdb_scan_matches_python_rpm() {
     );
 
     // The same result from an inventory file; CSV has one line per finding plus the header.
-    let inv = bin()
-        .args(["inventory", "--format", "json", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
     let inv_path = work.join("inventory.json");
-    std::fs::write(&inv_path, &inv.stdout).unwrap();
+    inventory_file(&root, &inv_path);
     let from_file = findings(&scan(
         &db,
         &[
@@ -516,17 +518,7 @@ fn bad_inputs_are_named() {
         &std::fs::read_to_string(fixtures().join("inventory/dpkg-distroless/status.d/foo"))
             .unwrap(),
     );
-    let inv_out = bin()
-        .args(["inventory", "--format", "json", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(
-        inv_out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&inv_out.stderr)
-    );
-    std::fs::write(&inv, &inv_out.stdout).unwrap();
+    inventory_file(&root, &inv);
     let out = scan(
         &db,
         &[
@@ -637,17 +629,15 @@ fn debsecan_agrees_on_the_same_data() {
         .map(|(p, a, _)| (a, p))
         .collect();
     let feed = work.join("feed");
-    let out = bin()
-        .arg("--db")
-        .arg(&db)
-        .args(["feeds", "export-debsecan", "--suite", "bookworm"])
-        .arg(&feed)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    pw_ok(
+        &db,
+        &[
+            "feeds".as_ref(),
+            "export-debsecan".as_ref(),
+            "--suite".as_ref(),
+            "bookworm".as_ref(),
+            feed.as_os_str(),
+        ],
     );
     let out = Command::new("debsecan")
         .args(["--suite", "bookworm", "--format", "simple", "--source"])

@@ -63,7 +63,7 @@ impl Store {
 
     /// The advisories with an affected entry in one release (`distro` as in `Distro`'s lowercase
     /// name) for one of `packages` (names as advisories key them: source or binary).
-    pub async fn advisories_for_packages(
+    pub(crate) async fn advisories_for_packages(
         &self,
         distro: &str,
         release: &str,
@@ -110,17 +110,17 @@ impl Store {
     }
 
     /// The NVD records of `ids` (those the store has).
-    pub async fn cves_by_id(&self, ids: &[String]) -> Result<Vec<CveRecord>, StoreError> {
+    pub(crate) async fn cves_by_id(&self, ids: &[String]) -> Result<Vec<CveRecord>, StoreError> {
         self.docs_by_key("cve", "id", ids).await
     }
 
     /// The KEV entries of `cves` (those in the catalog).
-    pub async fn kev_by_cve(&self, cves: &[String]) -> Result<Vec<KevEntry>, StoreError> {
+    pub(crate) async fn kev_by_cve(&self, cves: &[String]) -> Result<Vec<KevEntry>, StoreError> {
         self.docs_by_key("kev", "cve", cves).await
     }
 
     /// The EPSS scores of `cves` (those scored).
-    pub async fn epss_by_cve(&self, cves: &[String]) -> Result<Vec<EpssScore>, StoreError> {
+    pub(crate) async fn epss_by_cve(&self, cves: &[String]) -> Result<Vec<EpssScore>, StoreError> {
         let mut out = Vec::new();
         for chunk in cves.chunks(CHUNK) {
             let sql = format!(
