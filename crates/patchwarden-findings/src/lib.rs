@@ -393,7 +393,16 @@ pub async fn load_for_host(
         .map(|c| c.id.clone())
         .collect();
     let release_known = found.release_known;
-    let advisories = found.advisories;
+    // Only the host's release is ever looked up: entries for other releases (most tracker records
+    // state several) are dropped before the index computes their version keys.
+    let mut advisories = found.advisories;
+    for (_, _, advisory) in &mut advisories {
+        advisory.affected.retain(|p| {
+            p.release
+                .as_ref()
+                .is_some_and(|r| r.distro == Some(release.distro) && r.release == release.release)
+        });
+    }
     let enrichment = Enrichment::from_parts(found.cves, found.kev, found.epss);
     Ok(Knowledge {
         index: KnowledgeIndex::build(advisories, rejected),

@@ -544,7 +544,7 @@ impl Store {
     pub async fn feeds(&self) -> Result<Vec<FeedState>, StoreError> {
         if let Some(path) = &self.sqlite_path {
             // Read without the pool: a scan that only reads never starts it.
-            return crate::reads::sqlite_feeds(path);
+            return self.readers.with(path, crate::reads::sqlite_feeds);
         }
         let rows = sqlx::query("SELECT * FROM feed ORDER BY feed")
             .fetch_all(self.pool())

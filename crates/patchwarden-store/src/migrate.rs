@@ -29,22 +29,29 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0004_advisory_per_feed.sql"),
         include_str!("../migrations/postgres/0004_advisory_per_feed.sql"),
     ),
+    (
+        5,
+        "affected_covering",
+        include_str!("../migrations/sqlite/0005_affected_covering.sql"),
+        include_str!("../migrations/postgres/0005_affected_covering.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,
 /// read-only: no pool, no transaction). Any doubt answers `false` and the migrations run.
-pub(crate) fn sqlite_is_current(path: &std::path::Path) -> bool {
+pub(crate) fn sqlite_is_current(
+    path: &std::path::Path,
+    readers: &crate::reads::SqliteReaders,
+) -> bool {
     if !path.is_file() {
         return false;
     }
-    let Ok(conn) =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-    else {
-        return false;
-    };
-    let versions: Result<Vec<i64>, _> = conn
-        .prepare("SELECT version FROM schema_migrations")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect());
+    // The connection that answers stays open for the reads that follow.
+    let versions: Result<Vec<i64>, _> = readers.with(path, |conn| {
+        conn.prepare("SELECT version FROM schema_migrations")
+            .and_then(|mut s| s.query_map([], |r| r.get::<_, i64>(0))?.collect())
+            .map_err(|e| crate::StoreError::new(e.to_string()))
+    });
     match versions {
         Ok(mut v) => {
             v.sort_unstable();

@@ -30,7 +30,9 @@ impl Store {
         packages: &[String],
     ) -> Result<HostKnowledge, StoreError> {
         if let (Backend::Sqlite, Some(path)) = (self.backend, &self.sqlite_path) {
-            return sqlite_host_knowledge(path, distro, release, packages);
+            return self.readers.with(path, |conn| {
+                sqlite_host_knowledge(conn, distro, release, packages)
+            });
         }
         let advisories = self
             .advisories_for_packages(distro, release, packages)
@@ -160,8 +162,57 @@ fn sqlite_error(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |e| StoreError::new(format!("{what}: {e}"))
 }
 
+/// Idle read-only rusqlite connections to the store file. A read takes one (or opens one) and puts
+/// it back, so a process pays for opening a connection (schema parse, WAL index mapping) once, and
+/// concurrent readers (the server) each get their own. Autocommit: an idle connection holds no
+/// snapshot, so it sees every later commit.
+pub(crate) struct SqliteReaders {
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    /// Page cache per connection (SQLite's `cache_size`, in KiB).
+    cache_kib: u32,
+}
+
+/// Idle connections kept beyond this are closed.
+const MAX_IDLE_READERS: usize = 8;
+
+impl SqliteReaders {
+    pub(crate) fn new(cache_kib: u32) -> SqliteReaders {
+        SqliteReaders {
+            idle: std::sync::Mutex::new(Vec::new()),
+            cache_kib,
+        }
+    }
+
+    /// Runs `f` on a read-only connection to `path`.
+    pub(crate) fn with<T>(
+        &self,
+        path: &std::path::Path,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let taken = self.idle.lock().map(|mut idle| idle.pop()).ok().flatten();
+        let conn = match taken {
+            Some(conn) => conn,
+            None => open_reader(path, self.cache_kib)?,
+        };
+        let out = f(&conn);
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+        out
+    }
+
+    /// Closes every idle connection.
+    pub(crate) fn close(&self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
+}
+
 /// A read-only rusqlite connection to the store file.
-fn sqlite_reader(path: &std::path::Path) -> Result<rusqlite::Connection, StoreError> {
+fn open_reader(path: &std::path::Path, cache_kib: u32) -> Result<rusqlite::Connection, StoreError> {
     let conn = rusqlite::Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -169,12 +220,16 @@ fn sqlite_reader(path: &std::path::Path) -> Result<rusqlite::Connection, StoreEr
     .map_err(sqlite_error("opening the store for reading"))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(sqlite_error("setting the busy timeout"))?;
+    // Negative: a size in KiB rather than in pages.
+    conn.execute_batch(&format!("PRAGMA cache_size = -{cache_kib}"))
+        .map_err(sqlite_error("setting the page cache size"))?;
     Ok(conn)
 }
 
 /// [`Store::feeds`] on a SQLite file through rusqlite.
-pub(crate) fn sqlite_feeds(path: &std::path::Path) -> Result<Vec<crate::FeedState>, StoreError> {
-    let conn = sqlite_reader(path)?;
+pub(crate) fn sqlite_feeds(
+    conn: &rusqlite::Connection,
+) -> Result<Vec<crate::FeedState>, StoreError> {
     let mut stmt = conn
         .prepare(
             "SELECT feed, source, record_count, last_attempt, last_success, last_error, origin, \
@@ -203,116 +258,112 @@ pub(crate) fn sqlite_feeds(path: &std::path::Path) -> Result<Vec<crate::FeedStat
         .map_err(sqlite_error("reading feeds"))
 }
 
-/// [`Store::host_knowledge`] on a SQLite file through rusqlite.
+/// [`Store::host_knowledge`] on a SQLite file through rusqlite. Name lists travel as one JSON
+/// array parameter (`json_each`): one short statement each, whatever the number of names.
 fn sqlite_host_knowledge(
-    path: &std::path::Path,
+    conn: &rusqlite::Connection,
     distro: &str,
     release: &str,
     packages: &[String],
 ) -> Result<HostKnowledge, StoreError> {
     use rusqlite::types::ValueRef;
-    let conn = sqlite_reader(path)?;
     let text = |v: ValueRef<'_>| -> Result<String, StoreError> {
         Ok(v.as_str()
             .map_err(|e| StoreError::new(format!("a stored value is not text: {e}")))?
             .to_owned())
     };
-    let qmarks = |n: usize| vec!["?"; n].join(", ");
+    let json_list =
+        |names: &[String]| serde_json::to_string(names).expect("a list of strings serializes");
     let mut out = HostKnowledge::default();
-    let mut seen = std::collections::HashSet::new();
-    for chunk in packages.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT feed, source, origin, sha256, fetched_at, doc FROM advisory WHERE pk IN \
-             (SELECT advisory_pk FROM affected WHERE distro = ? AND release = ? AND package IN ({}))",
-            qmarks(chunk.len())
-        );
+    {
         let mut stmt = conn
-            .prepare(&sql)
+            .prepare(
+                "SELECT feed, source, origin, sha256, fetched_at, doc FROM advisory WHERE pk IN \
+                 (SELECT advisory_pk FROM affected WHERE distro = ?1 AND release = ?2 AND package IN \
+                 (SELECT value FROM json_each(?3)))",
+            )
             .map_err(sqlite_error("reading advisories"))?;
-        let params: Vec<&dyn rusqlite::ToSql> = [&distro as &dyn rusqlite::ToSql, &release]
-            .into_iter()
-            .chain(chunk.iter().map(|p| p as &dyn rusqlite::ToSql))
-            .collect();
         let mut rows = stmt
-            .query(params.as_slice())
+            .query(rusqlite::params![distro, release, json_list(packages)])
             .map_err(sqlite_error("reading advisories"))?;
+        // Provenance is per feed: decoded once per distinct row value, not per advisory.
+        let mut last_provenance: Option<(String, Provenance)> = None;
         while let Some(row) = rows.next().map_err(sqlite_error("reading advisories"))? {
-            let feed = text(row.get_ref(0).map_err(sqlite_error("reading advisories"))?)?;
-            let doc = row.get_ref(5).map_err(sqlite_error("reading advisories"))?;
+            let get = |i| row.get_ref(i).map_err(sqlite_error("reading advisories"));
+            let feed = text(get(0)?)?;
+            let doc = get(5)?;
             let advisory: Advisory = serde_json::from_slice(
                 doc.as_bytes()
                     .map_err(|e| StoreError::new(format!("a stored advisory is not text: {e}")))?,
             )
             .map_err(|e| StoreError::new(format!("a stored advisory does not decode: {e}")))?;
-            if !seen.insert((feed.clone(), advisory.id.clone())) {
-                continue;
+            let fetched_at = get(4)?;
+            let same = last_provenance.as_ref().is_some_and(|(f, p)| {
+                *f == feed && fetched_at.as_str().is_ok_and(|t| t == p.fetched_at)
+            });
+            if !same {
+                let source: String = text(get(1)?)?;
+                let provenance = Provenance {
+                    source: source.parse().map_err(StoreError::new)?,
+                    origin: text(get(2)?)?,
+                    sha256: text(get(3)?)?,
+                    fetched_at: text(fetched_at)?,
+                };
+                last_provenance = Some((feed.clone(), provenance));
             }
-            let source: String = text(row.get_ref(1).map_err(sqlite_error("reading advisories"))?)?;
-            let provenance = Provenance {
-                source: source.parse().map_err(StoreError::new)?,
-                origin: text(row.get_ref(2).map_err(sqlite_error("reading advisories"))?)?,
-                sha256: text(row.get_ref(3).map_err(sqlite_error("reading advisories"))?)?,
-                fetched_at: text(row.get_ref(4).map_err(sqlite_error("reading advisories"))?)?,
-            };
+            let provenance = last_provenance.as_ref().expect("set above").1.clone();
             out.advisories.push((feed, provenance, advisory));
         }
     }
-    let ids = cve_ids(&out.advisories);
-    for chunk in ids.chunks(CHUNK) {
-        let params: Vec<&dyn rusqlite::ToSql> =
-            chunk.iter().map(|c| c as &dyn rusqlite::ToSql).collect();
-        fn docs<T: serde::de::DeserializeOwned>(
-            conn: &rusqlite::Connection,
-            sql: &str,
-            params: &[&dyn rusqlite::ToSql],
-            out: &mut Vec<T>,
-        ) -> Result<(), StoreError> {
-            let mut stmt = conn.prepare(sql).map_err(sqlite_error("reading records"))?;
-            let mut rows = stmt
-                .query(params)
-                .map_err(sqlite_error("reading records"))?;
-            while let Some(row) = rows.next().map_err(sqlite_error("reading records"))? {
-                let bytes = row
-                    .get_ref(0)
-                    .map_err(sqlite_error("reading records"))?
-                    .as_bytes()
-                    .map_err(|e| StoreError::new(format!("a stored record is not text: {e}")))?;
-                out.push(serde_json::from_slice(bytes).map_err(|e| {
+    let ids = json_list(&cve_ids(&out.advisories));
+    fn docs<T: serde::de::DeserializeOwned>(
+        conn: &rusqlite::Connection,
+        sql: &str,
+        ids: &str,
+        out: &mut Vec<T>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = conn.prepare(sql).map_err(sqlite_error("reading records"))?;
+        let mut rows = stmt.query([ids]).map_err(sqlite_error("reading records"))?;
+        while let Some(row) = rows.next().map_err(sqlite_error("reading records"))? {
+            let bytes = row
+                .get_ref(0)
+                .map_err(sqlite_error("reading records"))?
+                .as_bytes()
+                .map_err(|e| StoreError::new(format!("a stored record is not text: {e}")))?;
+            out.push(
+                serde_json::from_slice(bytes).map_err(|e| {
                     StoreError::new(format!("a stored record does not decode: {e}"))
-                })?);
-            }
-            Ok(())
+                })?,
+            );
         }
-        let list = qmarks(chunk.len());
-        docs(
-            &conn,
-            &format!("SELECT doc FROM cve WHERE id IN ({list})"),
-            &params,
-            &mut out.cves,
-        )?;
-        docs(
-            &conn,
-            &format!("SELECT doc FROM kev WHERE cve IN ({list})"),
-            &params,
-            &mut out.kev,
-        )?;
-        let sql = format!(
-            "SELECT cve, score, percentile FROM epss WHERE cve IN ({})",
-            qmarks(chunk.len())
-        );
-        let mut stmt = conn.prepare(&sql).map_err(sqlite_error("reading EPSS"))?;
-        let rows = stmt
-            .query_map(params.as_slice(), |r| {
-                Ok(EpssScore {
-                    cve: r.get(0)?,
-                    score: r.get(1)?,
-                    percentile: r.get(2)?,
-                })
+        Ok(())
+    }
+    docs(
+        conn,
+        "SELECT doc FROM cve WHERE id IN (SELECT value FROM json_each(?1))",
+        &ids,
+        &mut out.cves,
+    )?;
+    docs(
+        conn,
+        "SELECT doc FROM kev WHERE cve IN (SELECT value FROM json_each(?1))",
+        &ids,
+        &mut out.kev,
+    )?;
+    let mut stmt = conn
+        .prepare("SELECT cve, score, percentile FROM epss WHERE cve IN (SELECT value FROM json_each(?1))")
+        .map_err(sqlite_error("reading EPSS"))?;
+    let rows = stmt
+        .query_map([&ids], |r| {
+            Ok(EpssScore {
+                cve: r.get(0)?,
+                score: r.get(1)?,
+                percentile: r.get(2)?,
             })
-            .map_err(sqlite_error("reading EPSS"))?;
-        for r in rows {
-            out.epss.push(r.map_err(sqlite_error("reading EPSS"))?);
-        }
+        })
+        .map_err(sqlite_error("reading EPSS"))?;
+    for r in rows {
+        out.epss.push(r.map_err(sqlite_error("reading EPSS"))?);
     }
     out.release_known = !out.advisories.is_empty()
         || conn
