@@ -7,10 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, ValueEnum};
-use std::collections::HashMap;
 
-use patchwarden_findings::{state_name, Assembler, Report, ScanOptions};
-use patchwarden_match::{KnowledgeIndex, MatchOptions, Outcome, Verdict};
+use patchwarden_findings::{state_name, Report, ScanOptions};
+use patchwarden_match::{KnowledgeIndex, Outcome, Verdict};
 use patchwarden_model::Inventory;
 use patchwarden_risk::policy::Policy;
 use patchwarden_risk::{Asset, Criticality, Severity};
@@ -149,8 +148,7 @@ fn options(target: &Target, record_history: bool) -> anyhow::Result<ScanOptions>
     })
 }
 
-/// Loads the knowledge for `inv`, matches, records the history (when asked) and hands the report,
-/// the verdicts and the index to `f`.
+/// [`patchwarden_findings::with_report`], with the phases timed (`PATCHWARDEN_TIMINGS=1`).
 async fn with_report<R>(
     store: &Store,
     inv: &Inventory,
@@ -158,26 +156,14 @@ async fn with_report<R>(
     f: impl FnOnce(&Report<'_>, &[Verdict<'_>], &KnowledgeIndex) -> R,
 ) -> anyhow::Result<R> {
     let mut phases = Phases::new();
-    let knowledge = patchwarden_findings::load_for_host(store, inv, options).await?;
-    phases.done("load knowledge");
-    let verdicts = patchwarden_match::evaluate(
+    let out = patchwarden_findings::with_report(
+        store,
         inv,
-        &knowledge.index,
-        &MatchOptions {
-            ubuntu_pro: options.ubuntu_pro,
-        },
-    );
-    phases.done("match");
-    let first_seen = if options.record_history {
-        patchwarden_findings::record_history(store, inv, &verdicts, &options.now).await?
-    } else {
-        HashMap::new()
-    };
-    phases.done("history");
-    let mut assembler = Assembler::new(&knowledge, options);
-    let report = assembler.report(inv, &verdicts, &first_seen);
-    phases.done("prioritize");
-    let out = f(&report, &verdicts, &knowledge.index);
+        options,
+        &mut |phase| phases.done(phase),
+        f,
+    )
+    .await?;
     phases.done("output");
     Ok(out)
 }

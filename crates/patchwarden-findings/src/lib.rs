@@ -413,6 +413,39 @@ pub async fn load_for_host(
     })
 }
 
+/// One host's whole pipeline: loads its knowledge, matches, records first sightings (when the
+/// options ask), prioritizes, and hands the report, the verdicts and the index to `f` (they borrow
+/// from each other, so they live only inside it). `phase` is told when each phase ends (`load
+/// knowledge`, `match`, `history`, `prioritize`) — the CLI times them, the server ignores them.
+pub async fn with_report<R>(
+    store: &Store,
+    inv: &Inventory,
+    options: &ScanOptions,
+    phase: &mut dyn FnMut(&str),
+    f: impl FnOnce(&Report<'_>, &[Verdict<'_>], &KnowledgeIndex) -> R,
+) -> Result<R, StoreError> {
+    let knowledge = load_for_host(store, inv, options).await?;
+    phase("load knowledge");
+    let verdicts = patchwarden_match::evaluate(
+        inv,
+        &knowledge.index,
+        &patchwarden_match::MatchOptions {
+            ubuntu_pro: options.ubuntu_pro,
+        },
+    );
+    phase("match");
+    let first_seen = if options.record_history {
+        record_history(store, inv, &verdicts, &options.now).await?
+    } else {
+        HashMap::new()
+    };
+    phase("history");
+    let mut assembler = Assembler::new(&knowledge, options);
+    let report = assembler.report(inv, &verdicts, &first_seen);
+    phase("prioritize");
+    Ok(f(&report, &verdicts, &knowledge.index))
+}
+
 /// Records the findings among `verdicts` as seen on the host now; returns their first sightings.
 pub async fn record_history(
     store: &Store,

@@ -6,12 +6,16 @@
 //! * The **knowledge base** records ([`Advisory`], [`CveRecord`], [`KevEntry`], [`EpssScore`], with
 //!   their [`Provenance`]): what feeds produce and matching reads.
 //!
+//! * The **fleet wire format** ([`fleet`]): enrollment, check-in and the server's answers about
+//!   its hosts.
+//!
 //! The inventory report is documented for users in `docs/inventory-schema.md`; a change to a field's
 //! meaning or a removal bumps its schema version, an added optional field does not.
 //!
 //! This crate holds data and the rules that belong to the data (how a distribution release is named);
 //! it does no I/O (beyond reading the clock in [`now_rfc3339`]) and knows nothing of storage or HTTP.
 
+pub mod fleet;
 mod inventory;
 mod knowledge;
 mod release;

@@ -111,10 +111,34 @@ impl Store {
         columns: &[&str],
         rows: &[Vec<Value>],
     ) -> Result<(), StoreError> {
+        self.insert_rows_then(tx, table, columns, rows, "").await
+    }
+
+    /// [`Store::insert_rows`], skipping rows that would break a uniqueness constraint (rows already
+    /// stored, as when interning values).
+    pub(crate) async fn insert_new_rows(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        table: &str,
+        columns: &[&str],
+        rows: &[Vec<Value>],
+    ) -> Result<(), StoreError> {
+        self.insert_rows_then(tx, table, columns, rows, " ON CONFLICT DO NOTHING")
+            .await
+    }
+
+    async fn insert_rows_then(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        table: &str,
+        columns: &[&str],
+        rows: &[Vec<Value>],
+        suffix: &str,
+    ) -> Result<(), StoreError> {
         let per_statement = (MAX_PARAMS / columns.len()).max(1);
         for chunk in rows.chunks(per_statement) {
             let sql = format!(
-                "INSERT INTO {table} {}",
+                "INSERT INTO {table} {}{suffix}",
                 values_clause(columns, chunk.len(), self.backend())
             );
             let flat: Vec<Value> = chunk.iter().flatten().cloned().collect();

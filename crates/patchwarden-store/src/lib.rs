@@ -12,6 +12,7 @@
 
 mod batch;
 mod findings;
+pub mod fleet;
 mod knowledge;
 mod migrate;
 mod reads;

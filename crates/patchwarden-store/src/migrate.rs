@@ -35,6 +35,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0005_affected_covering.sql"),
         include_str!("../migrations/postgres/0005_affected_covering.sql"),
     ),
+    (
+        6,
+        "fleet",
+        include_str!("../migrations/sqlite/0006_fleet.sql"),
+        include_str!("../migrations/postgres/0006_fleet.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,

@@ -1,0 +1,179 @@
+//! The fleet wire format, version 1: what an agent and the server say to each other (enrollment,
+//! check-in) and what the server answers about its hosts. Documented in `docs/fleet-api.md`; the
+//! server also serves it as an OpenAPI document (`/v1/openapi.json`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Inventory;
+
+/// Roles of API users. `auditor` only reads; `approver` reads and (later) approves changes;
+/// `operator` also manages hosts and enrollment tokens; `admin` also manages users.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Auditor,
+    Approver,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Auditor => "auditor",
+            Role::Approver => "approver",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "auditor" => Ok(Role::Auditor),
+            "approver" => Ok(Role::Approver),
+            "operator" => Ok(Role::Operator),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "unknown role {other:?} (admin, operator, approver, auditor)"
+            )),
+        }
+    }
+}
+
+/// `POST /v1/enroll`: an agent asks for its own credential with an enrollment token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    pub token: String,
+    pub hostname: String,
+    #[serde(default)]
+    pub machine_id: Option<String>,
+}
+
+/// The answer to a successful enrollment: the host's id and its secret (shown once; the server
+/// keeps only its digest).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    pub host_id: i64,
+    pub host_secret: String,
+    /// Labels the enrollment token gave the host.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `POST /v1/checkin`: a full inventory when it changed, otherwise only its digest (a heartbeat).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckIn {
+    /// Unique per report: a retried report carries the same key and is stored once.
+    pub idempotency_key: String,
+    /// [`inventory_digest`] of the host's current inventory.
+    pub digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<Inventory>,
+    pub agent_version: String,
+}
+
+/// What the server did with a check-in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckInResult {
+    /// The inventory was stored (committed before this answer).
+    Stored,
+    /// The digest matches the stored inventory: last-seen updated.
+    Heartbeat,
+    /// This idempotency key was stored before: nothing changed.
+    Duplicate,
+    /// The digest is not the stored one and no inventory came with it: send the full inventory.
+    NeedInventory,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckInAck {
+    pub result: CheckInResult,
+    /// Seconds until the next check-in (before jitter).
+    pub interval_secs: u64,
+    /// Packages that appeared and disappeared with this report (for `stored`).
+    #[serde(default)]
+    pub appeared: usize,
+    #[serde(default)]
+    pub disappeared: usize,
+}
+
+/// An error answer: what was wrong, and where when it is known.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+/// One host as the fleet queries show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostSummary {
+    pub id: i64,
+    pub hostname: String,
+    pub machine_id: Option<String>,
+    /// `Debian 12`, `AlmaLinux 9`, or the os-release name for an unknown distribution.
+    pub os: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub enrolled_at: String,
+    pub last_seen: String,
+    /// Not seen within the server's staleness limit.
+    pub stale: bool,
+    pub revoked: bool,
+    pub packages: i64,
+    /// Open findings by severity name, and `kev`, `overdue`, `total`.
+    pub findings: BTreeMap<String, i64>,
+}
+
+/// One finding of a host, as stored by the server (the finding itself is the scan report's).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostFinding {
+    pub host_id: i64,
+    pub hostname: String,
+    pub finding: serde_json::Value,
+}
+
+/// A host affected by a CVE, and how.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AffectedHost {
+    pub host_id: i64,
+    pub hostname: String,
+    pub package: String,
+    pub advisory_id: String,
+    pub state: String,
+}
+
+/// The fleet at a glance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetSummary {
+    pub hosts: i64,
+    pub stale_hosts: i64,
+    pub revoked_hosts: i64,
+    /// Hosts the asset list expects that never enrolled.
+    pub never_enrolled: Vec<String>,
+    /// Open findings by severity, and `kev`, `overdue`, `total`.
+    pub findings: BTreeMap<String, i64>,
+    /// Hosts by OS.
+    pub by_os: BTreeMap<String, i64>,
+}
+
+/// The digest an agent and the server compute over an inventory to tell a changed host from an
+/// unchanged one: SHA-256 of its JSON with the collection time and collector left out (a
+/// re-collection of the same state has the same digest).
+pub fn inventory_digest(inventory: &Inventory) -> String {
+    use sha2::Digest;
+    let mut copy = inventory.clone();
+    copy.collected_at.clear();
+    copy.collector.clear();
+    let bytes = serde_json::to_vec(&copy).expect("an inventory serializes");
+    let digest = sha2::Sha256::digest(&bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}

@@ -1,0 +1,936 @@
+//! The fleet on the store: API users, enrollment tokens, hosts and their credentials (digests
+//! only), check-ins with idempotency keys, package versions stored once and pointed at by hosts,
+//! package history per host, and the findings computed for each host. Every write that answers an
+//! agent is one transaction, committed before the answer.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use patchwarden_model::fleet::{AffectedHost, CheckInResult, FleetSummary, HostSummary, Role};
+use patchwarden_model::{InstalledPackage, Inventory, PackageManager};
+use sqlx::Row;
+
+use crate::batch::Value;
+use crate::{Context, Store, StoreError};
+
+/// An API user found by its token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiUser {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+}
+
+/// Why an enrollment token was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnrollRefusal {
+    Unknown,
+    Expired,
+    UsedUp,
+}
+
+impl std::fmt::Display for EnrollRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EnrollRefusal::Unknown => "unknown enrollment token",
+            EnrollRefusal::Expired => "the enrollment token has expired",
+            EnrollRefusal::UsedUp => "the enrollment token has no uses left",
+        })
+    }
+}
+
+/// A host as its credential identifies it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostCredential {
+    pub id: i64,
+    pub hostname: String,
+    pub revoked: bool,
+}
+
+/// What a check-in changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckInOutcome {
+    pub result: CheckInResult,
+    pub appeared: usize,
+    pub disappeared: usize,
+}
+
+/// One finding to store for a host (the document is the scan report's finding).
+#[derive(Clone, Debug)]
+pub struct FindingRow {
+    pub package: String,
+    pub advisory_id: String,
+    pub cves: Vec<String>,
+    pub state: String,
+    pub severity: String,
+    pub kev: bool,
+    pub overdue: bool,
+    pub risk: f64,
+    pub doc: String,
+}
+
+/// Filters for [`Store::hosts`].
+#[derive(Clone, Debug, Default)]
+pub struct HostFilter {
+    /// Substring of the OS name (`Debian`, `AlmaLinux 9`), case-insensitive.
+    pub os: Option<String>,
+    /// `key=value` labels the host must all carry (groups are the label `group`).
+    pub labels: Vec<(String, String)>,
+    /// Only hosts seen (true) or not seen (false) within the staleness limit.
+    pub stale: Option<bool>,
+}
+
+/// Filters for [`Store::fleet_findings`].
+#[derive(Clone, Debug, Default)]
+pub struct FindingFilter {
+    /// Only this severity and above (`low`, `medium`, `high`, `critical`).
+    pub min_severity: Option<String>,
+    pub kev: bool,
+    pub overdue: bool,
+    pub host_id: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+fn severity_rank(s: &str) -> i64 {
+    match s {
+        "critical" => 4,
+        "high" => 3,
+        "medium" => 2,
+        "low" => 1,
+        _ => 0,
+    }
+}
+
+fn package_key(p: &InstalledPackage) -> String {
+    let manager = match p.manager {
+        PackageManager::Dpkg => "dpkg",
+        PackageManager::Rpm => "rpm",
+        PackageManager::Apk => "apk",
+    };
+    format!(
+        "{manager}\t{}\t{}\t{}\t{}\t{}",
+        p.name, p.version, p.arch, p.source_name, p.source_version
+    )
+}
+
+fn labels_json(labels: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(labels).expect("labels serialize")
+}
+
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Names per statement for key lookups.
+const KEYS_PER_STATEMENT: usize = 500;
+
+impl Store {
+    /// Number of API users (the server creates the first admin when there is none).
+    pub async fn user_count(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM api_user")
+            .fetch_one(self.pool())
+            .await
+            .context(|| "counting users".into())
+    }
+
+    pub async fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &str,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(&self.sql(
+            "INSERT INTO api_user (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        ))
+        .bind(name)
+        .bind(role.as_str())
+        .bind(token_hash)
+        .bind(patchwarden_model::now_rfc3339())
+        .fetch_one(self.pool())
+        .await
+        .context(|| format!("creating user {name}"))
+    }
+
+    /// The user whose token has this digest, unless revoked.
+    pub async fn user_by_token(&self, token_hash: &str) -> Result<Option<ApiUser>, StoreError> {
+        let row: Option<(i64, String, String)> = sqlx::query_as(&self.sql(
+            "SELECT id, name, role FROM api_user WHERE token_hash = $1 AND revoked_at IS NULL",
+        ))
+        .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await
+        .context(|| "looking up a user token".into())?;
+        Ok(row.and_then(|(id, name, role)| {
+            Some(ApiUser {
+                id,
+                name,
+                role: role.parse().ok()?,
+            })
+        }))
+    }
+
+    pub async fn create_enroll_token(
+        &self,
+        token_hash: &str,
+        expires_at: &str,
+        uses: i64,
+        labels: &BTreeMap<String, String>,
+        created_by: &str,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(&self.sql(
+            "INSERT INTO enroll_token (token_hash, created_at, expires_at, uses_left, labels, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        ))
+        .bind(token_hash)
+        .bind(patchwarden_model::now_rfc3339())
+        .bind(expires_at)
+        .bind(uses)
+        .bind(labels_json(labels))
+        .bind(created_by)
+        .fetch_one(self.pool())
+        .await
+        .context(|| "creating an enrollment token".into())
+    }
+
+    /// Spends one use of the enrollment token and creates the host with its credential digest, in
+    /// one transaction; the token's labels become the host's.
+    pub async fn enroll_host(
+        &self,
+        token_hash: &str,
+        now: &str,
+        hostname: &str,
+        machine_id: Option<&str>,
+        secret_hash: &str,
+    ) -> Result<Result<(i64, BTreeMap<String, String>), EnrollRefusal>, StoreError> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .context(|| "starting a transaction".into())?;
+        let spent: Option<String> = sqlx::query_scalar(&self.sql(
+            "UPDATE enroll_token SET uses_left = uses_left - 1 \
+             WHERE token_hash = $1 AND uses_left > 0 AND expires_at > $2 RETURNING labels",
+        ))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .context(|| "spending an enrollment token".into())?;
+        let Some(labels) = spent else {
+            let row: Option<(String, i64)> = sqlx::query_as(
+                &self.sql("SELECT expires_at, uses_left FROM enroll_token WHERE token_hash = $1"),
+            )
+            .bind(token_hash)
+            .fetch_optional(&mut *tx)
+            .await
+            .context(|| "reading an enrollment token".into())?;
+            return Ok(Err(match row {
+                None => EnrollRefusal::Unknown,
+                Some((expires, _)) if expires.as_str() <= now => EnrollRefusal::Expired,
+                Some(_) => EnrollRefusal::UsedUp,
+            }));
+        };
+        let id: i64 = sqlx::query_scalar(&self.sql(
+            "INSERT INTO host (hostname, machine_id, secret_hash, labels, enrolled_at, last_seen) \
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+        ))
+        .bind(hostname)
+        .bind(machine_id)
+        .bind(secret_hash)
+        .bind(&labels)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .context(|| format!("enrolling {hostname}"))?;
+        tx.commit()
+            .await
+            .context(|| "committing the enrollment".into())?;
+        Ok(Ok((id, parse_labels(&labels))))
+    }
+
+    /// The host whose credential has this digest.
+    pub async fn host_by_secret(
+        &self,
+        secret_hash: &str,
+    ) -> Result<Option<HostCredential>, StoreError> {
+        let row: Option<(i64, String, Option<String>)> = sqlx::query_as(
+            &self.sql("SELECT id, hostname, revoked_at FROM host WHERE secret_hash = $1"),
+        )
+        .bind(secret_hash)
+        .fetch_optional(self.pool())
+        .await
+        .context(|| "looking up a host credential".into())?;
+        Ok(row.map(|(id, hostname, revoked)| HostCredential {
+            id,
+            hostname,
+            revoked: revoked.is_some(),
+        }))
+    }
+
+    /// Revokes a host's credential; returns whether the host exists.
+    pub async fn revoke_host(&self, host_id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(&self.sql(
+            "UPDATE host SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        ))
+        .bind(host_id)
+        .bind(patchwarden_model::now_rfc3339())
+        .execute(self.pool())
+        .await
+        .context(|| format!("revoking host {host_id}"))?;
+        Ok(done.rows_affected() > 0 || self.host(host_id, 0).await?.is_some())
+    }
+
+    /// Sets labels on a host (a value of `""` removes the label).
+    pub async fn set_host_labels(
+        &self,
+        host_id: i64,
+        changes: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .context(|| "starting a transaction".into())?;
+        let current: Option<String> =
+            sqlx::query_scalar(&self.sql("SELECT labels FROM host WHERE id = $1"))
+                .bind(host_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .context(|| format!("reading host {host_id}"))?;
+        let Some(current) = current else {
+            return Ok(false);
+        };
+        let mut labels = parse_labels(&current);
+        for (k, v) in changes {
+            if v.is_empty() {
+                labels.remove(k);
+            } else {
+                labels.insert(k.clone(), v.clone());
+            }
+        }
+        sqlx::query(&self.sql("UPDATE host SET labels = $2 WHERE id = $1"))
+            .bind(host_id)
+            .bind(labels_json(&labels))
+            .execute(&mut *tx)
+            .await
+            .context(|| format!("labelling host {host_id}"))?;
+        tx.commit()
+            .await
+            .context(|| "committing labels".into())?;
+        Ok(true)
+    }
+
+    /// Stores one check-in in one transaction: the report's idempotency key (a key seen before
+    /// answers `Duplicate` and changes nothing), and with an inventory the host's package set —
+    /// versions interned once for the whole fleet, the appeared/disappeared history, the host's
+    /// OS and digest. A heartbeat whose digest is not the stored one changes nothing and answers
+    /// `NeedInventory`.
+    pub async fn check_in(
+        &self,
+        host_id: i64,
+        idempotency_key: &str,
+        digest: &str,
+        inventory: Option<&Inventory>,
+        now: &str,
+    ) -> Result<CheckInOutcome, StoreError> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .context(|| "starting a transaction".into())?;
+        let outcome = |result| CheckInOutcome {
+            result,
+            appeared: 0,
+            disappeared: 0,
+        };
+        let stored_digest: Option<Option<String>> =
+            sqlx::query_scalar(&self.sql("SELECT inventory_digest FROM host WHERE id = $1"))
+                .bind(host_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .context(|| format!("reading host {host_id}"))?;
+        let Some(stored_digest) = stored_digest else {
+            return Err(StoreError::new(format!("no host {host_id}")));
+        };
+        let kind = if inventory.is_some() {
+            "inventory"
+        } else {
+            "heartbeat"
+        };
+        if inventory.is_none() && stored_digest.as_deref() != Some(digest) {
+            // Not a report: nothing stored, the agent sends the full inventory under the same key.
+            let seen: Option<String> = sqlx::query_scalar(&self.sql(
+                "SELECT kind FROM report WHERE host_id = $1 AND idempotency_key = $2",
+            ))
+            .bind(host_id)
+            .bind(idempotency_key)
+            .fetch_optional(&mut *tx)
+            .await
+            .context(|| "reading reports".into())?;
+            return Ok(outcome(if seen.is_some() {
+                CheckInResult::Duplicate
+            } else {
+                CheckInResult::NeedInventory
+            }));
+        }
+        let inserted = sqlx::query(&self.sql(
+            "INSERT INTO report (host_id, idempotency_key, received_at, kind, digest) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        ))
+        .bind(host_id)
+        .bind(idempotency_key)
+        .bind(now)
+        .bind(kind)
+        .bind(digest)
+        .execute(&mut *tx)
+        .await
+        .context(|| "recording the report".into())?;
+        if inserted.rows_affected() == 0 {
+            return Ok(outcome(CheckInResult::Duplicate));
+        }
+        let Some(inventory) = inventory else {
+            sqlx::query(&self.sql("UPDATE host SET last_seen = $2 WHERE id = $1"))
+                .bind(host_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context(|| format!("updating host {host_id}"))?;
+            tx.commit()
+                .await
+                .context(|| "committing the heartbeat".into())?;
+            return Ok(outcome(CheckInResult::Heartbeat));
+        };
+
+        // Intern the package versions, then compare with the host's current set.
+        let mut by_key: HashMap<String, &InstalledPackage> = HashMap::new();
+        for p in &inventory.packages {
+            by_key.entry(package_key(p)).or_insert(p);
+        }
+        let rows: Vec<Vec<Value>> = by_key
+            .iter()
+            .map(|(key, p)| {
+                vec![
+                    Value::from(key.as_str()),
+                    Value::from(match p.manager {
+                        PackageManager::Dpkg => "dpkg",
+                        PackageManager::Rpm => "rpm",
+                        PackageManager::Apk => "apk",
+                    }),
+                    Value::from(p.name.as_str()),
+                    Value::from(p.version.as_str()),
+                    Value::from(p.arch.as_str()),
+                    Value::from(p.source_name.as_str()),
+                    Value::from(p.source_version.as_str()),
+                ]
+            })
+            .collect();
+        self.insert_new_rows(
+            &mut tx,
+            "package_version",
+            &[
+                "key",
+                "manager",
+                "name",
+                "version",
+                "arch",
+                "source_name",
+                "source_version",
+            ],
+            &rows,
+        )
+        .await?;
+        let keys: Vec<&String> = by_key.keys().collect();
+        let mut wanted: HashSet<i64> = HashSet::with_capacity(keys.len());
+        for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT id FROM package_version WHERE key IN ({})",
+                self.placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, i64>(&sql);
+            for k in chunk {
+                q = q.bind(k.as_str());
+            }
+            wanted.extend(
+                q.fetch_all(&mut *tx)
+                    .await
+                    .context(|| "reading package versions".into())?,
+            );
+        }
+        let current: HashSet<i64> = sqlx::query_scalar::<_, i64>(
+            &self.sql("SELECT package_version_id FROM host_package WHERE host_id = $1"),
+        )
+        .bind(host_id)
+        .fetch_all(&mut *tx)
+        .await
+        .context(|| "reading the host's packages".into())?
+        .into_iter()
+        .collect();
+        let appeared: Vec<i64> = wanted.difference(&current).copied().collect();
+        let disappeared: Vec<i64> = current.difference(&wanted).copied().collect();
+        let host = Value::Int(host_id);
+        self.insert_rows(
+            &mut tx,
+            "host_package",
+            &["host_id", "package_version_id"],
+            &appeared
+                .iter()
+                .map(|id| vec![host.clone(), Value::Int(*id)])
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+        self.insert_rows(
+            &mut tx,
+            "package_history",
+            &["host_id", "package_version_id", "appeared_at"],
+            &appeared
+                .iter()
+                .map(|id| vec![host.clone(), Value::Int(*id), Value::from(now)])
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+        for chunk in disappeared.chunks(KEYS_PER_STATEMENT) {
+            // Placeholders in binding order: plain `?` on SQLite, numbered on PostgreSQL.
+            let (p1, p2) = (self.placeholder(1), self.placeholder(2));
+            let delete = format!(
+                "DELETE FROM host_package WHERE host_id = {p1} AND package_version_id IN ({})",
+                self.placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(&delete).bind(host_id);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx)
+                .await
+                .context(|| "removing packages that disappeared".into())?;
+            let close = format!(
+                "UPDATE package_history SET disappeared_at = {p1} WHERE host_id = {p2} \
+                 AND disappeared_at IS NULL AND package_version_id IN ({})",
+                self.placeholders(3, chunk.len())
+            );
+            let mut q = sqlx::query(&close).bind(now).bind(host_id);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx)
+                .await
+                .context(|| "recording packages that disappeared".into())?;
+        }
+        let mut doc = inventory.clone();
+        doc.packages.clear();
+        let os = inventory
+            .os
+            .release
+            .as_ref()
+            .map(|r| r.display.clone())
+            .or_else(|| inventory.os.pretty_name.clone());
+        sqlx::query(&self.sql(
+            "UPDATE host SET last_seen = $2, os = $3, distro = $4, release = $5, inventory_digest = $6, \
+             inventory_at = $2, inventory_doc = $7, hostname = COALESCE($8, hostname) WHERE id = $1",
+        ))
+        .bind(host_id)
+        .bind(now)
+        .bind(os)
+        .bind(inventory.os.release.as_ref().map(|r| r.distro.id()))
+        .bind(inventory.os.release.as_ref().map(|r| r.release.clone()))
+        .bind(digest)
+        .bind(serde_json::to_string(&doc).expect("an inventory serializes"))
+        .bind(inventory.host.hostname.clone())
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("updating host {host_id}"))?;
+        tx.commit()
+            .await
+            .context(|| "committing the inventory".into())?;
+        Ok(CheckInOutcome {
+            result: CheckInResult::Stored,
+            appeared: appeared.len(),
+            disappeared: disappeared.len(),
+        })
+    }
+
+    /// The host's last inventory, its packages read back from the shared versions.
+    pub async fn host_inventory(&self, host_id: i64) -> Result<Option<Inventory>, StoreError> {
+        let doc: Option<Option<String>> =
+            sqlx::query_scalar(&self.sql("SELECT inventory_doc FROM host WHERE id = $1"))
+                .bind(host_id)
+                .fetch_optional(self.pool())
+                .await
+                .context(|| format!("reading host {host_id}"))?;
+        let Some(Some(doc)) = doc else {
+            return Ok(None);
+        };
+        let mut inventory: Inventory = serde_json::from_str(&doc)
+            .map_err(|e| StoreError::new(format!("the stored inventory of host {host_id}: {e}")))?;
+        let rows = sqlx::query(&self.sql(
+            "SELECT v.manager, v.name, v.version, v.arch, v.source_name, v.source_version \
+             FROM host_package h JOIN package_version v ON v.id = h.package_version_id \
+             WHERE h.host_id = $1 ORDER BY v.name, v.arch",
+        ))
+        .bind(host_id)
+        .fetch_all(self.pool())
+        .await
+        .context(|| format!("reading the packages of host {host_id}"))?;
+        for r in rows {
+            let manager: String = crate::get(&r, "manager")?;
+            inventory.packages.push(InstalledPackage {
+                name: crate::get(&r, "name")?,
+                version: crate::get(&r, "version")?,
+                arch: crate::get(&r, "arch")?,
+                source_name: crate::get(&r, "source_name")?,
+                source_version: crate::get(&r, "source_version")?,
+                manager: match manager.as_str() {
+                    "rpm" => PackageManager::Rpm,
+                    "apk" => PackageManager::Apk,
+                    _ => PackageManager::Dpkg,
+                },
+                status: None,
+                held: false,
+                install_time: None,
+            });
+        }
+        Ok(Some(inventory))
+    }
+
+    /// Replaces the host's findings (one transaction) and stamps when they were computed.
+    pub async fn replace_host_findings(
+        &self,
+        host_id: i64,
+        findings: &[FindingRow],
+        computed_at: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .context(|| "starting a transaction".into())?;
+        for table in ["host_finding", "host_finding_cve"] {
+            sqlx::query(&self.sql(&format!("DELETE FROM {table} WHERE host_id = $1")))
+                .bind(host_id)
+                .execute(&mut *tx)
+                .await
+                .context(|| format!("clearing the findings of host {host_id}"))?;
+        }
+        let mut seen = HashSet::new();
+        let mut rows = Vec::new();
+        let mut cve_rows = Vec::new();
+        for f in findings {
+            if !seen.insert((f.package.as_str(), f.advisory_id.as_str())) {
+                continue;
+            }
+            rows.push(vec![
+                Value::Int(host_id),
+                Value::from(f.package.as_str()),
+                Value::from(f.advisory_id.as_str()),
+                Value::from(f.state.as_str()),
+                Value::from(f.severity.as_str()),
+                Value::Int(f.kev as i64),
+                Value::Int(f.overdue as i64),
+                Value::from(f.risk),
+                Value::from(f.doc.as_str()),
+            ]);
+            let mut cves: Vec<&String> = f.cves.iter().collect();
+            cves.sort();
+            cves.dedup();
+            for cve in cves {
+                cve_rows.push(vec![
+                    Value::from(cve.as_str()),
+                    Value::Int(host_id),
+                    Value::from(f.package.as_str()),
+                    Value::from(f.advisory_id.as_str()),
+                    Value::from(f.state.as_str()),
+                ]);
+            }
+        }
+        self.insert_rows(
+            &mut tx,
+            "host_finding",
+            &[
+                "host_id",
+                "package",
+                "advisory_id",
+                "state",
+                "severity",
+                "kev",
+                "overdue",
+                "risk",
+                "doc",
+            ],
+            &rows,
+        )
+        .await?;
+        self.insert_rows(
+            &mut tx,
+            "host_finding_cve",
+            &["cve", "host_id", "package", "advisory_id", "state"],
+            &cve_rows,
+        )
+        .await?;
+        sqlx::query(&self.sql("UPDATE host SET findings_at = $2 WHERE id = $1"))
+            .bind(host_id)
+            .bind(computed_at)
+            .execute(&mut *tx)
+            .await
+            .context(|| format!("stamping the findings of host {host_id}"))?;
+        tx.commit()
+            .await
+            .context(|| "committing findings".into())?;
+        Ok(())
+    }
+
+    /// Hosts whose findings are older than their inventory (or were never computed).
+    pub async fn hosts_needing_findings(&self) -> Result<Vec<i64>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT id FROM host WHERE inventory_at IS NOT NULL AND (findings_at IS NULL OR findings_at < inventory_at) ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await
+        .context(|| "finding hosts to re-evaluate".into())
+    }
+
+    /// Hosts, filtered; `stale_after_secs` decides staleness from last-seen.
+    pub async fn hosts(
+        &self,
+        filter: &HostFilter,
+        stale_after_secs: i64,
+    ) -> Result<Vec<HostSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT h.id, h.hostname, h.machine_id, h.os, h.labels, h.enrolled_at, h.last_seen, h.revoked_at, \
+             (SELECT COUNT(*) FROM host_package p WHERE p.host_id = h.id) AS packages FROM host h ORDER BY h.hostname, h.id",
+        )
+        .fetch_all(self.pool())
+        .await
+        .context(|| "reading hosts".into())?;
+        let counts = self.finding_counts().await?;
+        let cutoff = patchwarden_model::rfc3339(unix_now() - stale_after_secs);
+        let mut out = Vec::new();
+        for r in rows {
+            let id: i64 = crate::get(&r, "id")?;
+            let labels = parse_labels(&crate::get::<String>(&r, "labels")?);
+            let last_seen: String = crate::get(&r, "last_seen")?;
+            let os: Option<String> = crate::get(&r, "os")?;
+            let summary = HostSummary {
+                id,
+                hostname: crate::get(&r, "hostname")?,
+                machine_id: crate::get(&r, "machine_id")?,
+                stale: last_seen < cutoff,
+                os,
+                labels,
+                enrolled_at: crate::get(&r, "enrolled_at")?,
+                last_seen,
+                revoked: crate::get::<Option<String>>(&r, "revoked_at")?.is_some(),
+                packages: r
+                    .try_get::<i64, _>("packages")
+                    .context(|| "reading package counts".into())?,
+                findings: counts.get(&id).cloned().unwrap_or_default(),
+            };
+            let os_ok = filter.os.as_ref().is_none_or(|want| {
+                summary
+                    .os
+                    .as_deref()
+                    .is_some_and(|os| os.to_lowercase().contains(&want.to_lowercase()))
+            });
+            let labels_ok = filter
+                .labels
+                .iter()
+                .all(|(k, v)| summary.labels.get(k) == Some(v));
+            let stale_ok = filter.stale.is_none_or(|s| s == summary.stale);
+            if os_ok && labels_ok && stale_ok {
+                out.push(summary);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One host.
+    pub async fn host(
+        &self,
+        host_id: i64,
+        stale_after_secs: i64,
+    ) -> Result<Option<HostSummary>, StoreError> {
+        Ok(self
+            .hosts(&HostFilter::default(), stale_after_secs)
+            .await?
+            .into_iter()
+            .find(|h| h.id == host_id))
+    }
+
+    /// Open findings per host: counts by severity, `kev`, `overdue` and `total`.
+    async fn finding_counts(&self) -> Result<HashMap<i64, BTreeMap<String, i64>>, StoreError> {
+        let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT host_id, severity, SUM(kev), SUM(overdue), COUNT(*) FROM host_finding GROUP BY host_id, severity",
+        )
+        .fetch_all(self.pool())
+        .await
+        .context(|| "counting findings".into())?;
+        let mut out: HashMap<i64, BTreeMap<String, i64>> = HashMap::new();
+        for (host, severity, kev, overdue, n) in rows {
+            let m = out.entry(host).or_default();
+            *m.entry(severity).or_default() += n;
+            *m.entry("kev".into()).or_default() += kev;
+            *m.entry("overdue".into()).or_default() += overdue;
+            *m.entry("total".into()).or_default() += n;
+        }
+        Ok(out)
+    }
+
+    /// Findings across the fleet (or one host), riskiest first: (host id, hostname, finding doc).
+    pub async fn fleet_findings(
+        &self,
+        filter: &FindingFilter,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let mut sql = String::from(
+            "SELECT f.host_id, h.hostname, f.severity, f.doc FROM host_finding f JOIN host h ON h.id = f.host_id WHERE 1 = 1",
+        );
+        if filter.kev {
+            sql.push_str(" AND f.kev = 1");
+        }
+        if filter.overdue {
+            sql.push_str(" AND f.overdue = 1");
+        }
+        if filter.host_id.is_some() {
+            sql.push_str(" AND f.host_id = $1");
+        }
+        sql.push_str(" ORDER BY f.risk DESC, h.hostname, f.package, f.advisory_id");
+        let sql = self.sql(&sql);
+        let mut q = sqlx::query_as::<_, (i64, String, String, String)>(&sql);
+        if let Some(h) = filter.host_id {
+            q = q.bind(h);
+        }
+        let rows = q
+            .fetch_all(self.pool())
+            .await
+            .context(|| "reading findings".into())?;
+        let min = filter.min_severity.as_deref().map(severity_rank).unwrap_or(0);
+        let limit = filter.limit.unwrap_or(i64::MAX).max(0) as usize;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, _, severity, _)| severity_rank(severity) >= min)
+            .take(limit)
+            .map(|(h, name, _, doc)| (h, name, doc))
+            .collect())
+    }
+
+    /// Which hosts a CVE affects and in which state (an index lookup by CVE).
+    pub async fn hosts_affected_by(&self, cve: &str) -> Result<Vec<AffectedHost>, StoreError> {
+        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(&self.sql(
+            "SELECT c.host_id, h.hostname, c.package, c.advisory_id, c.state FROM host_finding_cve c \
+             JOIN host h ON h.id = c.host_id WHERE c.cve = $1 ORDER BY h.hostname, c.package",
+        ))
+        .bind(cve)
+        .fetch_all(self.pool())
+        .await
+        .context(|| format!("reading the hosts affected by {cve}"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(host_id, hostname, package, advisory_id, state)| AffectedHost {
+                host_id,
+                hostname,
+                package,
+                advisory_id,
+                state,
+            })
+            .collect())
+    }
+
+    /// Replaces the list of hosts that should exist (`source` says where it came from).
+    pub async fn replace_expected_assets(
+        &self,
+        assets: &[(String, Vec<String>)],
+        source: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .context(|| "starting a transaction".into())?;
+        sqlx::query("DELETE FROM expected_asset")
+            .execute(&mut *tx)
+            .await
+            .context(|| "clearing the asset list".into())?;
+        let now = patchwarden_model::now_rfc3339();
+        let mut seen = HashSet::new();
+        let rows: Vec<Vec<Value>> = assets
+            .iter()
+            .filter(|(name, _)| seen.insert(name.clone()))
+            .map(|(name, groups)| {
+                vec![
+                    Value::from(name.as_str()),
+                    Value::from(source),
+                    Value::from(serde_json::to_string(groups).expect("groups serialize")),
+                    Value::from(now.as_str()),
+                ]
+            })
+            .collect();
+        self.insert_rows(
+            &mut tx,
+            "expected_asset",
+            &["name", "source", "groups", "imported_at"],
+            &rows,
+        )
+        .await?;
+        tx.commit()
+            .await
+            .context(|| "committing the asset list".into())?;
+        Ok(())
+    }
+
+    /// The fleet at a glance; expected assets match hosts by hostname (or its first label).
+    pub async fn fleet_summary(&self, stale_after_secs: i64) -> Result<FleetSummary, StoreError> {
+        let hosts = self.hosts(&HostFilter::default(), stale_after_secs).await?;
+        let mut summary = FleetSummary {
+            hosts: hosts.len() as i64,
+            ..Default::default()
+        };
+        let mut names = HashSet::new();
+        for h in &hosts {
+            summary.stale_hosts += h.stale as i64;
+            summary.revoked_hosts += h.revoked as i64;
+            *summary
+                .by_os
+                .entry(h.os.clone().unwrap_or_else(|| "unknown".into()))
+                .or_default() += 1;
+            for (k, v) in &h.findings {
+                *summary.findings.entry(k.clone()).or_default() += v;
+            }
+            names.insert(h.hostname.to_lowercase());
+            if let Some(short) = h.hostname.split('.').next() {
+                names.insert(short.to_lowercase());
+            }
+        }
+        let expected: Vec<String> = sqlx::query_scalar("SELECT name FROM expected_asset ORDER BY name")
+            .fetch_all(self.pool())
+            .await
+            .context(|| "reading the asset list".into())?;
+        summary.never_enrolled = expected
+            .into_iter()
+            .filter(|name| {
+                let lower = name.to_lowercase();
+                let short = lower.split('.').next().unwrap_or(&lower).to_owned();
+                !names.contains(&lower) && !names.contains(&short)
+            })
+            .collect();
+        Ok(summary)
+    }
+
+    /// When each version of `package` appeared and disappeared on a host (oldest first).
+    pub async fn package_history(
+        &self,
+        host_id: i64,
+    ) -> Result<Vec<(String, String, String, Option<String>)>, StoreError> {
+        sqlx::query_as(&self.sql(
+            "SELECT v.name, v.version, p.appeared_at, p.disappeared_at FROM package_history p \
+             JOIN package_version v ON v.id = p.package_version_id WHERE p.host_id = $1 \
+             ORDER BY v.name, p.appeared_at",
+        ))
+        .bind(host_id)
+        .fetch_all(self.pool())
+        .await
+        .context(|| format!("reading the package history of host {host_id}"))
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
