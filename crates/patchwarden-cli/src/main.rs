@@ -3,6 +3,7 @@
 //! would need.
 
 mod feeds;
+mod fleet;
 mod scan;
 mod table;
 mod vercmp;
@@ -23,6 +24,8 @@ struct Cli {
     /// postgres:// URL.
     #[arg(long, global = true, env = "PATCHWARDEN_DB")]
     db: Option<String>,
+    #[command(flatten)]
+    connection: fleet::ServerConnection,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,6 +59,31 @@ enum Command {
         #[command(subcommand)]
         command: FeedsCommand,
     },
+    /// Run the fleet server (REST API over TLS) on the store.
+    Server(fleet::ServerArgs),
+    /// Enrollment tokens for agents (on the server's store).
+    EnrollToken {
+        #[command(subcommand)]
+        command: fleet::EnrollTokenCommand,
+    },
+    /// API users and their tokens (on the server's store).
+    User {
+        #[command(subcommand)]
+        command: fleet::UserCommand,
+    },
+    /// The hosts that should exist (CSV, or an Ansible inventory in INI or YAML form).
+    Assets {
+        #[command(subcommand)]
+        command: AssetsCommand,
+    },
+    #[command(flatten)]
+    Query(fleet::QueryCommand),
+}
+
+#[derive(Subcommand)]
+enum AssetsCommand {
+    /// Replace the list of expected hosts; the fleet summary shows those that never enrolled.
+    Import { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -106,6 +134,46 @@ enum FeedsCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Server(args) => {
+            let location = cli
+                .db
+                .clone()
+                .unwrap_or_else(patchwarden_store::default_location);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| {
+                    rt.block_on(async {
+                        let store = patchwarden_store::Store::open_with(
+                            &location,
+                            &patchwarden_store::StoreOptions {
+                                max_connections: 16,
+                                sqlite_reader_cache_kib: 8192,
+                                ..Default::default()
+                            },
+                        )
+                        .await?;
+                        let result = fleet::server(store.clone(), &args).await;
+                        store.close().await;
+                        result
+                    })
+                })
+        }
+        Command::EnrollToken { command } => with_store(cli.db.as_deref(), |store| async move {
+            fleet::enroll_token(&store, &command).await
+        }),
+        Command::User { command } => with_store(cli.db.as_deref(), |store| async move {
+            fleet::user(&store, &command).await
+        }),
+        Command::Assets {
+            command: AssetsCommand::Import { file },
+        } => current_thread(fleet::assets_import(
+            &cli.connection,
+            cli.db.as_deref(),
+            &file,
+        )),
+        Command::Query(command) => current_thread(fleet::query(&cli.connection, &command)),
         Command::Inventory { root, format } => inventory(&root, format),
         Command::Vercmp(args) => vercmp::run(&args),
         Command::Scan(args) => with_store(cli.db.as_deref(), |store| async move {
@@ -171,6 +239,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `f` on a single-threaded runtime.
+fn current_thread(
+    f: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
 
 /// Opens the store and runs `f` on a single-threaded runtime.

@@ -156,14 +156,9 @@ async fn with_report<R>(
     f: impl FnOnce(&Report<'_>, &[Verdict<'_>], &KnowledgeIndex) -> R,
 ) -> anyhow::Result<R> {
     let mut phases = Phases::new();
-    let out = patchwarden_findings::with_report(
-        store,
-        inv,
-        options,
-        &mut |phase| phases.done(phase),
-        f,
-    )
-    .await?;
+    let out =
+        patchwarden_findings::with_report(store, inv, options, &mut |phase| phases.done(phase), f)
+            .await?;
     phases.done("output");
     Ok(out)
 }

@@ -268,9 +268,9 @@ impl Store {
 
     /// Revokes a host's credential; returns whether the host exists.
     pub async fn revoke_host(&self, host_id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(&self.sql(
-            "UPDATE host SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-        ))
+        let done = sqlx::query(
+            &self.sql("UPDATE host SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL"),
+        )
         .bind(host_id)
         .bind(patchwarden_model::now_rfc3339())
         .execute(self.pool())
@@ -313,9 +313,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .context(|| format!("labelling host {host_id}"))?;
-        tx.commit()
-            .await
-            .context(|| "committing labels".into())?;
+        tx.commit().await.context(|| "committing labels".into())?;
         Ok(true)
     }
 
@@ -358,9 +356,9 @@ impl Store {
         };
         if inventory.is_none() && stored_digest.as_deref() != Some(digest) {
             // Not a report: nothing stored, the agent sends the full inventory under the same key.
-            let seen: Option<String> = sqlx::query_scalar(&self.sql(
-                "SELECT kind FROM report WHERE host_id = $1 AND idempotency_key = $2",
-            ))
+            let seen: Option<String> = sqlx::query_scalar(
+                &self.sql("SELECT kind FROM report WHERE host_id = $1 AND idempotency_key = $2"),
+            )
             .bind(host_id)
             .bind(idempotency_key)
             .fetch_optional(&mut *tx)
@@ -524,7 +522,7 @@ impl Store {
             .or_else(|| inventory.os.pretty_name.clone());
         sqlx::query(&self.sql(
             "UPDATE host SET last_seen = $2, os = $3, distro = $4, release = $5, inventory_digest = $6, \
-             inventory_at = $2, inventory_doc = $7, hostname = COALESCE($8, hostname) WHERE id = $1",
+             inventory_at = $2, inventory_doc = $7 WHERE id = $1",
         ))
         .bind(host_id)
         .bind(now)
@@ -533,7 +531,6 @@ impl Store {
         .bind(inventory.os.release.as_ref().map(|r| r.release.clone()))
         .bind(digest)
         .bind(serde_json::to_string(&doc).expect("an inventory serializes"))
-        .bind(inventory.host.hostname.clone())
         .execute(&mut *tx)
         .await
         .context(|| format!("updating host {host_id}"))?;
@@ -670,9 +667,17 @@ impl Store {
             .execute(&mut *tx)
             .await
             .context(|| format!("stamping the findings of host {host_id}"))?;
-        tx.commit()
+        tx.commit().await.context(|| "committing findings".into())?;
+        Ok(())
+    }
+
+    /// Marks every host's findings as outdated (the knowledge base changed): the server recomputes
+    /// them.
+    pub async fn mark_findings_outdated(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE host SET findings_at = NULL")
+            .execute(self.pool())
             .await
-            .context(|| "committing findings".into())?;
+            .context(|| "marking findings outdated".into())?;
         Ok(())
     }
 
@@ -756,7 +761,7 @@ impl Store {
     /// Open findings per host: counts by severity, `kev`, `overdue` and `total`.
     async fn finding_counts(&self) -> Result<HashMap<i64, BTreeMap<String, i64>>, StoreError> {
         let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT host_id, severity, SUM(kev), SUM(overdue), COUNT(*) FROM host_finding GROUP BY host_id, severity",
+            "SELECT host_id, severity, CAST(SUM(kev) AS BIGINT), CAST(SUM(overdue) AS BIGINT), COUNT(*) FROM host_finding GROUP BY host_id, severity",
         )
         .fetch_all(self.pool())
         .await
@@ -799,7 +804,11 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .context(|| "reading findings".into())?;
-        let min = filter.min_severity.as_deref().map(severity_rank).unwrap_or(0);
+        let min = filter
+            .min_severity
+            .as_deref()
+            .map(severity_rank)
+            .unwrap_or(0);
         let limit = filter.limit.unwrap_or(i64::MAX).max(0) as usize;
         Ok(rows
             .into_iter()
@@ -821,13 +830,15 @@ impl Store {
         .context(|| format!("reading the hosts affected by {cve}"))?;
         Ok(rows
             .into_iter()
-            .map(|(host_id, hostname, package, advisory_id, state)| AffectedHost {
-                host_id,
-                hostname,
-                package,
-                advisory_id,
-                state,
-            })
+            .map(
+                |(host_id, hostname, package, advisory_id, state)| AffectedHost {
+                    host_id,
+                    hostname,
+                    package,
+                    advisory_id,
+                    state,
+                },
+            )
             .collect())
     }
 
@@ -896,10 +907,11 @@ impl Store {
                 names.insert(short.to_lowercase());
             }
         }
-        let expected: Vec<String> = sqlx::query_scalar("SELECT name FROM expected_asset ORDER BY name")
-            .fetch_all(self.pool())
-            .await
-            .context(|| "reading the asset list".into())?;
+        let expected: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM expected_asset ORDER BY name")
+                .fetch_all(self.pool())
+                .await
+                .context(|| "reading the asset list".into())?;
         summary.never_enrolled = expected
             .into_iter()
             .filter(|name| {

@@ -178,3 +178,121 @@ fn build_debian_root() -> Option<PathBuf> {
     std::fs::write(root.join(".complete"), "").unwrap();
     Some(root)
 }
+
+/// Packages of the test AlmaLinux rpmdb: (source spec name, binary sub-package or "" for the main one).
+pub const ALMA_PACKAGES: &[(&str, &str)] = &[
+    ("openssl", "libs"),
+    ("glibc", ""),
+    ("curl", ""),
+    ("sudo", ""),
+    ("kernel", "core"),
+];
+
+/// The fixed versions the fixtures give a binary package, oldest first (python3-rpm sorts them).
+pub fn real_versions(binary: &str) -> Vec<String> {
+    let script = r#"
+import json, os, sys, functools, rpm
+d, name = sys.argv[1], sys.argv[2]
+vs = set()
+for f in os.listdir(d):
+    for a in json.load(open(os.path.join(d, f)))["affected"]:
+        if a["package"]["name"] == name:
+            vs |= {e["fixed"] for r in a.get("ranges", []) for e in r["events"] if "fixed" in e}
+def evr(s):
+    e, _, vr = s.rpartition(":") if ":" in s else ("0", "", s)
+    v, _, r = vr.rpartition("-")
+    return (e or "0", v, r)
+for v in sorted(vs, key=functools.cmp_to_key(lambda a, b: rpm.labelCompare(evr(a), evr(b)))):
+    if ".module" not in v: print(v)
+"#;
+    let out = Command::new(SYSTEM_PYTHON)
+        .args(["-c", script])
+        .arg(fixtures().join("osv/almalinux9"))
+        .arg(binary)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An AlmaLinux 9 root with a real rpmdb (rpmbuild + `rpm --justdb`): each package at the oldest
+/// real fixed version the AlmaLinux fixtures give it (several advisories behind).
+pub fn build_alma_root(work: &Path) -> PathBuf {
+    let mut rpms = Vec::new();
+    for (source, sub) in ALMA_PACKAGES {
+        let binary = if sub.is_empty() {
+            source.to_string()
+        } else {
+            format!("{source}-{sub}")
+        };
+        let versions = real_versions(&binary);
+        // The oldest real fixed version: behind every later advisory. The fixtures hold one kernel
+        // advisory only: the kernel is AlmaLinux 9.3's release kernel, 5.14.0-362.8.1.el9_3.
+        let full = if binary == "kernel-core" {
+            "5.14.0-362.8.1.el9_3"
+        } else {
+            assert!(versions.len() >= 2, "{binary}: {versions:?}");
+            &versions[0]
+        };
+        let (epoch, vr) = full.split_once(':').unwrap_or(("", full));
+        let (version, release) = vr.rsplit_once('-').unwrap();
+        let sub_section = if sub.is_empty() {
+            String::new()
+        } else {
+            format!("%package {sub}\nSummary: {sub}\n%description {sub}\n{sub}\n%files {sub}\n")
+        };
+        let spec = format!(
+            "Name: {source}\n{}Version: {version}\nRelease: {release}\nSummary: test package with a real AlmaLinux 9 version\nLicense: MIT\n%description\ntest\n%files\n{sub_section}",
+            if epoch.is_empty() { String::new() } else { format!("Epoch: {epoch}\n") }
+        );
+        let spec_path = work.join(format!("{source}.spec"));
+        std::fs::write(&spec_path, spec).unwrap();
+        let status = Command::new("rpmbuild")
+            .args(["-bb", "--quiet", "--define"])
+            .arg(format!("_topdir {}", work.join("build").display()))
+            .arg(&spec_path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "rpmbuild {source}");
+    }
+    for arch_dir in std::fs::read_dir(work.join("build/RPMS")).unwrap() {
+        for f in std::fs::read_dir(arch_dir.unwrap().path()).unwrap() {
+            rpms.push(f.unwrap().path());
+        }
+    }
+    let root = work.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let rpm = |args: &[&str], extra: &[PathBuf]| {
+        let st = Command::new("rpm")
+            .arg("--root")
+            .arg(&root)
+            .args(["--dbpath", "/var/lib/rpm"])
+            .args(args)
+            .args(extra)
+            .status()
+            .unwrap();
+        assert!(st.success(), "rpm {args:?}");
+    };
+    rpm(&["--initdb"], &[]);
+    rpm(
+        &[
+            "-i",
+            "--justdb",
+            "--nodeps",
+            "--noscripts",
+            "--nosignature",
+            "--ignorearch",
+        ],
+        &rpms,
+    );
+    write(&root.join("etc/os-release"), "NAME=\"AlmaLinux\"\nVERSION=\"9.0 (Emerald Puma)\"\nID=\"almalinux\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.0\"\nPRETTY_NAME=\"AlmaLinux 9.0 (Emerald Puma)\"\n");
+    root
+}

@@ -1,0 +1,900 @@
+//! The fleet end to end, with real processes: `patchwarden server` on a fresh store, real agents
+//! (`patchwarden-agent`) reporting real roots — a Debian 12 root built by mmdebstrap, an AlmaLinux 9
+//! rpmdb built with rpmbuild + `rpm --justdb`, the Alpine apk sample — over TLS with the server's
+//! own CA.
+//!
+//! * enrollment: a wrong CA fingerprint, an expired token and a used-up token are refused;
+//! * the fleet queries return the hosts, and each host's findings are exactly what
+//!   `patchwarden scan --root` computes for the same root (itself checked against python3-apt and
+//!   python3-rpm in `scan_e2e.rs`);
+//! * a package removed from a root (`rpm -e --justdb`) shows up as a delta in the package history
+//!   and an updated finding set; an unchanged root sends a heartbeat;
+//! * the same on PostgreSQL with two server processes sharing the database, agents split across
+//!   them;
+//! * `kill -9` of the server while agents report: afterwards every report is stored exactly once;
+//! * bad input for every endpoint family: 400 / 401 / 403 / 404 / 413, never a 500.
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use support::*;
+
+/// The agent binary: built by cargo beside the test binaries' target directory (another package's
+/// binary has no `CARGO_BIN_EXE_`); built once per test process.
+fn agent_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        let release = profile_dir.ends_with("release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "patchwarden-agent"]);
+        if release {
+            cmd.arg("--release");
+        }
+        // The same target directory as this test binary.
+        cmd.env("CARGO_TARGET_DIR", profile_dir.parent().unwrap());
+        let status = cmd.status().expect("run cargo build -p patchwarden-agent");
+        assert!(status.success(), "building patchwarden-agent failed");
+        profile_dir.join("patchwarden-agent")
+    })
+    .clone()
+}
+
+/// A running `patchwarden server`; killed when dropped.
+struct ServerProcess {
+    child: Child,
+    url: String,
+    port: u16,
+    fingerprint: String,
+    admin_token: Option<String>,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(db: &str, state: &Path, listen: &str, extra: &[&str]) -> ServerProcess {
+    let mut child = bin()
+        .args(["--db", db, "server", "--listen", listen, "--state-dir"])
+        .arg(state)
+        .args(["--sync-interval-secs", "0", "--checkin-interval-secs", "1"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start patchwarden server");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let (mut fingerprint, mut admin_token) = (String::new(), None);
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the server printed its address")
+            .unwrap();
+        if let Some(t) = line.strip_prefix("admin token (shown once): ") {
+            admin_token = Some(t.to_owned());
+        } else if let Some(f) = line.strip_prefix("CA fingerprint: ") {
+            fingerprint = f.to_owned();
+        } else if let Some(u) = line.strip_prefix("listening on ") {
+            break u.to_owned();
+        }
+    };
+    let port = url.rsplit(':').next().unwrap().parse().unwrap();
+    ServerProcess {
+        child,
+        url,
+        port,
+        fingerprint,
+        admin_token,
+    }
+}
+
+fn agent(state: &Path, args: &[&str]) -> Output {
+    Command::new(agent_bin())
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .output()
+        .expect("run patchwarden-agent")
+}
+
+fn enroll(state: &Path, server: &ServerProcess, token: &str, root: &Path, name: &str) -> Output {
+    agent(
+        state,
+        &[
+            "enroll",
+            "--server",
+            &server.url,
+            "--token",
+            token,
+            "--ca-fingerprint",
+            &server.fingerprint,
+            "--hostname",
+            name,
+            "--root",
+            root.to_str().unwrap(),
+        ],
+    )
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn enroll_token(db: &str, args: &[&str]) -> String {
+    let out = bin()
+        .args(["--db", db, "enroll-token", "create"])
+        .args(args)
+        .output()
+        .unwrap();
+    ok(&out, "enroll-token create").trim().to_owned()
+}
+
+/// `patchwarden --server … <args> --format json` as the given user.
+fn query(server: &ServerProcess, state: &Path, token: &str, args: &[&str]) -> serde_json::Value {
+    let out = bin()
+        .args(["--server", &server.url, "--token", token, "--ca"])
+        .arg(state.join("ca.pem"))
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    serde_json::from_str(&ok(&out, &format!("query {args:?}"))).unwrap()
+}
+
+/// (package, advisory, state) of findings as the scan report or the server's host view lists them.
+fn triples(findings: &serde_json::Value) -> BTreeSet<(String, String, String)> {
+    findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["package"].as_str().unwrap().to_owned(),
+                f["advisory_id"].as_str().unwrap().to_owned(),
+                f["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn scan_triples(db: &str, root: &Path) -> BTreeSet<(String, String, String)> {
+    let out = bin()
+        .args([
+            "--db",
+            db,
+            "scan",
+            "--no-history",
+            "--format",
+            "json",
+            "--root",
+        ])
+        .arg(root)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&ok(&out, "scan")).unwrap();
+    triples(&report["findings"])
+}
+
+/// The Alpine apk sample as a root of its own.
+fn alpine_root(work: &Path) -> PathBuf {
+    let root = work.join("alpine-root");
+    write(
+        &root.join("etc/os-release"),
+        "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.11.6\nPRETTY_NAME=\"Alpine Linux v3.11\"\n",
+    );
+    write(&root.join("etc/hostname"), "alpine-sample\n");
+    std::fs::create_dir_all(root.join("lib/apk/db")).unwrap();
+    std::fs::copy(
+        fixtures().join("inventory/apk/installed"),
+        root.join("lib/apk/db/installed"),
+    )
+    .unwrap();
+    root
+}
+
+/// The knowledge the fleet is judged against: Debian tracker, AlmaLinux OSV, Alpine secdb, KEV,
+/// NVD, EPSS (all real records from tests/data).
+fn load_knowledge(db: &str) {
+    let out = bin()
+        .args(["--db", db, "feeds", "import"])
+        .arg(fixtures().join("debian-tracker/vunnel-debian.json"))
+        .arg(fixtures().join("osv/almalinux9"))
+        .arg(fixtures().join("alpine-secdb/alpine-secdb-repo-v3.11-main.yaml"))
+        .arg(fixtures().join("kev/known_exploited_vulnerabilities.json"))
+        .arg(fixtures().join("nvd/cve-objects"))
+        .arg(fixtures().join("epss/epss_scores-2026-09-29.rows-subset.csv"))
+        .output()
+        .unwrap();
+    ok(&out, "feeds import");
+}
+
+/// The roots this machine can build: (name, root). The RPM and Debian roots need their tools.
+fn roots(work: &Path) -> Option<Vec<(&'static str, PathBuf)>> {
+    let debian = debian_root()?;
+    if !tool_available("rpmbuild") || !python_module_available("rpm") {
+        return None;
+    }
+    std::fs::create_dir_all(work.join("alma")).unwrap();
+    let alma = build_alma_root(&work.join("alma"));
+    Some(vec![
+        ("debian-host", debian),
+        ("alma-host", alma),
+        ("alpine-host", alpine_root(work)),
+    ])
+}
+
+/// The whole lifecycle against `servers` (one or several processes on one store): agents split
+/// across them round-robin.
+fn lifecycle(db: &str, work: &Path, servers: &[&ServerProcess], state: &Path) {
+    let Some(roots) = roots(work) else { return };
+    let first = servers[0];
+    let admin = first
+        .admin_token
+        .clone()
+        .expect("a fresh store creates the admin");
+
+    // Enrollment refusals.
+    let one_use = enroll_token(db, &["--uses", "1", "--label", "env=staging"]);
+    let wrong = agent(
+        &work.join("agent-wrong-ca"),
+        &[
+            "enroll",
+            "--server",
+            &first.url,
+            "--token",
+            &one_use,
+            "--ca-fingerprint",
+            &format!("sha256:{}", "ab".repeat(32)),
+            "--hostname",
+            "x",
+        ],
+    );
+    assert!(!wrong.status.success());
+    let msg = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        msg.contains("CA fingerprint") && msg.contains(&first.fingerprint),
+        "{msg}"
+    );
+    let expired = enroll_token(db, &["--expires", "0s"]);
+    let out = enroll(
+        &work.join("agent-expired"),
+        first,
+        &expired,
+        &roots[2].1,
+        "x",
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expired"),
+        "{out:?}"
+    );
+
+    // Three agents, split across the servers; the one-use token enrolls the first, then is spent.
+    let many = enroll_token(db, &["--uses", "5", "--label", "env=production"]);
+    let mut agents = Vec::new();
+    for (i, (name, root)) in roots.iter().enumerate() {
+        let server = servers[i % servers.len()];
+        let dir = work.join(format!("agent-{name}"));
+        let token = if i == 0 { &one_use } else { &many };
+        ok(&enroll(&dir, server, token, root, name), "enroll");
+        agents.push((name.to_string(), root.clone(), dir));
+    }
+    let used_up = enroll(
+        &work.join("agent-used-up"),
+        first,
+        &one_use,
+        &roots[0].1,
+        "y",
+    );
+    assert!(!used_up.status.success());
+    assert!(
+        String::from_utf8_lossy(&used_up.stderr).contains("no uses left"),
+        "{used_up:?}"
+    );
+
+    for (_, root, dir) in &agents {
+        ok(
+            &agent(dir, &["run", "--once", "--root", root.to_str().unwrap()]),
+            "agent run --once",
+        );
+    }
+
+    // The fleet: three hosts with their OS and labels; each host's findings are the scan's.
+    let hosts = query(first, state, &admin, &["hosts"]);
+    let hosts = hosts.as_array().unwrap();
+    assert_eq!(hosts.len(), 3, "{hosts:?}");
+    let by_name = |n: &str| hosts.iter().find(|h| h["hostname"] == n).unwrap().clone();
+    assert_eq!(by_name("debian-host")["os"], "Debian 12 (bookworm)");
+    assert_eq!(by_name("alma-host")["os"], "AlmaLinux 9");
+    assert_eq!(by_name("debian-host")["labels"]["env"], "staging");
+    assert_eq!(by_name("alpine-host")["labels"]["env"], "production");
+    let staging = query(first, state, &admin, &["hosts", "--label", "env=staging"]);
+    assert_eq!(staging.as_array().unwrap().len(), 1);
+    let alma_only = query(first, state, &admin, &["hosts", "--os", "almalinux"]);
+    assert_eq!(alma_only[0]["hostname"], "alma-host");
+    for (name, root, _) in &agents {
+        let host = by_name(name);
+        let id = host["id"].as_i64().unwrap();
+        let view = query(
+            servers[servers.len() - 1],
+            state,
+            &admin,
+            &["host", &id.to_string()],
+        );
+        let served = triples(&view["findings"]);
+        assert_eq!(served, scan_triples(db, root), "{name}");
+        assert_eq!(
+            host["packages"].as_i64().unwrap() as usize,
+            inventory_json(root)["packages"].as_array().unwrap().len(),
+            "{name}"
+        );
+    }
+    let alma = by_name("alma-host");
+    let alma_id = alma["id"].as_i64().unwrap();
+    let before = triples(&query(first, state, &admin, &["host", &alma_id.to_string()])["findings"]);
+    assert!(before.iter().any(|(p, _, _)| p == "sudo"), "{before:?}");
+
+    // Which hosts a CVE affects: one of the AlmaLinux findings.
+    let cve = query(first, state, &admin, &["findings", "--limit", "1000"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["hostname"] == "alma-host" && f["finding"]["package"] == "sudo")
+        .map(|f| f["finding"]["cves"][0].as_str().unwrap().to_owned())
+        .unwrap();
+    let affected = query(first, state, &admin, &["affected", &cve]);
+    assert!(
+        affected
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["hostname"] == "alma-host" && a["package"] == "sudo"),
+        "{affected:?}"
+    );
+
+    // A package change: sudo removed from the AlmaLinux root with rpm itself.
+    let (_, alma_root, alma_dir) = &agents[1];
+    let st = Command::new("rpm")
+        .arg("--root")
+        .arg(alma_root)
+        .args([
+            "--dbpath",
+            "/var/lib/rpm",
+            "-e",
+            "--justdb",
+            "--nodeps",
+            "--noscripts",
+            "sudo",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    ok(
+        &agent(
+            alma_dir,
+            &["run", "--once", "--root", alma_root.to_str().unwrap()],
+        ),
+        "agent after change",
+    );
+    let after = triples(&query(first, state, &admin, &["host", &alma_id.to_string()])["findings"]);
+    assert!(!after.iter().any(|(p, _, _)| p == "sudo"), "{after:?}");
+    assert_eq!(after, scan_triples(db, alma_root));
+    assert!(
+        before.difference(&after).all(|(p, _, _)| p == "sudo") && after.is_subset(&before),
+        "only sudo's findings went away: {before:?} -> {after:?}"
+    );
+    let history = http_get(
+        first,
+        state,
+        &admin,
+        &format!("/v1/hosts/{alma_id}/history"),
+    );
+    let sudo: Vec<&serde_json::Value> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["package"] == "sudo")
+        .collect();
+    assert_eq!(sudo.len(), 1, "{history:?}");
+    assert!(sudo[0]["disappeared_at"].is_string(), "{sudo:?}");
+    let cve_after = query(first, state, &admin, &["affected", &cve]);
+    assert!(!cve_after
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["package"] == "sudo"));
+
+    // Unchanged: a heartbeat, not a new inventory.
+    let (_, debian_root, debian_dir) = &agents[0];
+    ok(
+        &agent(
+            debian_dir,
+            &["run", "--once", "--root", debian_root.to_str().unwrap()],
+        ),
+        "heartbeat",
+    );
+    let metrics: String = servers
+        .iter()
+        .map(|s| http_text(s, state, "/metrics"))
+        .collect();
+    assert!(
+        metrics.contains("patchwarden_checkins_total{result=\"heartbeat\"}"),
+        "{metrics}"
+    );
+
+    // Expected assets: one that never enrolled.
+    let assets = work.join("assets.csv");
+    std::fs::write(
+        &assets,
+        "hostname,groups\ndebian-host,web\nalma-host,db\nforgotten-host,db\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["--server", &first.url, "--token", &admin, "--ca"])
+        .arg(state.join("ca.pem"))
+        .arg("assets")
+        .arg("import")
+        .arg(&assets)
+        .output()
+        .unwrap();
+    ok(&out, "assets import");
+    let summary = query(first, state, &admin, &["summary"]);
+    assert_eq!(summary["hosts"], 3);
+    assert_eq!(
+        summary["never_enrolled"],
+        serde_json::json!(["forgotten-host"])
+    );
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn client(state: &Path) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(state.join("ca.pem")).unwrap()).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap()
+}
+
+fn http_get(server: &ServerProcess, state: &Path, token: &str, path: &str) -> serde_json::Value {
+    runtime().block_on(async {
+        let r = client(state)
+            .get(format!("{}{path}", server.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
+    })
+}
+
+fn http_text(server: &ServerProcess, state: &Path, path: &str) -> String {
+    runtime().block_on(async {
+        client(state)
+            .get(format!("{}{path}", server.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn fleet_end_to_end_on_sqlite() {
+    let work = scratch("fleet-sqlite");
+    let db = work.join("kb.db").display().to_string();
+    load_knowledge(&db);
+    let state = work.join("server-state");
+    let server = start_server(&db, &state, "127.0.0.1:0", &[]);
+    lifecycle(&db, &work, &[&server], &state);
+}
+
+/// A PostgreSQL URL for a schema of its own, or `None` (skipped, or a failure under
+/// `PATCHWARDEN_REQUIRE_ORACLES=1`).
+fn postgres_schema(name: &str) -> Option<String> {
+    let Ok(url) = std::env::var("PATCHWARDEN_TEST_POSTGRES") else {
+        if std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() == Ok("1") {
+            panic!("PATCHWARDEN_TEST_POSTGRES is not set");
+        }
+        eprintln!("SKIPPED: PATCHWARDEN_TEST_POSTGRES is not set");
+        return None;
+    };
+    let schema = format!("pw_fleet_{name}_{}", std::process::id());
+    let st = Command::new("psql")
+        .arg(&url)
+        .args([
+            "-qc",
+            &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"),
+        ])
+        .status()
+        .expect("psql");
+    assert!(st.success(), "creating schema {schema}");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+#[test]
+fn fleet_end_to_end_on_postgres_with_two_servers() {
+    let Some(db) = postgres_schema("e2e") else {
+        return;
+    };
+    let work = scratch("fleet-postgres");
+    load_knowledge(&db);
+    let state = work.join("server-state");
+    let a = start_server(&db, &state, "127.0.0.1:0", &[]);
+    // The second process shares the database and the state directory (the same CA).
+    let b = start_server(&db, &state, "127.0.0.1:0", &[]);
+    assert_eq!(a.fingerprint, b.fingerprint);
+    assert!(b.admin_token.is_none(), "the admin exists once");
+    lifecycle(&db, &work, &[&a, &b], &state);
+}
+
+/// Agents keep reporting while the server is killed with SIGKILL and restarted on the same port;
+/// afterwards each report the agents made is stored exactly once and no spool holds anything.
+#[test]
+fn kill_9_loses_no_acknowledged_report() {
+    let work = scratch("fleet-kill9");
+    let db = work.join("kb.db").display().to_string();
+    load_knowledge(&db);
+    let state = work.join("server-state");
+    let mut server = start_server(&db, &state, "127.0.0.1:0", &[]);
+    let port = server.port;
+    let token = enroll_token(&db, &["--uses", "3"]);
+    let root = alpine_root(&work);
+    let dirs: Vec<PathBuf> = (0..3).map(|i| work.join(format!("agent-{i}"))).collect();
+    for (i, dir) in dirs.iter().enumerate() {
+        ok(
+            &enroll(dir, &server, &token, &root, &format!("host-{i}")),
+            "enroll",
+        );
+    }
+    const ROUNDS: usize = 12;
+    let reporters: Vec<_> = dirs
+        .iter()
+        .cloned()
+        .map(|dir| {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut undelivered = 0;
+                for _ in 0..ROUNDS {
+                    let out = agent(&dir, &["run", "--once", "--root", root.to_str().unwrap()]);
+                    match out.status.code() {
+                        Some(0) => {}
+                        Some(75) => undelivered += 1,
+                        other => panic!(
+                            "agent exited {other:?}: {}",
+                            String::from_utf8_lossy(&out.stderr)
+                        ),
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                undelivered
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    for _ in 0..2 {
+        // SIGKILL: no shutdown handler runs.
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        server = start_server(&db, &state, &format!("127.0.0.1:{port}"), &[]);
+        std::thread::sleep(std::time::Duration::from_millis(400));
+    }
+    let undelivered: usize = reporters.into_iter().map(|t| t.join().unwrap()).sum();
+    // Flush whatever is still spooled: one more report each.
+    for dir in &dirs {
+        ok(
+            &agent(dir, &["run", "--once", "--root", root.to_str().unwrap()]),
+            "final flush",
+        );
+        let left = std::fs::read_dir(dir.join("spool")).unwrap().count();
+        assert_eq!(left, 0, "{} still holds reports", dir.display());
+    }
+    let counts = Command::new(SYSTEM_PYTHON)
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('select count(*), count(distinct host_id || idempotency_key) from report').fetchone())",
+            &db,
+        ])
+        .output()
+        .unwrap();
+    let text = ok(&counts, "count reports");
+    let expected = dirs.len() * (ROUNDS + 1);
+    assert_eq!(
+        text.trim(),
+        format!("({expected}, {expected})"),
+        "reports stored (undelivered at first: {undelivered})"
+    );
+    drop(server);
+}
+
+/// Every endpoint family refuses bad input with the right 4xx and a JSON error naming the problem.
+#[test]
+fn bad_input_is_refused_with_4xx() {
+    let work = scratch("fleet-bad-input");
+    let db = work.join("kb.db").display().to_string();
+    let state = work.join("server-state");
+    let server = start_server(&db, &state, "127.0.0.1:0", &["--max-body-mib", "1"]);
+    let admin = server.admin_token.clone().unwrap();
+    let token = enroll_token(&db, &["--uses", "2"]);
+    let root = alpine_root(&work);
+    let dir = work.join("agent");
+    ok(&enroll(&dir, &server, &token, &root, "good-host"), "enroll");
+    ok(
+        &agent(&dir, &["run", "--once", "--root", root.to_str().unwrap()]),
+        "run",
+    );
+    let host_secret = std::fs::read_to_string(dir.join("credential")).unwrap();
+    let auditor = {
+        let out = bin()
+            .args(["--db", &db, "user", "create", "reader", "--role", "auditor"])
+            .output()
+            .unwrap();
+        ok(&out, "user create").trim().to_owned()
+    };
+    let http = client(&state);
+    let base = server.url.clone();
+    let check = |method: &str,
+                 path: &str,
+                 auth: Option<&str>,
+                 body: Option<Vec<u8>>,
+                 want: u16,
+                 says: &str| {
+        runtime().block_on(async {
+            let url = format!("{base}{path}");
+            let mut r = match method {
+                "GET" => http.get(&url),
+                "POST" => http.post(&url),
+                "PUT" => http.put(&url),
+                _ => unreachable!(),
+            };
+            if let Some(a) = auth {
+                r = r.bearer_auth(a);
+            }
+            if let Some(b) = body {
+                r = r.header("content-type", "application/json").body(b);
+            }
+            let resp = r.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            assert_eq!(status, want, "{method} {path}: {text}");
+            if want < 400 {
+                return;
+            }
+            let err: serde_json::Value = serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"));
+            let msg = err["error"].as_str().unwrap();
+            assert!(
+                msg.contains(says),
+                "{method} {path}: {msg:?} should say {says:?}"
+            );
+        })
+    };
+    // Authentication.
+    check("GET", "/v1/hosts", None, None, 401, "no Authorization");
+    check(
+        "GET",
+        "/v1/hosts",
+        Some("pwu_0000"),
+        None,
+        401,
+        "unknown or revoked",
+    );
+    check(
+        "POST",
+        "/v1/checkin",
+        Some(&admin),
+        Some(b"{}".to_vec()),
+        401,
+        "not a host credential",
+    );
+    check(
+        "POST",
+        "/v1/checkin",
+        Some("pwh_nope"),
+        Some(b"{}".to_vec()),
+        401,
+        "unknown host credential",
+    );
+    // Authorization.
+    check(
+        "GET",
+        "/v1/hosts",
+        Some(&host_secret),
+        None,
+        403,
+        "host credential",
+    );
+    check(
+        "POST",
+        "/v1/enroll-tokens",
+        Some(&auditor),
+        Some(b"{}".to_vec()),
+        403,
+        "needs operator",
+    );
+    check(
+        "POST",
+        "/v1/users",
+        Some(&auditor),
+        Some(br#"{"name":"x","role":"admin"}"#.to_vec()),
+        403,
+        "needs admin",
+    );
+    check(
+        "PUT",
+        "/v1/hosts/1/labels",
+        Some(&auditor),
+        Some(b"{}".to_vec()),
+        403,
+        "needs operator",
+    );
+    check(
+        "PUT",
+        "/v1/assets",
+        Some(&auditor),
+        Some(b"{}".to_vec()),
+        403,
+        "needs operator",
+    );
+    // Malformed.
+    check(
+        "POST",
+        "/v1/enroll",
+        None,
+        Some(b"{\"token\": ".to_vec()),
+        400,
+        "enrollment request",
+    );
+    check(
+        "POST",
+        "/v1/enroll",
+        None,
+        Some(br#"{"token":"pwe_x","hostname":"h","extra":1}"#.to_vec()),
+        400,
+        "unknown field",
+    );
+    check(
+        "POST",
+        "/v1/enroll",
+        None,
+        Some(br#"{"token":"nope","hostname":"h"}"#.to_vec()),
+        401,
+        "not an enrollment token",
+    );
+    check(
+        "POST",
+        "/v1/checkin",
+        Some(&host_secret),
+        Some(b"[1,2]".to_vec()),
+        400,
+        "check-in",
+    );
+    check(
+        "POST",
+        "/v1/checkin",
+        Some(&host_secret),
+        Some(br#"{"idempotency_key":"","digest":"d","agent_version":"x"}"#.to_vec()),
+        400,
+        "idempotency_key",
+    );
+    check(
+        "GET",
+        "/v1/hosts/abc",
+        Some(&admin),
+        None,
+        400,
+        "not a number",
+    );
+    check(
+        "GET",
+        "/v1/hosts/999",
+        Some(&admin),
+        None,
+        404,
+        "no host 999",
+    );
+    check(
+        "GET",
+        "/v1/hosts?stale=maybe",
+        Some(&admin),
+        None,
+        400,
+        "stale",
+    );
+    check(
+        "GET",
+        "/v1/findings?severity=urgent",
+        Some(&admin),
+        None,
+        400,
+        "severity",
+    );
+    check(
+        "POST",
+        "/v1/enroll-tokens",
+        Some(&admin),
+        Some(br#"{"uses":0}"#.to_vec()),
+        400,
+        "uses",
+    );
+    check(
+        "POST",
+        "/v1/users",
+        Some(&admin),
+        Some(br#"{"name":"x","role":"king"}"#.to_vec()),
+        400,
+        "unknown variant",
+    );
+    check(
+        "PUT",
+        "/v1/assets",
+        Some(&admin),
+        Some(b"{\"source\":1}".to_vec()),
+        400,
+        "asset list",
+    );
+    check("GET", "/v1/nothing-here", None, None, 404, "no such route");
+    // Oversized (the server was started with a 1 MiB limit).
+    let big = format!(
+        "{{\"token\":\"pwe_x\",\"hostname\":\"{}\"}}",
+        "a".repeat(2 << 20)
+    );
+    check(
+        "POST",
+        "/v1/enroll",
+        None,
+        Some(big.into_bytes()),
+        413,
+        "larger than",
+    );
+    let big_checkin = format!(
+        "{{\"idempotency_key\":\"k\",\"digest\":\"{}\",\"agent_version\":\"x\"}}",
+        "d".repeat(2 << 20)
+    );
+    check(
+        "POST",
+        "/v1/checkin",
+        Some(&host_secret),
+        Some(big_checkin.into_bytes()),
+        413,
+        "larger than",
+    );
+    // Revoked hosts are refused; the good data is still there.
+    check("POST", "/v1/hosts/1/revoke", Some(&admin), None, 200, "");
+    let out = agent(&dir, &["run", "--once", "--root", root.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("revoked"),
+        "{out:?}"
+    );
+    let hosts = query(&server, &state, &admin, &["hosts"]);
+    assert_eq!(hosts[0]["revoked"], true);
+    assert_eq!(hosts[0]["packages"], 15);
+}

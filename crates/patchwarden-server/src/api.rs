@@ -1,0 +1,841 @@
+//! The routes and their handlers.
+//!
+//! | route | who | what |
+//! |---|---|---|
+//! | `GET /healthz`, `GET /readyz` | anyone | liveness; readiness (the store answers) |
+//! | `GET /metrics` | anyone | Prometheus metrics |
+//! | `GET /v1/openapi.json` | anyone | this API, described |
+//! | `GET /v1/ca.pem` | anyone | the CA certificate (agents check its fingerprint) |
+//! | `POST /v1/enroll` | enrollment token | a host credential |
+//! | `POST /v1/checkin` | host | inventory or heartbeat |
+//! | `GET /v1/jobs/next?wait_secs=N` | host | long-poll for work (204: none) |
+//! | `GET /v1/hosts?os=&label=k=v&group=&stale=` | auditor | hosts |
+//! | `GET /v1/hosts/{id}`, `/findings`, `/history` | auditor | one host |
+//! | `PUT /v1/hosts/{id}/labels` | operator | set labels (`""` removes) |
+//! | `POST /v1/hosts/{id}/revoke` | operator | revoke the host's credential |
+//! | `GET /v1/findings?severity=&kev=&overdue=&limit=` | auditor | findings across the fleet |
+//! | `GET /v1/cves/{cve}/hosts` | auditor | hosts affected by a CVE, and how |
+//! | `GET /v1/summary` | auditor | the fleet at a glance, hosts that never enrolled |
+//! | `POST /v1/enroll-tokens` | operator | a new enrollment token |
+//! | `POST /v1/users` | admin | a new user and its token |
+//! | `PUT /v1/assets` | operator | the list of hosts that should exist |
+//!
+//! Errors are JSON `{"error": "..."}`: 400 malformed, 401 no or bad credential, 403 beyond the
+//! role or another host's data, 404, 413 too large; never a 500 for bad input.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use patchwarden_model::fleet::{
+    ApiError, CheckIn, CheckInAck, EnrollRequest, EnrollResponse, HostFinding, Role,
+};
+use patchwarden_store::fleet::{FindingFilter, FindingRow, HostCredential, HostFilter};
+use patchwarden_store::Store;
+use serde::Deserialize;
+
+use crate::secrets::{self, SecretKind};
+use crate::{Metrics, ServerConfig};
+
+/// Shared by every request: the store, the configuration, metrics. No fleet state lives here.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<ServerConfig>,
+    pub metrics: Arc<Metrics>,
+    ca_pem: Arc<String>,
+    policy: Arc<patchwarden_risk::policy::Policy>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        config: ServerConfig,
+        ca_pem: String,
+        policy: patchwarden_risk::policy::Policy,
+    ) -> AppState {
+        AppState {
+            store,
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::default()),
+            ca_pem: Arc::new(ca_pem),
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// Recomputes findings for hosts whose stored inventory is newer than their findings (after a
+    /// crash between the two, or a knowledge-base change that marked them).
+    pub async fn refresh_pending_findings(&self) {
+        let Ok(hosts) = self.store.hosts_needing_findings().await else {
+            return;
+        };
+        for host in hosts {
+            let _ = self.recompute_findings(host).await;
+        }
+    }
+
+    /// Runs the host pipeline on the stored inventory and replaces the host's findings.
+    pub async fn recompute_findings(&self, host_id: i64) -> Result<usize, String> {
+        let Some(inventory) = self
+            .store
+            .host_inventory(host_id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(0);
+        };
+        let labels = self
+            .store
+            .host(host_id, 0)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|h| h.labels)
+            .unwrap_or_default();
+        let now = patchwarden_model::now_rfc3339();
+        let options = patchwarden_findings::ScanOptions {
+            asset: patchwarden_risk::Asset {
+                criticality: labels
+                    .get("criticality")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or_default(),
+                internet_facing: labels
+                    .get("internet_facing")
+                    .is_some_and(|v| v == "true" || v == "yes"),
+            },
+            policy: (*self.policy).clone(),
+            record_history: true,
+            now: now.clone(),
+            distro_info_dir: self.config.distro_info_dir.clone(),
+            ..Default::default()
+        };
+        let rows = patchwarden_findings::with_report(
+            &self.store,
+            &inventory,
+            &options,
+            &mut |_| {},
+            |report, _, _| {
+                report
+                    .findings
+                    .iter()
+                    .map(|f| FindingRow {
+                        package: f.package.to_owned(),
+                        advisory_id: f.advisory_id.to_string(),
+                        cves: f.cves.to_vec(),
+                        state: patchwarden_findings::state_name(f.state).to_owned(),
+                        severity: f.severity.as_str().to_owned(),
+                        kev: f.facts.kev,
+                        overdue: f.overdue,
+                        risk: f.risk,
+                        doc: serde_json::to_string(f).expect("a finding serializes"),
+                    })
+                    .collect::<Vec<_>>()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        self.store
+            .replace_host_findings(host_id, &rows, &now)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(rows.len())
+    }
+
+    fn stale_secs(&self) -> i64 {
+        self.config.stale_after.as_secs() as i64
+    }
+}
+
+/// An error answer.
+pub struct Failure(StatusCode, String);
+
+impl Failure {
+    fn new(status: StatusCode, message: impl Into<String>) -> Failure {
+        Failure(status, message.into())
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(ApiError { error: self.1 })).into_response()
+    }
+}
+
+impl From<patchwarden_store::StoreError> for Failure {
+    fn from(e: patchwarden_store::StoreError) -> Failure {
+        Failure::new(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
+    }
+}
+
+type Answer<T> = Result<T, Failure>;
+
+fn json<T: serde::Serialize>(value: &T) -> Response {
+    axum::Json(value).into_response()
+}
+
+/// The bearer secret of a request.
+fn bearer(headers: &HeaderMap) -> Answer<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| Failure::new(StatusCode::UNAUTHORIZED, "no Authorization header"))?
+        .to_str()
+        .map_err(|_| {
+            Failure::new(
+                StatusCode::UNAUTHORIZED,
+                "the Authorization header is not text",
+            )
+        })?;
+    value.strip_prefix("Bearer ").map(str::trim).ok_or_else(|| {
+        Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "the Authorization header is not `Bearer <token>`",
+        )
+    })
+}
+
+impl AppState {
+    /// The user presenting a token, if its role reaches `needed`.
+    async fn user(
+        &self,
+        headers: &HeaderMap,
+        needed: Role,
+    ) -> Answer<patchwarden_store::fleet::ApiUser> {
+        let secret = bearer(headers)?;
+        match SecretKind::of(secret) {
+            Some(SecretKind::User) => {}
+            Some(SecretKind::Host) => {
+                return Err(Failure::new(
+                    StatusCode::FORBIDDEN,
+                    "a host credential cannot use the user API",
+                ))
+            }
+            _ => return Err(Failure::new(StatusCode::UNAUTHORIZED, "not a user token")),
+        }
+        let user = self
+            .store
+            .user_by_token(&secrets::digest(secret))
+            .await?
+            .ok_or_else(|| {
+                Failure::new(StatusCode::UNAUTHORIZED, "unknown or revoked user token")
+            })?;
+        if user.role < needed {
+            return Err(Failure::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "user {} has role {}; this needs {}",
+                    user.name,
+                    user.role.as_str(),
+                    needed.as_str()
+                ),
+            ));
+        }
+        Ok(user)
+    }
+
+    /// The host presenting its credential.
+    async fn host(&self, headers: &HeaderMap) -> Answer<HostCredential> {
+        let secret = bearer(headers)?;
+        if SecretKind::of(secret) != Some(SecretKind::Host) {
+            return Err(Failure::new(
+                StatusCode::UNAUTHORIZED,
+                "not a host credential",
+            ));
+        }
+        let host = self
+            .store
+            .host_by_secret(&secrets::digest(secret))
+            .await?
+            .ok_or_else(|| Failure::new(StatusCode::UNAUTHORIZED, "unknown host credential"))?;
+        if host.revoked {
+            return Err(Failure::new(
+                StatusCode::UNAUTHORIZED,
+                format!("the credential of host {} was revoked", host.id),
+            ));
+        }
+        Ok(host)
+    }
+}
+
+/// Parses a JSON body, naming what was wrong (with line and column).
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Answer<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, format!("{what}: {e}")))
+}
+
+/// The body, or the extractor's refusal (413 beyond the limit) as a JSON error.
+fn body(result: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Answer<Bytes> {
+    result.map_err(|e| {
+        let status = e.status();
+        Failure::new(
+            status,
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "the request body is larger than the server accepts (max_body_bytes)".to_owned()
+            } else {
+                e.body_text()
+            },
+        )
+    })
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/ca.pem", get(ca_pem))
+        .route("/v1/enroll", post(enroll))
+        .route("/v1/checkin", post(checkin))
+        .route("/v1/jobs/next", get(next_job))
+        .route("/v1/hosts", get(hosts))
+        .route("/v1/hosts/{id}", get(host))
+        .route("/v1/hosts/{id}/findings", get(host_findings))
+        .route("/v1/hosts/{id}/history", get(host_history))
+        .route("/v1/hosts/{id}/labels", put(host_labels))
+        .route("/v1/hosts/{id}/revoke", post(revoke_host))
+        .route("/v1/findings", get(findings))
+        .route("/v1/cves/{cve}/hosts", get(cve_hosts))
+        .route("/v1/summary", get(summary))
+        .route("/v1/enroll-tokens", post(create_enroll_token))
+        .route("/v1/users", post(create_user))
+        .route("/v1/assets", put(replace_assets))
+        .fallback(|| async { Failure::new(StatusCode::NOT_FOUND, "no such route") })
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Counts every request by route and status, and times it.
+async fn observe(
+    State(state): State<AppState>,
+    matched: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = matched
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .observe(&route, started.elapsed().as_secs_f64());
+    state.metrics.count(
+        "patchwarden_http_requests_total",
+        &format!(
+            "route=\"{route}\",status=\"{}\"",
+            response.status().as_u16()
+        ),
+    );
+    response
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.user_count().await {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            Failure::new(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")).into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
+async fn ca_pem(State(state): State<AppState>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
+        state.ca_pem.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+async fn enroll(
+    State(state): State<AppState>,
+    raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Answer<Response> {
+    let request: EnrollRequest = parse_body(&body(raw)?, "enrollment request")?;
+    if request.hostname.trim().is_empty() || request.hostname.len() > 253 {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "hostname: must be 1 to 253 characters",
+        ));
+    }
+    if SecretKind::of(&request.token) != Some(SecretKind::Enrollment) {
+        state
+            .metrics
+            .count("patchwarden_enrollments_total", "result=\"refused\"");
+        return Err(Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "token: not an enrollment token",
+        ));
+    }
+    let secret = secrets::generate(SecretKind::Host);
+    let now = patchwarden_model::now_rfc3339();
+    match state
+        .store
+        .enroll_host(
+            &secrets::digest(&request.token),
+            &now,
+            request.hostname.trim(),
+            request.machine_id.as_deref(),
+            &secrets::digest(&secret),
+        )
+        .await?
+    {
+        Ok((host_id, labels)) => {
+            state
+                .metrics
+                .count("patchwarden_enrollments_total", "result=\"enrolled\"");
+            Ok(json(&EnrollResponse {
+                host_id,
+                host_secret: secret,
+                labels,
+            }))
+        }
+        Err(refusal) => {
+            state
+                .metrics
+                .count("patchwarden_enrollments_total", "result=\"refused\"");
+            Err(Failure::new(StatusCode::UNAUTHORIZED, refusal.to_string()))
+        }
+    }
+}
+
+async fn checkin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Answer<Response> {
+    let host = state.host(&headers).await?;
+    let report: CheckIn = parse_body(&body(raw)?, "check-in")?;
+    if report.idempotency_key.is_empty() || report.idempotency_key.len() > 128 {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "idempotency_key: must be 1 to 128 characters",
+        ));
+    }
+    let digest = match &report.inventory {
+        Some(inventory) => {
+            if inventory.schema_version != patchwarden_model::INVENTORY_SCHEMA_VERSION {
+                return Err(Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "inventory.schema_version: {} is not supported (this server reads {})",
+                        inventory.schema_version,
+                        patchwarden_model::INVENTORY_SCHEMA_VERSION
+                    ),
+                ));
+            }
+            // The server's own digest: what it stores is what it compared.
+            patchwarden_model::fleet::inventory_digest(inventory)
+        }
+        None => report.digest.clone(),
+    };
+    let now = patchwarden_model::now_rfc3339();
+    let outcome = state
+        .store
+        .check_in(
+            host.id,
+            &report.idempotency_key,
+            &digest,
+            report.inventory.as_ref(),
+            &now,
+        )
+        .await?;
+    let result_name = serde_json::to_value(outcome.result)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    state.metrics.count(
+        "patchwarden_checkins_total",
+        &format!("result=\"{result_name}\""),
+    );
+    if outcome.result == patchwarden_model::fleet::CheckInResult::Stored {
+        // The report is committed; findings follow from it (and are redone at start if this
+        // process dies before they are stored).
+        if let Err(e) = state.recompute_findings(host.id).await {
+            state
+                .metrics
+                .count("patchwarden_findings_failures_total", "");
+            eprintln!("findings for host {}: {e}", host.id);
+        }
+    }
+    Ok(json(&CheckInAck {
+        result: outcome.result,
+        interval_secs: state.config.checkin_interval.as_secs(),
+        appeared: outcome.appeared,
+        disappeared: outcome.disappeared,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitQuery {
+    wait_secs: Option<u64>,
+}
+
+/// Long-poll for a job. No job kinds exist yet (deployment comes next): after the wait, 204.
+async fn next_job(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer<Response> {
+    state.host(&headers).await?;
+    let Query(q) = query.map_err(|e| Failure::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let wait = Duration::from_secs(q.wait_secs.unwrap_or(0)).min(state.config.long_poll_max);
+    tokio::time::sleep(wait).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostsQuery {
+    os: Option<String>,
+    /// `key=value`, repeatable as a comma-separated list.
+    label: Option<String>,
+    group: Option<String>,
+    stale: Option<bool>,
+}
+
+fn query<T: serde::de::DeserializeOwned>(
+    q: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Answer<T> {
+    q.map(|Query(q)| q)
+        .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+async fn hosts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<HostsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer<Response> {
+    state.user(&headers, Role::Auditor).await?;
+    let q = query(q)?;
+    let mut labels = Vec::new();
+    for pair in q.label.iter().flat_map(|l| l.split(',')) {
+        let (k, v) = pair.split_once('=').ok_or_else(|| {
+            Failure::new(
+                StatusCode::BAD_REQUEST,
+                format!("label: {pair:?} is not key=value"),
+            )
+        })?;
+        labels.push((k.to_owned(), v.to_owned()));
+    }
+    if let Some(g) = q.group {
+        labels.push(("group".into(), g));
+    }
+    let filter = HostFilter {
+        os: q.os,
+        labels,
+        stale: q.stale,
+    };
+    Ok(json(&state.store.hosts(&filter, state.stale_secs()).await?))
+}
+
+fn host_id(raw: &str) -> Answer<i64> {
+    raw.parse().map_err(|_| {
+        Failure::new(
+            StatusCode::BAD_REQUEST,
+            format!("host id {raw:?} is not a number"),
+        )
+    })
+}
+
+async fn host(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer<Response> {
+    state.user(&headers, Role::Auditor).await?;
+    let id = host_id(&id)?;
+    let host = state
+        .store
+        .host(id, state.stale_secs())
+        .await?
+        .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("no host {id}")))?;
+    Ok(json(&host))
+}
+
+async fn host_findings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer<Response> {
+    state.user(&headers, Role::Auditor).await?;
+    let id = host_id(&id)?;
+    if state.store.host(id, 0).await?.is_none() {
+        return Err(Failure::new(StatusCode::NOT_FOUND, format!("no host {id}")));
+    }
+    let rows = state
+        .store
+        .fleet_findings(&FindingFilter {
+            host_id: Some(id),
+            ..Default::default()
+        })
+        .await?;
+    Ok(json(&finding_list(rows)))
+}
+
+fn finding_list(rows: Vec<(i64, String, String)>) -> Vec<HostFinding> {
+    rows.into_iter()
+        .map(|(host_id, hostname, doc)| HostFinding {
+            host_id,
+            hostname,
+            finding: serde_json::from_str(&doc).unwrap_or(serde_json::Value::Null),
+        })
+        .collect()
+}
+
+async fn host_history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer<Response> {
+    state.user(&headers, Role::Auditor).await?;
+    let id = host_id(&id)?;
+    let rows = state.store.package_history(id).await?;
+    let list: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|(package, version, appeared, disappeared)| {
+            serde_json::json!({"package": package, "version": version, "appeared_at": appeared, "disappeared_at": disappeared})
+        })
+        .collect();
+    Ok(json(&list))
+}
+
+async fn host_labels(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Answer<Response> {
+    state.user(&headers, Role::Operator).await?;
+    let id = host_id(&id)?;
+    let labels: BTreeMap<String, String> = parse_body(&body(raw)?, "labels")?;
+    if labels.keys().any(|k| k.is_empty() || k.len() > 64) {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "labels: keys must be 1 to 64 characters",
+        ));
+    }
+    if !state.store.set_host_labels(id, &labels).await? {
+        return Err(Failure::new(StatusCode::NOT_FOUND, format!("no host {id}")));
+    }
+    // Criticality and exposure feed the risk score.
+    let _ = state.recompute_findings(id).await;
+    Ok(json(&state.store.host(id, state.stale_secs()).await?))
+}
+
+async fn revoke_host(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer<Response> {
+    state.user(&headers, Role::Operator).await?;
+    let id = host_id(&id)?;
+    if !state.store.revoke_host(id).await? {
+        return Err(Failure::new(StatusCode::NOT_FOUND, format!("no host {id}")));
+    }
+    Ok(json(&serde_json::json!({"revoked": id})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindingsQuery {
+    severity: Option<String>,
+    #[serde(default)]
+    kev: bool,
+    #[serde(default)]
+    overdue: bool,
+    limit: Option<i64>,
+}
+
+async fn findings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer<Response> {
+    state.user(&headers, Role::Auditor).await?;
+    let q = query(q)?;
+    if let Some(s) = &q.severity {
+        if !["low", "medium", "high", "critical"].contains(&s.as_str()) {
+            return Err(Failure::new(
+                StatusCode::BAD_REQUEST,
+                format!("severity: {s:?} is not low, medium, high or critical"),
+            ));
+        }
+    }
+    let rows = state
+        .store
+        .fleet_findings(&FindingFilter {
+            min_severity: q.severity,
+            kev: q.kev,
+            overdue: q.overdue,
+            host_id: None,
+            limit: q.limit,
+        })
+        .await?;
+    Ok(json(&finding_list(rows)))
+}
+
+async fn cve_hosts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(cve): Path<String>,
+) -> Answer<Response> {
+    state.user(&headers, Role::Auditor).await?;
+    Ok(json(&state.store.hosts_affected_by(&cve).await?))
+}
+
+async fn summary(State(state): State<AppState>, headers: HeaderMap) -> Answer<Response> {
+    state.user(&headers, Role::Auditor).await?;
+    Ok(json(&state.store.fleet_summary(state.stale_secs()).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEnrollToken {
+    /// Lifetime in seconds (default one day).
+    expires_secs: Option<u64>,
+    /// How many hosts may enroll with it (default 1).
+    uses: Option<i64>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+async fn create_enroll_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Answer<Response> {
+    let user = state.user(&headers, Role::Operator).await?;
+    let request: NewEnrollToken = parse_body(&body(raw)?, "enrollment token request")?;
+    let uses = request.uses.unwrap_or(1);
+    if uses < 1 {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "uses: must be at least 1",
+        ));
+    }
+    let (token, expires_at) = create_enrollment_token(
+        &state.store,
+        request.expires_secs.unwrap_or(86400),
+        uses,
+        &request.labels,
+        &user.name,
+    )
+    .await?;
+    Ok(json(
+        &serde_json::json!({"token": token, "expires_at": expires_at, "uses": uses}),
+    ))
+}
+
+/// Creates an enrollment token valid for `expires_secs` and `uses` enrollments; returns the token
+/// (shown once) and its expiry. Used by the API and by `patchwarden enroll-token create`.
+pub async fn create_enrollment_token(
+    store: &Store,
+    expires_secs: u64,
+    uses: i64,
+    labels: &BTreeMap<String, String>,
+    created_by: &str,
+) -> Result<(String, String), patchwarden_store::StoreError> {
+    let token = secrets::generate(SecretKind::Enrollment);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let expires_at = patchwarden_model::rfc3339(
+        now.saturating_add(expires_secs.min(i64::MAX as u64 / 2) as i64),
+    );
+    store
+        .create_enroll_token(
+            &secrets::digest(&token),
+            &expires_at,
+            uses,
+            labels,
+            created_by,
+        )
+        .await?;
+    Ok((token, expires_at))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    name: String,
+    role: Role,
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Answer<Response> {
+    state.user(&headers, Role::Admin).await?;
+    let request: NewUser = parse_body(&body(raw)?, "user request")?;
+    if request.name.is_empty() || request.name.len() > 64 {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "name: must be 1 to 64 characters",
+        ));
+    }
+    let token = secrets::generate(SecretKind::User);
+    state
+        .store
+        .create_user(&request.name, request.role, &secrets::digest(&token))
+        .await
+        .map_err(|e| Failure::new(StatusCode::CONFLICT, format!("user {}: {e}", request.name)))?;
+    Ok(json(
+        &serde_json::json!({"name": request.name, "role": request.role, "token": token}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssetList {
+    source: String,
+    assets: Vec<(String, Vec<String>)>,
+}
+
+async fn replace_assets(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Answer<Response> {
+    state.user(&headers, Role::Operator).await?;
+    let list: AssetList = parse_body(&body(raw)?, "asset list")?;
+    if list.assets.iter().any(|(n, _)| n.is_empty()) {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "assets: a host name is empty",
+        ));
+    }
+    state
+        .store
+        .replace_expected_assets(&list.assets, &list.source)
+        .await?;
+    Ok(json(&serde_json::json!({"assets": list.assets.len()})))
+}

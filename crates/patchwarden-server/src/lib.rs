@@ -1,0 +1,216 @@
+//! `patchwarden server`: the fleet's control plane. A JSON REST API over TLS (its own CA unless given
+//! certificates), enrollment of agents with hashed, expiring, use-limited tokens, per-host
+//! credentials, check-ins that are durable before they are acknowledged and stored once per
+//! idempotency key, findings recomputed for a host when its inventory changes, fleet queries, user
+//! tokens with roles, Prometheus metrics, health and readiness.
+//!
+//! It holds no state of its own: everything is in the store, so several server processes can share
+//! one PostgreSQL database. The routes are listed in [`api`] and described by `openapi.json`.
+
+pub mod api;
+pub mod assets;
+mod metrics;
+pub mod secrets;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use patchwarden_store::Store;
+
+pub use metrics::Metrics;
+
+/// Everything the server is told; every field has a default (see [`ServerConfig::default`]).
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to listen on (`0.0.0.0:8443` by default; port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Where the CA, the server certificate and their keys live.
+    pub state_dir: PathBuf,
+    /// Names (DNS or IP) the generated server certificate is valid for.
+    pub tls_names: Vec<String>,
+    /// Operator-provided certificates instead of the generated ones.
+    pub provided_certificates: Option<tls::ProvidedCertificates>,
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// How often agents should check in (they add jitter).
+    pub checkin_interval: Duration,
+    /// Hosts not seen for this long are stale.
+    pub stale_after: Duration,
+    /// Longest a job long-poll is held open.
+    pub long_poll_max: Duration,
+    /// Policy file (TOML) for due dates; the built-in presets otherwise.
+    pub policy: Option<PathBuf>,
+    /// Where distro-info-data lives (end-of-life dates).
+    pub distro_info_dir: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "0.0.0.0:8443".parse().expect("a valid address"),
+            state_dir: default_state_dir(),
+            tls_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            provided_certificates: None,
+            max_body_bytes: 32 << 20,
+            checkin_interval: Duration::from_secs(3600),
+            stale_after: Duration::from_secs(3 * 86400),
+            long_poll_max: Duration::from_secs(60),
+            policy: None,
+            distro_info_dir: "/usr/share/distro-info".into(),
+        }
+    }
+}
+
+/// `$XDG_STATE_HOME/patchwarden/server`, else `~/.local/state/patchwarden/server`.
+pub fn default_state_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("patchwarden/server")
+}
+
+/// What the server tells its operator on start (printed by the CLI, read by tests).
+#[derive(Clone, Debug)]
+pub struct Started {
+    pub address: SocketAddr,
+    pub ca_fingerprint: String,
+    /// The first admin's token, when this start created it (shown once, stored as a digest).
+    pub admin_token: Option<String>,
+}
+
+/// Prepares the server: TLS identity, the first admin, findings left behind by a crash; then
+/// binds. Serve with [`Server::serve`].
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: api::AppState,
+    pub started: Started,
+}
+
+impl Server {
+    pub async fn bind(store: Store, config: ServerConfig) -> Result<Server, String> {
+        let identity = tls::load_or_create(
+            &config.state_dir,
+            &config.tls_names,
+            config.provided_certificates.as_ref(),
+        )?;
+        let tls = tls::server_config(&identity)?;
+        let admin_token = if store.user_count().await.map_err(|e| e.to_string())? == 0 {
+            let token = secrets::generate(secrets::SecretKind::User);
+            store
+                .create_user(
+                    "admin",
+                    patchwarden_model::fleet::Role::Admin,
+                    &secrets::digest(&token),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            Some(token)
+        } else {
+            None
+        };
+        let policy = match &config.policy {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                patchwarden_risk::policy::Policy::parse(&text, &path.display().to_string())?
+            }
+            None => patchwarden_risk::policy::Policy::default(),
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| format!("the listening address: {e}"))?;
+        let state = api::AppState::new(store, config, identity.ca_pem.clone(), policy);
+        // Inventories stored before a crash whose findings were not computed yet.
+        state.refresh_pending_findings().await;
+        Ok(Server {
+            listener,
+            tls,
+            state,
+            started: Started {
+                address,
+                ca_fingerprint: identity.ca_fingerprint,
+                admin_token,
+            },
+        })
+    }
+
+    /// The shared request state (for background work beside the server: scheduled syncs).
+    pub fn state(&self) -> api::AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish
+    /// (up to 30 s) and returns.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
+        use hyper_util::rt::TokioIo;
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.tls);
+        let router = api::router(self.state.clone());
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, _peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(_) => {
+                        // Out of file descriptors or similar: back off instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let router = router.clone();
+            let watcher = graceful.watcher();
+            let metrics = self.state.metrics.clone();
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(tls)) => tls,
+                    _ => {
+                        metrics.count("patchwarden_tls_handshake_failures_total", "");
+                        return;
+                    }
+                };
+                let service = hyper_util::service::TowerToHyperService::new(router);
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(tls), service);
+                let _ = watcher.watch(conn).await;
+            });
+        }
+        drop(self.listener);
+        let _ = tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await;
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

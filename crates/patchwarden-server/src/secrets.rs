@@ -1,0 +1,72 @@
+//! Secrets the server hands out — user API tokens (`pwu_`), enrollment tokens (`pwe_`) and host
+//! credentials (`pwh_`) — and the digests it keeps of them (never the secrets themselves).
+
+use sha2::Digest;
+
+/// What a secret is for, by its prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretKind {
+    User,
+    Enrollment,
+    Host,
+}
+
+impl SecretKind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            SecretKind::User => "pwu_",
+            SecretKind::Enrollment => "pwe_",
+            SecretKind::Host => "pwh_",
+        }
+    }
+
+    /// The kind a presented secret claims by its prefix.
+    pub fn of(secret: &str) -> Option<SecretKind> {
+        [SecretKind::User, SecretKind::Enrollment, SecretKind::Host]
+            .into_iter()
+            .find(|k| secret.starts_with(k.prefix()))
+    }
+}
+
+/// A new secret: the prefix and 32 random bytes in hex.
+pub fn generate(kind: SecretKind) -> String {
+    let mut bytes = [0u8; 32];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .expect("the system's random source works");
+    let mut out = String::from(kind.prefix());
+    for b in bytes {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// The digest stored for a secret (hex SHA-256). Secrets are 256-bit random values, so a plain
+/// digest suffices: there is nothing to guess.
+pub fn digest(secret: &str) -> String {
+    let d = sha2::Sha256::digest(secret.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in d {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_random_prefixed_and_stored_as_digests() {
+        let a = generate(SecretKind::Host);
+        let b = generate(SecretKind::Host);
+        assert_ne!(a, b);
+        assert!(a.starts_with("pwh_") && a.len() == 4 + 64, "{a}");
+        assert_eq!(SecretKind::of(&a), Some(SecretKind::Host));
+        assert_eq!(SecretKind::of("Bearer x"), None);
+        assert_eq!(digest(&a), digest(&a));
+        assert_ne!(digest(&a), digest(&b));
+        assert!(!digest(&a).contains(&a[4..]));
+    }
+}
