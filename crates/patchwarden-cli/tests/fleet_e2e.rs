@@ -157,6 +157,28 @@ fn query(server: &ServerProcess, state: &Path, token: &str, args: &[&str]) -> se
     serde_json::from_str(&ok(&out, &format!("query {args:?}"))).unwrap()
 }
 
+/// Waits until the server has computed the findings of every stored inventory (they follow the
+/// check-in's acknowledgement in the background).
+fn wait_for_findings(server: &ServerProcess, state: &Path, token: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let hosts = query(server, state, token, &["hosts"]);
+        if hosts
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["findings_pending"] == false)
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "findings still pending: {hosts}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// (package, advisory, state) of findings as the scan report or the server's host view lists them.
 fn triples(findings: &serde_json::Value) -> BTreeSet<(String, String, String)> {
     findings
@@ -314,6 +336,7 @@ fn lifecycle(db: &str, work: &Path, servers: &[&ServerProcess], state: &Path) {
             "agent run --once",
         );
     }
+    wait_for_findings(first, state, &admin);
 
     // The fleet: three hosts with their OS and labels; each host's findings are the scan's.
     let hosts = query(first, state, &admin, &["hosts"]);
@@ -392,6 +415,7 @@ fn lifecycle(db: &str, work: &Path, servers: &[&ServerProcess], state: &Path) {
         ),
         "agent after change",
     );
+    wait_for_findings(first, state, &admin);
     let after = triples(&query(first, state, &admin, &["host", &alma_id.to_string()])["findings"]);
     assert!(!after.iter().any(|(p, _, _)| p == "sudo"), "{after:?}");
     assert_eq!(after, scan_triples(db, alma_root));

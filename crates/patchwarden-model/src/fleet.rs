@@ -125,6 +125,9 @@ pub struct HostSummary {
     pub stale: bool,
     pub revoked: bool,
     pub packages: i64,
+    /// The last inventory's findings are still being computed.
+    #[serde(default)]
+    pub findings_pending: bool,
     /// Open findings by severity name, and `kev`, `overdue`, `total`.
     pub findings: BTreeMap<String, i64>,
 }

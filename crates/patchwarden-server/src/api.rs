@@ -51,6 +51,16 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     ca_pem: Arc<String>,
     policy: Arc<patchwarden_risk::policy::Policy>,
+    findings: Arc<FindingsQueue>,
+}
+
+/// Hosts whose findings are to be recomputed, each queued once however often it is asked for;
+/// workers drain it. The queue is only a speed-up: what is owed is in the store (`findings_at`
+/// behind `inventory_at`), and a starting server queues those hosts again.
+struct FindingsQueue {
+    sender: tokio::sync::mpsc::UnboundedSender<i64>,
+    receiver: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<i64>>,
+    queued: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl AppState {
@@ -60,23 +70,70 @@ impl AppState {
         ca_pem: String,
         policy: patchwarden_risk::policy::Policy,
     ) -> AppState {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         AppState {
             store,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             ca_pem: Arc::new(ca_pem),
             policy: Arc::new(policy),
+            findings: Arc::new(FindingsQueue {
+                sender,
+                receiver: tokio::sync::Mutex::new(receiver),
+                queued: std::sync::Mutex::new(Default::default()),
+            }),
         }
     }
 
-    /// Recomputes findings for hosts whose stored inventory is newer than their findings (after a
-    /// crash between the two, or a knowledge-base change that marked them).
+    /// Starts `n` workers that recompute the findings of queued hosts.
+    pub fn start_findings_workers(&self, n: usize) {
+        for _ in 0..n.max(1) {
+            let state = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    let next = state.findings.receiver.lock().await.recv().await;
+                    let Some(host) = next else { break };
+                    if let Ok(mut q) = state.findings.queued.lock() {
+                        q.remove(&host);
+                    }
+                    let started = Instant::now();
+                    match state.recompute_findings(host).await {
+                        Ok(_) => state
+                            .metrics
+                            .observe("findings", started.elapsed().as_secs_f64()),
+                        Err(e) => {
+                            state
+                                .metrics
+                                .count("patchwarden_findings_failures_total", "");
+                            eprintln!("findings for host {host}: {e}");
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// Queues a host for findings (once, however often asked).
+    pub fn queue_findings(&self, host: i64) {
+        let fresh = self
+            .findings
+            .queued
+            .lock()
+            .map(|mut q| q.insert(host))
+            .unwrap_or(true);
+        if fresh {
+            let _ = self.findings.sender.send(host);
+        }
+    }
+
+    /// Queues the hosts whose stored inventory is newer than their findings (after a crash between
+    /// the two, or a knowledge-base change that marked them).
     pub async fn refresh_pending_findings(&self) {
         let Ok(hosts) = self.store.hosts_needing_findings().await else {
             return;
         };
         for host in hosts {
-            let _ = self.recompute_findings(host).await;
+            self.queue_findings(host);
         }
     }
 
@@ -92,11 +149,9 @@ impl AppState {
         };
         let labels = self
             .store
-            .host(host_id, 0)
+            .host_labels(host_id)
             .await
-            .map_err(|e| e.to_string())?
-            .map(|h| h.labels)
-            .unwrap_or_default();
+            .map_err(|e| e.to_string())?;
         let now = patchwarden_model::now_rfc3339();
         let options = patchwarden_findings::ScanOptions {
             asset: patchwarden_risk::Asset {
@@ -307,8 +362,40 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/assets", put(replace_assets))
         .fallback(|| async { Failure::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversized,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// A body announced larger than the limit gets its 413 at once — after the body is read and
+/// dropped (up to a cap), so that the client, still sending, reads the answer instead of a reset
+/// connection.
+async fn refuse_oversized(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = state.config.max_body_bytes;
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(n) if n > limit as u64 => {
+            let cap = (limit.saturating_mul(4)).max(64 << 20);
+            let _ = axum::body::to_bytes(request.into_body(), cap).await;
+            Failure::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body ({n} bytes) is larger than the server accepts ({limit} bytes, max_body_bytes)"),
+            )
+            .into_response()
+        }
+        _ => next.run(request).await,
+    }
 }
 
 /// Counts every request by route and status, and times it.
@@ -645,7 +732,7 @@ async fn host_labels(
         return Err(Failure::new(StatusCode::NOT_FOUND, format!("no host {id}")));
     }
     // Criticality and exposure feed the risk score.
-    let _ = state.recompute_findings(id).await;
+    state.queue_findings(id);
     Ok(json(&state.store.host(id, state.stale_secs()).await?))
 }
 

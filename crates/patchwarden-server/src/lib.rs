@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub stale_after: Duration,
     /// Longest a job long-poll is held open.
     pub long_poll_max: Duration,
+    /// Tasks recomputing findings after check-ins.
+    pub findings_workers: usize,
     /// Policy file (TOML) for due dates; the built-in presets otherwise.
     pub policy: Option<PathBuf>,
     /// Where distro-info-data lives (end-of-life dates).
@@ -58,6 +60,7 @@ impl Default for ServerConfig {
             checkin_interval: Duration::from_secs(3600),
             stale_after: Duration::from_secs(3 * 86400),
             long_poll_max: Duration::from_secs(60),
+            findings_workers: 2,
             policy: None,
             distro_info_dir: "/usr/share/distro-info".into(),
         }
@@ -128,7 +131,9 @@ impl Server {
         let address = listener
             .local_addr()
             .map_err(|e| format!("the listening address: {e}"))?;
+        let workers = config.findings_workers;
         let state = api::AppState::new(store, config, identity.ca_pem.clone(), policy);
+        state.start_findings_workers(workers);
         // Inventories stored before a crash whose findings were not computed yet.
         state.refresh_pending_findings().await;
         Ok(Server {

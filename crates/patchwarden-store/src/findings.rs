@@ -15,11 +15,7 @@ impl Store {
         findings: &[(String, String)],
         now: &str,
     ) -> Result<HashMap<(String, String), String>, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .context(|| "starting a transaction".into())?;
+        let mut tx = self.begin().await?;
         let rows: Vec<(String, String, String)> = sqlx::query_as(
             &self.sql("SELECT package, advisory_id, first_seen FROM finding_seen WHERE host = $1"),
         )

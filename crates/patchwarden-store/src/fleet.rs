@@ -201,11 +201,7 @@ impl Store {
         machine_id: Option<&str>,
         secret_hash: &str,
     ) -> Result<Result<(i64, BTreeMap<String, String>), EnrollRefusal>, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .context(|| "starting a transaction".into())?;
+        let mut tx = self.begin().await?;
         let spent: Option<String> = sqlx::query_scalar(&self.sql(
             "UPDATE enroll_token SET uses_left = uses_left - 1 \
              WHERE token_hash = $1 AND uses_left > 0 AND expires_at > $2 RETURNING labels",
@@ -285,11 +281,7 @@ impl Store {
         host_id: i64,
         changes: &BTreeMap<String, String>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .context(|| "starting a transaction".into())?;
+        let mut tx = self.begin().await?;
         let current: Option<String> =
             sqlx::query_scalar(&self.sql("SELECT labels FROM host WHERE id = $1"))
                 .bind(host_id)
@@ -330,11 +322,7 @@ impl Store {
         inventory: Option<&Inventory>,
         now: &str,
     ) -> Result<CheckInOutcome, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .context(|| "starting a transaction".into())?;
+        let mut tx = self.begin().await?;
         let outcome = |result| CheckInOutcome {
             result,
             appeared: 0,
@@ -594,11 +582,7 @@ impl Store {
         findings: &[FindingRow],
         computed_at: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .context(|| "starting a transaction".into())?;
+        let mut tx = self.begin().await?;
         for table in ["host_finding", "host_finding_cve"] {
             sqlx::query(&self.sql(&format!("DELETE FROM {table} WHERE host_id = $1")))
                 .bind(host_id)
@@ -697,27 +681,58 @@ impl Store {
         filter: &HostFilter,
         stale_after_secs: i64,
     ) -> Result<Vec<HostSummary>, StoreError> {
-        let rows = sqlx::query(
+        self.host_rows(None, filter, stale_after_secs).await
+    }
+
+    /// One host (a keyed read: cheap enough for every check-in).
+    pub async fn host(
+        &self,
+        host_id: i64,
+        stale_after_secs: i64,
+    ) -> Result<Option<HostSummary>, StoreError> {
+        Ok(self
+            .host_rows(Some(host_id), &HostFilter::default(), stale_after_secs)
+            .await?
+            .pop())
+    }
+
+    async fn host_rows(
+        &self,
+        only: Option<i64>,
+        filter: &HostFilter,
+        stale_after_secs: i64,
+    ) -> Result<Vec<HostSummary>, StoreError> {
+        let sql = format!(
             "SELECT h.id, h.hostname, h.machine_id, h.os, h.labels, h.enrolled_at, h.last_seen, h.revoked_at, \
-             (SELECT COUNT(*) FROM host_package p WHERE p.host_id = h.id) AS packages FROM host h ORDER BY h.hostname, h.id",
-        )
-        .fetch_all(self.pool())
-        .await
-        .context(|| "reading hosts".into())?;
-        let counts = self.finding_counts().await?;
+             h.inventory_at, h.findings_at, \
+             (SELECT COUNT(*) FROM host_package p WHERE p.host_id = h.id) AS packages FROM host h {} \
+             ORDER BY h.hostname, h.id",
+            if only.is_some() { "WHERE h.id = $1" } else { "" }
+        );
+        let sql = self.sql(&sql);
+        let mut q = sqlx::query(&sql);
+        if let Some(id) = only {
+            q = q.bind(id);
+        }
+        let rows = q
+            .fetch_all(self.pool())
+            .await
+            .context(|| "reading hosts".into())?;
+        let counts = self.finding_counts(only).await?;
         let cutoff = patchwarden_model::rfc3339(unix_now() - stale_after_secs);
         let mut out = Vec::new();
         for r in rows {
             let id: i64 = crate::get(&r, "id")?;
             let labels = parse_labels(&crate::get::<String>(&r, "labels")?);
             let last_seen: String = crate::get(&r, "last_seen")?;
-            let os: Option<String> = crate::get(&r, "os")?;
+            let inventory_at: Option<String> = crate::get(&r, "inventory_at")?;
+            let findings_at: Option<String> = crate::get(&r, "findings_at")?;
             let summary = HostSummary {
                 id,
                 hostname: crate::get(&r, "hostname")?,
                 machine_id: crate::get(&r, "machine_id")?,
                 stale: last_seen < cutoff,
-                os,
+                os: crate::get(&r, "os")?,
                 labels,
                 enrolled_at: crate::get(&r, "enrolled_at")?,
                 last_seen,
@@ -725,6 +740,8 @@ impl Store {
                 packages: r
                     .try_get::<i64, _>("packages")
                     .context(|| "reading package counts".into())?,
+                findings_pending: inventory_at.is_some()
+                    && findings_at.as_deref() < inventory_at.as_deref(),
                 findings: counts.get(&id).cloned().unwrap_or_default(),
             };
             let os_ok = filter.os.as_ref().is_none_or(|want| {
@@ -745,27 +762,36 @@ impl Store {
         Ok(out)
     }
 
-    /// One host.
-    pub async fn host(
-        &self,
-        host_id: i64,
-        stale_after_secs: i64,
-    ) -> Result<Option<HostSummary>, StoreError> {
-        Ok(self
-            .hosts(&HostFilter::default(), stale_after_secs)
-            .await?
-            .into_iter()
-            .find(|h| h.id == host_id))
+    /// A host's labels (criticality and exposure feed its risk scores).
+    pub async fn host_labels(&self, host_id: i64) -> Result<BTreeMap<String, String>, StoreError> {
+        let labels: Option<String> =
+            sqlx::query_scalar(&self.sql("SELECT labels FROM host WHERE id = $1"))
+                .bind(host_id)
+                .fetch_optional(self.pool())
+                .await
+                .context(|| format!("reading host {host_id}"))?;
+        Ok(labels.map(|l| parse_labels(&l)).unwrap_or_default())
     }
 
     /// Open findings per host: counts by severity, `kev`, `overdue` and `total`.
-    async fn finding_counts(&self) -> Result<HashMap<i64, BTreeMap<String, i64>>, StoreError> {
-        let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT host_id, severity, CAST(SUM(kev) AS BIGINT), CAST(SUM(overdue) AS BIGINT), COUNT(*) FROM host_finding GROUP BY host_id, severity",
-        )
-        .fetch_all(self.pool())
-        .await
-        .context(|| "counting findings".into())?;
+    async fn finding_counts(
+        &self,
+        only: Option<i64>,
+    ) -> Result<HashMap<i64, BTreeMap<String, i64>>, StoreError> {
+        let text = format!(
+            "SELECT host_id, severity, CAST(SUM(kev) AS BIGINT), CAST(SUM(overdue) AS BIGINT), COUNT(*) \
+             FROM host_finding {} GROUP BY host_id, severity",
+            if only.is_some() { "WHERE host_id = $1" } else { "" }
+        );
+        let sql = self.sql(&text);
+        let mut q = sqlx::query_as::<_, (i64, String, i64, i64, i64)>(&sql);
+        if let Some(id) = only {
+            q = q.bind(id);
+        }
+        let rows = q
+            .fetch_all(self.pool())
+            .await
+            .context(|| "counting findings".into())?;
         let mut out: HashMap<i64, BTreeMap<String, i64>> = HashMap::new();
         for (host, severity, kev, overdue, n) in rows {
             let m = out.entry(host).or_default();
@@ -848,11 +874,7 @@ impl Store {
         assets: &[(String, Vec<String>)],
         source: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .context(|| "starting a transaction".into())?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM expected_asset")
             .execute(&mut *tx)
             .await

@@ -76,11 +76,15 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 }
 
 impl Store {
-    async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        self.pool()
-            .begin()
-            .await
-            .context(|| "starting a transaction".into())
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+    /// a deferred transaction that reads first and writes later cannot wait for another writer
+    /// and fails with "database is locked"; an immediate one waits (busy timeout) instead.
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        let tx = match self.backend() {
+            crate::Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await,
+            crate::Backend::Postgres => self.pool().begin().await,
+        };
+        tx.context(|| "starting a transaction".into())
     }
 
     /// Writes advisories of one feed (each with the provenance of the file it came from). Within one
