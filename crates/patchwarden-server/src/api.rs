@@ -60,7 +60,10 @@ pub struct AppState {
 struct FindingsQueue {
     sender: tokio::sync::mpsc::UnboundedSender<i64>,
     receiver: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<i64>>,
-    queued: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// Queued hosts, with the inventory just stored when the check-in handed it over (saves
+    /// reading it back).
+    queued:
+        std::sync::Mutex<std::collections::HashMap<i64, Option<Arc<patchwarden_model::Inventory>>>>,
 }
 
 impl AppState {
@@ -93,11 +96,15 @@ impl AppState {
                 loop {
                     let next = state.findings.receiver.lock().await.recv().await;
                     let Some(host) = next else { break };
-                    if let Ok(mut q) = state.findings.queued.lock() {
-                        q.remove(&host);
-                    }
+                    let inventory = state
+                        .findings
+                        .queued
+                        .lock()
+                        .ok()
+                        .and_then(|mut q| q.remove(&host))
+                        .flatten();
                     let started = Instant::now();
-                    match state.recompute_findings(host).await {
+                    match state.recompute_findings(host, inventory).await {
                         Ok(_) => state
                             .metrics
                             .observe("findings", started.elapsed().as_secs_f64()),
@@ -113,13 +120,26 @@ impl AppState {
         }
     }
 
-    /// Queues a host for findings (once, however often asked).
-    pub fn queue_findings(&self, host: i64) {
+    /// Queues a host for findings (once, however often asked), with its inventory when the caller
+    /// has it in hand.
+    pub fn queue_findings(&self, host: i64, inventory: Option<Arc<patchwarden_model::Inventory>>) {
         let fresh = self
             .findings
             .queued
             .lock()
-            .map(|mut q| q.insert(host))
+            .map(|mut q| match q.entry(host) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    // A newer inventory replaces the older one; none keeps what is there.
+                    if inventory.is_some() {
+                        e.insert(inventory);
+                    }
+                    false
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(inventory);
+                    true
+                }
+            })
             .unwrap_or(true);
         if fresh {
             let _ = self.findings.sender.send(host);
@@ -133,19 +153,28 @@ impl AppState {
             return;
         };
         for host in hosts {
-            self.queue_findings(host);
+            self.queue_findings(host, None);
         }
     }
 
-    /// Runs the host pipeline on the stored inventory and replaces the host's findings.
-    pub async fn recompute_findings(&self, host_id: i64) -> Result<usize, String> {
-        let Some(inventory) = self
-            .store
-            .host_inventory(host_id)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
-            return Ok(0);
+    /// Runs the host pipeline on its inventory (the one given, else the stored one) and replaces
+    /// the host's findings.
+    pub async fn recompute_findings(
+        &self,
+        host_id: i64,
+        inventory: Option<Arc<patchwarden_model::Inventory>>,
+    ) -> Result<usize, String> {
+        let inventory = match inventory {
+            Some(inv) => inv,
+            None => match self
+                .store
+                .host_inventory(host_id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Some(inv) => Arc::new(inv),
+                None => return Ok(0),
+            },
         };
         let labels = self
             .store
@@ -561,14 +590,9 @@ async fn checkin(
         &format!("result=\"{result_name}\""),
     );
     if outcome.result == patchwarden_model::fleet::CheckInResult::Stored {
-        // The report is committed; findings follow from it (and are redone at start if this
-        // process dies before they are stored).
-        if let Err(e) = state.recompute_findings(host.id).await {
-            state
-                .metrics
-                .count("patchwarden_findings_failures_total", "");
-            eprintln!("findings for host {}: {e}", host.id);
-        }
+        // The report is committed; its findings follow in the background (and are queued again
+        // at start if this process dies before they are stored).
+        state.queue_findings(host.id, report.inventory.map(Arc::new));
     }
     Ok(json(&CheckInAck {
         result: outcome.result,
@@ -732,7 +756,7 @@ async fn host_labels(
         return Err(Failure::new(StatusCode::NOT_FOUND, format!("no host {id}")));
     }
     // Criticality and exposure feed the risk score.
-    state.queue_findings(id);
+    state.queue_findings(id, None);
     Ok(json(&state.store.host(id, state.stale_secs()).await?))
 }
 

@@ -15,7 +15,7 @@ impl Store {
         findings: &[(String, String)],
         now: &str,
     ) -> Result<HashMap<(String, String), String>, StoreError> {
-        let mut tx = self.begin().await?;
+        let (_writer, mut tx) = self.begin().await?;
         let rows: Vec<(String, String, String)> = sqlx::query_as(
             &self.sql("SELECT package, advisory_id, first_seen FROM finding_seen WHERE host = $1"),
         )

@@ -120,6 +120,9 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
+/// Package version ids kept in memory at most (about 100 bytes each); beyond, the cache starts over.
+const PACKAGE_ID_CACHE_LIMIT: usize = 2_000_000;
+
 /// Names per statement for key lookups.
 const KEYS_PER_STATEMENT: usize = 500;
 
@@ -201,7 +204,7 @@ impl Store {
         machine_id: Option<&str>,
         secret_hash: &str,
     ) -> Result<Result<(i64, BTreeMap<String, String>), EnrollRefusal>, StoreError> {
-        let mut tx = self.begin().await?;
+        let (_writer, mut tx) = self.begin().await?;
         let spent: Option<String> = sqlx::query_scalar(&self.sql(
             "UPDATE enroll_token SET uses_left = uses_left - 1 \
              WHERE token_hash = $1 AND uses_left > 0 AND expires_at > $2 RETURNING labels",
@@ -281,7 +284,7 @@ impl Store {
         host_id: i64,
         changes: &BTreeMap<String, String>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        let (_writer, mut tx) = self.begin().await?;
         let current: Option<String> =
             sqlx::query_scalar(&self.sql("SELECT labels FROM host WHERE id = $1"))
                 .bind(host_id)
@@ -322,7 +325,7 @@ impl Store {
         inventory: Option<&Inventory>,
         now: &str,
     ) -> Result<CheckInOutcome, StoreError> {
-        let mut tx = self.begin().await?;
+        let (_writer, mut tx) = self.begin().await?;
         let outcome = |result| CheckInOutcome {
             result,
             appeared: 0,
@@ -386,12 +389,27 @@ impl Store {
             return Ok(outcome(CheckInResult::Heartbeat));
         };
 
-        // Intern the package versions, then compare with the host's current set.
+        // Intern the package versions, then compare with the host's current set. Ids of versions
+        // seen before come from this process's cache (an id never changes once stored, whichever
+        // process stored it): a fleet shares most versions, so most inventories insert nothing.
         let mut by_key: HashMap<String, &InstalledPackage> = HashMap::new();
         for p in &inventory.packages {
             by_key.entry(package_key(p)).or_insert(p);
         }
-        let rows: Vec<Vec<Value>> = by_key
+        let mut wanted: HashSet<i64> = HashSet::with_capacity(by_key.len());
+        let mut unknown: Vec<(&String, &&InstalledPackage)> = Vec::new();
+        {
+            let cache = self.package_ids.lock().expect("the package id cache");
+            for (key, p) in &by_key {
+                match cache.get(key.as_str()) {
+                    Some(id) => {
+                        wanted.insert(*id);
+                    }
+                    None => unknown.push((key, p)),
+                }
+            }
+        }
+        let rows: Vec<Vec<Value>> = unknown
             .iter()
             .map(|(key, p)| {
                 vec![
@@ -424,23 +442,24 @@ impl Store {
             &rows,
         )
         .await?;
-        let keys: Vec<&String> = by_key.keys().collect();
-        let mut wanted: HashSet<i64> = HashSet::with_capacity(keys.len());
+        let keys: Vec<&String> = unknown.iter().map(|(k, _)| *k).collect();
+        let mut found: Vec<(i64, String)> = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(KEYS_PER_STATEMENT) {
             let sql = format!(
-                "SELECT id FROM package_version WHERE key IN ({})",
+                "SELECT id, key FROM package_version WHERE key IN ({})",
                 self.placeholders(1, chunk.len())
             );
-            let mut q = sqlx::query_scalar::<_, i64>(&sql);
+            let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
             for k in chunk {
                 q = q.bind(k.as_str());
             }
-            wanted.extend(
+            found.extend(
                 q.fetch_all(&mut *tx)
                     .await
                     .context(|| "reading package versions".into())?,
             );
         }
+        wanted.extend(found.iter().map(|(id, _)| *id));
         let current: HashSet<i64> = sqlx::query_scalar::<_, i64>(
             &self.sql("SELECT package_version_id FROM host_package WHERE host_id = $1"),
         )
@@ -525,6 +544,13 @@ impl Store {
         tx.commit()
             .await
             .context(|| "committing the inventory".into())?;
+        // Only committed ids enter the cache.
+        if let Ok(mut cache) = self.package_ids.lock() {
+            if cache.len() + found.len() > PACKAGE_ID_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.extend(found.into_iter().map(|(id, key)| (key, id)));
+        }
         Ok(CheckInOutcome {
             result: CheckInResult::Stored,
             appeared: appeared.len(),
@@ -582,7 +608,7 @@ impl Store {
         findings: &[FindingRow],
         computed_at: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let (_writer, mut tx) = self.begin().await?;
         for table in ["host_finding", "host_finding_cve"] {
             sqlx::query(&self.sql(&format!("DELETE FROM {table} WHERE host_id = $1")))
                 .bind(host_id)
@@ -874,7 +900,7 @@ impl Store {
         assets: &[(String, Vec<String>)],
         source: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let (_writer, mut tx) = self.begin().await?;
         sqlx::query("DELETE FROM expected_asset")
             .execute(&mut *tx)
             .await

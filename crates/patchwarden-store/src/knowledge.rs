@@ -79,12 +79,27 @@ impl Store {
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
     /// a deferred transaction that reads first and writes later cannot wait for another writer
     /// and fails with "database is locked"; an immediate one waits (busy timeout) instead.
-    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        let tx = match self.backend() {
-            crate::Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await,
-            crate::Backend::Postgres => self.pool().begin().await,
+    ///
+    /// SQLite has one writer at a time: writers of this process queue on an async lock first, so
+    /// they wait their turn without SQLite's busy handler (whose growing sleeps, up to 100 ms,
+    /// collapsed check-in throughput); the guard returned must live until the commit.
+    pub(crate) async fn begin(
+        &self,
+    ) -> Result<
+        (
+            Option<tokio::sync::OwnedMutexGuard<()>>,
+            Transaction<'static, Any>,
+        ),
+        StoreError,
+    > {
+        let (guard, tx) = match self.backend() {
+            crate::Backend::Sqlite => {
+                let guard = self.writer.clone().lock_owned().await;
+                (Some(guard), self.pool().begin_with("BEGIN IMMEDIATE").await)
+            }
+            crate::Backend::Postgres => (None, self.pool().begin().await),
         };
-        tx.context(|| "starting a transaction".into())
+        Ok((guard, tx.context(|| "starting a transaction".into())?))
     }
 
     /// Writes advisories of one feed (each with the provenance of the file it came from). Within one
@@ -108,7 +123,7 @@ impl Store {
                 .cmp(first_package(b))
                 .then_with(|| a.id.cmp(&b.id))
         });
-        let mut tx = self.begin().await?;
+        let (_writer, mut tx) = self.begin().await?;
         match mode {
             WriteMode::Replace => {
                 for table in ["affected", "advisory_cve"] {
@@ -276,7 +291,7 @@ impl Store {
         data_version: Option<&str>,
     ) -> Result<usize, StoreError> {
         let items = last_of_each(items, |(r, _)| r.id.as_str());
-        let mut tx = self.begin().await?;
+        let (_writer, mut tx) = self.begin().await?;
         if mode == WriteMode::Replace {
             sqlx::query("DELETE FROM cve")
                 .execute(&mut *tx)
@@ -345,7 +360,7 @@ impl Store {
         catalog: &KevCatalog,
         p: &Provenance,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.begin().await?;
+        let (_writer, mut tx) = self.begin().await?;
         sqlx::query("DELETE FROM kev")
             .execute(&mut *tx)
             .await
@@ -396,7 +411,7 @@ impl Store {
         snapshot: &EpssSnapshot,
         p: &Provenance,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.begin().await?;
+        let (_writer, mut tx) = self.begin().await?;
         sqlx::query("DELETE FROM epss")
             .execute(&mut *tx)
             .await
@@ -491,7 +506,7 @@ impl Store {
         source: Source,
         error: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let (_writer, mut tx) = self.begin().await?;
         self.upsert_feed_row(&mut tx, feed, source).await?;
         sqlx::query(
             &self.sql("UPDATE feed SET last_attempt = $2, last_error = $3 WHERE feed = $1"),
@@ -508,7 +523,7 @@ impl Store {
 
     /// A download answered "not modified": the data is current as of now; nothing else changes.
     pub async fn record_not_modified(&self, feed: &str, source: Source) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let (_writer, mut tx) = self.begin().await?;
         self.upsert_feed_row(&mut tx, feed, source).await?;
         sqlx::query(&self.sql("UPDATE feed SET last_attempt = $2, last_success = $2, last_error = NULL WHERE feed = $1"))
             .bind(feed)

@@ -93,6 +93,10 @@ pub struct Store {
     /// Idle read-only rusqlite connections to that file, reused across reads (opening one costs a
     /// schema parse and the WAL index set-up).
     readers: std::sync::Arc<reads::SqliteReaders>,
+    /// This process's SQLite writers take turns here (see `Store::begin`).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Ids of interned package versions by key (see `Store::check_in`).
+    package_ids: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
 }
 
 /// The default SQLite file: `$XDG_DATA_HOME/patchwarden/patchwarden.db`, else
@@ -203,6 +207,8 @@ impl Store {
             location: redact(location),
             sqlite_path,
             readers,
+            writer: Default::default(),
+            package_ids: Default::default(),
         };
         if !current {
             migrate::apply(&store).await?;
