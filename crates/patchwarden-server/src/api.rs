@@ -55,15 +55,21 @@ pub struct AppState {
 }
 
 /// Hosts whose findings are to be recomputed, each queued once however often it is asked for;
-/// workers drain it. The queue is only a speed-up: what is owed is in the store (`findings_at`
-/// behind `inventory_at`), and a starting server queues those hosts again.
+/// workers drain it. The queue is only a speed-up: what is owed is in the store (a host's
+/// `findings_version` behind its `inventory_version`), and a starting server queues those hosts
+/// again. Inventories handed over are kept only while the queue is short (memory stays bounded
+/// under a burst: beyond that the worker reads the inventory back).
+const MAX_QUEUED_INVENTORIES: usize = 256;
+
 struct FindingsQueue {
     sender: tokio::sync::mpsc::UnboundedSender<i64>,
     receiver: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<i64>>,
     /// Queued hosts, with the inventory just stored when the check-in handed it over (saves
     /// reading it back).
-    queued:
-        std::sync::Mutex<std::collections::HashMap<i64, Option<Arc<patchwarden_model::Inventory>>>>,
+    #[allow(clippy::type_complexity)]
+    queued: std::sync::Mutex<
+        std::collections::HashMap<i64, Option<(Arc<patchwarden_model::Inventory>, i64)>>,
+    >,
 }
 
 impl AppState {
@@ -122,22 +128,30 @@ impl AppState {
 
     /// Queues a host for findings (once, however often asked), with its inventory when the caller
     /// has it in hand.
-    pub fn queue_findings(&self, host: i64, inventory: Option<Arc<patchwarden_model::Inventory>>) {
+    pub fn queue_findings(
+        &self,
+        host: i64,
+        inventory: Option<(Arc<patchwarden_model::Inventory>, i64)>,
+    ) {
         let fresh = self
             .findings
             .queued
             .lock()
-            .map(|mut q| match q.entry(host) {
-                std::collections::hash_map::Entry::Occupied(mut e) => {
-                    // A newer inventory replaces the older one; none keeps what is there.
-                    if inventory.is_some() {
-                        e.insert(inventory);
+            .map(|mut q| {
+                let keep = q.len() < MAX_QUEUED_INVENTORIES;
+                let inventory = inventory.filter(|_| keep);
+                match q.entry(host) {
+                    std::collections::hash_map::Entry::Occupied(mut e) => {
+                        // A newer inventory replaces the older one; none keeps what is there.
+                        if inventory.is_some() {
+                            e.insert(inventory);
+                        }
+                        false
                     }
-                    false
-                }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(inventory);
-                    true
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(inventory);
+                        true
+                    }
                 }
             })
             .unwrap_or(true);
@@ -162,17 +176,17 @@ impl AppState {
     pub async fn recompute_findings(
         &self,
         host_id: i64,
-        inventory: Option<Arc<patchwarden_model::Inventory>>,
+        inventory: Option<(Arc<patchwarden_model::Inventory>, i64)>,
     ) -> Result<usize, String> {
-        let inventory = match inventory {
-            Some(inv) => inv,
+        let (inventory, version) = match inventory {
+            Some(given) => given,
             None => match self
                 .store
                 .host_inventory(host_id)
                 .await
                 .map_err(|e| e.to_string())?
             {
-                Some(inv) => Arc::new(inv),
+                Some((inv, version)) => (Arc::new(inv), version),
                 None => return Ok(0),
             },
         };
@@ -224,7 +238,7 @@ impl AppState {
         .await
         .map_err(|e| e.to_string())?;
         self.store
-            .replace_host_findings(host_id, &rows, &now)
+            .replace_host_findings(host_id, version, &rows, &now)
             .await
             .map_err(|e| e.to_string())?;
         Ok(rows.len())
@@ -592,7 +606,11 @@ async fn checkin(
     if outcome.result == patchwarden_model::fleet::CheckInResult::Stored {
         // The report is committed; its findings follow in the background (and are queued again
         // at start if this process dies before they are stored).
-        state.queue_findings(host.id, report.inventory.map(Arc::new));
+        let version = outcome.inventory_version;
+        state.queue_findings(
+            host.id,
+            report.inventory.map(|inv| (Arc::new(inv), version)),
+        );
     }
     Ok(json(&CheckInAck {
         result: outcome.result,

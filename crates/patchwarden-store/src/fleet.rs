@@ -52,6 +52,8 @@ pub struct CheckInOutcome {
     pub result: CheckInResult,
     pub appeared: usize,
     pub disappeared: usize,
+    /// Which inventory of the host this is (counts up; 0 when none was stored).
+    pub inventory_version: i64,
 }
 
 /// One finding to store for a host (the document is the scan report's finding).
@@ -330,6 +332,7 @@ impl Store {
             result,
             appeared: 0,
             disappeared: 0,
+            inventory_version: 0,
         };
         let stored_digest: Option<Option<String>> =
             sqlx::query_scalar(&self.sql("SELECT inventory_digest FROM host WHERE id = $1"))
@@ -527,9 +530,10 @@ impl Store {
             .as_ref()
             .map(|r| r.display.clone())
             .or_else(|| inventory.os.pretty_name.clone());
-        sqlx::query(&self.sql(
+        let inventory_version: i64 = sqlx::query_scalar(&self.sql(
             "UPDATE host SET last_seen = $2, os = $3, distro = $4, release = $5, inventory_digest = $6, \
-             inventory_at = $2, inventory_doc = $7 WHERE id = $1",
+             inventory_at = $2, inventory_doc = $7, inventory_version = inventory_version + 1 WHERE id = $1 \
+             RETURNING inventory_version",
         ))
         .bind(host_id)
         .bind(now)
@@ -538,7 +542,7 @@ impl Store {
         .bind(inventory.os.release.as_ref().map(|r| r.release.clone()))
         .bind(digest)
         .bind(serde_json::to_string(&doc).expect("an inventory serializes"))
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
         .context(|| format!("updating host {host_id}"))?;
         tx.commit()
@@ -555,18 +559,23 @@ impl Store {
             result: CheckInResult::Stored,
             appeared: appeared.len(),
             disappeared: disappeared.len(),
+            inventory_version,
         })
     }
 
-    /// The host's last inventory, its packages read back from the shared versions.
-    pub async fn host_inventory(&self, host_id: i64) -> Result<Option<Inventory>, StoreError> {
-        let doc: Option<Option<String>> =
-            sqlx::query_scalar(&self.sql("SELECT inventory_doc FROM host WHERE id = $1"))
-                .bind(host_id)
-                .fetch_optional(self.pool())
-                .await
-                .context(|| format!("reading host {host_id}"))?;
-        let Some(Some(doc)) = doc else {
+    /// The host's last inventory and its version, its packages read back from the shared versions.
+    pub async fn host_inventory(
+        &self,
+        host_id: i64,
+    ) -> Result<Option<(Inventory, i64)>, StoreError> {
+        let row: Option<(Option<String>, i64)> = sqlx::query_as(
+            &self.sql("SELECT inventory_doc, inventory_version FROM host WHERE id = $1"),
+        )
+        .bind(host_id)
+        .fetch_optional(self.pool())
+        .await
+        .context(|| format!("reading host {host_id}"))?;
+        let Some((Some(doc), version)) = row else {
             return Ok(None);
         };
         let mut inventory: Inventory = serde_json::from_str(&doc)
@@ -598,17 +607,33 @@ impl Store {
                 install_time: None,
             });
         }
-        Ok(Some(inventory))
+        Ok(Some((inventory, version)))
     }
 
-    /// Replaces the host's findings (one transaction) and stamps when they were computed.
+    /// Replaces the host's findings with those computed from its inventory `version` (one
+    /// transaction), unless findings from a newer inventory are stored already (two workers can
+    /// race); returns whether they were stored.
     pub async fn replace_host_findings(
         &self,
         host_id: i64,
+        version: i64,
         findings: &[FindingRow],
         computed_at: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (_writer, mut tx) = self.begin().await?;
+        let claimed = sqlx::query(&self.sql(
+            "UPDATE host SET findings_version = $2, findings_at = $3 WHERE id = $1 \
+             AND (findings_version IS NULL OR findings_version <= $2)",
+        ))
+        .bind(host_id)
+        .bind(version)
+        .bind(computed_at)
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("stamping the findings of host {host_id}"))?;
+        if claimed.rows_affected() == 0 {
+            return Ok(false);
+        }
         for table in ["host_finding", "host_finding_cve"] {
             sqlx::query(&self.sql(&format!("DELETE FROM {table} WHERE host_id = $1")))
                 .bind(host_id)
@@ -671,20 +696,14 @@ impl Store {
             &cve_rows,
         )
         .await?;
-        sqlx::query(&self.sql("UPDATE host SET findings_at = $2 WHERE id = $1"))
-            .bind(host_id)
-            .bind(computed_at)
-            .execute(&mut *tx)
-            .await
-            .context(|| format!("stamping the findings of host {host_id}"))?;
         tx.commit().await.context(|| "committing findings".into())?;
-        Ok(())
+        Ok(true)
     }
 
     /// Marks every host's findings as outdated (the knowledge base changed): the server recomputes
     /// them.
     pub async fn mark_findings_outdated(&self) -> Result<(), StoreError> {
-        sqlx::query("UPDATE host SET findings_at = NULL")
+        sqlx::query("UPDATE host SET findings_version = NULL")
             .execute(self.pool())
             .await
             .context(|| "marking findings outdated".into())?;
@@ -694,7 +713,7 @@ impl Store {
     /// Hosts whose findings are older than their inventory (or were never computed).
     pub async fn hosts_needing_findings(&self) -> Result<Vec<i64>, StoreError> {
         sqlx::query_scalar(
-            "SELECT id FROM host WHERE inventory_at IS NOT NULL AND (findings_at IS NULL OR findings_at < inventory_at) ORDER BY id",
+            "SELECT id FROM host WHERE inventory_version > 0 AND (findings_version IS NULL OR findings_version < inventory_version) ORDER BY id",
         )
         .fetch_all(self.pool())
         .await
@@ -730,7 +749,7 @@ impl Store {
     ) -> Result<Vec<HostSummary>, StoreError> {
         let sql = format!(
             "SELECT h.id, h.hostname, h.machine_id, h.os, h.labels, h.enrolled_at, h.last_seen, h.revoked_at, \
-             h.inventory_at, h.findings_at, \
+             h.inventory_version, h.findings_version, \
              (SELECT COUNT(*) FROM host_package p WHERE p.host_id = h.id) AS packages FROM host h {} \
              ORDER BY h.hostname, h.id",
             if only.is_some() { "WHERE h.id = $1" } else { "" }
@@ -751,8 +770,8 @@ impl Store {
             let id: i64 = crate::get(&r, "id")?;
             let labels = parse_labels(&crate::get::<String>(&r, "labels")?);
             let last_seen: String = crate::get(&r, "last_seen")?;
-            let inventory_at: Option<String> = crate::get(&r, "inventory_at")?;
-            let findings_at: Option<String> = crate::get(&r, "findings_at")?;
+            let inventory_version: i64 = crate::get(&r, "inventory_version")?;
+            let findings_version: Option<i64> = crate::get(&r, "findings_version")?;
             let summary = HostSummary {
                 id,
                 hostname: crate::get(&r, "hostname")?,
@@ -766,8 +785,8 @@ impl Store {
                 packages: r
                     .try_get::<i64, _>("packages")
                     .context(|| "reading package counts".into())?,
-                findings_pending: inventory_at.is_some()
-                    && findings_at.as_deref() < inventory_at.as_deref(),
+                findings_pending: inventory_version > 0
+                    && findings_version.is_none_or(|f| f < inventory_version),
                 findings: counts.get(&id).cloned().unwrap_or_default(),
             };
             let os_ok = filter.os.as_ref().is_none_or(|want| {

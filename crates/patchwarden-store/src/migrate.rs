@@ -127,11 +127,13 @@ async fn apply_on(
         } else {
             sqlite
         };
-        for statement in text
-            .split(';')
-            .map(str::trim)
-            .filter(|s| !s.is_empty() && !s.lines().all(|l| l.trim().starts_with("--")))
-        {
+        // Comment lines go before splitting: a `;` in a comment is not a statement's end.
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        for statement in code.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             sqlx::query(statement)
                 .execute(&mut *tx)
                 .await

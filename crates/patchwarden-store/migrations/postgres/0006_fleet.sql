@@ -35,7 +35,10 @@ CREATE TABLE host (
     inventory_at TEXT,
     -- The last inventory without its packages (those are in host_package).
     inventory_doc TEXT,
-    -- When the findings were last computed (behind inventory_at: to be recomputed).
+    -- Counts the inventories stored; the findings record which one they were computed from
+    -- (behind: to be recomputed; NULL: never, or the knowledge base changed).
+    inventory_version BIGINT NOT NULL DEFAULT 0,
+    findings_version BIGINT,
     findings_at TEXT
 );
 CREATE INDEX host_by_hostname ON host (hostname);
