@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The fleet server under load (docs/benchmarks.md, "Fleet server"): a server on DB with the shipped
+# real-data snapshot as its knowledge base, then patchwarden-loadgen: HOSTS enrollments, a burst of
+# HOSTS first inventories (~1,000 packages each, synthetic from a real inventory and real package
+# names), three steady-state rounds with 1 % of inventories changing.
+# usage: bench/fleet.sh DB HOSTS BASE_INVENTORY.json NAMES.txt [WORK_DIR]
+#   DB: a SQLite file (removed first) or a postgres:// URL (its schema should be empty)
+set -euo pipefail
+db=${1:?usage}; hosts=${2:?usage}; base=${3:?usage}; names=${4:?usage}; work=${5:-/var/tmp/pwload}
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin=${PATCHWARDEN_BIN_DIR:-$here/target/release}
+mkdir -p "$work"; cd "$work"; rm -rf state
+case "$db" in postgres*) ;; *) rm -f "$db" "$db-wal" "$db-shm" ;; esac
+"$bin/patchwarden" --db "$db" feeds import "$here/data/snapshot" >/dev/null
+"$bin/patchwarden" --db "$db" server --listen 127.0.0.1:18443 --state-dir state --sync-interval-secs 0 > server.out 2> server.err &
+server=$!
+trap 'kill $server 2>/dev/null' EXIT
+for _ in $(seq 50); do grep -q '^listening' server.out 2>/dev/null && break; sleep 0.1; done
+token=$("$bin/patchwarden" --db "$db" enroll-token create --uses $((hosts + 10)) 2>/dev/null)
+/usr/bin/time -f 'loadgen: %e s, peak RSS %M KB' "$bin/patchwarden-loadgen" --server https://127.0.0.1:18443 \
+  --ca state/ca.pem --token "$token" --inventory "$base" --names "$names" --hosts "$hosts" \
+  --packages 1000 --concurrency 64 --rounds 3
+echo "server RSS after the load: $(ps -o rss= -p $server) KB"
