@@ -314,6 +314,100 @@ impl Store {
         Ok(true)
     }
 
+    /// The ids of an inventory's package versions, interning the new ones. Runs in a short
+    /// transaction of its own, before the check-in's: the versions are a shared dictionary (an
+    /// interned version nobody ends up using costs nothing), and concurrent check-ins then never
+    /// wait on each other's uncommitted versions (on PostgreSQL they had queued on row locks).
+    /// Ids of versions seen before come from this process's cache (an id never changes once
+    /// stored, whichever process stored it): a fleet shares most versions, so most inventories
+    /// insert nothing.
+    async fn intern_packages(&self, inventory: &Inventory) -> Result<HashSet<i64>, StoreError> {
+        let mut by_key: std::collections::BTreeMap<String, &InstalledPackage> = Default::default();
+        for p in &inventory.packages {
+            by_key.entry(package_key(p)).or_insert(p);
+        }
+        let mut wanted: HashSet<i64> = HashSet::with_capacity(by_key.len());
+        // In key order: concurrent inserts take their locks in one order.
+        let mut unknown: Vec<(&String, &InstalledPackage)> = Vec::new();
+        {
+            let cache = self.package_ids.lock().expect("the package id cache");
+            for (key, p) in &by_key {
+                match cache.get(key.as_str()) {
+                    Some(id) => {
+                        wanted.insert(*id);
+                    }
+                    None => unknown.push((key, *p)),
+                }
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(wanted);
+        }
+        let rows: Vec<Vec<Value>> = unknown
+            .iter()
+            .map(|(key, p)| {
+                vec![
+                    Value::from(key.as_str()),
+                    Value::from(match p.manager {
+                        PackageManager::Dpkg => "dpkg",
+                        PackageManager::Rpm => "rpm",
+                        PackageManager::Apk => "apk",
+                    }),
+                    Value::from(p.name.as_str()),
+                    Value::from(p.version.as_str()),
+                    Value::from(p.arch.as_str()),
+                    Value::from(p.source_name.as_str()),
+                    Value::from(p.source_version.as_str()),
+                ]
+            })
+            .collect();
+        let (_writer, mut tx) = self.begin().await?;
+        self.insert_new_rows(
+            &mut tx,
+            "package_version",
+            &[
+                "key",
+                "manager",
+                "name",
+                "version",
+                "arch",
+                "source_name",
+                "source_version",
+            ],
+            &rows,
+        )
+        .await?;
+        tx.commit()
+            .await
+            .context(|| "committing package versions".into())?;
+        drop(_writer);
+        let keys: Vec<&String> = unknown.iter().map(|(k, _)| *k).collect();
+        let mut found: Vec<(i64, String)> = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT id, key FROM package_version WHERE key IN ({})",
+                self.placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
+            for k in chunk {
+                q = q.bind(k.as_str());
+            }
+            found.extend(
+                q.fetch_all(self.pool())
+                    .await
+                    .context(|| "reading package versions".into())?,
+            );
+        }
+        wanted.extend(found.iter().map(|(id, _)| *id));
+        if let Ok(mut cache) = self.package_ids.lock() {
+            if cache.len() + found.len() > PACKAGE_ID_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.extend(found.into_iter().map(|(id, key)| (key, id)));
+        }
+        Ok(wanted)
+    }
+
     /// Stores one check-in in one transaction: the report's idempotency key (a key seen before
     /// answers `Duplicate` and changes nothing), and with an inventory the host's package set —
     /// versions interned once for the whole fleet, the appeared/disappeared history, the host's
@@ -327,6 +421,10 @@ impl Store {
         inventory: Option<&Inventory>,
         now: &str,
     ) -> Result<CheckInOutcome, StoreError> {
+        let wanted = match inventory {
+            Some(inv) => self.intern_packages(inv).await?,
+            None => HashSet::new(),
+        };
         let (_writer, mut tx) = self.begin().await?;
         let outcome = |result| CheckInOutcome {
             result,
@@ -392,77 +490,6 @@ impl Store {
             return Ok(outcome(CheckInResult::Heartbeat));
         };
 
-        // Intern the package versions, then compare with the host's current set. Ids of versions
-        // seen before come from this process's cache (an id never changes once stored, whichever
-        // process stored it): a fleet shares most versions, so most inventories insert nothing.
-        let mut by_key: HashMap<String, &InstalledPackage> = HashMap::new();
-        for p in &inventory.packages {
-            by_key.entry(package_key(p)).or_insert(p);
-        }
-        let mut wanted: HashSet<i64> = HashSet::with_capacity(by_key.len());
-        let mut unknown: Vec<(&String, &&InstalledPackage)> = Vec::new();
-        {
-            let cache = self.package_ids.lock().expect("the package id cache");
-            for (key, p) in &by_key {
-                match cache.get(key.as_str()) {
-                    Some(id) => {
-                        wanted.insert(*id);
-                    }
-                    None => unknown.push((key, p)),
-                }
-            }
-        }
-        let rows: Vec<Vec<Value>> = unknown
-            .iter()
-            .map(|(key, p)| {
-                vec![
-                    Value::from(key.as_str()),
-                    Value::from(match p.manager {
-                        PackageManager::Dpkg => "dpkg",
-                        PackageManager::Rpm => "rpm",
-                        PackageManager::Apk => "apk",
-                    }),
-                    Value::from(p.name.as_str()),
-                    Value::from(p.version.as_str()),
-                    Value::from(p.arch.as_str()),
-                    Value::from(p.source_name.as_str()),
-                    Value::from(p.source_version.as_str()),
-                ]
-            })
-            .collect();
-        self.insert_new_rows(
-            &mut tx,
-            "package_version",
-            &[
-                "key",
-                "manager",
-                "name",
-                "version",
-                "arch",
-                "source_name",
-                "source_version",
-            ],
-            &rows,
-        )
-        .await?;
-        let keys: Vec<&String> = unknown.iter().map(|(k, _)| *k).collect();
-        let mut found: Vec<(i64, String)> = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT id, key FROM package_version WHERE key IN ({})",
-                self.placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
-            for k in chunk {
-                q = q.bind(k.as_str());
-            }
-            found.extend(
-                q.fetch_all(&mut *tx)
-                    .await
-                    .context(|| "reading package versions".into())?,
-            );
-        }
-        wanted.extend(found.iter().map(|(id, _)| *id));
         let current: HashSet<i64> = sqlx::query_scalar::<_, i64>(
             &self.sql("SELECT package_version_id FROM host_package WHERE host_id = $1"),
         )
@@ -548,13 +575,6 @@ impl Store {
         tx.commit()
             .await
             .context(|| "committing the inventory".into())?;
-        // Only committed ids enter the cache.
-        if let Ok(mut cache) = self.package_ids.lock() {
-            if cache.len() + found.len() > PACKAGE_ID_CACHE_LIMIT {
-                cache.clear();
-            }
-            cache.extend(found.into_iter().map(|(id, key)| (key, id)));
-        }
         Ok(CheckInOutcome {
             result: CheckInResult::Stored,
             appeared: appeared.len(),
