@@ -123,22 +123,31 @@ async fn sync_and_reevaluate(state: &patchwarden_server::api::AppState) {
             return;
         }
     };
-    let mut changed = false;
+    // The distributions whose advisories changed; None inside: a feed every host depends on.
+    let mut changed: std::collections::BTreeSet<Option<&'static str>> = Default::default();
     for spec in patchwarden_sync::default_feeds(|k| std::env::var(k).ok()) {
         match syncer.sync(&state.store, &spec).await {
             patchwarden_sync::SyncOutcome::Failed { reason } => {
                 eprintln!("sync: {}: {reason}", spec.feed)
             }
             patchwarden_sync::SyncOutcome::NotModified => {}
-            _ => changed = true,
+            _ => {
+                changed.insert(patchwarden_sync::feed_distro(&spec.feed));
+            }
         }
     }
-    if changed {
-        if let Err(e) = state.store.mark_findings_outdated().await {
+    // Only the hosts a change can touch are re-evaluated.
+    let scopes: Vec<Option<&str>> = if changed.contains(&None) {
+        vec![None]
+    } else {
+        changed.into_iter().collect()
+    };
+    for scope in scopes {
+        if let Err(e) = state.store.mark_findings_outdated(scope).await {
             eprintln!("sync: {e}");
         }
-        state.refresh_pending_findings().await;
     }
+    state.refresh_pending_findings().await;
 }
 
 /// `--expires 24h`: seconds from `s`, `m`, `h`, `d` suffixes (a bare number is seconds).

@@ -559,7 +559,8 @@ impl Store {
             .or_else(|| inventory.os.pretty_name.clone());
         let inventory_version: i64 = sqlx::query_scalar(&self.sql(
             "UPDATE host SET last_seen = $2, os = $3, distro = $4, release = $5, inventory_digest = $6, \
-             inventory_at = $2, inventory_doc = $7, inventory_version = inventory_version + 1 WHERE id = $1 \
+             inventory_at = $2, inventory_doc = $7, inventory_version = inventory_version + 1, \
+             package_count = $8 WHERE id = $1 \
              RETURNING inventory_version",
         ))
         .bind(host_id)
@@ -569,6 +570,7 @@ impl Store {
         .bind(inventory.os.release.as_ref().map(|r| r.release.clone()))
         .bind(digest)
         .bind(serde_json::to_string(&doc).expect("an inventory serializes"))
+        .bind(wanted.len() as i64)
         .fetch_one(&mut *tx)
         .await
         .context(|| format!("updating host {host_id}"))?;
@@ -722,12 +724,25 @@ impl Store {
 
     /// Marks every host's findings as outdated (the knowledge base changed): the server recomputes
     /// them.
-    pub async fn mark_findings_outdated(&self) -> Result<(), StoreError> {
-        sqlx::query("UPDATE host SET findings_version = NULL")
-            .execute(self.pool())
-            .await
-            .context(|| "marking findings outdated".into())?;
-        Ok(())
+    ///
+    /// `distro`: only the hosts of that distribution (a change to its own advisories), else all
+    /// (a change to KEV, EPSS or NVD touches every host's findings).
+    pub async fn mark_findings_outdated(&self, distro: Option<&str>) -> Result<u64, StoreError> {
+        let done = match distro {
+            Some(d) => {
+                sqlx::query(&self.sql("UPDATE host SET findings_version = NULL WHERE distro = $1"))
+                    .bind(d)
+                    .execute(self.pool())
+                    .await
+            }
+            None => {
+                sqlx::query("UPDATE host SET findings_version = NULL")
+                    .execute(self.pool())
+                    .await
+            }
+        }
+        .context(|| "marking findings outdated".into())?;
+        Ok(done.rows_affected())
     }
 
     /// Hosts whose findings are older than their inventory (or were never computed).
@@ -770,7 +785,7 @@ impl Store {
         let sql = format!(
             "SELECT h.id, h.hostname, h.machine_id, h.os, h.labels, h.enrolled_at, h.last_seen, h.revoked_at, \
              h.inventory_version, h.findings_version, \
-             (SELECT COUNT(*) FROM host_package p WHERE p.host_id = h.id) AS packages FROM host h {} \
+             h.package_count AS packages FROM host h {} \
              ORDER BY h.hostname, h.id",
             if only.is_some() { "WHERE h.id = $1" } else { "" }
         );

@@ -38,6 +38,8 @@ CREATE TABLE host (
     -- Counts the inventories stored; the findings record which one they were computed from
     -- (behind: to be recomputed; NULL: never, or the knowledge base changed).
     inventory_version BIGINT NOT NULL DEFAULT 0,
+    -- Packages of the last inventory (the host list shows it without counting host_package).
+    package_count BIGINT NOT NULL DEFAULT 0,
     findings_version BIGINT,
     findings_at TEXT
 );
