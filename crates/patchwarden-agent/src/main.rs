@@ -153,21 +153,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     rustls::crypto::ring::default_provider()
         .secure_random
         .fill(&mut bytes)
         .expect("the system's random source works");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    patchwarden_model::fleet::hex(&bytes)
 }
 
 /// A client that trusts only `ca_pem`.
@@ -255,7 +247,10 @@ async fn enroll(
         .text()
         .await
         .map_err(|e| format!("{server}/v1/ca.pem: {e}"))?;
-    let actual = format!("sha256:{}", sha256_hex(&pem_der(&ca_pem)?));
+    let actual = format!(
+        "sha256:{}",
+        patchwarden_model::fleet::sha256_hex(&pem_der(&ca_pem)?)
+    );
     if actual != expected {
         return Err(format!(
             "refusing {server}: its CA fingerprint is {actual}, not the expected {expected}"

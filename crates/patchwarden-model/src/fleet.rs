@@ -168,15 +168,24 @@ pub struct FleetSummary {
 /// unchanged one: SHA-256 of its JSON with the collection time and collector left out (a
 /// re-collection of the same state has the same digest).
 pub fn inventory_digest(inventory: &Inventory) -> String {
-    use sha2::Digest;
     let mut copy = inventory.clone();
     copy.collected_at.clear();
     copy.collector.clear();
-    let bytes = serde_json::to_vec(&copy).expect("an inventory serializes");
-    let digest = sha2::Sha256::digest(&bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
+    sha256_hex(&serde_json::to_vec(&copy).expect("an inventory serializes"))
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
     }
     out
+}
+
+/// Lowercase hex of the SHA-256 of `bytes`: the digests of secrets, inventories and certificates.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(bytes))
 }

@@ -1,8 +1,6 @@
 //! Secrets the server hands out — user API tokens (`pwu_`), enrollment tokens (`pwe_`) and host
 //! credentials (`pwh_`) — and the digests it keeps of them (never the secrets themselves).
 
-use sha2::Digest;
-
 /// What a secret is for, by its prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecretKind {
@@ -35,22 +33,13 @@ pub fn generate(kind: SecretKind) -> String {
         .secure_random
         .fill(&mut bytes)
         .expect("the system's random source works");
-    let mut out = String::from(kind.prefix());
-    for b in bytes {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    format!("{}{}", kind.prefix(), patchwarden_model::fleet::hex(&bytes))
 }
 
 /// The digest stored for a secret (hex SHA-256). Secrets are 256-bit random values, so a plain
 /// digest suffices: there is nothing to guess.
 pub fn digest(secret: &str) -> String {
-    let d = sha2::Sha256::digest(secret.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in d {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    patchwarden_model::fleet::sha256_hex(secret.as_bytes())
 }
 
 #[cfg(test)]

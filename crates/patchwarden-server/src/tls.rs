@@ -31,13 +31,7 @@ pub struct Identity {
 
 /// The fingerprint agents pin: `sha256:` + hex of the DER certificate's SHA-256.
 pub fn fingerprint(der: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(der);
-    let mut out = String::from("sha256:");
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    format!("sha256:{}", patchwarden_model::fleet::sha256_hex(der))
 }
 
 fn read(path: &Path) -> Result<String, String> {
