@@ -1,0 +1,184 @@
+//! The fleet tables on both backends (SQLite file and PostgreSQL schema, as `backends.rs`):
+//! enrollment refusals, check-in semantics (stored once per key, heartbeats, a stale heartbeat asks
+//! for the inventory), package versions shared across hosts, the appeared/disappeared history,
+//! findings versioned by inventory, and re-evaluation scoped to a distribution.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use patchwarden_model::fleet::{inventory_digest, CheckInResult};
+use patchwarden_model::Inventory;
+use patchwarden_store::fleet::{EnrollRefusal, FindingRow, HostFilter};
+
+/// A real inventory: the Alpine apk sample in a root of its own (`name` keeps roots apart).
+fn alpine_inventory(name: &str) -> Inventory {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fleet-root-{name}"));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("lib/apk/db")).unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "ID=alpine\nVERSION_ID=3.19.1\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/inventory/apk/installed"
+        ),
+        root.join("lib/apk/db/installed"),
+    )
+    .unwrap();
+    patchwarden_inventory::collect(&root).unwrap()
+}
+
+fn finding(package: &str, advisory: &str, cve: &str) -> FindingRow {
+    FindingRow {
+        package: package.into(),
+        advisory_id: advisory.into(),
+        cves: vec![cve.into()],
+        state: "fix_available".into(),
+        severity: "high".into(),
+        kev: false,
+        overdue: false,
+        risk: 40.0,
+        doc: format!("{{\"package\":\"{package}\",\"advisory_id\":\"{advisory}\"}}"),
+    }
+}
+
+#[tokio::test]
+async fn check_ins_history_and_findings_on_both_backends() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for test_store in patchwarden_store::testing::stores("fleet", tmp).await {
+        let store = &test_store.store;
+        let backend = store.backend();
+        let now = "2026-12-01T10:00:00Z";
+        let labels = BTreeMap::from([("env".to_owned(), "staging".to_owned())]);
+        store
+            .create_enroll_token("t-two", "2026-12-02T00:00:00Z", 2, &labels, "test")
+            .await
+            .unwrap();
+        store
+            .create_enroll_token("t-old", "2026-11-30T00:00:00Z", 5, &labels, "test")
+            .await
+            .unwrap();
+        let enroll = |token: &'static str, name: &'static str, secret: &'static str| async move {
+            store
+                .enroll_host(token, now, name, None, secret)
+                .await
+                .unwrap()
+        };
+        assert_eq!(enroll("nope", "x", "s0").await, Err(EnrollRefusal::Unknown));
+        assert_eq!(
+            enroll("t-old", "x", "s0").await,
+            Err(EnrollRefusal::Expired)
+        );
+        let (a, a_labels) = enroll("t-two", "alpine-a", "sa").await.unwrap();
+        assert_eq!(a_labels, labels);
+        let (b, _) = enroll("t-two", "alpine-b", "sb").await.unwrap();
+        assert_eq!(
+            enroll("t-two", "x", "s0").await,
+            Err(EnrollRefusal::UsedUp),
+            "{backend:?}"
+        );
+        assert_eq!(store.host_by_secret("sa").await.unwrap().unwrap().id, a);
+
+        let inv = alpine_inventory("a");
+        let digest = inventory_digest(&inv);
+        // A heartbeat before any inventory: the server asks for it, and stores nothing.
+        let first = store.check_in(a, "k0", &digest, None, now).await.unwrap();
+        assert_eq!(first.result, CheckInResult::NeedInventory);
+        let stored = store
+            .check_in(a, "k1", &digest, Some(&inv), now)
+            .await
+            .unwrap();
+        assert_eq!(stored.result, CheckInResult::Stored);
+        assert_eq!(stored.appeared, inv.packages.len());
+        assert_eq!(stored.inventory_version, 1);
+        // The same report again is a duplicate; an unchanged state a heartbeat.
+        let again = store
+            .check_in(a, "k1", &digest, Some(&inv), now)
+            .await
+            .unwrap();
+        assert_eq!(again.result, CheckInResult::Duplicate);
+        let beat = store.check_in(a, "k2", &digest, None, now).await.unwrap();
+        assert_eq!(beat.result, CheckInResult::Heartbeat);
+        // Host b holds the same versions: stored once for both.
+        store
+            .check_in(b, "kb", &digest, Some(&inv), now)
+            .await
+            .unwrap();
+        let read_back = store.host_inventory(a).await.unwrap().unwrap();
+        assert_eq!(read_back.1, 1);
+        assert_eq!(read_back.0.packages.len(), inv.packages.len());
+
+        // One package upgraded on a: one appeared, one disappeared, history closed.
+        let mut changed = inv.clone();
+        let p = changed
+            .packages
+            .iter_mut()
+            .find(|p| p.name == "busybox")
+            .unwrap();
+        let old_version = p.version.clone();
+        p.version = format!("{old_version}-test-upgrade");
+        let later = "2026-12-01T11:00:00Z";
+        let delta = store
+            .check_in(a, "k3", &inventory_digest(&changed), Some(&changed), later)
+            .await
+            .unwrap();
+        assert_eq!(
+            (delta.appeared, delta.disappeared, delta.inventory_version),
+            (1, 1, 2)
+        );
+        let history = store.package_history(a).await.unwrap();
+        let busybox: Vec<_> = history.iter().filter(|h| h.0 == "busybox").collect();
+        assert_eq!(busybox.len(), 2, "{busybox:?}");
+        let old = busybox.iter().find(|h| h.1 == old_version).unwrap();
+        assert_eq!(old.3.as_deref(), Some(later), "{backend:?}");
+
+        // Findings are versioned: older ones never replace newer ones.
+        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![a, b]);
+        assert!(store
+            .replace_host_findings(
+                a,
+                2,
+                &[finding("busybox", "CVE-2999-1", "CVE-2999-1")],
+                later
+            )
+            .await
+            .unwrap());
+        assert!(!store
+            .replace_host_findings(a, 1, &[finding("musl", "CVE-2999-2", "CVE-2999-2")], later)
+            .await
+            .unwrap());
+        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![b]);
+        let affected = store.hosts_affected_by("CVE-2999-1").await.unwrap();
+        assert_eq!(affected.len(), 1);
+        assert_eq!(affected[0].hostname, "alpine-a");
+        assert!(store
+            .hosts_affected_by("CVE-2999-2")
+            .await
+            .unwrap()
+            .is_empty());
+        let hosts = store
+            .hosts(&HostFilter::default(), 86400 * 365 * 100)
+            .await
+            .unwrap();
+        let host_a = hosts.iter().find(|h| h.id == a).unwrap();
+        assert_eq!(host_a.findings.get("total"), Some(&1));
+        assert!(!host_a.findings_pending);
+        assert!(hosts.iter().find(|h| h.id == b).unwrap().findings_pending);
+
+        // A change to another distribution's advisories leaves these hosts alone; KEV does not.
+        assert_eq!(
+            store.mark_findings_outdated(Some("debian")).await.unwrap(),
+            0
+        );
+        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![b]);
+        assert_eq!(
+            store.mark_findings_outdated(Some("alpine")).await.unwrap(),
+            2
+        );
+        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![a, b]);
+        test_store.finish().await;
+    }
+}
