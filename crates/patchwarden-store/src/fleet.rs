@@ -432,36 +432,42 @@ impl Store {
             disappeared: 0,
             inventory_version: 0,
         };
-        let stored_digest: Option<Option<String>> =
-            sqlx::query_scalar(&self.sql("SELECT inventory_digest FROM host WHERE id = $1"))
-                .bind(host_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .context(|| format!("reading host {host_id}"))?;
-        let Some(stored_digest) = stored_digest else {
-            return Err(StoreError::new(format!("no host {host_id}")));
-        };
-        let kind = if inventory.is_some() {
-            "inventory"
-        } else {
-            "heartbeat"
-        };
-        if inventory.is_none() && stored_digest.as_deref() != Some(digest) {
-            // Not a report: nothing stored, the agent sends the full inventory under the same key.
-            let seen: Option<String> = sqlx::query_scalar(
-                &self.sql("SELECT kind FROM report WHERE host_id = $1 AND idempotency_key = $2"),
-            )
+        if inventory.is_none() {
+            // A heartbeat: two statements. The report key first (a repeat is a duplicate), then
+            // last-seen, only while the stored inventory has this digest (else nothing is stored
+            // and the agent sends the inventory under the same key).
+            let inserted = sqlx::query(&self.sql(
+                "INSERT INTO report (host_id, idempotency_key, received_at, kind, digest) \
+                 VALUES ($1, $2, $3, 'heartbeat', $4) ON CONFLICT DO NOTHING",
+            ))
             .bind(host_id)
             .bind(idempotency_key)
-            .fetch_optional(&mut *tx)
+            .bind(now)
+            .bind(digest)
+            .execute(&mut *tx)
             .await
-            .context(|| "reading reports".into())?;
-            return Ok(outcome(if seen.is_some() {
-                CheckInResult::Duplicate
-            } else {
-                CheckInResult::NeedInventory
-            }));
+            .context(|| "recording the report".into())?;
+            if inserted.rows_affected() == 0 {
+                return Ok(outcome(CheckInResult::Duplicate));
+            }
+            let seen = sqlx::query(
+                &self.sql("UPDATE host SET last_seen = $2 WHERE id = $1 AND inventory_digest = $3"),
+            )
+            .bind(host_id)
+            .bind(now)
+            .bind(digest)
+            .execute(&mut *tx)
+            .await
+            .context(|| format!("updating host {host_id}"))?;
+            if seen.rows_affected() == 0 {
+                return Ok(outcome(CheckInResult::NeedInventory));
+            }
+            tx.commit()
+                .await
+                .context(|| "committing the heartbeat".into())?;
+            return Ok(outcome(CheckInResult::Heartbeat));
         }
+        let kind = "inventory";
         let inserted = sqlx::query(&self.sql(
             "INSERT INTO report (host_id, idempotency_key, received_at, kind, digest) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
@@ -477,18 +483,7 @@ impl Store {
         if inserted.rows_affected() == 0 {
             return Ok(outcome(CheckInResult::Duplicate));
         }
-        let Some(inventory) = inventory else {
-            sqlx::query(&self.sql("UPDATE host SET last_seen = $2 WHERE id = $1"))
-                .bind(host_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .context(|| format!("updating host {host_id}"))?;
-            tx.commit()
-                .await
-                .context(|| "committing the heartbeat".into())?;
-            return Ok(outcome(CheckInResult::Heartbeat));
-        };
+        let inventory = inventory.expect("heartbeats returned above");
 
         let current: HashSet<i64> = sqlx::query_scalar::<_, i64>(
             &self.sql("SELECT package_version_id FROM host_package WHERE host_id = $1"),
