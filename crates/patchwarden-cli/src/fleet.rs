@@ -447,38 +447,16 @@ pub async fn query(c: &ServerConnection, command: &QueryCommand) -> anyhow::Resu
             let hosts: Vec<AffectedHost> = client
                 .get(&format!("/v1/cves/{}/hosts", encode(cve)))
                 .await?;
-            match format {
-                OutputFormat::Json => {
-                    serde_json::to_writer_pretty(&mut out, &hosts)?;
-                    writeln!(out)?;
-                }
-                OutputFormat::Csv | OutputFormat::Table => {
-                    let sep = if *format == OutputFormat::Csv {
-                        ","
-                    } else {
-                        "\t"
-                    };
-                    writeln!(
-                        out,
-                        "{}",
-                        ["host_id", "hostname", "package", "advisory_id", "state"].join(sep)
-                    )?;
-                    for h in &hosts {
-                        writeln!(
-                            out,
-                            "{}",
-                            [
-                                h.host_id.to_string(),
-                                csv(&h.hostname),
-                                csv(&h.package),
-                                csv(&h.advisory_id),
-                                h.state.clone()
-                            ]
-                            .join(sep)
-                        )?;
-                    }
-                }
-            }
+            let header = ["host_id", "hostname", "package", "advisory_id", "state"];
+            write_listing(&mut out, *format, &hosts, &header, |h| {
+                vec![
+                    h.host_id.to_string(),
+                    h.hostname.clone(),
+                    h.package.clone(),
+                    h.advisory_id.clone(),
+                    h.state.clone(),
+                ]
+            })?;
         }
         QueryCommand::Summary { format } => {
             let summary: FleetSummary = client.get("/v1/summary").await?;
@@ -512,66 +490,70 @@ fn csv(s: &str) -> String {
     }
 }
 
+/// A listing as JSON (the items themselves), CSV (quoted where needed) or a tab-separated table.
+fn write_listing<T: serde::Serialize>(
+    out: &mut impl Write,
+    format: OutputFormat,
+    items: &[T],
+    header: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    if format == OutputFormat::Json {
+        serde_json::to_writer_pretty(&mut *out, items)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let (sep, quote): (&str, fn(&str) -> String) = match format {
+        OutputFormat::Csv => (",", csv),
+        _ => ("\t", str::to_owned),
+    };
+    writeln!(out, "{}", header.join(sep))?;
+    for item in items {
+        let fields: Vec<String> = row(item).iter().map(|f| quote(f)).collect();
+        writeln!(out, "{}", fields.join(sep))?;
+    }
+    Ok(())
+}
+
 fn write_hosts(
     out: &mut impl Write,
     hosts: &[HostSummary],
     format: OutputFormat,
 ) -> anyhow::Result<()> {
-    if format == OutputFormat::Json {
-        serde_json::to_writer_pretty(&mut *out, hosts)?;
-        writeln!(out)?;
-        return Ok(());
-    }
-    let sep = if format == OutputFormat::Csv {
-        ","
-    } else {
-        "\t"
-    };
-    writeln!(
-        out,
-        "{}",
-        [
-            "id",
-            "hostname",
-            "os",
-            "packages",
-            "findings",
-            "critical",
-            "high",
-            "kev",
-            "last_seen",
-            "stale",
-            "labels"
-        ]
-        .join(sep)
-    )?;
-    for h in hosts {
+    let header = [
+        "id",
+        "hostname",
+        "os",
+        "packages",
+        "findings",
+        "critical",
+        "high",
+        "kev",
+        "last_seen",
+        "stale",
+        "labels",
+    ];
+    write_listing(out, format, hosts, &header, |h| {
         let n = |k: &str| h.findings.get(k).copied().unwrap_or(0).to_string();
         let labels: Vec<String> = h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        writeln!(
-            out,
-            "{}",
-            [
-                h.id.to_string(),
-                csv(&h.hostname),
-                csv(h.os.as_deref().unwrap_or("")),
-                h.packages.to_string(),
-                n("total"),
-                n("critical"),
-                n("high"),
-                n("kev"),
-                h.last_seen.clone(),
-                if h.stale {
-                    "STALE".into()
-                } else {
-                    String::new()
-                },
-                csv(&labels.join(";")),
-            ]
-            .join(sep)
-        )?;
-    }
-    Ok(())
+        vec![
+            h.id.to_string(),
+            h.hostname.clone(),
+            h.os.clone().unwrap_or_default(),
+            h.packages.to_string(),
+            n("total"),
+            n("critical"),
+            n("high"),
+            n("kev"),
+            h.last_seen.clone(),
+            if h.stale {
+                "STALE".into()
+            } else {
+                String::new()
+            },
+            labels.join(";"),
+        ]
+    })
 }
 
 fn write_findings(
@@ -579,56 +561,27 @@ fn write_findings(
     findings: &[HostFinding],
     format: OutputFormat,
 ) -> anyhow::Result<()> {
-    if format == OutputFormat::Json {
-        serde_json::to_writer_pretty(&mut *out, findings)?;
-        writeln!(out)?;
-        return Ok(());
-    }
-    let sep = if format == OutputFormat::Csv {
-        ","
-    } else {
-        "\t"
-    };
-    writeln!(
-        out,
-        "{}",
-        [
-            "hostname",
-            "package",
-            "installed_version",
-            "advisory_id",
-            "state",
-            "severity",
-            "kev",
-            "risk",
-            "fixed_version"
-        ]
-        .join(sep)
-    )?;
-    for f in findings {
+    let header = [
+        "hostname",
+        "package",
+        "installed_version",
+        "advisory_id",
+        "state",
+        "severity",
+        "kev",
+        "risk",
+        "fixed_version",
+    ];
+    write_listing(out, format, findings, &header, |f| {
         let s = |k: &str| match &f.finding[k] {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Null => String::new(),
             v => v.to_string(),
         };
-        writeln!(
-            out,
-            "{}",
-            [
-                csv(&f.hostname),
-                csv(&s("package")),
-                csv(&s("installed_version")),
-                csv(&s("advisory_id")),
-                s("state"),
-                s("severity"),
-                s("kev"),
-                s("risk"),
-                csv(&s("fixed_version")),
-            ]
-            .join(sep)
-        )?;
-    }
-    Ok(())
+        let mut row = vec![f.hostname.clone()];
+        row.extend(header[1..].iter().map(|k| s(k)));
+        row
+    })
 }
 
 /// `patchwarden assets import FILE`: to the server (with --server) or the local store.
