@@ -19,5 +19,5 @@ for _ in $(seq 50); do grep -q '^listening' server.out 2>/dev/null && break; sle
 token=$("$bin/patchwarden" --db "$db" enroll-token create --uses $((hosts + 10)) 2>/dev/null)
 /usr/bin/time -f 'loadgen: %e s, peak RSS %M KB' "$bin/patchwarden-loadgen" --server https://127.0.0.1:18443 \
   --ca state/ca.pem --token "$token" --inventory "$base" --names "$names" --hosts "$hosts" \
-  --packages 1000 --concurrency 64 --rounds 3
+  --packages 1000 --concurrency 64 --rounds "${ROUNDS:-3}"
 echo "server RSS after the load: $(ps -o rss= -p $server) KB"
