@@ -56,6 +56,14 @@ pub struct CheckInOutcome {
     pub inventory_version: i64,
 }
 
+/// One heartbeat of a batch ([`Store::heartbeats`]).
+#[derive(Clone, Debug)]
+pub struct Heartbeat {
+    pub host_id: i64,
+    pub idempotency_key: String,
+    pub digest: String,
+}
+
 /// One finding to store for a host (the document is the scan report's finding).
 #[derive(Clone, Debug)]
 pub struct FindingRow {
@@ -408,6 +416,118 @@ impl Store {
         Ok(wanted)
     }
 
+    /// Stores heartbeats (reports without an inventory) in one transaction, a few statements for
+    /// the whole batch: the server gathers concurrent heartbeats into one call (group commit).
+    /// Per heartbeat: `Duplicate` when its key was stored before, `NeedInventory` (nothing stored)
+    /// when the host's stored inventory has another digest, else `Heartbeat` (last-seen updated).
+    pub async fn heartbeats(
+        &self,
+        beats: &[Heartbeat],
+        now: &str,
+    ) -> Result<Vec<CheckInResult>, StoreError> {
+        if beats.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (_writer, mut tx) = self.begin().await?;
+        let mut new: HashSet<(i64, String)> = HashSet::new();
+        // Columns per row: 5; well under the parameter limits.
+        for chunk in beats.chunks(1000) {
+            let mut sql = String::from(
+                "INSERT INTO report (host_id, idempotency_key, received_at, kind, digest) VALUES ",
+            );
+            for (i, _) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let n = i * 4;
+                sql.push_str(&format!(
+                    "({}, {}, {}, 'heartbeat', {})",
+                    self.placeholder(n + 1),
+                    self.placeholder(n + 2),
+                    self.placeholder(n + 3),
+                    self.placeholder(n + 4)
+                ));
+            }
+            sql.push_str(" ON CONFLICT DO NOTHING RETURNING host_id, idempotency_key");
+            let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
+            for b in chunk {
+                q = q
+                    .bind(b.host_id)
+                    .bind(b.idempotency_key.as_str())
+                    .bind(now)
+                    .bind(b.digest.as_str());
+            }
+            new.extend(
+                q.fetch_all(&mut *tx)
+                    .await
+                    .context(|| "recording heartbeats".into())?,
+            );
+        }
+        let mut hosts: Vec<i64> = new.iter().map(|(h, _)| *h).collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        let mut stored: HashMap<i64, Option<String>> = HashMap::new();
+        for chunk in hosts.chunks(KEYS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT id, inventory_digest FROM host WHERE id IN ({})",
+                self.placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query_as::<_, (i64, Option<String>)>(&sql);
+            for h in chunk {
+                q = q.bind(*h);
+            }
+            stored.extend(
+                q.fetch_all(&mut *tx)
+                    .await
+                    .context(|| "reading hosts".into())?,
+            );
+        }
+        let mut results = Vec::with_capacity(beats.len());
+        let mut seen_hosts = Vec::new();
+        for b in beats {
+            let key = (b.host_id, b.idempotency_key.clone());
+            if !new.contains(&key) {
+                results.push(CheckInResult::Duplicate);
+            } else if stored.get(&b.host_id).cloned().flatten().as_deref()
+                == Some(b.digest.as_str())
+            {
+                results.push(CheckInResult::Heartbeat);
+                seen_hosts.push(b.host_id);
+            } else {
+                // Not a report after all: its key is freed for the resend with the inventory.
+                sqlx::query(
+                    &self.sql("DELETE FROM report WHERE host_id = $1 AND idempotency_key = $2"),
+                )
+                .bind(b.host_id)
+                .bind(b.idempotency_key.as_str())
+                .execute(&mut *tx)
+                .await
+                .context(|| "recording heartbeats".into())?;
+                results.push(CheckInResult::NeedInventory);
+            }
+        }
+        seen_hosts.sort_unstable();
+        seen_hosts.dedup();
+        for chunk in seen_hosts.chunks(KEYS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE host SET last_seen = {} WHERE id IN ({})",
+                self.placeholder(1),
+                self.placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for h in chunk {
+                q = q.bind(*h);
+            }
+            q.execute(&mut *tx)
+                .await
+                .context(|| "updating last-seen".into())?;
+        }
+        tx.commit()
+            .await
+            .context(|| "committing heartbeats".into())?;
+        Ok(results)
+    }
+
     /// Stores one check-in in one transaction: the report's idempotency key (a key seen before
     /// answers `Duplicate` and changes nothing), and with an inventory the host's package set —
     /// versions interned once for the whole fleet, the appeared/disappeared history, the host's
@@ -421,52 +541,24 @@ impl Store {
         inventory: Option<&Inventory>,
         now: &str,
     ) -> Result<CheckInOutcome, StoreError> {
-        let wanted = match inventory {
-            Some(inv) => self.intern_packages(inv).await?,
-            None => HashSet::new(),
-        };
-        let (_writer, mut tx) = self.begin().await?;
         let outcome = |result| CheckInOutcome {
             result,
             appeared: 0,
             disappeared: 0,
             inventory_version: 0,
         };
-        if inventory.is_none() {
-            // A heartbeat: two statements. The report key first (a repeat is a duplicate), then
-            // last-seen, only while the stored inventory has this digest (else nothing is stored
-            // and the agent sends the inventory under the same key).
-            let inserted = sqlx::query(&self.sql(
-                "INSERT INTO report (host_id, idempotency_key, received_at, kind, digest) \
-                 VALUES ($1, $2, $3, 'heartbeat', $4) ON CONFLICT DO NOTHING",
-            ))
-            .bind(host_id)
-            .bind(idempotency_key)
-            .bind(now)
-            .bind(digest)
-            .execute(&mut *tx)
-            .await
-            .context(|| "recording the report".into())?;
-            if inserted.rows_affected() == 0 {
-                return Ok(outcome(CheckInResult::Duplicate));
-            }
-            let seen = sqlx::query(
-                &self.sql("UPDATE host SET last_seen = $2 WHERE id = $1 AND inventory_digest = $3"),
-            )
-            .bind(host_id)
-            .bind(now)
-            .bind(digest)
-            .execute(&mut *tx)
-            .await
-            .context(|| format!("updating host {host_id}"))?;
-            if seen.rows_affected() == 0 {
-                return Ok(outcome(CheckInResult::NeedInventory));
-            }
-            tx.commit()
-                .await
-                .context(|| "committing the heartbeat".into())?;
-            return Ok(outcome(CheckInResult::Heartbeat));
-        }
+        let Some(inventory) = inventory else {
+            let beat = Heartbeat {
+                host_id,
+                idempotency_key: idempotency_key.to_owned(),
+                digest: digest.to_owned(),
+            };
+            return Ok(outcome(
+                self.heartbeats(std::slice::from_ref(&beat), now).await?[0],
+            ));
+        };
+        let wanted = self.intern_packages(inventory).await?;
+        let (_writer, mut tx) = self.begin().await?;
         let kind = "inventory";
         let inserted = sqlx::query(&self.sql(
             "INSERT INTO report (host_id, idempotency_key, received_at, kind, digest) \
@@ -483,7 +575,6 @@ impl Store {
         if inserted.rows_affected() == 0 {
             return Ok(outcome(CheckInResult::Duplicate));
         }
-        let inventory = inventory.expect("heartbeats returned above");
 
         let current: HashSet<i64> = sqlx::query_scalar::<_, i64>(
             &self.sql("SELECT package_version_id FROM host_package WHERE host_id = $1"),

@@ -102,13 +102,45 @@ async fn check_ins_history_and_findings_on_both_backends() {
         assert_eq!(again.result, CheckInResult::Duplicate);
         let beat = store.check_in(a, "k2", &digest, None, now).await.unwrap();
         assert_eq!(beat.result, CheckInResult::Heartbeat);
+        // A batch (the server's group commit): a repeat, a fresh one, one with a stale digest.
+        let beat = |host, key: &str, digest: &str| patchwarden_store::fleet::Heartbeat {
+            host_id: host,
+            idempotency_key: key.into(),
+            digest: digest.into(),
+        };
+        let batch = store
+            .heartbeats(
+                &[
+                    beat(a, "k2", &digest),
+                    beat(a, "k2b", &digest),
+                    beat(a, "k2c", "stale"),
+                ],
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            batch,
+            [
+                CheckInResult::Duplicate,
+                CheckInResult::Heartbeat,
+                CheckInResult::NeedInventory
+            ],
+            "{backend:?}"
+        );
+        // The stale one stored nothing: its key is free for the resend with the inventory.
+        let resent = store
+            .check_in(a, "k2c", &digest, Some(&inv), now)
+            .await
+            .unwrap();
+        assert_eq!(resent.result, CheckInResult::Stored);
         // Host b holds the same versions: stored once for both.
         store
             .check_in(b, "kb", &digest, Some(&inv), now)
             .await
             .unwrap();
         let read_back = store.host_inventory(a).await.unwrap().unwrap();
-        assert_eq!(read_back.1, 1);
+        assert_eq!(read_back.1, 2);
         assert_eq!(read_back.0.packages.len(), inv.packages.len());
 
         // One package upgraded on a: one appeared, one disappeared, history closed.
@@ -127,7 +159,7 @@ async fn check_ins_history_and_findings_on_both_backends() {
             .unwrap();
         assert_eq!(
             (delta.appeared, delta.disappeared, delta.inventory_version),
-            (1, 1, 2)
+            (1, 1, 3)
         );
         let history = store.package_history(a).await.unwrap();
         let busybox: Vec<_> = history.iter().filter(|h| h.0 == "busybox").collect();
@@ -140,14 +172,14 @@ async fn check_ins_history_and_findings_on_both_backends() {
         assert!(store
             .replace_host_findings(
                 a,
-                2,
+                3,
                 &[finding("busybox", "CVE-2999-1", "CVE-2999-1")],
                 later
             )
             .await
             .unwrap());
         assert!(!store
-            .replace_host_findings(a, 1, &[finding("musl", "CVE-2999-2", "CVE-2999-2")], later)
+            .replace_host_findings(a, 2, &[finding("musl", "CVE-2999-2", "CVE-2999-2")], later)
             .await
             .unwrap());
         assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![b]);
