@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use patchwarden_model::fleet::{
-    ApiError, CheckIn, CheckInAck, EnrollRequest, EnrollResponse, HostFinding, Role,
+    ApiError, CheckIn, CheckInAck, CheckInResult, EnrollRequest, EnrollResponse, HostFinding, Role,
 };
 use patchwarden_store::fleet::{FindingFilter, FindingRow, HostCredential, HostFilter};
 use patchwarden_store::Store;
@@ -52,7 +52,22 @@ pub struct AppState {
     ca_pem: Arc<String>,
     policy: Arc<patchwarden_risk::policy::Policy>,
     findings: Arc<FindingsQueue>,
+    heartbeats: Arc<HeartbeatBatcher>,
 }
+
+type HeartbeatReply = tokio::sync::oneshot::Sender<Result<CheckInResult, String>>;
+
+/// Group commit for heartbeats: one task takes every heartbeat waiting and stores them in one
+/// transaction (`Store::heartbeats`); batches form by themselves while the previous one commits.
+struct HeartbeatBatcher {
+    sender: tokio::sync::mpsc::Sender<(patchwarden_store::fleet::Heartbeat, HeartbeatReply)>,
+    receiver: std::sync::Mutex<
+        Option<tokio::sync::mpsc::Receiver<(patchwarden_store::fleet::Heartbeat, HeartbeatReply)>>,
+    >,
+}
+
+/// Most heartbeats stored in one transaction.
+const MAX_HEARTBEAT_BATCH: usize = 512;
 
 /// Hosts whose findings are to be recomputed, each queued once however often it is asked for;
 /// workers drain it. The queue is only a speed-up: what is owed is in the store (a host's
@@ -80,7 +95,12 @@ impl AppState {
         policy: patchwarden_risk::policy::Policy,
     ) -> AppState {
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let (beat_sender, beat_receiver) = tokio::sync::mpsc::channel(16 * MAX_HEARTBEAT_BATCH);
         AppState {
+            heartbeats: Arc::new(HeartbeatBatcher {
+                sender: beat_sender,
+                receiver: std::sync::Mutex::new(Some(beat_receiver)),
+            }),
             store,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
@@ -92,6 +112,61 @@ impl AppState {
                 queued: std::sync::Mutex::new(Default::default()),
             }),
         }
+    }
+
+    /// Starts the heartbeat batcher (once; later calls do nothing).
+    pub fn start_heartbeat_batcher(&self) {
+        let Some(mut receiver) = self
+            .heartbeats
+            .receiver
+            .lock()
+            .ok()
+            .and_then(|mut r| r.take())
+        else {
+            return;
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            while let Some(first) = receiver.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_HEARTBEAT_BATCH {
+                    match receiver.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let beats: Vec<_> = batch.iter().map(|(b, _)| b.clone()).collect();
+                let now = patchwarden_model::now_rfc3339();
+                match store.heartbeats(&beats, &now).await {
+                    Ok(results) => {
+                        for ((_, reply), result) in batch.into_iter().zip(results) {
+                            let _ = reply.send(Ok(result));
+                        }
+                    }
+                    Err(e) => {
+                        for (_, reply) in batch {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Stores a heartbeat through the batcher.
+    async fn heartbeat(&self, beat: patchwarden_store::fleet::Heartbeat) -> Answer<CheckInResult> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let unavailable =
+            |e: String| Failure::new(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"));
+        self.heartbeats
+            .sender
+            .send((beat, reply))
+            .await
+            .map_err(|_| unavailable("the heartbeat batcher stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| unavailable("the heartbeat batcher stopped".into()))?
+            .map_err(unavailable)
     }
 
     /// Starts `n` workers that recompute the findings of queued hosts.
@@ -585,16 +660,32 @@ async fn checkin(
         None => report.digest.clone(),
     };
     let now = patchwarden_model::now_rfc3339();
-    let outcome = state
-        .store
-        .check_in(
-            host.id,
-            &report.idempotency_key,
-            &digest,
-            report.inventory.as_ref(),
-            &now,
-        )
-        .await?;
+    let outcome = match &report.inventory {
+        None => patchwarden_store::fleet::CheckInOutcome {
+            result: state
+                .heartbeat(patchwarden_store::fleet::Heartbeat {
+                    host_id: host.id,
+                    idempotency_key: report.idempotency_key.clone(),
+                    digest: digest.clone(),
+                })
+                .await?,
+            appeared: 0,
+            disappeared: 0,
+            inventory_version: 0,
+        },
+        Some(inventory) => {
+            state
+                .store
+                .check_in(
+                    host.id,
+                    &report.idempotency_key,
+                    &digest,
+                    Some(inventory),
+                    &now,
+                )
+                .await?
+        }
+    };
     let result_name = serde_json::to_value(outcome.result)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

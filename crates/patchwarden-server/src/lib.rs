@@ -134,6 +134,7 @@ impl Server {
         let workers = config.findings_workers;
         let state = api::AppState::new(store, config, identity.ca_pem.clone(), policy);
         state.start_findings_workers(workers);
+        state.start_heartbeat_batcher();
         // Inventories stored before a crash whose findings were not computed yet.
         state.refresh_pending_findings().await;
         Ok(Server {
