@@ -2,7 +2,8 @@
 # The fleet server under load (docs/benchmarks.md, "Fleet server"): a server on DB with the shipped
 # real-data snapshot as its knowledge base, then patchwarden-loadgen: HOSTS enrollments, a burst of
 # HOSTS first inventories (~1,000 packages each, synthetic from a real inventory and real package
-# names), three steady-state rounds with 1 % of inventories changing.
+# names), three steady-state rounds (ROUNDS) with 1 % of inventories changing, optionally after a pause
+# (PAUSE_SECS) in which the server finishes the burst's findings.
 # usage: bench/fleet.sh DB HOSTS BASE_INVENTORY.json NAMES.txt [WORK_DIR]
 #   DB: a SQLite file (removed first) or a postgres:// URL (its schema should be empty)
 set -euo pipefail
@@ -19,5 +20,5 @@ for _ in $(seq 50); do grep -q '^listening' server.out 2>/dev/null && break; sle
 token=$("$bin/patchwarden" --db "$db" enroll-token create --uses $((hosts + 10)) 2>/dev/null)
 /usr/bin/time -f 'loadgen: %e s, peak RSS %M KB' "$bin/patchwarden-loadgen" --server https://127.0.0.1:18443 \
   --ca state/ca.pem --token "$token" --inventory "$base" --names "$names" --hosts "$hosts" \
-  --packages 1000 --concurrency 64 --rounds "${ROUNDS:-3}"
+  --packages 1000 --concurrency 64 --rounds "${ROUNDS:-3}" --pause-secs "${PAUSE_SECS:-0}"
 echo "server RSS after the load: $(ps -o rss= -p $server) KB"

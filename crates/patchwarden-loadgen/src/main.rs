@@ -50,6 +50,10 @@ struct Args {
     rounds: usize,
     #[arg(long, default_value_t = 1.0)]
     change_percent: f64,
+    /// Seconds to wait between the burst and the steady state (lets the server finish computing
+    /// the burst's findings, as a fleet past its first evaluation has).
+    #[arg(long, default_value_t = 0)]
+    pause_secs: u64,
 }
 
 struct Host {
@@ -301,6 +305,10 @@ async fn main() -> Result<(), String> {
     .await;
     report("first-inventory burst", lat.len(), started.elapsed(), lat);
 
+    if args.pause_secs > 0 {
+        println!("pause: {} s", args.pause_secs);
+        tokio::time::sleep(Duration::from_secs(args.pause_secs)).await;
+    }
     // Steady state: every host once per round, change_percent of them changed.
     let every = (100.0 / args.change_percent.max(0.0001)).round().max(1.0) as usize;
     for round in 0..args.rounds {
