@@ -136,6 +136,15 @@ fn ok(out: &Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Asserts that a command failed and said `says` on stderr.
+fn refused(out: &Output, says: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(says),
+        "expected a refusal saying {says:?}: {out:?}"
+    );
+}
+
 fn enroll_token(db: &str, args: &[&str]) -> String {
     let out = bin()
         .args(["--db", db, "enroll-token", "create"])
@@ -287,12 +296,8 @@ fn lifecycle(db: &str, work: &Path, servers: &[&ServerProcess], state: &Path) {
             "x",
         ],
     );
-    assert!(!wrong.status.success());
-    let msg = String::from_utf8_lossy(&wrong.stderr);
-    assert!(
-        msg.contains("CA fingerprint") && msg.contains(&first.fingerprint),
-        "{msg}"
-    );
+    refused(&wrong, "CA fingerprint");
+    refused(&wrong, &first.fingerprint);
     let expired = enroll_token(db, &["--expires", "0s"]);
     let out = enroll(
         &work.join("agent-expired"),
@@ -301,11 +306,7 @@ fn lifecycle(db: &str, work: &Path, servers: &[&ServerProcess], state: &Path) {
         &roots[2].1,
         "x",
     );
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("expired"),
-        "{out:?}"
-    );
+    refused(&out, "expired");
 
     // Three agents, split across the servers; the one-use token enrolls the first, then is spent.
     let many = enroll_token(db, &["--uses", "5", "--label", "env=production"]);
@@ -324,11 +325,7 @@ fn lifecycle(db: &str, work: &Path, servers: &[&ServerProcess], state: &Path) {
         &roots[0].1,
         "y",
     );
-    assert!(!used_up.status.success());
-    assert!(
-        String::from_utf8_lossy(&used_up.stderr).contains("no uses left"),
-        "{used_up:?}"
-    );
+    refused(&used_up, "no uses left");
 
     for (_, root, dir) in &agents {
         ok(
@@ -913,11 +910,7 @@ fn bad_input_is_refused_with_4xx() {
     // Revoked hosts are refused; the good data is still there.
     check("POST", "/v1/hosts/1/revoke", Some(&admin), None, 200, "");
     let out = agent(&dir, &["run", "--once", "--root", root.to_str().unwrap()]);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("revoked"),
-        "{out:?}"
-    );
+    refused(&out, "revoked");
     let hosts = query(&server, &state, &admin, &["hosts"]);
     assert_eq!(hosts[0]["revoked"], true);
     assert_eq!(hosts[0]["packages"], 15);

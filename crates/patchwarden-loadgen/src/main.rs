@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use patchwarden_model::fleet::{
-    inventory_digest, CheckIn, CheckInAck, EnrollRequest, EnrollResponse,
+    inventory_digest, CheckIn, CheckInAck, CheckInResult, EnrollRequest, EnrollResponse,
 };
 use patchwarden_model::{InstalledPackage, Inventory};
 
@@ -190,6 +190,35 @@ where
     all
 }
 
+/// One check-in to send: the host's credential, the body, and the result it must get.
+type Request = (String, Vec<u8>, CheckInResult);
+
+/// Sends `requests` with `concurrency` in flight; an answer other than the expected result counts
+/// as a failure. Returns each request's latency.
+async fn check_ins(
+    client: &reqwest::Client,
+    server: &str,
+    requests: Vec<Request>,
+    concurrency: usize,
+) -> Vec<Duration> {
+    let (c, url) = (client.clone(), format!("{server}/v1/checkin"));
+    drive(
+        requests,
+        concurrency,
+        move |(secret, body, expected): Request| {
+            let (c, url) = (c.clone(), url.clone());
+            async move {
+                let ack: CheckInAck = post(&c, &url, Some(&secret), body).await?;
+                if ack.result != expected {
+                    return Err(format!("expected {expected:?}, got {:?}", ack.result));
+                }
+                Ok(())
+            }
+        },
+    )
+    .await
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args = Args::parse();
@@ -278,31 +307,21 @@ async fn main() -> Result<(), String> {
         })
         .unwrap()
     };
-    let bodies: Vec<(String, Vec<u8>)> = hosts
+    let bodies: Vec<Request> = hosts
         .iter()
         .enumerate()
-        .map(|(i, h)| (h.secret.clone(), body_of(h, true, format!("burst-{i}"))))
+        .map(|(i, h)| {
+            (
+                h.secret.clone(),
+                body_of(h, true, format!("burst-{i}")),
+                CheckInResult::Stored,
+            )
+        })
         .collect();
-    let bytes: usize = bodies.iter().map(|(_, b)| b.len()).sum();
+    let bytes: usize = bodies.iter().map(|(_, b, _)| b.len()).sum();
     println!("burst: {:.1} MB of inventories", bytes as f64 / 1e6);
-    let (c, s) = (client.clone(), server.clone());
     let started = Instant::now();
-    let lat = drive(
-        bodies,
-        args.concurrency,
-        move |(secret, body): (String, Vec<u8>)| {
-            let (c, s) = (c.clone(), s.clone());
-            async move {
-                let ack: CheckInAck =
-                    post(&c, &format!("{s}/v1/checkin"), Some(&secret), body).await?;
-                if ack.result != patchwarden_model::fleet::CheckInResult::Stored {
-                    return Err(format!("burst: {:?}", ack.result));
-                }
-                Ok(())
-            }
-        },
-    )
-    .await;
+    let lat = check_ins(&client, &server, bodies, args.concurrency).await;
     report("first-inventory burst", lat.len(), started.elapsed(), lat);
 
     if args.pause_secs > 0 {
@@ -312,7 +331,7 @@ async fn main() -> Result<(), String> {
     // Steady state: every host once per round, change_percent of them changed.
     let every = (100.0 / args.change_percent.max(0.0001)).round().max(1.0) as usize;
     for round in 0..args.rounds {
-        let mut bodies: Vec<(String, Vec<u8>)> = Vec::with_capacity(hosts.len());
+        let mut bodies: Vec<Request> = Vec::with_capacity(hosts.len());
         for (i, h) in hosts.iter_mut().enumerate() {
             let key = format!("r{round}-{i}");
             let changed = (i + round) % every == 0;
@@ -323,23 +342,15 @@ async fn main() -> Result<(), String> {
                 p.version.push_str(&format!("+u{round}"));
                 h.digest = inventory_digest(&h.inventory);
             }
-            bodies.push((h.secret.clone(), body_of(h, changed, key)));
+            let expected = if changed {
+                CheckInResult::Stored
+            } else {
+                CheckInResult::Heartbeat
+            };
+            bodies.push((h.secret.clone(), body_of(h, changed, key), expected));
         }
-        let (c, s) = (client.clone(), server.clone());
         let started = Instant::now();
-        let lat = drive(
-            bodies,
-            args.concurrency,
-            move |(secret, body): (String, Vec<u8>)| {
-                let (c, s) = (c.clone(), s.clone());
-                async move {
-                    let _: CheckInAck =
-                        post(&c, &format!("{s}/v1/checkin"), Some(&secret), body).await?;
-                    Ok(())
-                }
-            },
-        )
-        .await;
+        let lat = check_ins(&client, &server, bodies, args.concurrency).await;
         report(
             &format!("steady round {round}"),
             lat.len(),

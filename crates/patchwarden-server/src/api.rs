@@ -721,10 +721,10 @@ struct WaitQuery {
 async fn next_job(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer<Response> {
     state.host(&headers).await?;
-    let Query(q) = query.map_err(|e| Failure::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let q = query(q)?;
     let wait = Duration::from_secs(q.wait_secs.unwrap_or(0)).min(state.config.long_poll_max);
     tokio::time::sleep(wait).await;
     Ok(StatusCode::NO_CONTENT.into_response())

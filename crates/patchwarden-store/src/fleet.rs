@@ -559,15 +559,13 @@ impl Store {
         };
         let wanted = self.intern_packages(inventory).await?;
         let (_writer, mut tx) = self.begin().await?;
-        let kind = "inventory";
         let inserted = sqlx::query(&self.sql(
             "INSERT INTO report (host_id, idempotency_key, received_at, kind, digest) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, 'inventory', $4) ON CONFLICT DO NOTHING",
         ))
         .bind(host_id)
         .bind(idempotency_key)
         .bind(now)
-        .bind(kind)
         .bind(digest)
         .execute(&mut *tx)
         .await
