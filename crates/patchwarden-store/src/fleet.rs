@@ -574,65 +574,32 @@ impl Store {
             return Ok(outcome(CheckInResult::Duplicate));
         }
 
-        let current: HashSet<i64> = sqlx::query_scalar::<_, i64>(
-            &self.sql("SELECT package_version_id FROM host_package WHERE host_id = $1"),
+        let current: HashSet<i64> = match sqlx::query_scalar::<_, String>(
+            &self.sql("SELECT package_ids FROM host_package_set WHERE host_id = $1"),
         )
         .bind(host_id)
-        .fetch_all(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
         .context(|| "reading the host's packages".into())?
-        .into_iter()
-        .collect();
-        let appeared: Vec<i64> = wanted.difference(&current).copied().collect();
-        let disappeared: Vec<i64> = current.difference(&wanted).copied().collect();
-        let host = Value::Int(host_id);
-        self.insert_rows(
-            &mut tx,
-            "host_package",
-            &["host_id", "package_version_id"],
-            &appeared
-                .iter()
-                .map(|id| vec![host.clone(), Value::Int(*id)])
-                .collect::<Vec<_>>(),
-        )
-        .await?;
-        self.insert_rows(
-            &mut tx,
-            "package_history",
-            &["host_id", "package_version_id", "appeared_at"],
-            &appeared
-                .iter()
-                .map(|id| vec![host.clone(), Value::Int(*id), Value::from(now)])
-                .collect::<Vec<_>>(),
-        )
-        .await?;
-        for chunk in disappeared.chunks(KEYS_PER_STATEMENT) {
-            // Placeholders in binding order: plain `?` on SQLite, numbered on PostgreSQL.
-            let (p1, p2) = (self.placeholder(1), self.placeholder(2));
-            let delete = format!(
-                "DELETE FROM host_package WHERE host_id = {p1} AND package_version_id IN ({})",
-                self.placeholders(2, chunk.len())
-            );
-            let mut q = sqlx::query(&delete).bind(host_id);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut *tx)
-                .await
-                .context(|| "removing packages that disappeared".into())?;
-            let close = format!(
-                "UPDATE package_history SET disappeared_at = {p1} WHERE host_id = {p2} \
-                 AND disappeared_at IS NULL AND package_version_id IN ({})",
-                self.placeholders(3, chunk.len())
-            );
-            let mut q = sqlx::query(&close).bind(now).bind(host_id);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut *tx)
-                .await
-                .context(|| "recording packages that disappeared".into())?;
-        }
+        {
+            Some(text) => parse_ids(&text, host_id)?.into_iter().collect(),
+            None => HashSet::new(),
+        };
+        let mut appeared: Vec<i64> = wanted.difference(&current).copied().collect();
+        let mut disappeared: Vec<i64> = current.difference(&wanted).copied().collect();
+        appeared.sort_unstable();
+        disappeared.sort_unstable();
+        let mut package_ids: Vec<i64> = wanted.iter().copied().collect();
+        package_ids.sort_unstable();
+        sqlx::query(&self.sql(
+            "INSERT INTO host_package_set (host_id, package_ids) VALUES ($1, $2) \
+             ON CONFLICT (host_id) DO UPDATE SET package_ids = excluded.package_ids",
+        ))
+        .bind(host_id)
+        .bind(ids_json(&package_ids))
+        .execute(&mut *tx)
+        .await
+        .context(|| "storing the host's packages".into())?;
         let mut doc = inventory.clone();
         doc.packages.clear();
         let os = inventory
@@ -658,6 +625,20 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .context(|| format!("updating host {host_id}"))?;
+        if !appeared.is_empty() || !disappeared.is_empty() {
+            sqlx::query(&self.sql(
+                "INSERT INTO package_change (host_id, inventory_version, changed_at, appeared, \
+                 disappeared) VALUES ($1, $2, $3, $4, $5)",
+            ))
+            .bind(host_id)
+            .bind(inventory_version)
+            .bind(now)
+            .bind(ids_json(&appeared))
+            .bind(ids_json(&disappeared))
+            .execute(&mut *tx)
+            .await
+            .context(|| "recording the package changes".into())?;
+        }
         tx.commit()
             .await
             .context(|| "committing the inventory".into())?;
@@ -686,33 +667,21 @@ impl Store {
         };
         let mut inventory: Inventory = serde_json::from_str(&doc)
             .map_err(|e| StoreError::new(format!("the stored inventory of host {host_id}: {e}")))?;
-        let rows = sqlx::query(&self.sql(
-            "SELECT v.manager, v.name, v.version, v.arch, v.source_name, v.source_version \
-             FROM host_package h JOIN package_version v ON v.id = h.package_version_id \
-             WHERE h.host_id = $1 ORDER BY v.name, v.arch",
-        ))
+        let ids: Option<String> = sqlx::query_scalar(
+            &self.sql("SELECT package_ids FROM host_package_set WHERE host_id = $1"),
+        )
         .bind(host_id)
-        .fetch_all(self.pool())
+        .fetch_optional(self.pool())
         .await
         .context(|| format!("reading the packages of host {host_id}"))?;
-        for r in rows {
-            let manager: String = crate::get(&r, "manager")?;
-            inventory.packages.push(InstalledPackage {
-                name: crate::get(&r, "name")?,
-                version: crate::get(&r, "version")?,
-                arch: crate::get(&r, "arch")?,
-                source_name: crate::get(&r, "source_name")?,
-                source_version: crate::get(&r, "source_version")?,
-                manager: match manager.as_str() {
-                    "rpm" => PackageManager::Rpm,
-                    "apk" => PackageManager::Apk,
-                    _ => PackageManager::Dpkg,
-                },
-                status: None,
-                held: false,
-                install_time: None,
-            });
-        }
+        let ids = match ids {
+            Some(text) => parse_ids(&text, host_id)?,
+            None => Vec::new(),
+        };
+        let mut packages: Vec<InstalledPackage> =
+            self.package_versions(&ids).await?.into_values().collect();
+        packages.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+        inventory.packages = packages;
         Ok(Some((inventory, version)))
     }
 
@@ -1109,21 +1078,109 @@ impl Store {
         Ok(summary)
     }
 
-    /// When each version of `package` appeared and disappeared on a host (oldest first).
+    /// When each package version appeared and disappeared on a host: (name, version, appeared,
+    /// disappeared), by name, oldest first.
     pub async fn package_history(
         &self,
         host_id: i64,
     ) -> Result<Vec<(String, String, String, Option<String>)>, StoreError> {
-        sqlx::query_as(&self.sql(
-            "SELECT v.name, v.version, p.appeared_at, p.disappeared_at FROM package_history p \
-             JOIN package_version v ON v.id = p.package_version_id WHERE p.host_id = $1 \
-             ORDER BY v.name, p.appeared_at",
+        let changes: Vec<(String, String, String)> = sqlx::query_as(&self.sql(
+            "SELECT changed_at, appeared, disappeared FROM package_change WHERE host_id = $1 \
+             ORDER BY inventory_version",
         ))
         .bind(host_id)
         .fetch_all(self.pool())
         .await
-        .context(|| format!("reading the package history of host {host_id}"))
+        .context(|| format!("reading the package history of host {host_id}"))?;
+        // (id, appeared, disappeared) in the order the versions appeared; a version that came
+        // back after it had gone gets a second span.
+        let mut spans: Vec<(i64, String, Option<String>)> = Vec::new();
+        let mut open: HashMap<i64, usize> = HashMap::new();
+        for (at, appeared, disappeared) in &changes {
+            for id in parse_ids(disappeared, host_id)? {
+                if let Some(i) = open.remove(&id) {
+                    spans[i].2 = Some(at.clone());
+                }
+            }
+            for id in parse_ids(appeared, host_id)? {
+                if let std::collections::hash_map::Entry::Vacant(e) = open.entry(id) {
+                    e.insert(spans.len());
+                    spans.push((id, at.clone(), None));
+                }
+            }
+        }
+        let mut ids: Vec<i64> = spans.iter().map(|s| s.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let versions = self.package_versions(&ids).await?;
+        let mut rows: Vec<(String, String, String, Option<String>)> = spans
+            .into_iter()
+            .filter_map(|(id, appeared, disappeared)| {
+                let p = versions.get(&id)?;
+                Some((p.name.clone(), p.version.clone(), appeared, disappeared))
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
+        Ok(rows)
     }
+
+    /// The interned package versions with these ids, by id (one statement: the ids go as one
+    /// JSON array parameter).
+    async fn package_versions(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, InstalledPackage>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let id_list = match self.backend() {
+            crate::Backend::Sqlite => "SELECT value FROM json_each($1)",
+            crate::Backend::Postgres => {
+                "SELECT value::bigint FROM json_array_elements_text($1::json)"
+            }
+        };
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT id, manager, name, version, arch, source_name, source_version \
+             FROM package_version WHERE id IN ({id_list})"
+        )))
+        .bind(ids_json(ids))
+        .fetch_all(self.pool())
+        .await
+        .context(|| "reading package versions".into())?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let manager: String = crate::get(&r, "manager")?;
+            out.insert(
+                crate::get::<i64>(&r, "id")?,
+                InstalledPackage {
+                    name: crate::get(&r, "name")?,
+                    version: crate::get(&r, "version")?,
+                    arch: crate::get(&r, "arch")?,
+                    source_name: crate::get(&r, "source_name")?,
+                    source_version: crate::get(&r, "source_version")?,
+                    manager: match manager.as_str() {
+                        "rpm" => PackageManager::Rpm,
+                        "apk" => PackageManager::Apk,
+                        _ => PackageManager::Dpkg,
+                    },
+                    status: None,
+                    held: false,
+                    install_time: None,
+                },
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// A list of package-version ids as stored: a JSON array.
+fn ids_json(ids: &[i64]) -> String {
+    serde_json::to_string(ids).expect("integers serialize")
+}
+
+fn parse_ids(text: &str, host_id: i64) -> Result<Vec<i64>, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::new(format!("the stored package ids of host {host_id}: {e}")))
 }
 
 fn unix_now() -> i64 {

@@ -41,6 +41,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_fleet.sql"),
         include_str!("../migrations/postgres/0006_fleet.sql"),
     ),
+    (
+        7,
+        "package_sets",
+        include_str!("../migrations/sqlite/0007_package_sets.sql"),
+        include_str!("../migrations/postgres/0007_package_sets.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,

@@ -214,3 +214,89 @@ async fn check_ins_history_and_findings_on_both_backends() {
         test_store.finish().await;
     }
 }
+
+/// Migration 0007 turns the per-package rows of 0006 (`host_package`, `package_history`) into one
+/// package-set row per host and one change row per moment of change, losing nothing: the set, the
+/// spans (including a version that went away) and their times read back the same.
+#[tokio::test]
+async fn package_rows_of_the_0006_schema_migrate_to_package_sets() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for mut test_store in patchwarden_store::testing::stores("fleet_0007", tmp).await {
+        let backend = test_store.store.backend();
+        let (t1, t2) = ("2026-11-01T10:00:00Z", "2026-11-02T10:00:00Z");
+        let store = &test_store.store;
+        store
+            .create_enroll_token("t", "2027-01-01T00:00:00Z", 1, &BTreeMap::new(), "test")
+            .await
+            .unwrap();
+        let (a, _) = store
+            .enroll_host("t", t1, "alpine-a", None, "sa")
+            .await
+            .unwrap()
+            .unwrap();
+        let inv = alpine_inventory("migrate");
+        // Interns the sample's versions and stores the host's document.
+        store
+            .check_in(a, "k1", &inventory_digest(&inv), Some(&inv), t1)
+            .await
+            .unwrap();
+        // Back to the 0006 layout: busybox and musl installed at t1, zlib removed at t2.
+        let version_of =
+            |name: &str| format!("(SELECT id FROM package_version WHERE name = '{name}')");
+        for sql in [
+            "DROP TABLE package_change".to_owned(),
+            "DROP TABLE host_package_set".to_owned(),
+            "DELETE FROM schema_migrations WHERE version = 7".to_owned(),
+            "CREATE TABLE host_package (host_id BIGINT NOT NULL, package_version_id BIGINT NOT NULL, \
+             PRIMARY KEY (host_id, package_version_id))"
+                .to_owned(),
+            "CREATE TABLE package_history (host_id BIGINT NOT NULL, package_version_id BIGINT NOT NULL, \
+             appeared_at TEXT NOT NULL, disappeared_at TEXT)"
+                .to_owned(),
+            format!(
+                "INSERT INTO host_package VALUES ({a}, {}), ({a}, {})",
+                version_of("busybox"),
+                version_of("musl")
+            ),
+            format!(
+                "INSERT INTO package_history VALUES ({a}, {}, '{t1}', NULL), ({a}, {}, '{t1}', NULL), \
+                 ({a}, {}, '{t1}', '{t2}')",
+                version_of("busybox"),
+                version_of("musl"),
+                version_of("zlib")
+            ),
+        ] {
+            store.execute_raw(&sql).await.unwrap();
+        }
+        let location = store.location().to_owned();
+        test_store.store.close().await;
+        test_store.store = patchwarden_store::Store::open(&location).await.unwrap();
+        let store = &test_store.store;
+
+        let (migrated, _) = store.host_inventory(a).await.unwrap().unwrap();
+        let names: Vec<&str> = migrated.packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["busybox", "musl"], "{backend:?}");
+        let history = store.package_history(a).await.unwrap();
+        let spans: Vec<(&str, &str, Option<&str>)> = history
+            .iter()
+            .map(|(name, _, appeared, gone)| (name.as_str(), appeared.as_str(), gone.as_deref()))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                ("busybox", t1, None),
+                ("musl", t1, None),
+                ("zlib", t1, Some(t2))
+            ],
+            "{backend:?}"
+        );
+        // The next inventory diffs against the migrated set: everything but busybox and musl is new.
+        let next = store
+            .check_in(a, "k2", &inventory_digest(&inv), Some(&inv), t2)
+            .await
+            .unwrap();
+        assert_eq!(next.appeared, inv.packages.len() - 2, "{backend:?}");
+        assert_eq!(next.disappeared, 0, "{backend:?}");
+        test_store.finish().await;
+    }
+}
