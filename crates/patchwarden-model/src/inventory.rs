@@ -33,6 +33,44 @@ pub struct Inventory {
     pub platform: Option<Platform>,
 }
 
+impl Inventory {
+    /// A copy with every field but the packages (the server stores those as shared rows; copying
+    /// a thousand packages only to drop them was a tenth of a check-in's time).
+    pub fn without_packages(&self) -> Inventory {
+        // Every field named: a new field must be decided on here.
+        let Inventory {
+            schema_version,
+            collected_at,
+            collector,
+            root,
+            live,
+            host,
+            os,
+            package_databases,
+            packages: _,
+            kernel,
+            reboot,
+            stale_processes,
+            platform,
+        } = self;
+        Inventory {
+            schema_version: *schema_version,
+            collected_at: collected_at.clone(),
+            collector: collector.clone(),
+            root: root.clone(),
+            live: *live,
+            host: host.clone(),
+            os: os.clone(),
+            package_databases: package_databases.clone(),
+            packages: Vec::new(),
+            kernel: kernel.clone(),
+            reboot: reboot.clone(),
+            stale_processes: stale_processes.clone(),
+            platform: platform.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostIdentity {
     pub hostname: Option<String>,

@@ -110,16 +110,34 @@ fn severity_rank(s: &str) -> i64 {
     }
 }
 
-fn package_key(p: &InstalledPackage) -> String {
-    let manager = match p.manager {
+fn manager_name(manager: PackageManager) -> &'static str {
+    match manager {
         PackageManager::Dpkg => "dpkg",
         PackageManager::Rpm => "rpm",
         PackageManager::Apk => "apk",
-    };
-    format!(
-        "{manager}\t{}\t{}\t{}\t{}\t{}",
-        p.name, p.version, p.arch, p.source_name, p.source_version
-    )
+    }
+}
+
+/// A package version's lookup key (manager, name, version, arch, source name and version joined by
+/// tabs), written into `key` (one buffer reused for a whole inventory).
+fn write_package_key(p: &InstalledPackage, key: &mut String) {
+    key.clear();
+    for (i, part) in [
+        manager_name(p.manager),
+        &p.name,
+        &p.version,
+        &p.arch,
+        &p.source_name,
+        &p.source_version,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            key.push('\t');
+        }
+        key.push_str(part);
+    }
 }
 
 fn labels_json(labels: &BTreeMap<String, String>) -> String {
@@ -330,24 +348,24 @@ impl Store {
     /// stored, whichever process stored it): a fleet shares most versions, so most inventories
     /// insert nothing.
     async fn intern_packages(&self, inventory: &Inventory) -> Result<HashSet<i64>, StoreError> {
-        let mut by_key: std::collections::BTreeMap<String, &InstalledPackage> = Default::default();
-        for p in &inventory.packages {
-            by_key.entry(package_key(p)).or_insert(p);
-        }
-        let mut wanted: HashSet<i64> = HashSet::with_capacity(by_key.len());
-        // In key order: concurrent inserts take their locks in one order.
-        let mut unknown: Vec<(&String, &InstalledPackage)> = Vec::new();
+        let mut wanted: HashSet<i64> = HashSet::with_capacity(inventory.packages.len());
+        let mut unknown: Vec<(String, &InstalledPackage)> = Vec::new();
         {
             let cache = self.package_ids.lock().expect("the package id cache");
-            for (key, p) in &by_key {
+            let mut key = String::with_capacity(128);
+            for p in &inventory.packages {
+                write_package_key(p, &mut key);
                 match cache.get(key.as_str()) {
                     Some(id) => {
                         wanted.insert(*id);
                     }
-                    None => unknown.push((key, *p)),
+                    None => unknown.push((key.clone(), p)),
                 }
             }
         }
+        // In key order: concurrent inserts take their locks in one order.
+        unknown.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        unknown.dedup_by(|a, b| a.0 == b.0);
         if unknown.is_empty() {
             return Ok(wanted);
         }
@@ -356,11 +374,7 @@ impl Store {
             .map(|(key, p)| {
                 vec![
                     Value::from(key.as_str()),
-                    Value::from(match p.manager {
-                        PackageManager::Dpkg => "dpkg",
-                        PackageManager::Rpm => "rpm",
-                        PackageManager::Apk => "apk",
-                    }),
+                    Value::from(manager_name(p.manager)),
                     Value::from(p.name.as_str()),
                     Value::from(p.version.as_str()),
                     Value::from(p.arch.as_str()),
@@ -389,7 +403,7 @@ impl Store {
             .await
             .context(|| "committing package versions".into())?;
         drop(_writer);
-        let keys: Vec<&String> = unknown.iter().map(|(k, _)| *k).collect();
+        let keys: Vec<&String> = unknown.iter().map(|(k, _)| k).collect();
         let mut found: Vec<(i64, String)> = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(KEYS_PER_STATEMENT) {
             let sql = format!(
@@ -600,8 +614,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .context(|| "storing the host's packages".into())?;
-        let mut doc = inventory.clone();
-        doc.packages.clear();
+        let doc = inventory.without_packages();
         let os = inventory
             .os
             .release

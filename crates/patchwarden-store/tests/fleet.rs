@@ -300,3 +300,21 @@ async fn package_rows_of_the_0006_schema_migrate_to_package_sets() {
         test_store.finish().await;
     }
 }
+
+/// The digest hashes the packages in place of the empty list it serializes around them: the same
+/// bytes as a stamp-less copy serialized whole, so agents of either computation agree.
+#[test]
+fn the_inventory_digest_is_the_hash_of_the_stampless_inventory() {
+    let inv = alpine_inventory("digest");
+    let mut plain = inv.clone();
+    plain.collected_at.clear();
+    plain.collector.clear();
+    let expected = patchwarden_model::fleet::sha256_hex(&serde_json::to_vec(&plain).unwrap());
+    assert_eq!(inventory_digest(&inv), expected);
+    let mut recollected = inv.clone();
+    recollected.collected_at = "2030-01-01T00:00:00Z".into();
+    assert_eq!(inventory_digest(&recollected), expected);
+    let mut upgraded = inv.clone();
+    upgraded.packages[0].version.push_str("-r99");
+    assert_ne!(inventory_digest(&upgraded), expected);
+}
