@@ -826,6 +826,14 @@ fn bad_input_is_refused_with_4xx() {
         "idempotency_key",
     );
     check(
+        "POST",
+        "/v1/checkin",
+        Some(&host_secret),
+        Some(br#"{"idempotency_key":"k-bad-digest","digest":"d","agent_version":"x"}"#.to_vec()),
+        400,
+        "digest: must be a SHA-256",
+    );
+    check(
         "GET",
         "/v1/hosts/abc",
         Some(&admin),

@@ -654,11 +654,25 @@ async fn checkin(
                     ),
                 ));
             }
-            // The server's own digest: what it stores is what it compared.
-            patchwarden_model::fleet::inventory_digest(inventory)
+            // The agent's digest is stored as sent: its heartbeats are compared with it, digest
+            // against digest of the agent's own making, so an agent whose serialization differs
+            // from this server's (a newer field) is not asked for its inventory at every
+            // heartbeat. (Re-serializing and hashing the inventory here was a tenth of the
+            // check-in.) A host can only misstate its own state, which it reports anyway.
+            if report.digest.is_empty() {
+                patchwarden_model::fleet::inventory_digest(inventory)
+            } else {
+                report.digest.clone()
+            }
         }
         None => report.digest.clone(),
     };
+    if !is_sha256_hex(&digest) {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "digest: must be a SHA-256 in lowercase hex (64 characters)",
+        ));
+    }
     let now = patchwarden_model::now_rfc3339();
     let outcome = match &report.inventory {
         None => patchwarden_store::fleet::CheckInOutcome {
@@ -709,6 +723,10 @@ async fn checkin(
         appeared: outcome.appeared,
         disappeared: outcome.disappeared,
     }))
+}
+
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[derive(Deserialize)]

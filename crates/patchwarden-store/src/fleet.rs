@@ -347,8 +347,8 @@ impl Store {
     /// Ids of versions seen before come from this process's cache (an id never changes once
     /// stored, whichever process stored it): a fleet shares most versions, so most inventories
     /// insert nothing.
-    async fn intern_packages(&self, inventory: &Inventory) -> Result<HashSet<i64>, StoreError> {
-        let mut wanted: HashSet<i64> = HashSet::with_capacity(inventory.packages.len());
+    async fn intern_packages(&self, inventory: &Inventory) -> Result<Vec<i64>, StoreError> {
+        let mut wanted: Vec<i64> = Vec::with_capacity(inventory.packages.len());
         let mut unknown: Vec<(String, &InstalledPackage)> = Vec::new();
         {
             let cache = self.package_ids.lock().expect("the package id cache");
@@ -357,7 +357,7 @@ impl Store {
                 write_package_key(p, &mut key);
                 match cache.get(key.as_str()) {
                     Some(id) => {
-                        wanted.insert(*id);
+                        wanted.push(*id);
                     }
                     None => unknown.push((key.clone(), p)),
                 }
@@ -367,6 +367,8 @@ impl Store {
         unknown.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         unknown.dedup_by(|a, b| a.0 == b.0);
         if unknown.is_empty() {
+            wanted.sort_unstable();
+            wanted.dedup();
             return Ok(wanted);
         }
         let rows: Vec<Vec<Value>> = unknown
@@ -421,6 +423,8 @@ impl Store {
             );
         }
         wanted.extend(found.iter().map(|(id, _)| *id));
+        wanted.sort_unstable();
+        wanted.dedup();
         if let Ok(mut cache) = self.package_ids.lock() {
             if cache.len() + found.len() > PACKAGE_ID_CACHE_LIMIT {
                 cache.clear();
@@ -588,29 +592,39 @@ impl Store {
             return Ok(outcome(CheckInResult::Duplicate));
         }
 
-        let current: HashSet<i64> = match sqlx::query_scalar::<_, String>(
-            &self.sql("SELECT package_ids FROM host_package_set WHERE host_id = $1"),
-        )
+        // Two inventories of one host (a retry racing its original through another server) must
+        // not diff against the same old set: on PostgreSQL the host row is locked until commit
+        // (SQLite has one writer anyway).
+        let lock = match self.backend() {
+            crate::Backend::Postgres => " FOR UPDATE OF h",
+            crate::Backend::Sqlite => "",
+        };
+        let current: Vec<i64> = match sqlx::query_scalar::<_, Option<String>>(&self.sql(&format!(
+            "SELECT s.package_ids FROM host h LEFT JOIN host_package_set s ON s.host_id = h.id \
+             WHERE h.id = $1{lock}"
+        )))
         .bind(host_id)
         .fetch_optional(&mut *tx)
         .await
         .context(|| "reading the host's packages".into())?
+        .flatten()
         {
-            Some(text) => parse_ids(&text, host_id)?.into_iter().collect(),
-            None => HashSet::new(),
+            Some(text) => {
+                let mut ids = parse_ids(&text, host_id)?;
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            }
+            None => Vec::new(),
         };
-        let mut appeared: Vec<i64> = wanted.difference(&current).copied().collect();
-        let mut disappeared: Vec<i64> = current.difference(&wanted).copied().collect();
-        appeared.sort_unstable();
-        disappeared.sort_unstable();
-        let mut package_ids: Vec<i64> = wanted.iter().copied().collect();
-        package_ids.sort_unstable();
+        let (appeared, disappeared) = sorted_difference(&wanted, &current);
+        let package_ids = &wanted;
         sqlx::query(&self.sql(
             "INSERT INTO host_package_set (host_id, package_ids) VALUES ($1, $2) \
              ON CONFLICT (host_id) DO UPDATE SET package_ids = excluded.package_ids",
         ))
         .bind(host_id)
-        .bind(ids_json(&package_ids))
+        .bind(ids_json(package_ids))
         .execute(&mut *tx)
         .await
         .context(|| "storing the host's packages".into())?;
@@ -1186,6 +1200,34 @@ impl Store {
     }
 }
 
+/// What is in `new` and not in `old`, and what is in `old` and not in `new` (both ascending).
+fn sorted_difference(new: &[i64], old: &[i64]) -> (Vec<i64>, Vec<i64>) {
+    let (mut only_new, mut only_old) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < new.len() || j < old.len() {
+        match (new.get(i), old.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                only_new.push(*a);
+                i += 1;
+            }
+            (Some(a), None) => {
+                only_new.push(*a);
+                i += 1;
+            }
+            (_, Some(b)) => {
+                only_old.push(*b);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    (only_new, only_old)
+}
+
 /// A list of package-version ids as stored: a JSON array.
 fn ids_json(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("integers serialize")
@@ -1201,4 +1243,41 @@ fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sorted_difference;
+
+    #[test]
+    fn sorted_difference_agrees_with_set_difference() {
+        // Pseudo-random ascending lists (a fixed LCG), compared with HashSet's answer.
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        for _ in 0..200 {
+            let mut list = |n: u64| {
+                let mut v: Vec<i64> = (0..next() % n).map(|_| (next() % 40) as i64).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            };
+            let (new, old) = (list(30), list(30));
+            let (appeared, gone) = sorted_difference(&new, &old);
+            let set = |v: &[i64]| v.iter().copied().collect::<std::collections::HashSet<_>>();
+            let mut want_appeared: Vec<i64> = set(&new).difference(&set(&old)).copied().collect();
+            let mut want_gone: Vec<i64> = set(&old).difference(&set(&new)).copied().collect();
+            want_appeared.sort_unstable();
+            want_gone.sort_unstable();
+            assert_eq!(
+                (appeared, gone),
+                (want_appeared, want_gone),
+                "{new:?} {old:?}"
+            );
+        }
+    }
 }
