@@ -78,6 +78,18 @@ pub struct CheckIn {
     pub agent_version: String,
 }
 
+/// [`CheckIn`] as the server reads it: the inventory's packages borrowed from the request body
+/// ([`InventoryView`]). Accepts what [`CheckIn`] accepts.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInView<'a> {
+    pub idempotency_key: String,
+    pub digest: String,
+    #[serde(default, borrow)]
+    pub inventory: Option<crate::InventoryView<'a>>,
+    pub agent_version: String,
+}
+
 /// What the server did with a check-in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

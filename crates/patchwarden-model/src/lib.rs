@@ -17,10 +17,12 @@
 
 pub mod fleet;
 mod inventory;
+mod inventory_view;
 mod knowledge;
 mod release;
 
 pub use inventory::*;
+pub use inventory_view::{InventoryView, PackageRef};
 pub use knowledge::*;
 pub use release::*;
 

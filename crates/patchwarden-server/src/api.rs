@@ -34,7 +34,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use patchwarden_model::fleet::{
-    ApiError, CheckIn, CheckInAck, CheckInResult, EnrollRequest, EnrollResponse, HostFinding, Role,
+    ApiError, CheckInAck, CheckInResult, CheckInView, EnrollRequest, EnrollResponse, HostFinding,
+    Role,
 };
 use patchwarden_store::fleet::{FindingFilter, FindingRow, HostCredential, HostFilter};
 use patchwarden_store::Store;
@@ -233,6 +234,15 @@ impl AppState {
         if fresh {
             let _ = self.findings.sender.send(host);
         }
+    }
+
+    /// Whether an inventory handed to [`AppState::queue_findings`] now would be kept.
+    pub fn findings_queue_keeps_inventories(&self) -> bool {
+        self.findings
+            .queued
+            .lock()
+            .map(|q| q.len() < MAX_QUEUED_INVENTORIES)
+            .unwrap_or(false)
     }
 
     /// Queues the hosts whose stored inventory is newer than their findings (after a crash between
@@ -635,7 +645,10 @@ async fn checkin(
     raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Answer<Response> {
     let host = state.host(&headers).await?;
-    let report: CheckIn = parse_body(&body(raw)?, "check-in")?;
+    let raw = body(raw)?;
+    // The packages stay borrowed from the body: copying them was most of a check-in's CPU.
+    let report: CheckInView<'_> = serde_json::from_slice(&raw)
+        .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, format!("check-in: {e}")))?;
     if report.idempotency_key.is_empty() || report.idempotency_key.len() > 128 {
         return Err(Failure::new(
             StatusCode::BAD_REQUEST,
@@ -644,12 +657,12 @@ async fn checkin(
     }
     let digest = match &report.inventory {
         Some(inventory) => {
-            if inventory.schema_version != patchwarden_model::INVENTORY_SCHEMA_VERSION {
+            if inventory.head.schema_version != patchwarden_model::INVENTORY_SCHEMA_VERSION {
                 return Err(Failure::new(
                     StatusCode::BAD_REQUEST,
                     format!(
                         "inventory.schema_version: {} is not supported (this server reads {})",
-                        inventory.schema_version,
+                        inventory.head.schema_version,
                         patchwarden_model::INVENTORY_SCHEMA_VERSION
                     ),
                 ));
@@ -660,7 +673,7 @@ async fn checkin(
             // heartbeat. (Re-serializing and hashing the inventory here was a tenth of the
             // check-in.) A host can only misstate its own state, which it reports anyway.
             if report.digest.is_empty() {
-                patchwarden_model::fleet::inventory_digest(inventory)
+                patchwarden_model::fleet::inventory_digest(&inventory.to_inventory())
             } else {
                 report.digest.clone()
             }
@@ -712,10 +725,14 @@ async fn checkin(
         // The report is committed; its findings follow in the background (and are queued again
         // at start if this process dies before they are stored).
         let version = outcome.inventory_version;
-        state.queue_findings(
-            host.id,
-            report.inventory.map(|inv| (Arc::new(inv), version)),
-        );
+        // The owned inventory is built only when the queue keeps it (not under a burst: the
+        // worker then reads it back from the store).
+        let inventory = report
+            .inventory
+            .as_ref()
+            .filter(|_| state.findings_queue_keeps_inventories())
+            .map(|view| (Arc::new(view.to_inventory()), version));
+        state.queue_findings(host.id, inventory);
     }
     Ok(json(&CheckInAck {
         result: outcome.result,

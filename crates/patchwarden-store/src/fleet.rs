@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use patchwarden_model::fleet::{AffectedHost, CheckInResult, FleetSummary, HostSummary, Role};
-use patchwarden_model::{InstalledPackage, Inventory, PackageManager};
+use patchwarden_model::{InstalledPackage, Inventory, InventoryView, PackageManager, PackageRef};
 use sqlx::Row;
 
 use crate::batch::Value;
@@ -120,7 +120,7 @@ fn manager_name(manager: PackageManager) -> &'static str {
 
 /// A package version's lookup key (manager, name, version, arch, source name and version joined by
 /// tabs), written into `key` (one buffer reused for a whole inventory).
-fn write_package_key(p: &InstalledPackage, key: &mut String) {
+fn write_package_key(p: &PackageRef<'_>, key: &mut String) {
     key.clear();
     for (i, part) in [
         manager_name(p.manager),
@@ -347,9 +347,9 @@ impl Store {
     /// Ids of versions seen before come from this process's cache (an id never changes once
     /// stored, whichever process stored it): a fleet shares most versions, so most inventories
     /// insert nothing.
-    async fn intern_packages(&self, inventory: &Inventory) -> Result<Vec<i64>, StoreError> {
+    async fn intern_packages(&self, inventory: &InventoryView<'_>) -> Result<Vec<i64>, StoreError> {
         let mut wanted: Vec<i64> = Vec::with_capacity(inventory.packages.len());
-        let mut unknown: Vec<(String, &InstalledPackage)> = Vec::new();
+        let mut unknown: Vec<(String, &PackageRef<'_>)> = Vec::new();
         {
             let cache = self.package_ids.lock().expect("the package id cache");
             let mut key = String::with_capacity(128);
@@ -377,11 +377,11 @@ impl Store {
                 vec![
                     Value::from(key.as_str()),
                     Value::from(manager_name(p.manager)),
-                    Value::from(p.name.as_str()),
-                    Value::from(p.version.as_str()),
-                    Value::from(p.arch.as_str()),
-                    Value::from(p.source_name.as_str()),
-                    Value::from(p.source_version.as_str()),
+                    Value::from(p.name.as_ref()),
+                    Value::from(p.version.as_ref()),
+                    Value::from(p.arch.as_ref()),
+                    Value::from(p.source_name.as_ref()),
+                    Value::from(p.source_version.as_ref()),
                 ]
             })
             .collect();
@@ -556,7 +556,7 @@ impl Store {
         host_id: i64,
         idempotency_key: &str,
         digest: &str,
-        inventory: Option<&Inventory>,
+        inventory: Option<&InventoryView<'_>>,
         now: &str,
     ) -> Result<CheckInOutcome, StoreError> {
         let outcome = |result| CheckInOutcome {
@@ -628,13 +628,13 @@ impl Store {
         .execute(&mut *tx)
         .await
         .context(|| "storing the host's packages".into())?;
-        let doc = inventory.without_packages();
-        let os = inventory
+        let doc = &inventory.head;
+        let os = doc
             .os
             .release
             .as_ref()
             .map(|r| r.display.clone())
-            .or_else(|| inventory.os.pretty_name.clone());
+            .or_else(|| doc.os.pretty_name.clone());
         let inventory_version: i64 = sqlx::query_scalar(&self.sql(
             "UPDATE host SET last_seen = $2, os = $3, distro = $4, release = $5, inventory_digest = $6, \
              inventory_at = $2, inventory_doc = $7, inventory_version = inventory_version + 1, \
@@ -644,10 +644,10 @@ impl Store {
         .bind(host_id)
         .bind(now)
         .bind(os)
-        .bind(inventory.os.release.as_ref().map(|r| r.distro.id()))
-        .bind(inventory.os.release.as_ref().map(|r| r.release.clone()))
+        .bind(doc.os.release.as_ref().map(|r| r.distro.id()))
+        .bind(doc.os.release.as_ref().map(|r| r.release.clone()))
         .bind(digest)
-        .bind(serde_json::to_string(&doc).expect("an inventory serializes"))
+        .bind(serde_json::to_string(doc).expect("an inventory serializes"))
         .bind(wanted.len() as i64)
         .fetch_one(&mut *tx)
         .await

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use patchwarden_model::fleet::{inventory_digest, CheckInResult};
-use patchwarden_model::Inventory;
+use patchwarden_model::{Inventory, InventoryView};
 use patchwarden_store::fleet::{EnrollRefusal, FindingRow, HostFilter};
 
 /// A real inventory: the Alpine apk sample in a root of its own (`name` keeps roots apart).
@@ -88,7 +88,7 @@ async fn check_ins_history_and_findings_on_both_backends() {
         let first = store.check_in(a, "k0", &digest, None, now).await.unwrap();
         assert_eq!(first.result, CheckInResult::NeedInventory);
         let stored = store
-            .check_in(a, "k1", &digest, Some(&inv), now)
+            .check_in(a, "k1", &digest, Some(&InventoryView::of(&inv)), now)
             .await
             .unwrap();
         assert_eq!(stored.result, CheckInResult::Stored);
@@ -96,7 +96,7 @@ async fn check_ins_history_and_findings_on_both_backends() {
         assert_eq!(stored.inventory_version, 1);
         // The same report again is a duplicate; an unchanged state a heartbeat.
         let again = store
-            .check_in(a, "k1", &digest, Some(&inv), now)
+            .check_in(a, "k1", &digest, Some(&InventoryView::of(&inv)), now)
             .await
             .unwrap();
         assert_eq!(again.result, CheckInResult::Duplicate);
@@ -130,13 +130,13 @@ async fn check_ins_history_and_findings_on_both_backends() {
         );
         // The stale one stored nothing: its key is free for the resend with the inventory.
         let resent = store
-            .check_in(a, "k2c", &digest, Some(&inv), now)
+            .check_in(a, "k2c", &digest, Some(&InventoryView::of(&inv)), now)
             .await
             .unwrap();
         assert_eq!(resent.result, CheckInResult::Stored);
         // Host b holds the same versions: stored once for both.
         store
-            .check_in(b, "kb", &digest, Some(&inv), now)
+            .check_in(b, "kb", &digest, Some(&InventoryView::of(&inv)), now)
             .await
             .unwrap();
         let read_back = store.host_inventory(a).await.unwrap().unwrap();
@@ -154,7 +154,13 @@ async fn check_ins_history_and_findings_on_both_backends() {
         p.version = format!("{old_version}-test-upgrade");
         let later = "2026-12-01T11:00:00Z";
         let delta = store
-            .check_in(a, "k3", &inventory_digest(&changed), Some(&changed), later)
+            .check_in(
+                a,
+                "k3",
+                &inventory_digest(&changed),
+                Some(&InventoryView::of(&changed)),
+                later,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -237,7 +243,13 @@ async fn package_rows_of_the_0006_schema_migrate_to_package_sets() {
         let inv = alpine_inventory("migrate");
         // Interns the sample's versions and stores the host's document.
         store
-            .check_in(a, "k1", &inventory_digest(&inv), Some(&inv), t1)
+            .check_in(
+                a,
+                "k1",
+                &inventory_digest(&inv),
+                Some(&InventoryView::of(&inv)),
+                t1,
+            )
             .await
             .unwrap();
         // Back to the 0006 layout: busybox and musl installed at t1, zlib removed at t2.
@@ -292,7 +304,13 @@ async fn package_rows_of_the_0006_schema_migrate_to_package_sets() {
         );
         // The next inventory diffs against the migrated set: everything but busybox and musl is new.
         let next = store
-            .check_in(a, "k2", &inventory_digest(&inv), Some(&inv), t2)
+            .check_in(
+                a,
+                "k2",
+                &inventory_digest(&inv),
+                Some(&InventoryView::of(&inv)),
+                t2,
+            )
             .await
             .unwrap();
         assert_eq!(next.appeared, inv.packages.len() - 2, "{backend:?}");
@@ -317,4 +335,37 @@ fn the_inventory_digest_is_the_hash_of_the_stampless_inventory() {
     let mut upgraded = inv.clone();
     upgraded.packages[0].version.push_str("-r99");
     assert_ne!(inventory_digest(&upgraded), expected);
+}
+
+/// The server reads check-ins through the borrowed view: it must read every inventory as the owned
+/// type does (escaped strings included) and refuse what that refuses.
+#[test]
+fn the_borrowed_inventory_view_reads_what_the_inventory_reads() {
+    let inv = alpine_inventory("view");
+    let json = serde_json::to_string(&inv).unwrap();
+    let view: InventoryView = serde_json::from_str(&json).unwrap();
+    assert_eq!(view.to_inventory(), inv);
+    assert_eq!(view, InventoryView::of(&inv));
+    assert!(matches!(
+        view.packages[0].name,
+        std::borrow::Cow::Borrowed(_)
+    ));
+    let escaped = json.replacen("\"busybox\"", "\"busy\\\"box\\u00e9\"", 1);
+    assert_ne!(escaped, json);
+    let owned: Inventory = serde_json::from_str(&escaped).unwrap();
+    let view: InventoryView = serde_json::from_str(&escaped).unwrap();
+    assert_eq!(view.to_inventory(), owned);
+    for bad in [
+        json.replacen("\"arch\":", "\"arc\":", 1),
+        json.replacen("\"manager\":\"apk\"", "\"manager\":\"pip\"", 1),
+        json.replacen("\"live\":false", "\"live\":\"no\"", 1),
+        json.replacen("\"packages\":[", "\"packages\":[7,", 1),
+    ] {
+        assert_ne!(bad, json);
+        assert!(serde_json::from_str::<Inventory>(&bad).is_err(), "{bad}");
+        assert!(
+            serde_json::from_str::<InventoryView>(&bad).is_err(),
+            "{bad}"
+        );
+    }
 }
