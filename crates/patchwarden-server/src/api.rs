@@ -23,7 +23,7 @@
 //! Errors are JSON `{"error": "..."}`: 400 malformed, 401 no or bad credential, 403 beyond the
 //! role or another host's data, 404, 413 too large; never a 500 for bad input.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,9 @@ use patchwarden_model::fleet::{
     ApiError, CheckInAck, CheckInResult, CheckInView, EnrollRequest, EnrollResponse, HostFinding,
     Role,
 };
-use patchwarden_store::fleet::{FindingFilter, FindingRow, HostCredential, HostFilter};
+use patchwarden_store::fleet::{
+    FindingFilter, FindingRow, HeartbeatOutcome, HostCredential, HostFilter,
+};
 use patchwarden_store::Store;
 use serde::Deserialize;
 
@@ -54,9 +56,16 @@ pub struct AppState {
     policy: Arc<patchwarden_risk::policy::Policy>,
     findings: Arc<FindingsQueue>,
     heartbeats: Arc<HeartbeatBatcher>,
+    /// Host credentials this process has checked: secret digest → host id (a digest never changes
+    /// hands). Heartbeats of these hosts skip the credential lookup; the heartbeat batch checks
+    /// revocation in its own transaction instead (`HeartbeatOutcome::Refused`).
+    known_hosts: Arc<std::sync::Mutex<HashMap<String, i64>>>,
 }
 
-type HeartbeatReply = tokio::sync::oneshot::Sender<Result<CheckInResult, String>>;
+/// Most host credentials remembered (beyond it the map starts again: ~100 bytes each).
+const MAX_KNOWN_HOSTS: usize = 200_000;
+
+type HeartbeatReply = tokio::sync::oneshot::Sender<Result<HeartbeatOutcome, String>>;
 
 /// Group commit for heartbeats: one task takes every heartbeat waiting and stores them in one
 /// transaction (`Store::heartbeats`); batches form by themselves while the previous one commits.
@@ -112,6 +121,7 @@ impl AppState {
                 receiver: tokio::sync::Mutex::new(receiver),
                 queued: std::sync::Mutex::new(Default::default()),
             }),
+            known_hosts: Arc::new(std::sync::Mutex::new(HashMap::new())),
         }
     }
 
@@ -154,8 +164,25 @@ impl AppState {
         });
     }
 
-    /// Stores a heartbeat through the batcher.
+    /// Stores a heartbeat through the batcher; a revoked host's is refused (401).
     async fn heartbeat(&self, beat: patchwarden_store::fleet::Heartbeat) -> Answer<CheckInResult> {
+        let host_id = beat.host_id;
+        match self.heartbeat_outcome(beat).await? {
+            HeartbeatOutcome::Answered(result) => Ok(result),
+            HeartbeatOutcome::Refused => {
+                self.forget_host(host_id);
+                Err(Failure::new(
+                    StatusCode::UNAUTHORIZED,
+                    format!("the credential of host {host_id} was revoked"),
+                ))
+            }
+        }
+    }
+
+    async fn heartbeat_outcome(
+        &self,
+        beat: patchwarden_store::fleet::Heartbeat,
+    ) -> Answer<HeartbeatOutcome> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let unavailable =
             |e: String| Failure::new(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"));
@@ -422,16 +449,15 @@ impl AppState {
 
     /// The host presenting its credential.
     async fn host(&self, headers: &HeaderMap) -> Answer<HostCredential> {
-        let secret = bearer(headers)?;
-        if SecretKind::of(secret) != Some(SecretKind::Host) {
-            return Err(Failure::new(
-                StatusCode::UNAUTHORIZED,
-                "not a host credential",
-            ));
-        }
+        self.authenticate_host(&host_secret_digest(headers)?).await
+    }
+
+    /// The host holding the credential with this digest, looked up in the store (refused when
+    /// unknown or revoked); remembered for its heartbeats.
+    async fn authenticate_host(&self, secret_digest: &str) -> Answer<HostCredential> {
         let host = self
             .store
-            .host_by_secret(&secrets::digest(secret))
+            .host_by_secret(secret_digest)
             .await?
             .ok_or_else(|| Failure::new(StatusCode::UNAUTHORIZED, "unknown host credential"))?;
         if host.revoked {
@@ -440,8 +466,36 @@ impl AppState {
                 format!("the credential of host {} was revoked", host.id),
             ));
         }
+        if let Ok(mut known) = self.known_hosts.lock() {
+            if known.len() >= MAX_KNOWN_HOSTS {
+                known.clear();
+            }
+            known.insert(secret_digest.to_owned(), host.id);
+        }
         Ok(host)
     }
+
+    fn known_host(&self, secret_digest: &str) -> Option<i64> {
+        self.known_hosts.lock().ok()?.get(secret_digest).copied()
+    }
+
+    fn forget_host(&self, host_id: i64) {
+        if let Ok(mut known) = self.known_hosts.lock() {
+            known.retain(|_, id| *id != host_id);
+        }
+    }
+}
+
+/// The digest of the request's host credential (401 without one, or with another kind).
+fn host_secret_digest(headers: &HeaderMap) -> Answer<String> {
+    let secret = bearer(headers)?;
+    if SecretKind::of(secret) != Some(SecretKind::Host) {
+        return Err(Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "not a host credential",
+        ));
+    }
+    Ok(secrets::digest(secret))
 }
 
 /// Parses a JSON body, naming what was wrong (with line and column).
@@ -644,11 +698,21 @@ async fn checkin(
     headers: HeaderMap,
     raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Answer<Response> {
-    let host = state.host(&headers).await?;
+    // A heartbeat of a host this process knows skips the credential lookup: the heartbeat batch
+    // refuses a revoked host itself. Anything else is authenticated against the store first.
+    let secret_digest = host_secret_digest(&headers)?;
+    let known = state.known_host(&secret_digest);
+    let mut host_id = match known {
+        Some(id) => id,
+        None => state.authenticate_host(&secret_digest).await?.id,
+    };
     let raw = body(raw)?;
     // The packages stay borrowed from the body: copying them was most of a check-in's CPU.
     let report: CheckInView<'_> = serde_json::from_slice(&raw)
         .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, format!("check-in: {e}")))?;
+    if known.is_some() && report.inventory.is_some() {
+        host_id = state.authenticate_host(&secret_digest).await?.id;
+    }
     if report.idempotency_key.is_empty() || report.idempotency_key.len() > 128 {
         return Err(Failure::new(
             StatusCode::BAD_REQUEST,
@@ -691,7 +755,7 @@ async fn checkin(
         None => patchwarden_store::fleet::CheckInOutcome {
             result: state
                 .heartbeat(patchwarden_store::fleet::Heartbeat {
-                    host_id: host.id,
+                    host_id: host_id,
                     idempotency_key: report.idempotency_key.clone(),
                     digest: digest.clone(),
                 })
@@ -704,7 +768,7 @@ async fn checkin(
             state
                 .store
                 .check_in(
-                    host.id,
+                    host_id,
                     &report.idempotency_key,
                     &digest,
                     Some(inventory),
@@ -732,7 +796,7 @@ async fn checkin(
             .as_ref()
             .filter(|_| state.findings_queue_keeps_inventories())
             .map(|view| (Arc::new(view.to_inventory()), version));
-        state.queue_findings(host.id, inventory);
+        state.queue_findings(host_id, inventory);
     }
     Ok(json(&CheckInAck {
         result: outcome.result,
@@ -914,6 +978,7 @@ async fn revoke_host(
     if !state.store.revoke_host(id).await? {
         return Err(Failure::new(StatusCode::NOT_FOUND, format!("no host {id}")));
     }
+    state.forget_host(id);
     Ok(json(&serde_json::json!({"revoked": id})))
 }
 

@@ -64,6 +64,16 @@ pub struct Heartbeat {
     pub digest: String,
 }
 
+/// What one heartbeat of a batch came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeartbeatOutcome {
+    Answered(CheckInResult),
+    /// The host's credential was revoked (or the host is gone): nothing was stored. Checked in
+    /// the batch's own transaction, so a server may skip the credential lookup for heartbeats
+    /// of hosts it knows and revocation still holds at once, whichever server revoked.
+    Refused,
+}
+
 /// One finding to store for a host (the document is the scan report's finding).
 #[derive(Clone, Debug)]
 pub struct FindingRow {
@@ -442,7 +452,7 @@ impl Store {
         &self,
         beats: &[Heartbeat],
         now: &str,
-    ) -> Result<Vec<CheckInResult>, StoreError> {
+    ) -> Result<Vec<HeartbeatOutcome>, StoreError> {
         if beats.is_empty() {
             return Ok(Vec::new());
         }
@@ -484,35 +494,39 @@ impl Store {
         let mut hosts: Vec<i64> = new.iter().map(|(h, _)| *h).collect();
         hosts.sort_unstable();
         hosts.dedup();
-        let mut stored: HashMap<i64, Option<String>> = HashMap::new();
+        // Per host: (stored digest, revoked).
+        let mut stored: HashMap<i64, (Option<String>, bool)> = HashMap::new();
         for chunk in hosts.chunks(KEYS_PER_STATEMENT) {
             let sql = format!(
-                "SELECT id, inventory_digest FROM host WHERE id IN ({})",
+                "SELECT id, inventory_digest, revoked_at FROM host WHERE id IN ({})",
                 self.placeholders(1, chunk.len())
             );
-            let mut q = sqlx::query_as::<_, (i64, Option<String>)>(&sql);
+            let mut q = sqlx::query_as::<_, (i64, Option<String>, Option<String>)>(&sql);
             for h in chunk {
                 q = q.bind(*h);
             }
             stored.extend(
                 q.fetch_all(&mut *tx)
                     .await
-                    .context(|| "reading hosts".into())?,
+                    .context(|| "reading hosts".into())?
+                    .into_iter()
+                    .map(|(id, digest, revoked)| (id, (digest, revoked.is_some()))),
             );
         }
         let mut results = Vec::with_capacity(beats.len());
         let mut seen_hosts = Vec::new();
         for b in beats {
             let key = (b.host_id, b.idempotency_key.clone());
+            let host = stored.get(&b.host_id);
             if !new.contains(&key) {
-                results.push(CheckInResult::Duplicate);
-            } else if stored.get(&b.host_id).cloned().flatten().as_deref()
-                == Some(b.digest.as_str())
-            {
-                results.push(CheckInResult::Heartbeat);
+                results.push(HeartbeatOutcome::Answered(CheckInResult::Duplicate));
+            } else if host.is_some_and(|(digest, revoked)| {
+                !revoked && digest.as_deref() == Some(b.digest.as_str())
+            }) {
+                results.push(HeartbeatOutcome::Answered(CheckInResult::Heartbeat));
                 seen_hosts.push(b.host_id);
             } else {
-                // Not a report after all: its key is freed for the resend with the inventory.
+                // Not a report after all: its key is freed (for the resend with the inventory).
                 sqlx::query(
                     &self.sql("DELETE FROM report WHERE host_id = $1 AND idempotency_key = $2"),
                 )
@@ -521,7 +535,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .context(|| "recording heartbeats".into())?;
-                results.push(CheckInResult::NeedInventory);
+                results.push(match host {
+                    Some((_, false)) => HeartbeatOutcome::Answered(CheckInResult::NeedInventory),
+                    _ => HeartbeatOutcome::Refused,
+                });
             }
         }
         seen_hosts.sort_unstable();
@@ -571,9 +588,12 @@ impl Store {
                 idempotency_key: idempotency_key.to_owned(),
                 digest: digest.to_owned(),
             };
-            return Ok(outcome(
-                self.heartbeats(std::slice::from_ref(&beat), now).await?[0],
-            ));
+            return match self.heartbeats(std::slice::from_ref(&beat), now).await?[0] {
+                HeartbeatOutcome::Answered(result) => Ok(outcome(result)),
+                HeartbeatOutcome::Refused => Err(StoreError::new(format!(
+                    "host {host_id} is revoked or unknown"
+                ))),
+            };
         };
         let wanted = self.intern_packages(inventory).await?;
         let (_writer, mut tx) = self.begin().await?;

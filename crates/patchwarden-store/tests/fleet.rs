@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use patchwarden_model::fleet::{inventory_digest, CheckInResult};
 use patchwarden_model::{Inventory, InventoryView};
-use patchwarden_store::fleet::{EnrollRefusal, FindingRow, HostFilter};
+use patchwarden_store::fleet::{EnrollRefusal, FindingRow, HeartbeatOutcome, HostFilter};
 
 /// A real inventory: the Alpine apk sample in a root of its own (`name` keeps roots apart).
 fn alpine_inventory(name: &str) -> Inventory {
@@ -122,9 +122,9 @@ async fn check_ins_history_and_findings_on_both_backends() {
         assert_eq!(
             batch,
             [
-                CheckInResult::Duplicate,
-                CheckInResult::Heartbeat,
-                CheckInResult::NeedInventory
+                HeartbeatOutcome::Answered(CheckInResult::Duplicate),
+                HeartbeatOutcome::Answered(CheckInResult::Heartbeat),
+                HeartbeatOutcome::Answered(CheckInResult::NeedInventory)
             ],
             "{backend:?}"
         );
@@ -153,11 +153,12 @@ async fn check_ins_history_and_findings_on_both_backends() {
         let old_version = p.version.clone();
         p.version = format!("{old_version}-test-upgrade");
         let later = "2026-12-01T11:00:00Z";
+        let changed_digest = inventory_digest(&changed);
         let delta = store
             .check_in(
                 a,
                 "k3",
-                &inventory_digest(&changed),
+                &changed_digest,
                 Some(&InventoryView::of(&changed)),
                 later,
             )
@@ -173,8 +174,47 @@ async fn check_ins_history_and_findings_on_both_backends() {
         let old = busybox.iter().find(|h| h.1 == old_version).unwrap();
         assert_eq!(old.3.as_deref(), Some(later), "{backend:?}");
 
+        // A revoked host's heartbeats are refused by the batch itself (servers skip the
+        // credential lookup for heartbeats of hosts they know); nothing is stored, and another
+        // host's heartbeat in the same batch is answered as usual.
+        let (c, _) = {
+            store
+                .create_enroll_token("t-c", "2026-12-02T00:00:00Z", 1, &labels, "test")
+                .await
+                .unwrap();
+            enroll("t-c", "alpine-c", "sc").await.unwrap()
+        };
+        store
+            .check_in(c, "kc1", &digest, Some(&InventoryView::of(&inv)), now)
+            .await
+            .unwrap();
+        assert!(store.revoke_host(c).await.unwrap());
+        let batch = store
+            .heartbeats(
+                &[beat(c, "kc2", &digest), beat(a, "k2d", &changed_digest)],
+                later,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            batch,
+            [
+                HeartbeatOutcome::Refused,
+                HeartbeatOutcome::Answered(CheckInResult::Heartbeat)
+            ],
+            "{backend:?}"
+        );
+        assert_eq!(
+            store
+                .heartbeats(&[beat(c, "kc2", &digest)], later)
+                .await
+                .unwrap(),
+            [HeartbeatOutcome::Refused],
+            "the refused key was not kept"
+        );
+
         // Findings are versioned: older ones never replace newer ones.
-        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![a, b]);
+        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![a, b, c]);
         assert!(store
             .replace_host_findings(
                 a,
@@ -188,7 +228,7 @@ async fn check_ins_history_and_findings_on_both_backends() {
             .replace_host_findings(a, 2, &[finding("musl", "CVE-2999-2", "CVE-2999-2")], later)
             .await
             .unwrap());
-        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![b]);
+        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![b, c]);
         let affected = store.hosts_affected_by("CVE-2999-1").await.unwrap();
         assert_eq!(affected.len(), 1);
         assert_eq!(affected[0].hostname, "alpine-a");
@@ -211,12 +251,12 @@ async fn check_ins_history_and_findings_on_both_backends() {
             store.mark_findings_outdated(Some("debian")).await.unwrap(),
             0
         );
-        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![b]);
+        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![b, c]);
         assert_eq!(
             store.mark_findings_outdated(Some("alpine")).await.unwrap(),
-            2
+            3
         );
-        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![a, b]);
+        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![a, b, c]);
         test_store.finish().await;
     }
 }
