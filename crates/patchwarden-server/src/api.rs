@@ -755,7 +755,7 @@ async fn checkin(
         None => patchwarden_store::fleet::CheckInOutcome {
             result: state
                 .heartbeat(patchwarden_store::fleet::Heartbeat {
-                    host_id: host_id,
+                    host_id,
                     idempotency_key: report.idempotency_key.clone(),
                     digest: digest.clone(),
                 })
