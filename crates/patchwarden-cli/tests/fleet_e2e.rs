@@ -481,6 +481,35 @@ fn lifecycle(db: &str, work: &Path, servers: &[&ServerProcess], state: &Path) {
         summary["never_enrolled"],
         serde_json::json!(["forgotten-host"])
     );
+
+    // Revocation holds at once on every server: revoked through the last server (on PostgreSQL
+    // not the one the Debian agent reports to, which knows its credential and skips the lookup for
+    // heartbeats), the agent's next heartbeat is refused by the heartbeat batch itself.
+    let hosts = query(first, state, &admin, &["hosts"]);
+    let debian_id = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hostname"] == "debian-host")
+        .expect("the Debian host")["id"]
+        .as_i64()
+        .unwrap();
+    let revoker = servers[servers.len() - 1];
+    let status = runtime().block_on(async {
+        client(state)
+            .post(format!("{}/v1/hosts/{debian_id}/revoke", revoker.url))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert!(status.is_success(), "revoke: {status}");
+    let out = agent(
+        debian_dir,
+        &["run", "--once", "--root", debian_root.to_str().unwrap()],
+    );
+    refused(&out, "revoked");
 }
 
 fn runtime() -> tokio::runtime::Runtime {
