@@ -179,34 +179,15 @@ pub struct FleetSummary {
 /// The digest an agent and the server compute over an inventory to tell a changed host from an
 /// unchanged one: SHA-256 of its JSON with the collection time and collector left out (a
 /// re-collection of the same state has the same digest).
-///
-/// Computed without copying the packages: the rest of the inventory is serialized with an empty
-/// package list, and the packages are hashed in its place, straight from the borrowed inventory
-/// (the same bytes as serializing a stamp-less copy, which a test checks).
 pub fn inventory_digest(inventory: &Inventory) -> String {
     use sha2::Digest;
-    const EMPTY_PACKAGES: &str = "\"packages\":[]";
-    let mut rest = inventory.without_packages();
-    rest.collected_at.clear();
-    rest.collector.clear();
-    let rest = serde_json::to_string(&rest).expect("an inventory serializes");
+    // Off the server's hot path (the server stores the agent's digest): an agent computes it once
+    // per check-in interval, so the plain copy is fine.
+    let mut copy = inventory.clone();
+    copy.collected_at.clear();
+    copy.collector.clear();
     let mut hasher = sha2::Sha256::new();
-    match rest.find(EMPTY_PACKAGES) {
-        Some(at) if rest.matches(EMPTY_PACKAGES).count() == 1 => {
-            let (head, tail) = rest.split_at(at);
-            hasher.update(head.as_bytes());
-            hasher.update(b"\"packages\":");
-            serde_json::to_writer(&mut hasher, &inventory.packages).expect("packages serialize");
-            hasher.update(&tail.as_bytes()[EMPTY_PACKAGES.len()..]);
-        }
-        // Not expected (the key is written once); the plain way then.
-        _ => {
-            let mut copy = inventory.clone();
-            copy.collected_at.clear();
-            copy.collector.clear();
-            hasher.update(serde_json::to_vec(&copy).expect("an inventory serializes"));
-        }
-    }
+    serde_json::to_writer(&mut hasher, &copy).expect("an inventory serializes");
     hex(&hasher.finalize())
 }
 

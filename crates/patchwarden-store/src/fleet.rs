@@ -68,7 +68,7 @@ pub struct Heartbeat {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HeartbeatOutcome {
     Answered(CheckInResult),
-    /// The host's credential was revoked (or the host is gone): nothing was stored. Checked in
+    /// The host's credential was revoked (or no such host): nothing was stored. Checked in
     /// the batch's own transaction, so a server may skip the credential lookup for heartbeats
     /// of hosts it knows and revocation still holds at once, whichever server revoked.
     Refused,
@@ -446,8 +446,9 @@ impl Store {
 
     /// Stores heartbeats (reports without an inventory) in one transaction, a few statements for
     /// the whole batch: the server gathers concurrent heartbeats into one call (group commit).
-    /// Per heartbeat: `Duplicate` when its key was stored before, `NeedInventory` (nothing stored)
-    /// when the host's stored inventory has another digest, else `Heartbeat` (last-seen updated).
+    /// Per heartbeat: `Duplicate` when its key was stored before, `Refused` (nothing stored) when
+    /// the host is revoked, `NeedInventory` (nothing stored) when the host's stored inventory has
+    /// another digest, else `Heartbeat` (last-seen updated).
     pub async fn heartbeats(
         &self,
         beats: &[Heartbeat],
@@ -638,13 +639,12 @@ impl Store {
             None => Vec::new(),
         };
         let (appeared, disappeared) = sorted_difference(&wanted, &current);
-        let package_ids = &wanted;
         sqlx::query(&self.sql(
             "INSERT INTO host_package_set (host_id, package_ids) VALUES ($1, $2) \
              ON CONFLICT (host_id) DO UPDATE SET package_ids = excluded.package_ids",
         ))
         .bind(host_id)
-        .bind(ids_json(package_ids))
+        .bind(ids_json(&wanted))
         .execute(&mut *tx)
         .await
         .context(|| "storing the host's packages".into())?;
@@ -1224,7 +1224,7 @@ impl Store {
 fn sorted_difference(new: &[i64], old: &[i64]) -> (Vec<i64>, Vec<i64>) {
     let (mut only_new, mut only_old) = (Vec::new(), Vec::new());
     let (mut i, mut j) = (0, 0);
-    while i < new.len() || j < old.len() {
+    loop {
         match (new.get(i), old.get(j)) {
             (Some(a), Some(b)) if a == b => {
                 i += 1;

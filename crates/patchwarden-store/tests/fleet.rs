@@ -359,8 +359,8 @@ async fn package_rows_of_the_0006_schema_migrate_to_package_sets() {
     }
 }
 
-/// The digest hashes the packages in place of the empty list it serializes around them: the same
-/// bytes as a stamp-less copy serialized whole, so agents of either computation agree.
+/// The digest is the hash of the stamp-less inventory: a re-collection keeps it, a package change
+/// changes it.
 #[test]
 fn the_inventory_digest_is_the_hash_of_the_stampless_inventory() {
     let inv = alpine_inventory("digest");
