@@ -50,6 +50,10 @@ pub struct ServerArgs {
     /// Seconds between feed syncs (0: never; `feeds sync` by hand or cron instead).
     #[arg(long, default_value_t = 21600, env = "PATCHWARDEN_SYNC_INTERVAL_SECS")]
     pub sync_interval_secs: u64,
+    /// Seconds between applications of the knowledge base's change journal (feeds written by
+    /// other processes: `feeds import`, another server); 0: only at start and after own syncs.
+    #[arg(long, default_value_t = 60, env = "PATCHWARDEN_KNOWLEDGE_POLL_SECS")]
+    pub knowledge_poll_secs: u64,
     /// Policy file (TOML) for due dates.
     #[arg(long, env = "PATCHWARDEN_POLICY")]
     pub policy: Option<PathBuf>,
@@ -84,6 +88,7 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
         checkin_interval: Duration::from_secs(args.checkin_interval_secs.max(1)),
         stale_after: Duration::from_secs(args.stale_after_secs),
         policy: args.policy.clone(),
+        knowledge_poll: Duration::from_secs(args.knowledge_poll_secs),
         ..Default::default()
     };
     let server = Server::bind(store.clone(), config)
@@ -123,31 +128,15 @@ async fn sync_and_reevaluate(state: &patchwarden_server::api::AppState) {
             return;
         }
     };
-    // The distributions whose advisories changed; None inside: a feed every host depends on.
-    let mut changed: std::collections::BTreeSet<Option<&'static str>> = Default::default();
     for spec in patchwarden_sync::default_feeds(|k| std::env::var(k).ok()) {
-        match syncer.sync(&state.store, &spec).await {
-            patchwarden_sync::SyncOutcome::Failed { reason } => {
-                eprintln!("sync: {}: {reason}", spec.feed)
-            }
-            patchwarden_sync::SyncOutcome::NotModified => {}
-            _ => {
-                changed.insert(patchwarden_sync::feed_distro(&spec.feed));
-            }
+        if let patchwarden_sync::SyncOutcome::Failed { reason } =
+            syncer.sync(&state.store, &spec).await
+        {
+            eprintln!("sync: {}: {reason}", spec.feed)
         }
     }
-    // Only the hosts a change can touch are re-evaluated.
-    let scopes: Vec<Option<&str>> = if changed.contains(&None) {
-        vec![None]
-    } else {
-        changed.into_iter().collect()
-    };
-    for scope in scopes {
-        if let Err(e) = state.store.mark_findings_outdated(scope).await {
-            eprintln!("sync: {e}");
-        }
-    }
-    state.refresh_pending_findings().await;
+    // Each feed write journaled what it changed: only the hosts those changes touch are marked.
+    state.apply_knowledge_changes().await;
 }
 
 /// `--expires 24h`: seconds from `s`, `m`, `h`, `d` suffixes (a bare number is seconds).

@@ -15,7 +15,7 @@
 //! * bad input for every endpoint family: 400 / 401 / 403 / 404 / 413, never a 500.
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -66,6 +66,7 @@ fn start_server(db: &str, state: &Path, listen: &str, extra: &[&str]) -> ServerP
         .args(["--db", db, "server", "--listen", listen, "--state-dir"])
         .arg(state)
         .args(["--sync-interval-secs", "0", "--checkin-interval-secs", "1"])
+        .args(["--knowledge-poll-secs", "1"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -459,6 +460,62 @@ fn lifecycle(db: &str, work: &Path, servers: &[&ServerProcess], state: &Path) {
         "{metrics}"
     );
 
+    // A knowledge-base change re-evaluates only the hosts it touches: Alpine v3.15 advisories
+    // (real, imported by another process while the servers run) name zlib, which the Alpine host
+    // holds — and so does the Debian root (source zlib), but on another distribution.
+    let findings_at = || -> BTreeMap<String, String> {
+        query(first, state, &admin, &["hosts"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                let at = h["findings_at"].as_str().expect("findings computed");
+                (h["hostname"].as_str().unwrap().to_owned(), at.to_owned())
+            })
+            .collect()
+    };
+    let before_change = findings_at();
+    // Times have a resolution of one second: a recomputation from now on shows a later one.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = bin()
+        .args(["--db", db, "feeds", "import"])
+        .arg(fixtures().join("alpine-secdb/vunnel-v3.15-main-truncated.yaml"))
+        .output()
+        .unwrap();
+    ok(&out, "feeds import while the servers run");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while findings_at()["alpine-host"] == before_change["alpine-host"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the Alpine host was not re-evaluated"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    wait_for_findings(first, state, &admin);
+    let after_change = findings_at();
+    for other in ["debian-host", "alma-host"] {
+        assert_eq!(
+            after_change[other], before_change[other],
+            "{other} was re-evaluated"
+        );
+    }
+    let marked: u64 = servers
+        .iter()
+        .map(|s| {
+            metric(
+                &http_text(s, state, "/metrics"),
+                "patchwarden_hosts_marked_by_knowledge_changes_total",
+            )
+        })
+        .sum();
+    assert_eq!(marked, 1, "hosts marked across the servers");
+    let (_, alpine_root, _) = &agents[2];
+    let alpine_id = by_name("alpine-host")["id"].as_i64().unwrap();
+    assert_eq!(
+        triples(&query(first, state, &admin, &["host", &alpine_id.to_string()])["findings"]),
+        scan_triples(db, alpine_root)
+    );
+
     // Expected assets: one that never enrolled.
     let assets = work.join("assets.csv");
     std::fs::write(
@@ -510,6 +567,14 @@ fn lifecycle(db: &str, work: &Path, servers: &[&ServerProcess], state: &Path) {
         &["run", "--once", "--root", debian_root.to_str().unwrap()],
     );
     refused(&out, "revoked");
+}
+
+/// The value of an unlabelled counter in a Prometheus exposition (0 when absent).
+fn metric(exposition: &str, name: &str) -> u64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -140,6 +140,9 @@ pub struct HostSummary {
     /// The last inventory's findings are still being computed.
     #[serde(default)]
     pub findings_pending: bool,
+    /// When the findings were last computed (none yet: never).
+    #[serde(default)]
+    pub findings_at: Option<String>,
     /// Open findings by severity name, and `kev`, `overdue`, `total`.
     pub findings: BTreeMap<String, i64>,
 }

@@ -272,6 +272,47 @@ impl AppState {
             .unwrap_or(false)
     }
 
+    /// Applies the knowledge base's change journal (feed writes by any process: a scheduled sync,
+    /// `feeds import`, another server): the hosts those changes can touch are marked, then every
+    /// host owing findings is queued.
+    pub async fn apply_knowledge_changes(&self) {
+        match self.store.apply_knowledge_changes().await {
+            Ok(applied) if applied.changes > 0 => {
+                self.metrics.add(
+                    "patchwarden_knowledge_changes_total",
+                    "",
+                    applied.changes as u64,
+                );
+                self.metrics.add(
+                    "patchwarden_hosts_marked_by_knowledge_changes_total",
+                    "",
+                    applied.hosts_marked as u64,
+                );
+                eprintln!(
+                    "knowledge base changed ({} writes: {} packages, {} CVEs): findings of {} hosts to recompute",
+                    applied.changes, applied.packages, applied.cves, applied.hosts_marked
+                );
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("applying knowledge-base changes: {e}"),
+        }
+        self.refresh_pending_findings().await;
+    }
+
+    /// Applies knowledge-base changes every `every` (changes written by other processes).
+    pub fn start_knowledge_watcher(&self, every: std::time::Duration) {
+        if every.is_zero() {
+            return;
+        }
+        let state = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                state.apply_knowledge_changes().await;
+            }
+        });
+    }
+
     /// Queues the hosts whose stored inventory is newer than their findings (after a crash between
     /// the two, or a knowledge-base change that marked them).
     pub async fn refresh_pending_findings(&self) {

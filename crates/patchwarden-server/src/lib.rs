@@ -47,6 +47,10 @@ pub struct ServerConfig {
     pub policy: Option<PathBuf>,
     /// Where distro-info-data lives (end-of-life dates).
     pub distro_info_dir: PathBuf,
+    /// How often the knowledge base's change journal is applied (feeds written by other
+    /// processes: `feeds import`, another server's sync); zero: only at start and after this
+    /// server's own syncs.
+    pub knowledge_poll: Duration,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +67,7 @@ impl Default for ServerConfig {
             findings_workers: 2,
             policy: None,
             distro_info_dir: "/usr/share/distro-info".into(),
+            knowledge_poll: Duration::from_secs(60),
         }
     }
 }
@@ -132,11 +137,14 @@ impl Server {
             .local_addr()
             .map_err(|e| format!("the listening address: {e}"))?;
         let workers = config.findings_workers;
+        let knowledge_poll = config.knowledge_poll;
         let state = api::AppState::new(store, config, identity.ca_pem.clone(), policy);
         state.start_findings_workers(workers);
         state.start_heartbeat_batcher();
-        // Inventories stored before a crash whose findings were not computed yet.
-        state.refresh_pending_findings().await;
+        // Knowledge-base changes written while no server ran, and inventories stored before a
+        // crash whose findings were not computed yet.
+        state.apply_knowledge_changes().await;
+        state.start_knowledge_watcher(knowledge_poll);
         Ok(Server {
             listener,
             tls,

@@ -23,8 +23,13 @@ pub struct Metrics {
 impl Metrics {
     /// Adds one to counter `name` with `labels` (already formatted: `result="stored"`, or empty).
     pub fn count(&self, name: &str, labels: &str) {
+        self.add(name, labels, 1);
+    }
+
+    /// Adds `n` to counter `name` with `labels`.
+    pub fn add(&self, name: &str, labels: &str, n: u64) {
         if let Ok(mut c) = self.counters.lock() {
-            *c.entry((name.to_owned(), labels.to_owned())).or_default() += 1;
+            *c.entry((name.to_owned(), labels.to_owned())).or_default() += n;
         }
     }
 

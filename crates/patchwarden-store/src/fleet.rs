@@ -822,29 +822,6 @@ impl Store {
         Ok(true)
     }
 
-    /// Marks every host's findings as outdated (the knowledge base changed): the server recomputes
-    /// them.
-    ///
-    /// `distro`: only the hosts of that distribution (a change to its own advisories), else all
-    /// (a change to KEV, EPSS or NVD touches every host's findings).
-    pub async fn mark_findings_outdated(&self, distro: Option<&str>) -> Result<u64, StoreError> {
-        let done = match distro {
-            Some(d) => {
-                sqlx::query(&self.sql("UPDATE host SET findings_version = NULL WHERE distro = $1"))
-                    .bind(d)
-                    .execute(self.pool())
-                    .await
-            }
-            None => {
-                sqlx::query("UPDATE host SET findings_version = NULL")
-                    .execute(self.pool())
-                    .await
-            }
-        }
-        .context(|| "marking findings outdated".into())?;
-        Ok(done.rows_affected())
-    }
-
     /// Hosts whose findings are older than their inventory (or were never computed).
     pub async fn hosts_needing_findings(&self) -> Result<Vec<i64>, StoreError> {
         sqlx::query_scalar(
@@ -884,7 +861,7 @@ impl Store {
     ) -> Result<Vec<HostSummary>, StoreError> {
         let sql = format!(
             "SELECT h.id, h.hostname, h.machine_id, h.os, h.labels, h.enrolled_at, h.last_seen, h.revoked_at, \
-             h.inventory_version, h.findings_version, \
+             h.inventory_version, h.findings_version, h.findings_at, \
              h.package_count AS packages FROM host h {} \
              ORDER BY h.hostname, h.id",
             if only.is_some() { "WHERE h.id = $1" } else { "" }
@@ -922,6 +899,7 @@ impl Store {
                     .context(|| "reading package counts".into())?,
                 findings_pending: inventory_version > 0
                     && findings_version.is_none_or(|f| f < inventory_version),
+                findings_at: crate::get(&r, "findings_at")?,
                 findings: counts.get(&id).cloned().unwrap_or_default(),
             };
             let os_ok = filter.os.as_ref().is_none_or(|want| {
@@ -1180,15 +1158,10 @@ impl Store {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let id_list = match self.backend() {
-            crate::Backend::Sqlite => "SELECT value FROM json_each($1)",
-            crate::Backend::Postgres => {
-                "SELECT value::bigint FROM json_array_elements_text($1::json)"
-            }
-        };
         let rows = sqlx::query(&self.sql(&format!(
             "SELECT id, manager, name, version, arch, source_name, source_version \
-             FROM package_version WHERE id IN ({id_list})"
+             FROM package_version WHERE id IN ({})",
+            self.json_id_list(1)
         )))
         .bind(ids_json(ids))
         .fetch_all(self.pool())
@@ -1253,7 +1226,7 @@ fn ids_json(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("integers serialize")
 }
 
-fn parse_ids(text: &str, host_id: i64) -> Result<Vec<i64>, StoreError> {
+pub(crate) fn parse_ids(text: &str, host_id: i64) -> Result<Vec<i64>, StoreError> {
     serde_json::from_str(text)
         .map_err(|e| StoreError::new(format!("the stored package ids of host {host_id}: {e}")))
 }

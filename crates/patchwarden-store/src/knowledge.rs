@@ -43,6 +43,14 @@ pub struct FeedState {
     pub http_last_modified: Option<String>,
 }
 
+/// An advisory as stored before a write.
+struct StoredAdvisory {
+    /// SHA-256 of its document (none for rows older than migration 0008).
+    digest: Option<String>,
+    /// (distribution id, package) of its affected entries.
+    packages: Vec<(Option<String>, String)>,
+}
+
 /// The items with only the last one of each key kept (in their original order).
 fn last_of_each<'a, T>(items: &'a [T], key: impl Fn(&'a T) -> &'a str) -> Vec<&'a T> {
     let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
@@ -124,6 +132,18 @@ impl Store {
                 .then_with(|| a.id.cmp(&b.id))
         });
         let (_writer, mut tx) = self.begin().await?;
+        // What was stored before (digest and packages per advisory id), to journal the difference.
+        let mut before = if self.tracks_changes(&mut tx).await? {
+            let ids: Option<Vec<&str>> = (mode == WriteMode::Upsert)
+                .then(|| items.iter().map(|(a, _)| a.id.as_str()).collect());
+            Some(
+                self.stored_advisories(&mut tx, feed, ids.as_deref())
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let mut changes = crate::changes::ChangeSet::default();
         match mode {
             WriteMode::Replace => {
                 for table in ["affected", "advisory_cve"] {
@@ -159,7 +179,7 @@ impl Store {
                 }
             }
         }
-        const COLUMNS: [&str; 11] = [
+        const COLUMNS: [&str; 12] = [
             "feed",
             "source",
             "id",
@@ -171,11 +191,26 @@ impl Store {
             "sha256",
             "fetched_at",
             "doc",
+            "doc_digest",
         ];
         for chunk in items.chunks(500) {
             let rows: Vec<Vec<Value>> = chunk
                 .iter()
                 .map(|(a, p)| {
+                    let doc = json(a);
+                    let digest = patchwarden_model::fleet::sha256_hex(doc.as_bytes());
+                    if let Some(before) = before.as_mut() {
+                        let old = before.remove(&a.id);
+                        if old.as_ref().and_then(|o| o.digest.as_deref()) != Some(digest.as_str()) {
+                            changes.packages.extend(a.affected.iter().map(|pkg| {
+                                let distro = pkg.release.as_ref().and_then(|r| r.distro);
+                                (distro.map(|d| d.id().to_owned()), pkg.package.clone())
+                            }));
+                            changes
+                                .packages
+                                .extend(old.into_iter().flat_map(|o| o.packages));
+                        }
+                    }
                     vec![
                         feed.into(),
                         source.as_str().into(),
@@ -187,7 +222,8 @@ impl Store {
                         p.origin.clone().into(),
                         p.sha256.clone().into(),
                         p.fetched_at.clone().into(),
-                        json(a).into(),
+                        doc.into(),
+                        digest.into(),
                     ]
                 })
                 .collect();
@@ -241,6 +277,13 @@ impl Store {
             self.insert_rows(&mut tx, "advisory_cve", &["advisory_pk", "cve"], &cves)
                 .await?;
         }
+        // What is left of the old advisories was removed (Replace) — their packages changed too.
+        if let Some(before) = before {
+            changes
+                .packages
+                .extend(before.into_values().flat_map(|o| o.packages));
+        }
+        changes.record(self, &mut tx, feed).await?;
         let last = items.last().map(|(_, p)| p);
         self.finish_feed(
             &mut tx,
@@ -253,6 +296,98 @@ impl Store {
         .await?;
         tx.commit().await.context(|| format!("committing {feed}"))?;
         Ok(items.len())
+    }
+
+    /// The stored advisories of `feed` (only those with these ids, if given): their document
+    /// digests and the packages they name, by id.
+    async fn stored_advisories(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        feed: &str,
+        ids: Option<&[&str]>,
+    ) -> Result<HashMap<String, StoredAdvisory>, StoreError> {
+        let mut sql = "SELECT a.id, a.doc_digest, af.distro, af.package FROM advisory a \
+                       LEFT JOIN affected af ON af.advisory_pk = a.pk WHERE a.feed = $1"
+            .to_owned();
+        if ids.is_some() {
+            sql.push_str(&format!(" AND a.id IN ({})", self.json_text_list(2)));
+        }
+        let sql = self.sql(&sql);
+        let mut query = sqlx::query(&sql).bind(feed);
+        if let Some(ids) = ids {
+            query = query.bind(serde_json::to_string(ids).expect("strings serialize"));
+        }
+        let rows = query
+            .fetch_all(&mut **tx)
+            .await
+            .context(|| format!("reading the stored advisories of {feed}"))?;
+        let mut out: HashMap<String, StoredAdvisory> = HashMap::new();
+        for r in rows {
+            let entry = out.entry(get(&r, "id")?).or_insert_with(|| StoredAdvisory {
+                digest: None,
+                packages: Vec::new(),
+            });
+            entry.digest = get(&r, "doc_digest")?;
+            if let Some(package) = get::<Option<String>>(&r, "package")? {
+                entry.packages.push((get(&r, "distro")?, package));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored NVD records (only those with these ids, if given): document digest and whether
+    /// rejected, by id.
+    async fn stored_cves(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ids: Option<&[&str]>,
+    ) -> Result<HashMap<String, (Option<String>, bool)>, StoreError> {
+        let mut sql =
+            "SELECT id, doc_digest, CAST(rejected AS BIGINT) AS rejected FROM cve".to_owned();
+        if ids.is_some() {
+            sql.push_str(&format!(" WHERE id IN ({})", self.json_text_list(1)));
+        }
+        let sql = self.sql(&sql);
+        let mut query = sqlx::query(&sql);
+        if let Some(ids) = ids {
+            query = query.bind(serde_json::to_string(ids).expect("strings serialize"));
+        }
+        let rows = query
+            .fetch_all(&mut **tx)
+            .await
+            .context(|| "reading the stored NVD records".into())?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in rows {
+            out.insert(
+                get::<String>(&r, "id")?,
+                (get(&r, "doc_digest")?, get::<i64>(&r, "rejected")? != 0),
+            );
+        }
+        Ok(out)
+    }
+
+    /// (distribution id, package) of every advisory citing one of these CVEs.
+    async fn packages_citing(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        cves: &[&str],
+    ) -> Result<Vec<(Option<String>, String)>, StoreError> {
+        if cves.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT DISTINCT af.distro, af.package FROM advisory_cve c \
+             JOIN affected af ON af.advisory_pk = c.advisory_pk WHERE c.cve IN ({})",
+            self.json_text_list(1)
+        );
+        let rows = sqlx::query(&self.sql(&sql))
+            .bind(serde_json::to_string(cves).expect("strings serialize"))
+            .fetch_all(&mut **tx)
+            .await
+            .context(|| "finding the advisories citing changed CVEs".into())?;
+        rows.iter()
+            .map(|r| Ok((get(r, "distro")?, get(r, "package")?)))
+            .collect()
     }
 
     /// Inserts advisory rows and returns their generated keys by advisory id.
@@ -292,6 +427,17 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let items = last_of_each(items, |(r, _)| r.id.as_str());
         let (_writer, mut tx) = self.begin().await?;
+        // Digest and rejection of each stored record, to journal the difference.
+        let mut before = if self.tracks_changes(&mut tx).await? {
+            let ids: Option<Vec<&str>> = (mode == WriteMode::Upsert)
+                .then(|| items.iter().map(|(r, _)| r.id.as_str()).collect());
+            Some(self.stored_cves(&mut tx, ids.as_deref()).await?)
+        } else {
+            None
+        };
+        let mut changes = crate::changes::ChangeSet::default();
+        // CVEs whose rejection flipped: the advisories citing them make or lose findings.
+        let mut rejection_flipped: Vec<&str> = Vec::new();
         if mode == WriteMode::Replace {
             sqlx::query("DELETE FROM cve")
                 .execute(&mut *tx)
@@ -308,6 +454,17 @@ impl Store {
             .iter()
             .map(|(r, p)| {
                 let best = r.best_metric();
+                let doc = json(r);
+                let digest = patchwarden_model::fleet::sha256_hex(doc.as_bytes());
+                if let Some(before) = before.as_mut() {
+                    let old = before.remove(&r.id);
+                    if old.as_ref().and_then(|(d, _)| d.as_deref()) != Some(digest.as_str()) {
+                        changes.cves.insert(r.id.clone());
+                    }
+                    if old.is_some_and(|(_, rejected)| rejected) != r.rejected {
+                        rejection_flipped.push(&r.id);
+                    }
+                }
                 vec![
                     r.id.clone().into(),
                     r.published.clone().into(),
@@ -320,7 +477,8 @@ impl Store {
                     p.origin.clone().into(),
                     p.sha256.clone().into(),
                     p.fetched_at.clone().into(),
-                    json(r).into(),
+                    doc.into(),
+                    digest.into(),
                 ]
             })
             .collect();
@@ -337,8 +495,24 @@ impl Store {
             "sha256",
             "fetched_at",
             "doc",
+            "doc_digest",
         ];
         self.insert_rows(&mut tx, "cve", &columns, &rows).await?;
+        if let Some(before) = before {
+            // Records a full replacement no longer has.
+            for (id, (_, rejected)) in before {
+                if rejected {
+                    changes
+                        .packages
+                        .extend(self.packages_citing(&mut tx, &[&id]).await?);
+                }
+                changes.cves.insert(id);
+            }
+            changes
+                .packages
+                .extend(self.packages_citing(&mut tx, &rejection_flipped).await?);
+        }
+        changes.record(self, &mut tx, feed).await?;
         let last = items.last().map(|(_, p)| p);
         self.finish_feed(
             &mut tx,
@@ -361,6 +535,20 @@ impl Store {
         p: &Provenance,
     ) -> Result<usize, StoreError> {
         let (_writer, mut tx) = self.begin().await?;
+        let mut before = if self.tracks_changes(&mut tx).await? {
+            let rows = sqlx::query("SELECT cve, doc FROM kev")
+                .fetch_all(&mut *tx)
+                .await
+                .context(|| "reading the stored KEV catalog".into())?;
+            let mut out = HashMap::with_capacity(rows.len());
+            for r in rows {
+                out.insert(get::<String>(&r, "cve")?, get::<String>(&r, "doc")?);
+            }
+            Some(out)
+        } else {
+            None
+        };
+        let mut changes = crate::changes::ChangeSet::default();
         sqlx::query("DELETE FROM kev")
             .execute(&mut *tx)
             .await
@@ -369,15 +557,25 @@ impl Store {
             .entries
             .iter()
             .map(|e| {
+                let doc = json(e);
+                if let Some(before) = before.as_mut() {
+                    if before.remove(&e.cve).as_deref() != Some(doc.as_str()) {
+                        changes.cves.insert(e.cve.clone());
+                    }
+                }
                 vec![
                     e.cve.clone().into(),
                     e.date_added.clone().into(),
                     e.due_date.clone().into(),
                     i64::from(e.known_ransomware_use).into(),
-                    json(e).into(),
+                    doc.into(),
                 ]
             })
             .collect();
+        // Entries the catalog no longer lists.
+        changes
+            .cves
+            .extend(before.into_iter().flat_map(|b| b.into_keys()));
         self.insert_rows(
             &mut tx,
             "kev",
@@ -391,6 +589,7 @@ impl Store {
             &rows,
         )
         .await?;
+        changes.record(self, &mut tx, feed).await?;
         self.finish_feed(
             &mut tx,
             feed,
@@ -412,6 +611,23 @@ impl Store {
         p: &Provenance,
     ) -> Result<usize, StoreError> {
         let (_writer, mut tx) = self.begin().await?;
+        let mut before = if self.tracks_changes(&mut tx).await? {
+            let rows = sqlx::query("SELECT cve, score, percentile FROM epss")
+                .fetch_all(&mut *tx)
+                .await
+                .context(|| "reading the stored EPSS scores".into())?;
+            let mut out = HashMap::with_capacity(rows.len());
+            for r in rows {
+                out.insert(
+                    get::<String>(&r, "cve")?,
+                    (get::<f64>(&r, "score")?, get::<f64>(&r, "percentile")?),
+                );
+            }
+            Some(out)
+        } else {
+            None
+        };
+        let mut changes = crate::changes::ChangeSet::default();
         sqlx::query("DELETE FROM epss")
             .execute(&mut *tx)
             .await
@@ -419,10 +635,22 @@ impl Store {
         let rows: Vec<Vec<Value>> = snapshot
             .scores
             .iter()
-            .map(|s| vec![s.cve.clone().into(), s.score.into(), s.percentile.into()])
+            .map(|s| {
+                if let Some(before) = before.as_mut() {
+                    if before.remove(&s.cve) != Some((s.score, s.percentile)) {
+                        changes.cves.insert(s.cve.clone());
+                    }
+                }
+                vec![s.cve.clone().into(), s.score.into(), s.percentile.into()]
+            })
             .collect();
+        // Scores the publication no longer has.
+        changes
+            .cves
+            .extend(before.into_iter().flat_map(|b| b.into_keys()));
         self.insert_rows(&mut tx, "epss", &["cve", "score", "percentile"], &rows)
             .await?;
+        changes.record(self, &mut tx, feed).await?;
         let version = format!(
             "{} {}",
             snapshot.model_version.as_deref().unwrap_or("model ?"),

@@ -11,6 +11,7 @@
 //! The store holds no business rules: it does not decide what a record means for a host.
 
 mod batch;
+mod changes;
 mod findings;
 pub mod fleet;
 mod knowledge;
@@ -26,6 +27,7 @@ use std::path::Path;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 
+pub use changes::KnowledgeChangesApplied;
 pub use knowledge::{FeedState, WriteMode};
 pub use migrate::LATEST_VERSION;
 pub use reads::HostKnowledge;

@@ -47,6 +47,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0007_package_sets.sql"),
         include_str!("../migrations/postgres/0007_package_sets.sql"),
     ),
+    (
+        8,
+        "knowledge_changes",
+        include_str!("../migrations/sqlite/0008_knowledge_changes.sql"),
+        include_str!("../migrations/postgres/0008_knowledge_changes.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,

@@ -1,7 +1,7 @@
 //! The fleet tables on both backends (SQLite file and PostgreSQL schema, as `backends.rs`):
 //! enrollment refusals, check-in semantics (stored once per key, heartbeats, a stale heartbeat asks
 //! for the inventory), package versions shared across hosts, the appeared/disappeared history,
-//! findings versioned by inventory, and re-evaluation scoped to a distribution.
+//! findings versioned by inventory, and knowledge-base changes marking only the hosts they touch.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -246,17 +246,325 @@ async fn check_ins_history_and_findings_on_both_backends() {
         assert!(!host_a.findings_pending);
         assert!(hosts.iter().find(|h| h.id == b).unwrap().findings_pending);
 
-        // A change to another distribution's advisories leaves these hosts alone; KEV does not.
+        test_store.finish().await;
+    }
+}
+
+fn data(path: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../../tests/data/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn provenance(origin: &str, fetched_at: &str) -> patchwarden_model::Provenance {
+    patchwarden_model::Provenance {
+        source: patchwarden_model::Source::Osv,
+        origin: origin.into(),
+        sha256: "0".repeat(64),
+        fetched_at: fetched_at.into(),
+    }
+}
+
+/// A knowledge-base write journals what it changed, and applying the journal marks exactly the
+/// hosts it can touch: for advisories the hosts holding a named package on that distribution, for
+/// KEV / EPSS / NVD the hosts with findings citing a changed CVE. An unchanged re-download marks
+/// nobody. Real records throughout (Alpine secdb v3.11 main, the KEV catalog, an EPSS subset, NVD
+/// CVE-2023-0286, Ubuntu's OSV record of it); the finding rows are the test's own.
+#[tokio::test]
+async fn knowledge_changes_mark_only_the_hosts_they_touch() {
+    use patchwarden_model::Source;
+    use patchwarden_store::WriteMode;
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let secdb = patchwarden_feeds::alpine::parse_yaml(
+        &data("alpine-secdb/alpine-secdb-repo-v3.11-main.yaml"),
+        "main",
+    )
+    .unwrap();
+    let kev =
+        patchwarden_feeds::kev::parse(&data("kev/known_exploited_vulnerabilities.json"), "kev")
+            .unwrap();
+    let epss = patchwarden_feeds::epss::parse_csv(
+        &data("epss/epss_scores-2026-09-29.rows-subset.csv")[..],
+        "epss",
+    )
+    .unwrap();
+    // b's finding cites a KEV CVE EPSS does not score, a's one EPSS scores and KEV does not list.
+    let in_epss = |c: &str| epss.scores.iter().any(|s| s.cve == c);
+    let in_kev = |c: &str| kev.entries.iter().any(|e| e.cve == c);
+    let kev_cve = kev
+        .entries
+        .iter()
+        .map(|e| e.cve.clone())
+        .find(|c| !in_epss(c))
+        .unwrap();
+    let epss_cve = epss
+        .scores
+        .iter()
+        .map(|s| s.cve.clone())
+        .find(|c| !in_kev(c))
+        .unwrap();
+    let nvd = patchwarden_feeds::nvd::parse(
+        &data("nvd/cve-objects/CVE-2023-0286.fkie-2025-03-20.json"),
+        "nvd",
+    )
+    .unwrap()
+    .records;
+    let ubuntu_openssl = vec![patchwarden_feeds::osv::parse(
+        &data("osv/ubuntu/canonical-usn-repo/CVE-2023-0286.json"),
+        "osv",
+    )
+    .unwrap()];
+    let openssl_advisories: Vec<_> = secdb
+        .iter()
+        .filter(|a| a.affected.iter().any(|p| p.package == "openssl"))
+        .cloned()
+        .collect();
+    assert!(!openssl_advisories.is_empty());
+    let without_openssl: Vec<_> = secdb
+        .iter()
+        .filter(|a| a.affected.iter().all(|p| p.package != "openssl"))
+        .cloned()
+        .collect();
+    let items = |list: &[patchwarden_model::Advisory], at: &str| -> Vec<_> {
+        list.iter()
+            .map(|a| (a.clone(), provenance("secdb", at)))
+            .collect()
+    };
+
+    for test_store in patchwarden_store::testing::stores("kb_changes", tmp).await {
+        let store = &test_store.store;
+        let backend = store.backend();
+        let now = "2026-12-01T10:00:00Z";
+        // Before any host exists, writes journal nothing.
+        store
+            .write_advisories(
+                "alpine-secdb:v3.11/main",
+                Source::AlpineSecdb,
+                WriteMode::Replace,
+                &items(&without_openssl, "t0"),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.pending_knowledge_changes().await.unwrap(), 0);
+
+        store
+            .create_enroll_token("t", "2027-01-01T00:00:00Z", 2, &BTreeMap::new(), "test")
+            .await
+            .unwrap();
+        let (a, _) = store
+            .enroll_host("t", now, "with-openssl", None, "sa")
+            .await
+            .unwrap()
+            .unwrap();
+        let (b, _) = store
+            .enroll_host("t", now, "without-openssl", None, "sb")
+            .await
+            .unwrap()
+            .unwrap();
+        let inv_a = alpine_inventory("kb-a");
+        let mut inv_b = alpine_inventory("kb-b");
+        inv_b.packages.retain(|p| p.source_name != "openssl");
+        assert!(inv_b.packages.len() < inv_a.packages.len());
+        for (host, inv) in [(a, &inv_a), (b, &inv_b)] {
+            store
+                .check_in(
+                    host,
+                    "k1",
+                    &inventory_digest(inv),
+                    Some(&InventoryView::of(inv)),
+                    now,
+                )
+                .await
+                .unwrap();
+        }
+        // Both hosts' findings are current; which hosts does each write send back?
+        let settle = || async {
+            for (host, cve) in [(a, &epss_cve), (b, &kev_cve)] {
+                assert!(store
+                    .replace_host_findings(host, 1, &[finding("musl", cve, cve)], now)
+                    .await
+                    .unwrap());
+            }
+            assert_eq!(
+                store.hosts_needing_findings().await.unwrap(),
+                Vec::<i64>::new()
+            );
+        };
+        let marked_by = |what: &'static str| async move {
+            let applied = store.apply_knowledge_changes().await.unwrap();
+            assert_eq!(store.pending_knowledge_changes().await.unwrap(), 0);
+            let marked = store.hosts_needing_findings().await.unwrap();
+            assert_eq!(marked.len(), applied.hosts_marked, "{what} {backend:?}");
+            (marked, applied)
+        };
+        settle().await;
+
+        // New advisories for openssl: only the host holding openssl.
+        store
+            .write_advisories(
+                "alpine-secdb:v3.11/main",
+                Source::AlpineSecdb,
+                WriteMode::Upsert,
+                &items(&openssl_advisories, "t1"),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(marked_by("openssl added").await.0, vec![a], "{backend:?}");
+        settle().await;
+
+        // The same feed downloaded again (new provenance, same records): nobody.
+        store
+            .write_advisories(
+                "alpine-secdb:v3.11/main",
+                Source::AlpineSecdb,
+                WriteMode::Replace,
+                &items(&secdb, "t2"),
+                None,
+            )
+            .await
+            .unwrap();
         assert_eq!(
-            store.mark_findings_outdated(Some("debian")).await.unwrap(),
-            0
+            store.pending_knowledge_changes().await.unwrap(),
+            0,
+            "{backend:?}"
         );
-        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![b, c]);
+        assert_eq!(marked_by("unchanged").await.0, Vec::<i64>::new());
+
+        // One advisory changed (its fix moved: a change made by this test) — only openssl's host.
+        let mut changed = secdb.clone();
+        let one = changed
+            .iter_mut()
+            .find(|a| a.affected.iter().any(|p| p.package == "openssl"))
+            .unwrap();
+        one.modified = Some("2026-12-01T00:00:00Z".into());
+        store
+            .write_advisories(
+                "alpine-secdb:v3.11/main",
+                Source::AlpineSecdb,
+                WriteMode::Replace,
+                &items(&changed, "t3"),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(marked_by("openssl modified").await.0, vec![a]);
+        settle().await;
+
+        // Openssl's advisories gone (a replacement without them): only its host again.
+        store
+            .write_advisories(
+                "alpine-secdb:v3.11/main",
+                Source::AlpineSecdb,
+                WriteMode::Replace,
+                &items(&without_openssl, "t4"),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(marked_by("openssl removed").await.0, vec![a]);
+        settle().await;
+
+        // Musl advisories changed on another distribution: nobody here.
+        let mut elsewhere: Vec<_> = secdb
+            .iter()
+            .filter(|a| a.affected.iter().any(|p| p.package == "musl"))
+            .cloned()
+            .collect();
+        for adv in &mut elsewhere {
+            adv.id = format!("{}-elsewhere", adv.id);
+            for p in &mut adv.affected {
+                if let Some(r) = p.release.as_mut() {
+                    r.distro = Some(patchwarden_model::Distro::Debian);
+                }
+            }
+        }
+        store
+            .write_advisories(
+                "test-debian",
+                Source::Osv,
+                WriteMode::Upsert,
+                &items(&elsewhere, "t5"),
+                None,
+            )
+            .await
+            .unwrap();
+        let (marked, applied) = marked_by("other distribution").await;
+        assert_eq!((marked, applied.changes), (Vec::<i64>::new(), 1));
+
+        // KEV: the host whose finding cites a listed CVE; the same catalog again: nobody; one entry
+        // gone: that host again.
+        store
+            .replace_kev("kev", &kev, &provenance("kev", "t6"))
+            .await
+            .unwrap();
+        assert_eq!(marked_by("kev").await.0, vec![b]);
+        settle().await;
+        store
+            .replace_kev("kev", &kev, &provenance("kev", "t7"))
+            .await
+            .unwrap();
+        assert_eq!(marked_by("kev unchanged").await.0, Vec::<i64>::new());
+        let mut shorter = kev.clone();
+        shorter.entries.retain(|e| e.cve != kev_cve);
+        store
+            .replace_kev("kev", &shorter, &provenance("kev", "t8"))
+            .await
+            .unwrap();
+        assert_eq!(marked_by("kev entry removed").await.0, vec![b]);
+        settle().await;
+
+        // EPSS: the host whose finding cites a scored CVE.
+        store
+            .replace_epss("epss", &epss, &provenance("epss", "t9"))
+            .await
+            .unwrap();
+        assert_eq!(marked_by("epss").await.0, vec![a]);
+        settle().await;
+        store
+            .replace_epss("epss", &epss, &provenance("epss", "t10"))
+            .await
+            .unwrap();
+        assert_eq!(marked_by("epss unchanged").await.0, Vec::<i64>::new());
+
+        // NVD enrichment of a CVE no finding cites: nobody, and no package concerned. The same
+        // record flipped to rejected (a variation made by this test, stored nowhere else): the
+        // packages of the advisories citing it (Ubuntu's openssl) are concerned.
+        store
+            .write_advisories(
+                "osv:Ubuntu",
+                Source::Osv,
+                WriteMode::Upsert,
+                &items(&ubuntu_openssl, "t11"),
+                None,
+            )
+            .await
+            .unwrap();
+        store.apply_knowledge_changes().await.unwrap();
+        let nvd_items: Vec<_> = nvd
+            .iter()
+            .map(|r| (r.clone(), provenance("nvd", "t12")))
+            .collect();
+        store
+            .write_cves("nvd", WriteMode::Upsert, &nvd_items, None)
+            .await
+            .unwrap();
+        let (marked, applied) = marked_by("nvd").await;
         assert_eq!(
-            store.mark_findings_outdated(Some("alpine")).await.unwrap(),
-            3
+            (marked, applied.cves, applied.packages),
+            (Vec::<i64>::new(), 1, 0)
         );
-        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![a, b, c]);
+        let mut rejected = nvd_items.clone();
+        rejected[0].0.rejected = true;
+        store
+            .write_cves("nvd", WriteMode::Upsert, &rejected, None)
+            .await
+            .unwrap();
+        let (_, applied) = marked_by("nvd rejected").await;
+        assert!(applied.packages > 0, "{applied:?}");
         test_store.finish().await;
     }
 }

@@ -386,34 +386,3 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
-
-/// Which hosts a change of `feed` can touch: the distribution id (`debian`, `almalinux`, …) for a
-/// distribution's own advisories, `None` for feeds that enrich every host's findings (KEV, EPSS,
-/// NVD) or that this function does not know (then every host, to be safe).
-pub fn feed_distro(feed: &str) -> Option<&'static str> {
-    use patchwarden_model::Distro;
-    let distro = match feed {
-        "debian-tracker" | "osv:Debian" => Distro::Debian,
-        "osv:Ubuntu" => Distro::Ubuntu,
-        "osv:AlmaLinux" => Distro::Almalinux,
-        "osv:Rocky Linux" => Distro::Rocky,
-        f if f.starts_with("alpine-secdb:") || f == "osv:Alpine" => Distro::Alpine,
-        _ => return None,
-    };
-    Some(distro.id())
-}
-
-#[cfg(test)]
-mod feed_distro_tests {
-    #[test]
-    fn distribution_feeds_name_their_distribution_and_enrichment_feeds_none() {
-        assert_eq!(super::feed_distro("debian-tracker"), Some("debian"));
-        assert_eq!(
-            super::feed_distro("alpine-secdb:v3.20/main"),
-            Some("alpine")
-        );
-        assert_eq!(super::feed_distro("osv:AlmaLinux"), Some("almalinux"));
-        assert_eq!(super::feed_distro("kev"), None);
-        assert_eq!(super::feed_distro("nvd"), None);
-    }
-}
