@@ -13,7 +13,7 @@ bin=${PATCHWARDEN_BIN_DIR:-$here/target/release}
 mkdir -p "$work"; cd "$work"; rm -rf state
 case "$db" in postgres*) ;; *) rm -f "$db" "$db-wal" "$db-shm" ;; esac
 "$bin/patchwarden" --db "$db" feeds import "$here/data/snapshot" >/dev/null
-"$bin/patchwarden" --db "$db" server --listen 127.0.0.1:18443 --state-dir state --sync-interval-secs 0 > server.out 2> server.err &
+"$bin/patchwarden" --db "$db" server --listen 127.0.0.1:18443 --state-dir state --sync-interval-secs 0 --knowledge-poll-secs 1 > server.out 2> server.err &
 server=$!
 trap 'kill $server 2>/dev/null' EXIT
 for _ in $(seq 50); do grep -q '^listening' server.out 2>/dev/null && break; sleep 0.1; done
@@ -22,3 +22,20 @@ token=$("$bin/patchwarden" --db "$db" enroll-token create --uses $((hosts + 10))
   --ca state/ca.pem --token "$token" --inventory "$base" --names "$names" --hosts "$hosts" \
   --packages 1000 --concurrency 64 --rounds "${ROUNDS:-3}" --pause-secs "${PAUSE_SECS:-0}"
 echo "server RSS after the load: $(ps -o rss= -p $server) KB"
+# Optional, with the server still up: query timings through the CLI client, then a knowledge-base
+# change written by another process (KB_CHANGE: a feed file) and how long the server took to find the
+# hosts it touches (its log line) and to recompute them.
+if [ -n "${KB_CHANGE:-}" ]; then
+  admin=$(sed -n 's/^admin token (shown once): //p' server.out)
+  client=("$bin/patchwarden" --server https://127.0.0.1:18443 --token "$admin" --ca state/ca.pem)
+  for q in "affected CVE-2016-1585" "hosts --format csv" "summary"; do
+    /usr/bin/time -f "query $q: %e s" "${client[@]}" $q > /dev/null
+  done
+  before=$(grep -c 'knowledge base changed' server.err || true)
+  /usr/bin/time -f 'feeds import of the change: %e s' "$bin/patchwarden" --db "$db" feeds import "$KB_CHANGE" > /dev/null
+  start=$(date +%s.%N)
+  until [ "$(grep -c 'knowledge base changed' server.err || true)" -gt "$before" ]; do sleep 0.2; done
+  grep 'knowledge base changed' server.err | tail -1
+  until "${client[@]}" hosts --format json | python3 -c 'import json,sys; sys.exit(any(h["findings_pending"] for h in json.load(sys.stdin)))'; do sleep 1; done
+  echo "marked hosts recomputed $(python3 -c "import time; print(round(time.time() - $start, 1))") s after the import"
+fi

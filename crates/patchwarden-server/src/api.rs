@@ -276,6 +276,7 @@ impl AppState {
     /// `feeds import`, another server): the hosts those changes can touch are marked, then every
     /// host owing findings is queued.
     pub async fn apply_knowledge_changes(&self) {
+        let started = std::time::Instant::now();
         match self.store.apply_knowledge_changes().await {
             Ok(applied) if applied.changes > 0 => {
                 self.metrics.add(
@@ -289,8 +290,9 @@ impl AppState {
                     applied.hosts_marked as u64,
                 );
                 eprintln!(
-                    "knowledge base changed ({} writes: {} packages, {} CVEs): findings of {} hosts to recompute",
-                    applied.changes, applied.packages, applied.cves, applied.hosts_marked
+                    "knowledge base changed ({} writes: {} packages, {} CVEs): findings of {} hosts to recompute (found in {} ms)",
+                    applied.changes, applied.packages, applied.cves, applied.hosts_marked,
+                    started.elapsed().as_millis()
                 );
             }
             Ok(_) => {}

@@ -1,0 +1,487 @@
+//! Change requests: the state machine between a plan and its rollout, with separation of duties
+//! and an audit trail of every transition (who, when, from, to, why).
+//!
+//! ```text
+//! draft ─submit─► submitted ─approve─► approved ─schedule─► scheduled ─start─► running ─complete─► completed
+//!   │               │ (standard: approved by policy at submit)                    ├─fail─► failed
+//!   │               └─reject─► rejected                                           └─roll back─► rolled back
+//!   └─cancel (draft, submitted, approved, scheduled, running)─► cancelled    (failed, completed ─roll back─►)
+//! ```
+//! - *standard* changes are pre-approved by policy: submitting approves them (recorded as the
+//!   policy's approval), unless they touch a host class the policy always reserves for manual
+//!   approval (database and authentication servers, say) — then they must be *normal*;
+//! - *normal* changes need `approvals_required` approvals by distinct users with the approver (or
+//!   admin) role, never by the requester;
+//! - *emergency* changes (a KEV-listed or actively exploited flaw) need one approval, with a
+//!   comment, and the policy may let them run outside the regular windows with a shorter soak.
+//!
+//! Auditors can read, never act. Every refusal says why.
+
+use patchwarden_model::fleet::Role;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Standard,
+    Normal,
+    Emergency,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeState {
+    Draft,
+    Submitted,
+    Approved,
+    Rejected,
+    Scheduled,
+    Running,
+    Completed,
+    Failed,
+    RolledBack,
+    Cancelled,
+}
+
+impl ChangeState {
+    /// No transition leaves it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ChangeState::Rejected | ChangeState::RolledBack | ChangeState::Cancelled
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeAction {
+    Submit,
+    Approve,
+    Reject,
+    Schedule,
+    Start,
+    Complete,
+    Fail,
+    RollBack,
+    Cancel,
+}
+
+/// Who acts: a user with a role, or the system itself (the policy, the rollout engine).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Actor {
+    User { name: String, role: Role },
+    System { component: String },
+}
+
+impl Actor {
+    pub fn user(name: &str, role: Role) -> Actor {
+        Actor::User {
+            name: name.into(),
+            role,
+        }
+    }
+
+    pub fn system(component: &str) -> Actor {
+        Actor::System {
+            component: component.into(),
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Actor::User { name, .. } => name,
+            Actor::System { component } => component,
+        }
+    }
+}
+
+/// One transition, as kept in the audit trail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// RFC 3339.
+    pub at: String,
+    pub actor: Actor,
+    pub action: ChangeAction,
+    pub from: ChangeState,
+    pub to: ChangeState,
+    pub comment: Option<String>,
+}
+
+/// What the policy says about changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChangePolicy {
+    /// Distinct approvals a normal change needs.
+    pub approvals_required: usize,
+    /// Host labels (`key=value`) or groups whose changes are always approved by hand.
+    pub manual_approval: Vec<String>,
+    /// Emergency changes may start outside the regular maintenance windows.
+    pub emergency_outside_windows: bool,
+}
+
+impl Default for ChangePolicy {
+    fn default() -> Self {
+        ChangePolicy {
+            approvals_required: 1,
+            manual_approval: vec!["role=database".into(), "role=authentication".into()],
+            emergency_outside_windows: true,
+        }
+    }
+}
+
+impl ChangePolicy {
+    /// Whether a change of `kind` may cover hosts of these classes (`key=value` labels and group
+    /// names); the reason when not.
+    pub fn allows(&self, kind: ChangeKind, host_classes: &[String]) -> Result<(), String> {
+        if kind != ChangeKind::Standard {
+            return Ok(());
+        }
+        match host_classes
+            .iter()
+            .find(|c| self.manual_approval.contains(c))
+        {
+            Some(class) => Err(format!(
+                "hosts of class {class} are always approved by hand: make it a normal change"
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A refused transition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransitionRefused {
+    pub action: ChangeAction,
+    pub state: ChangeState,
+    pub reason: String,
+}
+
+impl std::fmt::Display for TransitionRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot {:?} a change that is {:?}: {}",
+            self.action, self.state, self.reason
+        )
+    }
+}
+
+impl std::error::Error for TransitionRefused {}
+
+/// A change request's lifecycle (the plan, scope and schedule it carries live beside it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChangeLifecycle {
+    pub kind: ChangeKind,
+    pub state: ChangeState,
+    pub requested_by: String,
+    /// Users who approved (distinct).
+    pub approved_by: Vec<String>,
+    pub audit: Vec<AuditEntry>,
+}
+
+impl ChangeLifecycle {
+    pub fn new(kind: ChangeKind, requested_by: &str) -> ChangeLifecycle {
+        ChangeLifecycle {
+            kind,
+            state: ChangeState::Draft,
+            requested_by: requested_by.into(),
+            approved_by: Vec::new(),
+            audit: Vec::new(),
+        }
+    }
+
+    /// Applies `action` by `actor` at `at`, or says why not (the state is then unchanged).
+    pub fn apply(
+        &mut self,
+        policy: &ChangePolicy,
+        actor: &Actor,
+        action: ChangeAction,
+        comment: Option<&str>,
+        at: &str,
+    ) -> Result<ChangeState, TransitionRefused> {
+        use ChangeAction as A;
+        use ChangeState as S;
+        let refuse = |reason: String| TransitionRefused {
+            action,
+            state: self.state,
+            reason,
+        };
+        let role = match actor {
+            Actor::User { role, .. } => Some(*role),
+            Actor::System { .. } => None,
+        };
+        if role == Some(Role::Auditor) {
+            return Err(refuse("auditors have read-only access".into()));
+        }
+        let operator = matches!(role, None | Some(Role::Operator | Role::Admin));
+        let is_requester = matches!(actor, Actor::User { name, .. } if *name == self.requested_by);
+        let to = match (action, self.state) {
+            (A::Submit, S::Draft) => {
+                if !(is_requester || operator) {
+                    return Err(refuse("only the requester or an operator submits".into()));
+                }
+                S::Submitted
+            }
+            (A::Approve, S::Submitted) => {
+                let Actor::User { name, role } = actor else {
+                    return Err(refuse("approvals are given by people".into()));
+                };
+                if !matches!(role, Role::Approver | Role::Admin) {
+                    return Err(refuse(format!("{name} does not have the approver role")));
+                }
+                if is_requester {
+                    return Err(refuse(format!(
+                        "{name} requested this change and cannot approve it"
+                    )));
+                }
+                if self.approved_by.contains(name) {
+                    return Err(refuse(format!("{name} has approved it already")));
+                }
+                if self.kind == ChangeKind::Emergency && comment.is_none_or(|c| c.trim().is_empty())
+                {
+                    return Err(refuse(
+                        "an emergency approval must say why (a comment)".into(),
+                    ));
+                }
+                let needed = match self.kind {
+                    ChangeKind::Normal => policy.approvals_required.max(1),
+                    _ => 1,
+                };
+                if self.approved_by.len() + 1 < needed {
+                    self.approved_by.push(name.clone());
+                    self.record(actor, action, S::Submitted, comment, at);
+                    return Ok(S::Submitted);
+                }
+                S::Approved
+            }
+            (A::Reject, S::Submitted) => {
+                if !matches!(role, Some(Role::Approver | Role::Admin)) {
+                    return Err(refuse("only approvers reject".into()));
+                }
+                if comment.is_none_or(|c| c.trim().is_empty()) {
+                    return Err(refuse("a rejection must say why (a comment)".into()));
+                }
+                S::Rejected
+            }
+            (A::Schedule, S::Approved) if operator => S::Scheduled,
+            (A::Start, S::Scheduled) if operator => S::Running,
+            (A::Complete, S::Running) if operator => S::Completed,
+            (A::Fail, S::Running) if operator => S::Failed,
+            (A::RollBack, S::Running | S::Failed | S::Completed) if operator => S::RolledBack,
+            (A::Cancel, S::Draft | S::Submitted | S::Approved | S::Scheduled | S::Running)
+                if operator || is_requester =>
+            {
+                S::Cancelled
+            }
+            (
+                A::Schedule | A::Start | A::Complete | A::Fail | A::RollBack | A::Cancel,
+                S::Approved
+                | S::Scheduled
+                | S::Running
+                | S::Failed
+                | S::Completed
+                | S::Draft
+                | S::Submitted,
+            ) if !operator && !is_requester => {
+                return Err(refuse(format!("{} is not an operator", actor.name())));
+            }
+            _ => return Err(refuse("not a transition of this state".into())),
+        };
+        if action == A::Approve {
+            if let Actor::User { name, .. } = actor {
+                self.approved_by.push(name.clone());
+            }
+        }
+        let from = self.state;
+        self.state = to;
+        self.record(actor, action, from, comment, at);
+        // A standard change is approved by policy the moment it is submitted.
+        if action == A::Submit && self.kind == ChangeKind::Standard {
+            self.state = S::Approved;
+            self.record(
+                &Actor::system("policy"),
+                A::Approve,
+                S::Submitted,
+                Some("standard change: pre-approved by policy"),
+                at,
+            );
+        }
+        Ok(self.state)
+    }
+
+    fn record(
+        &mut self,
+        actor: &Actor,
+        action: ChangeAction,
+        from: ChangeState,
+        comment: Option<&str>,
+        at: &str,
+    ) {
+        self.audit.push(AuditEntry {
+            at: at.into(),
+            actor: actor.clone(),
+            action,
+            from,
+            to: self.state,
+            comment: comment.map(str::to_owned),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ChangeAction as A;
+    use ChangeState as S;
+
+    const AT: &str = "2026-12-02T10:00:00Z";
+
+    #[test]
+    fn a_normal_change_needs_an_approver_who_is_not_the_requester() {
+        let policy = ChangePolicy::default();
+        let alice = Actor::user("alice", Role::Operator);
+        let mut change = ChangeLifecycle::new(ChangeKind::Normal, "alice");
+        assert_eq!(
+            change.apply(&policy, &alice, A::Submit, None, AT),
+            Ok(S::Submitted)
+        );
+        // Alice is also an approver elsewhere: still her own change.
+        let alice_approver = Actor::user("alice", Role::Approver);
+        let own = change
+            .apply(&policy, &alice_approver, A::Approve, None, AT)
+            .unwrap_err();
+        assert!(own.reason.contains("cannot approve"), "{own}");
+        let bob_operator = Actor::user("bob", Role::Operator);
+        assert!(change
+            .apply(&policy, &bob_operator, A::Approve, None, AT)
+            .unwrap_err()
+            .reason
+            .contains("approver role"));
+        let auditor = Actor::user("carol", Role::Auditor);
+        assert!(change
+            .apply(&policy, &auditor, A::Cancel, None, AT)
+            .is_err());
+        assert_eq!(change.state, S::Submitted, "refusals change nothing");
+        let bob = Actor::user("bob", Role::Approver);
+        assert_eq!(
+            change.apply(&policy, &bob, A::Approve, Some("ok"), AT),
+            Ok(S::Approved)
+        );
+        assert_eq!(
+            change.apply(&policy, &alice, A::Schedule, None, AT),
+            Ok(S::Scheduled)
+        );
+        let engine = Actor::system("rollout");
+        assert_eq!(
+            change.apply(&policy, &engine, A::Start, None, AT),
+            Ok(S::Running)
+        );
+        assert_eq!(
+            change.apply(&policy, &engine, A::Fail, Some("wave halted"), AT),
+            Ok(S::Failed)
+        );
+        assert_eq!(
+            change.apply(&policy, &engine, A::RollBack, None, AT),
+            Ok(S::RolledBack)
+        );
+        assert!(change.apply(&policy, &alice, A::Start, None, AT).is_err());
+        let trail: Vec<(ChangeState, ChangeState)> =
+            change.audit.iter().map(|e| (e.from, e.to)).collect();
+        assert_eq!(
+            trail,
+            [
+                (S::Draft, S::Submitted),
+                (S::Submitted, S::Approved),
+                (S::Approved, S::Scheduled),
+                (S::Scheduled, S::Running),
+                (S::Running, S::Failed),
+                (S::Failed, S::RolledBack),
+            ]
+        );
+        assert_eq!(change.audit[1].actor, bob);
+    }
+
+    #[test]
+    fn two_approvals_when_the_policy_asks_for_two() {
+        let policy = ChangePolicy {
+            approvals_required: 2,
+            ..Default::default()
+        };
+        let mut change = ChangeLifecycle::new(ChangeKind::Normal, "alice");
+        change
+            .apply(
+                &policy,
+                &Actor::user("alice", Role::Operator),
+                A::Submit,
+                None,
+                AT,
+            )
+            .unwrap();
+        let bob = Actor::user("bob", Role::Approver);
+        assert_eq!(
+            change.apply(&policy, &bob, A::Approve, None, AT),
+            Ok(S::Submitted)
+        );
+        assert!(
+            change.apply(&policy, &bob, A::Approve, None, AT).is_err(),
+            "bob twice"
+        );
+        let dan = Actor::user("dan", Role::Admin);
+        assert_eq!(
+            change.apply(&policy, &dan, A::Approve, None, AT),
+            Ok(S::Approved)
+        );
+        assert_eq!(change.approved_by, ["bob", "dan"]);
+    }
+
+    #[test]
+    fn standard_changes_are_approved_by_policy_unless_a_host_class_is_reserved() {
+        let policy = ChangePolicy::default();
+        let mut change = ChangeLifecycle::new(ChangeKind::Standard, "alice");
+        let alice = Actor::user("alice", Role::Operator);
+        assert_eq!(
+            change.apply(&policy, &alice, A::Submit, None, AT),
+            Ok(S::Approved)
+        );
+        assert_eq!(change.audit[1].actor, Actor::system("policy"));
+        assert!(policy
+            .allows(
+                ChangeKind::Standard,
+                &["env=production".into(), "role=database".into()]
+            )
+            .unwrap_err()
+            .contains("role=database"));
+        assert!(policy
+            .allows(ChangeKind::Normal, &["role=database".into()])
+            .is_ok());
+    }
+
+    #[test]
+    fn emergency_approvals_and_rejections_must_say_why() {
+        let policy = ChangePolicy::default();
+        let bob = Actor::user("bob", Role::Approver);
+        let mut change = ChangeLifecycle::new(ChangeKind::Emergency, "alice");
+        change
+            .apply(
+                &policy,
+                &Actor::user("alice", Role::Operator),
+                A::Submit,
+                None,
+                AT,
+            )
+            .unwrap();
+        assert!(change.apply(&policy, &bob, A::Approve, None, AT).is_err());
+        assert!(change
+            .apply(&policy, &bob, A::Reject, Some(" "), AT)
+            .is_err());
+        assert_eq!(
+            change.apply(&policy, &bob, A::Approve, Some("CVE in KEV, exploited"), AT),
+            Ok(S::Approved)
+        );
+        assert_eq!(
+            change.audit.last().unwrap().comment.as_deref(),
+            Some("CVE in KEV, exploited")
+        );
+    }
+}
