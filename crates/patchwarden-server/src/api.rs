@@ -273,8 +273,8 @@ impl AppState {
     }
 
     /// Applies the knowledge base's change journal (feed writes by any process: a scheduled sync,
-    /// `feeds import`, another server): the hosts those changes can touch are marked, then every
-    /// host owing findings is queued.
+    /// `feeds import`, another server): the hosts those changes can touch are marked, then (when
+    /// any were) every host owing findings is queued.
     pub async fn apply_knowledge_changes(&self) {
         let started = std::time::Instant::now();
         match self.store.apply_knowledge_changes().await {
@@ -295,7 +295,7 @@ impl AppState {
                     started.elapsed().as_millis()
                 );
             }
-            Ok(_) => {}
+            Ok(_) => return,
             Err(e) => eprintln!("applying knowledge-base changes: {e}"),
         }
         self.refresh_pending_findings().await;

@@ -144,6 +144,7 @@ impl Server {
         // Knowledge-base changes written while no server ran, and inventories stored before a
         // crash whose findings were not computed yet.
         state.apply_knowledge_changes().await;
+        state.refresh_pending_findings().await;
         state.start_knowledge_watcher(knowledge_poll);
         Ok(Server {
             listener,

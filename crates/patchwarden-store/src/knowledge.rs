@@ -498,15 +498,13 @@ impl Store {
             "doc_digest",
         ];
         self.insert_rows(&mut tx, "cve", &columns, &rows).await?;
-        if let Some(before) = before {
-            // Records a full replacement no longer has.
+        if let Some(before) = &before {
+            // Records a full replacement no longer has (a rejected one gone un-rejects its CVE).
             for (id, (_, rejected)) in before {
-                if rejected {
-                    changes
-                        .packages
-                        .extend(self.packages_citing(&mut tx, &[&id]).await?);
+                if *rejected {
+                    rejection_flipped.push(id);
                 }
-                changes.cves.insert(id);
+                changes.cves.insert(id.clone());
             }
             changes
                 .packages
