@@ -1,12 +1,14 @@
 //! Deployment: the policy and the orchestration between a finding and an installed fix.
 //!
-//! It owns maintenance windows (`window`: recurring schedules in an IANA time zone, blackouts,
+//! It owns baselines (`baseline`: which updates are approved — severity, KEV, classification,
+//! quarantine days, cut-off date, allow/deny lists), maintenance windows (`window`: recurring schedules in an IANA time zone, blackouts,
 //! "may this host start now"), the change-request state machine with its audit trail and
 //! separation of duties (`change`), the rollout state machine (`rollout`: waves, concurrency, error
 //! thresholds, soak, timeouts, rollback, pause/resume/cancel), and — as the deployment issue goes
-//! on — baselines and plans. It decides; it does not run package managers (the agent does), read the store or
+//! on — plans. It decides; it does not run package managers (the agent does), read the store or
 //! speak HTTP.
 
+pub mod baseline;
 pub mod change;
 pub mod rollout;
 pub mod window;
