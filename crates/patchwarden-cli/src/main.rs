@@ -7,6 +7,7 @@ mod fleet;
 mod scan;
 mod table;
 mod vercmp;
+mod window;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,8 +77,20 @@ enum Command {
         #[command(subcommand)]
         command: AssetsCommand,
     },
+    /// Maintenance windows: check a window file, list the next openings, judge a start.
+    Window {
+        #[command(subcommand)]
+        command: WindowCommand,
+    },
     #[command(flatten)]
     Query(fleet::QueryCommand),
+}
+
+#[derive(Subcommand)]
+enum WindowCommand {
+    /// Read and check a window file; each window's next openings and, with --expected, whether
+    /// work of that length may start at --at.
+    Check(window::CheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -173,6 +186,9 @@ fn main() -> ExitCode {
             cli.db.as_deref(),
             &file,
         )),
+        Command::Window {
+            command: WindowCommand::Check(args),
+        } => window::check(&args),
         Command::Query(command) => current_thread(fleet::query(&cli.connection, &command)),
         Command::Inventory { root, format } => inventory(&root, format),
         Command::Vercmp(args) => vercmp::run(&args),
