@@ -14,6 +14,7 @@
 //! package list is never reported as an inventory.
 
 pub mod apk;
+pub mod apt_lists;
 pub mod dpkg;
 mod error;
 pub mod host;

@@ -1,0 +1,238 @@
+//! Plans: for one host and a baseline, the exact version each package goes to — taken from what the
+//! host's own repositories offer — which findings each update closes, what the baseline held back,
+//! what no repository can fix yet, and whether a reboot will be needed. A plan is frozen: the
+//! versions in it are what a later wave installs, even if the repositories move on.
+//!
+//! The candidate of a package is the highest version its repositories offer for its name and
+//! architecture (apt's choice when no pins are set; dnf's "latest"). A fix is keyed as its source
+//! keys it: Debian-family advisories name source packages and source versions (every installed
+//! binary built from the source moves to its candidate, which must be built from a fixed source
+//! version), RPM advisories binary packages and EVRs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::civil::Date;
+use patchwarden_model::InstalledPackage;
+use patchwarden_version::{compare, Scheme};
+use serde::{Deserialize, Serialize};
+
+use crate::baseline::{Baseline, BaselineDecision, UpdateCandidate};
+
+/// A fix a finding asks for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WantedFix {
+    /// The package as the advisory keys it (source name for deb data, binary for rpm data).
+    pub package: String,
+    /// The first fixed version (source version for deb data).
+    pub fixed_version: String,
+    /// What the baseline judges (advisory, CVEs, severity, KEV, release).
+    pub candidate: UpdateCandidate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedUpdate {
+    pub name: String,
+    pub arch: String,
+    pub from: String,
+    pub to: String,
+    /// Advisory ids (or CVEs when an advisory has no id) this update closes.
+    pub closes: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnavailableFix {
+    pub advisory: String,
+    pub package: String,
+    pub fixed_version: String,
+    /// The best the repositories offer for the package's binaries (none: not offered at all).
+    pub best_available: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPlan {
+    pub updates: Vec<PlannedUpdate>,
+    /// (advisory, the baseline's reason).
+    pub held: Vec<(String, String)>,
+    pub unavailable: Vec<UnavailableFix>,
+    /// A kernel, the C library or the init system is replaced.
+    pub reboot_required: bool,
+}
+
+/// Packages whose replacement needs a reboot to take effect (name prefixes).
+const REBOOT_PACKAGES: [&str; 7] = [
+    "linux-image-",
+    "kernel",
+    "libc6",
+    "glibc",
+    "systemd",
+    "linux-firmware",
+    "microcode",
+];
+
+/// The highest version offered per (name, arch), `all`/`noarch` offers also matching.
+pub struct Candidates<'a> {
+    scheme: Scheme,
+    best: BTreeMap<(&'a str, &'a str), &'a InstalledPackage>,
+}
+
+impl<'a> Candidates<'a> {
+    /// Offers whose version does not parse are skipped (an index is the repository's business).
+    pub fn new(scheme: Scheme, offered: &'a [InstalledPackage]) -> Candidates<'a> {
+        let mut best: BTreeMap<(&str, &str), &InstalledPackage> = BTreeMap::new();
+        for p in offered {
+            let key = (p.name.as_str(), p.arch.as_str());
+            match best.get(&key) {
+                Some(b)
+                    if !matches!(
+                        compare(scheme, &p.version, &b.version),
+                        Ok(std::cmp::Ordering::Greater)
+                    ) => {}
+                _ if patchwarden_version::validate(scheme, &p.version).is_err() => {}
+                _ => {
+                    best.insert(key, p);
+                }
+            }
+        }
+        Candidates { scheme, best }
+    }
+
+    /// The candidate for an installed package.
+    pub fn for_installed(&self, installed: &InstalledPackage) -> Option<&'a InstalledPackage> {
+        let name = installed.name.as_str();
+        [installed.arch.as_str(), "all", "noarch"]
+            .iter()
+            .find_map(|arch| self.best.get(&(name, *arch)).copied())
+    }
+
+    fn newer(&self, a: &str, b: &str) -> bool {
+        matches!(compare(self.scheme, a, b), Ok(std::cmp::Ordering::Greater))
+    }
+
+    fn at_least(&self, a: &str, b: &str) -> bool {
+        !matches!(
+            compare(self.scheme, a, b),
+            Ok(std::cmp::Ordering::Less) | Err(_)
+        )
+    }
+}
+
+/// Every installed package with a newer candidate: what `apt-get upgrade` / `dnf upgrade` would
+/// move (before dependency resolution), held packages excepted.
+pub fn all_upgrades(
+    scheme: Scheme,
+    installed: &[InstalledPackage],
+    offered: &[InstalledPackage],
+) -> Vec<PlannedUpdate> {
+    let candidates = Candidates::new(scheme, offered);
+    let mut out: Vec<PlannedUpdate> = installed
+        .iter()
+        .filter(|p| !p.held)
+        .filter_map(|p| {
+            let c = candidates.for_installed(p)?;
+            candidates
+                .newer(&c.version, &p.version)
+                .then(|| PlannedUpdate {
+                    name: p.name.clone(),
+                    arch: p.arch.clone(),
+                    from: p.version.clone(),
+                    to: c.version.clone(),
+                    closes: BTreeSet::new(),
+                })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+    out
+}
+
+/// The plan for one host: the fixes its findings want, judged by the baseline on `today`, each
+/// resolved to the exact versions its repositories offer.
+pub fn plan_host(
+    scheme: Scheme,
+    installed: &[InstalledPackage],
+    offered: &[InstalledPackage],
+    fixes: &[WantedFix],
+    baseline: &Baseline,
+    today: Date,
+) -> HostPlan {
+    let candidates = Candidates::new(scheme, offered);
+    let by_source = scheme == Scheme::Deb;
+    let mut updates: BTreeMap<(String, String), PlannedUpdate> = BTreeMap::new();
+    let mut plan = HostPlan::default();
+    for fix in fixes {
+        let label = fix
+            .candidate
+            .advisory_id
+            .clone()
+            .or_else(|| fix.candidate.cves.first().cloned())
+            .unwrap_or_else(|| fix.package.clone());
+        if let BaselineDecision::Held { reason } = baseline.decide(&fix.candidate, today) {
+            plan.held.push((label, reason));
+            continue;
+        }
+        let binaries: Vec<&InstalledPackage> = installed
+            .iter()
+            .filter(|p| {
+                if by_source {
+                    p.source_name == fix.package
+                } else {
+                    p.name == fix.package
+                }
+            })
+            .collect();
+        let mut best_available: Option<String> = None;
+        let mut fixed_all = !binaries.is_empty();
+        let mut chosen = Vec::new();
+        for p in &binaries {
+            let Some(c) = candidates.for_installed(p) else {
+                fixed_all = false;
+                continue;
+            };
+            let offered_fix = if by_source {
+                &c.source_version
+            } else {
+                &c.version
+            };
+            if best_available
+                .as_deref()
+                .is_none_or(|b| candidates.newer(offered_fix, b))
+            {
+                best_available = Some(offered_fix.clone());
+            }
+            if !candidates.at_least(offered_fix, &fix.fixed_version) {
+                fixed_all = false;
+                continue;
+            }
+            if candidates.newer(&c.version, &p.version) {
+                chosen.push((*p, c));
+            }
+        }
+        if !fixed_all {
+            plan.unavailable.push(UnavailableFix {
+                advisory: label,
+                package: fix.package.clone(),
+                fixed_version: fix.fixed_version.clone(),
+                best_available,
+            });
+            continue;
+        }
+        for (p, c) in chosen {
+            updates
+                .entry((p.name.clone(), p.arch.clone()))
+                .or_insert_with(|| PlannedUpdate {
+                    name: p.name.clone(),
+                    arch: p.arch.clone(),
+                    from: p.version.clone(),
+                    to: c.version.clone(),
+                    closes: BTreeSet::new(),
+                })
+                .closes
+                .insert(label.clone());
+        }
+    }
+    plan.updates = updates.into_values().collect();
+    plan.reboot_required = plan
+        .updates
+        .iter()
+        .any(|u| REBOOT_PACKAGES.iter().any(|r| u.name.starts_with(r)));
+    plan
+}
