@@ -337,6 +337,14 @@ mod tests {
 
     const AT: &str = "2026-12-02T10:00:00Z";
 
+    /// A change of `kind` requested and submitted by the operator alice.
+    fn submitted_by_alice(kind: ChangeKind, policy: &ChangePolicy) -> ChangeLifecycle {
+        let mut change = ChangeLifecycle::new(kind, "alice");
+        let alice = Actor::user("alice", Role::Operator);
+        change.apply(policy, &alice, A::Submit, None, AT).unwrap();
+        change
+    }
+
     #[test]
     fn a_normal_change_needs_an_approver_who_is_not_the_requester() {
         let policy = ChangePolicy::default();
@@ -408,16 +416,7 @@ mod tests {
             approvals_required: 2,
             ..Default::default()
         };
-        let mut change = ChangeLifecycle::new(ChangeKind::Normal, "alice");
-        change
-            .apply(
-                &policy,
-                &Actor::user("alice", Role::Operator),
-                A::Submit,
-                None,
-                AT,
-            )
-            .unwrap();
+        let mut change = submitted_by_alice(ChangeKind::Normal, &policy);
         let bob = Actor::user("bob", Role::Approver);
         assert_eq!(
             change.apply(&policy, &bob, A::Approve, None, AT),
@@ -461,16 +460,7 @@ mod tests {
     fn emergency_approvals_and_rejections_must_say_why() {
         let policy = ChangePolicy::default();
         let bob = Actor::user("bob", Role::Approver);
-        let mut change = ChangeLifecycle::new(ChangeKind::Emergency, "alice");
-        change
-            .apply(
-                &policy,
-                &Actor::user("alice", Role::Operator),
-                A::Submit,
-                None,
-                AT,
-            )
-            .unwrap();
+        let mut change = submitted_by_alice(ChangeKind::Emergency, &policy);
         assert!(change.apply(&policy, &bob, A::Approve, None, AT).is_err());
         assert!(change
             .apply(&policy, &bob, A::Reject, Some(" "), AT)

@@ -336,18 +336,31 @@ async fn knowledge_changes_mark_only_the_hosts_they_touch() {
     for test_store in patchwarden_store::testing::stores("kb_changes", tmp).await {
         let store = &test_store.store;
         let backend = store.backend();
+        // Writes `list` into a feed, as fetched at `at`.
+        let write = |feed: &'static str,
+                     source: Source,
+                     mode: WriteMode,
+                     list: &[patchwarden_model::Advisory],
+                     at: &'static str| {
+            let items = items(list, at);
+            async move {
+                store
+                    .write_advisories(feed, source, mode, &items, None)
+                    .await
+                    .unwrap();
+            }
+        };
+        const SECDB: &str = "alpine-secdb:v3.11/main";
         let now = "2026-12-01T10:00:00Z";
         // Before any host exists, writes journal nothing.
-        store
-            .write_advisories(
-                "alpine-secdb:v3.11/main",
-                Source::AlpineSecdb,
-                WriteMode::Replace,
-                &items(&without_openssl, "t0"),
-                None,
-            )
-            .await
-            .unwrap();
+        write(
+            SECDB,
+            Source::AlpineSecdb,
+            WriteMode::Replace,
+            &without_openssl,
+            "t0",
+        )
+        .await;
         assert_eq!(store.pending_knowledge_changes().await.unwrap(), 0);
 
         store
@@ -403,30 +416,19 @@ async fn knowledge_changes_mark_only_the_hosts_they_touch() {
         settle().await;
 
         // New advisories for openssl: only the host holding openssl.
-        store
-            .write_advisories(
-                "alpine-secdb:v3.11/main",
-                Source::AlpineSecdb,
-                WriteMode::Upsert,
-                &items(&openssl_advisories, "t1"),
-                None,
-            )
-            .await
-            .unwrap();
+        write(
+            SECDB,
+            Source::AlpineSecdb,
+            WriteMode::Upsert,
+            &openssl_advisories,
+            "t1",
+        )
+        .await;
         assert_eq!(marked_by("openssl added").await.0, vec![a], "{backend:?}");
         settle().await;
 
         // The same feed downloaded again (new provenance, same records): nobody.
-        store
-            .write_advisories(
-                "alpine-secdb:v3.11/main",
-                Source::AlpineSecdb,
-                WriteMode::Replace,
-                &items(&secdb, "t2"),
-                None,
-            )
-            .await
-            .unwrap();
+        write(SECDB, Source::AlpineSecdb, WriteMode::Replace, &secdb, "t2").await;
         assert_eq!(
             store.pending_knowledge_changes().await.unwrap(),
             0,
@@ -441,30 +443,26 @@ async fn knowledge_changes_mark_only_the_hosts_they_touch() {
             .find(|a| a.affected.iter().any(|p| p.package == "openssl"))
             .unwrap();
         one.modified = Some("2026-12-01T00:00:00Z".into());
-        store
-            .write_advisories(
-                "alpine-secdb:v3.11/main",
-                Source::AlpineSecdb,
-                WriteMode::Replace,
-                &items(&changed, "t3"),
-                None,
-            )
-            .await
-            .unwrap();
+        write(
+            SECDB,
+            Source::AlpineSecdb,
+            WriteMode::Replace,
+            &changed,
+            "t3",
+        )
+        .await;
         assert_eq!(marked_by("openssl modified").await.0, vec![a]);
         settle().await;
 
         // Openssl's advisories gone (a replacement without them): only its host again.
-        store
-            .write_advisories(
-                "alpine-secdb:v3.11/main",
-                Source::AlpineSecdb,
-                WriteMode::Replace,
-                &items(&without_openssl, "t4"),
-                None,
-            )
-            .await
-            .unwrap();
+        write(
+            SECDB,
+            Source::AlpineSecdb,
+            WriteMode::Replace,
+            &without_openssl,
+            "t4",
+        )
+        .await;
         assert_eq!(marked_by("openssl removed").await.0, vec![a]);
         settle().await;
 
@@ -482,16 +480,14 @@ async fn knowledge_changes_mark_only_the_hosts_they_touch() {
                 }
             }
         }
-        store
-            .write_advisories(
-                "test-debian",
-                Source::Osv,
-                WriteMode::Upsert,
-                &items(&elsewhere, "t5"),
-                None,
-            )
-            .await
-            .unwrap();
+        write(
+            "test-debian",
+            Source::Osv,
+            WriteMode::Upsert,
+            &elsewhere,
+            "t5",
+        )
+        .await;
         let (marked, applied) = marked_by("other distribution").await;
         assert_eq!((marked, applied.changes), (Vec::<i64>::new(), 1));
 
@@ -533,16 +529,14 @@ async fn knowledge_changes_mark_only_the_hosts_they_touch() {
         // NVD enrichment of a CVE no finding cites: nobody, and no package concerned. The same
         // record flipped to rejected (a variation made by this test, stored nowhere else): the
         // packages of the advisories citing it (Ubuntu's openssl) are concerned.
-        store
-            .write_advisories(
-                "osv:Ubuntu",
-                Source::Osv,
-                WriteMode::Upsert,
-                &items(&ubuntu_openssl, "t11"),
-                None,
-            )
-            .await
-            .unwrap();
+        write(
+            "osv:Ubuntu",
+            Source::Osv,
+            WriteMode::Upsert,
+            &ubuntu_openssl,
+            "t11",
+        )
+        .await;
         store.apply_knowledge_changes().await.unwrap();
         let nvd_items: Vec<_> = nvd
             .iter()
