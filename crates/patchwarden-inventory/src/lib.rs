@@ -25,6 +25,8 @@ pub mod reboot;
 mod root;
 pub mod rpm;
 pub mod stale;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::path::Path;
 

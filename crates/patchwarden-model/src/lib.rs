@@ -18,6 +18,7 @@
 pub mod fleet;
 mod inventory;
 mod inventory_view;
+pub mod job;
 mod knowledge;
 mod release;
 

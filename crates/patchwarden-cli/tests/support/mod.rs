@@ -138,45 +138,10 @@ fn inventory_output(root: &Path) -> Output {
     ])
 }
 
-/// Builds (or reuses) a minimal Debian 12 root with a few extra packages (ones the Debian tracker
-/// fixtures name), once per test process. `PATCHWARDEN_TEST_CACHE` (default: the test target
-/// directory) keeps it between runs; delete it to build afresh. `None` when mmdebstrap is missing.
+/// The minimal Debian 12 root shared by the tests (`patchwarden_inventory::testing`), cached in
+/// `PATCHWARDEN_TEST_CACHE` (default: the test target directory). `None` when mmdebstrap is missing.
 pub fn debian_root() -> Option<PathBuf> {
-    static ROOT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    ROOT.get_or_init(build_debian_root).clone()
-}
-
-/// The packages beyond minbase: TLS tools, and apparmor/atomicparsley (named by the tracker slices).
-pub const DEBIAN_ROOT_INCLUDES: &str = "openssl,curl,ca-certificates,libapparmor1,atomicparsley";
-
-fn build_debian_root() -> Option<PathBuf> {
-    let cache = std::env::var_os("PATCHWARDEN_TEST_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
-    let root = cache.join("bookworm-minbase-v2");
-    if root.join("var/lib/dpkg/status").is_file() && root.join(".complete").is_file() {
-        return Some(root);
-    }
-    if !tool_available("mmdebstrap") {
-        return None;
-    }
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&cache).unwrap();
-    let mirror = std::env::var("PATCHWARDEN_DEBIAN_MIRROR")
-        .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
-    let status = Command::new("mmdebstrap")
-        .args([
-            "--variant=minbase",
-            &format!("--include={DEBIAN_ROOT_INCLUDES}"),
-            "bookworm",
-        ])
-        .arg(&root)
-        .arg(&mirror)
-        .status()
-        .expect("run mmdebstrap");
-    assert!(status.success(), "mmdebstrap failed (mirror {mirror})");
-    std::fs::write(root.join(".complete"), "").unwrap();
-    Some(root)
+    patchwarden_inventory::testing::debian_root(Path::new(env!("CARGO_TARGET_TMPDIR")))
 }
 
 /// Packages of the test AlmaLinux rpmdb: (source spec name, binary sub-package or "" for the main one).

@@ -1,0 +1,338 @@
+//! Package jobs on a host (`/`) or a root filesystem (through `chroot`): what the agent runs.
+//!
+//! It owns the order of a job — recover an interrupted dpkg run (`dpkg --configure -a`), pre-hooks,
+//! the package manager with exact versions (`apt-get install name=version`, non-interactive, old
+//! configuration files kept, waiting for another manager's lock up to the job's timeout, downgrades
+//! only for a rollback), verification that the database holds exactly the target versions,
+//! post-hooks, health checks, and the reboot decision — and the report of every command run with its
+//! output. Programs run without a shell, from argv the server's configuration gave. Only the dpkg
+//! family is implemented so far; other managers are refused with a clear reason.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use patchwarden_model::job::{
+    HealthCheck, JobOperation, JobOutcome, JobReport, JobStage, JobStep, PackageJob, RebootPolicy,
+};
+
+/// dpkg states that mean a run was interrupted.
+const INTERRUPTED: [&str; 5] = [
+    "half-installed",
+    "unpacked",
+    "half-configured",
+    "triggers-awaited",
+    "triggers-pending",
+];
+
+/// Where and how jobs run.
+#[derive(Clone, Debug)]
+pub struct Executor {
+    root: PathBuf,
+    /// Bytes of each command's output kept (the end).
+    pub max_output: usize,
+}
+
+impl Executor {
+    pub fn new(root: &Path) -> Executor {
+        Executor {
+            root: root.to_path_buf(),
+            max_output: 64 * 1024,
+        }
+    }
+
+    fn live(&self) -> bool {
+        self.root == Path::new("/")
+    }
+
+    /// A program inside the root.
+    fn command(&self, argv: &[String]) -> Command {
+        let mut c = if self.live() {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        } else {
+            let mut c = Command::new("chroot");
+            c.arg(&self.root).args(argv);
+            c
+        };
+        c.env("DEBIAN_FRONTEND", "noninteractive")
+            .env("APT_LISTCHANGES_FRONTEND", "none")
+            .env("NEEDRESTART_MODE", "l")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn step(&self, stage: JobStage, argv: Vec<String>) -> JobStep {
+        if argv.is_empty() {
+            return JobStep {
+                stage,
+                command: argv,
+                status: None,
+                output: "empty command".into(),
+            };
+        }
+        let out = self.command(&argv).output();
+        let (status, mut output) = match out {
+            Ok(o) => {
+                let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+                text.push_str(&String::from_utf8_lossy(&o.stderr));
+                (o.status.code(), text)
+            }
+            Err(e) => (None, format!("cannot run {}: {e}", argv[0])),
+        };
+        if output.len() > self.max_output {
+            let mut cut = output.len() - self.max_output;
+            while !output.is_char_boundary(cut) {
+                cut += 1;
+            }
+            output = format!("[… {cut} bytes cut …]\n{}", &output[cut..]);
+        }
+        JobStep {
+            stage,
+            command: argv,
+            status,
+            output,
+        }
+    }
+
+    /// Packages the dpkg database holds in an interrupted state.
+    pub fn interrupted_packages(&self) -> std::io::Result<Vec<String>> {
+        let status = std::fs::read_to_string(self.root.join("var/lib/dpkg/status"))?;
+        let mut out = Vec::new();
+        let mut name = "";
+        for line in status.lines() {
+            if let Some(n) = line.strip_prefix("Package:") {
+                name = n.trim();
+            } else if let Some(s) = line.strip_prefix("Status:") {
+                if s.split_whitespace()
+                    .nth(2)
+                    .is_some_and(|st| INTERRUPTED.contains(&st))
+                {
+                    out.push(name.to_owned());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs a job to its end or its first failure.
+    pub fn run(&self, job: &PackageJob) -> JobReport {
+        let mut report = JobReport {
+            id: job.id.clone(),
+            outcome: JobOutcome::Succeeded,
+            steps: Vec::new(),
+            recovered: false,
+            reboot_required: false,
+            reboot_now: false,
+        };
+        if let Err((stage, reason)) = self.run_stages(job, &mut report) {
+            report.outcome = JobOutcome::Failed { stage, reason };
+        }
+        report
+    }
+
+    fn run_stages(
+        &self,
+        job: &PackageJob,
+        report: &mut JobReport,
+    ) -> Result<(), (JobStage, String)> {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+        if !self.root.join("var/lib/dpkg/status").is_file() {
+            return Err((
+                JobStage::Packages,
+                "no dpkg database: only dpkg/apt systems run jobs so far".into(),
+            ));
+        }
+        // 1. An interrupted run is completed first (a rollback goes on even if that fails: it
+        //    replaces the package that broke it).
+        let interrupted = self
+            .interrupted_packages()
+            .map_err(|e| (JobStage::Recover, format!("reading the dpkg database: {e}")))?;
+        if !interrupted.is_empty() {
+            let step = self.step(JobStage::Recover, s(&["dpkg", "--configure", "-a"]));
+            let ok = step.status == Some(0);
+            report.steps.push(step);
+            report.recovered = ok;
+            if !ok && job.operation == JobOperation::Install {
+                return Err((
+                    JobStage::Recover,
+                    format!(
+                        "dpkg --configure -a failed (interrupted: {})",
+                        interrupted.join(", ")
+                    ),
+                ));
+            }
+        }
+        // 2. Pre-hooks.
+        for hook in &job.pre_hooks {
+            self.checked(report, JobStage::PreHook, hook.clone())?;
+        }
+        // 3. The package manager, exact versions.
+        let mut argv = s(&[
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            "-o",
+        ]);
+        argv.push(format!("DPkg::Lock::Timeout={}", job.lock_timeout_secs));
+        if job.operation == JobOperation::Rollback {
+            argv.push("--allow-downgrades".into());
+        }
+        for p in &job.packages {
+            argv.push(match &p.arch {
+                Some(a) => format!("{}:{a}={}", p.name, p.version),
+                None => format!("{}={}", p.name, p.version),
+            });
+        }
+        self.checked(report, JobStage::Packages, argv)?;
+        // 4. The database holds exactly the targets.
+        let root = patchwarden_inventory::SystemRoot::open(&self.root)
+            .map_err(|e| (JobStage::Verify, e.to_string()))?;
+        let installed = patchwarden_inventory::dpkg::read(&root)
+            .map_err(|e| (JobStage::Verify, e.to_string()))?
+            .map(|set| set.packages)
+            .unwrap_or_default();
+        for p in &job.packages {
+            let found = installed
+                .iter()
+                .find(|i| i.name == p.name && p.arch.as_ref().is_none_or(|a| *a == i.arch));
+            match found {
+                Some(i) if i.version == p.version => {}
+                Some(i) => {
+                    return Err((
+                        JobStage::Verify,
+                        format!("{} is at {}, not {}", p.name, i.version, p.version),
+                    ))
+                }
+                None => return Err((JobStage::Verify, format!("{} is not installed", p.name))),
+            }
+        }
+        // 5. Post-hooks and health checks.
+        for hook in &job.post_hooks {
+            self.checked(report, JobStage::PostHook, hook.clone())?;
+        }
+        for check in &job.health_checks {
+            self.health_check(report, check)?;
+        }
+        // 6. Reboot.
+        report.reboot_required = job.reboot == RebootPolicy::Always
+            || self.root.join("var/run/reboot-required").exists()
+            || self.root.join("run/reboot-required").exists();
+        report.reboot_now = self.live()
+            && match job.reboot {
+                RebootPolicy::Never => false,
+                RebootPolicy::IfRequired => report.reboot_required,
+                RebootPolicy::Always => true,
+            };
+        Ok(())
+    }
+
+    /// Runs a step; a non-zero exit fails the job with the step's last output lines.
+    fn checked(
+        &self,
+        report: &mut JobReport,
+        stage: JobStage,
+        argv: Vec<String>,
+    ) -> Result<(), (JobStage, String)> {
+        let step = self.step(stage, argv);
+        let ok = step.status == Some(0);
+        let reason = (!ok).then(|| {
+            let tail: Vec<&str> = step.output.lines().rev().take(3).collect();
+            format!(
+                "{} exited with {}: {}",
+                step.command.join(" "),
+                step.status.map_or("a signal".to_owned(), |c| c.to_string()),
+                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            )
+        });
+        report.steps.push(step);
+        match reason {
+            None => Ok(()),
+            Some(r) => Err((stage, r)),
+        }
+    }
+
+    fn health_check(
+        &self,
+        report: &mut JobReport,
+        check: &HealthCheck,
+    ) -> Result<(), (JobStage, String)> {
+        match check {
+            HealthCheck::Command { argv } => {
+                self.checked(report, JobStage::HealthCheck, argv.clone())
+            }
+            HealthCheck::SystemdUnit { unit } => self.checked(
+                report,
+                JobStage::HealthCheck,
+                vec![
+                    "systemctl".into(),
+                    "is-active".into(),
+                    "--quiet".into(),
+                    unit.clone(),
+                ],
+            ),
+            HealthCheck::Http { url, status } => {
+                let got = http_status(url);
+                report.steps.push(JobStep {
+                    stage: JobStage::HealthCheck,
+                    command: vec!["GET".into(), url.clone()],
+                    status: got.as_ref().ok().map(|s| i32::from(*s)),
+                    output: got.as_ref().err().cloned().unwrap_or_default(),
+                });
+                match got {
+                    Ok(s) if s == *status => Ok(()),
+                    Ok(s) => Err((
+                        JobStage::HealthCheck,
+                        format!("{url} answered {s}, not {status}"),
+                    )),
+                    Err(e) => Err((JobStage::HealthCheck, format!("{url}: {e}"))),
+                }
+            }
+        }
+    }
+}
+
+/// The status code of `GET url` (`http://host[:port]/path` only; 10 s limit).
+fn http_status(url: &str) -> Result<u16, String> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// URLs (use a command check for https)")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let address = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let timeout = std::time::Duration::from_secs(10);
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&address)
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).map_err(|e| e.to_string())?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("not an HTTP answer: {line:?}"))
+}
