@@ -3,9 +3,11 @@
 //! changed, a heartbeat otherwise. Every report goes through an on-disk spool first and leaves it
 //! only when the server acknowledged it; a server that cannot be reached is retried with backoff,
 //! and a retried report carries its idempotency key, so it is stored once. Between check-ins it
-//! long-polls the server for jobs (deployment fills them in).
+//! long-polls the server for package jobs, runs them with `patchwarden-exec` on its root, keeps the
+//! report on disk until the server has it, and reports the new inventory at once.
 //!
-//! It depends on the inventory collectors and the shared wire format only, never on the server.
+//! It depends on the inventory collectors, the job executor and the shared wire format only, never
+//! on the server.
 
 mod spool;
 
@@ -17,6 +19,7 @@ use clap::{Parser, Subcommand};
 use patchwarden_model::fleet::{
     inventory_digest, ApiError, CheckIn, CheckInAck, CheckInResult, EnrollRequest, EnrollResponse,
 };
+use patchwarden_model::job::PackageJob;
 use serde::{Deserialize, Serialize};
 
 /// Exit status of `--once` when reports stay spooled (the server could not take them): EX_TEMPFAIL.
@@ -328,6 +331,8 @@ struct Agent {
     client: reqwest::Client,
     spool: spool::Spool,
     digest_file: PathBuf,
+    /// Job reports not yet delivered (one file per job).
+    job_reports: PathBuf,
 }
 
 /// Why delivery stopped.
@@ -360,6 +365,7 @@ impl Agent {
             client,
             spool: spool::Spool::open(&state_dir.join("spool"), settings.spool_limit)?,
             digest_file: state_dir.join("last-digest"),
+            job_reports: state_dir.join("job-reports"),
         })
     }
 
@@ -450,14 +456,17 @@ impl Agent {
             .map_err(|e| Undelivered::Retry(format!("{url}: the answer: {e}")))
     }
 
-    /// One long-poll for a job; no job kinds exist yet, so anything but 204 is only logged.
-    async fn poll_job(&self, wait: Duration) {
+    /// One long-poll for a job: a job that arrives is run on `root` and its report delivered
+    /// (kept on disk until the server has it). Returns whether a job ran (then the caller reports
+    /// the new inventory at once).
+    async fn poll_job(&self, wait: Duration, root: &Path) -> bool {
+        self.deliver_job_reports().await;
         let url = format!(
             "{}/v1/jobs/next?wait_secs={}",
             self.state.server,
             wait.as_secs()
         );
-        match self
+        let response = match self
             .client
             .get(&url)
             .bearer_auth(&self.credential)
@@ -465,11 +474,87 @@ impl Agent {
             .send()
             .await
         {
-            Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => {}
-            Ok(r) => eprintln!("jobs: {}", error_text(r).await),
+            Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => return false,
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                eprintln!("jobs: {}", error_text(r).await);
+                tokio::time::sleep(wait).await;
+                return false;
+            }
             Err(e) => {
                 eprintln!("jobs: {url}: {e}");
                 tokio::time::sleep(wait).await;
+                return false;
+            }
+        };
+        let job: PackageJob = match response.bytes().await.map(|b| serde_json::from_slice(&b)) {
+            Ok(Ok(job)) => job,
+            Ok(Err(e)) => {
+                eprintln!("jobs: not a package job: {e}");
+                return false;
+            }
+            Err(e) => {
+                eprintln!("jobs: {url}: {e}");
+                return false;
+            }
+        };
+        eprintln!(
+            "job {}: {:?} of {} package(s)",
+            job.id,
+            job.operation,
+            job.packages.len()
+        );
+        let executor = patchwarden_exec::Executor::new(root);
+        let report = match tokio::task::spawn_blocking(move || executor.run(&job)).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("jobs: the job's task failed: {e}");
+                return false;
+            }
+        };
+        eprintln!("job {}: {:?}", report.id, report.outcome);
+        let _ = std::fs::create_dir_all(&self.job_reports);
+        let path = self.job_reports.join(format!("{}.json", report.id));
+        if let Err(e) = write_private(
+            &path,
+            &serde_json::to_vec(&report).expect("a report serializes"),
+        ) {
+            eprintln!("jobs: keeping the report: {e}");
+        }
+        self.deliver_job_reports().await;
+        true
+    }
+
+    /// Sends the kept job reports; a report the server has (or refuses as not open) is removed.
+    async fn deliver_job_reports(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.job_reports) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(id) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let url = format!("{}/v1/jobs/{id}/report", self.state.server);
+            match self
+                .client
+                .post(&url)
+                .bearer_auth(&self.credential)
+                .header("content-type", "application/json")
+                .body(bytes)
+                .send()
+                .await
+            {
+                Ok(r)
+                    if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND =>
+                {
+                    let _ = std::fs::remove_file(&path);
+                }
+                Ok(r) => eprintln!("job report {id}: {}", error_text(r).await),
+                Err(e) => eprintln!("job report {id}: {url}: {e}"),
             }
         }
     }
@@ -524,15 +609,28 @@ async fn run(state_dir: &Path, settings: &RunSettings, once: bool) -> Result<Exi
             }
         }
         if once {
+            // One look for a job; after one ran, the new inventory goes out at once.
+            if agent.poll_job(Duration::ZERO, &settings.root).await {
+                agent.queue_report(&settings.root)?;
+                if let Err(Undelivered::Retry(e) | Undelivered::Refused(e)) =
+                    agent.deliver(&settings.root).await
+                {
+                    eprintln!("check-in after the job: {e}");
+                    return Ok(ExitCode::from(UNDELIVERED_EXIT));
+                }
+            }
             return Ok(ExitCode::SUCCESS);
         }
-        // Between check-ins: long-poll for jobs until the next one is due.
+        // Between check-ins: long-poll for jobs until the next one is due (or a job ran).
         while tokio::time::Instant::now() < due {
             let left = due - tokio::time::Instant::now();
             if left < Duration::from_secs(1) {
                 tokio::time::sleep(left).await;
-            } else {
-                agent.poll_job(left.min(Duration::from_secs(60))).await;
+            } else if agent
+                .poll_job(left.min(Duration::from_secs(60)), &settings.root)
+                .await
+            {
+                break;
             }
         }
     }

@@ -1017,3 +1017,160 @@ fn bad_input_is_refused_with_4xx() {
     assert_eq!(hosts[0]["revoked"], true);
     assert_eq!(hosts[0]["packages"], 15);
 }
+
+/// POST `body` as JSON with `token`; (status, answer).
+fn http_post(
+    server: &ServerProcess,
+    state: &Path,
+    token: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    runtime().block_on(async {
+        let r = client(state)
+            .post(format!("{}{path}", server.url))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).unwrap())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    })
+}
+
+/// An operator's job reaches the agent by its long-poll: the agent upgrades its Debian root with
+/// real apt to exactly the version asked (from a local repository of synthetic packages), reports,
+/// and its next inventory shows the change. Bad jobs and reports are refused.
+#[test]
+fn an_operator_job_upgrades_a_host_and_its_inventory_follows() {
+    use patchwarden_inventory::testing::{debian_root_with_repository, SyntheticDeb};
+    let work = scratch("fleet-job");
+    let deb = |version| SyntheticDeb {
+        name: "pw-synthetic-hello",
+        source: None,
+        version,
+        postinst: None,
+    };
+    let Some(root) = debian_root_with_repository(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        &work.join("root"),
+        &[deb("1.0-1"), deb("1.0-2")],
+    ) else {
+        return;
+    };
+    let st = Command::new("chroot")
+        .arg(&root)
+        .args(["apt-get", "install", "-y", "-q", "pw-synthetic-hello=1.0-1"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let db = work.join("kb.db").display().to_string();
+    let state = work.join("server-state");
+    let server = start_server(&db, &state, "127.0.0.1:0", &[]);
+    let admin = server.admin_token.clone().unwrap();
+    let token = enroll_token(&db, &["--uses", "1"]);
+    let agent_dir = work.join("agent");
+    ok(
+        &enroll(&agent_dir, &server, &token, &root, "job-host"),
+        "enroll",
+    );
+    let root_arg = root.to_str().unwrap();
+    ok(
+        &agent(&agent_dir, &["run", "--once", "--root", root_arg]),
+        "first check-in",
+    );
+    let host_id = query(&server, &state, &admin, &["hosts"])[0]["id"]
+        .as_i64()
+        .unwrap();
+
+    // Jobs take package names and versions only.
+    let path = format!("/v1/hosts/{host_id}/jobs");
+    for bad in [
+        serde_json::json!({"operation": "install", "packages": []}),
+        serde_json::json!({"operation": "install", "packages": [{"name": "-oAPT::Get::x=1", "version": "1"}]}),
+        serde_json::json!({"operation": "install", "packages": [{"name": "a", "version": "1 b"}]}),
+        serde_json::json!({"operation": "install", "packages": [{"name": "a", "version": "1"}], "pre_hooks": [["rm", "-rf", "/"]]}),
+        serde_json::json!({"operation": "reinstall", "packages": [{"name": "a", "version": "1"}]}),
+    ] {
+        let (status, answer) = http_post(&server, &state, &admin, &path, &bad);
+        assert_eq!(status, 400, "{bad}: {answer}");
+    }
+    assert_eq!(
+        http_post(&server, &state, &admin, "/v1/hosts/999/jobs", &serde_json::json!({"operation": "install", "packages": [{"name": "a", "version": "1"}]})).0,
+        404
+    );
+    let (status, job) = http_post(
+        &server,
+        &state,
+        &admin,
+        &path,
+        &serde_json::json!({"operation": "install", "packages": [{"name": "pw-synthetic-hello", "version": "1.0-2"}]}),
+    );
+    assert_eq!(status, 201, "{job}");
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        http_get(&server, &state, &admin, &format!("/v1/jobs/{job_id}"))["state"],
+        "queued"
+    );
+
+    // The agent's next cycle takes the job, runs apt in its root, reports, re-inventories.
+    let out = agent(&agent_dir, &["run", "--once", "--root", root_arg]);
+    let log = ok(&out, "run with a job");
+    let stored = http_get(&server, &state, &admin, &format!("/v1/jobs/{job_id}"));
+    assert_eq!(stored["state"], "succeeded", "{stored} {log}");
+    assert_eq!(stored["report"]["outcome"]["outcome"], "succeeded");
+    let history = http_get(
+        &server,
+        &state,
+        &admin,
+        &format!("/v1/hosts/{host_id}/history"),
+    );
+    let hello: Vec<(String, bool)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["package"] == "pw-synthetic-hello")
+        .map(|h| {
+            (
+                h["version"].as_str().unwrap().to_owned(),
+                h["disappeared_at"].is_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hello,
+        [("1.0-1".to_owned(), true), ("1.0-2".to_owned(), false)],
+        "{history}"
+    );
+
+    // The report is the host's own and taken once; a user cannot report.
+    let report = stored["report"].clone();
+    let host_secret = std::fs::read_to_string(agent_dir.join("credential")).unwrap();
+    let (status, _) = http_post(
+        &server,
+        &state,
+        host_secret.trim(),
+        &format!("/v1/jobs/{job_id}/report"),
+        &report,
+    );
+    assert_eq!(status, 404, "a second report");
+    let (status, _) = http_post(
+        &server,
+        &state,
+        &admin,
+        &format!("/v1/jobs/{job_id}/report"),
+        &report,
+    );
+    assert_eq!(status, 401, "a user token on the host API");
+}

@@ -43,31 +43,16 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Builds `name_version_all.deb` into `dir` (a package with one file and no maintainer scripts).
 fn build_deb(dir: &Path, name: &str, source: &str, version: &str) -> PathBuf {
-    let tree = dir.join(format!("build-{name}-{version}"));
-    std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
-    std::fs::create_dir_all(tree.join("usr/share/doc").join(name)).unwrap();
-    std::fs::write(
-        tree.join("usr/share/doc").join(name).join("README"),
-        format!("{name} {version}: a synthetic package of patchwarden's tests\n"),
+    patchwarden_inventory::testing::build_synthetic_deb(
+        dir,
+        &patchwarden_inventory::testing::SyntheticDeb {
+            name,
+            source: Some(source),
+            version,
+            postinst: None,
+        },
     )
-    .unwrap();
-    std::fs::write(
-        tree.join("DEBIAN/control"),
-        format!(
-            "Package: {name}\nSource: {source}\nVersion: {version}\nArchitecture: all\n\
-             Maintainer: patchwarden tests <tests@patchwarden.invalid>\n\
-             Description: synthetic test package (not a real Debian package)\n"
-        ),
-    )
-    .unwrap();
-    let deb = dir.join(format!("{name}_{version}_all.deb"));
-    run(Command::new("dpkg-deb")
-        .args(["--root-owner-group", "--build"])
-        .arg(&tree)
-        .arg(&deb));
-    deb
 }
 
 fn apt(root: &Path) -> Command {
@@ -150,10 +135,7 @@ fn plans_agree_with_apt_and_take_the_repository_versions() {
             ])
             .arg(&deb));
     }
-    let index = run(Command::new("dpkg-scanpackages")
-        .args(["--multiversion", "."])
-        .current_dir(&repo));
-    std::fs::write(repo.join("Packages"), index).unwrap();
+    patchwarden_inventory::testing::index_repository(&repo);
     std::fs::write(
         root.join("etc/apt/sources.list"),
         format!("deb [trusted=yes] file:{} ./\n", repo.display()),
@@ -262,10 +244,7 @@ fn plans_agree_with_apt_and_take_the_repository_versions() {
     // The repository moves on: a new plan takes the newer version (the stored plan keeps its own).
     let deb = build_deb(&work, "pw-synthetic-libfoo1", "pw-synthetic-foo", "2.0-4");
     std::fs::copy(&deb, repo.join(deb.file_name().unwrap())).unwrap();
-    let index = run(Command::new("dpkg-scanpackages")
-        .args(["--multiversion", "."])
-        .current_dir(&repo));
-    std::fs::write(repo.join("Packages"), index).unwrap();
+    patchwarden_inventory::testing::index_repository(&repo);
     run(apt(&root).arg("update"));
     let moved = patchwarden_inventory::apt_lists::read(&sys).unwrap();
     let replanned = plan_host(

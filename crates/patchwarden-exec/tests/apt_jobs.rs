@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use patchwarden_exec::Executor;
+use patchwarden_inventory::testing::SyntheticDeb;
 use patchwarden_model::job::{
     HealthCheck, JobOperation, JobOutcome, JobStage, PackageJob, PackageTarget, RebootPolicy,
 };
@@ -22,36 +23,6 @@ fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn build_deb(dir: &Path, name: &str, version: &str, postinst: Option<&str>) {
-    let tree = dir.join(format!("build-{name}-{version}"));
-    std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
-    std::fs::create_dir_all(tree.join("usr/share/doc").join(name)).unwrap();
-    std::fs::write(
-        tree.join("usr/share/doc").join(name).join("VERSION"),
-        format!("{version}\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        tree.join("DEBIAN/control"),
-        format!(
-            "Package: {name}\nVersion: {version}\nArchitecture: all\n\
-             Maintainer: patchwarden tests <tests@patchwarden.invalid>\n\
-             Description: synthetic test package (not a real Debian package)\n"
-        ),
-    )
-    .unwrap();
-    if let Some(script) = postinst {
-        let path = tree.join("DEBIAN/postinst");
-        std::fs::write(&path, script).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    run(Command::new("dpkg-deb")
-        .args(["--root-owner-group", "--build"])
-        .arg(&tree)
-        .arg(dir.join(format!("{name}_{version}_all.deb"))));
 }
 
 fn job(id: &str, operation: JobOperation, packages: &[(&str, &str)]) -> PackageJob {
@@ -93,52 +64,29 @@ fn installed(root: &Path, name: &str) -> Option<(String, String)> {
     Some((state, version))
 }
 
-/// A fresh copy of the test root with the local repository configured and indexed.
+/// A fresh copy of the test root with the local repository of synthetic packages.
 fn prepared_root() -> Option<PathBuf> {
-    let tools = ["dpkg-deb", "dpkg-scanpackages", "chroot"].iter().all(|t| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let cached =
-        patchwarden_inventory::testing::debian_root(Path::new(env!("CARGO_TARGET_TMPDIR")));
-    let (Some(cached), true) = (cached, tools) else {
-        if std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() == Ok("1") {
-            panic!("mmdebstrap, dpkg-deb, dpkg-scanpackages and chroot are required");
-        }
-        eprintln!("SKIPPED: no Debian test root or dpkg-dev tools");
-        return None;
+    let deb = |name, version, postinst| SyntheticDeb {
+        name,
+        source: None,
+        version,
+        postinst,
     };
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("exec-root");
-    let _ = std::fs::remove_dir_all(&root);
-    run(Command::new("cp").arg("-a").arg(&cached).arg(&root));
-    let repo = root.join("srv/repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    build_deb(&repo, "pw-synthetic-hello", "1.0-1", None);
-    build_deb(&repo, "pw-synthetic-hello", "1.0-2", None);
-    build_deb(&repo, "pw-synthetic-broken", "1.0-1", None);
-    build_deb(
-        &repo,
-        "pw-synthetic-broken",
-        "1.0-2",
-        Some("#!/bin/sh\necho 'synthetic failure' >&2\nexit 1\n"),
-    );
-    build_deb(&repo, "pw-synthetic-other", "1.0-1", None);
-    let index = run(Command::new("dpkg-scanpackages")
-        .args(["--multiversion", "."])
-        .current_dir(&repo));
-    std::fs::write(repo.join("Packages"), index).unwrap();
-    // Only the local repository: the job must not depend on the network.
-    std::fs::write(
-        root.join("etc/apt/sources.list"),
-        "deb [trusted=yes] file:/srv/repo ./\n",
+    patchwarden_inventory::testing::debian_root_with_repository(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("exec-root"),
+        &[
+            deb("pw-synthetic-hello", "1.0-1", None),
+            deb("pw-synthetic-hello", "1.0-2", None),
+            deb("pw-synthetic-broken", "1.0-1", None),
+            deb(
+                "pw-synthetic-broken",
+                "1.0-2",
+                Some("#!/bin/sh\necho 'synthetic failure' >&2\nexit 1\n"),
+            ),
+            deb("pw-synthetic-other", "1.0-1", None),
+        ],
     )
-    .unwrap();
-    run(Command::new("chroot")
-        .arg(&root)
-        .args(["apt-get", "-q", "update"]));
-    Some(root)
 }
 
 #[test]

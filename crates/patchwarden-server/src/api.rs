@@ -8,7 +8,10 @@
 //! | `GET /v1/ca.pem` | anyone | the CA certificate (agents check its fingerprint) |
 //! | `POST /v1/enroll` | enrollment token | a host credential |
 //! | `POST /v1/checkin` | host | inventory or heartbeat |
-//! | `GET /v1/jobs/next?wait_secs=N` | host | long-poll for work (204: none) |
+//! | `GET /v1/jobs/next?wait_secs=N` | host | long-poll for a package job (204: none within the wait) |
+//! | `POST /v1/jobs/{id}/report` | host | the job's report (only the host's own job) |
+//! | `POST /v1/hosts/{id}/jobs` | operator | queue a package job: operation and exact versions |
+//! | `GET /v1/jobs/{id}` | auditor | a job, its state and report |
 //! | `GET /v1/hosts?os=&label=k=v&group=&stale=` | auditor | hosts |
 //! | `GET /v1/hosts/{id}`, `/findings`, `/history` | auditor | one host |
 //! | `PUT /v1/hosts/{id}/labels` | operator | set labels (`""` removes) |
@@ -25,7 +28,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -60,6 +63,8 @@ pub struct AppState {
     /// hands). Heartbeats of these hosts skip the credential lookup; the heartbeat batch checks
     /// revocation in its own transaction instead (`HeartbeatOutcome::Refused`).
     known_hosts: Arc<std::sync::Mutex<HashMap<String, i64>>>,
+    /// Which hosts have queued jobs (refreshed from the store; long-polls wait on it).
+    pub(crate) job_board: Arc<crate::jobs::JobBoard>,
 }
 
 /// Most host credentials remembered (beyond it the map starts again: ~100 bytes each).
@@ -122,6 +127,7 @@ impl AppState {
                 queued: std::sync::Mutex::new(Default::default()),
             }),
             known_hosts: Arc::new(std::sync::Mutex::new(HashMap::new())),
+            job_board: Arc::new(crate::jobs::JobBoard::default()),
         }
     }
 
@@ -408,7 +414,7 @@ impl AppState {
 pub struct Failure(StatusCode, String);
 
 impl Failure {
-    fn new(status: StatusCode, message: impl Into<String>) -> Failure {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Failure {
         Failure(status, message.into())
     }
 }
@@ -425,9 +431,9 @@ impl From<patchwarden_store::StoreError> for Failure {
     }
 }
 
-type Answer<T> = Result<T, Failure>;
+pub(crate) type Answer<T> = Result<T, Failure>;
 
-fn json<T: serde::Serialize>(value: &T) -> Response {
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> Response {
     axum::Json(value).into_response()
 }
 
@@ -453,7 +459,7 @@ fn bearer(headers: &HeaderMap) -> Answer<&str> {
 
 impl AppState {
     /// The user presenting a token, if its role reaches `needed`.
-    async fn user(
+    pub(crate) async fn user(
         &self,
         headers: &HeaderMap,
         needed: Role,
@@ -491,7 +497,7 @@ impl AppState {
     }
 
     /// The host presenting its credential.
-    async fn host(&self, headers: &HeaderMap) -> Answer<HostCredential> {
+    pub(crate) async fn host(&self, headers: &HeaderMap) -> Answer<HostCredential> {
         self.authenticate_host(&host_secret_digest(headers)?).await
     }
 
@@ -542,13 +548,15 @@ fn host_secret_digest(headers: &HeaderMap) -> Answer<String> {
 }
 
 /// Parses a JSON body, naming what was wrong (with line and column).
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Answer<T> {
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Answer<T> {
     serde_json::from_slice(body)
         .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, format!("{what}: {e}")))
 }
 
 /// The body, or the extractor's refusal (413 beyond the limit) as a JSON error.
-fn body(result: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Answer<Bytes> {
+pub(crate) fn body(
+    result: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Answer<Bytes> {
     result.map_err(|e| {
         let status = e.status();
         Failure::new(
@@ -572,7 +580,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/ca.pem", get(ca_pem))
         .route("/v1/enroll", post(enroll))
         .route("/v1/checkin", post(checkin))
-        .route("/v1/jobs/next", get(next_job))
+        .route("/v1/jobs/next", get(crate::jobs::next_job))
+        .route("/v1/jobs/{id}", get(crate::jobs::job))
+        .route("/v1/jobs/{id}/report", post(crate::jobs::report))
+        .route("/v1/hosts/{id}/jobs", post(crate::jobs::create))
         .route("/v1/hosts", get(hosts))
         .route("/v1/hosts/{id}", get(host))
         .route("/v1/hosts/{id}/findings", get(host_findings))
@@ -855,21 +866,8 @@ fn is_sha256_hex(text: &str) -> bool {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WaitQuery {
-    wait_secs: Option<u64>,
-}
-
-/// Long-poll for a job. No job kinds exist yet (deployment comes next): after the wait, 204.
-async fn next_job(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    q: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
-) -> Answer<Response> {
-    state.host(&headers).await?;
-    let q = query(q)?;
-    let wait = Duration::from_secs(q.wait_secs.unwrap_or(0)).min(state.config.long_poll_max);
-    tokio::time::sleep(wait).await;
-    Ok(StatusCode::NO_CONTENT.into_response())
+pub(crate) struct WaitQuery {
+    pub(crate) wait_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -882,7 +880,7 @@ struct HostsQuery {
     stale: Option<bool>,
 }
 
-fn query<T: serde::de::DeserializeOwned>(
+pub(crate) fn query<T: serde::de::DeserializeOwned>(
     q: Result<Query<T>, axum::extract::rejection::QueryRejection>,
 ) -> Answer<T> {
     q.map(|Query(q)| q)
@@ -917,7 +915,7 @@ async fn hosts(
     Ok(json(&state.store.hosts(&filter, state.stale_secs()).await?))
 }
 
-fn host_id(raw: &str) -> Answer<i64> {
+pub(crate) fn host_id(raw: &str) -> Answer<i64> {
     raw.parse().map_err(|_| {
         Failure::new(
             StatusCode::BAD_REQUEST,
@@ -1201,4 +1199,27 @@ async fn replace_assets(
         .replace_expected_assets(&list.assets, &list.source)
         .await?;
     Ok(json(&serde_json::json!({"assets": list.assets.len()})))
+}
+
+#[cfg(test)]
+mod openapi_tests {
+    /// Every route the router serves is described in the OpenAPI document, and nothing else is.
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes_served() {
+        let source = include_str!("api.rs");
+        let served: std::collections::BTreeSet<&str> = source
+            .split(".route(\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        let doc: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap();
+        let described: std::collections::BTreeSet<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert!(served.len() > 20, "{served:?}");
+        assert_eq!(served, described);
+    }
 }

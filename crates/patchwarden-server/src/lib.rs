@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod jobs;
 mod metrics;
 pub mod secrets;
 pub mod tls;
@@ -51,6 +52,11 @@ pub struct ServerConfig {
     /// processes: `feeds import`, another server's sync); zero: only at start and after this
     /// server's own syncs.
     pub knowledge_poll: Duration,
+    /// How often each server reads which hosts have queued jobs (jobs queued through another
+    /// server reach their long-poll within this).
+    pub job_poll: Duration,
+    /// How long an agent's package manager waits for another's lock.
+    pub job_lock_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +74,8 @@ impl Default for ServerConfig {
             policy: None,
             distro_info_dir: "/usr/share/distro-info".into(),
             knowledge_poll: Duration::from_secs(60),
+            job_poll: Duration::from_secs(2),
+            job_lock_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -138,6 +146,7 @@ impl Server {
             .map_err(|e| format!("the listening address: {e}"))?;
         let workers = config.findings_workers;
         let knowledge_poll = config.knowledge_poll;
+        let job_poll = config.job_poll;
         let state = api::AppState::new(store, config, identity.ca_pem.clone(), policy);
         state.start_findings_workers(workers);
         state.start_heartbeat_batcher();
@@ -146,6 +155,7 @@ impl Server {
         state.apply_knowledge_changes().await;
         state.refresh_pending_findings().await;
         state.start_knowledge_watcher(knowledge_poll);
+        state.start_job_board(job_poll);
         Ok(Server {
             listener,
             tls,

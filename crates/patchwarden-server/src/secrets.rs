@@ -28,12 +28,17 @@ impl SecretKind {
 
 /// A new secret: the prefix and 32 random bytes in hex.
 pub fn generate(kind: SecretKind) -> String {
-    let mut bytes = [0u8; 32];
+    format!("{}{}", kind.prefix(), random_hex(32))
+}
+
+/// `bytes` random bytes from the system's source, in hex (secrets, job ids).
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
     rustls::crypto::ring::default_provider()
         .secure_random
-        .fill(&mut bytes)
+        .fill(&mut buf)
         .expect("the system's random source works");
-    format!("{}{}", kind.prefix(), patchwarden_model::fleet::hex(&bytes))
+    patchwarden_model::fleet::hex(&buf)
 }
 
 /// The digest stored for a secret (hex SHA-256). Secrets are 256-bit random values, so a plain

@@ -14,6 +14,7 @@ mod batch;
 mod changes;
 mod findings;
 pub mod fleet;
+pub mod jobs;
 mod knowledge;
 mod migrate;
 mod reads;

@@ -53,6 +53,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_knowledge_changes.sql"),
         include_str!("../migrations/postgres/0008_knowledge_changes.sql"),
     ),
+    (
+        9,
+        "host_jobs",
+        include_str!("../migrations/sqlite/0009_host_jobs.sql"),
+        include_str!("../migrations/postgres/0009_host_jobs.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,
