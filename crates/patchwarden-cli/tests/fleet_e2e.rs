@@ -1174,3 +1174,111 @@ fn an_operator_job_upgrades_a_host_and_its_inventory_follows() {
     );
     assert_eq!(status, 401, "a user token on the host API");
 }
+
+/// A normal change through the API: the requester cannot approve it (whatever their role), an
+/// approver can, an auditor acts on nothing, a transition the state does not allow is a 409, and
+/// the audit trail names every actor. A standard change touching a database host is refused.
+#[test]
+fn a_change_needs_an_approver_who_did_not_request_it() {
+    let work = scratch("fleet-change");
+    let db = work.join("kb.db").display().to_string();
+    let state = work.join("server-state");
+    let server = start_server(&db, &state, "127.0.0.1:0", &[]);
+    let admin = server.admin_token.clone().unwrap();
+    let token = enroll_token(&db, &["--uses", "1", "--label", "role=database"]);
+    let root = alpine_root(&work);
+    ok(
+        &enroll(&work.join("agent"), &server, &token, &root, "db-host"),
+        "enroll",
+    );
+    let host_id = query(&server, &state, &admin, &["hosts"])[0]["id"]
+        .as_i64()
+        .unwrap();
+    let user = |name: &str, role: &str| -> String {
+        let (status, created) = http_post(
+            &server,
+            &state,
+            &admin,
+            "/v1/users",
+            &serde_json::json!({"name": name, "role": role}),
+        );
+        assert_eq!(status, 200, "{created}");
+        created["token"].as_str().unwrap().to_owned()
+    };
+    let (approver, auditor) = (user("abe", "approver"), user("audrey", "auditor"));
+    let change = |kind: &str| {
+        serde_json::json!({"title": "zlib fix", "kind": kind, "hosts": [host_id],
+            "packages": [{"name": "zlib", "version": "1.3.1-r0"}]})
+    };
+    let (status, refused) = http_post(&server, &state, &admin, "/v1/changes", &change("standard"));
+    assert_eq!(status, 403, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("role=database"),
+        "{refused}"
+    );
+    let (status, created) = http_post(&server, &state, &admin, "/v1/changes", &change("normal"));
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let act = |token: &str, action: &str| {
+        http_post(
+            &server,
+            &state,
+            token,
+            &format!("/v1/changes/{id}/actions"),
+            &serde_json::json!({"action": action, "comment": format!("{action} by test")}),
+        )
+    };
+    assert_eq!(act(&admin, "approve").0, 409, "not submitted yet");
+    assert_eq!(act(&admin, "submit").0, 200);
+    let (status, own) = act(&admin, "approve");
+    assert_eq!(status, 403, "{own}");
+    assert!(
+        own["error"].as_str().unwrap().contains("cannot approve"),
+        "{own}"
+    );
+    assert_eq!(act(&auditor, "approve").0, 403);
+    let (status, approved) = act(&approver, "approve");
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["lifecycle"]["state"], "approved");
+    assert_eq!(
+        act(&approver, "schedule").0,
+        403,
+        "approvers do not schedule"
+    );
+    assert_eq!(act(&admin, "schedule").0, 200);
+    let stored = http_get(&server, &state, &auditor, &format!("/v1/changes/{id}"));
+    let trail: Vec<(String, String)> = stored["lifecycle"]["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"]["User"]["name"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_owned(),
+                e["to"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            ("admin".to_owned(), "submitted".to_owned()),
+            ("abe".to_owned(), "approved".to_owned()),
+            ("admin".to_owned(), "scheduled".to_owned()),
+        ],
+        "{stored}"
+    );
+    assert_eq!(
+        http_post(
+            &server,
+            &state,
+            &admin,
+            "/v1/changes",
+            &serde_json::json!({"title": "x"})
+        )
+        .0,
+        400
+    );
+}

@@ -149,11 +149,23 @@ impl ChangePolicy {
     }
 }
 
+/// Why a transition was refused, for an API to answer with the right status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The actor may not do this (role, separation of duties).
+    Forbidden,
+    /// Not a transition of the change's state.
+    Conflict,
+    /// Something the transition needs is missing (a comment).
+    Incomplete,
+}
+
 /// A refused transition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransitionRefused {
     pub action: ChangeAction,
     pub state: ChangeState,
+    pub kind: Refusal,
     pub reason: String,
 }
 
@@ -202,11 +214,14 @@ impl ChangeLifecycle {
     ) -> Result<ChangeState, TransitionRefused> {
         use ChangeAction as A;
         use ChangeState as S;
-        let refuse = |reason: String| TransitionRefused {
+        let state = self.state;
+        let refusal = |kind: Refusal, reason: String| TransitionRefused {
             action,
-            state: self.state,
+            state,
+            kind,
             reason,
         };
+        let refuse = |reason: String| refusal(Refusal::Forbidden, reason);
         let role = match actor {
             Actor::User { role, .. } => Some(*role),
             Actor::System { .. } => None,
@@ -240,7 +255,8 @@ impl ChangeLifecycle {
                 }
                 if self.kind == ChangeKind::Emergency && comment.is_none_or(|c| c.trim().is_empty())
                 {
-                    return Err(refuse(
+                    return Err(refusal(
+                        Refusal::Incomplete,
                         "an emergency approval must say why (a comment)".into(),
                     ));
                 }
@@ -260,7 +276,10 @@ impl ChangeLifecycle {
                     return Err(refuse("only approvers reject".into()));
                 }
                 if comment.is_none_or(|c| c.trim().is_empty()) {
-                    return Err(refuse("a rejection must say why (a comment)".into()));
+                    return Err(refusal(
+                        Refusal::Incomplete,
+                        "a rejection must say why (a comment)".into(),
+                    ));
                 }
                 S::Rejected
             }
@@ -286,7 +305,12 @@ impl ChangeLifecycle {
             ) if !operator && !is_requester => {
                 return Err(refuse(format!("{} is not an operator", actor.name())));
             }
-            _ => return Err(refuse("not a transition of this state".into())),
+            _ => {
+                return Err(refusal(
+                    Refusal::Conflict,
+                    "not a transition of this state".into(),
+                ))
+            }
         };
         if action == A::Approve {
             if let Actor::User { name, .. } = actor {

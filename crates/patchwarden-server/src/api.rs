@@ -12,6 +12,9 @@
 //! | `POST /v1/jobs/{id}/report` | host | the job's report (only the host's own job) |
 //! | `POST /v1/hosts/{id}/jobs` | operator | queue a package job: operation and exact versions |
 //! | `GET /v1/jobs/{id}` | auditor | a job, its state and report |
+//! | `POST /v1/changes` | operator | a change request: title, kind, hosts, exact versions |
+//! | `POST /v1/changes/{id}/actions` | by the lifecycle | submit, approve, reject, schedule, … (403 / 409 / 400 when refused) |
+//! | `GET /v1/changes/{id}` | auditor | a change with its audit trail |
 //! | `GET /v1/hosts?os=&label=k=v&group=&stale=` | auditor | hosts |
 //! | `GET /v1/hosts/{id}`, `/findings`, `/history` | auditor | one host |
 //! | `PUT /v1/hosts/{id}/labels` | operator | set labels (`""` removes) |
@@ -405,7 +408,7 @@ impl AppState {
         Ok(rows.len())
     }
 
-    fn stale_secs(&self) -> i64 {
+    pub(crate) fn stale_secs(&self) -> i64 {
         self.config.stale_after.as_secs() as i64
     }
 }
@@ -584,6 +587,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}", get(crate::jobs::job))
         .route("/v1/jobs/{id}/report", post(crate::jobs::report))
         .route("/v1/hosts/{id}/jobs", post(crate::jobs::create))
+        .route("/v1/changes", post(crate::changes::create))
+        .route("/v1/changes/{id}", get(crate::changes::get_change))
+        .route("/v1/changes/{id}/actions", post(crate::changes::act))
         .route("/v1/hosts", get(hosts))
         .route("/v1/hosts/{id}", get(host))
         .route("/v1/hosts/{id}/findings", get(host_findings))

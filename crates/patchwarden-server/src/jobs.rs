@@ -96,6 +96,23 @@ fn plain(text: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "+-.~:_^".contains(c))
 }
 
+/// Every target is a plain package name and version (400 naming the first that is not).
+pub(crate) fn check_targets(targets: &[PackageTarget]) -> Answer<()> {
+    for p in targets {
+        let arch_ok = p.arch.as_deref().is_none_or(plain);
+        if !plain(&p.name) || !plain(&p.version) || !arch_ok {
+            return Err(Failure::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "package {:?} = {:?}: not a package name and version",
+                    p.name, p.version
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -108,18 +125,7 @@ pub(crate) async fn create(
     if new.packages.is_empty() {
         return Err(Failure::new(StatusCode::BAD_REQUEST, "job: no packages"));
     }
-    for p in &new.packages {
-        let arch_ok = p.arch.as_deref().is_none_or(plain);
-        if !plain(&p.name) || !plain(&p.version) || !arch_ok {
-            return Err(Failure::new(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "job: package {:?} = {:?}: not a package name and version",
-                    p.name, p.version
-                ),
-            ));
-        }
-    }
+    check_targets(&new.packages)?;
     let job = PackageJob {
         id: format!("job-{}", crate::secrets::random_hex(12)),
         operation: new.operation,

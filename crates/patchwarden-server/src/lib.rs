@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod changes;
 pub mod jobs;
 mod metrics;
 pub mod secrets;

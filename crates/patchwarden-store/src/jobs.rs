@@ -1,6 +1,6 @@
-//! Jobs for agents: queued by an operator (or, later, a rollout), delivered once to their host's
-//! agent, finished by the host's report. Documents are stored as JSON text; the store does not
-//! look inside them.
+//! Jobs for agents (queued by an operator or, later, a rollout; delivered once to their host's
+//! agent; finished by the host's report) and change requests (a document updated only over the
+//! version it was read at). Documents are stored as JSON text; the store does not look inside them.
 
 use crate::{get, Context, Store, StoreError};
 
@@ -151,6 +151,98 @@ impl Store {
                 finished_at: get(&r, "finished_at")?,
                 doc: get(&r, "doc")?,
                 report: get(&r, "report")?,
+            })
+        })
+        .transpose()
+    }
+}
+
+/// A change request as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeRow {
+    pub id: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub kind: String,
+    pub state: String,
+    pub version: i64,
+    pub doc: String,
+}
+
+impl Store {
+    pub async fn create_change(
+        &self,
+        id: &str,
+        kind: &str,
+        state: &str,
+        doc: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let (_writer, mut tx) = self.begin().await?;
+        sqlx::query(&self.sql(
+            "INSERT INTO change_request (id, created_at, updated_at, kind, state, version, doc) \
+             VALUES ($1, $2, $2, $3, $4, 1, $5)",
+        ))
+        .bind(id)
+        .bind(now)
+        .bind(kind)
+        .bind(state)
+        .bind(doc)
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("creating change {id}"))?;
+        tx.commit()
+            .await
+            .context(|| "committing the change".into())?;
+        Ok(())
+    }
+
+    /// Replaces a change's document if it is still at `version`; false when another writer got
+    /// there first (the caller reads again).
+    pub async fn update_change(
+        &self,
+        id: &str,
+        version: i64,
+        state: &str,
+        doc: &str,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let (_writer, mut tx) = self.begin().await?;
+        let done = sqlx::query(&self.sql(
+            "UPDATE change_request SET state = $3, doc = $4, updated_at = $5, version = version + 1 \
+             WHERE id = $1 AND version = $2",
+        ))
+        .bind(id)
+        .bind(version)
+        .bind(state)
+        .bind(doc)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("updating change {id}"))?;
+        tx.commit()
+            .await
+            .context(|| "committing the change".into())?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn change(&self, id: &str) -> Result<Option<ChangeRow>, StoreError> {
+        let row = sqlx::query(&self.sql(
+            "SELECT id, created_at, updated_at, kind, state, version, doc FROM change_request WHERE id = $1",
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .context(|| format!("reading change {id}"))?;
+        row.map(|r| {
+            Ok(ChangeRow {
+                id: get(&r, "id")?,
+                created_at: get(&r, "created_at")?,
+                updated_at: get(&r, "updated_at")?,
+                kind: get(&r, "kind")?,
+                state: get(&r, "state")?,
+                version: get(&r, "version")?,
+                doc: get(&r, "doc")?,
             })
         })
         .transpose()

@@ -59,6 +59,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0009_host_jobs.sql"),
         include_str!("../migrations/postgres/0009_host_jobs.sql"),
     ),
+    (
+        10,
+        "change_requests",
+        include_str!("../migrations/sqlite/0010_change_requests.sql"),
+        include_str!("../migrations/postgres/0010_change_requests.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,
