@@ -1191,6 +1191,11 @@ fn a_change_needs_an_approver_who_did_not_request_it() {
         &enroll(&work.join("agent"), &server, &token, &root, "db-host"),
         "enroll",
     );
+    let root_arg = root.to_str().unwrap();
+    ok(
+        &agent(&work.join("agent"), &["run", "--once", "--root", root_arg]),
+        "check-in",
+    );
     let host_id = query(&server, &state, &admin, &["hosts"])[0]["id"]
         .as_i64()
         .unwrap();
@@ -1219,6 +1224,11 @@ fn a_change_needs_an_approver_who_did_not_request_it() {
     let (status, created) = http_post(&server, &state, &admin, "/v1/changes", &change("normal"));
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
+    // The rollback plan: the version the host's inventory holds (the apk sample's zlib).
+    assert_eq!(
+        created["rollback"],
+        serde_json::json!([{"host_id": host_id, "packages": [{"name": "zlib", "version": "1.2.13-r1"}], "not_installed": []}])
+    );
     let act = |token: &str, action: &str| {
         http_post(
             &server,

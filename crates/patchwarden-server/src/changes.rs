@@ -25,7 +25,17 @@ pub struct ChangeDoc {
     pub hosts: Vec<i64>,
     /// The exact versions the change installs (frozen when it is created).
     pub packages: Vec<PackageTarget>,
+    /// The rollback plan: per host, the versions installed when the change was created (from its
+    /// last inventory); a package the host did not have is listed under `not_installed`.
+    pub rollback: Vec<HostRollback>,
     pub lifecycle: ChangeLifecycle,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostRollback {
+    pub host_id: i64,
+    pub packages: Vec<PackageTarget>,
+    pub not_installed: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -68,13 +78,33 @@ pub(crate) async fn create(
     crate::jobs::check_targets(&new.packages)?;
     let policy = ChangePolicy::default();
     let mut classes = Vec::new();
+    let mut rollback = Vec::new();
     for host in &new.hosts {
-        if state.store.host(*host, state.stale_secs()).await?.is_none() {
+        let Some((inventory, _)) = state.store.host_inventory(*host).await? else {
             return Err(Failure::new(
                 StatusCode::BAD_REQUEST,
-                format!("change: no host {host}"),
+                format!("change: no host {host} with an inventory"),
             ));
+        };
+        let mut plan = HostRollback {
+            host_id: *host,
+            packages: Vec::new(),
+            not_installed: Vec::new(),
+        };
+        for target in &new.packages {
+            let installed = inventory.packages.iter().find(|p| {
+                p.name == target.name && target.arch.as_ref().is_none_or(|a| *a == p.arch)
+            });
+            match installed {
+                Some(p) => plan.packages.push(PackageTarget {
+                    name: p.name.clone(),
+                    arch: target.arch.clone(),
+                    version: p.version.clone(),
+                }),
+                None => plan.not_installed.push(target.name.clone()),
+            }
         }
+        rollback.push(plan);
         classes.extend(
             state
                 .store
@@ -92,6 +122,7 @@ pub(crate) async fn create(
         title: new.title,
         hosts: new.hosts,
         packages: new.packages,
+        rollback,
         lifecycle: ChangeLifecycle::new(new.kind, &user.name),
     };
     let now = patchwarden_model::now_rfc3339();
