@@ -32,16 +32,7 @@ fn tools_available() -> bool {
     ok
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use patchwarden_inventory::testing::run_checked as run;
 
 fn build_deb(dir: &Path, name: &str, source: &str, version: &str) -> PathBuf {
     patchwarden_inventory::testing::build_synthetic_deb(

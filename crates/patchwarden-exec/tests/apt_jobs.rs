@@ -14,16 +14,7 @@ use patchwarden_model::job::{
     HealthCheck, JobOperation, JobOutcome, JobStage, PackageJob, PackageTarget, RebootPolicy,
 };
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use patchwarden_inventory::testing::run_checked as run;
 
 fn job(id: &str, operation: JobOperation, packages: &[(&str, &str)]) -> PackageJob {
     PackageJob {

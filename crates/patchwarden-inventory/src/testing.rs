@@ -59,7 +59,8 @@ pub struct SyntheticDeb<'a> {
     pub postinst: Option<&'a str>,
 }
 
-fn run(cmd: &mut Command) -> String {
+/// Runs a test tool; panics with its output when it fails. Returns its standard output.
+pub fn run_checked(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run a test tool");
     assert!(
         out.status.success(),
@@ -105,19 +106,23 @@ pub fn build_synthetic_deb(dir: &Path, deb: &SyntheticDeb) -> PathBuf {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let out = dir.join(format!("{name}_{version}_all.deb"));
-    run(Command::new("dpkg-deb")
-        .args(["--root-owner-group", "--build"])
-        .arg(&tree)
-        .arg(&out));
+    run_checked(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "--build"])
+            .arg(&tree)
+            .arg(&out),
+    );
     let _ = std::fs::remove_dir_all(&tree);
     out
 }
 
 /// Writes the `Packages` index of the repository directory `repo` (`dpkg-scanpackages`).
 pub fn index_repository(repo: &Path) {
-    let index = run(Command::new("dpkg-scanpackages")
-        .args(["--multiversion", "."])
-        .current_dir(repo));
+    let index = run_checked(
+        Command::new("dpkg-scanpackages")
+            .args(["--multiversion", "."])
+            .current_dir(repo),
+    );
     std::fs::write(repo.join("Packages"), index).unwrap();
 }
 
@@ -153,7 +158,7 @@ pub fn debian_root_with_repository(
         return None;
     };
     let _ = std::fs::remove_dir_all(dest);
-    run(Command::new("cp").arg("-a").arg(&cached).arg(dest));
+    run_checked(Command::new("cp").arg("-a").arg(&cached).arg(dest));
     let repo = dest.join("srv/repo");
     std::fs::create_dir_all(&repo).unwrap();
     for deb in debs {
@@ -166,8 +171,10 @@ pub fn debian_root_with_repository(
         "deb [trusted=yes] file:/srv/repo ./\n",
     )
     .unwrap();
-    run(Command::new("chroot")
-        .arg(dest)
-        .args(["apt-get", "-q", "update"]));
+    run_checked(
+        Command::new("chroot")
+            .arg(dest)
+            .args(["apt-get", "-q", "update"]),
+    );
     Some(dest.to_path_buf())
 }

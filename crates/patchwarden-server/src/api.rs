@@ -550,6 +550,17 @@ fn host_secret_digest(headers: &HeaderMap) -> Answer<String> {
     Ok(secrets::digest(secret))
 }
 
+/// A document the store holds, parsed; a 500 naming it when it does not parse (the server wrote
+/// it: that is the server's fault, never the client's).
+pub(crate) fn stored<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Answer<T> {
+    serde_json::from_str(text).map_err(|e| {
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("stored {what}: {e}"),
+        )
+    })
+}
+
 /// Parses a JSON body, naming what was wrong (with line and column).
 pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Answer<T> {
     serde_json::from_slice(body)

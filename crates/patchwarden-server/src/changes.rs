@@ -15,7 +15,7 @@ use patchwarden_model::fleet::Role;
 use patchwarden_model::job::PackageTarget;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{body, json, parse_body, Answer, AppState, Failure};
+use crate::api::{body, json, parse_body, stored, Answer, AppState, Failure};
 
 /// A change request as stored and served.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -157,12 +157,7 @@ pub(crate) async fn act(
             .change(&id)
             .await?
             .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("no change {id}")))?;
-        let mut doc: ChangeDoc = serde_json::from_str(&row.doc).map_err(|e| {
-            Failure::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("stored change {id}: {e}"),
-            )
-        })?;
+        let mut doc: ChangeDoc = stored(&row.doc, &format!("change {id}"))?;
         let now = patchwarden_model::now_rfc3339();
         if let Err(refused) = doc.lifecycle.apply(
             &policy,
@@ -204,11 +199,6 @@ pub(crate) async fn get_change(
         .change(&id)
         .await?
         .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("no change {id}")))?;
-    let doc: serde_json::Value = serde_json::from_str(&row.doc).map_err(|e| {
-        Failure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("stored change {id}: {e}"),
-        )
-    })?;
+    let doc: serde_json::Value = stored(&row.doc, &format!("change {id}"))?;
     Ok(json(&doc))
 }

@@ -20,7 +20,9 @@ use patchwarden_model::job::{
 };
 use serde::Deserialize;
 
-use crate::api::{body, host_id, json, parse_body, query, Answer, AppState, Failure, WaitQuery};
+use crate::api::{
+    body, host_id, json, parse_body, query, stored, Answer, AppState, Failure, WaitQuery,
+};
 
 /// Hosts with queued jobs, as this server last saw them.
 #[derive(Default)]
@@ -173,12 +175,7 @@ pub(crate) async fn next_job(
                     state
                         .metrics
                         .count("patchwarden_jobs_total", "event=\"delivered\"");
-                    let job: serde_json::Value = serde_json::from_str(&row.doc).map_err(|e| {
-                        Failure::new(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            format!("stored job {}: {e}", row.id),
-                        )
-                    })?;
+                    let job: serde_json::Value = stored(&row.doc, &format!("job {}", row.id))?;
                     return Ok(json(&job));
                 }
                 None => state.job_board.set(host.id, false),
@@ -246,7 +243,7 @@ pub(crate) async fn job(
         .job(&id)
         .await?
         .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("no job {id}")))?;
-    let doc: serde_json::Value = serde_json::from_str(&row.doc).unwrap_or(serde_json::Value::Null);
+    let doc: serde_json::Value = stored(&row.doc, &format!("job {id}"))?;
     let report: Option<serde_json::Value> = row
         .report
         .as_deref()
