@@ -127,16 +127,22 @@ pub fn index_repository(repo: &Path) {
 }
 
 /// Whether the tools for synthetic repositories are here (`dpkg-deb`, `dpkg-scanpackages`,
-/// `chroot`); with `PATCHWARDEN_REQUIRE_ORACLES=1` their absence panics instead.
+/// `chroot`) and the tests run as root (chroot needs it); with `PATCHWARDEN_REQUIRE_ORACLES=1`
+/// their absence panics instead.
 pub fn repository_tools_available() -> bool {
-    let ok = ["dpkg-deb", "dpkg-scanpackages", "chroot"].iter().all(|t| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let ok = root
+        && ["dpkg-deb", "dpkg-scanpackages", "chroot"].iter().all(|t| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
     if !ok && std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() == Ok("1") {
-        panic!("dpkg-deb, dpkg-scanpackages (dpkg-dev) and chroot are required");
+        panic!("root, dpkg-deb, dpkg-scanpackages (dpkg-dev) and chroot are required");
     }
     ok
 }
@@ -154,7 +160,7 @@ pub fn debian_root_with_repository(
         if std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() == Ok("1") {
             panic!("the Debian test root (mmdebstrap) is required");
         }
-        eprintln!("SKIPPED: no Debian test root or dpkg-dev tools");
+        eprintln!("SKIPPED: no Debian test root, dpkg-dev tools or root privileges");
         return None;
     };
     let _ = std::fs::remove_dir_all(dest);
