@@ -95,24 +95,30 @@ impl Executor {
         }
     }
 
+    /// The dpkg database as the inventory reads it (the same parser; `status` holds dpkg's
+    /// want/flag/state words).
+    fn installed(&self) -> Result<Vec<patchwarden_model::InstalledPackage>, String> {
+        let root =
+            patchwarden_inventory::SystemRoot::open(&self.root).map_err(|e| e.to_string())?;
+        Ok(patchwarden_inventory::dpkg::read(&root)
+            .map_err(|e| e.to_string())?
+            .map(|set| set.packages)
+            .unwrap_or_default())
+    }
+
     /// Packages the dpkg database holds in an interrupted state.
-    pub fn interrupted_packages(&self) -> std::io::Result<Vec<String>> {
-        let status = std::fs::read_to_string(self.root.join("var/lib/dpkg/status"))?;
-        let mut out = Vec::new();
-        let mut name = "";
-        for line in status.lines() {
-            if let Some(n) = line.strip_prefix("Package:") {
-                name = n.trim();
-            } else if let Some(s) = line.strip_prefix("Status:") {
-                if s.split_whitespace()
-                    .nth(2)
-                    .is_some_and(|st| INTERRUPTED.contains(&st))
-                {
-                    out.push(name.to_owned());
-                }
-            }
-        }
-        Ok(out)
+    pub fn interrupted_packages(&self) -> Result<Vec<String>, String> {
+        Ok(self
+            .installed()?
+            .into_iter()
+            .filter(|p| {
+                p.status
+                    .as_deref()
+                    .and_then(|s| s.split_whitespace().nth(2))
+                    .is_some_and(|state| INTERRUPTED.contains(&state))
+            })
+            .map(|p| p.name)
+            .collect())
     }
 
     /// Runs a job to its end or its first failure.
@@ -192,12 +198,7 @@ impl Executor {
         }
         self.checked(report, JobStage::Packages, argv)?;
         // 4. The database holds exactly the targets.
-        let root = patchwarden_inventory::SystemRoot::open(&self.root)
-            .map_err(|e| (JobStage::Verify, e.to_string()))?;
-        let installed = patchwarden_inventory::dpkg::read(&root)
-            .map_err(|e| (JobStage::Verify, e.to_string()))?
-            .map(|set| set.packages)
-            .unwrap_or_default();
+        let installed = self.installed().map_err(|e| (JobStage::Verify, e))?;
         for p in &job.packages {
             let found = installed
                 .iter()

@@ -244,10 +244,10 @@ pub(crate) async fn job(
         .await?
         .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("no job {id}")))?;
     let doc: serde_json::Value = stored(&row.doc, &format!("job {id}"))?;
-    let report: Option<serde_json::Value> = row
-        .report
-        .as_deref()
-        .and_then(|r| serde_json::from_str(r).ok());
+    let report: Option<serde_json::Value> = match row.report.as_deref() {
+        Some(r) => Some(stored(r, &format!("report of job {id}"))?),
+        None => None,
+    };
     Ok(json(&serde_json::json!({
         "id": row.id,
         "host_id": row.host_id,
