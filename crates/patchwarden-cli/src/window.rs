@@ -1,15 +1,15 @@
-//! `patchwarden window check FILE`: a maintenance-window file read and checked, with each window's
+//! `patchwarden window check FILE`: a deployment configuration (docs/deployment.md) read and checked, with each window's
 //! next openings and whether work of an expected duration may start at a given moment.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use patchwarden_deploy::window::{parse_duration, MaintenanceWindow, StartDecision, WindowSpec};
+use patchwarden_deploy::config::DeployConfig;
+use patchwarden_deploy::window::{parse_duration, MaintenanceWindow, StartDecision};
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
-    /// A TOML file of `[[window]]` tables (docs/deployment.md).
+    /// A deployment configuration: TOML with `[[window]]` tables (docs/deployment.md).
     pub file: std::path::PathBuf,
     /// The moment to judge (RFC 3339); default now.
     #[arg(long)]
@@ -26,28 +26,14 @@ pub struct CheckArgs {
     pub format: crate::Format,
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WindowFile {
-    #[serde(default)]
-    window: Vec<WindowSpec>,
-}
-
-/// Reads and checks every window of a file; errors name the file and the window.
+/// Reads and checks a deployment configuration (its windows, and everything else in it);
+/// errors name the file, the table and the field.
 pub fn load(path: &Path) -> anyhow::Result<Vec<MaintenanceWindow>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let file: WindowFile =
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if file.window.is_empty() {
+    let config = DeployConfig::load(path).map_err(anyhow::Error::msg)?;
+    if config.windows.is_empty() {
         anyhow::bail!("{}: no [[window]] tables", path.display());
     }
-    file.window
-        .iter()
-        .map(|spec| {
-            MaintenanceWindow::parse(spec).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-        })
-        .collect()
+    Ok(config.windows)
 }
 
 pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {

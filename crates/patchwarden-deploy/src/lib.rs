@@ -11,6 +11,8 @@
 
 pub mod baseline;
 pub mod change;
+pub mod config;
 pub mod plan;
 pub mod rollout;
+pub mod verify;
 pub mod window;

@@ -110,6 +110,11 @@ pub enum HostState {
         at: Timestamp,
         reason: String,
     },
+    /// The rollback failed or was never confirmed (the host needs a person).
+    RollbackFailed {
+        at: Timestamp,
+        reason: String,
+    },
     /// The rollout ended (halted or cancelled) before the host started.
     Skipped,
 }
@@ -169,6 +174,9 @@ pub struct Rollout {
     roll_back_failed_hosts: bool,
     /// Status before a pause.
     paused_from: Option<Box<RolloutStatus>>,
+    /// The whole change is being rolled back: every host that ran returns to its recorded versions.
+    #[serde(default)]
+    rolling_back_all: bool,
 }
 
 /// A rollout specification that cannot work.
@@ -196,6 +204,15 @@ impl Rollout {
     /// percentage waves take their share of the hosts no group wave took, then `Rest` the others.
     /// Empty waves are dropped.
     pub fn plan(spec: &RolloutSpec, hosts: &[RolloutHost]) -> Result<Rollout, RolloutError> {
+        Rollout::check(spec)?;
+        Rollout::assign(spec, hosts)
+    }
+
+    /// Whether a specification can work at all (waves, concurrency, percentages, timeout).
+    pub fn check(spec: &RolloutSpec) -> Result<(), RolloutError> {
+        if spec.host_timeout_secs <= 0 {
+            return Err(RolloutError("host_timeout_secs must be positive".into()));
+        }
         if spec.waves.is_empty() {
             return Err(RolloutError("a rollout needs at least one wave".into()));
         }
@@ -212,6 +229,10 @@ impl Rollout {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn assign(spec: &RolloutSpec, hosts: &[RolloutHost]) -> Result<Rollout, RolloutError> {
         let mut taken: BTreeMap<i64, usize> = BTreeMap::new();
         let mut assigned: Vec<Vec<i64>> = vec![Vec::new(); spec.waves.len()];
         for (i, w) in spec.waves.iter().enumerate() {
@@ -276,6 +297,7 @@ impl Rollout {
             host_timeout: SignedDuration::from_secs(spec.host_timeout_secs.max(1)),
             roll_back_failed_hosts: spec.roll_back_failed_hosts,
             paused_from: None,
+            rolling_back_all: false,
         })
     }
 
@@ -291,11 +313,14 @@ impl Rollout {
                 HostState::Failed { at: now, reason }
             }
             (HostState::RollingBack { reason, .. }, HostOutcome::RolledBack { reason: r }) => {
-                HostState::RolledBack {
-                    at: now,
-                    reason: match r {
-                        Some(r) => format!("{reason}; rollback: {r}"),
-                        None => reason.clone(),
+                match r {
+                    Some(r) => HostState::RollbackFailed {
+                        at: now,
+                        reason: format!("{reason}; rollback failed: {r}"),
+                    },
+                    None => HostState::RolledBack {
+                        at: now,
+                        reason: reason.clone(),
                     },
                 }
             }
@@ -341,6 +366,45 @@ impl Rollout {
         true
     }
 
+    /// Rolls the whole change back: nothing new starts, and every host that ran (succeeded or
+    /// failed, and those still running once they finish) returns to its recorded versions. The
+    /// commands come from the next [`Rollout::tick`].
+    pub fn roll_back_all(&mut self) -> bool {
+        if self.rolling_back_all {
+            return false;
+        }
+        self.rolling_back_all = true;
+        if !matches!(self.status, RolloutStatus::Completed) {
+            self.status = RolloutStatus::Cancelled;
+        }
+        self.skip_pending();
+        true
+    }
+
+    /// Whether the whole change is being rolled back.
+    pub fn rolling_back_all(&self) -> bool {
+        self.rolling_back_all
+    }
+
+    /// Some host is running or rolling back (the rollout still has results to wait for).
+    pub fn busy(&self) -> bool {
+        self.hosts.values().any(|s| {
+            matches!(
+                s,
+                HostState::Running { .. } | HostState::RollingBack { .. }
+            )
+        })
+    }
+
+    /// Nothing more will happen: the rollout ended (completed, halted or cancelled) and no host
+    /// is running or rolling back.
+    pub fn finished(&self) -> bool {
+        matches!(
+            self.status,
+            RolloutStatus::Completed | RolloutStatus::Halted { .. } | RolloutStatus::Cancelled
+        ) && !self.busy()
+    }
+
     fn skip_pending(&mut self) {
         for s in self.hosts.values_mut() {
             if *s == HostState::Pending {
@@ -360,6 +424,7 @@ impl Rollout {
                     HostState::Failed { .. }
                         | HostState::RollingBack { .. }
                         | HostState::RolledBack { .. }
+                        | HostState::RollbackFailed { .. }
                 )
             })
             .count()
@@ -383,14 +448,31 @@ impl Rollout {
                     };
                 }
             }
-            if self.roll_back_failed_hosts {
-                if let HostState::Failed { reason, .. } = state {
-                    *state = HostState::RollingBack {
-                        since: now,
-                        reason: reason.clone(),
+            if let HostState::RollingBack { since, reason } = state {
+                if now.duration_since(*since) >= self.host_timeout {
+                    *state = HostState::RollbackFailed {
+                        at: now,
+                        reason: format!(
+                            "{reason}; rollback not confirmed within {} s",
+                            self.host_timeout.as_secs()
+                        ),
                     };
-                    commands.push(Command::RollBackHost(*id));
                 }
+            }
+            let back = match state {
+                HostState::Failed { reason, .. }
+                    if self.roll_back_failed_hosts || self.rolling_back_all =>
+                {
+                    Some(reason.clone())
+                }
+                HostState::Succeeded { .. } if self.rolling_back_all => {
+                    Some("the whole change is rolled back".to_owned())
+                }
+                _ => None,
+            };
+            if let Some(reason) = back {
+                *state = HostState::RollingBack { since: now, reason };
+                commands.push(Command::RollBackHost(*id));
             }
         }
         loop {

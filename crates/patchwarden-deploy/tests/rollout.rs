@@ -244,3 +244,74 @@ fn a_rollout_resumes_from_its_serialized_state() {
         }
     );
 }
+
+#[test]
+fn a_failed_or_silent_rollback_is_its_own_state() {
+    let mut s = spec();
+    s.waves[0].error_threshold = Some(Threshold::Count(3));
+    let fleet = hosts(10, 3);
+    let mut r = Rollout::plan(&s, &fleet).unwrap();
+    let always = |_: i64| true;
+    assert_eq!(started(&r.tick(t(0), &always)), [1, 2]);
+    for id in [1, 2] {
+        r.report(
+            id,
+            HostOutcome::Failed {
+                reason: "apt-get install failed".into(),
+            },
+            t(10),
+        );
+    }
+    let commands = r.tick(t(11), &always);
+    assert_eq!(
+        commands,
+        [
+            Command::RollBackHost(1),
+            Command::RollBackHost(2),
+            Command::StartHost(3)
+        ]
+    );
+    // Host 1's rollback fails; host 2's never reports.
+    assert!(r.report(
+        1,
+        HostOutcome::RolledBack {
+            reason: Some("dpkg: error".into())
+        },
+        t(20)
+    ));
+    assert!(
+        matches!(&r.hosts[&1], HostState::RollbackFailed { reason, .. } if reason.contains("apt-get install failed; rollback failed: dpkg: error"))
+    );
+    r.report(3, HostOutcome::Succeeded, t(30));
+    assert!(r.busy(), "host 2 is still rolling back");
+    r.tick(t(11 + 1800), &always);
+    assert!(
+        matches!(&r.hosts[&2], HostState::RollbackFailed { reason, .. } if reason.contains("not confirmed within 1800 s"))
+    );
+    assert_eq!(r.failures(0), 2, "rollback failures still count");
+}
+
+#[test]
+fn rolling_back_the_whole_change_returns_every_host_that_ran() {
+    let fleet = hosts(6, 2);
+    let mut r = Rollout::plan(&spec(), &fleet).unwrap();
+    let always = |_: i64| true;
+    assert_eq!(started(&r.tick(t(0), &always)), [1, 2]);
+    r.report(1, HostOutcome::Succeeded, t(10));
+    assert!(r.roll_back_all());
+    assert!(!r.roll_back_all(), "once");
+    assert_eq!(r.status, RolloutStatus::Cancelled);
+    // Host 1 goes back now; host 2 once it has finished; pending hosts never start.
+    assert_eq!(r.tick(t(11), &always), [Command::RollBackHost(1)]);
+    assert!(r.report(2, HostOutcome::Succeeded, t(12)));
+    assert_eq!(r.tick(t(13), &always), [Command::RollBackHost(2)]);
+    assert!(r
+        .hosts
+        .iter()
+        .filter(|(id, _)| **id > 2)
+        .all(|(_, s)| *s == HostState::Skipped));
+    assert!(!r.finished());
+    r.report(1, HostOutcome::RolledBack { reason: None }, t(20));
+    r.report(2, HostOutcome::RolledBack { reason: None }, t(21));
+    assert!(r.finished());
+}
