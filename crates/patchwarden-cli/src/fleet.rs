@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
+use patchwarden_deploy::config::DeployConfig;
 use patchwarden_model::fleet::{AffectedHost, FleetSummary, HostFinding, HostSummary, Role};
 use patchwarden_server::{Server, ServerConfig};
 use patchwarden_store::Store;
@@ -57,6 +58,14 @@ pub struct ServerArgs {
     /// Policy file (TOML) for due dates.
     #[arg(long, env = "PATCHWARDEN_POLICY")]
     pub policy: Option<PathBuf>,
+    /// Deployment configuration (TOML): change policy, maintenance windows per host class, host
+    /// profiles (hooks, health checks, reboot policy), rollout defaults. docs/deployment.md.
+    #[arg(long, env = "PATCHWARDEN_DEPLOY_CONFIG")]
+    pub deploy_config: Option<PathBuf>,
+    /// Seconds between passes of the rollout driver over active changes (it also wakes on job
+    /// reports and new findings).
+    #[arg(long, default_value_t = 2, env = "PATCHWARDEN_ROLLOUT_TICK_SECS")]
+    pub rollout_tick_secs: u64,
 }
 
 pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode> {
@@ -70,8 +79,14 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
             }
         }
     }
+    let deploy = match &args.deploy_config {
+        Some(path) => DeployConfig::load(path).map_err(anyhow::Error::msg)?,
+        None => DeployConfig::default(),
+    };
     let config = ServerConfig {
         listen: args.listen,
+        deploy,
+        rollout_tick: Duration::from_secs(args.rollout_tick_secs.max(1)),
         state_dir: args
             .state_dir
             .clone()
@@ -302,14 +317,14 @@ pub enum QueryCommand {
     },
 }
 
-struct Client {
+pub(crate) struct Client {
     base: String,
     token: String,
     http: reqwest::Client,
 }
 
 impl Client {
-    fn new(c: &ServerConnection) -> anyhow::Result<Client> {
+    pub(crate) fn new(c: &ServerConnection) -> anyhow::Result<Client> {
         let base = c.server.clone().context("--server is required")?;
         let token = c
             .token
@@ -343,10 +358,28 @@ impl Client {
         Ok(body)
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+    pub(crate) async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<T> {
         let body = self
             .send(self.http.get(format!("{}{path}", self.base)))
             .await?;
+        serde_json::from_slice(&body).with_context(|| format!("{}{path}: the answer", self.base))
+    }
+
+    /// POSTs `value` as JSON; the answer parsed.
+    pub(crate) async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        value: &serde_json::Value,
+    ) -> anyhow::Result<T> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(value)?);
+        let body = self.send(request).await?;
         serde_json::from_slice(&body).with_context(|| format!("{}{path}: the answer", self.base))
     }
 }
@@ -480,7 +513,7 @@ fn csv(s: &str) -> String {
 }
 
 /// A listing as JSON (the items themselves), CSV (quoted where needed) or a tab-separated table.
-fn write_listing<T: serde::Serialize>(
+pub(crate) fn write_listing<T: serde::Serialize>(
     out: &mut impl Write,
     format: OutputFormat,
     items: &[T],

@@ -2,6 +2,7 @@
 //! crates and prints their results. No logic lives here that another front end (the server, the agent)
 //! would need.
 
+mod change;
 mod feeds;
 mod fleet;
 mod scan;
@@ -81,6 +82,16 @@ enum Command {
     Window {
         #[command(subcommand)]
         command: WindowCommand,
+    },
+    /// Change requests on the server: create, list, show, and lifecycle steps.
+    Change {
+        #[command(subcommand)]
+        command: change::ChangeCommand,
+    },
+    /// Steer a change's rollout on the server: pause, resume, cancel.
+    Rollout {
+        #[command(subcommand)]
+        command: change::RolloutCommand,
     },
     #[command(flatten)]
     Query(fleet::QueryCommand),
@@ -190,6 +201,8 @@ fn main() -> ExitCode {
             command: WindowCommand::Check(args),
         } => window::check(&args),
         Command::Query(command) => current_thread(fleet::query(&cli.connection, &command)),
+        Command::Change { command } => current_thread(change::change(&cli.connection, &command)),
+        Command::Rollout { command } => current_thread(change::rollout(&cli.connection, &command)),
         Command::Inventory { root, format } => inventory(&root, format),
         Command::Vercmp(args) => vercmp::run(&args),
         Command::Scan(args) => with_store(cli.db.as_deref(), |store| async move {

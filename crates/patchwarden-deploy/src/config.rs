@@ -133,9 +133,8 @@ impl DeployConfig {
     /// Parses and checks a configuration; `origin` (a file name) starts every error.
     pub fn parse(text: &str, origin: &str) -> Result<DeployConfig, String> {
         let file: DeployFile = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
-        let expected = parse_duration(&file.rollout.expected_host_duration).map_err(|e| {
-            format!("{origin}: [rollout] expected_host_duration: {e}")
-        })?;
+        let expected = parse_duration(&file.rollout.expected_host_duration)
+            .map_err(|e| format!("{origin}: [rollout] expected_host_duration: {e}"))?;
         crate::rollout::Rollout::check(&file.rollout.default)
             .map_err(|e| format!("{origin}: [rollout.default]: {e}"))?;
         let windows = file
@@ -145,7 +144,10 @@ impl DeployConfig {
             .collect::<Result<Vec<_>, _>>()?;
         for p in &file.profile {
             let bad = |field: &str, problem: String| {
-                Err(format!("{origin}: profile {:?}: {field}: {problem}", p.name))
+                Err(format!(
+                    "{origin}: profile {:?}: {field}: {problem}",
+                    p.name
+                ))
             };
             if p.classes.is_empty() {
                 return bad("classes", "names no host class".into());

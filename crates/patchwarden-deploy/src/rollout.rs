@@ -388,12 +388,9 @@ impl Rollout {
 
     /// Some host is running or rolling back (the rollout still has results to wait for).
     pub fn busy(&self) -> bool {
-        self.hosts.values().any(|s| {
-            matches!(
-                s,
-                HostState::Running { .. } | HostState::RollingBack { .. }
-            )
-        })
+        self.hosts
+            .values()
+            .any(|s| matches!(s, HostState::Running { .. } | HostState::RollingBack { .. }))
     }
 
     /// Nothing more will happen: the rollout ended (completed, halted or cancelled) and no host

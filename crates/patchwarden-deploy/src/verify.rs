@@ -216,7 +216,11 @@ mod tests {
         ];
         let targeted = targeted_findings(Scheme::Deb, &targets, &open);
         let ids: Vec<&str> = targeted.iter().map(|t| t.advisory_id.as_str()).collect();
-        assert_eq!(ids, ["K", "A"], "B needs a newer openssl, C has no fix, D is curl");
+        assert_eq!(
+            ids,
+            ["K", "A"],
+            "B needs a newer openssl, C has no fix, D is curl"
+        );
 
         let installed = [
             pkg("openssl", "3.0.15-1~deb12u1"),
@@ -232,12 +236,26 @@ mod tests {
         assert_eq!(v.failure(), None, "B was never targeted");
 
         // The update did not take: a wrong version and an open finding both fail the host.
-        let stuck = [pkg("openssl", "3.0.11-1~deb12u2"), pkg("linux-image-amd64", "6.1.1")];
-        let still = [finding("openssl", "A", Some("3.0.15-1~deb12u1"), "fix_available")];
+        let stuck = [
+            pkg("openssl", "3.0.11-1~deb12u2"),
+            pkg("linux-image-amd64", "6.1.1"),
+        ];
+        let still = [finding(
+            "openssl",
+            "A",
+            Some("3.0.15-1~deb12u1"),
+            "fix_available",
+        )];
         let v = verify(&targets, &stuck, &targeted, &still);
         let failure = v.failure().unwrap();
-        assert!(failure.contains("openssl: want 3.0.15-1~deb12u1, has 3.0.11-1~deb12u2"), "{failure}");
-        assert!(failure.contains("still open after the update: A (CVE-A) on openssl"), "{failure}");
+        assert!(
+            failure.contains("openssl: want 3.0.15-1~deb12u1, has 3.0.11-1~deb12u2"),
+            "{failure}"
+        );
+        assert!(
+            failure.contains("still open after the update: A (CVE-A) on openssl"),
+            "{failure}"
+        );
         assert!(!versions_reached(&targets, &stuck));
         assert!(versions_reached(&targets, &installed));
     }

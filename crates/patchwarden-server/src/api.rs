@@ -14,7 +14,9 @@
 //! | `GET /v1/jobs/{id}` | auditor | a job, its state and report |
 //! | `POST /v1/changes` | operator | a change request: title, kind, hosts, exact versions |
 //! | `POST /v1/changes/{id}/actions` | by the lifecycle | submit, approve, reject, schedule, … (403 / 409 / 400 when refused) |
-//! | `GET /v1/changes/{id}` | auditor | a change with its audit trail |
+//! | `GET /v1/changes?limit=N` | auditor | change requests, newest first |
+//! | `GET /v1/changes/{id}` | auditor | a change: audit trail, rollout, events, per-host result |
+//! | `POST /v1/changes/{id}/rollout` | operator | pause, resume or cancel its rollout |
 //! | `GET /v1/hosts?os=&label=k=v&group=&stale=` | auditor | hosts |
 //! | `GET /v1/hosts/{id}`, `/findings`, `/history` | auditor | one host |
 //! | `PUT /v1/hosts/{id}/labels` | operator | set labels (`""` removes) |
@@ -68,6 +70,8 @@ pub struct AppState {
     known_hosts: Arc<std::sync::Mutex<HashMap<String, i64>>>,
     /// Which hosts have queued jobs (refreshed from the store; long-polls wait on it).
     pub(crate) job_board: Arc<crate::jobs::JobBoard>,
+    /// Wakes the rollout driver (a job report, new findings, a change acted on).
+    pub(crate) rollout_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Most host credentials remembered (beyond it the map starts again: ~100 bytes each).
@@ -131,6 +135,7 @@ impl AppState {
             }),
             known_hosts: Arc::new(std::sync::Mutex::new(HashMap::new())),
             job_board: Arc::new(crate::jobs::JobBoard::default()),
+            rollout_wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -223,9 +228,13 @@ impl AppState {
                         .flatten();
                     let started = Instant::now();
                     match state.recompute_findings(host, inventory).await {
-                        Ok(_) => state
-                            .metrics
-                            .observe("findings", started.elapsed().as_secs_f64()),
+                        Ok(_) => {
+                            state
+                                .metrics
+                                .observe("findings", started.elapsed().as_secs_f64());
+                            // A host's verification may wait for these findings.
+                            state.rollout_wake.notify_one();
+                        }
                         Err(e) => {
                             state
                                 .metrics
@@ -598,7 +607,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}", get(crate::jobs::job))
         .route("/v1/jobs/{id}/report", post(crate::jobs::report))
         .route("/v1/hosts/{id}/jobs", post(crate::jobs::create))
-        .route("/v1/changes", post(crate::changes::create))
+        .route(
+            "/v1/changes",
+            post(crate::changes::create).get(crate::changes::list),
+        )
+        .route(
+            "/v1/changes/{id}/rollout",
+            post(crate::changes::steer_rollout),
+        )
         .route("/v1/changes/{id}", get(crate::changes::get_change))
         .route("/v1/changes/{id}/actions", post(crate::changes::act))
         .route("/v1/hosts", get(hosts))
@@ -1225,9 +1241,10 @@ mod openapi_tests {
     fn the_openapi_document_describes_exactly_the_routes_served() {
         let source = include_str!("api.rs");
         let served: std::collections::BTreeSet<&str> = source
-            .split(".route(\"")
+            .split(".route(")
             .skip(1)
-            .filter_map(|rest| rest.split('"').next())
+            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+            .filter(|path| path.starts_with('/'))
             .collect();
         let doc: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap();
         let described: std::collections::BTreeSet<&str> = doc["paths"]

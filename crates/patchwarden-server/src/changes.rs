@@ -1,21 +1,32 @@
-//! Change requests over the API: create (`POST /v1/changes`, operator), act on one (`POST
-//! /v1/changes/{id}/actions`: submit, approve, reject, schedule, start, complete, fail, roll back,
-//! cancel — the lifecycle of `patchwarden-deploy` decides, with the caller's name and role), read
-//! one with its audit trail (`GET /v1/changes/{id}`). A transition is written only over the version
-//! it was computed from, so two servers never both apply one to the same state.
+//! Change requests over the API: create (`POST /v1/changes`, operator), list them (`GET
+//! /v1/changes`), act on one (`POST /v1/changes/{id}/actions`: submit, approve, reject, schedule,
+//! start, complete, fail, roll back, cancel — the lifecycle of `patchwarden-deploy` decides, with
+//! the caller's name and role), steer its rollout (`POST /v1/changes/{id}/rollout`: pause, resume,
+//! cancel), read one with its audit trail, rollout and per-host result (`GET /v1/changes/{id}`).
+//!
+//! A change is written only over the version it was read at, so two servers (or a person and the
+//! rollout driver of [`crate::rollouts`]) never both apply a step to the same state.
+
+use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
 use patchwarden_deploy::change::{
-    Actor, ChangeAction, ChangeKind, ChangeLifecycle, ChangePolicy, Refusal,
+    Actor, ChangeAction, ChangeKind, ChangeLifecycle, ChangeState, Refusal, TransitionRefused,
 };
+use patchwarden_deploy::config::host_classes;
+use patchwarden_deploy::rollout::{HostState, Rollout, RolloutSpec};
+use patchwarden_deploy::verify::{targeted_findings, FindingFacts, TargetedFinding, Verification};
 use patchwarden_model::fleet::Role;
-use patchwarden_model::job::PackageTarget;
+use patchwarden_model::job::{JobOperation, PackageTarget};
+use patchwarden_store::fleet::FindingFilter;
+use patchwarden_store::jobs::ChangeUpdate;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{body, json, parse_body, stored, Answer, AppState, Failure};
+use crate::api::{body, json, parse_body, query, stored, Answer, AppState, Failure};
 
 /// A change request as stored and served.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -29,6 +40,25 @@ pub struct ChangeDoc {
     /// last inventory); a package the host did not have is listed under `not_installed`.
     pub rollback: Vec<HostRollback>,
     pub lifecycle: ChangeLifecycle,
+    /// The change's own rollout (waves, thresholds, soak); the configuration's default otherwise.
+    #[serde(default)]
+    pub rollout_spec: Option<RolloutSpec>,
+    /// The change starts no earlier than this (its schedule); hosts still start only inside their
+    /// windows.
+    #[serde(default)]
+    pub not_before: Option<Timestamp>,
+    /// Per host, the open findings the change should close there (verification checks them).
+    #[serde(default)]
+    pub targets: Vec<HostTargets>,
+    /// The rollout, once started.
+    #[serde(default)]
+    pub rollout: Option<Rollout>,
+    /// Per host: the jobs run for the change and the verification.
+    #[serde(default)]
+    pub runs: BTreeMap<i64, HostRun>,
+    /// What happened, in order (the lifecycle's transitions are in its audit trail).
+    #[serde(default)]
+    pub events: Vec<ChangeEvent>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -38,6 +68,135 @@ pub struct HostRollback {
     pub not_installed: Vec<String>,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostTargets {
+    pub host_id: i64,
+    pub findings: Vec<TargetedFinding>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HostRun {
+    pub jobs: Vec<RunJob>,
+    #[serde(default)]
+    pub verification: Option<Verification>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunJob {
+    pub id: String,
+    pub operation: JobOperation,
+    /// `queued` until the driver sees it end: `succeeded`, `failed`, or `timed_out` (withdrawn when
+    /// it was not delivered yet).
+    pub state: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    pub at: String,
+    pub actor: String,
+    pub message: String,
+}
+
+impl ChangeDoc {
+    /// The versions the change installs on `host`: its packages the host has (a change updates,
+    /// it does not add packages).
+    pub fn install_targets(&self, host: i64) -> Vec<PackageTarget> {
+        let missing = self
+            .rollback
+            .iter()
+            .find(|r| r.host_id == host)
+            .map(|r| r.not_installed.as_slice())
+            .unwrap_or_default();
+        self.packages
+            .iter()
+            .filter(|p| !missing.contains(&p.name))
+            .cloned()
+            .collect()
+    }
+
+    /// The versions `host` returns to on rollback.
+    pub fn rollback_targets(&self, host: i64) -> Vec<PackageTarget> {
+        self.rollback
+            .iter()
+            .find(|r| r.host_id == host)
+            .map(|r| r.packages.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn targeted(&self, host: i64) -> &[TargetedFinding] {
+        self.targets
+            .iter()
+            .find(|t| t.host_id == host)
+            .map(|t| t.findings.as_slice())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn event(&mut self, at: &str, actor: &str, message: String) {
+        self.events.push(ChangeEvent {
+            at: at.into(),
+            actor: actor.into(),
+            message,
+        });
+    }
+
+    /// The rollout driver still has work on it: scheduling a pre-approved change, starting a
+    /// scheduled one, a rollout in progress, or the lifecycle ahead of its rollout (cancelled or
+    /// rolled back while hosts ran).
+    pub fn needs_driving(&self) -> bool {
+        let state = self.lifecycle.state;
+        match state {
+            ChangeState::Approved => self.lifecycle.kind == ChangeKind::Standard,
+            ChangeState::Scheduled | ChangeState::Running => true,
+            _ => self.rollout.as_ref().is_some_and(|r| {
+                !r.finished() || (state == ChangeState::RolledBack && !r.rolling_back_all())
+            }),
+        }
+    }
+
+    /// Per host: where the rollout left it, what was installed, verified and what remains.
+    pub fn result(&self) -> Vec<HostResult> {
+        self.hosts
+            .iter()
+            .map(|h| {
+                let state = self.rollout.as_ref().and_then(|r| r.hosts.get(h));
+                let run = self.runs.get(h);
+                let v = run.and_then(|r| r.verification.clone());
+                HostResult {
+                    host_id: *h,
+                    state: state.map(|s| {
+                        let text = serde_json::to_value(s).expect("a host state serializes");
+                        text["state"].as_str().unwrap_or("?").to_owned()
+                    }),
+                    reason: match state {
+                        Some(
+                            HostState::Failed { reason, .. }
+                            | HostState::RollingBack { reason, .. }
+                            | HostState::RolledBack { reason, .. }
+                            | HostState::RollbackFailed { reason, .. },
+                        ) => Some(reason.clone()),
+                        _ => None,
+                    },
+                    jobs: run.map(|r| r.jobs.clone()).unwrap_or_default(),
+                    verification: v,
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HostResult {
+    pub host_id: i64,
+    /// The host's rollout state (`pending`, `running`, `succeeded`, `failed`, `rolled_back`, …);
+    /// none before the rollout starts.
+    pub state: Option<String>,
+    pub reason: Option<String>,
+    pub jobs: Vec<RunJob>,
+    pub verification: Option<Verification>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewChange {
@@ -45,6 +204,10 @@ pub(crate) struct NewChange {
     kind: ChangeKind,
     hosts: Vec<i64>,
     packages: Vec<PackageTarget>,
+    #[serde(default)]
+    rollout: Option<RolloutSpec>,
+    #[serde(default)]
+    not_before: Option<Timestamp>,
 }
 
 #[derive(Deserialize)]
@@ -55,11 +218,37 @@ pub(crate) struct ActionRequest {
     comment: Option<String>,
 }
 
-fn snake(value: &impl Serialize) -> String {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RolloutAction {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RolloutRequest {
+    action: RolloutAction,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+pub(crate) fn snake(value: &impl Serialize) -> String {
     serde_json::to_string(value)
         .expect("an enum serializes")
         .trim_matches('"')
         .to_owned()
+}
+
+/// The scheme a host's versions compare in (from its release; dpkg when unknown).
+fn host_scheme(inventory: &patchwarden_model::Inventory) -> patchwarden_version::Scheme {
+    inventory
+        .os
+        .release
+        .as_ref()
+        .map(|r| r.distro.scheme())
+        .unwrap_or(patchwarden_version::Scheme::Deb)
 }
 
 pub(crate) async fn create(
@@ -76,9 +265,13 @@ pub(crate) async fn create(
         ));
     }
     crate::jobs::check_targets(&new.packages)?;
-    let policy = ChangePolicy::default();
+    if let Some(spec) = &new.rollout {
+        Rollout::check(spec)
+            .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, format!("change: rollout: {e}")))?;
+    }
     let mut classes = Vec::new();
     let mut rollback = Vec::new();
+    let mut targets = Vec::new();
     for host in &new.hosts {
         let Some((inventory, _)) = state.store.host_inventory(*host).await? else {
             return Err(Failure::new(
@@ -105,16 +298,17 @@ pub(crate) async fn create(
             }
         }
         rollback.push(plan);
-        classes.extend(
-            state
-                .store
-                .host_labels(*host)
-                .await?
-                .into_iter()
-                .map(|(k, v)| format!("{k}={v}")),
-        );
+        let open = host_finding_facts(&state, *host).await?;
+        targets.push(HostTargets {
+            host_id: *host,
+            findings: targeted_findings(host_scheme(&inventory), &new.packages, &open),
+        });
+        classes.extend(host_classes(&state.store.host_labels(*host).await?));
     }
-    policy
+    state
+        .config
+        .deploy
+        .policy
         .allows(new.kind, &classes)
         .map_err(|reason| Failure::new(StatusCode::FORBIDDEN, format!("change: {reason}")))?;
     let doc = ChangeDoc {
@@ -124,6 +318,12 @@ pub(crate) async fn create(
         packages: new.packages,
         rollback,
         lifecycle: ChangeLifecycle::new(new.kind, &user.name),
+        rollout_spec: new.rollout,
+        not_before: new.not_before,
+        targets,
+        rollout: None,
+        runs: BTreeMap::new(),
+        events: Vec::new(),
     };
     let now = patchwarden_model::now_rfc3339();
     let text = serde_json::to_string(&doc).expect("a change serializes");
@@ -134,10 +334,69 @@ pub(crate) async fn create(
             &snake(&new.kind),
             &snake(&doc.lifecycle.state),
             &text,
+            doc.needs_driving(),
             &now,
         )
         .await?;
     Ok((StatusCode::CREATED, json(&doc)).into_response())
+}
+
+/// A host's stored findings as verification reads them.
+pub(crate) async fn host_finding_facts(state: &AppState, host: i64) -> Answer<Vec<FindingFacts>> {
+    let rows = state
+        .store
+        .fleet_findings(&FindingFilter {
+            host_id: Some(host),
+            ..Default::default()
+        })
+        .await?;
+    rows.iter()
+        .map(|(_, _, doc)| stored(doc, &format!("finding of host {host}")))
+        .collect()
+}
+
+fn refusal(refused: TransitionRefused) -> Failure {
+    let status = match refused.kind {
+        Refusal::Forbidden => StatusCode::FORBIDDEN,
+        Refusal::Conflict => StatusCode::CONFLICT,
+        Refusal::Incomplete => StatusCode::BAD_REQUEST,
+    };
+    Failure::new(status, refused.to_string())
+}
+
+/// Reads a change, lets `step` change it, writes it over the version read (reading again once
+/// when another writer got there first), wakes the rollout driver; answers the written document.
+async fn update_change(
+    state: &AppState,
+    id: &str,
+    step: impl Fn(&mut ChangeDoc, &str) -> Answer<()>,
+) -> Answer<Response> {
+    for _ in 0..2 {
+        let row = state
+            .store
+            .change(id)
+            .await?
+            .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("no change {id}")))?;
+        let mut doc: ChangeDoc = stored(&row.doc, &format!("change {id}"))?;
+        let now = patchwarden_model::now_rfc3339();
+        step(&mut doc, &now)?;
+        let text = serde_json::to_string(&doc).expect("a change serializes");
+        let update = ChangeUpdate {
+            id,
+            version: row.version,
+            state: &snake(&doc.lifecycle.state),
+            doc: &text,
+            active: doc.needs_driving(),
+        };
+        if state.store.update_change(&update, &now).await? {
+            state.rollout_wake.notify_one();
+            return Ok(json(&doc));
+        }
+    }
+    Err(Failure::new(
+        StatusCode::CONFLICT,
+        format!("change {id} changed while this action was applied: try again"),
+    ))
 }
 
 pub(crate) async fn act(
@@ -149,43 +408,129 @@ pub(crate) async fn act(
     let user = state.user(&headers, Role::Auditor).await?;
     let request: ActionRequest = parse_body(&body(raw)?, "change action")?;
     let actor = Actor::user(&user.name, user.role);
-    let policy = ChangePolicy::default();
-    // Read, apply, write over the same version; a concurrent writer means read again (once).
-    for _ in 0..2 {
-        let row = state
-            .store
-            .change(&id)
-            .await?
-            .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("no change {id}")))?;
-        let mut doc: ChangeDoc = stored(&row.doc, &format!("change {id}"))?;
-        let now = patchwarden_model::now_rfc3339();
-        if let Err(refused) = doc.lifecycle.apply(
-            &policy,
-            &actor,
-            request.action,
-            request.comment.as_deref(),
-            &now,
-        ) {
-            let status = match refused.kind {
-                Refusal::Forbidden => StatusCode::FORBIDDEN,
-                Refusal::Conflict => StatusCode::CONFLICT,
-                Refusal::Incomplete => StatusCode::BAD_REQUEST,
-            };
-            return Err(Failure::new(status, refused.to_string()));
+    let policy = state.config.deploy.policy.clone();
+    update_change(&state, &id, |doc, now| {
+        doc.lifecycle
+            .apply(
+                &policy,
+                &actor,
+                request.action,
+                request.comment.as_deref(),
+                now,
+            )
+            .map(|_| ())
+            .map_err(refusal)
+    })
+    .await
+}
+
+pub(crate) async fn steer_rollout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Answer<Response> {
+    let user = state.user(&headers, Role::Operator).await?;
+    let request: RolloutRequest = parse_body(&body(raw)?, "rollout action")?;
+    let actor = Actor::user(&user.name, user.role);
+    let policy = state.config.deploy.policy.clone();
+    update_change(&state, &id, |doc, now| {
+        let Some(rollout) = doc.rollout.as_mut() else {
+            return Err(Failure::new(
+                StatusCode::CONFLICT,
+                format!("change {id} has no rollout yet"),
+            ));
+        };
+        let done = match request.action {
+            RolloutAction::Pause => rollout.pause(),
+            RolloutAction::Resume => rollout.resume(),
+            RolloutAction::Cancel => rollout.cancel(),
+        };
+        if !done {
+            return Err(Failure::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "cannot {} a rollout that is {}",
+                    snake(&request.action),
+                    snake_status(rollout)
+                ),
+            ));
         }
-        let text = serde_json::to_string(&doc).expect("a change serializes");
-        if state
-            .store
-            .update_change(&id, row.version, &snake(&doc.lifecycle.state), &text, &now)
-            .await?
-        {
-            return Ok(json(&doc));
+        if request.action == RolloutAction::Cancel && doc.lifecycle.state == ChangeState::Running {
+            doc.lifecycle
+                .apply(
+                    &policy,
+                    &actor,
+                    ChangeAction::Cancel,
+                    request.comment.as_deref(),
+                    now,
+                )
+                .map_err(refusal)?;
+        }
+        let comment = request
+            .comment
+            .as_deref()
+            .map(|c| format!(": {c}"))
+            .unwrap_or_default();
+        doc.event(
+            now,
+            &user.name,
+            format!("rollout {}{comment}", request.action_name()),
+        );
+        Ok(())
+    })
+    .await
+}
+
+impl RolloutRequest {
+    fn action_name(&self) -> &'static str {
+        match self.action {
+            RolloutAction::Pause => "paused",
+            RolloutAction::Resume => "resumed",
+            RolloutAction::Cancel => "cancelled",
         }
     }
-    Err(Failure::new(
-        StatusCode::CONFLICT,
-        format!("change {id} changed while this action was applied: try again"),
-    ))
+}
+
+fn snake_status(rollout: &Rollout) -> String {
+    let value = serde_json::to_value(&rollout.status).expect("a status serializes");
+    value["status"].as_str().unwrap_or("?").to_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer<Response> {
+    state.user(&headers, Role::Auditor).await?;
+    let q = query(q)?;
+    let rows = state
+        .store
+        .changes(q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let doc: ChangeDoc = stored(&row.doc, &format!("change {}", row.id))?;
+        out.push(serde_json::json!({
+            "id": row.id,
+            "title": doc.title,
+            "kind": row.kind,
+            "state": row.state,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+            "requested_by": doc.lifecycle.requested_by,
+            "hosts": doc.hosts.len(),
+            "rollout": doc.rollout.as_ref().map(snake_status),
+        }));
+    }
+    Ok(json(&out))
 }
 
 pub(crate) async fn get_change(
@@ -199,6 +544,8 @@ pub(crate) async fn get_change(
         .change(&id)
         .await?
         .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("no change {id}")))?;
-    let doc: serde_json::Value = stored(&row.doc, &format!("change {id}"))?;
-    Ok(json(&doc))
+    let doc: ChangeDoc = stored(&row.doc, &format!("change {id}"))?;
+    let mut answer = serde_json::to_value(&doc).expect("a change serializes");
+    answer["result"] = serde_json::to_value(doc.result()).expect("a result serializes");
+    Ok(json(&answer))
 }

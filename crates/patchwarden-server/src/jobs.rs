@@ -2,8 +2,9 @@
 //! delivery (`GET /v1/jobs/next`), the host's report (`POST /v1/jobs/{id}/report`), and reading a
 //! job (`GET /v1/jobs/{id}`).
 //!
-//! A job holds only a package operation with exact versions; hooks and health checks come from the
-//! server's configuration (none are configured yet), never from the request. Long-polls do not
+//! A job holds only a package operation with exact versions; hooks, health checks and the reboot
+//! policy come from the host's profile in the deployment configuration, never from the request
+//! (an operator may ask for a reboot policy other than `never`). Long-polls do not
 //! query the store each: one task per server reads which hosts have queued jobs every
 //! `job_poll` (and a job queued through this server wakes its host's poll at once).
 
@@ -39,7 +40,7 @@ impl JobBoard {
             .unwrap_or(true)
     }
 
-    fn set(&self, host: i64, queued: bool) {
+    pub(crate) fn set(&self, host: i64, queued: bool) {
         if let Ok(mut q) = self.queued.lock() {
             if queued {
                 q.insert(host);
@@ -115,6 +116,33 @@ pub(crate) fn check_targets(targets: &[PackageTarget]) -> Answer<()> {
     Ok(())
 }
 
+/// A job for a host of `classes`: the operation and exact versions, with the hooks, health checks
+/// and reboot policy of the host's profile in the deployment configuration (none without one). A
+/// rollback runs the hooks but no health checks: it returns to versions that were healthy, and a
+/// failing check must not stop that.
+pub(crate) fn package_job(
+    state: &AppState,
+    operation: JobOperation,
+    packages: Vec<PackageTarget>,
+    classes: &[String],
+) -> PackageJob {
+    let profile = state.config.deploy.profile_for(classes);
+    let health_checks = match (&operation, profile) {
+        (JobOperation::Install, Some(p)) => p.health_checks.clone(),
+        _ => Vec::new(),
+    };
+    PackageJob {
+        id: format!("job-{}", crate::secrets::random_hex(12)),
+        operation,
+        packages,
+        reboot: profile.map_or(RebootPolicy::Never, |p| p.reboot),
+        pre_hooks: profile.map(|p| p.pre_hooks.clone()).unwrap_or_default(),
+        post_hooks: profile.map(|p| p.post_hooks.clone()).unwrap_or_default(),
+        health_checks,
+        lock_timeout_secs: state.config.job_lock_timeout.as_secs(),
+    }
+}
+
 pub(crate) async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -128,16 +156,12 @@ pub(crate) async fn create(
         return Err(Failure::new(StatusCode::BAD_REQUEST, "job: no packages"));
     }
     check_targets(&new.packages)?;
-    let job = PackageJob {
-        id: format!("job-{}", crate::secrets::random_hex(12)),
-        operation: new.operation,
-        packages: new.packages,
-        reboot: new.reboot,
-        pre_hooks: Vec::new(),
-        post_hooks: Vec::new(),
-        health_checks: Vec::new(),
-        lock_timeout_secs: state.config.job_lock_timeout.as_secs(),
-    };
+    let labels = state.store.host_labels(host).await?;
+    let classes = patchwarden_deploy::config::host_classes(&labels);
+    let mut job = package_job(&state, new.operation, new.packages, &classes);
+    if new.reboot != RebootPolicy::Never {
+        job.reboot = new.reboot;
+    }
     let doc = serde_json::to_string(&job).expect("a job serializes");
     let now = patchwarden_model::now_rfc3339();
     if !state
@@ -227,6 +251,7 @@ pub(crate) async fn report(
         "event=\"failed\""
     };
     state.metrics.count("patchwarden_jobs_total", event);
+    state.rollout_wake.notify_one();
     Ok(json(
         &serde_json::json!({"job": id, "state": if succeeded { "succeeded" } else { "failed" }}),
     ))

@@ -12,6 +12,7 @@ pub mod assets;
 pub mod changes;
 pub mod jobs;
 mod metrics;
+pub mod rollouts;
 pub mod secrets;
 pub mod tls;
 
@@ -58,6 +59,12 @@ pub struct ServerConfig {
     pub job_poll: Duration,
     /// How long an agent's package manager waits for another's lock.
     pub job_lock_timeout: Duration,
+    /// The deployment configuration: change policy, maintenance windows, host profiles (hooks,
+    /// health checks, reboot policy), rollout defaults.
+    pub deploy: patchwarden_deploy::config::DeployConfig,
+    /// How often the rollout driver looks at active changes (it also wakes on job reports and
+    /// new findings).
+    pub rollout_tick: Duration,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +84,8 @@ impl Default for ServerConfig {
             knowledge_poll: Duration::from_secs(60),
             job_poll: Duration::from_secs(2),
             job_lock_timeout: Duration::from_secs(300),
+            deploy: patchwarden_deploy::config::DeployConfig::default(),
+            rollout_tick: Duration::from_secs(2),
         }
     }
 }
@@ -148,6 +157,7 @@ impl Server {
         let workers = config.findings_workers;
         let knowledge_poll = config.knowledge_poll;
         let job_poll = config.job_poll;
+        let rollout_tick = config.rollout_tick;
         let state = api::AppState::new(store, config, identity.ca_pem.clone(), policy);
         state.start_findings_workers(workers);
         state.start_heartbeat_batcher();
@@ -157,6 +167,7 @@ impl Server {
         state.refresh_pending_findings().await;
         state.start_knowledge_watcher(knowledge_poll);
         state.start_job_board(job_poll);
+        state.start_rollout_driver(rollout_tick);
         Ok(Server {
             listener,
             tls,

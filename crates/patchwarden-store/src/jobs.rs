@@ -31,11 +31,31 @@ impl Store {
         now: &str,
     ) -> Result<bool, StoreError> {
         let (_writer, mut tx) = self.begin().await?;
+        let job = NewJob {
+            id,
+            host_id,
+            doc,
+            created_by,
+        };
+        if !self.insert_job(&mut tx, &job, now).await? {
+            return Ok(false);
+        }
+        tx.commit().await.context(|| "committing the job".into())?;
+        Ok(true)
+    }
+
+    /// Inserts a queued job in the caller's transaction; false when the host is unknown or revoked.
+    async fn insert_job(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        job: &NewJob<'_>,
+        now: &str,
+    ) -> Result<bool, StoreError> {
         let host: Option<i64> = sqlx::query_scalar(
             &self.sql("SELECT id FROM host WHERE id = $1 AND revoked_at IS NULL"),
         )
-        .bind(host_id)
-        .fetch_optional(&mut *tx)
+        .bind(job.host_id)
+        .fetch_optional(&mut **tx)
         .await
         .context(|| "looking up the job's host".into())?;
         if host.is_none() {
@@ -45,15 +65,14 @@ impl Store {
             "INSERT INTO host_job (id, host_id, created_at, created_by, doc, state) \
              VALUES ($1, $2, $3, $4, $5, 'queued')",
         ))
-        .bind(id)
-        .bind(host_id)
+        .bind(job.id)
+        .bind(job.host_id)
         .bind(now)
-        .bind(created_by)
-        .bind(doc)
-        .execute(&mut *tx)
+        .bind(job.created_by)
+        .bind(job.doc)
+        .execute(&mut **tx)
         .await
-        .context(|| format!("queueing job {id}"))?;
-        tx.commit().await.context(|| "committing the job".into())?;
+        .context(|| format!("queueing job {}", job.id))?;
         Ok(true)
     }
 
@@ -123,6 +142,25 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Withdraws a job not yet delivered (`cancelled`): an agent that comes back later must not
+    /// run work its change gave up on. False when it was delivered or finished already.
+    pub async fn cancel_job(&self, id: &str, now: &str) -> Result<bool, StoreError> {
+        let (_writer, mut tx) = self.begin().await?;
+        let done = sqlx::query(&self.sql(
+            "UPDATE host_job SET state = 'cancelled', finished_at = $2 \
+             WHERE id = $1 AND state = 'queued'",
+        ))
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("cancelling job {id}"))?;
+        tx.commit()
+            .await
+            .context(|| "committing the cancellation".into())?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Hosts with a queued job (one index scan: servers poll it instead of every host's queue).
     pub async fn hosts_with_queued_jobs(&self) -> Result<Vec<i64>, StoreError> {
         sqlx::query_scalar("SELECT DISTINCT host_id FROM host_job WHERE state = 'queued'")
@@ -157,6 +195,27 @@ impl Store {
     }
 }
 
+/// A job to queue (with [`Store::advance_change`]).
+#[derive(Clone, Copy, Debug)]
+pub struct NewJob<'a> {
+    pub id: &'a str,
+    pub host_id: i64,
+    /// The job (JSON text).
+    pub doc: &'a str,
+    pub created_by: &'a str,
+}
+
+/// A change's new state, written over the version it was read at.
+#[derive(Clone, Copy, Debug)]
+pub struct ChangeUpdate<'a> {
+    pub id: &'a str,
+    pub version: i64,
+    pub state: &'a str,
+    pub doc: &'a str,
+    /// The rollout driver still has work on it.
+    pub active: bool,
+}
+
 /// A change request as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChangeRow {
@@ -176,18 +235,20 @@ impl Store {
         kind: &str,
         state: &str,
         doc: &str,
+        active: bool,
         now: &str,
     ) -> Result<(), StoreError> {
         let (_writer, mut tx) = self.begin().await?;
         sqlx::query(&self.sql(
-            "INSERT INTO change_request (id, created_at, updated_at, kind, state, version, doc) \
-             VALUES ($1, $2, $2, $3, $4, 1, $5)",
+            "INSERT INTO change_request (id, created_at, updated_at, kind, state, version, doc, active) \
+             VALUES ($1, $2, $2, $3, $4, 1, $5, $6)",
         ))
         .bind(id)
         .bind(now)
         .bind(kind)
         .bind(state)
         .bind(doc)
+        .bind(active as i64)
         .execute(&mut *tx)
         .await
         .context(|| format!("creating change {id}"))?;
@@ -201,29 +262,71 @@ impl Store {
     /// there first (the caller reads again).
     pub async fn update_change(
         &self,
-        id: &str,
-        version: i64,
-        state: &str,
-        doc: &str,
+        update: &ChangeUpdate<'_>,
         now: &str,
     ) -> Result<bool, StoreError> {
+        self.advance_change(update, &[], now).await
+    }
+
+    /// Replaces a change's document if it is still at `version` and queues `jobs` in the same
+    /// transaction: when another writer got there first, nothing is written and no job is queued
+    /// (false). A job for a host that is gone is not queued; the change's own document says so.
+    pub async fn advance_change(
+        &self,
+        update: &ChangeUpdate<'_>,
+        jobs: &[NewJob<'_>],
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let id = update.id;
         let (_writer, mut tx) = self.begin().await?;
         let done = sqlx::query(&self.sql(
-            "UPDATE change_request SET state = $3, doc = $4, updated_at = $5, version = version + 1 \
-             WHERE id = $1 AND version = $2",
+            "UPDATE change_request SET state = $3, doc = $4, updated_at = $5, active = $6, \
+             version = version + 1 WHERE id = $1 AND version = $2",
         ))
         .bind(id)
-        .bind(version)
-        .bind(state)
-        .bind(doc)
+        .bind(update.version)
+        .bind(update.state)
+        .bind(update.doc)
         .bind(now)
+        .bind(update.active as i64)
         .execute(&mut *tx)
         .await
         .context(|| format!("updating change {id}"))?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for job in jobs {
+            self.insert_job(&mut tx, job, now).await?;
+        }
         tx.commit()
             .await
             .context(|| "committing the change".into())?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
+    }
+
+    /// Changes the rollout driver still has work on, least recently updated first.
+    pub async fn active_changes(&self) -> Result<Vec<ChangeRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, created_at, updated_at, kind, state, version, doc FROM change_request \
+             WHERE active = 1 ORDER BY updated_at, id",
+        )
+        .fetch_all(self.pool())
+        .await
+        .context(|| "reading active changes".into())?;
+        rows.iter().map(change_row).collect()
+    }
+
+    /// Change requests, newest first (documents included).
+    pub async fn changes(&self, limit: i64) -> Result<Vec<ChangeRow>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT id, created_at, updated_at, kind, state, version, doc FROM change_request \
+             ORDER BY created_at DESC, id LIMIT $1",
+        ))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .context(|| "reading changes".into())?;
+        rows.iter().map(change_row).collect()
     }
 
     pub async fn change(&self, id: &str) -> Result<Option<ChangeRow>, StoreError> {
@@ -234,17 +337,18 @@ impl Store {
         .fetch_optional(self.pool())
         .await
         .context(|| format!("reading change {id}"))?;
-        row.map(|r| {
-            Ok(ChangeRow {
-                id: get(&r, "id")?,
-                created_at: get(&r, "created_at")?,
-                updated_at: get(&r, "updated_at")?,
-                kind: get(&r, "kind")?,
-                state: get(&r, "state")?,
-                version: get(&r, "version")?,
-                doc: get(&r, "doc")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(change_row).transpose()
     }
+}
+
+fn change_row(r: &sqlx::any::AnyRow) -> Result<ChangeRow, StoreError> {
+    Ok(ChangeRow {
+        id: get(r, "id")?,
+        created_at: get(r, "created_at")?,
+        updated_at: get(r, "updated_at")?,
+        kind: get(r, "kind")?,
+        state: get(r, "state")?,
+        version: get(r, "version")?,
+        doc: get(r, "doc")?,
+    })
 }

@@ -65,6 +65,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0010_change_requests.sql"),
         include_str!("../migrations/postgres/0010_change_requests.sql"),
     ),
+    (
+        11,
+        "active_changes",
+        include_str!("../migrations/sqlite/0011_active_changes.sql"),
+        include_str!("../migrations/postgres/0011_active_changes.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,

@@ -1,0 +1,438 @@
+//! The rollout driver: one task per server that moves active changes along.
+//!
+//! Every `rollout_tick` (and at once when a job report or new findings arrive) it reads the changes
+//! marked active in the store and, for each:
+//! - schedules an approved *standard* change (the policy approved it; actor `policy`);
+//! - starts a scheduled change once its `not_before` has passed: plans the rollout (the change's
+//!   own waves or the configuration's default, an emergency's soak shortened) over the hosts with
+//!   their classes (actor `rollout`);
+//! - follows the hosts running: a failed job fails the host with the job's reason; a succeeded
+//!   install is verified as soon as the host's next inventory and its findings are stored (the
+//!   targeted findings closed or pending a reboot, exactly the change's versions installed),
+//!   else the host fails with what remains; a finished rollback job ends the host's rollback;
+//! - follows the lifecycle: a cancelled change cancels its rollout, a rolled-back change rolls
+//!   every host back;
+//! - ticks the rollout (windows decide which hosts may start: [`DeployConfig::may_start`]) and
+//!   queues the jobs it asks for — install jobs with the host profile's hooks and health checks,
+//!   rollback jobs to the recorded versions — in the same transaction that stores the new rollout
+//!   state, over the version it read: two servers driving one change never both queue a job;
+//! - ends the change: completed when the rollout completed, failed (with the reasons) when it was
+//!   halted or cancelled, once no host is still running or rolling back.
+//!
+//! Nothing lives in memory between ticks: a restarted server (or another one) resumes from the
+//! stored document.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use patchwarden_deploy::change::{Actor, ChangeAction, ChangeKind, ChangeState};
+use patchwarden_deploy::config::host_classes;
+use patchwarden_deploy::rollout::{
+    Command, HostOutcome, HostState, Rollout, RolloutHost, RolloutStatus,
+};
+use patchwarden_deploy::verify::{verify, versions_reached};
+use patchwarden_model::job::{JobOperation, JobOutcome, JobReport, PackageJob};
+use patchwarden_store::jobs::{ChangeRow, ChangeUpdate, NewJob};
+
+use crate::api::AppState;
+use crate::changes::{host_finding_facts, snake, ChangeDoc, RunJob};
+
+/// What a host's current job says, as far as the driver can tell now.
+enum JobResult {
+    /// Not finished (or verification still waits for the host's new inventory).
+    Waiting,
+    Outcome(HostOutcome),
+}
+
+impl AppState {
+    /// Drives active changes every `every`, and whenever woken.
+    pub fn start_rollout_driver(&self, every: Duration) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            loop {
+                state.drive_changes().await;
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = state.rollout_wake.notified() => {}
+                }
+            }
+        });
+    }
+
+    /// One pass over the active changes; errors are logged and retried on the next pass.
+    pub async fn drive_changes(&self) {
+        let rows = match self.store.active_changes().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                eprintln!("rollouts: {e}");
+                return;
+            }
+        };
+        for row in rows {
+            let id = row.id.clone();
+            if let Err(e) = self.drive_change(row).await {
+                eprintln!("rollout of change {id}: {e}");
+            }
+        }
+    }
+
+    async fn drive_change(&self, row: ChangeRow) -> Result<(), String> {
+        let mut doc: ChangeDoc = serde_json::from_str(&row.doc)
+            .map_err(|e| format!("the stored change does not parse: {e}"))?;
+        let now = Timestamp::now();
+        let at = patchwarden_model::now_rfc3339();
+        let deploy = &self.config.deploy;
+        let policy = &deploy.policy;
+        let kind = doc.lifecycle.kind;
+        let mut jobs: Vec<(i64, PackageJob)> = Vec::new();
+        let mut withdraw: Vec<String> = Vec::new();
+
+        // The lifecycle's own steps.
+        match doc.lifecycle.state {
+            ChangeState::Approved if kind == ChangeKind::Standard => {
+                let _ = doc.lifecycle.apply(
+                    policy,
+                    &Actor::system("policy"),
+                    ChangeAction::Schedule,
+                    Some("standard change: pre-approved and scheduled by policy"),
+                    &at,
+                );
+            }
+            ChangeState::Scheduled if doc.not_before.is_none_or(|t| now >= t) => {
+                let mut hosts = Vec::new();
+                for id in &doc.hosts {
+                    let labels = self
+                        .store
+                        .host_labels(*id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    hosts.push(RolloutHost {
+                        id: *id,
+                        classes: host_classes(&labels),
+                    });
+                }
+                let spec = deploy.rollout_for(kind, doc.rollout_spec.clone());
+                let system = Actor::system("rollout");
+                match Rollout::plan(&spec, &hosts) {
+                    Ok(rollout) => {
+                        let waves: Vec<String> = rollout
+                            .waves
+                            .iter()
+                            .map(|w| format!("{} ({} hosts)", w.name, w.hosts.len()))
+                            .collect();
+                        let comment = format!("waves: {}", waves.join(", "));
+                        doc.lifecycle
+                            .apply(policy, &system, ChangeAction::Start, Some(&comment), &at)
+                            .map_err(|e| e.to_string())?;
+                        doc.rollout = Some(rollout);
+                    }
+                    Err(e) => {
+                        let comment = format!("the rollout cannot be planned: {e}");
+                        doc.lifecycle
+                            .apply(policy, &system, ChangeAction::Fail, Some(&comment), &at)
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+            _ => {}
+        }
+
+        if let Some(mut rollout) = doc.rollout.take() {
+            match doc.lifecycle.state {
+                ChangeState::Cancelled if rollout.cancel() => {
+                    doc.event(&at, "rollout", "cancelled with the change".into())
+                }
+                ChangeState::RolledBack if rollout.roll_back_all() => doc.event(
+                    &at,
+                    "rollout",
+                    "the whole change is rolled back: every host that ran returns to its recorded versions".into(),
+                ),
+                _ => {}
+            }
+            // What the running hosts' jobs came back with.
+            let busy: Vec<i64> = rollout
+                .hosts
+                .iter()
+                .filter(|(_, s)| {
+                    matches!(s, HostState::Running { .. } | HostState::RollingBack { .. })
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for host in &busy {
+                if let JobResult::Outcome(outcome) = self.job_result(&mut doc, *host).await? {
+                    let what = match &outcome {
+                        HostOutcome::Succeeded => "succeeded and verified".to_owned(),
+                        HostOutcome::Failed { reason } => format!("failed: {reason}"),
+                        HostOutcome::RolledBack { reason: None } => "rolled back".to_owned(),
+                        HostOutcome::RolledBack { reason: Some(r) } => {
+                            format!("rollback failed: {r}")
+                        }
+                    };
+                    if rollout.report(*host, outcome, now) {
+                        doc.event(&at, "rollout", format!("host {host} {what}"));
+                    }
+                }
+            }
+            // Which hosts may start now: their windows.
+            let mut classes = std::collections::BTreeMap::new();
+            for id in &doc.hosts {
+                let labels = self
+                    .store
+                    .host_labels(*id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                classes.insert(*id, host_classes(&labels));
+            }
+            let before = rollout.status.clone();
+            let commands = rollout.tick(now, &|id| {
+                classes
+                    .get(&id)
+                    .is_some_and(|c| deploy.may_start(c, kind, now))
+            });
+            if rollout.status != before {
+                let status = serde_json::to_value(&rollout.status).expect("a status serializes");
+                doc.event(&at, "rollout", format!("rollout {status}"));
+            }
+            // Hosts that stopped running without a result (timed out) give up their queued job.
+            for host in &busy {
+                let still = matches!(
+                    rollout.hosts.get(host),
+                    Some(HostState::Running { .. } | HostState::RollingBack { .. })
+                ) && !commands.contains(&Command::RollBackHost(*host));
+                if still {
+                    continue;
+                }
+                if let Some(job) = doc.runs.get_mut(host).and_then(|r| r.jobs.last_mut()) {
+                    if job.state == "queued" {
+                        // Withdrawn if not delivered yet; a delivered one can only be ignored.
+                        withdraw.push(job.id.clone());
+                        job.state = "timed_out".into();
+                        job.reason = Some("no result within the host timeout".into());
+                    }
+                }
+            }
+            for command in commands {
+                let (host, operation, packages) = match command {
+                    Command::StartHost(h) => (h, JobOperation::Install, doc.install_targets(h)),
+                    Command::RollBackHost(h) => {
+                        (h, JobOperation::Rollback, doc.rollback_targets(h))
+                    }
+                };
+                let verb = match operation {
+                    JobOperation::Install => "install",
+                    JobOperation::Rollback => "rollback",
+                };
+                if packages.is_empty() {
+                    // Nothing of the change on this host: done at once.
+                    let outcome = match operation {
+                        JobOperation::Install => HostOutcome::Succeeded,
+                        JobOperation::Rollback => HostOutcome::RolledBack { reason: None },
+                    };
+                    rollout.report(host, outcome, now);
+                    doc.event(&at, "rollout", format!("host {host}: nothing to {verb}"));
+                    continue;
+                }
+                let host_classes = classes.get(&host).cloned().unwrap_or_default();
+                let job =
+                    crate::jobs::package_job(self, operation.clone(), packages, &host_classes);
+                doc.runs.entry(host).or_default().jobs.push(RunJob {
+                    id: job.id.clone(),
+                    operation,
+                    state: "queued".into(),
+                    reason: None,
+                });
+                doc.event(
+                    &at,
+                    "rollout",
+                    format!("host {host}: {verb} job {}", job.id),
+                );
+                jobs.push((host, job));
+            }
+            // The end of the change.
+            if doc.lifecycle.state == ChangeState::Running && rollout.finished() {
+                let system = Actor::system("rollout");
+                let (action, comment) = match &rollout.status {
+                    RolloutStatus::Completed => (
+                        ChangeAction::Complete,
+                        format!("{} hosts updated and verified", doc.hosts.len()),
+                    ),
+                    RolloutStatus::Halted { wave, reason } => (
+                        ChangeAction::Fail,
+                        format!(
+                            "halted in wave {wave}: {reason}; {}",
+                            failure_reasons(&rollout)
+                        ),
+                    ),
+                    _ => (ChangeAction::Fail, "the rollout was cancelled".to_owned()),
+                };
+                doc.lifecycle
+                    .apply(policy, &system, action, Some(&comment), &at)
+                    .map_err(|e| e.to_string())?;
+            }
+            doc.rollout = Some(rollout);
+        }
+
+        let text = serde_json::to_string(&doc).expect("a change serializes");
+        let active = doc.needs_driving();
+        if text == row.doc && jobs.is_empty() && active {
+            return Ok(());
+        }
+        let docs: Vec<String> = jobs
+            .iter()
+            .map(|(_, j)| serde_json::to_string(j).expect("a job serializes"))
+            .collect();
+        let new_jobs: Vec<NewJob> = jobs
+            .iter()
+            .zip(&docs)
+            .map(|((host, job), doc)| NewJob {
+                id: &job.id,
+                host_id: *host,
+                doc,
+                created_by: "rollout",
+            })
+            .collect();
+        let update = ChangeUpdate {
+            id: &row.id,
+            version: row.version,
+            state: &snake(&doc.lifecycle.state),
+            doc: &text,
+            active,
+        };
+        let written = self
+            .store
+            .advance_change(&update, &new_jobs, &at)
+            .await
+            .map_err(|e| e.to_string())?;
+        if written {
+            for id in withdraw {
+                let _ = self.store.cancel_job(&id, &at).await;
+            }
+            for (host, _) in &jobs {
+                self.job_board.set(*host, true);
+                self.metrics
+                    .count("patchwarden_jobs_total", "event=\"queued\"");
+            }
+        }
+        Ok(())
+    }
+
+    /// The result of a busy host's current job; a succeeded install is verified first.
+    async fn job_result(&self, doc: &mut ChangeDoc, host: i64) -> Result<JobResult, String> {
+        let Some(current) = doc.runs.get(&host).and_then(|r| r.jobs.last()).cloned() else {
+            return Ok(JobResult::Waiting);
+        };
+        if current.state != "queued" {
+            return Ok(JobResult::Waiting);
+        }
+        let Some(row) = self
+            .store
+            .job(&current.id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(JobResult::Waiting);
+        };
+        let reason = match row.state.as_str() {
+            "succeeded" => None,
+            "failed" => Some(
+                row.report
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str::<JobReport>(r).ok())
+                    .map(|r| match r.outcome {
+                        JobOutcome::Failed { stage, reason } => {
+                            format!("{} failed: {reason}", snake(&stage))
+                        }
+                        JobOutcome::Succeeded => "the job failed".into(),
+                    })
+                    .unwrap_or_else(|| "the job failed".into()),
+            ),
+            _ => return Ok(JobResult::Waiting),
+        };
+        let outcome = match (current.operation, reason) {
+            (JobOperation::Rollback, reason) => HostOutcome::RolledBack {
+                reason: reason.clone(),
+            },
+            (JobOperation::Install, Some(reason)) => HostOutcome::Failed { reason },
+            (JobOperation::Install, None) => {
+                match self
+                    .verify_host(doc, host, row.finished_at.as_deref())
+                    .await?
+                {
+                    None => return Ok(JobResult::Waiting),
+                    Some(failure) => match failure {
+                        None => HostOutcome::Succeeded,
+                        Some(reason) => HostOutcome::Failed { reason },
+                    },
+                }
+            }
+        };
+        let run = doc.runs.entry(host).or_default();
+        if let Some(job) = run.jobs.last_mut() {
+            job.state = row.state.clone();
+            job.reason = match &outcome {
+                HostOutcome::Failed { reason } => Some(reason.clone()),
+                HostOutcome::RolledBack { reason } => reason.clone(),
+                HostOutcome::Succeeded => None,
+            };
+        }
+        Ok(JobResult::Outcome(outcome))
+    }
+
+    /// Verifies a host whose install job succeeded, once its inventory after the job and the
+    /// findings of that inventory are stored (none: still waiting). Some(None): verified.
+    async fn verify_host(
+        &self,
+        doc: &mut ChangeDoc,
+        host: i64,
+        finished_at: Option<&str>,
+    ) -> Result<Option<Option<String>>, String> {
+        let Some((inventory, _)) = self
+            .store
+            .host_inventory(host)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let targets = doc.install_targets(host);
+        let after_job = finished_at.is_some_and(|f| inventory.collected_at.as_str() >= f);
+        if !(versions_reached(&targets, &inventory.packages) || after_job) {
+            return Ok(None);
+        }
+        let pending = self
+            .store
+            .host(host, self.stale_secs())
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none_or(|h| h.findings_pending);
+        if pending {
+            return Ok(None);
+        }
+        let findings = host_finding_facts(self, host)
+            .await
+            .map_err(|_| format!("the findings of host {host} do not parse"))?;
+        let verification = verify(&targets, &inventory.packages, doc.targeted(host), &findings);
+        let failure = verification.failure();
+        doc.runs.entry(host).or_default().verification = Some(verification);
+        Ok(Some(failure))
+    }
+}
+
+/// The failed hosts and why, for the change's final comment.
+fn failure_reasons(rollout: &Rollout) -> String {
+    let reasons: Vec<String> = rollout
+        .hosts
+        .iter()
+        .filter_map(|(id, s)| match s {
+            HostState::Failed { reason, .. } => Some(format!("host {id} failed: {reason}")),
+            HostState::RolledBack { reason, .. } => {
+                Some(format!("host {id} rolled back after: {reason}"))
+            }
+            HostState::RollbackFailed { reason, .. } => {
+                Some(format!("host {id} needs attention: {reason}"))
+            }
+            _ => None,
+        })
+        .collect();
+    reasons.join("; ")
+}
