@@ -5,6 +5,7 @@
 mod change;
 mod feeds;
 mod fleet;
+mod plan;
 mod scan;
 mod table;
 mod vercmp;
@@ -83,6 +84,9 @@ enum Command {
         #[command(subcommand)]
         command: WindowCommand,
     },
+    /// The plan for this host or a root: the exact versions its repositories offer for its open
+    /// findings, judged by a baseline; what is held back and what cannot be fixed yet.
+    Plan(plan::PlanArgs),
     /// Change requests on the server: create, list, show, and lifecycle steps.
     Change {
         #[command(subcommand)]
@@ -201,6 +205,9 @@ fn main() -> ExitCode {
             command: WindowCommand::Check(args),
         } => window::check(&args),
         Command::Query(command) => current_thread(fleet::query(&cli.connection, &command)),
+        Command::Plan(args) => with_store(cli.db.as_deref(), |store| async move {
+            plan::plan(&store, &args).await
+        }),
         Command::Change { command } => current_thread(change::change(&cli.connection, &command)),
         Command::Rollout { command } => current_thread(change::rollout(&cli.connection, &command)),
         Command::Inventory { root, format } => inventory(&root, format),

@@ -102,7 +102,7 @@ pub struct ExplainArgs {
     pub package: Option<String>,
 }
 
-fn load_inventory(target: &Target) -> anyhow::Result<Inventory> {
+pub(crate) fn load_inventory(target: &Target) -> anyhow::Result<Inventory> {
     if let Some(path) = &target.inventory {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -122,7 +122,7 @@ fn load_inventory(target: &Target) -> anyhow::Result<Inventory> {
     Ok(patchwarden_inventory::collect(&root)?)
 }
 
-fn options(target: &Target, record_history: bool) -> anyhow::Result<ScanOptions> {
+pub(crate) fn options(target: &Target, record_history: bool) -> anyhow::Result<ScanOptions> {
     let policy = match &target.policy {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -149,7 +149,7 @@ fn options(target: &Target, record_history: bool) -> anyhow::Result<ScanOptions>
 }
 
 /// [`patchwarden_findings::with_report`], with the phases timed (`PATCHWARDEN_TIMINGS=1`).
-async fn with_report<R>(
+pub(crate) async fn with_report<R>(
     store: &Store,
     inv: &Inventory,
     options: &ScanOptions,

@@ -1397,11 +1397,12 @@ fn a_change_rolls_out_in_waves_verifies_and_rolls_back_failures() {
         ("risky-health", &["group=risky", "role=fragile"]),
         ("slow", &["group=production", "role=slow"]),
     ];
+    let roots_dir = roots_scratch("fleet-rollout");
     let mut roots = BTreeMap::new();
     for (name, _) in hosts {
         let Some(root) = debian_root_with_repository(
             Path::new(env!("CARGO_TARGET_TMPDIR")),
-            &work.join(name),
+            &roots_dir.join(name),
             &debs,
         ) else {
             return;
@@ -1568,27 +1569,79 @@ pre_hooks = [["sleep", "40"]]
     };
     let package = serde_json::json!([{"name": "pw-synthetic-app", "version": "1.0-2"}]);
 
-    // 1. A normal change: approval, window, staging then production, a server restart.
-    let (status, change) = http_post(
-        &server,
-        &state,
-        &admin,
-        "/v1/changes",
-        &serde_json::json!({
-            "title": "synthetic app fix", "kind": "normal", "packages": package,
-            "hosts": [ids["stage1"], ids["prod1"], ids["prod2"]],
-            "rollout": {
-                "waves": [
-                    {"name": "staging", "hosts": {"group": "staging"}, "concurrency": 1},
-                    {"name": "production", "hosts": "rest", "concurrency": 2}
-                ],
-                "error_threshold": {"count": 1}, "soak_secs": 6, "host_timeout_secs": 180,
-                "roll_back_failed_hosts": true
-            }
-        }),
+    // The plan of a host, from its own apt indexes: 1.0-2 closes the finding.
+    let plan: serde_json::Value = serde_json::from_str(&ok(
+        &bin()
+            .args(["--db", &db, "plan", "--root"])
+            .arg(&roots["prod1"])
+            .args(["--format", "json"])
+            .output()
+            .unwrap(),
+        "plan",
+    ))
+    .unwrap();
+    assert_eq!(
+        plan["updates"],
+        serde_json::json!([{"name": "pw-synthetic-app", "arch": "all", "from": "1.0-1",
+            "to": "1.0-2", "closes": ["CVE-2999-0601"]}]),
+        "{plan:#}"
     );
-    assert_eq!(status, 201, "{change}");
-    let first = change["id"].as_str().unwrap().to_owned();
+    let plan_args = ok(
+        &bin()
+            .args(["--db", &db, "plan", "--root"])
+            .arg(&roots["prod1"])
+            .args(["--format", "args"])
+            .output()
+            .unwrap(),
+        "plan --format args",
+    );
+    assert_eq!(plan_args.trim(), "--package pw-synthetic-app=1.0-2");
+    // The CLI against the server (the same address after the restart below).
+    let url = server.url.clone();
+    let cli = |token: &str, args: &[&str]| -> Output {
+        bin()
+            .args(["--server", &url, "--token", token, "--ca"])
+            .arg(state.join("ca.pem"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    // 1. A normal change: approval, window, staging then production, a server restart.
+    let rollout_file = work.join("rollout.json");
+    std::fs::write(
+        &rollout_file,
+        serde_json::to_vec(&serde_json::json!({
+            "waves": [
+                {"name": "staging", "hosts": {"group": "staging"}, "concurrency": 1},
+                {"name": "production", "hosts": "rest", "concurrency": 2}
+            ],
+            "error_threshold": {"count": 1}, "soak_secs": 8, "host_timeout_secs": 180,
+            "roll_back_failed_hosts": true
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut create = vec![
+        "change",
+        "create",
+        "--title",
+        "synthetic app fix",
+        "--kind",
+        "normal",
+    ];
+    let host_args: Vec<String> = ["stage1", "prod1", "prod2"]
+        .iter()
+        .map(|n| ids[*n].to_string())
+        .collect();
+    for h in &host_args {
+        create.extend(["--host", h.as_str()]);
+    }
+    create.extend(plan_args.split_whitespace());
+    create.extend(["--rollout", rollout_file.to_str().unwrap()]);
+    let first = ok(&cli(&admin, &create), "change create").trim().to_owned();
+    let change = http_get(&server, &state, &admin, &format!("/v1/changes/{first}"));
+    assert_eq!(change["lifecycle"]["state"], "draft", "{change:#}");
     for t in change["targets"].as_array().unwrap() {
         assert_eq!(t["findings"][0]["advisory_id"], "CVE-2999-0601", "{change}");
     }
@@ -1603,12 +1656,26 @@ pre_hooks = [["sleep", "40"]]
         let staged = doc["rollout"]["hosts"][ids["stage1"].to_string()]["state"] == "succeeded";
         (staged.then_some(()), doc)
     });
+    // Paused during the soak, then resumed (the CLI; an approver may not).
+    refused(&cli(&approver, &["rollout", "pause", &first]), "403");
+    let paused = ok(&cli(&admin, &["rollout", "pause", &first]), "rollout pause");
+    assert!(paused.contains("rollout paused"), "{paused}");
     let during = http_get(&server, &state, &admin, &format!("/v1/changes/{first}"));
+    assert_eq!(
+        during["rollout"]["status"]["status"], "paused",
+        "{during:#}"
+    );
     assert_eq!(
         during["rollout"]["hosts"][ids["prod1"].to_string()]["state"],
         "pending",
         "production waits for the soak: {during:#}"
     );
+    refused(&cli(&admin, &["rollout", "pause", &first]), "409");
+    let resumed = ok(
+        &cli(&admin, &["rollout", "resume", &first]),
+        "rollout resume",
+    );
+    assert!(resumed.contains("rollout soaking"), "{resumed}");
     let port = server.port;
     drop(server);
     server = start_server(&db, &state, &format!("127.0.0.1:{port}"), &extra);
@@ -1817,4 +1884,12 @@ pre_hooks = [["sleep", "40"]]
         .map(|c| c["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["failed", "failed", "completed"], "{listed:#}");
+    let shown = ok(&cli(&admin, &["change", "show", &first]), "change show");
+    assert!(
+        shown.contains("normal change, completed")
+            && shown.contains("pw-synthetic-app=1.0-2\tCVE-2999-0601 on pw-synthetic-app"),
+        "{shown}"
+    );
+    drop(agents);
+    let _ = std::fs::remove_dir_all(&roots_dir);
 }

@@ -48,7 +48,10 @@ pub fn read(root: &SystemRoot) -> Result<AptLists, InventoryError> {
         .collect();
     files.sort();
     for path in files {
-        let text = read_index(&path)?;
+        // A `file:` repository's index is a symlink into the system (`/srv/repo/./Packages`):
+        // followed inside the root, not on the host.
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let text = read_index(&root.path(&format!("{LISTS}/{name}")), name)?;
         dpkg::parse_status(&text, &path, true, &mut out.packages)?;
         out.files.push(path);
     }
@@ -62,9 +65,8 @@ pub fn read(root: &SystemRoot) -> Result<AptLists, InventoryError> {
 }
 
 /// An index as text, decompressed by its file name's suffix.
-fn read_index(path: &std::path::Path) -> Result<String, InventoryError> {
+fn read_index(path: &std::path::Path, name: &str) -> Result<String, InventoryError> {
     use std::io::Read;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let file = std::fs::File::open(path).map_err(|e| InventoryError::io(path, e))?;
     let mut text = String::new();
     let read = match name.rsplit_once("_Packages").map(|(_, suffix)| suffix) {
@@ -102,10 +104,15 @@ mod tests {
         lz.write_all(stanza.as_bytes()).unwrap();
         std::fs::write(lists.join("c_Packages.lz4"), lz.finish().unwrap()).unwrap();
         std::fs::write(lists.join("c_Release"), "not an index").unwrap();
+        // A file: repository's index, symlinked by apt to an absolute path inside the system.
+        std::fs::create_dir_all(dir.join("srv/repo")).unwrap();
+        std::fs::write(dir.join("srv/repo/Packages"), stanza).unwrap();
+        std::os::unix::fs::symlink("/srv/repo/./Packages", lists.join("_srv_repo_._Packages"))
+            .unwrap();
         let root = crate::SystemRoot::open(&dir).unwrap();
         let read = super::read(&root).unwrap();
-        assert_eq!(read.files.len(), 3);
-        assert_eq!(read.packages.len(), 3);
+        assert_eq!(read.files.len(), 4);
+        assert_eq!(read.packages.len(), 4);
         assert!(read
             .packages
             .iter()

@@ -26,6 +26,22 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A fresh scratch directory for the root filesystems of one test: in memory (`/dev/shm`) where
+/// there is one, as copying a 200 MB root to this machine's disk takes 12 s and to memory 3 s;
+/// the target directory otherwise. The caller removes it when it passes.
+pub fn roots_scratch(name: &str) -> PathBuf {
+    let shm = PathBuf::from("/dev/shm");
+    let base = if shm.is_dir() && std::fs::create_dir_all(shm.join("patchwarden-tests")).is_ok() {
+        shm.join("patchwarden-tests")
+    } else {
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+    };
+    let dir = base.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// The system's python3, which has Debian's python3-apt and python3-rpm (a pyenv python3 on PATH
 /// may not).
 pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";

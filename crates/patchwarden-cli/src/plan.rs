@@ -1,0 +1,195 @@
+//! `patchwarden plan`: the plan for this host or a root — for every open finding with a fix, the
+//! exact version its own repositories offer (the apt indexes of the root), judged by a baseline;
+//! what the baseline holds back and what no repository can fix yet. The updates print as
+//! `--package name=version` arguments for `patchwarden change create` with `--format args`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args as ClapArgs, ValueEnum};
+use patchwarden_deploy::baseline::{Baseline, BaselineSpec, UpdateCandidate};
+use patchwarden_deploy::plan::{plan_host, HostPlan, WantedFix};
+use patchwarden_match::FindingState;
+use patchwarden_store::Store;
+
+use crate::scan::{load_inventory, options, with_report, Target};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Table,
+    Json,
+    /// `--package name=version` per update (for `patchwarden change create`).
+    Args,
+}
+
+#[derive(ClapArgs)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The baseline (TOML: name, min_severity, classifications, approve_after_days,
+    /// released_before, always_approve_kev, allow, deny); every fix is approved without one.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// The day the baseline judges on (`YYYY-MM-DD`; default today, UTC).
+    #[arg(long)]
+    pub today: Option<String>,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+    pub format: PlanFormat,
+}
+
+fn baseline(path: Option<&PathBuf>) -> anyhow::Result<Baseline> {
+    let spec = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            toml::from_str::<BaselineSpec>(&text).with_context(|| format!("{}", p.display()))?
+        }
+        None => BaselineSpec {
+            name: "everything".into(),
+            ..Default::default()
+        },
+    };
+    Baseline::parse(&spec).map_err(|e| anyhow::anyhow!("baseline: {e}"))
+}
+
+pub async fn plan(store: &Store, args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    if args.target.inventory.is_some() {
+        bail!("plan reads the root's own repository indexes: give --root, not --inventory");
+    }
+    let baseline = baseline(args.baseline.as_ref())?;
+    let today: jiff::civil::Date = match &args.today {
+        Some(t) => t
+            .parse()
+            .with_context(|| format!("--today {t:?}: not a YYYY-MM-DD date"))?,
+        None => jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date(),
+    };
+    let inv = load_inventory(&args.target)?;
+    let root_dir = args
+        .target
+        .root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let root = patchwarden_inventory::SystemRoot::open(&root_dir)?;
+    let Some(release) = inv.os.release.clone() else {
+        bail!(
+            "{}: not a distribution patchwarden knows",
+            root_dir.display()
+        );
+    };
+    let scheme = release.distro.scheme();
+    if scheme != patchwarden_version::Scheme::Deb {
+        bail!(
+            "{}: plans read apt indexes so far; {:?} roots are not planned yet",
+            root_dir.display(),
+            release.distro
+        );
+    }
+    let offered = patchwarden_inventory::apt_lists::read(&root)?;
+    let options = options(&args.target, false)?;
+    let fixes = with_report(store, &inv, &options, |report, _, _| {
+        let mut fixes: Vec<WantedFix> = Vec::new();
+        for f in &report.findings {
+            let (FindingState::FixAvailable, Some(fixed), Some(evidence)) =
+                (f.state, f.fixed_version, f.evidence.as_ref())
+            else {
+                continue;
+            };
+            let duplicate = fixes.iter().any(|w| {
+                w.package == evidence.matched_name
+                    && w.candidate.advisory_id.as_deref() == Some(&*f.advisory_id)
+            });
+            if duplicate {
+                continue;
+            }
+            fixes.push(WantedFix {
+                package: evidence.matched_name.to_owned(),
+                fixed_version: fixed.to_owned(),
+                candidate: UpdateCandidate {
+                    package: f.package.to_owned(),
+                    advisory_id: Some(f.advisory_id.to_string()),
+                    cves: f.cves.to_vec(),
+                    severity: Some(f.severity.as_str().to_owned()),
+                    kev: f.facts.kev,
+                    classification: None,
+                    released: f.facts.published.clone(),
+                },
+            });
+        }
+        fixes
+    })
+    .await?;
+    let plan = plan_host(
+        scheme,
+        &inv.packages,
+        &offered.packages,
+        &fixes,
+        &baseline,
+        today,
+    );
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    write_plan(&mut out, &plan, args.format)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_plan(out: &mut impl Write, plan: &HostPlan, format: PlanFormat) -> anyhow::Result<()> {
+    match format {
+        PlanFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, plan)?;
+            writeln!(out)?;
+        }
+        PlanFormat::Args => {
+            for u in &plan.updates {
+                // Architecture-independent packages are named without one (`apt-get install
+                // name=version`); the others keep theirs (multi-arch hosts).
+                if matches!(u.arch.as_str(), "all" | "noarch") {
+                    writeln!(out, "--package {}={}", u.name, u.to)?;
+                } else {
+                    writeln!(out, "--package {}:{}={}", u.name, u.arch, u.to)?;
+                }
+            }
+        }
+        PlanFormat::Table => {
+            writeln!(out, "package\tarch\tfrom\tto\tcloses")?;
+            for u in &plan.updates {
+                let closes: Vec<&str> = u.closes.iter().map(String::as_str).collect();
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}",
+                    u.name,
+                    u.arch,
+                    u.from,
+                    u.to,
+                    closes.join(" ")
+                )?;
+            }
+            for (advisory, reason) in &plan.held {
+                writeln!(out, "held\t{advisory}\t{reason}")?;
+            }
+            for u in &plan.unavailable {
+                writeln!(
+                    out,
+                    "unavailable\t{}\t{} needs {}, repositories offer {}",
+                    u.advisory,
+                    u.package,
+                    u.fixed_version,
+                    u.best_available.as_deref().unwrap_or("nothing")
+                )?;
+            }
+            writeln!(
+                out,
+                "reboot\t{}",
+                if plan.reboot_required {
+                    "required"
+                } else {
+                    "not required"
+                }
+            )?;
+        }
+    }
+    Ok(())
+}
