@@ -85,6 +85,10 @@ enum Command {
         /// Seconds before a request to the server gives up.
         #[arg(long, default_value_t = 60)]
         timeout_secs: u64,
+        /// An argument added to every dnf command of a job (repeatable; this host's own settings,
+        /// e.g. `--dnf-arg=--releasever=9`).
+        #[arg(long = "dnf-arg", allow_hyphen_values = true)]
+        dnf_args: Vec<String>,
     },
 }
 
@@ -135,8 +139,10 @@ fn main() -> ExitCode {
                 jitter,
                 spool_limit,
                 timeout_secs,
+                dnf_args,
             } => {
                 let settings = RunSettings {
+                    dnf_args,
                     root,
                     interval: interval_secs.map(Duration::from_secs),
                     jitter: jitter.clamp(0.0, 1.0),
@@ -319,6 +325,7 @@ async fn enroll(
 
 struct RunSettings {
     root: PathBuf,
+    dnf_args: Vec<String>,
     interval: Option<Duration>,
     jitter: f64,
     spool_limit: usize,
@@ -333,6 +340,7 @@ struct Agent {
     digest_file: PathBuf,
     /// Job reports not yet delivered (one file per job).
     job_reports: PathBuf,
+    dnf_args: Vec<String>,
 }
 
 /// Why delivery stopped.
@@ -366,6 +374,7 @@ impl Agent {
             spool: spool::Spool::open(&state_dir.join("spool"), settings.spool_limit)?,
             digest_file: state_dir.join("last-digest"),
             job_reports: state_dir.join("job-reports"),
+            dnf_args: settings.dnf_args.clone(),
         })
     }
 
@@ -504,7 +513,8 @@ impl Agent {
             job.operation,
             job.packages.len()
         );
-        let executor = patchwarden_exec::Executor::new(root);
+        let mut executor = patchwarden_exec::Executor::new(root);
+        executor.dnf_args = self.dnf_args.clone();
         let report = match tokio::task::spawn_blocking(move || executor.run(&job)).await {
             Ok(r) => r,
             Err(e) => {

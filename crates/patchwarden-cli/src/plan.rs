@@ -1,5 +1,6 @@
-//! `patchwarden plan`: the plan for this host or a root — for every open finding with a fix, the
-//! exact version its own repositories offer (the apt indexes of the root), judged by a baseline;
+//! `patchwarden plan`: the plan for this host or a root — for every open finding with a fix (and,
+//! on RPM systems, every update advisory its repositories publish), the exact version its own
+//! repositories offer (apt's indexes, dnf's cached repositories), judged by a baseline;
 //! what the baseline holds back and what no repository can fix yet. The updates print as
 //! `--package name=version` arguments for `patchwarden change create` with `--format args`.
 
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, ValueEnum};
 use patchwarden_deploy::baseline::{Baseline, BaselineSpec, UpdateCandidate};
-use patchwarden_deploy::plan::{plan_host, HostPlan, WantedFix};
+use patchwarden_deploy::plan::{plan_host, updateinfo_fixes, HostPlan, WantedFix};
 use patchwarden_match::FindingState;
 use patchwarden_store::Store;
 
@@ -56,7 +57,7 @@ fn baseline(path: Option<&PathBuf>) -> anyhow::Result<Baseline> {
 
 pub async fn plan(store: &Store, args: &PlanArgs) -> anyhow::Result<ExitCode> {
     if args.target.inventory.is_some() {
-        bail!("plan reads the root's own repository indexes: give --root, not --inventory");
+        bail!("plan reads the root's own repository metadata: give --root, not --inventory");
     }
     let baseline = baseline(args.baseline.as_ref())?;
     let today: jiff::civil::Date = match &args.today {
@@ -81,16 +82,26 @@ pub async fn plan(store: &Store, args: &PlanArgs) -> anyhow::Result<ExitCode> {
         );
     };
     let scheme = release.distro.scheme();
-    if scheme != patchwarden_version::Scheme::Deb {
-        bail!(
-            "{}: plans read apt indexes so far; {:?} roots are not planned yet",
+    // What the host's package manager can install: apt's indexes, or dnf's cached repositories
+    // (whose update advisories are fixes too).
+    let (offered, announced) = match scheme {
+        patchwarden_version::Scheme::Deb => (
+            patchwarden_inventory::apt_lists::read(&root)?.packages,
+            Vec::new(),
+        ),
+        patchwarden_version::Scheme::Rpm => {
+            let repos = patchwarden_inventory::dnf_repos::read(&root)?;
+            let fixes = updateinfo_fixes(&inv.packages, &repos.advisories);
+            (repos.packages, fixes)
+        }
+        _ => bail!(
+            "{}: plans read apt indexes and dnf repositories; {:?} roots are not planned yet",
             root_dir.display(),
             release.distro
-        );
-    }
-    let offered = patchwarden_inventory::apt_lists::read(&root)?;
+        ),
+    };
     let options = options(&args.target, false)?;
-    let fixes = with_report(store, &inv, &options, |report, _, _| {
+    let mut fixes = with_report(store, &inv, &options, |report, _, _| {
         let mut fixes: Vec<WantedFix> = Vec::new();
         for f in &report.findings {
             let (FindingState::FixAvailable, Some(fixed), Some(evidence)) =
@@ -122,14 +133,15 @@ pub async fn plan(store: &Store, args: &PlanArgs) -> anyhow::Result<ExitCode> {
         fixes
     })
     .await?;
-    let plan = plan_host(
-        scheme,
-        &inv.packages,
-        &offered.packages,
-        &fixes,
-        &baseline,
-        today,
-    );
+    for fix in announced {
+        let known = fixes.iter().any(|f| {
+            f.package == fix.package && f.candidate.advisory_id == fix.candidate.advisory_id
+        });
+        if !known {
+            fixes.push(fix);
+        }
+    }
+    let plan = plan_host(scheme, &inv.packages, &offered, &fixes, &baseline, today);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     write_plan(&mut out, &plan, args.format)?;
     out.flush()?;

@@ -1893,3 +1893,356 @@ pre_hooks = [["sleep", "40"]]
     drop(agents);
     let _ = std::fs::remove_dir_all(&roots_dir);
 }
+
+/// Builds noarch RPMs `name-version` (empty, synthetic) into `dir/build`; their paths.
+fn synthetic_rpms(dir: &Path, packages: &[(&str, &str)]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for (name, full) in packages {
+        let (version, release) = full.rsplit_once('-').unwrap();
+        let spec = dir.join(format!("{name}-{full}.spec"));
+        std::fs::write(
+            &spec,
+            format!(
+                "Name: {name}\nVersion: {version}\nRelease: {release}\nSummary: synthetic test package (not a real package)\nLicense: MIT\nBuildArch: noarch\n%description\nsynthetic\n%files\n"
+            ),
+        )
+        .unwrap();
+        let st = Command::new("rpmbuild")
+            .args(["-bb", "--quiet", "--define"])
+            .arg(format!("_topdir {}", dir.join("build").display()))
+            .arg(&spec)
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "rpmbuild {name}: {st:?}");
+        out.push(dir.join(format!("build/RPMS/noarch/{name}-{full}.noarch.rpm")));
+    }
+    out
+}
+
+/// One SYNTHETIC updateinfo entry (ids PW-SYNTHETIC-*, CVE-2999-*; the text says so).
+fn synthetic_update(
+    id: &str,
+    kind: &str,
+    severity: &str,
+    cve: Option<&str>,
+    package: &str,
+    full: &str,
+) -> String {
+    let (version, release) = full.rsplit_once('-').unwrap();
+    let reference = cve.map(|c| format!(r#"<references><reference href="https://patchwarden.invalid/{c}" id="{c}" type="cve" title="{c}"/></references>"#)).unwrap_or_default();
+    format!(
+        r#"<update from="tests@patchwarden.invalid" status="final" type="{kind}" version="1"><id>{id}</id><title>SYNTHETIC {kind} update of {package}</title><severity>{severity}</severity><issued date="2026-11-01 00:00:00"/>{reference}<description>SYNTHETIC test advisory of patchwarden's tests, not a real advisory</description><pkglist><collection short="pw"><name>pw</name><package name="{package}" version="{version}" release="{release}" epoch="0" arch="noarch"><filename>{package}-{full}.noarch.rpm</filename></package></collection></pkglist></update>"#
+    )
+}
+
+/// RPM end to end: a root with a real rpmdb (rpmbuild + `rpm --justdb`), a local repository
+/// (createrepo_c) with a SYNTHETIC `updateinfo.xml` added by modifyrepo_c, real dnf on the root.
+/// The plan under a security-only baseline agrees with `dnf updateinfo list --security` on the same
+/// root and repository; a standard change from that plan is applied by the agent with dnf
+/// (`tsflags=justdb`: the packages are empty), verified, then the whole change is rolled back to
+/// the recorded versions with dnf.
+#[test]
+fn an_rpm_plan_agrees_with_dnf_and_dnf_applies_and_rolls_back_the_change() {
+    let tools = ["rpmbuild", "createrepo_c", "modifyrepo_c", "dnf", "rpm"];
+    if !tools.iter().all(|t| tool_available(t)) {
+        assert!(
+            std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() != Ok("1"),
+            "{tools:?} are required"
+        );
+        eprintln!("SKIPPED: {tools:?} needed");
+        return;
+    }
+    let work = scratch("fleet-rpm");
+    let v1 = [
+        ("pw-synthetic-rpmapp", "1.0-1"),
+        ("pw-synthetic-rpmlib", "1.0-1"),
+        ("pw-synthetic-rpmtool", "1.0-1"),
+    ];
+    let installed = synthetic_rpms(&work, &v1);
+    synthetic_rpms(
+        &work,
+        &[
+            ("pw-synthetic-rpmapp", "1.0-2"),
+            ("pw-synthetic-rpmlib", "1.0-2"),
+            ("pw-synthetic-rpmtool", "1.0-2"),
+            ("pw-synthetic-rpmtool", "1.0-3"),
+        ],
+    );
+    let repo = work.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    for f in std::fs::read_dir(work.join("build/RPMS/noarch")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, repo.join(f.file_name().unwrap())).unwrap();
+    }
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{cmd:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(Command::new("createrepo_c").arg("-q").arg(&repo));
+    let updateinfo = work.join("updateinfo.xml");
+    std::fs::write(
+        &updateinfo,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<updates>{}{}{}</updates>\n",
+            synthetic_update(
+                "PW-SYNTHETIC-2026:0001",
+                "security",
+                "Important",
+                Some("CVE-2999-0701"),
+                "pw-synthetic-rpmapp",
+                "1.0-2"
+            ),
+            synthetic_update(
+                "PW-SYNTHETIC-2026:0002",
+                "bugfix",
+                "None",
+                None,
+                "pw-synthetic-rpmlib",
+                "1.0-2"
+            ),
+            synthetic_update(
+                "PW-SYNTHETIC-2026:0003",
+                "security",
+                "Low",
+                Some("CVE-2999-0702"),
+                "pw-synthetic-rpmtool",
+                "1.0-2"
+            ),
+        ),
+    )
+    .unwrap();
+    run(Command::new("modifyrepo_c")
+        .arg("--mdtype=updateinfo")
+        .arg(&updateinfo)
+        .arg(repo.join("repodata")));
+    // The root: a real rpmdb at /var/lib/rpm (Debian's rpm defaults elsewhere: a HOME with
+    // .rpmmacros tells dnf's librpm), the repository configured inside it.
+    let root = work.join("root");
+    let rpm = |args: &[&str]| -> String {
+        run(Command::new("rpm")
+            .arg("--root")
+            .arg(&root)
+            .args(["--dbpath", "/var/lib/rpm"])
+            .args(args))
+    };
+    std::fs::create_dir_all(&root).unwrap();
+    rpm(&["--initdb"]);
+    let mut install = Command::new("rpm");
+    install
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "--dbpath",
+            "/var/lib/rpm",
+            "-i",
+            "--justdb",
+            "--nodeps",
+            "--noscripts",
+            "--nosignature",
+        ])
+        .args(&installed);
+    run(&mut install);
+    write(&root.join("etc/os-release"), "NAME=\"AlmaLinux\"\nID=\"almalinux\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.4\"\nPRETTY_NAME=\"AlmaLinux 9.4 (synthetic test root)\"\n");
+    write(
+        &root.join("etc/yum.repos.d/local.repo"),
+        &format!(
+            "[local]\nname=local synthetic repository\nbaseurl=file://{}\ngpgcheck=0\n",
+            repo.display()
+        ),
+    );
+    let home = work.join("home");
+    write(&home.join(".rpmmacros"), "%_dbpath /var/lib/rpm\n");
+    let dnf = |args: &[&str]| -> String {
+        run(Command::new("dnf")
+            .arg(format!("--installroot={}", root.display()))
+            .args(["--releasever=9", "-q"])
+            .args(args)
+            .env("HOME", &home))
+    };
+    let versions = || -> Vec<String> {
+        let mut v: Vec<String> = rpm(&["-qa", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}\\n"])
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    // The oracle: dnf's own list of applicable security advisories (it also fills dnf's cache,
+    // which the plan reads as apt's lists are read).
+    let listed = dnf(&["updateinfo", "list", "--security"]);
+    let theirs: BTreeSet<(String, String)> = listed
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3).then(|| (f[0].to_owned(), f[2].to_owned()))
+        })
+        .collect();
+    assert_eq!(theirs.len(), 2, "{listed}");
+    let db = work.join("kb.db").display().to_string();
+    let baseline = work.join("security.toml");
+    write(
+        &baseline,
+        "name = \"security only\"\nclassifications = [\"security\"]\n",
+    );
+    let plan_cmd = |format: &str| -> String {
+        ok(
+            &bin()
+                .args(["--db", &db, "plan", "--root"])
+                .arg(&root)
+                .arg("--baseline")
+                .arg(&baseline)
+                .args(["--today", "2026-12-02", "--format", format])
+                .output()
+                .unwrap(),
+            "plan",
+        )
+    };
+    let plan: serde_json::Value = serde_json::from_str(&plan_cmd("json")).unwrap();
+    let ours: BTreeSet<(String, String)> = plan["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|u| {
+            let nevra = format!(
+                "{}-{}.{}",
+                u["name"].as_str().unwrap(),
+                u["to"].as_str().unwrap(),
+                u["arch"].as_str().unwrap()
+            );
+            u["closes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |a| (a.as_str().unwrap().to_owned(), nevra.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // dnf names the advisory's package; the plan installs the repository's newest (1.0-3 of the
+    // tool, beyond the advisory's 1.0-2): the same advisories and packages, versions at least.
+    let names = |set: &BTreeSet<(String, String)>| -> BTreeSet<(String, String)> {
+        set.iter()
+            .map(|(a, nevra)| (a.clone(), nevra.rsplitn(3, '-').last().unwrap().to_owned()))
+            .collect()
+    };
+    assert_eq!(names(&ours), names(&theirs), "ours {ours:?}, dnf: {listed}");
+    assert!(
+        ours.contains(&(
+            "PW-SYNTHETIC-2026:0003".into(),
+            "pw-synthetic-rpmtool-1.0-3.noarch".into()
+        )),
+        "{ours:?}"
+    );
+    assert_eq!(plan["held"][0][0], "PW-SYNTHETIC-2026:0002", "{plan:#}");
+
+    // The change, by an agent running dnf on the root.
+    let state = work.join("server-state");
+    let server = start_server(&db, &state, "127.0.0.1:0", &["--rollout-tick-secs", "1"]);
+    let admin = server.admin_token.clone().unwrap();
+    let agent_dir = work.join("agent");
+    ok(
+        &enroll(
+            &agent_dir,
+            &server,
+            &enroll_token(&db, &["--uses", "1"]),
+            &root,
+            "alma-synthetic",
+        ),
+        "enroll",
+    );
+    let log = std::fs::File::create(work.join("agent.log")).unwrap();
+    let _agent = AgentProcess(
+        Command::new(agent_bin())
+            .arg("--state-dir")
+            .arg(&agent_dir)
+            .args(["run", "--root"])
+            .arg(&root)
+            .args([
+                "--dnf-arg=--releasever=9",
+                "--dnf-arg=--setopt=tsflags=justdb,noscripts",
+            ])
+            .env("HOME", &home)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let host: i64 = wait_until("the RPM host's inventory", 60, || {
+        let hosts = query(&server, &state, &admin, &["hosts"]);
+        let id = hosts[0]["id"]
+            .as_i64()
+            .filter(|_| hosts[0]["packages"].as_i64() == Some(3));
+        (id, hosts)
+    });
+    let mut create = vec!["--host".to_owned(), host.to_string()];
+    create.extend(plan_cmd("args").split_whitespace().map(str::to_owned));
+    let url = server.url.clone();
+    let cli = |args: &[&str]| -> String {
+        ok(
+            &bin()
+                .args(["--server", &url, "--token", &admin, "--ca"])
+                .arg(state.join("ca.pem"))
+                .args(args)
+                .output()
+                .unwrap(),
+            &format!("{args:?}"),
+        )
+    };
+    let mut args = vec![
+        "change",
+        "create",
+        "--title",
+        "synthetic RPM security updates",
+        "--kind",
+        "standard",
+    ];
+    args.extend(create.iter().map(String::as_str));
+    let id = cli(&args).trim().to_owned();
+    assert!(cli(&["change", "act", "submit", &id]).contains("approved"));
+    let done = wait_until("the RPM change completed", 120, || {
+        let doc = http_get(&server, &state, &admin, &format!("/v1/changes/{id}"));
+        (
+            (doc["lifecycle"]["state"] == "completed").then(|| doc.clone()),
+            doc,
+        )
+    });
+    assert_eq!(
+        versions(),
+        [
+            "pw-synthetic-rpmapp-1.0-2",
+            "pw-synthetic-rpmlib-1.0-1",
+            "pw-synthetic-rpmtool-1.0-3"
+        ],
+        "{done:#}"
+    );
+    let job = done["runs"][host.to_string()]["jobs"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let job = http_get(&server, &state, &admin, &format!("/v1/jobs/{job}"));
+    let packages_step = job["report"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "packages")
+        .unwrap()
+        .clone();
+    assert_eq!(packages_step["command"][0], "dnf", "{job:#}");
+    // The whole change rolled back: dnf returns the host to the recorded versions.
+    assert!(cli(&["change", "act", "roll-back", &id, "--comment", "test"]).contains("rolled_back"));
+    let back = wait_until("the RPM host rolled back", 120, || {
+        let doc = http_get(&server, &state, &admin, &format!("/v1/changes/{id}"));
+        let state = doc["rollout"]["hosts"][host.to_string()]["state"].clone();
+        ((state == "rolled_back").then(|| doc.clone()), doc)
+    });
+    assert_eq!(
+        versions(),
+        [
+            "pw-synthetic-rpmapp-1.0-1",
+            "pw-synthetic-rpmlib-1.0-1",
+            "pw-synthetic-rpmtool-1.0-1"
+        ],
+        "{back:#}"
+    );
+    assert_eq!(back["result"][0]["jobs"][1]["operation"], "rollback");
+}

@@ -236,3 +236,49 @@ pub fn plan_host(
         .any(|u| REBOOT_PACKAGES.iter().any(|r| u.name.starts_with(r)));
     plan
 }
+
+/// The fixes a host's own repositories announce (RPM `updateinfo`): for every advisory, each of its
+/// packages installed (same name and architecture) at an older version than the advisory ships —
+/// the advisories `dnf updateinfo list` calls applicable. The baseline then judges each by its
+/// kind (`security`, `bugfix`, …), severity, CVEs and issue date.
+pub fn updateinfo_fixes(
+    installed: &[InstalledPackage],
+    advisories: &[patchwarden_model::updates::UpdateAdvisory],
+) -> Vec<WantedFix> {
+    let mut fixes = Vec::new();
+    for a in advisories {
+        for p in &a.packages {
+            let behind = installed.iter().any(|i| {
+                i.name == p.name
+                    && i.arch == p.arch
+                    && matches!(
+                        compare(Scheme::Rpm, &i.version, &p.version),
+                        Ok(std::cmp::Ordering::Less)
+                    )
+            });
+            let duplicate = fixes.iter().any(|f: &WantedFix| {
+                f.package == p.name && f.candidate.advisory_id.as_deref() == Some(&a.id)
+            });
+            if !behind || duplicate {
+                continue;
+            }
+            fixes.push(WantedFix {
+                package: p.name.clone(),
+                fixed_version: p.version.clone(),
+                candidate: UpdateCandidate {
+                    package: p.name.clone(),
+                    advisory_id: Some(a.id.clone()),
+                    cves: a.cves.clone(),
+                    severity: a.severity.clone(),
+                    kev: false,
+                    classification: Some(a.kind.clone()).filter(|k| !k.is_empty()),
+                    released: a
+                        .issued
+                        .as_deref()
+                        .map(|d| d.get(..10).unwrap_or(d).to_owned()),
+                },
+            });
+        }
+    }
+    fixes
+}

@@ -5,8 +5,9 @@
 //! configuration files kept, waiting for another manager's lock up to the job's timeout, downgrades
 //! only for a rollback), verification that the database holds exactly the target versions,
 //! post-hooks, health checks, and the reboot decision — and the report of every command run with its
-//! output. Programs run without a shell, from argv the server's configuration gave. Only the dpkg
-//! family is implemented so far; other managers are refused with a clear reason.
+//! output. Programs run without a shell, from argv the server's configuration gave. dpkg/apt and
+//! rpm/dnf systems (`dnf install name-E:V-R.arch`, exact versions up or down); zypper and apk are
+//! refused with a clear reason.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -30,6 +31,16 @@ pub struct Executor {
     root: PathBuf,
     /// Bytes of each command's output kept (the end).
     pub max_output: usize,
+    /// Arguments added to every dnf command (the host's own settings, from the agent's command
+    /// line: `--releasever=9`, `--setopt=tsflags=justdb` on a test root).
+    pub dnf_args: Vec<String>,
+}
+
+/// The package manager family of a root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    Dpkg,
+    Rpm,
 }
 
 impl Executor {
@@ -37,6 +48,20 @@ impl Executor {
         Executor {
             root: root.to_path_buf(),
             max_output: 64 * 1024,
+            dnf_args: Vec::new(),
+        }
+    }
+
+    fn family(&self) -> Option<Family> {
+        if self.root.join("var/lib/dpkg/status").is_file() {
+            Some(Family::Dpkg)
+        } else if ["var/lib/rpm", "usr/lib/sysimage/rpm"]
+            .iter()
+            .any(|d| self.root.join(d).is_dir())
+        {
+            Some(Family::Rpm)
+        } else {
+            None
         }
     }
 
@@ -44,9 +69,9 @@ impl Executor {
         self.root == Path::new("/")
     }
 
-    /// A program inside the root.
-    fn command(&self, argv: &[String]) -> Command {
-        let mut c = if self.live() {
+    /// A program inside the root (or, `on_host`, a host program that works on the root itself).
+    fn command(&self, argv: &[String], on_host: bool) -> Command {
+        let mut c = if self.live() || on_host {
             let mut c = Command::new(&argv[0]);
             c.args(&argv[1..]);
             c
@@ -63,6 +88,10 @@ impl Executor {
     }
 
     fn step(&self, stage: JobStage, argv: Vec<String>) -> JobStep {
+        self.step_at(stage, argv, false)
+    }
+
+    fn step_at(&self, stage: JobStage, argv: Vec<String>, on_host: bool) -> JobStep {
         if argv.is_empty() {
             return JobStep {
                 stage,
@@ -71,7 +100,7 @@ impl Executor {
                 output: "empty command".into(),
             };
         }
-        let out = self.command(&argv).output();
+        let out = self.command(&argv, on_host).output();
         let (status, mut output) = match out {
             Ok(o) => {
                 let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -95,12 +124,16 @@ impl Executor {
         }
     }
 
-    /// The dpkg database as the inventory reads it (the same parser; `status` holds dpkg's
-    /// want/flag/state words).
+    /// The package database as the inventory reads it (the same parsers; for dpkg `status` holds
+    /// dpkg's want/flag/state words).
     fn installed(&self) -> Result<Vec<patchwarden_model::InstalledPackage>, String> {
         let root =
             patchwarden_inventory::SystemRoot::open(&self.root).map_err(|e| e.to_string())?;
-        Ok(patchwarden_inventory::dpkg::read(&root)
+        let set = match self.family() {
+            Some(Family::Rpm) => patchwarden_inventory::rpm::read(&root),
+            _ => patchwarden_inventory::dpkg::read(&root),
+        };
+        Ok(set
             .map_err(|e| e.to_string())?
             .map(|set| set.packages)
             .unwrap_or_default())
@@ -143,17 +176,20 @@ impl Executor {
         report: &mut JobReport,
     ) -> Result<(), (JobStage, String)> {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
-        if !self.root.join("var/lib/dpkg/status").is_file() {
+        let Some(family) = self.family() else {
             return Err((
                 JobStage::Packages,
-                "no dpkg database: only dpkg/apt systems run jobs so far".into(),
+                "no dpkg or rpm database: only dpkg/apt and rpm/dnf systems run jobs".into(),
             ));
-        }
-        // 1. An interrupted run is completed first (a rollback goes on even if that fails: it
-        //    replaces the package that broke it).
-        let interrupted = self
-            .interrupted_packages()
-            .map_err(|e| (JobStage::Recover, format!("reading the dpkg database: {e}")))?;
+        };
+        // 1. An interrupted dpkg run is completed first (a rollback goes on even if that fails:
+        //    it replaces the package that broke it). rpm transactions are not left half-done.
+        let interrupted = if family == Family::Rpm {
+            Vec::new()
+        } else {
+            self.interrupted_packages()
+                .map_err(|e| (JobStage::Recover, format!("reading the dpkg database: {e}")))?
+        };
         if !interrupted.is_empty() {
             let step = self.step(JobStage::Recover, s(&["dpkg", "--configure", "-a"]));
             let ok = step.status == Some(0);
@@ -174,29 +210,11 @@ impl Executor {
             self.checked(report, JobStage::PreHook, hook.clone())?;
         }
         // 3. The package manager, exact versions.
-        let mut argv = s(&[
-            "apt-get",
-            "install",
-            "-y",
-            "-q",
-            "--no-install-recommends",
-            "-o",
-            "Dpkg::Options::=--force-confdef",
-            "-o",
-            "Dpkg::Options::=--force-confold",
-            "-o",
-        ]);
-        argv.push(format!("DPkg::Lock::Timeout={}", job.lock_timeout_secs));
-        if job.operation == JobOperation::Rollback {
-            argv.push("--allow-downgrades".into());
-        }
-        for p in &job.packages {
-            argv.push(match &p.arch {
-                Some(a) => format!("{}:{a}={}", p.name, p.version),
-                None => format!("{}={}", p.name, p.version),
-            });
-        }
-        self.checked(report, JobStage::Packages, argv)?;
+        let (argv, on_host) = match family {
+            Family::Dpkg => (self.apt_command(job), false),
+            Family::Rpm => (self.dnf_command(job), true),
+        };
+        self.checked_at(report, JobStage::Packages, argv, on_host)?;
         // 4. The database holds exactly the targets.
         let installed = self.installed().map_err(|e| (JobStage::Verify, e))?;
         for p in &job.packages {
@@ -234,6 +252,60 @@ impl Executor {
         Ok(())
     }
 
+    /// `apt-get install name=version…`: non-interactive, old configuration files kept, waiting for
+    /// another manager's lock up to the job's timeout, downgrades only for a rollback.
+    fn apt_command(&self, job: &PackageJob) -> Vec<String> {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+        let mut argv = s(&[
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            "-o",
+        ]);
+        argv.push(format!("DPkg::Lock::Timeout={}", job.lock_timeout_secs));
+        if job.operation == JobOperation::Rollback {
+            argv.push("--allow-downgrades".into());
+        }
+        for p in &job.packages {
+            argv.push(match &p.arch {
+                Some(a) => format!("{}:{a}={}", p.name, p.version),
+                None => format!("{}={}", p.name, p.version),
+            });
+        }
+        argv
+    }
+
+    /// `dnf install name-E:V-R.arch…` (dnf installs exactly these, upgrading or, for a rollback,
+    /// downgrading); on a root other than `/` dnf runs from the host with `--installroot`, reading
+    /// the root's own repository configuration. dnf has no lock timeout: it waits for another
+    /// dnf itself.
+    fn dnf_command(&self, job: &PackageJob) -> Vec<String> {
+        let mut argv: Vec<String> = vec!["dnf".into()];
+        if !self.live() {
+            argv.push(format!("--installroot={}", self.root.display()));
+        }
+        argv.extend([
+            "-y".into(),
+            "-q".into(),
+            "--setopt=install_weak_deps=False".into(),
+        ]);
+        argv.extend(self.dnf_args.iter().cloned());
+        argv.push("install".into());
+        for p in &job.packages {
+            argv.push(match &p.arch {
+                Some(a) => format!("{}-{}.{a}", p.name, p.version),
+                None => format!("{}-{}", p.name, p.version),
+            });
+        }
+        argv
+    }
+
     /// Runs a step; a non-zero exit fails the job with the step's last output lines.
     fn checked(
         &self,
@@ -241,7 +313,17 @@ impl Executor {
         stage: JobStage,
         argv: Vec<String>,
     ) -> Result<(), (JobStage, String)> {
-        let step = self.step(stage, argv);
+        self.checked_at(report, stage, argv, false)
+    }
+
+    fn checked_at(
+        &self,
+        report: &mut JobReport,
+        stage: JobStage,
+        argv: Vec<String>,
+        on_host: bool,
+    ) -> Result<(), (JobStage, String)> {
+        let step = self.step_at(stage, argv, on_host);
         let ok = step.status == Some(0);
         let reason = (!ok).then(|| {
             let tail: Vec<&str> = step.output.lines().rev().take(3).collect();

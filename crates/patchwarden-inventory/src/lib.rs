@@ -15,6 +15,7 @@
 
 pub mod apk;
 pub mod apt_lists;
+pub mod dnf_repos;
 pub mod dpkg;
 mod error;
 pub mod host;

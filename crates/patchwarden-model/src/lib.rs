@@ -21,6 +21,7 @@ mod inventory_view;
 pub mod job;
 mod knowledge;
 mod release;
+pub mod updates;
 
 pub use inventory::*;
 pub use inventory_view::{InventoryView, PackageRef};
