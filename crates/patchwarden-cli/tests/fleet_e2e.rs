@@ -1642,6 +1642,11 @@ pre_hooks = [["sleep", "40"]]
     let first = ok(&cli(&admin, &create), "change create").trim().to_owned();
     let change = http_get(&server, &state, &admin, &format!("/v1/changes/{first}"));
     assert_eq!(change["lifecycle"]["state"], "draft", "{change:#}");
+    // Scope, window and the risk removed, from the hosts' findings and the configuration.
+    assert!(change["risk_removed"].as_f64().unwrap() > 0.0, "{change:#}");
+    for t in change["targets"].as_array().unwrap() {
+        assert_eq!(t["window"], "daily-test-window", "{change:#}");
+    }
     for t in change["targets"].as_array().unwrap() {
         assert_eq!(t["findings"][0]["advisory_id"], "CVE-2999-0601", "{change}");
     }

@@ -15,7 +15,7 @@ use patchwarden_version::{compare, Scheme};
 use serde::{Deserialize, Serialize};
 
 /// A finding as the verification needs it (a subset of the server's finding document).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FindingFacts {
     pub package: String,
     pub advisory_id: String,
@@ -24,14 +24,19 @@ pub struct FindingFacts {
     #[serde(default)]
     pub fixed_version: Option<String>,
     pub state: String,
+    /// The finding's risk score (what closing it removes).
+    #[serde(default)]
+    pub risk: f64,
 }
 
 /// A finding the change is expected to close on a host.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TargetedFinding {
     pub package: String,
     pub advisory_id: String,
     pub cves: Vec<String>,
+    #[serde(default)]
+    pub risk: f64,
 }
 
 impl TargetedFinding {
@@ -71,10 +76,11 @@ pub fn targeted_findings(
             package: f.package.clone(),
             advisory_id: f.advisory_id.clone(),
             cves: f.cves.clone(),
+            risk: f.risk,
         })
         .collect();
     out.sort_by(|a, b| (&a.package, &a.advisory_id).cmp(&(&b.package, &b.advisory_id)));
-    out.dedup();
+    out.dedup_by(|a, b| (&a.package, &a.advisory_id) == (&b.package, &b.advisory_id));
     out
 }
 
@@ -182,6 +188,7 @@ mod tests {
             cves: vec![format!("CVE-{advisory}")],
             fixed_version: fixed.map(str::to_owned),
             state: state.into(),
+            risk: 1.0,
         }
     }
 

@@ -50,6 +50,9 @@ pub struct ChangeDoc {
     /// Per host, the open findings the change should close there (verification checks them).
     #[serde(default)]
     pub targets: Vec<HostTargets>,
+    /// The risk the change removes: the sum of its targeted findings' risk scores.
+    #[serde(default)]
+    pub risk_removed: f64,
     /// The rollout, once started.
     #[serde(default)]
     pub rollout: Option<Rollout>,
@@ -72,6 +75,10 @@ pub struct HostRollback {
 pub struct HostTargets {
     pub host_id: i64,
     pub findings: Vec<TargetedFinding>,
+    /// The maintenance window the host works in (from the deployment configuration); none: the
+    /// configuration's rule for hosts without one.
+    #[serde(default)]
+    pub window: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -299,11 +306,17 @@ pub(crate) async fn create(
         }
         rollback.push(plan);
         let open = host_finding_facts(&state, *host).await?;
+        let own_classes = host_classes(&state.store.host_labels(*host).await?);
         targets.push(HostTargets {
             host_id: *host,
             findings: targeted_findings(host_scheme(&inventory), &new.packages, &open),
+            window: state
+                .config
+                .deploy
+                .window_for(&own_classes)
+                .map(|w| w.name.clone()),
         });
-        classes.extend(host_classes(&state.store.host_labels(*host).await?));
+        classes.extend(own_classes);
     }
     state
         .config
@@ -320,6 +333,11 @@ pub(crate) async fn create(
         lifecycle: ChangeLifecycle::new(new.kind, &user.name),
         rollout_spec: new.rollout,
         not_before: new.not_before,
+        risk_removed: targets
+            .iter()
+            .flat_map(|t| &t.findings)
+            .map(|f| f.risk)
+            .sum(),
         targets,
         rollout: None,
         runs: BTreeMap::new(),
