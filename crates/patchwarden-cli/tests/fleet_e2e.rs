@@ -1183,7 +1183,7 @@ fn a_change_needs_an_approver_who_did_not_request_it() {
     let work = scratch("fleet-change");
     let db = work.join("kb.db").display().to_string();
     let state = work.join("server-state");
-    let server = start_server(&db, &state, "127.0.0.1:0", &[]);
+    let server = start_server(&db, &state, "127.0.0.1:0", &["--rollout-tick-secs", "1"]);
     let admin = server.admin_token.clone().unwrap();
     let token = enroll_token(&db, &["--uses", "1", "--label", "role=database"]);
     let root = alpine_root(&work);
@@ -1211,9 +1211,11 @@ fn a_change_needs_an_approver_who_did_not_request_it() {
         created["token"].as_str().unwrap().to_owned()
     };
     let (approver, auditor) = (user("abe", "approver"), user("audrey", "auditor"));
+    // Not before 2999: once scheduled it waits (the rollout driver starts it only then).
     let change = |kind: &str| {
         serde_json::json!({"title": "zlib fix", "kind": kind, "hosts": [host_id],
-            "packages": [{"name": "zlib", "version": "1.3.1-r0"}]})
+            "packages": [{"name": "zlib", "version": "1.3.1-r0"}],
+            "not_before": "2999-01-01T00:00:00Z"})
     };
     let (status, refused) = http_post(&server, &state, &admin, "/v1/changes", &change("standard"));
     assert_eq!(status, 403, "{refused}");
@@ -1256,7 +1258,11 @@ fn a_change_needs_an_approver_who_did_not_request_it() {
         "approvers do not schedule"
     );
     assert_eq!(act(&admin, "schedule").0, 200);
+    // The driver passes over it (every second here) and leaves it scheduled.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     let stored = http_get(&server, &state, &auditor, &format!("/v1/changes/{id}"));
+    assert_eq!(stored["lifecycle"]["state"], "scheduled", "{stored:#}");
+    assert!(stored["rollout"].is_null(), "{stored:#}");
     let trail: Vec<(String, String)> = stored["lifecycle"]["audit"]
         .as_array()
         .unwrap()

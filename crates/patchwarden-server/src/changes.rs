@@ -336,8 +336,7 @@ pub(crate) async fn create(
         risk_removed: targets
             .iter()
             .flat_map(|t| &t.findings)
-            .map(|f| f.risk)
-            .sum(),
+            .fold(0.0, |sum, f| sum + f.risk),
         targets,
         rollout: None,
         runs: BTreeMap::new(),

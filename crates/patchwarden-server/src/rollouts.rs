@@ -160,16 +160,20 @@ impl AppState {
                 .collect();
             for host in &busy {
                 if let JobResult::Outcome(outcome) = self.job_result(&mut doc, *host).await? {
+                    // Successes are in the host's run and state; the events keep what went wrong
+                    // (a change of 10,000 hosts keeps its document small).
                     let what = match &outcome {
-                        HostOutcome::Succeeded => "succeeded and verified".to_owned(),
-                        HostOutcome::Failed { reason } => format!("failed: {reason}"),
-                        HostOutcome::RolledBack { reason: None } => "rolled back".to_owned(),
+                        HostOutcome::Succeeded => None,
+                        HostOutcome::Failed { reason } => Some(format!("failed: {reason}")),
+                        HostOutcome::RolledBack { reason: None } => Some("rolled back".to_owned()),
                         HostOutcome::RolledBack { reason: Some(r) } => {
-                            format!("rollback failed: {r}")
+                            Some(format!("rollback failed: {r}"))
                         }
                     };
                     if rollout.report(*host, outcome, now) {
-                        doc.event(&at, "rollout", format!("host {host} {what}"));
+                        if let Some(what) = what {
+                            doc.event(&at, "rollout", format!("host {host} {what}"));
+                        }
                     }
                 }
             }
@@ -235,17 +239,20 @@ impl AppState {
                 let host_classes = classes.get(&host).cloned().unwrap_or_default();
                 let job =
                     crate::jobs::package_job(self, operation.clone(), packages, &host_classes);
+                let is_rollback = operation == JobOperation::Rollback;
                 doc.runs.entry(host).or_default().jobs.push(RunJob {
                     id: job.id.clone(),
                     operation,
                     state: "queued".into(),
                     reason: None,
                 });
-                doc.event(
-                    &at,
-                    "rollout",
-                    format!("host {host}: {verb} job {}", job.id),
-                );
+                if is_rollback {
+                    doc.event(
+                        &at,
+                        "rollout",
+                        format!("host {host}: {verb} job {}", job.id),
+                    );
+                }
                 jobs.push((host, job));
             }
             // The end of the change.
