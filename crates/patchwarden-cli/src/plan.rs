@@ -1,6 +1,6 @@
 //! `patchwarden plan`: the plan for this host or a root — for every open finding with a fix (and,
 //! on RPM systems, every update advisory its repositories publish), the exact version its own
-//! repositories offer (apt's indexes, dnf's cached repositories), judged by a baseline;
+//! repositories offer (apt's indexes, dnf's or zypper's cached repositories), judged by a baseline;
 //! what the baseline holds back and what no repository can fix yet. The updates print as
 //! `--package name=version` arguments for `patchwarden change create` with `--format args`.
 
@@ -90,12 +90,12 @@ pub async fn plan(store: &Store, args: &PlanArgs) -> anyhow::Result<ExitCode> {
             Vec::new(),
         ),
         patchwarden_version::Scheme::Rpm => {
-            let repos = patchwarden_inventory::dnf_repos::read(&root)?;
+            let repos = patchwarden_inventory::rpm_md::read(&root)?;
             let fixes = updateinfo_fixes(&inv.packages, &repos.advisories);
             (repos.packages, fixes)
         }
         _ => bail!(
-            "{}: plans read apt indexes and dnf repositories; {:?} roots are not planned yet",
+            "{}: plans read apt indexes and rpm-md repositories; {:?} roots are not planned yet",
             root_dir.display(),
             release.distro
         ),

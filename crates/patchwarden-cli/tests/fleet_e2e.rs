@@ -1946,15 +1946,36 @@ fn synthetic_update(
     )
 }
 
+/// The RPM package manager an end-to-end test drives.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum RpmManager {
+    Dnf,
+    Zypper,
+}
+
 /// RPM end to end: a root with a real rpmdb (rpmbuild + `rpm --justdb`), a local repository
-/// (createrepo_c) with a SYNTHETIC `updateinfo.xml` added by modifyrepo_c, real dnf on the root.
-/// The plan under a security-only baseline agrees with `dnf updateinfo list --security` on the same
-/// root and repository; a standard change from that plan is applied by the agent with dnf
-/// (`tsflags=justdb`: the packages are empty), verified, then the whole change is rolled back to
-/// the recorded versions with dnf.
+/// (createrepo_c) with a SYNTHETIC `updateinfo.xml` added by modifyrepo_c, real dnf (an AlmaLinux
+/// root) or real zypper (an openSUSE root) on it. The plan under a security-only baseline agrees
+/// with `dnf updateinfo list --security` / `zypper list-patches --category security` on the same
+/// root and repository; a standard change from that plan is applied by the agent with the same
+/// manager (dnf with `tsflags=justdb`; zypper installs the empty packages for real), verified, then
+/// the whole change is rolled back to the recorded versions.
 #[test]
 fn an_rpm_plan_agrees_with_dnf_and_dnf_applies_and_rolls_back_the_change() {
-    let tools = ["rpmbuild", "createrepo_c", "modifyrepo_c", "dnf", "rpm"];
+    rpm_change_end_to_end(RpmManager::Dnf);
+}
+
+#[test]
+fn an_rpm_plan_agrees_with_zypper_and_zypper_applies_and_rolls_back_the_change() {
+    rpm_change_end_to_end(RpmManager::Zypper);
+}
+
+fn rpm_change_end_to_end(manager: RpmManager) {
+    let tool = match manager {
+        RpmManager::Dnf => "dnf",
+        RpmManager::Zypper => "zypper",
+    };
+    let tools = ["rpmbuild", "createrepo_c", "modifyrepo_c", "rpm", tool];
     if !tools.iter().all(|t| tool_available(t)) {
         assert!(
             std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() != Ok("1"),
@@ -1963,7 +1984,7 @@ fn an_rpm_plan_agrees_with_dnf_and_dnf_applies_and_rolls_back_the_change() {
         eprintln!("SKIPPED: {tools:?} needed");
         return;
     }
-    let work = scratch("fleet-rpm");
+    let work = scratch(&format!("fleet-rpm-{tool}"));
     let v1 = [
         ("pw-synthetic-rpmapp", "1.0-1"),
         ("pw-synthetic-rpmlib", "1.0-1"),
@@ -2054,23 +2075,42 @@ fn an_rpm_plan_agrees_with_dnf_and_dnf_applies_and_rolls_back_the_change() {
         ])
         .args(&installed);
     run(&mut install);
-    write(&root.join("etc/os-release"), "NAME=\"AlmaLinux\"\nID=\"almalinux\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.4\"\nPRETTY_NAME=\"AlmaLinux 9.4 (synthetic test root)\"\n");
-    write(
-        &root.join("etc/yum.repos.d/local.repo"),
-        &format!(
-            "[local]\nname=local synthetic repository\nbaseurl=file://{}\ngpgcheck=0\n",
-            repo.display()
-        ),
-    );
     let home = work.join("home");
     write(&home.join(".rpmmacros"), "%_dbpath /var/lib/rpm\n");
-    let dnf = |args: &[&str]| -> String {
-        run(Command::new("dnf")
-            .arg(format!("--installroot={}", root.display()))
-            .args(["--releasever=9", "-q"])
-            .args(args)
-            .env("HOME", &home))
+    let manage = |args: &[&str]| -> String {
+        let mut cmd = Command::new(tool);
+        match manager {
+            RpmManager::Dnf => cmd
+                .arg(format!("--installroot={}", root.display()))
+                .args(["--releasever=9", "-q"]),
+            RpmManager::Zypper => cmd
+                .arg(format!("--root={}", root.display()))
+                .arg("--non-interactive"),
+        };
+        run(cmd.args(args).env("HOME", &home))
     };
+    match manager {
+        RpmManager::Dnf => {
+            write(&root.join("etc/os-release"), "NAME=\"AlmaLinux\"\nID=\"almalinux\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.4\"\nPRETTY_NAME=\"AlmaLinux 9.4 (synthetic test root)\"\n");
+            write(
+                &root.join("etc/yum.repos.d/local.repo"),
+                &format!(
+                    "[local]\nname=local synthetic repository\nbaseurl=file://{}\ngpgcheck=0\n",
+                    repo.display()
+                ),
+            );
+        }
+        RpmManager::Zypper => {
+            write(&root.join("etc/os-release"), "NAME=\"openSUSE Leap\"\nID=\"opensuse-leap\"\nID_LIKE=\"suse opensuse\"\nVERSION_ID=\"15.5\"\nPRETTY_NAME=\"openSUSE Leap 15.5 (synthetic test root)\"\n");
+            manage(&[
+                "addrepo",
+                "-G",
+                &format!("file://{}", repo.display()),
+                "local",
+            ]);
+            manage(&["refresh"]);
+        }
+    }
     let versions = || -> Vec<String> {
         let mut v: Vec<String> = rpm(&["-qa", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}\\n"])
             .lines()
@@ -2079,16 +2119,33 @@ fn an_rpm_plan_agrees_with_dnf_and_dnf_applies_and_rolls_back_the_change() {
         v.sort();
         v
     };
-    // The oracle: dnf's own list of applicable security advisories (it also fills dnf's cache,
-    // which the plan reads as apt's lists are read).
-    let listed = dnf(&["updateinfo", "list", "--security"]);
-    let theirs: BTreeSet<(String, String)> = listed
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 3).then(|| (f[0].to_owned(), f[2].to_owned()))
-        })
-        .collect();
+    // The oracle: the manager's own list of applicable security advisories (dnf also fills its
+    // cache here, which the plan reads as apt's lists are read; zypper's `refresh` did).
+    let (listed, theirs): (String, BTreeSet<String>) = match manager {
+        RpmManager::Dnf => {
+            let listed = manage(&["updateinfo", "list", "--security"]);
+            let ids = listed
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.len() == 3).then(|| f[0].to_owned())
+                })
+                .collect();
+            (listed, ids)
+        }
+        RpmManager::Zypper => {
+            let listed = manage(&["list-patches", "--category", "security"]);
+            // `repository | name | category | severity | interactive | status | summary`
+            let ids = listed
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split('|').map(str::trim).collect();
+                    (f.len() >= 6 && f[5] == "needed").then(|| f[1].to_owned())
+                })
+                .collect();
+            (listed, ids)
+        }
+    };
     assert_eq!(theirs.len(), 2, "{listed}");
     let db = work.join("kb.db").display().to_string();
     let baseline = work.join("security.toml");
@@ -2129,14 +2186,10 @@ fn an_rpm_plan_agrees_with_dnf_and_dnf_applies_and_rolls_back_the_change() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    // dnf names the advisory's package; the plan installs the repository's newest (1.0-3 of the
-    // tool, beyond the advisory's 1.0-2): the same advisories and packages, versions at least.
-    let names = |set: &BTreeSet<(String, String)>| -> BTreeSet<(String, String)> {
-        set.iter()
-            .map(|(a, nevra)| (a.clone(), nevra.rsplitn(3, '-').last().unwrap().to_owned()))
-            .collect()
-    };
-    assert_eq!(names(&ours), names(&theirs), "ours {ours:?}, dnf: {listed}");
+    // The same advisories; the plan installs the repository's newest (1.0-3 of the tool, beyond
+    // its advisory's 1.0-2).
+    let advisories: BTreeSet<String> = ours.iter().map(|(a, _)| a.clone()).collect();
+    assert_eq!(advisories, theirs, "ours {ours:?}, {tool}: {listed}");
     assert!(
         ours.contains(&(
             "PW-SYNTHETIC-2026:0003".into(),
@@ -2146,7 +2199,7 @@ fn an_rpm_plan_agrees_with_dnf_and_dnf_applies_and_rolls_back_the_change() {
     );
     assert_eq!(plan["held"][0][0], "PW-SYNTHETIC-2026:0002", "{plan:#}");
 
-    // The change, by an agent running dnf on the root.
+    // The change, by an agent running the same manager on the root.
     let state = work.join("server-state");
     let server = start_server(&db, &state, "127.0.0.1:0", &["--rollout-tick-secs", "1"]);
     let admin = server.admin_token.clone().unwrap();
@@ -2157,27 +2210,27 @@ fn an_rpm_plan_agrees_with_dnf_and_dnf_applies_and_rolls_back_the_change() {
             &server,
             &enroll_token(&db, &["--uses", "1"]),
             &root,
-            "alma-synthetic",
+            &format!("{tool}-synthetic"),
         ),
         "enroll",
     );
     let log = std::fs::File::create(work.join("agent.log")).unwrap();
-    let _agent = AgentProcess(
-        Command::new(agent_bin())
-            .arg("--state-dir")
-            .arg(&agent_dir)
-            .args(["run", "--root"])
-            .arg(&root)
-            .args([
-                "--dnf-arg=--releasever=9",
-                "--dnf-arg=--setopt=tsflags=justdb,noscripts",
-            ])
-            .env("HOME", &home)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let mut agent = Command::new(agent_bin());
+    agent
+        .arg("--state-dir")
+        .arg(&agent_dir)
+        .args(["run", "--root"])
+        .arg(&root)
+        .env("HOME", &home)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    if manager == RpmManager::Dnf {
+        agent.args([
+            "--dnf-arg=--releasever=9",
+            "--dnf-arg=--setopt=tsflags=justdb,noscripts",
+        ]);
+    }
+    let _agent = AgentProcess(agent.spawn().unwrap());
     let host: i64 = wait_until("the RPM host's inventory", 60, || {
         let hosts = query(&server, &state, &admin, &["hosts"]);
         let id = hosts[0]["id"]
@@ -2238,8 +2291,14 @@ fn an_rpm_plan_agrees_with_dnf_and_dnf_applies_and_rolls_back_the_change() {
         .find(|s| s["stage"] == "packages")
         .unwrap()
         .clone();
-    assert_eq!(packages_step["command"][0], "dnf", "{job:#}");
-    // The whole change rolled back: dnf returns the host to the recorded versions.
+    let command: Vec<&str> = packages_step["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(command.contains(&tool), "{job:#}");
+    // The whole change rolled back: the manager returns the host to the recorded versions.
     assert!(cli(&["change", "act", "roll-back", &id, "--comment", "test"]).contains("rolled_back"));
     let back = wait_until("the RPM host rolled back", 120, || {
         let doc = http_get(&server, &state, &admin, &format!("/v1/changes/{id}"));

@@ -6,8 +6,8 @@
 //! only for a rollback), verification that the database holds exactly the target versions,
 //! post-hooks, health checks, and the reboot decision — and the report of every command run with its
 //! output. Programs run without a shell, from argv the server's configuration gave. dpkg/apt and
-//! rpm/dnf systems (`dnf install name-E:V-R.arch`, exact versions up or down); zypper and apk are
-//! refused with a clear reason.
+//! rpm/dnf systems (`dnf install name-E:V-R.arch`) and rpm/zypper systems (`zypper install
+//! --oldpackage name=E:V-R`), exact versions up or down; apk systems are refused with a clear reason.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,11 +36,14 @@ pub struct Executor {
     pub dnf_args: Vec<String>,
 }
 
-/// The package manager family of a root.
+/// The package manager of a root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Family {
     Dpkg,
+    /// rpm with dnf (Red Hat family).
     Rpm,
+    /// rpm with zypper (SUSE family).
+    Zypper,
 }
 
 impl Executor {
@@ -59,7 +62,17 @@ impl Executor {
             .iter()
             .any(|d| self.root.join(d).is_dir())
         {
-            Some(Family::Rpm)
+            let suse = patchwarden_inventory::SystemRoot::open(&self.root)
+                .ok()
+                .and_then(|r| patchwarden_inventory::os_release::read(&r).ok())
+                .and_then(|os| os.release)
+                .is_some_and(|r| {
+                    matches!(
+                        r.distro,
+                        patchwarden_model::Distro::Sles | patchwarden_model::Distro::Opensuse
+                    )
+                });
+            Some(if suse { Family::Zypper } else { Family::Rpm })
         } else {
             None
         }
@@ -130,7 +143,7 @@ impl Executor {
         let root =
             patchwarden_inventory::SystemRoot::open(&self.root).map_err(|e| e.to_string())?;
         let set = match self.family() {
-            Some(Family::Rpm) => patchwarden_inventory::rpm::read(&root),
+            Some(Family::Rpm | Family::Zypper) => patchwarden_inventory::rpm::read(&root),
             _ => patchwarden_inventory::dpkg::read(&root),
         };
         Ok(set
@@ -184,7 +197,7 @@ impl Executor {
         };
         // 1. An interrupted dpkg run is completed first (a rollback goes on even if that fails:
         //    it replaces the package that broke it). rpm transactions are not left half-done.
-        let interrupted = if family == Family::Rpm {
+        let interrupted = if family != Family::Dpkg {
             Vec::new()
         } else {
             self.interrupted_packages()
@@ -213,6 +226,7 @@ impl Executor {
         let (argv, on_host) = match family {
             Family::Dpkg => (self.apt_command(job), false),
             Family::Rpm => (self.dnf_command(job), true),
+            Family::Zypper => (self.zypper_command(job), true),
         };
         self.checked_at(report, JobStage::Packages, argv, on_host)?;
         // 4. The database holds exactly the targets.
@@ -301,6 +315,36 @@ impl Executor {
             argv.push(match &p.arch {
                 Some(a) => format!("{}-{}.{a}", p.name, p.version),
                 None => format!("{}-{}", p.name, p.version),
+            });
+        }
+        argv
+    }
+
+    /// `zypper [--root ROOT] --non-interactive install --oldpackage name=E:V-R…` (exact versions;
+    /// `--oldpackage` lets a rollback go down), no recommends; zypper waits for another's lock up to
+    /// the job's timeout (`ZYPP_LOCK_TIMEOUT`, through `env`).
+    fn zypper_command(&self, job: &PackageJob) -> Vec<String> {
+        let mut argv: Vec<String> = vec![
+            "env".into(),
+            format!("ZYPP_LOCK_TIMEOUT={}", job.lock_timeout_secs),
+            "zypper".into(),
+        ];
+        if !self.live() {
+            argv.push(format!("--root={}", self.root.display()));
+        }
+        argv.extend(
+            [
+                "--non-interactive",
+                "install",
+                "--oldpackage",
+                "--no-recommends",
+            ]
+            .map(String::from),
+        );
+        for p in &job.packages {
+            argv.push(match &p.arch {
+                Some(a) => format!("{}.{a}={}", p.name, p.version),
+                None => format!("{}={}", p.name, p.version),
             });
         }
         argv

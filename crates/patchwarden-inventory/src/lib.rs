@@ -15,7 +15,6 @@
 
 pub mod apk;
 pub mod apt_lists;
-pub mod dnf_repos;
 pub mod dpkg;
 mod error;
 pub mod host;
@@ -25,6 +24,7 @@ pub mod platform;
 pub mod reboot;
 mod root;
 pub mod rpm;
+pub mod rpm_md;
 pub mod stale;
 #[cfg(feature = "testing")]
 pub mod testing;

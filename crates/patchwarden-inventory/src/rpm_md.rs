@@ -1,7 +1,9 @@
-//! What dnf can install on an RPM root: its repositories' metadata as dnf last fetched it
-//! (`/var/cache/dnf/<repo>-<hash>/repodata`, written by `dnf makecache` or any dnf command): the
-//! packages each primary list offers and the update advisories (`updateinfo`). The counterpart of
-//! [`crate::apt_lists`]; nothing is fetched.
+//! What dnf or zypper can install on an RPM root: its repositories' rpm-md metadata as the package
+//! manager last fetched it — dnf's cache (`/var/cache/dnf/<repo>-<hash>/repodata`, written by `dnf
+//! makecache` or any dnf command) and zypper's raw cache (`/var/cache/zypp/raw/<alias>/repodata`,
+//! written by `zypper refresh`): the packages each primary list offers and the update advisories
+//! (`updateinfo`; zypper calls them patches). The counterpart of [`crate::apt_lists`]; nothing is
+//! fetched.
 //!
 //! Metadata files may be plain or gzip-compressed (createrepo_c's default before 1.0); another
 //! compression is an error naming the file.
@@ -14,10 +16,11 @@ use patchwarden_model::{InstalledPackage, PackageManager};
 
 use crate::{InventoryError, SystemRoot};
 
-const CACHE: &str = "/var/cache/dnf";
+/// The caches read, and whether their directory names carry dnf's `-<16 hex digits>` suffix.
+const CACHES: [(&str, bool); 2] = [("/var/cache/dnf", true), ("/var/cache/zypp/raw", false)];
 
 #[derive(Debug, Default)]
-pub struct DnfRepos {
+pub struct RpmRepos {
     /// The cached repositories read (their `repodata` directories).
     pub repositories: Vec<PathBuf>,
     /// Every package every primary list offers.
@@ -25,65 +28,72 @@ pub struct DnfRepos {
     pub advisories: Vec<UpdateAdvisory>,
 }
 
-/// Reads every cached repository of the root; none is an empty result (dnf never fetched).
-pub fn read(root: &SystemRoot) -> Result<DnfRepos, InventoryError> {
-    let cache = root.path(CACHE);
-    let mut out = DnfRepos::default();
-    let entries = match std::fs::read_dir(&cache) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(InventoryError::io(cache, e)),
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("repodata/repomd.xml").is_file())
-        .collect();
-    dirs.sort();
-    for dir in dirs {
-        let name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("")
-            .to_owned();
-        // `<id>-<16 hex digits>`: the id is what dnf calls the repository.
-        let repo = match name.rsplit_once('-') {
-            Some((id, hash)) if hash.len() == 16 => id.to_owned(),
-            _ => name.clone(),
+/// Reads every cached repository of the root; none is an empty result (nothing fetched yet).
+pub fn read(root: &SystemRoot) -> Result<RpmRepos, InventoryError> {
+    let mut out = RpmRepos::default();
+    for (cache, hashed) in CACHES {
+        let cache = root.path(cache);
+        let entries = match std::fs::read_dir(&cache) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(InventoryError::io(cache, e)),
         };
-        let repomd_path = dir.join("repodata/repomd.xml");
-        let repomd = read_text(&repomd_path)?;
-        let doc = parse(&repomd, &repomd_path)?;
-        for data in doc
-            .root_element()
-            .children()
-            .filter(|n| n.tag_name().name() == "data")
-        {
-            let kind = data.attribute("type").unwrap_or("");
-            if kind != "primary" && kind != "updateinfo" {
-                continue;
-            }
-            let Some(href) = data
-                .children()
-                .find(|n| n.tag_name().name() == "location")
-                .and_then(|n| n.attribute("href"))
-            else {
-                continue;
-            };
-            let file_name = Path::new(href)
+        let mut dirs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("repodata/repomd.xml").is_file())
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            let name = dir
                 .file_name()
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            let path = dir.join("repodata").join(file_name);
-            let text = read_text(&path)?;
-            if kind == "primary" {
-                primary(&text, &path, &mut out.packages)?;
-            } else {
-                updateinfo(&text, &path, &repo, &mut out.advisories)?;
-            }
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_owned();
+            // dnf: `<id>-<16 hex digits>`; zypper: the alias itself.
+            let repo = match name.rsplit_once('-') {
+                Some((id, hash)) if hashed && hash.len() == 16 => id.to_owned(),
+                _ => name.clone(),
+            };
+            read_repository(&dir, &repo, &mut out)?;
+            out.repositories.push(dir.join("repodata"));
         }
-        out.repositories.push(dir.join("repodata"));
     }
     Ok(out)
+}
+
+fn read_repository(dir: &Path, repo: &str, out: &mut RpmRepos) -> Result<(), InventoryError> {
+    let repomd_path = dir.join("repodata/repomd.xml");
+    let repomd = read_text(&repomd_path)?;
+    let doc = parse(&repomd, &repomd_path)?;
+    for data in doc
+        .root_element()
+        .children()
+        .filter(|n| n.tag_name().name() == "data")
+    {
+        let kind = data.attribute("type").unwrap_or("");
+        if kind != "primary" && kind != "updateinfo" {
+            continue;
+        }
+        let Some(href) = data
+            .children()
+            .find(|n| n.tag_name().name() == "location")
+            .and_then(|n| n.attribute("href"))
+        else {
+            continue;
+        };
+        let file_name = Path::new(href)
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        let path = dir.join("repodata").join(file_name);
+        let text = read_text(&path)?;
+        if kind == "primary" {
+            primary(&text, &path, &mut out.packages)?;
+        } else {
+            updateinfo(&text, &path, repo, &mut out.advisories)?;
+        }
+    }
+    Ok(())
 }
 
 /// A metadata file as text, decompressed by its name.
@@ -251,7 +261,7 @@ mod tests {
 </update></updates>"#;
 
     #[test]
-    fn cached_primary_and_updateinfo_are_read_plain_or_gzipped_and_bad_files_named() {
+    fn cached_primary_and_updateinfo_of_dnf_and_zypper_are_read_and_bad_files_named() {
         let dir = std::env::temp_dir().join(format!("pw-dnf-repos-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let repodata = dir.join("var/cache/dnf/local-0123456789abcdef/repodata");
@@ -268,8 +278,18 @@ mod tests {
 <data type="filelists"><location href="repodata/cc-filelists.xml.gz"/></data></repomd>"#,
         )
         .unwrap();
+        // zypper's raw cache of the same repository, by alias.
+        let zypp = dir.join("var/cache/zypp/raw/suse-local/repodata");
+        std::fs::create_dir_all(&zypp).unwrap();
+        for f in std::fs::read_dir(&repodata).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, zypp.join(f.file_name().unwrap())).unwrap();
+        }
         let root = crate::SystemRoot::open(&dir).unwrap();
         let repos = super::read(&root).unwrap();
+        assert_eq!(repos.repositories.len(), 2);
+        assert_eq!(repos.advisories[1].repository, "suse-local");
+        assert_eq!(repos.packages.len(), 4);
         let offered: Vec<(&str, &str, &str, &str)> = repos
             .packages
             .iter()
@@ -283,7 +303,7 @@ mod tests {
             })
             .collect();
         assert_eq!(
-            offered,
+            offered[..2],
             [
                 ("pw-synthetic-a", "x86_64", "1.0-2", "pw-synthetic"),
                 ("pw-synthetic-b", "noarch", "3:2.1-1.el9", "pw-synthetic-b")
