@@ -89,6 +89,12 @@ enum Command {
         /// e.g. `--dnf-arg=--releasever=9`).
         #[arg(long = "dnf-arg", allow_hyphen_values = true)]
         dnf_args: Vec<String>,
+        /// How this host reboots when a job's reboot policy asks (program and arguments, split on
+        /// spaces; default `systemctl reboot` on `/`). With --root, jobs reboot only when this is
+        /// given. The agent exits after starting the reboot; started again, it runs the job's
+        /// health checks and then reports the job.
+        #[arg(long, env = "PATCHWARDEN_AGENT_REBOOT_COMMAND")]
+        reboot_command: Option<String>,
     },
 }
 
@@ -140,9 +146,13 @@ fn main() -> ExitCode {
                 spool_limit,
                 timeout_secs,
                 dnf_args,
+                reboot_command,
             } => {
                 let settings = RunSettings {
                     dnf_args,
+                    reboot_command: reboot_command
+                        .map(|c| c.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+                        .filter(|argv| !argv.is_empty()),
                     root,
                     interval: interval_secs.map(Duration::from_secs),
                     jitter: jitter.clamp(0.0, 1.0),
@@ -326,6 +336,7 @@ async fn enroll(
 struct RunSettings {
     root: PathBuf,
     dnf_args: Vec<String>,
+    reboot_command: Option<Vec<String>>,
     interval: Option<Duration>,
     jitter: f64,
     spool_limit: usize,
@@ -340,7 +351,22 @@ struct Agent {
     digest_file: PathBuf,
     /// Job reports not yet delivered (one file per job).
     job_reports: PathBuf,
+    /// Jobs that rebooted the host: the job and its report so far, until the health checks after
+    /// the reboot have run.
+    after_reboot: PathBuf,
     dnf_args: Vec<String>,
+    /// None: jobs do not reboot this system.
+    reboot_command: Option<Vec<String>>,
+}
+
+/// What one look for a job came to.
+#[derive(PartialEq, Eq)]
+enum Polled {
+    Nothing,
+    /// A job ran and was reported.
+    Ran,
+    /// A job ran and the reboot it asked for was started: the agent stops.
+    Rebooting,
 }
 
 /// Why delivery stopped.
@@ -374,7 +400,12 @@ impl Agent {
             spool: spool::Spool::open(&state_dir.join("spool"), settings.spool_limit)?,
             digest_file: state_dir.join("last-digest"),
             job_reports: state_dir.join("job-reports"),
+            after_reboot: state_dir.join("after-reboot"),
             dnf_args: settings.dnf_args.clone(),
+            reboot_command: settings.reboot_command.clone().or_else(|| {
+                (settings.root == Path::new("/"))
+                    .then(|| vec!["systemctl".to_owned(), "reboot".to_owned()])
+            }),
         })
     }
 
@@ -468,7 +499,7 @@ impl Agent {
     /// One long-poll for a job: a job that arrives is run on `root` and its report delivered
     /// (kept on disk until the server has it). Returns whether a job ran (then the caller reports
     /// the new inventory at once).
-    async fn poll_job(&self, wait: Duration, root: &Path) -> bool {
+    async fn poll_job(&self, wait: Duration, root: &Path) -> Polled {
         self.deliver_job_reports().await;
         let url = format!(
             "{}/v1/jobs/next?wait_secs={}",
@@ -483,28 +514,28 @@ impl Agent {
             .send()
             .await
         {
-            Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => return false,
+            Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => return Polled::Nothing,
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
                 eprintln!("jobs: {}", error_text(r).await);
                 tokio::time::sleep(wait).await;
-                return false;
+                return Polled::Nothing;
             }
             Err(e) => {
                 eprintln!("jobs: {url}: {e}");
                 tokio::time::sleep(wait).await;
-                return false;
+                return Polled::Nothing;
             }
         };
         let job: PackageJob = match response.bytes().await.map(|b| serde_json::from_slice(&b)) {
             Ok(Ok(job)) => job,
             Ok(Err(e)) => {
                 eprintln!("jobs: not a package job: {e}");
-                return false;
+                return Polled::Nothing;
             }
             Err(e) => {
                 eprintln!("jobs: {url}: {e}");
-                return false;
+                return Polled::Nothing;
             }
         };
         eprintln!(
@@ -513,26 +544,118 @@ impl Agent {
             job.operation,
             job.packages.len()
         );
+        let executor = self.executor(root);
+        let kept = job.clone();
+        let (mut report, executor) =
+            match tokio::task::spawn_blocking(move || (executor.run(&job), executor)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("jobs: the job's task failed: {e}");
+                    return Polled::Nothing;
+                }
+            };
+        eprintln!("job {}: {:?}", report.id, report.outcome);
+        if report.reboot_now {
+            if let Some(argv) = &self.reboot_command {
+                // The job and its report wait on disk for the health checks after the reboot.
+                let _ = std::fs::create_dir_all(&self.after_reboot);
+                let kept_job = self.after_reboot.join(format!("{}.job.json", report.id));
+                let kept_report = self.after_reboot.join(format!("{}.report.json", report.id));
+                let saved = write_private(&kept_job, &serde_json::to_vec(&kept).expect("a job"))
+                    .and_then(|()| {
+                        write_private(
+                            &kept_report,
+                            &serde_json::to_vec(&report).expect("a report"),
+                        )
+                    });
+                match saved {
+                    Err(e) => eprintln!("jobs: keeping the job across the reboot: {e}"),
+                    Ok(()) => {
+                        if executor.record_reboot(&mut report, argv) {
+                            eprintln!("job {}: rebooting ({})", report.id, argv.join(" "));
+                            let _ = write_private(
+                                &kept_report,
+                                &serde_json::to_vec(&report).expect("a report"),
+                            );
+                            return Polled::Rebooting;
+                        }
+                        let _ = std::fs::remove_file(&kept_job);
+                        let _ = std::fs::remove_file(&kept_report);
+                    }
+                }
+            }
+        }
+        self.keep_report(&report);
+        self.deliver_job_reports().await;
+        Polled::Ran
+    }
+
+    fn executor(&self, root: &Path) -> patchwarden_exec::Executor {
         let mut executor = patchwarden_exec::Executor::new(root);
         executor.dnf_args = self.dnf_args.clone();
-        let report = match tokio::task::spawn_blocking(move || executor.run(&job)).await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("jobs: the job's task failed: {e}");
-                return false;
-            }
-        };
-        eprintln!("job {}: {:?}", report.id, report.outcome);
+        executor.reboots = self.reboot_command.is_some();
+        executor
+    }
+
+    /// Keeps a finished job's report until the server has it.
+    fn keep_report(&self, report: &patchwarden_model::job::JobReport) {
         let _ = std::fs::create_dir_all(&self.job_reports);
         let path = self.job_reports.join(format!("{}.json", report.id));
         if let Err(e) = write_private(
             &path,
-            &serde_json::to_vec(&report).expect("a report serializes"),
+            &serde_json::to_vec(report).expect("a report serializes"),
         ) {
             eprintln!("jobs: keeping the report: {e}");
         }
-        self.deliver_job_reports().await;
-        true
+    }
+
+    /// Jobs whose reboot happened: their health checks now, then their reports are kept for
+    /// delivery.
+    async fn finish_after_reboot(&self, root: &Path) {
+        let Ok(entries) = std::fs::read_dir(&self.after_reboot) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let Some(id) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".job.json"))
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            let report_path = self.after_reboot.join(format!("{id}.report.json"));
+            let job: Option<PackageJob> = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let report: Option<patchwarden_model::job::JobReport> = std::fs::read(&report_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let (Some(job), Some(mut report)) = (job, report) else {
+                eprintln!("jobs: {}: unreadable, dropped", path.display());
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(&report_path);
+                continue;
+            };
+            let executor = self.executor(root);
+            report = match tokio::task::spawn_blocking(move || {
+                executor.after_reboot(&job, &mut report);
+                report
+            })
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("jobs: the health checks after the reboot failed to run: {e}");
+                    continue;
+                }
+            };
+            eprintln!("job {id} after the reboot: {:?}", report.outcome);
+            self.keep_report(&report);
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(&report_path);
+        }
     }
 
     /// Sends the kept job reports; a report the server has (or refuses as not open) is removed.
@@ -581,6 +704,7 @@ fn jittered(base: Duration, jitter: f64) -> Duration {
 
 async fn run(state_dir: &Path, settings: &RunSettings, once: bool) -> Result<ExitCode, String> {
     let agent = Agent::load(state_dir, settings)?;
+    agent.finish_after_reboot(&settings.root).await;
     let mut interval = settings.interval.unwrap_or(Duration::from_secs(3600));
     loop {
         if let Err(e) = agent.queue_report(&settings.root) {
@@ -620,7 +744,11 @@ async fn run(state_dir: &Path, settings: &RunSettings, once: bool) -> Result<Exi
         }
         if once {
             // One look for a job; after one ran, the new inventory goes out at once.
-            if agent.poll_job(Duration::ZERO, &settings.root).await {
+            let polled = agent.poll_job(Duration::ZERO, &settings.root).await;
+            if polled == Polled::Rebooting {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if polled == Polled::Ran {
                 agent.queue_report(&settings.root)?;
                 if let Err(Undelivered::Retry(e) | Undelivered::Refused(e)) =
                     agent.deliver(&settings.root).await
@@ -636,11 +764,15 @@ async fn run(state_dir: &Path, settings: &RunSettings, once: bool) -> Result<Exi
             let left = due - tokio::time::Instant::now();
             if left < Duration::from_secs(1) {
                 tokio::time::sleep(left).await;
-            } else if agent
-                .poll_job(left.min(Duration::from_secs(60)), &settings.root)
-                .await
-            {
-                break;
+            } else {
+                match agent
+                    .poll_job(left.min(Duration::from_secs(60)), &settings.root)
+                    .await
+                {
+                    Polled::Nothing => {}
+                    Polled::Ran => break,
+                    Polled::Rebooting => return Ok(ExitCode::SUCCESS),
+                }
             }
         }
     }

@@ -2316,3 +2316,158 @@ fn rpm_change_end_to_end(manager: RpmManager) {
     );
     assert_eq!(back["result"][0]["jobs"][1]["operation"], "rollback");
 }
+
+/// A job whose profile says `reboot = "always"`: the agent runs the packages, starts the reboot
+/// (here the test host's reboot command, which marks the root and returns) and stops; started
+/// again after the "reboot", it runs the health checks — which pass only after it — and reports;
+/// the change completes. The job stays delivered, and the change running, across the reboot.
+#[test]
+fn health_checks_run_after_the_reboot_a_job_asks_for() {
+    use patchwarden_inventory::testing::{debian_root_with_repository, SyntheticDeb};
+    let work = scratch("fleet-reboot");
+    let roots_dir = roots_scratch("fleet-reboot");
+    let deb = |version| SyntheticDeb {
+        name: "pw-synthetic-kernelish",
+        source: None,
+        version,
+        postinst: None,
+    };
+    let Some(root) = debian_root_with_repository(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        &roots_dir.join("host"),
+        &[deb("1.0-1"), deb("1.0-2")],
+    ) else {
+        return;
+    };
+    let st = Command::new("chroot")
+        .arg(&root)
+        .args([
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "pw-synthetic-kernelish=1.0-1",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{st:?}");
+    let config = work.join("deploy.toml");
+    write(
+        &config,
+        "[[profile]]\nname = \"rebooting\"\nclasses = [\"role=rebooting\"]\nreboot = \"always\"\nhealth_checks = [{ command = { argv = [\"test\", \"-e\", \"/run/pw-rebooted\"] } }]\n",
+    );
+    let reboot = work.join("reboot.sh");
+    write(
+        &reboot,
+        &format!("#!/bin/sh\ntouch {}/run/pw-rebooted\n", root.display()),
+    );
+    std::fs::set_permissions(&reboot, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let db = work.join("kb.db").display().to_string();
+    let state = work.join("server-state");
+    let server = start_server(
+        &db,
+        &state,
+        "127.0.0.1:0",
+        &[
+            "--deploy-config",
+            config.to_str().unwrap(),
+            "--rollout-tick-secs",
+            "1",
+        ],
+    );
+    let admin = server.admin_token.clone().unwrap();
+    let token = enroll_token(&db, &["--uses", "1", "--label", "role=rebooting"]);
+    let agent_dir = work.join("agent");
+    ok(
+        &enroll(&agent_dir, &server, &token, &root, "rebooting-host"),
+        "enroll",
+    );
+    let start = |n: usize| {
+        let log = std::fs::File::create(work.join(format!("agent-{n}.log"))).unwrap();
+        Command::new(agent_bin())
+            .arg("--state-dir")
+            .arg(&agent_dir)
+            .args(["run", "--root"])
+            .arg(&root)
+            .arg("--reboot-command")
+            .arg(&reboot)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    let mut agent = AgentProcess(start(1));
+    let host: i64 = wait_until("the host's inventory", 60, || {
+        let hosts = query(&server, &state, &admin, &["hosts"]);
+        (
+            hosts[0]["id"]
+                .as_i64()
+                .filter(|_| hosts[0]["packages"].as_i64() > Some(0)),
+            hosts,
+        )
+    });
+    let (status, change) = http_post(
+        &server,
+        &state,
+        &admin,
+        "/v1/changes",
+        &serde_json::json!({"title": "needs a reboot", "kind": "standard", "hosts": [host],
+            "packages": [{"name": "pw-synthetic-kernelish", "version": "1.0-2"}]}),
+    );
+    assert_eq!(status, 201, "{change}");
+    let id = change["id"].as_str().unwrap().to_owned();
+    let (status, _) = http_post(
+        &server,
+        &state,
+        &admin,
+        &format!("/v1/changes/{id}/actions"),
+        &serde_json::json!({"action": "submit"}),
+    );
+    assert_eq!(status, 200);
+    // The agent stops once it has started the reboot.
+    let exit = wait_until("the agent stopping for the reboot", 120, || {
+        let done = agent.0.try_wait().unwrap();
+        (done, serde_json::Value::Null)
+    });
+    assert!(exit.success(), "{exit:?}");
+    assert!(root.join("run/pw-rebooted").exists());
+    let during = http_get(&server, &state, &admin, &format!("/v1/changes/{id}"));
+    assert_eq!(during["lifecycle"]["state"], "running", "{during:#}");
+    let job = during["runs"][host.to_string()]["jobs"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        http_get(&server, &state, &admin, &format!("/v1/jobs/{job}"))["state"],
+        "delivered"
+    );
+    // "After the reboot": the agent starts again, checks health, reports.
+    agent = AgentProcess(start(2));
+    let done = wait_until("the change completed", 120, || {
+        let doc = http_get(&server, &state, &admin, &format!("/v1/changes/{id}"));
+        (
+            (doc["lifecycle"]["state"] == "completed").then(|| doc.clone()),
+            doc,
+        )
+    });
+    let report = http_get(&server, &state, &admin, &format!("/v1/jobs/{job}"));
+    let stages: Vec<&str> = report["report"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages[stages.len() - 2..],
+        ["reboot", "health_check"],
+        "{report:#}"
+    );
+    assert_eq!(
+        report["report"]["outcome"]["outcome"], "succeeded",
+        "{done:#}"
+    );
+    assert_eq!(dpkg_state(&root, "pw-synthetic-kernelish").0, "1.0-2");
+    drop(agent);
+    let _ = std::fs::remove_dir_all(&roots_dir);
+}

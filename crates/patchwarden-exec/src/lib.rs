@@ -4,7 +4,8 @@
 //! the package manager with exact versions (`apt-get install name=version`, non-interactive, old
 //! configuration files kept, waiting for another manager's lock up to the job's timeout, downgrades
 //! only for a rollback), verification that the database holds exactly the target versions,
-//! post-hooks, health checks, and the reboot decision — and the report of every command run with its
+//! post-hooks, the reboot decision, health checks (after the reboot when there is one: the agent
+//! calls [`Executor::after_reboot`] when it starts again) — and the report of every command run with its
 //! output. Programs run without a shell, from argv the server's configuration gave. dpkg/apt and
 //! rpm/dnf systems (`dnf install name-E:V-R.arch`) and rpm/zypper systems (`zypper install
 //! --oldpackage name=E:V-R`), exact versions up or down; apk systems are refused with a clear reason.
@@ -34,6 +35,9 @@ pub struct Executor {
     /// Arguments added to every dnf command (the host's own settings, from the agent's command
     /// line: `--releasever=9`, `--setopt=tsflags=justdb` on a test root).
     pub dnf_args: Vec<String>,
+    /// Jobs may reboot this system (the running host by default; a root only when its agent was
+    /// given a way to: a test host's "reboot").
+    pub reboots: bool,
 }
 
 /// The package manager of a root.
@@ -52,6 +56,7 @@ impl Executor {
             root: root.to_path_buf(),
             max_output: 64 * 1024,
             dnf_args: Vec::new(),
+            reboots: root == Path::new("/"),
         }
     }
 
@@ -246,24 +251,65 @@ impl Executor {
                 None => return Err((JobStage::Verify, format!("{} is not installed", p.name))),
             }
         }
-        // 5. Post-hooks and health checks.
+        // 5. Post-hooks.
         for hook in &job.post_hooks {
             self.checked(report, JobStage::PostHook, hook.clone())?;
         }
-        for check in &job.health_checks {
-            self.health_check(report, check)?;
-        }
-        // 6. Reboot.
+        // 6. The reboot decision; then health checks now, or (rebooting) after the reboot: the
+        //    agent runs them with `after_reboot` when it starts again.
         report.reboot_required = job.reboot == RebootPolicy::Always
             || self.root.join("var/run/reboot-required").exists()
             || self.root.join("run/reboot-required").exists();
-        report.reboot_now = self.live()
+        report.reboot_now = self.reboots
             && match job.reboot {
                 RebootPolicy::Never => false,
                 RebootPolicy::IfRequired => report.reboot_required,
                 RebootPolicy::Always => true,
             };
+        if !report.reboot_now {
+            for check in &job.health_checks {
+                self.health_check(report, check)?;
+            }
+        }
         Ok(())
+    }
+
+    /// After the reboot a job asked for: its health checks, added to its report (a failure fails
+    /// the job at the health-check stage).
+    pub fn after_reboot(&self, job: &PackageJob, report: &mut JobReport) {
+        if report.outcome != JobOutcome::Succeeded {
+            return;
+        }
+        for check in &job.health_checks {
+            if let Err((stage, reason)) = self.health_check(report, check) {
+                report.outcome = JobOutcome::Failed {
+                    stage,
+                    reason: format!("after the reboot: {reason}"),
+                };
+                return;
+            }
+        }
+    }
+
+    /// Runs the reboot command (on the host) and records it in the report; a failure fails the
+    /// job at the reboot stage. True when the reboot was started.
+    pub fn record_reboot(&self, report: &mut JobReport, argv: &[String]) -> bool {
+        let step = self.step_at(JobStage::Reboot, argv.to_vec(), true);
+        let ok = step.status == Some(0);
+        if !ok {
+            report.outcome = JobOutcome::Failed {
+                stage: JobStage::Reboot,
+                reason: format!(
+                    "{} exited with {:?}: {}",
+                    argv.join(" "),
+                    step.status,
+                    step.output.lines().last().unwrap_or("")
+                ),
+            };
+            report.reboot_now = false;
+        }
+        report.steps.push(step);
+        ok
     }
 
     /// `apt-get install name=version…`: non-interactive, old configuration files kept, waiting for

@@ -401,8 +401,19 @@ impl AppState {
         else {
             return Ok(None);
         };
+        // The inventory to verify is the one the agent sends right after the job: it shows the
+        // versions, or (the job claimed success but the host says otherwise) it was stored after
+        // the report — a whole second later, since both times have second precision and an
+        // inventory collected before the job can be stored in the report's second.
         let targets = doc.install_targets(host);
-        let after_job = finished_at.is_some_and(|f| inventory.collected_at.as_str() >= f);
+        let stored_at = self
+            .store
+            .inventory_stored_at(host)
+            .await
+            .map_err(|e| e.to_string())?;
+        let after_job = finished_at
+            .zip(stored_at.as_deref())
+            .is_some_and(|(finished, stored)| stored > finished);
         if !(versions_reached(&targets, &inventory.packages) || after_job) {
             return Ok(None);
         }

@@ -732,6 +732,17 @@ impl Store {
         Ok(Some((inventory, version)))
     }
 
+    /// When the host's last inventory was stored (the server's clock, RFC 3339), if it has one.
+    pub async fn inventory_stored_at(&self, host_id: i64) -> Result<Option<String>, StoreError> {
+        let at: Option<Option<String>> =
+            sqlx::query_scalar(&self.sql("SELECT inventory_at FROM host WHERE id = $1"))
+                .bind(host_id)
+                .fetch_optional(self.pool())
+                .await
+                .context(|| format!("reading host {host_id}"))?;
+        Ok(at.flatten())
+    }
+
     /// Replaces the host's findings with those computed from its inventory `version` (one
     /// transaction), unless findings from a newer inventory are stored already (two workers can
     /// race); returns whether they were stored.
