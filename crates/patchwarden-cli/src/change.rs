@@ -174,23 +174,14 @@ pub async fn change(c: &ServerConnection, command: &ChangeCommand) -> anyhow::Re
                 "updated_at",
             ];
             write_listing(&mut out, *format, &changes, &header, |c| {
-                [
-                    "id",
-                    "state",
-                    "kind",
-                    "title",
-                    "hosts",
-                    "rollout",
-                    "requested_by",
-                    "updated_at",
-                ]
-                .iter()
-                .map(|k| match &c[*k] {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Null => String::new(),
-                    other => other.to_string(),
-                })
-                .collect()
+                header
+                    .iter()
+                    .map(|k| match &c[*k] {
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Null => String::new(),
+                        other => other.to_string(),
+                    })
+                    .collect()
             })?;
         }
         ChangeCommand::Show { id, format } => {

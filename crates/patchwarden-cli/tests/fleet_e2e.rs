@@ -1018,6 +1018,17 @@ fn bad_input_is_refused_with_4xx() {
     assert_eq!(hosts[0]["packages"], 15);
 }
 
+/// `apt-get install SPEC` inside a test root (non-interactive), which must succeed.
+fn chroot_apt_install(root: &Path, spec: &str) {
+    let st = Command::new("chroot")
+        .arg(root)
+        .args(["apt-get", "install", "-y", "-q", spec])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "apt-get install {spec}: {st:?}");
+}
+
 /// POST `body` as JSON with `token`; (status, answer).
 fn http_post(
     server: &ServerProcess,
@@ -1064,17 +1075,7 @@ fn an_operator_job_upgrades_a_host_and_its_inventory_follows() {
     ) else {
         return;
     };
-    let st = Command::new("chroot")
-        .arg(&root)
-        .args(["apt-get", "install", "-y", "-q", "pw-synthetic-hello=1.0-1"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    chroot_apt_install(&root, "pw-synthetic-hello=1.0-1");
     let db = work.join("kb.db").display().to_string();
     let state = work.join("server-state");
     let server = start_server(&db, &state, "127.0.0.1:0", &[]);
@@ -1413,13 +1414,7 @@ fn a_change_rolls_out_in_waves_verifies_and_rolls_back_failures() {
         ) else {
             return;
         };
-        let st = Command::new("chroot")
-            .arg(&root)
-            .args(["apt-get", "install", "-y", "-q", "pw-synthetic-app=1.0-1"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .output()
-            .unwrap();
-        assert!(st.status.success(), "{st:?}");
+        chroot_apt_install(&root, "pw-synthetic-app=1.0-1");
         roots.insert(name, root);
     }
     // An interrupted dpkg run on the staging host: unpacked, never configured.
@@ -2339,19 +2334,7 @@ fn health_checks_run_after_the_reboot_a_job_asks_for() {
     ) else {
         return;
     };
-    let st = Command::new("chroot")
-        .arg(&root)
-        .args([
-            "apt-get",
-            "install",
-            "-y",
-            "-q",
-            "pw-synthetic-kernelish=1.0-1",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output()
-        .unwrap();
-    assert!(st.status.success(), "{st:?}");
+    chroot_apt_install(&root, "pw-synthetic-kernelish=1.0-1");
     let config = work.join("deploy.toml");
     write(
         &config,

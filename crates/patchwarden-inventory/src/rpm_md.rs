@@ -12,7 +12,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use patchwarden_model::updates::{AdvisoryPackage, UpdateAdvisory};
-use patchwarden_model::{InstalledPackage, PackageManager};
+use patchwarden_model::InstalledPackage;
 
 use crate::{InventoryError, SystemRoot};
 
@@ -157,25 +157,21 @@ fn primary(text: &str, path: &Path, out: &mut Vec<InstalledPackage>) -> Result<(
         let (Some(ver), Some(rel)) = (v.attribute("ver"), v.attribute("rel")) else {
             return Err(bad("<version> without ver or rel"));
         };
-        let version = evr(v.attribute("epoch"), ver, rel);
-        let source = child(p, "format")
+        // primary.xml states epoch 0 for packages without one: the rpmdb reader's spelling.
+        let epoch = match v.attribute("epoch").filter(|e| !e.is_empty() && *e != "0") {
+            Some(e) => Some(
+                e.parse::<u32>()
+                    .map_err(|_| bad(&format!("epoch {e:?} is not a number")))?,
+            ),
+            None => None,
+        };
+        let sourcerpm = child(p, "format")
             .and_then(|f| child(f, "sourcerpm"))
-            .and_then(|s| s.text())
-            .and_then(|s| patchwarden_version::rpm::Nevra::parse(s).ok())
-            .map(|n| (n.name.to_owned(), n.evr.to_string()));
-        let (source_name, source_version) =
-            source.unwrap_or_else(|| (name.to_owned(), format!("{ver}-{rel}")));
-        out.push(InstalledPackage {
-            name: name.to_owned(),
-            version,
-            arch: arch.to_owned(),
-            source_name,
-            source_version,
-            manager: PackageManager::Rpm,
-            status: None,
-            held: false,
-            install_time: None,
-        });
+            .and_then(|s| s.text());
+        out.push(
+            crate::rpm::package(name, epoch, ver, rel, arch, sourcerpm, None)
+                .map_err(|e| bad(&e))?,
+        );
     }
     Ok(())
 }

@@ -99,18 +99,15 @@ impl AppState {
                 );
             }
             ChangeState::Scheduled if doc.not_before.is_none_or(|t| now >= t) => {
-                let mut hosts = Vec::new();
-                for id in &doc.hosts {
-                    let labels = self
-                        .store
-                        .host_labels(*id)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    hosts.push(RolloutHost {
+                let classes = self.classes_of(&doc.hosts).await?;
+                let hosts: Vec<RolloutHost> = doc
+                    .hosts
+                    .iter()
+                    .map(|id| RolloutHost {
                         id: *id,
-                        classes: host_classes(&labels),
-                    });
-                }
+                        classes: classes.get(id).cloned().unwrap_or_default(),
+                    })
+                    .collect();
                 let spec = deploy.rollout_for(kind, doc.rollout_spec.clone());
                 let system = Actor::system("rollout");
                 match Rollout::plan(&spec, &hosts) {
@@ -178,15 +175,7 @@ impl AppState {
                 }
             }
             // Which hosts may start now: their windows.
-            let mut classes = std::collections::BTreeMap::new();
-            for id in &doc.hosts {
-                let labels = self
-                    .store
-                    .host_labels(*id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                classes.insert(*id, host_classes(&labels));
-            }
+            let classes = self.classes_of(&doc.hosts).await?;
             let before = rollout.status.clone();
             let commands = rollout.tick(now, &|id| {
                 classes
@@ -321,6 +310,21 @@ impl AppState {
             }
         }
         Ok(())
+    }
+
+    /// The classes of these hosts (windows, profiles and waves match them), from their labels now.
+    async fn classes_of(
+        &self,
+        hosts: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Vec<String>>, String> {
+        Ok(self
+            .store
+            .labels_of_hosts(hosts)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(id, labels)| (id, host_classes(&labels)))
+            .collect())
     }
 
     /// The result of a busy host's current job; a succeeded install is verified first.

@@ -942,6 +942,24 @@ impl Store {
         Ok(labels.map(|l| parse_labels(&l)).unwrap_or_default())
     }
 
+    /// The labels of these hosts, in one read (a rollout over thousands of hosts asks every
+    /// tick); hosts that do not exist are absent.
+    pub async fn labels_of_hosts(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, BTreeMap<String, String>>, StoreError> {
+        let wanted: std::collections::HashSet<i64> = ids.iter().copied().collect();
+        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, labels FROM host")
+            .fetch_all(self.pool())
+            .await
+            .context(|| "reading host labels".into())?;
+        Ok(rows
+            .into_iter()
+            .filter(|(id, _)| wanted.contains(id))
+            .map(|(id, labels)| (id, parse_labels(&labels)))
+            .collect())
+    }
+
     /// Open findings per host: counts by severity, `kev`, `overdue` and `total`.
     async fn finding_counts(
         &self,

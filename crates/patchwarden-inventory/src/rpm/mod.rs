@@ -142,7 +142,9 @@ fn add_package(h: &Header, out: &mut Vec<InstalledPackage>) -> Result<(), String
     }
 }
 
-fn package(
+/// An rpm package as the inventory spells it (`E:V-R` with the epoch only when it has one), its
+/// source from SOURCERPM (the rpm-md reader builds offered packages with it too).
+pub(crate) fn package(
     name: &str,
     epoch: Option<u32>,
     version: &str,
