@@ -8,7 +8,7 @@
 //! calls [`Executor::after_reboot`] when it starts again) — and the report of every command run with its
 //! output. Programs run without a shell, from argv the server's configuration gave. dpkg/apt and
 //! rpm/dnf systems (`dnf install name-E:V-R.arch`) and rpm/zypper systems (`zypper install
-//! --oldpackage name=E:V-R`), exact versions up or down; apk systems are refused with a clear reason.
+//! --oldpackage name=E:V-R`) and apk systems (`apk add name=version`), exact versions up or down.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -48,6 +48,8 @@ enum Family {
     Rpm,
     /// rpm with zypper (SUSE family).
     Zypper,
+    /// apk-tools (Alpine).
+    Apk,
 }
 
 impl Executor {
@@ -63,6 +65,8 @@ impl Executor {
     fn family(&self) -> Option<Family> {
         if self.root.join("var/lib/dpkg/status").is_file() {
             Some(Family::Dpkg)
+        } else if self.root.join("lib/apk/db/installed").is_file() {
+            Some(Family::Apk)
         } else if ["var/lib/rpm", "usr/lib/sysimage/rpm"]
             .iter()
             .any(|d| self.root.join(d).is_dir())
@@ -149,6 +153,7 @@ impl Executor {
             patchwarden_inventory::SystemRoot::open(&self.root).map_err(|e| e.to_string())?;
         let set = match self.family() {
             Some(Family::Rpm | Family::Zypper) => patchwarden_inventory::rpm::read(&root),
+            Some(Family::Apk) => patchwarden_inventory::apk::read(&root),
             _ => patchwarden_inventory::dpkg::read(&root),
         };
         Ok(set
@@ -197,7 +202,7 @@ impl Executor {
         let Some(family) = self.family() else {
             return Err((
                 JobStage::Packages,
-                "no dpkg or rpm database: only dpkg/apt and rpm/dnf systems run jobs".into(),
+                "no dpkg, rpm or apk database: no package manager this executor drives".into(),
             ));
         };
         // 1. An interrupted dpkg run is completed first (a rollback goes on even if that fails:
@@ -232,6 +237,7 @@ impl Executor {
             Family::Dpkg => (self.apt_command(job), false),
             Family::Rpm => (self.dnf_command(job), true),
             Family::Zypper => (self.zypper_command(job), true),
+            Family::Apk => (self.apk_command(job), true),
         };
         self.checked_at(report, JobStage::Packages, argv, on_host)?;
         // 4. The database holds exactly the targets.
@@ -392,6 +398,23 @@ impl Executor {
                 Some(a) => format!("{}.{a}={}", p.name, p.version),
                 None => format!("{}={}", p.name, p.version),
             });
+        }
+        argv
+    }
+
+    /// `apk [--root ROOT] add --no-interactive --wait N name=version…`: apk installs exactly these
+    /// versions (up, or down for a rollback), waiting for another apk's lock up to the job's
+    /// timeout; on a root apk runs from the host, reading the root's own repositories.
+    fn apk_command(&self, job: &PackageJob) -> Vec<String> {
+        let mut argv: Vec<String> = vec!["apk".into()];
+        if !self.live() {
+            argv.push("--root".into());
+            argv.push(self.root.display().to_string());
+        }
+        argv.extend(["add".into(), "--no-interactive".into(), "--wait".into()]);
+        argv.push(job.lock_timeout_secs.to_string());
+        for p in &job.packages {
+            argv.push(format!("{}={}", p.name, p.version));
         }
         argv
     }
