@@ -354,6 +354,9 @@ struct Agent {
     /// Jobs that rebooted the host: the job and its report so far, until the health checks after
     /// the reboot have run.
     after_reboot: PathBuf,
+    /// The repositories' offers not yet delivered, and the digest of the last ones delivered.
+    offers_file: PathBuf,
+    offers_digest_file: PathBuf,
     dnf_args: Vec<String>,
     /// None: jobs do not reboot this system.
     reboot_command: Option<Vec<String>>,
@@ -401,6 +404,8 @@ impl Agent {
             digest_file: state_dir.join("last-digest"),
             job_reports: state_dir.join("job-reports"),
             after_reboot: state_dir.join("after-reboot"),
+            offers_file: state_dir.join("offers.json"),
+            offers_digest_file: state_dir.join("offers-digest"),
             dnf_args: settings.dnf_args.clone(),
             reboot_command: settings.reboot_command.clone().or_else(|| {
                 (settings.root == Path::new("/"))
@@ -419,6 +424,22 @@ impl Agent {
     /// acknowledged inventory, a heartbeat otherwise.
     fn queue_report(&self, root: &Path) -> Result<(), String> {
         let inventory = patchwarden_inventory::collect(root).map_err(|e| e.to_string())?;
+        // What the repositories offer goes beside the inventory, when it changed (apt-get update,
+        // dnf makecache): the server plans from it. A root that cannot be read for it still
+        // reports its inventory.
+        match patchwarden_inventory::offers(root, &inventory.packages) {
+            Ok(offers) => {
+                let digest = patchwarden_model::fleet::offers_digest(&offers);
+                let sent = std::fs::read_to_string(&self.offers_digest_file).ok();
+                if sent.as_deref().map(str::trim) != Some(digest.as_str()) {
+                    let doc = serde_json::to_vec(&offers).expect("offers serialize");
+                    if let Err(e) = write_private(&self.offers_file, &doc) {
+                        eprintln!("offers: {e}");
+                    }
+                }
+            }
+            Err(e) => eprintln!("offers: {e}"),
+        }
         let digest = inventory_digest(&inventory);
         let unchanged = self.last_digest().as_deref() == Some(digest.as_str());
         let report = CheckIn {
@@ -429,6 +450,36 @@ impl Agent {
         };
         self.spool.push(&report)?;
         Ok(())
+    }
+
+    /// Sends the repositories' offers kept by `queue_report`, if any; they are dropped once the
+    /// server has them (their digest kept, so unchanged offers are not sent again).
+    async fn deliver_offers(&self) {
+        let Ok(doc) = std::fs::read(&self.offers_file) else {
+            return;
+        };
+        let url = format!("{}/v1/offers", self.state.server);
+        let sent = self
+            .client
+            .post(&url)
+            .bearer_auth(&self.credential)
+            .header("content-type", "application/json")
+            .body(doc.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => {
+                if let Ok(offers) =
+                    serde_json::from_slice::<patchwarden_model::updates::HostOffers>(&doc)
+                {
+                    let digest = patchwarden_model::fleet::offers_digest(&offers);
+                    let _ = write_private(&self.offers_digest_file, digest.as_bytes());
+                }
+                let _ = std::fs::remove_file(&self.offers_file);
+            }
+            Ok(r) => eprintln!("offers: {}", error_text(r).await),
+            Err(e) => eprintln!("offers: {url}: {e}"),
+        }
     }
 
     /// Sends what the spool holds, oldest first; stops at the first failure. Returns the interval
@@ -716,6 +767,7 @@ async fn run(state_dir: &Path, settings: &RunSettings, once: bool) -> Result<Exi
         loop {
             match agent.deliver(&settings.root).await {
                 Ok(asked) => {
+                    agent.deliver_offers().await;
                     if let (None, Some(secs)) = (settings.interval, asked) {
                         let asked = Duration::from_secs(secs.max(1));
                         if asked != interval {

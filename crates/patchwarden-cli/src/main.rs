@@ -205,6 +205,9 @@ fn main() -> ExitCode {
             command: WindowCommand::Check(args),
         } => window::check(&args),
         Command::Query(command) => current_thread(fleet::query(&cli.connection, &command)),
+        Command::Plan(args) if !args.hosts.is_empty() => {
+            current_thread(plan::remote(&cli.connection, &args))
+        }
         Command::Plan(args) => with_store(cli.db.as_deref(), |store| async move {
             plan::plan(&store, &args).await
         }),

@@ -11,10 +11,11 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, ValueEnum};
 use patchwarden_deploy::baseline::{Baseline, BaselineSpec, UpdateCandidate};
-use patchwarden_deploy::plan::{plan_host, updateinfo_fixes, HostPlan, WantedFix};
+use patchwarden_deploy::plan::{add_fixes, plan_host, updateinfo_fixes, HostPlan, WantedFix};
 use patchwarden_match::FindingState;
 use patchwarden_store::Store;
 
+use crate::fleet::{Client, ServerConnection};
 use crate::scan::{load_inventory, options, with_report, Target};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,6 +39,10 @@ pub struct PlanArgs {
     pub today: Option<String>,
     #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
     pub format: PlanFormat,
+    /// Plan these hosts on the server (`--server`, repeatable) from what their agents reported,
+    /// instead of this host or a root.
+    #[arg(long = "host")]
+    pub hosts: Vec<i64>,
 }
 
 fn baseline(path: Option<&PathBuf>) -> anyhow::Result<Baseline> {
@@ -53,6 +58,39 @@ fn baseline(path: Option<&PathBuf>) -> anyhow::Result<Baseline> {
         },
     };
     Baseline::parse(&spec).map_err(|e| anyhow::anyhow!("baseline: {e}"))
+}
+
+/// Plans for hosts on the server (`POST /v1/plans`): one plan per host, from its agent's report
+/// of what its repositories offer and its stored findings.
+pub async fn remote(c: &ServerConnection, args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(c)?;
+    let mut body = serde_json::json!({"hosts": args.hosts});
+    if let Some(path) = &args.baseline {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let spec: BaselineSpec =
+            toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        body["baseline"] = serde_json::to_value(spec)?;
+    }
+    if let Some(t) = &args.today {
+        body["today"] = t.clone().into();
+    }
+    let plans: Vec<serde_json::Value> = client.post("/v1/plans", &body).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.format == PlanFormat::Json {
+        serde_json::to_writer_pretty(&mut out, &plans)?;
+        writeln!(out)?;
+    } else {
+        for p in &plans {
+            let plan: HostPlan = serde_json::from_value(p.clone())?;
+            if args.format == PlanFormat::Table {
+                writeln!(out, "host {}", p["host_id"])?;
+            }
+            write_plan(&mut out, &plan, args.format)?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn plan(store: &Store, args: &PlanArgs) -> anyhow::Result<ExitCode> {
@@ -109,14 +147,7 @@ pub async fn plan(store: &Store, args: &PlanArgs) -> anyhow::Result<ExitCode> {
             else {
                 continue;
             };
-            let duplicate = fixes.iter().any(|w| {
-                w.package == evidence.matched_name
-                    && w.candidate.advisory_id.as_deref() == Some(&*f.advisory_id)
-            });
-            if duplicate {
-                continue;
-            }
-            fixes.push(WantedFix {
+            let fix = WantedFix {
                 package: evidence.matched_name.to_owned(),
                 fixed_version: fixed.to_owned(),
                 candidate: UpdateCandidate {
@@ -128,19 +159,13 @@ pub async fn plan(store: &Store, args: &PlanArgs) -> anyhow::Result<ExitCode> {
                     classification: None,
                     released: f.facts.published.clone(),
                 },
-            });
+            };
+            add_fixes(&mut fixes, [fix]);
         }
         fixes
     })
     .await?;
-    for fix in announced {
-        let known = fixes.iter().any(|f| {
-            f.package == fix.package && f.candidate.advisory_id == fix.candidate.advisory_id
-        });
-        if !known {
-            fixes.push(fix);
-        }
-    }
+    add_fixes(&mut fixes, announced);
     let plan = plan_host(scheme, &inv.packages, &offered, &fixes, &baseline, today);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     write_plan(&mut out, &plan, args.format)?;

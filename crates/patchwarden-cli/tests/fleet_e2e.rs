@@ -1571,7 +1571,7 @@ pre_hooks = [["sleep", "40"]]
     let package = serde_json::json!([{"name": "pw-synthetic-app", "version": "1.0-2"}]);
 
     // The plan of a host, from its own apt indexes: 1.0-2 closes the finding.
-    let plan: serde_json::Value = serde_json::from_str(&ok(
+    let local_plan: serde_json::Value = serde_json::from_str(&ok(
         &bin()
             .args(["--db", &db, "plan", "--root"])
             .arg(&roots["prod1"])
@@ -1582,10 +1582,10 @@ pre_hooks = [["sleep", "40"]]
     ))
     .unwrap();
     assert_eq!(
-        plan["updates"],
+        local_plan["updates"],
         serde_json::json!([{"name": "pw-synthetic-app", "arch": "all", "from": "1.0-1",
             "to": "1.0-2", "closes": ["CVE-2999-0601"]}]),
-        "{plan:#}"
+        "{local_plan:#}"
     );
     let plan_args = ok(
         &bin()
@@ -1607,6 +1607,34 @@ pre_hooks = [["sleep", "40"]]
             .output()
             .unwrap()
     };
+
+    // The same plan on the server, for a set of hosts, from what their agents reported their
+    // repositories offer.
+    let remote = wait_until("the server's plans from the agents' offers", 60, || {
+        let out = cli(
+            &admin,
+            &[
+                "plan",
+                "--host",
+                &ids["prod1"].to_string(),
+                "--host",
+                &ids["stage1"].to_string(),
+                "--format",
+                "json",
+            ],
+        );
+        let plans: serde_json::Value = serde_json::from_str(&ok(&out, "plan --host")).unwrap();
+        let ready = plans
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["offers_reported_at"].is_string());
+        (ready.then(|| plans.clone()), plans)
+    });
+    for (plan, host) in remote.as_array().unwrap().iter().zip(["prod1", "stage1"]) {
+        assert_eq!(plan["host_id"], ids[host]);
+        assert_eq!(plan["updates"], local_plan["updates"], "{host}: {remote:#}");
+    }
 
     // 1. A normal change: approval, window, staging then production, a server restart.
     let rollout_file = work.join("rollout.json");
@@ -2247,6 +2275,27 @@ fn rpm_change_end_to_end(manager: RpmManager) {
             &format!("{args:?}"),
         )
     };
+    // The server plans the host from what its agent reported (the dnf or zypper cache): the same
+    // advisories as the manager's own list.
+    let today = ["--today", "2026-12-02", "--format", "json"];
+    let remote: serde_json::Value = wait_until("the server's plan", 60, || {
+        let mut args = vec!["plan", "--host"];
+        let id = host.to_string();
+        args.push(&id);
+        args.extend(["--baseline", baseline.to_str().unwrap()]);
+        args.extend(today);
+        let plans: serde_json::Value = serde_json::from_str(&cli(&args)).unwrap();
+        let ready = plans[0]["offers_reported_at"].is_string();
+        (ready.then(|| plans.clone()), plans)
+    });
+    let planned: BTreeSet<String> = remote[0]["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|u| u["closes"].as_array().unwrap().iter())
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(planned, theirs, "{remote:#}");
     let mut args = vec![
         "change",
         "create",

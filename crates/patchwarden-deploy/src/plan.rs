@@ -282,3 +282,16 @@ pub fn updateinfo_fixes(
     }
     fixes
 }
+
+/// Adds `more` to `fixes`, leaving out any fix already there for the same package and advisory
+/// (the same fix known from the findings and from the repository's own advisories).
+pub fn add_fixes(fixes: &mut Vec<WantedFix>, more: impl IntoIterator<Item = WantedFix>) {
+    for fix in more {
+        let known = fixes.iter().any(|f| {
+            f.package == fix.package && f.candidate.advisory_id == fix.candidate.advisory_id
+        });
+        if !known {
+            fixes.push(fix);
+        }
+    }
+}

@@ -35,6 +35,38 @@ pub use error::InventoryError;
 use patchwarden_model::{Inventory, PackageDatabase, INVENTORY_SCHEMA_VERSION};
 pub use root::SystemRoot;
 
+/// What the root's repositories offer for the packages it has installed (`installed`, from its
+/// inventory): apt's indexes or the rpm-md caches of dnf and zypper, kept to the names installed,
+/// with the advisories naming them. Empty for a root whose package manager has fetched nothing.
+pub fn offers(
+    root: &Path,
+    installed: &[patchwarden_model::InstalledPackage],
+) -> Result<patchwarden_model::updates::HostOffers, InventoryError> {
+    let root = SystemRoot::open(root)?;
+    let names: std::collections::HashSet<&str> =
+        installed.iter().map(|p| p.name.as_str()).collect();
+    let mut offers = patchwarden_model::updates::HostOffers::default();
+    let mut offered = apt_lists::read(&root)?.packages;
+    let rpm_md = rpm_md::read(&root)?;
+    offered.extend(rpm_md.packages);
+    offers.packages = offered
+        .into_iter()
+        .filter(|p| names.contains(p.name.as_str()))
+        .collect();
+    offers
+        .packages
+        .sort_by(|a, b| (&a.name, &a.arch, &a.version).cmp(&(&b.name, &b.arch, &b.version)));
+    offers
+        .packages
+        .dedup_by(|a, b| (&a.name, &a.arch, &a.version) == (&b.name, &b.arch, &b.version));
+    offers.advisories = rpm_md
+        .advisories
+        .into_iter()
+        .filter(|a| a.packages.iter().any(|p| names.contains(p.name.as_str())))
+        .collect();
+    Ok(offers)
+}
+
 /// Collects the inventory of the system whose root directory is `root` (`/` for the running host).
 pub fn collect(root: &Path) -> Result<Inventory, InventoryError> {
     let collected_at = patchwarden_model::now_rfc3339();

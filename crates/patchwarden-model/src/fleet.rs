@@ -179,6 +179,15 @@ pub struct FleetSummary {
     pub by_os: BTreeMap<String, i64>,
 }
 
+/// The digest of what a host's repositories offer (SHA-256 of its JSON): the agent reports its
+/// offers again only when this changes.
+pub fn offers_digest(offers: &crate::updates::HostOffers) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    serde_json::to_writer(&mut hasher, offers).expect("offers serialize");
+    hex(&hasher.finalize())
+}
+
 /// The digest an agent and the server compute over an inventory to tell a changed host from an
 /// unchanged one: SHA-256 of its JSON with the collection time and collector left out (a
 /// re-collection of the same state has the same digest).

@@ -1,5 +1,6 @@
-//! Update advisories a host's own repositories publish (RPM `updateinfo.xml`): which update fixes
-//! what, as dnf sees it. Read by the inventory from the root, used by plans.
+//! What a host's own repositories offer: the candidate versions of its installed packages and the
+//! update advisories they publish (RPM `updateinfo.xml`: which update fixes what, as dnf sees it).
+//! Read by the inventory from the root, reported by the agent, used by plans.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,4 +26,13 @@ pub struct AdvisoryPackage {
     pub arch: String,
     /// `E:V-R`, the epoch left out when it is 0.
     pub version: String,
+}
+
+/// What a host's repositories offer for its installed packages, as its agent reports it
+/// (`POST /v1/offers`): every offered version of a package name the host has installed, and the
+/// advisories naming such a package.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostOffers {
+    pub packages: Vec<crate::InstalledPackage>,
+    pub advisories: Vec<UpdateAdvisory>,
 }

@@ -10,6 +10,8 @@
 //! | `POST /v1/checkin` | host | inventory or heartbeat |
 //! | `GET /v1/jobs/next?wait_secs=N` | host | long-poll for a package job (204: none within the wait) |
 //! | `POST /v1/jobs/{id}/report` | host | the job's report (only the host's own job) |
+//! | `POST /v1/offers` | host | what its repositories offer (candidates, update advisories) |
+//! | `POST /v1/plans` | auditor | plans for hosts under a baseline (exact versions from their offers) |
 //! | `POST /v1/hosts/{id}/jobs` | operator | queue a package job: operation and exact versions |
 //! | `GET /v1/jobs/{id}` | auditor | a job, its state and report |
 //! | `POST /v1/changes` | operator | a change request: title, kind, hosts, exact versions |
@@ -604,6 +606,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/enroll", post(enroll))
         .route("/v1/checkin", post(checkin))
         .route("/v1/jobs/next", get(crate::jobs::next_job))
+        .route("/v1/offers", post(crate::plans::put_offers))
+        .route("/v1/plans", post(crate::plans::plan_hosts))
         .route("/v1/jobs/{id}", get(crate::jobs::job))
         .route("/v1/jobs/{id}/report", post(crate::jobs::report))
         .route("/v1/hosts/{id}/jobs", post(crate::jobs::create))

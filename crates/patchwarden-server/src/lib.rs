@@ -12,6 +12,7 @@ pub mod assets;
 pub mod changes;
 pub mod jobs;
 mod metrics;
+pub mod plans;
 pub mod rollouts;
 pub mod secrets;
 pub mod tls;

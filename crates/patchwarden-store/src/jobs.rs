@@ -352,3 +352,56 @@ fn change_row(r: &sqlx::any::AnyRow) -> Result<ChangeRow, StoreError> {
         doc: get(r, "doc")?,
     })
 }
+
+impl Store {
+    /// Stores what a host's repositories offer (replacing what it reported before); false when the
+    /// host is unknown or revoked.
+    pub async fn put_host_offers(
+        &self,
+        host_id: i64,
+        digest: &str,
+        doc: &str,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let (_writer, mut tx) = self.begin().await?;
+        let host: Option<i64> = sqlx::query_scalar(
+            &self.sql("SELECT id FROM host WHERE id = $1 AND revoked_at IS NULL"),
+        )
+        .bind(host_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .context(|| "looking up the host".into())?;
+        if host.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(&self.sql(
+            "INSERT INTO host_offers (host_id, reported_at, digest, doc) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (host_id) DO UPDATE SET reported_at = $2, digest = $3, doc = $4",
+        ))
+        .bind(host_id)
+        .bind(now)
+        .bind(digest)
+        .bind(doc)
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("storing the offers of host {host_id}"))?;
+        tx.commit()
+            .await
+            .context(|| "committing the offers".into())?;
+        Ok(true)
+    }
+
+    /// What a host last reported its repositories offer: (reported at, digest, JSON document).
+    pub async fn host_offers(
+        &self,
+        host_id: i64,
+    ) -> Result<Option<(String, String, String)>, StoreError> {
+        sqlx::query_as(
+            &self.sql("SELECT reported_at, digest, doc FROM host_offers WHERE host_id = $1"),
+        )
+        .bind(host_id)
+        .fetch_optional(self.pool())
+        .await
+        .context(|| format!("reading the offers of host {host_id}"))
+    }
+}

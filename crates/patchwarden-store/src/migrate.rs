@@ -71,6 +71,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0011_active_changes.sql"),
         include_str!("../migrations/postgres/0011_active_changes.sql"),
     ),
+    (
+        12,
+        "host_offers",
+        include_str!("../migrations/sqlite/0012_host_offers.sql"),
+        include_str!("../migrations/postgres/0012_host_offers.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,
