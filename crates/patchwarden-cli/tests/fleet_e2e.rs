@@ -1029,6 +1029,24 @@ fn chroot_apt_install(root: &Path, spec: &str) {
     assert!(st.status.success(), "apt-get install {spec}: {st:?}");
 }
 
+/// A copy of the Debian test root at `dest` with a local repository of `name` at each of
+/// `versions` (synthetic packages), the first installed; none (skipped) without the root's tools.
+fn debian_root_with(dest: &Path, name: &'static str, versions: &[&'static str]) -> Option<PathBuf> {
+    use patchwarden_inventory::testing::{debian_root_with_repository, SyntheticDeb};
+    let debs: Vec<SyntheticDeb> = versions
+        .iter()
+        .map(|version| SyntheticDeb {
+            name,
+            source: None,
+            version,
+            postinst: None,
+        })
+        .collect();
+    let root = debian_root_with_repository(Path::new(env!("CARGO_TARGET_TMPDIR")), dest, &debs)?;
+    chroot_apt_install(&root, &format!("{name}={}", versions[0]));
+    Some(root)
+}
+
 /// POST `body` as JSON with `token`; (status, answer).
 fn http_post(
     server: &ServerProcess,
@@ -1060,22 +1078,14 @@ fn http_post(
 /// and its next inventory shows the change. Bad jobs and reports are refused.
 #[test]
 fn an_operator_job_upgrades_a_host_and_its_inventory_follows() {
-    use patchwarden_inventory::testing::{debian_root_with_repository, SyntheticDeb};
     let work = scratch("fleet-job");
-    let deb = |version| SyntheticDeb {
-        name: "pw-synthetic-hello",
-        source: None,
-        version,
-        postinst: None,
-    };
-    let Some(root) = debian_root_with_repository(
-        Path::new(env!("CARGO_TARGET_TMPDIR")),
+    let Some(root) = debian_root_with(
         &work.join("root"),
-        &[deb("1.0-1"), deb("1.0-2")],
+        "pw-synthetic-hello",
+        &["1.0-1", "1.0-2"],
     ) else {
         return;
     };
-    chroot_apt_install(&root, "pw-synthetic-hello=1.0-1");
     let db = work.join("kb.db").display().to_string();
     let state = work.join("server-state");
     let server = start_server(&db, &state, "127.0.0.1:0", &[]);
@@ -2367,23 +2377,15 @@ fn rpm_change_end_to_end(manager: RpmManager) {
 /// the change completes. The job stays delivered, and the change running, across the reboot.
 #[test]
 fn health_checks_run_after_the_reboot_a_job_asks_for() {
-    use patchwarden_inventory::testing::{debian_root_with_repository, SyntheticDeb};
     let work = scratch("fleet-reboot");
     let roots_dir = roots_scratch("fleet-reboot");
-    let deb = |version| SyntheticDeb {
-        name: "pw-synthetic-kernelish",
-        source: None,
-        version,
-        postinst: None,
-    };
-    let Some(root) = debian_root_with_repository(
-        Path::new(env!("CARGO_TARGET_TMPDIR")),
+    let Some(root) = debian_root_with(
         &roots_dir.join("host"),
-        &[deb("1.0-1"), deb("1.0-2")],
+        "pw-synthetic-kernelish",
+        &["1.0-1", "1.0-2"],
     ) else {
         return;
     };
-    chroot_apt_install(&root, "pw-synthetic-kernelish=1.0-1");
     let config = work.join("deploy.toml");
     write(
         &config,

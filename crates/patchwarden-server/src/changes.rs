@@ -360,6 +360,15 @@ pub(crate) async fn create(
 
 /// A host's stored findings as verification reads them.
 pub(crate) async fn host_finding_facts(state: &AppState, host: i64) -> Answer<Vec<FindingFacts>> {
+    host_findings_as(state, host).await
+}
+
+/// A host's stored findings, each read as `T` (the fields a caller needs; 500 naming the host when
+/// one does not parse).
+pub(crate) async fn host_findings_as<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    host: i64,
+) -> Answer<Vec<T>> {
     let rows = state
         .store
         .fleet_findings(&FindingFilter {

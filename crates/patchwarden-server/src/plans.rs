@@ -10,7 +10,6 @@ use patchwarden_deploy::baseline::{Baseline, BaselineSpec, UpdateCandidate};
 use patchwarden_deploy::plan::{add_fixes, plan_host, updateinfo_fixes, HostPlan, WantedFix};
 use patchwarden_model::fleet::Role;
 use patchwarden_model::updates::HostOffers;
-use patchwarden_store::fleet::FindingFilter;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{body, json, parse_body, stored, Answer, AppState, Failure};
@@ -130,16 +129,9 @@ pub(crate) async fn plan_hosts(
             ),
             None => (HostOffers::default(), None),
         };
-        let rows = state
-            .store
-            .fleet_findings(&FindingFilter {
-                host_id: Some(host),
-                ..Default::default()
-            })
-            .await?;
+        let findings: Vec<StoredFinding> = crate::changes::host_findings_as(&state, host).await?;
         let mut fixes: Vec<WantedFix> = Vec::new();
-        for (_, _, doc) in &rows {
-            let f: StoredFinding = stored(doc, &format!("finding of host {host}"))?;
+        for f in findings {
             let (Some(fixed), Some(evidence)) = (f.fixed_version, f.evidence) else {
                 continue;
             };
