@@ -1581,31 +1581,25 @@ pre_hooks = [["sleep", "40"]]
     let package = serde_json::json!([{"name": "pw-synthetic-app", "version": "1.0-2"}]);
 
     // The plan of a host, from its own apt indexes: 1.0-2 closes the finding.
-    let local_plan: serde_json::Value = serde_json::from_str(&ok(
-        &bin()
-            .args(["--db", &db, "plan", "--root"])
-            .arg(&roots["prod1"])
-            .args(["--format", "json"])
-            .output()
-            .unwrap(),
-        "plan",
-    ))
-    .unwrap();
+    let plan_of_prod1 = |format: &str| -> String {
+        ok(
+            &bin()
+                .args(["--db", &db, "plan", "--root"])
+                .arg(&roots["prod1"])
+                .args(["--format", format])
+                .output()
+                .unwrap(),
+            &format!("plan --format {format}"),
+        )
+    };
+    let local_plan: serde_json::Value = serde_json::from_str(&plan_of_prod1("json")).unwrap();
     assert_eq!(
         local_plan["updates"],
         serde_json::json!([{"name": "pw-synthetic-app", "arch": "all", "from": "1.0-1",
             "to": "1.0-2", "closes": ["CVE-2999-0601"]}]),
         "{local_plan:#}"
     );
-    let plan_args = ok(
-        &bin()
-            .args(["--db", &db, "plan", "--root"])
-            .arg(&roots["prod1"])
-            .args(["--format", "args"])
-            .output()
-            .unwrap(),
-        "plan --format args",
-    );
+    let plan_args = plan_of_prod1("args");
     assert_eq!(plan_args.trim(), "--package pw-synthetic-app=1.0-2");
     // The CLI against the server (the same address after the restart below).
     let url = server.url.clone();

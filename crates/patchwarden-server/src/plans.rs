@@ -22,14 +22,9 @@ pub(crate) async fn put_offers(
 ) -> Answer<Response> {
     let host = state.host(&headers).await?;
     let offers: HostOffers = parse_body(&body(raw)?, "offers")?;
-    let digest = patchwarden_model::fleet::offers_digest(&offers);
     let doc = serde_json::to_string(&offers).expect("offers serialize");
     let now = patchwarden_model::now_rfc3339();
-    if !state
-        .store
-        .put_host_offers(host.id, &digest, &doc, &now)
-        .await?
-    {
+    if !state.store.put_host_offers(host.id, &doc, &now).await? {
         return Err(Failure::new(StatusCode::NOT_FOUND, "no such host"));
     }
     Ok(json(&serde_json::json!({
@@ -123,7 +118,7 @@ pub(crate) async fn plan_hosts(
             .map(|r| r.distro.scheme())
             .unwrap_or(patchwarden_version::Scheme::Deb);
         let (offers, reported_at) = match state.store.host_offers(host).await? {
-            Some((at, _, doc)) => (
+            Some((at, doc)) => (
                 stored::<HostOffers>(&doc, &format!("offers of host {host}"))?,
                 Some(at),
             ),

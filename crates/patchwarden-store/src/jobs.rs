@@ -359,7 +359,6 @@ impl Store {
     pub async fn put_host_offers(
         &self,
         host_id: i64,
-        digest: &str,
         doc: &str,
         now: &str,
     ) -> Result<bool, StoreError> {
@@ -375,12 +374,11 @@ impl Store {
             return Ok(false);
         }
         sqlx::query(&self.sql(
-            "INSERT INTO host_offers (host_id, reported_at, digest, doc) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (host_id) DO UPDATE SET reported_at = $2, digest = $3, doc = $4",
+            "INSERT INTO host_offers (host_id, reported_at, doc) VALUES ($1, $2, $3) \
+             ON CONFLICT (host_id) DO UPDATE SET reported_at = $2, doc = $3",
         ))
         .bind(host_id)
         .bind(now)
-        .bind(digest)
         .bind(doc)
         .execute(&mut *tx)
         .await
@@ -391,17 +389,12 @@ impl Store {
         Ok(true)
     }
 
-    /// What a host last reported its repositories offer: (reported at, digest, JSON document).
-    pub async fn host_offers(
-        &self,
-        host_id: i64,
-    ) -> Result<Option<(String, String, String)>, StoreError> {
-        sqlx::query_as(
-            &self.sql("SELECT reported_at, digest, doc FROM host_offers WHERE host_id = $1"),
-        )
-        .bind(host_id)
-        .fetch_optional(self.pool())
-        .await
-        .context(|| format!("reading the offers of host {host_id}"))
+    /// What a host last reported its repositories offer: (reported at, JSON document).
+    pub async fn host_offers(&self, host_id: i64) -> Result<Option<(String, String)>, StoreError> {
+        sqlx::query_as(&self.sql("SELECT reported_at, doc FROM host_offers WHERE host_id = $1"))
+            .bind(host_id)
+            .fetch_optional(self.pool())
+            .await
+            .context(|| format!("reading the offers of host {host_id}"))
     }
 }

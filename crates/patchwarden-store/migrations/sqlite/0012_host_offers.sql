@@ -4,6 +4,5 @@
 CREATE TABLE host_offers (
     host_id BIGINT PRIMARY KEY REFERENCES host (id),
     reported_at TEXT NOT NULL,
-    digest TEXT NOT NULL,
     doc TEXT NOT NULL
 )
