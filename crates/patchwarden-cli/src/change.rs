@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Subcommand, ValueEnum};
+use patchwarden_deploy::change::{Actor, ChangeAction, ChangeKind};
+use patchwarden_deploy::change_doc::{
+    ActionRequest, ChangeDoc, ChangeSummary, ChangeView, NewChange, RolloutAction, RolloutRequest,
+};
+use patchwarden_deploy::rollout::RolloutSpec;
+use patchwarden_model::job::PackageTarget;
 
 use crate::fleet::{write_listing, Client, OutputFormat, ServerConnection};
 
@@ -96,15 +102,34 @@ pub enum Action {
     Cancel,
 }
 
-fn value_name(v: impl ValueEnum) -> String {
-    v.to_possible_value()
-        .expect("no skipped values")
-        .get_name()
-        .replace('-', "_")
+impl From<Kind> for ChangeKind {
+    fn from(k: Kind) -> ChangeKind {
+        match k {
+            Kind::Standard => ChangeKind::Standard,
+            Kind::Normal => ChangeKind::Normal,
+            Kind::Emergency => ChangeKind::Emergency,
+        }
+    }
+}
+
+impl From<Action> for ChangeAction {
+    fn from(a: Action) -> ChangeAction {
+        match a {
+            Action::Submit => ChangeAction::Submit,
+            Action::Approve => ChangeAction::Approve,
+            Action::Reject => ChangeAction::Reject,
+            Action::Schedule => ChangeAction::Schedule,
+            Action::Start => ChangeAction::Start,
+            Action::Complete => ChangeAction::Complete,
+            Action::Fail => ChangeAction::Fail,
+            Action::RollBack => ChangeAction::RollBack,
+            Action::Cancel => ChangeAction::Cancel,
+        }
+    }
 }
 
 /// `name=version` or `name:arch=version`.
-fn package_target(text: &str) -> anyhow::Result<serde_json::Value> {
+fn package_target(text: &str) -> anyhow::Result<PackageTarget> {
     let Some((name, version)) = text.split_once('=') else {
         bail!("--package {text:?}: expected name=version");
     };
@@ -115,20 +140,19 @@ fn package_target(text: &str) -> anyhow::Result<serde_json::Value> {
     if name.is_empty() || version.is_empty() {
         bail!("--package {text:?}: expected name=version");
     }
-    let mut target = serde_json::json!({"name": name, "version": version});
-    if let Some(a) = arch {
-        target["arch"] = a.into();
-    }
-    Ok(target)
+    Ok(PackageTarget {
+        name: name.to_owned(),
+        arch: arch.map(str::to_owned),
+        version: version.to_owned(),
+    })
 }
 
-fn rollout_file(path: &PathBuf) -> anyhow::Result<serde_json::Value> {
+/// A rollout file: TOML (`.toml`) or JSON.
+fn rollout_file(path: &PathBuf) -> anyhow::Result<RolloutSpec> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "toml") {
-        let value: toml::Value =
-            toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
-        Ok(serde_json::to_value(value)?)
+        toml::from_str(&text).with_context(|| format!("{}", path.display()))
     } else {
         serde_json::from_str(&text).with_context(|| format!("{}", path.display()))
     }
@@ -146,23 +170,28 @@ pub async fn change(c: &ServerConnection, command: &ChangeCommand) -> anyhow::Re
             rollout,
             not_before,
         } => {
-            let mut body = serde_json::json!({
-                "title": title,
-                "kind": value_name(*kind),
-                "hosts": hosts,
-                "packages": packages.iter().map(|p| package_target(p)).collect::<anyhow::Result<Vec<_>>>()?,
-            });
-            if let Some(path) = rollout {
-                body["rollout"] = rollout_file(path)?;
-            }
-            if let Some(t) = not_before {
-                body["not_before"] = t.clone().into();
-            }
-            let created: serde_json::Value = client.post("/v1/changes", &body).await?;
-            writeln!(out, "{}", created["id"].as_str().unwrap_or("?"))?;
+            let body = NewChange {
+                title: title.clone(),
+                kind: (*kind).into(),
+                hosts: hosts.clone(),
+                packages: packages
+                    .iter()
+                    .map(|p| package_target(p))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+                rollout: rollout.as_ref().map(rollout_file).transpose()?,
+                not_before: not_before
+                    .as_deref()
+                    .map(|t| {
+                        t.parse()
+                            .with_context(|| format!("--not-before {t:?}: not an RFC 3339 time"))
+                    })
+                    .transpose()?,
+            };
+            let created: ChangeDoc = client.post("/v1/changes", &body).await?;
+            writeln!(out, "{}", created.id)?;
         }
         ChangeCommand::List { format } => {
-            let changes: Vec<serde_json::Value> = client.get("/v1/changes").await?;
+            let changes: Vec<ChangeSummary> = client.get("/v1/changes").await?;
             let header = [
                 "id",
                 "state",
@@ -174,23 +203,25 @@ pub async fn change(c: &ServerConnection, command: &ChangeCommand) -> anyhow::Re
                 "updated_at",
             ];
             write_listing(&mut out, *format, &changes, &header, |c| {
-                header
-                    .iter()
-                    .map(|k| match &c[*k] {
-                        serde_json::Value::String(s) => s.clone(),
-                        serde_json::Value::Null => String::new(),
-                        other => other.to_string(),
-                    })
-                    .collect()
+                vec![
+                    c.id.clone(),
+                    c.state.as_str().to_owned(),
+                    c.kind.as_str().to_owned(),
+                    c.title.clone(),
+                    c.hosts.to_string(),
+                    c.rollout.clone().unwrap_or_default(),
+                    c.requested_by.clone(),
+                    c.updated_at.clone(),
+                ]
             })?;
         }
         ChangeCommand::Show { id, format } => {
-            let doc: serde_json::Value = client.get(&format!("/v1/changes/{id}")).await?;
+            let view: ChangeView = client.get(&format!("/v1/changes/{id}")).await?;
             if *format == OutputFormat::Json {
-                serde_json::to_writer_pretty(&mut out, &doc)?;
+                serde_json::to_writer_pretty(&mut out, &view)?;
                 writeln!(out)?;
             } else {
-                write_change(&mut out, &doc)?;
+                write_change(&mut out, &view)?;
             }
         }
         ChangeCommand::Act {
@@ -198,15 +229,14 @@ pub async fn change(c: &ServerConnection, command: &ChangeCommand) -> anyhow::Re
             id,
             comment,
         } => {
-            let body = serde_json::json!({"action": value_name(*action), "comment": comment});
-            let doc: serde_json::Value = client
+            let body = ActionRequest {
+                action: (*action).into(),
+                comment: comment.clone(),
+            };
+            let doc: ChangeDoc = client
                 .post(&format!("/v1/changes/{id}/actions"), &body)
                 .await?;
-            writeln!(
-                out,
-                "{id}: {}",
-                doc["lifecycle"]["state"].as_str().unwrap_or("?")
-            )?;
+            writeln!(out, "{id}: {}", doc.lifecycle.state.as_str())?;
         }
     }
     out.flush()?;
@@ -216,74 +246,70 @@ pub async fn change(c: &ServerConnection, command: &ChangeCommand) -> anyhow::Re
 pub async fn rollout(c: &ServerConnection, command: &RolloutCommand) -> anyhow::Result<ExitCode> {
     let client = Client::new(c)?;
     let (action, id, comment) = match command {
-        RolloutCommand::Pause { id, comment } => ("pause", id, comment),
-        RolloutCommand::Resume { id, comment } => ("resume", id, comment),
-        RolloutCommand::Cancel { id, comment } => ("cancel", id, comment),
+        RolloutCommand::Pause { id, comment } => (RolloutAction::Pause, id, comment),
+        RolloutCommand::Resume { id, comment } => (RolloutAction::Resume, id, comment),
+        RolloutCommand::Cancel { id, comment } => (RolloutAction::Cancel, id, comment),
     };
-    let body = serde_json::json!({"action": action, "comment": comment});
-    let doc: serde_json::Value = client
+    let body = RolloutRequest {
+        action,
+        comment: comment.clone(),
+    };
+    let doc: ChangeDoc = client
         .post(&format!("/v1/changes/{id}/rollout"), &body)
         .await?;
     println!(
         "{id}: rollout {}, change {}",
-        doc["rollout"]["status"]["status"].as_str().unwrap_or("?"),
-        doc["lifecycle"]["state"].as_str().unwrap_or("?")
+        doc.rollout.as_ref().map_or("?", |r| r.status.name()),
+        doc.lifecycle.state.as_str()
     );
     Ok(ExitCode::SUCCESS)
 }
 
 /// A change for people: the header, the audit trail, then one line per host.
-fn write_change(out: &mut impl Write, doc: &serde_json::Value) -> anyhow::Result<()> {
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
-    writeln!(out, "{}  {}", s(&doc["id"]), s(&doc["title"]))?;
+fn write_change(out: &mut impl Write, view: &ChangeView) -> anyhow::Result<()> {
+    let doc = &view.change;
+    writeln!(out, "{}  {}", doc.id, doc.title)?;
     writeln!(
         out,
         "{} change, {}; requested by {}; rollout {}",
-        s(&doc["lifecycle"]["kind"]),
-        s(&doc["lifecycle"]["state"]),
-        s(&doc["lifecycle"]["requested_by"]),
-        doc["rollout"]["status"]["status"]
-            .as_str()
-            .unwrap_or("not started")
+        doc.lifecycle.kind.as_str(),
+        doc.lifecycle.state.as_str(),
+        doc.lifecycle.requested_by,
+        doc.rollout
+            .as_ref()
+            .map_or("not started", |r| r.status.name())
     )?;
-    for e in doc["lifecycle"]["audit"].as_array().into_iter().flatten() {
-        let actor = e["actor"]["User"]["name"]
-            .as_str()
-            .or(e["actor"]["System"]["component"].as_str())
-            .unwrap_or("?");
+    for e in &doc.lifecycle.audit {
+        let actor = match &e.actor {
+            Actor::User { name, .. } => name.as_str(),
+            Actor::System { component } => component.as_str(),
+        };
         writeln!(
             out,
             "  {}  {actor}: {} -> {}  {}",
-            s(&e["at"]),
-            s(&e["from"]),
-            s(&e["to"]),
-            s(&e["comment"])
+            e.at,
+            e.from.as_str(),
+            e.to.as_str(),
+            e.comment.as_deref().unwrap_or("")
         )?;
     }
     writeln!(out, "host\tstate\tinstalled\tclosed\tremaining\treason")?;
-    for r in doc["result"].as_array().into_iter().flatten() {
-        let list = |v: &serde_json::Value| -> String {
-            v.as_array()
-                .into_iter()
-                .flatten()
-                .map(|x| {
-                    x.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| format!("{}={}", s(&x["name"]), s(&x["version"])))
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        let v = &r["verification"];
+    for r in &view.result {
+        let v = r.verification.clone().unwrap_or_default();
+        let installed: Vec<String> = v
+            .installed
+            .iter()
+            .map(|p| format!("{}={}", p.name, p.version))
+            .collect();
         writeln!(
             out,
             "{}\t{}\t{}\t{}\t{}\t{}",
-            r["host_id"],
-            r["state"].as_str().unwrap_or("-"),
-            list(&v["installed"]),
-            list(&v["closed"]),
-            list(&v["remaining"]),
-            s(&r["reason"])
+            r.host_id,
+            r.state.as_deref().unwrap_or("-"),
+            installed.join(" "),
+            v.closed.join(" "),
+            v.remaining.join(" "),
+            r.reason.as_deref().unwrap_or("")
         )?;
     }
     Ok(())

@@ -121,7 +121,7 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
     out.flush()?;
     drop(out);
     if args.sync_interval_secs > 0 {
-        let state = server.state();
+        let state = server.knowledge();
         let every = Duration::from_secs(args.sync_interval_secs);
         tokio::spawn(async move {
             loop {
@@ -135,7 +135,7 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
 }
 
 /// A scheduled sync of every feed; afterwards the hosts' findings are recomputed.
-async fn sync_and_reevaluate(state: &patchwarden_server::api::AppState) {
+async fn sync_and_reevaluate(knowledge: &patchwarden_server::knowledge::KnowledgeWatcher) {
     let syncer = match patchwarden_sync::Syncer::new(patchwarden_sync::SyncSettings::default()) {
         Ok(s) => s,
         Err(e) => {
@@ -145,13 +145,13 @@ async fn sync_and_reevaluate(state: &patchwarden_server::api::AppState) {
     };
     for spec in patchwarden_sync::default_feeds(|k| std::env::var(k).ok()) {
         if let patchwarden_sync::SyncOutcome::Failed { reason } =
-            syncer.sync(&state.store, &spec).await
+            syncer.sync(knowledge.store(), &spec).await
         {
             eprintln!("sync: {}: {reason}", spec.feed)
         }
     }
     // Each feed write journaled what it changed: only the hosts those changes touch are marked.
-    state.apply_knowledge_changes().await;
+    knowledge.apply().await;
 }
 
 /// `--expires 24h`: seconds from `s`, `m`, `h`, `d` suffixes (a bare number is seconds).
@@ -209,15 +209,13 @@ pub async fn enroll_token(store: &Store, command: &EnrollTokenCommand) -> anyhow
         labels,
     } = command;
     let secs = parse_duration(expires).map_err(|e| anyhow::anyhow!("--expires {e}"))?;
-    if *uses < 1 {
-        bail!("--uses must be at least 1");
-    }
     let labels = parse_labels(labels)?;
-    let (token, expires_at) =
-        patchwarden_server::api::create_enrollment_token(store, secs, *uses, &labels, "cli")
-            .await?;
-    println!("{token}");
-    eprintln!("expires {expires_at}, {uses} use(s)");
+    let created =
+        patchwarden_server::admin::create_enrollment_token(store, secs, *uses, &labels, "cli")
+            .await
+            .map_err(|e| anyhow::anyhow!("--{e}"))?;
+    println!("{}", created.token);
+    eprintln!("expires {}, {} use(s)", created.expires_at, created.uses);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -236,12 +234,8 @@ pub async fn user(store: &Store, command: &UserCommand) -> anyhow::Result<ExitCo
     let role: Role = role
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--role: {e}"))?;
-    let token =
-        patchwarden_server::secrets::generate(patchwarden_server::secrets::SecretKind::User);
-    store
-        .create_user(name, role, &patchwarden_server::secrets::digest(&token))
-        .await?;
-    println!("{token}");
+    let user = patchwarden_server::admin::create_user(store, name, role).await?;
+    println!("{}", user.token);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -372,7 +366,7 @@ impl Client {
     pub(crate) async fn post<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
-        value: &serde_json::Value,
+        value: &impl serde::Serialize,
     ) -> anyhow::Result<T> {
         let request = self
             .http
@@ -476,7 +470,7 @@ pub async fn query(c: &ServerConnection, command: &QueryCommand) -> anyhow::Resu
                     h.hostname.clone(),
                     h.package.clone(),
                     h.advisory_id.clone(),
-                    h.state.clone(),
+                    h.state.as_str().to_owned(),
                 ]
             })?;
         }
@@ -595,14 +589,18 @@ fn write_findings(
         "fixed_version",
     ];
     write_listing(out, format, findings, &header, |f| {
-        let s = |k: &str| match &f.finding[k] {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Null => String::new(),
-            v => v.to_string(),
-        };
-        let mut row = vec![f.hostname.clone()];
-        row.extend(header[1..].iter().map(|k| s(k)));
-        row
+        let d = &f.finding;
+        vec![
+            f.hostname.clone(),
+            d.package.clone(),
+            d.installed_version.clone(),
+            d.advisory_id.clone(),
+            d.state.as_str().to_owned(),
+            d.severity.as_str().to_owned(),
+            d.kev.to_string(),
+            serde_json::to_string(&d.risk).unwrap_or_default(),
+            d.fixed_version.clone().unwrap_or_default(),
+        ]
     })
 }
 
@@ -625,9 +623,10 @@ pub async fn assets_import(
                     .http
                     .put(format!("{}/v1/assets", client.base))
                     .header("content-type", "application/json")
-                    .body(serde_json::to_vec(
-                        &serde_json::json!({"source": source, "assets": assets}),
-                    )?),
+                    .body(serde_json::to_vec(&patchwarden_model::fleet::AssetList {
+                        source: source.clone(),
+                        assets: assets.clone(),
+                    })?),
             )
             .await?;
     } else {

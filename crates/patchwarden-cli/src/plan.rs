@@ -10,9 +10,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, ValueEnum};
-use patchwarden_deploy::baseline::{Baseline, BaselineSpec, UpdateCandidate};
-use patchwarden_deploy::plan::{add_fixes, plan_host, updateinfo_fixes, HostPlan, WantedFix};
-use patchwarden_match::FindingState;
+use patchwarden_deploy::baseline::{Baseline, BaselineSpec};
+use patchwarden_deploy::plan::{
+    assemble, baseline_or_everything, plan_day, HostPlan, HostPlanAnswer, PlanInputs, PlanRequest,
+};
 use patchwarden_store::Store;
 
 use crate::fleet::{Client, ServerConnection};
@@ -45,48 +46,40 @@ pub struct PlanArgs {
     pub hosts: Vec<i64>,
 }
 
+/// The baseline file's spec (TOML), if one is given.
+fn baseline_spec(path: Option<&PathBuf>) -> anyhow::Result<Option<BaselineSpec>> {
+    let Some(p) = path else { return Ok(None) };
+    let text =
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+    Ok(Some(
+        toml::from_str::<BaselineSpec>(&text).with_context(|| format!("{}", p.display()))?,
+    ))
+}
+
 fn baseline(path: Option<&PathBuf>) -> anyhow::Result<Baseline> {
-    let spec = match path {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
-            toml::from_str::<BaselineSpec>(&text).with_context(|| format!("{}", p.display()))?
-        }
-        None => BaselineSpec {
-            name: "everything".into(),
-            ..Default::default()
-        },
-    };
-    Baseline::parse(&spec).map_err(|e| anyhow::anyhow!("baseline: {e}"))
+    baseline_or_everything(baseline_spec(path)?).map_err(|e| anyhow::anyhow!("baseline: {e}"))
 }
 
 /// Plans for hosts on the server (`POST /v1/plans`): one plan per host, from its agent's report
 /// of what its repositories offer and its stored findings.
 pub async fn remote(c: &ServerConnection, args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(c)?;
-    let mut body = serde_json::json!({"hosts": args.hosts});
-    if let Some(path) = &args.baseline {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let spec: BaselineSpec =
-            toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
-        body["baseline"] = serde_json::to_value(spec)?;
-    }
-    if let Some(t) = &args.today {
-        body["today"] = t.clone().into();
-    }
-    let plans: Vec<serde_json::Value> = client.post("/v1/plans", &body).await?;
+    let request = PlanRequest {
+        hosts: args.hosts.clone(),
+        baseline: baseline_spec(args.baseline.as_ref())?,
+        today: args.today.clone(),
+    };
+    let plans: Vec<HostPlanAnswer> = client.post("/v1/plans", &request).await?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.format == PlanFormat::Json {
         serde_json::to_writer_pretty(&mut out, &plans)?;
         writeln!(out)?;
     } else {
         for p in &plans {
-            let plan: HostPlan = serde_json::from_value(p.clone())?;
             if args.format == PlanFormat::Table {
-                writeln!(out, "host {}", p["host_id"])?;
+                writeln!(out, "host {}", p.host_id)?;
             }
-            write_plan(&mut out, &plan, args.format)?;
+            write_plan(&mut out, &p.plan, args.format)?;
         }
     }
     out.flush()?;
@@ -98,14 +91,7 @@ pub async fn plan(store: &Store, args: &PlanArgs) -> anyhow::Result<ExitCode> {
         bail!("plan reads the root's own repository metadata: give --root, not --inventory");
     }
     let baseline = baseline(args.baseline.as_ref())?;
-    let today: jiff::civil::Date = match &args.today {
-        Some(t) => t
-            .parse()
-            .with_context(|| format!("--today {t:?}: not a YYYY-MM-DD date"))?,
-        None => jiff::Timestamp::now()
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .date(),
-    };
+    let today = plan_day(args.today.as_deref()).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let inv = load_inventory(&args.target)?;
     let root_dir = args
         .target
@@ -122,15 +108,14 @@ pub async fn plan(store: &Store, args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let scheme = release.distro.scheme();
     // What the host's package manager can install: apt's indexes, or dnf's cached repositories
     // (whose update advisories are fixes too).
-    let (offered, announced) = match scheme {
+    let (offered, advisories) = match scheme {
         patchwarden_version::Scheme::Deb => (
             patchwarden_inventory::apt_lists::read(&root)?.packages,
             Vec::new(),
         ),
         patchwarden_version::Scheme::Rpm => {
             let repos = patchwarden_inventory::rpm_md::read(&root)?;
-            let fixes = updateinfo_fixes(&inv.packages, &repos.advisories);
-            (repos.packages, fixes)
+            (repos.packages, repos.advisories)
         }
         _ => bail!(
             "{}: plans read apt indexes and rpm-md repositories; {:?} roots are not planned yet",
@@ -139,34 +124,22 @@ pub async fn plan(store: &Store, args: &PlanArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     let options = options(&args.target, false)?;
-    let mut fixes = with_report(store, &inv, &options, |report, _, _| {
-        let mut fixes: Vec<WantedFix> = Vec::new();
-        for f in &report.findings {
-            let (FindingState::FixAvailable, Some(fixed), Some(evidence)) =
-                (f.state, f.fixed_version, f.evidence.as_ref())
-            else {
-                continue;
-            };
-            let fix = WantedFix {
-                package: evidence.matched_name.to_owned(),
-                fixed_version: fixed.to_owned(),
-                candidate: UpdateCandidate {
-                    package: f.package.to_owned(),
-                    advisory_id: Some(f.advisory_id.to_string()),
-                    cves: f.cves.to_vec(),
-                    severity: Some(f.severity.as_str().to_owned()),
-                    kev: f.facts.kev,
-                    classification: None,
-                    released: f.facts.published.clone(),
-                },
-            };
-            add_fixes(&mut fixes, [fix]);
-        }
-        fixes
+    let findings = with_report(store, &inv, &options, |report, _, _| {
+        report
+            .findings
+            .iter()
+            .map(patchwarden_findings::Finding::to_doc)
+            .collect::<Vec<_>>()
     })
     .await?;
-    add_fixes(&mut fixes, announced);
-    let plan = plan_host(scheme, &inv.packages, &offered, &fixes, &baseline, today);
+    let inputs = PlanInputs {
+        scheme,
+        installed: &inv.packages,
+        offered: &offered,
+        advisories: &advisories,
+        findings: &findings,
+    };
+    let plan = assemble(&inputs, &baseline, today);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     write_plan(&mut out, &plan, args.format)?;
     out.flush()?;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, ValueEnum};
 
-use patchwarden_findings::{state_name, Report, ScanOptions};
+use patchwarden_findings::{Report, ScanOptions};
 use patchwarden_match::{KnowledgeIndex, Outcome, Verdict};
 use patchwarden_model::Inventory;
 use patchwarden_risk::policy::Policy;
@@ -123,14 +123,7 @@ pub(crate) fn load_inventory(target: &Target) -> anyhow::Result<Inventory> {
 }
 
 pub(crate) fn options(target: &Target, record_history: bool) -> anyhow::Result<ScanOptions> {
-    let policy = match &target.policy {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            Policy::parse(&text, &path.display().to_string()).map_err(anyhow::Error::msg)?
-        }
-        None => Policy::default(),
-    };
+    let policy = Policy::load(target.policy.as_deref())?;
     let criticality: Criticality = target
         .criticality
         .parse()
@@ -347,7 +340,7 @@ fn write_csv(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()> {
             f.advisory_id.to_string(),
             f.cves.join(" "),
             f.fixed_version.unwrap_or_default().to_owned(),
-            state_name(f.state).to_owned(),
+            f.state.as_str().to_owned(),
             f.severity.as_str().to_owned(),
             f.facts
                 .cvss
@@ -445,7 +438,7 @@ fn write_table(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()>
             f.installed_version,
             f.fixed_version.unwrap_or("-"),
             f.advisory_id,
-            state_name(f.state),
+            f.state.as_str(),
             next
         )?;
     }

@@ -54,7 +54,15 @@ fn findings(out: &Output) -> serde_json::Value {
         "scan failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("scan JSON")
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("scan JSON");
+    // The owned finding document every reader uses (the server, plans, verification) holds each
+    // finding field by field: nothing unknown, nothing lost on the way back.
+    for f in report["findings"].as_array().expect("findings") {
+        let doc: patchwarden_model::FindingDoc = serde_json::from_value(f.clone())
+            .unwrap_or_else(|e| panic!("a finding is not a FindingDoc: {e}: {f}"));
+        assert_eq!(&serde_json::to_value(&doc).unwrap(), f);
+    }
+    report
 }
 
 /// (package, advisory, state) of a report's package findings.

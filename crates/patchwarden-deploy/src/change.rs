@@ -43,7 +43,33 @@ pub enum ChangeState {
     Cancelled,
 }
 
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Standard => "standard",
+            ChangeKind::Normal => "normal",
+            ChangeKind::Emergency => "emergency",
+        }
+    }
+}
+
 impl ChangeState {
+    /// The state's name in documents and the store (`rolled_back`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeState::Draft => "draft",
+            ChangeState::Submitted => "submitted",
+            ChangeState::Approved => "approved",
+            ChangeState::Rejected => "rejected",
+            ChangeState::Scheduled => "scheduled",
+            ChangeState::Running => "running",
+            ChangeState::Completed => "completed",
+            ChangeState::Failed => "failed",
+            ChangeState::RolledBack => "rolled_back",
+            ChangeState::Cancelled => "cancelled",
+        }
+    }
+
     /// No transition leaves it.
     pub fn is_final(self) -> bool {
         matches!(

@@ -195,6 +195,36 @@ impl DeployConfig {
             .find(|w| w.groups.iter().any(|g| classes.contains(g)))
     }
 
+    /// A job for a host of `classes`: the operation and exact versions, with the hooks, health
+    /// checks and reboot policy of the host's profile (none without one). A rollback runs the hooks
+    /// but no health checks: it returns to versions that were healthy, and a failing check must not
+    /// stop that.
+    pub fn package_job(
+        &self,
+        id: String,
+        operation: patchwarden_model::job::JobOperation,
+        packages: Vec<patchwarden_model::job::PackageTarget>,
+        classes: &[String],
+        lock_timeout_secs: u64,
+    ) -> patchwarden_model::job::PackageJob {
+        use patchwarden_model::job::{JobOperation, PackageJob, RebootPolicy};
+        let profile = self.profile_for(classes);
+        let health_checks = match (&operation, profile) {
+            (JobOperation::Install, Some(p)) => p.health_checks.clone(),
+            _ => Vec::new(),
+        };
+        PackageJob {
+            id,
+            operation,
+            packages,
+            reboot: profile.map_or(RebootPolicy::Never, |p| p.reboot),
+            pre_hooks: profile.map(|p| p.pre_hooks.clone()).unwrap_or_default(),
+            post_hooks: profile.map(|p| p.post_hooks.clone()).unwrap_or_default(),
+            health_checks,
+            lock_timeout_secs,
+        }
+    }
+
     /// The profile of a host: the first naming one of its classes.
     pub fn profile_for(&self, classes: &[String]) -> Option<&HostProfile> {
         self.profiles

@@ -295,3 +295,105 @@ pub fn add_fixes(fixes: &mut Vec<WantedFix>, more: impl IntoIterator<Item = Want
         }
     }
 }
+
+/// The fixes a host's open findings ask for: each `fix_available` finding with a fixed version,
+/// keyed as its advisory keys the package (the evidence's matched name).
+pub fn finding_fixes(findings: &[patchwarden_model::FindingDoc]) -> Vec<WantedFix> {
+    let mut fixes = Vec::new();
+    for f in findings {
+        let (patchwarden_model::FindingState::FixAvailable, Some(fixed), Some(evidence)) =
+            (f.state, f.fixed_version.as_ref(), f.evidence.as_ref())
+        else {
+            continue;
+        };
+        let fix = WantedFix {
+            package: evidence.matched_name.clone(),
+            fixed_version: fixed.clone(),
+            candidate: UpdateCandidate {
+                package: f.package.clone(),
+                advisory_id: Some(f.advisory_id.clone()),
+                cves: f.cves.clone(),
+                severity: Some(f.severity.as_str().to_owned()),
+                kev: f.kev,
+                classification: None,
+                released: f.published.clone(),
+            },
+        };
+        add_fixes(&mut fixes, [fix]);
+    }
+    fixes
+}
+
+/// What a plan is made from: the host's packages, what its repositories offer (candidates and,
+/// on RPM systems, update advisories) and its open findings.
+pub struct PlanInputs<'a> {
+    pub scheme: Scheme,
+    pub installed: &'a [InstalledPackage],
+    pub offered: &'a [InstalledPackage],
+    pub advisories: &'a [patchwarden_model::updates::UpdateAdvisory],
+    pub findings: &'a [patchwarden_model::FindingDoc],
+}
+
+/// The plan of one host: its findings' fixes and its repositories' own advisories, merged, judged
+/// by the baseline on `today`. The one assembly `patchwarden plan --root` and the server's
+/// `POST /v1/plans` both use.
+pub fn assemble(inputs: &PlanInputs<'_>, baseline: &Baseline, today: Date) -> HostPlan {
+    let mut fixes = finding_fixes(inputs.findings);
+    add_fixes(
+        &mut fixes,
+        updateinfo_fixes(inputs.installed, inputs.advisories),
+    );
+    plan_host(
+        inputs.scheme,
+        inputs.installed,
+        inputs.offered,
+        &fixes,
+        baseline,
+        today,
+    )
+}
+
+/// The baseline of a plan: the given one, else `everything` (every fix approved).
+pub fn baseline_or_everything(
+    spec: Option<crate::baseline::BaselineSpec>,
+) -> Result<Baseline, String> {
+    let spec = spec.unwrap_or_else(|| crate::baseline::BaselineSpec {
+        name: "everything".into(),
+        ..Default::default()
+    });
+    Baseline::parse(&spec)
+}
+
+/// The day a plan judges on: `YYYY-MM-DD`, else today in UTC.
+pub fn plan_day(text: Option<&str>) -> Result<Date, String> {
+    match text {
+        Some(t) => t
+            .parse()
+            .map_err(|_| format!("today {t:?} is not a YYYY-MM-DD date")),
+        None => Ok(jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()),
+    }
+}
+
+/// `POST /v1/plans`: plan these hosts under a baseline.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {
+    pub hosts: Vec<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::baseline::BaselineSpec>,
+    /// The day the baseline judges on (`YYYY-MM-DD`; default today, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub today: Option<String>,
+}
+
+/// One host's plan as the server answers it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostPlanAnswer {
+    pub host_id: i64,
+    /// When the host's agent last reported its repositories' offers.
+    pub offers_reported_at: Option<String>,
+    #[serde(flatten)]
+    pub plan: HostPlan,
+}

@@ -119,6 +119,33 @@ pub enum HostState {
     Skipped,
 }
 
+impl HostState {
+    /// The state's name (`pending`, `running`, `rolled_back`, …), as its `state` tag.
+    pub fn name(&self) -> &'static str {
+        match self {
+            HostState::Pending => "pending",
+            HostState::Running { .. } => "running",
+            HostState::Succeeded { .. } => "succeeded",
+            HostState::Failed { .. } => "failed",
+            HostState::RollingBack { .. } => "rolling_back",
+            HostState::RolledBack { .. } => "rolled_back",
+            HostState::RollbackFailed { .. } => "rollback_failed",
+            HostState::Skipped => "skipped",
+        }
+    }
+
+    /// Why the host failed or was rolled back, where it was.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            HostState::Failed { reason, .. }
+            | HostState::RollingBack { reason, .. }
+            | HostState::RolledBack { reason, .. }
+            | HostState::RollbackFailed { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
 /// What a host's job came back with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,6 +169,20 @@ pub enum RolloutStatus {
     Halted { wave: String, reason: String },
     Completed,
     Cancelled,
+}
+
+impl RolloutStatus {
+    /// The status's name (`running`, `soaking`, `halted`, …), as its `status` tag.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RolloutStatus::Running => "running",
+            RolloutStatus::Soaking { .. } => "soaking",
+            RolloutStatus::Paused => "paused",
+            RolloutStatus::Halted { .. } => "halted",
+            RolloutStatus::Completed => "completed",
+            RolloutStatus::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// What the caller should do now.

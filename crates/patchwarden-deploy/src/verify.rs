@@ -10,24 +10,9 @@
 use std::cmp::Ordering;
 
 use patchwarden_model::job::PackageTarget;
-use patchwarden_model::InstalledPackage;
+use patchwarden_model::{FindingDoc, FindingState, InstalledPackage};
 use patchwarden_version::{compare, Scheme};
 use serde::{Deserialize, Serialize};
-
-/// A finding as the verification needs it (a subset of the server's finding document).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FindingFacts {
-    pub package: String,
-    pub advisory_id: String,
-    #[serde(default)]
-    pub cves: Vec<String>,
-    #[serde(default)]
-    pub fixed_version: Option<String>,
-    pub state: String,
-    /// The finding's risk score (what closing it removes).
-    #[serde(default)]
-    pub risk: f64,
-}
 
 /// A finding the change is expected to close on a host.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,11 +43,11 @@ impl TargetedFinding {
 pub fn targeted_findings(
     scheme: Scheme,
     targets: &[PackageTarget],
-    findings: &[FindingFacts],
+    findings: &[FindingDoc],
 ) -> Vec<TargetedFinding> {
     let mut out: Vec<TargetedFinding> = findings
         .iter()
-        .filter(|f| f.state == "fix_available")
+        .filter(|f| f.state == FindingState::FixAvailable)
         .filter(|f| {
             let Some(fixed) = f.fixed_version.as_deref() else {
                 return false;
@@ -149,7 +134,7 @@ pub fn verify(
     targets: &[PackageTarget],
     installed: &[InstalledPackage],
     targeted: &[TargetedFinding],
-    findings_now: &[FindingFacts],
+    findings_now: &[FindingDoc],
 ) -> Verification {
     let mut v = Verification {
         wrong_versions: wrong_versions(targets, installed),
@@ -170,7 +155,7 @@ pub fn verify(
             .find(|f| f.package == t.package && f.advisory_id == t.advisory_id);
         match now {
             None => v.closed.push(t.label()),
-            Some(f) if f.state == "pending_reboot" => v.pending_reboot.push(t.label()),
+            Some(f) if f.state == FindingState::PendingReboot => v.pending_reboot.push(t.label()),
             Some(_) => v.remaining.push(t.label()),
         }
     }
@@ -181,15 +166,16 @@ pub fn verify(
 mod tests {
     use super::*;
 
-    fn finding(package: &str, advisory: &str, fixed: Option<&str>, state: &str) -> FindingFacts {
-        FindingFacts {
-            package: package.into(),
-            advisory_id: advisory.into(),
-            cves: vec![format!("CVE-{advisory}")],
-            fixed_version: fixed.map(str::to_owned),
-            state: state.into(),
-            risk: 1.0,
-        }
+    fn finding(package: &str, advisory: &str, fixed: Option<&str>, state: &str) -> FindingDoc {
+        serde_json::from_value(serde_json::json!({
+            "package": package, "installed_version": "1", "arch": "amd64",
+            "advisory_id": advisory, "cves": [format!("CVE-{advisory}")],
+            "fixed_version": fixed, "state": state, "severity": "high",
+            "cvss": null, "kev": false, "kev_entry": null, "epss": null, "published": null,
+            "ssvc": null, "risk": 1.0, "due": {}, "overdue": false, "first_seen": null,
+            "summary": null, "evidence": null,
+        }))
+        .unwrap()
     }
 
     fn target(name: &str, version: &str) -> PackageTarget {

@@ -174,6 +174,16 @@ pub struct Finding<'a> {
     pub evidence: Option<Evidence<'a>>,
 }
 
+impl Finding<'_> {
+    /// The owned document of this finding: exactly what `scan --format json` prints for it, as
+    /// every reader of findings takes it (the scan tests hold the two equal field by field).
+    pub fn to_doc(&self) -> patchwarden_model::FindingDoc {
+        serde_json::to_value(self)
+            .and_then(serde_json::from_value)
+            .expect("a finding serializes as a FindingDoc")
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct FeedSummary {
     pub feed: String,
@@ -224,18 +234,6 @@ pub struct Report<'a> {
     pub knowledge_stale: bool,
     pub summary: Summary,
     pub findings: Vec<Finding<'a>>,
-}
-
-/// The state's name as the report spells it.
-pub fn state_name(s: FindingState) -> &'static str {
-    match s {
-        FindingState::FixAvailable => "fix_available",
-        FindingState::NoFixYet => "no_fix_yet",
-        FindingState::WillNotFix => "will_not_fix",
-        FindingState::PendingReboot => "pending_reboot",
-        FindingState::InstalledNotRunning => "installed_not_running",
-        FindingState::Eol => "eol",
-    }
 }
 
 /// The history key of a host: its machine id, else its hostname, else the inventoried root.
@@ -649,7 +647,7 @@ impl<'k> Assembler<'k> {
         };
         for f in &findings {
             *summary.by_severity.entry(f.severity.as_str()).or_default() += 1;
-            *summary.by_state.entry(state_name(f.state)).or_default() += 1;
+            *summary.by_state.entry(f.state.as_str()).or_default() += 1;
             summary.kev += usize::from(f.facts.kev);
             summary.overdue += usize::from(f.overdue);
         }

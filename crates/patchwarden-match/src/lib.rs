@@ -206,23 +206,7 @@ impl KnowledgeIndex {
     }
 }
 
-/// The state of a finding (what the user must do about it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingState {
-    /// A fixed version exists and is not installed.
-    FixAvailable,
-    /// Affected; the distribution has not published a fix.
-    NoFixYet,
-    /// Affected; the distribution will not fix it (or no longer supports the package).
-    WillNotFix,
-    /// The running kernel is affected; a fixed kernel is installed and waits for a reboot.
-    PendingReboot,
-    /// An affected kernel is installed but not running (it would run after a reboot or as a fallback).
-    InstalledNotRunning,
-    /// The OS release is past its end of standard support.
-    Eol,
-}
+pub use patchwarden_model::FindingState;
 
 /// Why a considered pair is not a finding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

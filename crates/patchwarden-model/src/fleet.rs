@@ -104,6 +104,17 @@ pub enum CheckInResult {
     NeedInventory,
 }
 
+impl CheckInResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckInResult::Stored => "stored",
+            CheckInResult::Heartbeat => "heartbeat",
+            CheckInResult::Duplicate => "duplicate",
+            CheckInResult::NeedInventory => "need_inventory",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckInAck {
     pub result: CheckInResult,
@@ -148,11 +159,11 @@ pub struct HostSummary {
 }
 
 /// One finding of a host, as stored by the server (the finding itself is the scan report's).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HostFinding {
     pub host_id: i64,
     pub hostname: String,
-    pub finding: serde_json::Value,
+    pub finding: crate::FindingDoc,
 }
 
 /// A host affected by a CVE, and how.
@@ -162,7 +173,7 @@ pub struct AffectedHost {
     pub hostname: String,
     pub package: String,
     pub advisory_id: String,
-    pub state: String,
+    pub state: crate::FindingState,
 }
 
 /// The fleet at a glance.
@@ -217,4 +228,79 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex(&sha2::Sha256::digest(bytes))
+}
+
+/// `POST /v1/enroll-tokens`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollTokenRequest {
+    /// Lifetime in seconds (default one day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_secs: Option<u64>,
+    /// How many hosts may enroll with it (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<i64>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A new enrollment token: shown once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollTokenResponse {
+    pub token: String,
+    pub expires_at: String,
+    pub uses: i64,
+}
+
+/// `POST /v1/users`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRequest {
+    pub name: String,
+    pub role: Role,
+}
+
+/// A new user and its token: shown once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserResponse {
+    pub name: String,
+    pub role: Role,
+    pub token: String,
+}
+
+/// `PUT /v1/assets`: the hosts that should exist (name, aliases), and where the list came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetList {
+    pub source: String,
+    pub assets: Vec<(String, Vec<String>)>,
+}
+
+/// The answer to `PUT /v1/assets`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetsAck {
+    pub assets: usize,
+}
+
+/// The answer to `POST /v1/hosts/{id}/revoke`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeAck {
+    pub revoked: i64,
+}
+
+/// The answer to `POST /v1/offers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffersAck {
+    pub host_id: i64,
+    pub packages: usize,
+    pub advisories: usize,
+}
+
+/// One package version a host had, and when it appeared and went (`GET /v1/hosts/{id}/history`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageHistoryEntry {
+    pub package: String,
+    pub version: String,
+    pub appeared_at: String,
+    pub disappeared_at: Option<String>,
 }

@@ -34,6 +34,16 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// The version scheme the host's packages compare in (from its release; dpkg's when the
+    /// release is unknown).
+    pub fn scheme(&self) -> patchwarden_version::Scheme {
+        self.os
+            .release
+            .as_ref()
+            .map(|r| r.distro.scheme())
+            .unwrap_or(patchwarden_version::Scheme::Deb)
+    }
+
     /// A copy with every field but the packages (the server stores those as shared rows; copying
     /// a thousand packages only to drop them was a tenth of a check-in's time).
     pub fn without_packages(&self) -> Inventory {

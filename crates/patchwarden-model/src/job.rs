@@ -69,6 +69,20 @@ pub enum JobStage {
     Reboot,
 }
 
+impl JobStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStage::Recover => "recover",
+            JobStage::PreHook => "pre_hook",
+            JobStage::Packages => "packages",
+            JobStage::Verify => "verify",
+            JobStage::PostHook => "post_hook",
+            JobStage::HealthCheck => "health_check",
+            JobStage::Reboot => "reboot",
+        }
+    }
+}
+
 /// One command the job ran.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStep {
@@ -98,4 +112,86 @@ pub struct JobReport {
     pub reboot_required: bool,
     /// The agent should reboot now (live system, policy allows).
     pub reboot_now: bool,
+}
+
+/// Where a job is: queued for its host, delivered to its agent, finished, or withdrawn before
+/// delivery (`cancelled`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Delivered,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Delivered => "delivered",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// The job will not change any more.
+    pub fn finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<JobState, String> {
+        Ok(match s {
+            "queued" => JobState::Queued,
+            "delivered" => JobState::Delivered,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            other => return Err(format!("unknown job state {other:?}")),
+        })
+    }
+}
+
+/// A job as the server answers `GET /v1/jobs/{id}`: the job, where it is, and the agent's report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub host_id: i64,
+    pub created_at: String,
+    pub created_by: String,
+    pub state: JobState,
+    pub delivered_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub job: PackageJob,
+    pub report: Option<JobReport>,
+}
+
+/// The server's answer to a job report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobReportAck {
+    pub job: String,
+    pub state: JobState,
+}
+
+/// `POST /v1/hosts/{id}/jobs`: an operator's job — the operation and exact versions; hooks and
+/// health checks come from the host's profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    pub operation: JobOperation,
+    pub packages: Vec<PackageTarget>,
+    #[serde(default = "never")]
+    pub reboot: RebootPolicy,
+}
+
+fn never() -> RebootPolicy {
+    RebootPolicy::Never
 }

@@ -7,7 +7,8 @@
 //!   their [`Provenance`]): what feeds produce and matching reads.
 //!
 //! * The **fleet wire format** ([`fleet`]): enrollment, check-in and the server's answers about
-//!   its hosts.
+//!   its hosts; package jobs and their states ([`job`]); the finding document ([`finding`]) that
+//!   `scan`, the server, plans and verification all read.
 //!
 //! The inventory report is documented for users in `docs/inventory-schema.md`; a change to a field's
 //! meaning or a removal bumps its schema version, an added optional field does not.
@@ -15,6 +16,7 @@
 //! This crate holds data and the rules that belong to the data (how a distribution release is named);
 //! it does no I/O (beyond reading the clock in [`now_rfc3339`]) and knows nothing of storage or HTTP.
 
+pub mod finding;
 pub mod fleet;
 mod inventory;
 mod inventory_view;
@@ -23,6 +25,7 @@ mod knowledge;
 mod release;
 pub mod updates;
 
+pub use finding::{FindingDoc, FindingState, Severity};
 pub use inventory::*;
 pub use inventory_view::{InventoryView, PackageRef};
 pub use knowledge::*;

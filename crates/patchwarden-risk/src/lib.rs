@@ -10,91 +10,51 @@
 //! * [`policy`]: frameworks and their remediation windows (BOD 22-01, PCI DSS, FedRAMP, an internal
 //!   SLA, or custom ones from a TOML file) and the due date of a finding under each.
 //!
-//! Pure functions of their inputs; no I/O beyond reading a policy file's text given to it.
+//! Pure functions of their inputs; the only I/O is [`policy::Policy::load`] reading a policy file.
 
 pub mod policy;
 
 use serde::{Deserialize, Serialize};
 
-/// A severity band.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    #[default]
-    Unknown,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
+pub use patchwarden_model::Severity;
 
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Unknown => "unknown",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-
-    /// The band of a CVSS base score (NVD's v3/v4 bands, applied to every version).
-    pub fn from_score(score: f64) -> Severity {
-        match score {
-            s if s >= 9.0 => Severity::Critical,
-            s if s >= 7.0 => Severity::High,
-            s if s >= 4.0 => Severity::Medium,
-            s if s > 0.0 => Severity::Low,
-            _ => Severity::Unknown,
-        }
-    }
-
-    /// A distribution's own rating: Debian urgency, Ubuntu priority, Red Hat/AlmaLinux impact,
-    /// Alpine and SUSE words. `None` when the word says nothing about severity.
-    pub fn from_distribution_rating(rating: &str) -> Option<Severity> {
-        let word = rating
-            .trim()
-            .trim_end_matches('*')
-            .split_whitespace()
-            .next()?
-            .to_ascii_lowercase();
-        Some(match word.as_str() {
-            "critical" => Severity::Critical,
-            "high" | "important" => Severity::High,
-            "medium" | "moderate" => Severity::Medium,
-            "low" | "negligible" | "unimportant" => Severity::Low,
-            _ => return None,
-        })
+/// The band of a CVSS base score (NVD's v3/v4 bands, applied to every version).
+pub fn band_of_score(score: f64) -> Severity {
+    match score {
+        s if s >= 9.0 => Severity::Critical,
+        s if s >= 7.0 => Severity::High,
+        s if s >= 4.0 => Severity::Medium,
+        s if s > 0.0 => Severity::Low,
+        _ => Severity::Unknown,
     }
 }
 
-impl std::str::FromStr for Severity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "critical" => Ok(Severity::Critical),
-            "high" => Ok(Severity::High),
-            "medium" => Ok(Severity::Medium),
-            "low" => Ok(Severity::Low),
-            "unknown" => Ok(Severity::Unknown),
-            other => Err(format!(
-                "unknown severity '{other}' (critical, high, medium, low, unknown)"
-            )),
-        }
-    }
+/// A distribution's own rating: Debian urgency, Ubuntu priority, Red Hat/AlmaLinux impact,
+/// Alpine and SUSE words. `None` when the word says nothing about severity.
+pub fn band_of_distribution_rating(rating: &str) -> Option<Severity> {
+    let word = rating
+        .trim()
+        .trim_end_matches('*')
+        .split_whitespace()
+        .next()?
+        .to_ascii_lowercase();
+    Some(match word.as_str() {
+        "critical" => Severity::Critical,
+        "high" | "important" => Severity::High,
+        "medium" | "moderate" => Severity::Medium,
+        "low" | "negligible" | "unimportant" => Severity::Low,
+        _ => return None,
+    })
 }
 
 /// The band of a finding: the best CVSS score when there is one, else the distribution's rating.
 pub fn severity_band(best_score: Option<f64>, distribution_ratings: &[&str]) -> Severity {
     if let Some(s) = best_score.filter(|s| *s > 0.0) {
-        return Severity::from_score(s);
+        return band_of_score(s);
     }
     distribution_ratings
         .iter()
-        .filter_map(|r| Severity::from_distribution_rating(r))
+        .filter_map(|r| band_of_distribution_rating(r))
         .max()
         .unwrap_or(Severity::Unknown)
 }

@@ -148,7 +148,33 @@ impl Default for Policy {
     }
 }
 
+/// Why a policy could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// The file's text is not a valid policy (the message names the file and what is wrong).
+    #[error("{0}")]
+    Invalid(String),
+}
+
 impl Policy {
+    /// The policy of a file (TOML), or the built-in presets without one: the one loader of the
+    /// CLI's `--policy` and the server's.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Policy, PolicyError> {
+        let Some(path) = path else {
+            return Ok(Policy::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Policy::parse(&text, &path.display().to_string()).map_err(PolicyError::Invalid)
+    }
+
     /// Parses a policy file's text; errors name the file (`origin`) and what is wrong.
     pub fn parse(text: &str, origin: &str) -> Result<Policy, String> {
         let file: PolicyFile =

@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use patchwarden_deploy::change::{ChangeKind, ChangeLifecycle};
+use patchwarden_deploy::change_doc::{
+    ChangeDoc, HostRollback, HostRun, HostTargets, RunJob, RunJobState,
+};
 use patchwarden_deploy::rollout::{
     Command, HostOutcome, Rollout, RolloutHost, RolloutSpec, Threshold, WaveSelector, WaveSpec,
 };
 use patchwarden_deploy::verify::{TargetedFinding, Verification};
 use patchwarden_model::job::{JobOperation, PackageTarget};
-use patchwarden_server::changes::{ChangeDoc, HostRollback, HostRun, HostTargets, RunJob};
 use patchwarden_store::jobs::{ChangeUpdate, NewJob};
 
 fn target(version: &str) -> PackageTarget {
@@ -175,7 +177,7 @@ async fn run() {
             .collect();
         for h in busy {
             let run = doc.runs.entry(h).or_default();
-            run.jobs.last_mut().unwrap().state = "succeeded".into();
+            run.jobs.last_mut().unwrap().state = RunJobState::Succeeded;
             run.verification = Some(Verification {
                 installed: vec![target("1.0-2")],
                 closed: vec!["CVE-2999-0601 on pw-synthetic-app".into()],
@@ -192,7 +194,7 @@ async fn run() {
                 run.jobs.push(RunJob {
                     id: id.clone(),
                     operation: JobOperation::Install,
-                    state: "queued".into(),
+                    state: RunJobState::Queued,
                     reason: None,
                 });
                 jobs.push((*h, id));

@@ -5,16 +5,34 @@
 //! tokens with roles, Prometheus metrics, health and readiness.
 //!
 //! It holds no state of its own: everything is in the store, so several server processes can share
-//! one PostgreSQL database. The routes are listed in [`api`] and described by `openapi.json`.
+//! one PostgreSQL database.
+//!
+//! The map: [`routes`] (every route, who may call it, its handler; the router), [`handlers`] (one
+//! file per resource, functions named by verb), [`auth`] and [`extract`] (the extractors that check
+//! the caller, ids, bodies and queries before a handler runs), [`error`] (the one error type and
+//! its JSON), [`state`] (what requests share: the store, the configuration and the handles of the
+//! background services), the background services — [`heartbeats`] (group commit),
+//! [`findings_queue`] (findings workers), [`knowledge`] (the knowledge-base journal),
+//! [`job_board`] (hosts with queued jobs), [`rollouts`] (the rollout driver) — each owning its
+//! store handle; [`admin`] (users and tokens, shared with the CLI), [`documents`] (stored
+//! documents read back into their types), [`tls`], [`secrets`], [`assets`], metrics.
 
-pub mod api;
+pub mod admin;
 pub mod assets;
-pub mod changes;
-pub mod jobs;
+pub mod auth;
+pub mod documents;
+pub mod error;
+pub mod extract;
+pub mod findings_queue;
+pub mod handlers;
+pub mod heartbeats;
+pub mod job_board;
+pub mod knowledge;
 mod metrics;
-pub mod plans;
 pub mod rollouts;
+pub mod routes;
 pub mod secrets;
+pub mod state;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -23,6 +41,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use patchwarden_store::Store;
+
+pub use error::StartError;
 
 pub use metrics::Metrics;
 
@@ -115,60 +135,59 @@ pub struct Started {
 pub struct Server {
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
-    state: api::AppState,
+    state: state::AppState,
     pub started: Started,
 }
 
 impl Server {
-    pub async fn bind(store: Store, config: ServerConfig) -> Result<Server, String> {
+    pub async fn bind(store: Store, config: ServerConfig) -> Result<Server, StartError> {
         let identity = tls::load_or_create(
             &config.state_dir,
             &config.tls_names,
             config.provided_certificates.as_ref(),
         )?;
         let tls = tls::server_config(&identity)?;
-        let admin_token = if store.user_count().await.map_err(|e| e.to_string())? == 0 {
-            let token = secrets::generate(secrets::SecretKind::User);
-            store
-                .create_user(
-                    "admin",
-                    patchwarden_model::fleet::Role::Admin,
-                    &secrets::digest(&token),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            Some(token)
+        let admin_token = if store.user_count().await? == 0 {
+            Some(
+                admin::create_user(&store, "admin", patchwarden_model::fleet::Role::Admin)
+                    .await
+                    .map_err(|e| match e {
+                        admin::AdminError::Store(e)
+                        | admin::AdminError::UserExists { source: e, .. } => e,
+                        other => unreachable!("the first admin's name is valid: {other}"),
+                    })?
+                    .token,
+            )
         } else {
             None
         };
-        let policy = match &config.policy {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                patchwarden_risk::policy::Policy::parse(&text, &path.display().to_string())?
-            }
-            None => patchwarden_risk::policy::Policy::default(),
-        };
+        let policy = patchwarden_risk::policy::Policy::load(config.policy.as_deref())?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-        let address = listener
-            .local_addr()
-            .map_err(|e| format!("the listening address: {e}"))?;
-        let workers = config.findings_workers;
+            .map_err(|source| StartError::Listen {
+                address: config.listen,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| StartError::Listen {
+            address: config.listen,
+            source,
+        })?;
         let knowledge_poll = config.knowledge_poll;
-        let job_poll = config.job_poll;
         let rollout_tick = config.rollout_tick;
-        let state = api::AppState::new(store, config, identity.ca_pem.clone(), policy);
-        state.start_findings_workers(workers);
-        state.start_heartbeat_batcher();
+        let state = state::AppState::start(store, config, identity.ca_pem.clone(), policy);
         // Knowledge-base changes written while no server ran, and inventories stored before a
         // crash whose findings were not computed yet.
-        state.apply_knowledge_changes().await;
-        state.refresh_pending_findings().await;
-        state.start_knowledge_watcher(knowledge_poll);
-        state.start_job_board(job_poll);
-        state.start_rollout_driver(rollout_tick);
+        state.knowledge.apply().await;
+        state.knowledge.queue_pending().await;
+        state.knowledge.start(knowledge_poll);
+        rollouts::RolloutDriver {
+            store: state.store.clone(),
+            config: state.config.clone(),
+            metrics: state.metrics.clone(),
+            job_board: state.job_board.clone(),
+            wake: state.rollout_wake.clone(),
+        }
+        .start(rollout_tick);
         Ok(Server {
             listener,
             tls,
@@ -181,9 +200,10 @@ impl Server {
         })
     }
 
-    /// The shared request state (for background work beside the server: scheduled syncs).
-    pub fn state(&self) -> api::AppState {
-        self.state.clone()
+    /// The knowledge-base service (for background work beside the server: scheduled syncs write
+    /// feeds into its store, then apply the journal).
+    pub fn knowledge(&self) -> knowledge::KnowledgeWatcher {
+        self.state.knowledge.clone()
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish
@@ -191,7 +211,7 @@ impl Server {
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
         use hyper_util::rt::TokioIo;
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls);
-        let router = api::router(self.state.clone());
+        let router = routes::router(self.state.clone());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {

@@ -22,20 +22,48 @@
 //! Nothing lives in memory between ticks: a restarted server (or another one) resumes from the
 //! stored document.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use patchwarden_deploy::change::{Actor, ChangeAction, ChangeKind, ChangeState};
+use patchwarden_deploy::change::{Actor, ChangeAction, ChangeKind, ChangeState, TransitionRefused};
+use patchwarden_deploy::change_doc::{ChangeDoc, RunJob, RunJobState};
 use patchwarden_deploy::config::host_classes;
 use patchwarden_deploy::rollout::{
     Command, HostOutcome, HostState, Rollout, RolloutHost, RolloutStatus,
 };
 use patchwarden_deploy::verify::{verify, versions_reached};
-use patchwarden_model::job::{JobOperation, JobOutcome, JobReport, PackageJob};
+use patchwarden_model::job::{JobOperation, JobOutcome, JobReport, JobState, PackageJob};
 use patchwarden_store::jobs::{ChangeRow, ChangeUpdate, NewJob};
+use patchwarden_store::{Store, StoreError};
 
-use crate::api::AppState;
-use crate::changes::{host_finding_facts, snake, ChangeDoc, RunJob};
+use crate::documents::{host_findings, DocumentError};
+use crate::job_board::JobBoard;
+use crate::{Metrics, ServerConfig};
+
+/// The driver: its own store handle, the configuration (policy, windows, profiles), metrics, the
+/// job board it marks when it queues jobs, and the signal that wakes it.
+#[derive(Clone)]
+pub struct RolloutDriver {
+    pub store: Store,
+    pub config: Arc<ServerConfig>,
+    pub metrics: Arc<Metrics>,
+    pub job_board: Arc<JobBoard>,
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
+/// Why one change could not be driven this pass (it is tried again on the next).
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Document(#[from] DocumentError),
+    #[error("the stored change does not parse: {0}")]
+    Change(serde_json::Error),
+    #[error("{0}")]
+    Transition(#[from] TransitionRefused),
+}
 
 /// What a host's current job says, as far as the driver can tell now.
 enum JobResult {
@@ -44,16 +72,15 @@ enum JobResult {
     Outcome(HostOutcome),
 }
 
-impl AppState {
+impl RolloutDriver {
     /// Drives active changes every `every`, and whenever woken.
-    pub fn start_rollout_driver(&self, every: Duration) {
-        let state = self.clone();
+    pub fn start(self, every: Duration) {
         tokio::spawn(async move {
             loop {
-                state.drive_changes().await;
+                self.drive_changes().await;
                 tokio::select! {
                     () = tokio::time::sleep(every) => {}
-                    () = state.rollout_wake.notified() => {}
+                    () = self.wake.notified() => {}
                 }
             }
         });
@@ -76,9 +103,8 @@ impl AppState {
         }
     }
 
-    async fn drive_change(&self, row: ChangeRow) -> Result<(), String> {
-        let mut doc: ChangeDoc = serde_json::from_str(&row.doc)
-            .map_err(|e| format!("the stored change does not parse: {e}"))?;
+    async fn drive_change(&self, row: ChangeRow) -> Result<(), DriverError> {
+        let mut doc: ChangeDoc = serde_json::from_str(&row.doc).map_err(DriverError::Change)?;
         let now = Timestamp::now();
         let at = patchwarden_model::now_rfc3339();
         let deploy = &self.config.deploy;
@@ -118,16 +144,24 @@ impl AppState {
                             .map(|w| format!("{} ({} hosts)", w.name, w.hosts.len()))
                             .collect();
                         let comment = format!("waves: {}", waves.join(", "));
-                        doc.lifecycle
-                            .apply(policy, &system, ChangeAction::Start, Some(&comment), &at)
-                            .map_err(|e| e.to_string())?;
+                        doc.lifecycle.apply(
+                            policy,
+                            &system,
+                            ChangeAction::Start,
+                            Some(&comment),
+                            &at,
+                        )?;
                         doc.rollout = Some(rollout);
                     }
                     Err(e) => {
                         let comment = format!("the rollout cannot be planned: {e}");
-                        doc.lifecycle
-                            .apply(policy, &system, ChangeAction::Fail, Some(&comment), &at)
-                            .map_err(|e| e.to_string())?;
+                        doc.lifecycle.apply(
+                            policy,
+                            &system,
+                            ChangeAction::Fail,
+                            Some(&comment),
+                            &at,
+                        )?;
                     }
                 }
             }
@@ -196,10 +230,10 @@ impl AppState {
                     continue;
                 }
                 if let Some(job) = doc.runs.get_mut(host).and_then(|r| r.jobs.last_mut()) {
-                    if job.state == "queued" {
+                    if job.state == RunJobState::Queued {
                         // Withdrawn if not delivered yet; a delivered one can only be ignored.
                         withdraw.push(job.id.clone());
-                        job.state = "timed_out".into();
+                        job.state = RunJobState::TimedOut;
                         job.reason = Some("no result within the host timeout".into());
                     }
                 }
@@ -226,13 +260,18 @@ impl AppState {
                     continue;
                 }
                 let host_classes = classes.get(&host).cloned().unwrap_or_default();
-                let job =
-                    crate::jobs::package_job(self, operation.clone(), packages, &host_classes);
+                let job = self.config.deploy.package_job(
+                    crate::secrets::job_id(),
+                    operation.clone(),
+                    packages,
+                    &host_classes,
+                    self.config.job_lock_timeout.as_secs(),
+                );
                 let is_rollback = operation == JobOperation::Rollback;
                 doc.runs.entry(host).or_default().jobs.push(RunJob {
                     id: job.id.clone(),
                     operation,
-                    state: "queued".into(),
+                    state: RunJobState::Queued,
                     reason: None,
                 });
                 if is_rollback {
@@ -262,8 +301,7 @@ impl AppState {
                     _ => (ChangeAction::Fail, "the rollout was cancelled".to_owned()),
                 };
                 doc.lifecycle
-                    .apply(policy, &system, action, Some(&comment), &at)
-                    .map_err(|e| e.to_string())?;
+                    .apply(policy, &system, action, Some(&comment), &at)?;
             }
             doc.rollout = Some(rollout);
         }
@@ -290,15 +328,11 @@ impl AppState {
         let update = ChangeUpdate {
             id: &row.id,
             version: row.version,
-            state: &snake(&doc.lifecycle.state),
+            state: doc.lifecycle.state.as_str(),
             doc: &text,
             active,
         };
-        let written = self
-            .store
-            .advance_change(&update, &new_jobs, &at)
-            .await
-            .map_err(|e| e.to_string())?;
+        let written = self.store.advance_change(&update, &new_jobs, &at).await?;
         if written {
             for id in withdraw {
                 let _ = self.store.cancel_job(&id, &at).await;
@@ -316,42 +350,36 @@ impl AppState {
     async fn classes_of(
         &self,
         hosts: &[i64],
-    ) -> Result<std::collections::HashMap<i64, Vec<String>>, String> {
+    ) -> Result<std::collections::HashMap<i64, Vec<String>>, DriverError> {
         Ok(self
             .store
             .labels_of_hosts(hosts)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .into_iter()
             .map(|(id, labels)| (id, host_classes(&labels)))
             .collect())
     }
 
     /// The result of a busy host's current job; a succeeded install is verified first.
-    async fn job_result(&self, doc: &mut ChangeDoc, host: i64) -> Result<JobResult, String> {
+    async fn job_result(&self, doc: &mut ChangeDoc, host: i64) -> Result<JobResult, DriverError> {
         let Some(current) = doc.runs.get(&host).and_then(|r| r.jobs.last()).cloned() else {
             return Ok(JobResult::Waiting);
         };
-        if current.state != "queued" {
+        if current.state != RunJobState::Queued {
             return Ok(JobResult::Waiting);
         }
-        let Some(row) = self
-            .store
-            .job(&current.id)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(row) = self.store.job(&current.id).await? else {
             return Ok(JobResult::Waiting);
         };
-        let reason = match row.state.as_str() {
-            "succeeded" => None,
-            "failed" => Some(
+        let reason = match row.state {
+            JobState::Succeeded => None,
+            JobState::Failed => Some(
                 row.report
                     .as_deref()
                     .and_then(|r| serde_json::from_str::<JobReport>(r).ok())
                     .map(|r| match r.outcome {
                         JobOutcome::Failed { stage, reason } => {
-                            format!("{} failed: {reason}", snake(&stage))
+                            format!("{} failed: {reason}", stage.as_str())
                         }
                         JobOutcome::Succeeded => "the job failed".into(),
                     })
@@ -379,7 +407,11 @@ impl AppState {
         };
         let run = doc.runs.entry(host).or_default();
         if let Some(job) = run.jobs.last_mut() {
-            job.state = row.state.clone();
+            job.state = if row.state == JobState::Succeeded {
+                RunJobState::Succeeded
+            } else {
+                RunJobState::Failed
+            };
             job.reason = match &outcome {
                 HostOutcome::Failed { reason } => Some(reason.clone()),
                 HostOutcome::RolledBack { reason } => reason.clone(),
@@ -396,13 +428,8 @@ impl AppState {
         doc: &mut ChangeDoc,
         host: i64,
         finished_at: Option<&str>,
-    ) -> Result<Option<Option<String>>, String> {
-        let Some((inventory, _)) = self
-            .store
-            .host_inventory(host)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+    ) -> Result<Option<Option<String>>, DriverError> {
+        let Some((inventory, _)) = self.store.host_inventory(host).await? else {
             return Ok(None);
         };
         // The inventory to verify is the one the agent sends right after the job: it shows the
@@ -410,11 +437,7 @@ impl AppState {
         // the report — a whole second later, since both times have second precision and an
         // inventory collected before the job can be stored in the report's second.
         let targets = doc.install_targets(host);
-        let stored_at = self
-            .store
-            .inventory_stored_at(host)
-            .await
-            .map_err(|e| e.to_string())?;
+        let stored_at = self.store.inventory_stored_at(host).await?;
         let after_job = finished_at
             .zip(stored_at.as_deref())
             .is_some_and(|(finished, stored)| stored > finished);
@@ -423,16 +446,13 @@ impl AppState {
         }
         let pending = self
             .store
-            .host(host, self.stale_secs())
-            .await
-            .map_err(|e| e.to_string())?
+            .host(host, self.config.stale_after.as_secs() as i64)
+            .await?
             .is_none_or(|h| h.findings_pending);
         if pending {
             return Ok(None);
         }
-        let findings = host_finding_facts(self, host)
-            .await
-            .map_err(|_| format!("the findings of host {host} do not parse"))?;
+        let findings = host_findings(&self.store, host).await?;
         let verification = verify(&targets, &inventory.packages, doc.targeted(host), &findings);
         let failure = verification.failure();
         doc.runs.entry(host).or_default().verification = Some(verification);

@@ -47,6 +47,16 @@ pub fn digest(secret: &str) -> String {
     patchwarden_model::fleet::sha256_hex(secret.as_bytes())
 }
 
+/// A new job id (`job-` and 24 hex digits).
+pub fn job_id() -> String {
+    format!("job-{}", random_hex(12))
+}
+
+/// A new change id (`chg-` and 16 hex digits).
+pub fn change_id() -> String {
+    format!("chg-{}", random_hex(8))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

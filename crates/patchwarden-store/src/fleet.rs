@@ -80,8 +80,8 @@ pub struct FindingRow {
     pub package: String,
     pub advisory_id: String,
     pub cves: Vec<String>,
-    pub state: String,
-    pub severity: String,
+    pub state: patchwarden_model::FindingState,
+    pub severity: patchwarden_model::Severity,
     pub kev: bool,
     pub overdue: bool,
     pub risk: f64,
@@ -102,22 +102,12 @@ pub struct HostFilter {
 /// Filters for [`Store::fleet_findings`].
 #[derive(Clone, Debug, Default)]
 pub struct FindingFilter {
-    /// Only this severity and above (`low`, `medium`, `high`, `critical`).
-    pub min_severity: Option<String>,
+    /// Only this severity and above.
+    pub min_severity: Option<patchwarden_model::Severity>,
     pub kev: bool,
     pub overdue: bool,
     pub host_id: Option<i64>,
     pub limit: Option<i64>,
-}
-
-fn severity_rank(s: &str) -> i64 {
-    match s {
-        "critical" => 4,
-        "high" => 3,
-        "medium" => 2,
-        "low" => 1,
-        _ => 0,
-    }
 }
 
 fn manager_name(manager: PackageManager) -> &'static str {
@@ -1017,15 +1007,16 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .context(|| "reading findings".into())?;
-        let min = filter
-            .min_severity
-            .as_deref()
-            .map(severity_rank)
-            .unwrap_or(0);
+        let min = filter.min_severity.unwrap_or_default();
         let limit = filter.limit.unwrap_or(i64::MAX).max(0) as usize;
         Ok(rows
             .into_iter()
-            .filter(|(_, _, severity, _)| severity_rank(severity) >= min)
+            .filter(|(_, _, severity, _)| {
+                severity
+                    .parse::<patchwarden_model::Severity>()
+                    .unwrap_or_default()
+                    >= min
+            })
             .take(limit)
             .map(|(h, name, _, doc)| (h, name, doc))
             .collect())
@@ -1041,18 +1032,19 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .context(|| format!("reading the hosts affected by {cve}"))?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(host_id, hostname, package, advisory_id, state)| AffectedHost {
+        rows.into_iter()
+            .map(|(host_id, hostname, package, advisory_id, state)| {
+                Ok(AffectedHost {
+                    state: state.parse().map_err(|e: String| {
+                        StoreError::new(format!("host {host_id}, {advisory_id}: {e}"))
+                    })?,
                     host_id,
                     hostname,
                     package,
                     advisory_id,
-                    state,
-                },
-            )
-            .collect())
+                })
+            })
+            .collect()
     }
 
     /// Replaces the list of hosts that should exist (`source` says where it came from).

@@ -11,7 +11,7 @@ pub struct JobRow {
     pub host_id: i64,
     pub created_at: String,
     pub created_by: String,
-    pub state: String,
+    pub state: patchwarden_model::job::JobState,
     pub delivered_at: Option<String>,
     pub finished_at: Option<String>,
     /// The job (JSON text).
@@ -184,7 +184,9 @@ impl Store {
                 host_id: get(&r, "host_id")?,
                 created_at: get(&r, "created_at")?,
                 created_by: get(&r, "created_by")?,
-                state: get(&r, "state")?,
+                state: get::<String>(&r, "state")?
+                    .parse()
+                    .map_err(|e: String| StoreError::new(format!("job {id}: {e}")))?,
                 delivered_at: get(&r, "delivered_at")?,
                 finished_at: get(&r, "finished_at")?,
                 doc: get(&r, "doc")?,

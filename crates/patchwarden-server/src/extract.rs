@@ -1,0 +1,172 @@
+//! Request extractors that turn bad input into the API's errors before a handler runs: a JSON body
+//! ([`Body<T>`]: 413 beyond the size limit, 400 naming what the body is and what is wrong with it),
+//! a query ([`Q<T>`]: 400), and typed path ids ([`HostId`], [`JobId`], [`ChangeId`]: a malformed id
+//! is a 400; a well-formed one that names nothing is the handler's 404).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Answer, ApiError};
+
+/// A request body type, named in errors (`"change: missing field …"`).
+pub trait RequestBody: DeserializeOwned {
+    const NAME: &'static str;
+}
+
+/// A JSON body of type `T`.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: RequestBody> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Answer<Self> {
+        let bytes = raw_body(request, state).await?;
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| ApiError::BadRequest(format!("{}: {e}", T::NAME)))
+    }
+}
+
+/// The body's bytes, or the refusal (413 beyond the limit) as the API's error.
+pub async fn raw_body<S: Send + Sync>(request: Request, state: &S) -> Answer<Bytes> {
+    Bytes::from_request(request, state).await.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(
+                "the request body is larger than the server accepts (max_body_bytes)".into(),
+            )
+        } else {
+            ApiError::Other(status, e.body_text())
+        }
+    })
+}
+
+/// A query string of type `T` (400 naming what is wrong).
+pub struct Q<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Answer<Self> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| Q(q))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// The single path parameter of a route, as text.
+async fn path_text<S: Send + Sync>(parts: &mut Parts, state: &S) -> Answer<String> {
+    Path::<String>::from_request_parts(parts, state)
+        .await
+        .map(|Path(p)| p)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+/// `{id}` of a host route: a positive number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for HostId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Answer<Self> {
+        let raw = path_text(parts, state).await?;
+        match raw.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(HostId(id)),
+            _ => Err(ApiError::BadRequest(format!(
+                "host id {raw:?} is not a number"
+            ))),
+        }
+    }
+}
+
+/// Whether `raw` is `prefix` followed by 1 to 64 lowercase hex digits (the ids this server makes).
+fn is_id(raw: &str, prefix: &str) -> bool {
+    raw.strip_prefix(prefix).is_some_and(|hex| {
+        (1..=64).contains(&hex.len()) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// `{id}` of a job route: `job-` and hex.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for JobId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Answer<Self> {
+        let raw = path_text(parts, state).await?;
+        if !is_id(&raw, "job-") {
+            return Err(ApiError::BadRequest(format!(
+                "job id {raw:?} is not job- and hex digits"
+            )));
+        }
+        Ok(JobId(raw))
+    }
+}
+
+/// `{id}` of a change route: `chg-` and hex.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ChangeId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Answer<Self> {
+        let raw = path_text(parts, state).await?;
+        if !is_id(&raw, "chg-") {
+            return Err(ApiError::BadRequest(format!(
+                "change id {raw:?} is not chg- and hex digits"
+            )));
+        }
+        Ok(ChangeId(raw))
+    }
+}
+
+/// `{cve}` of `/v1/cves/{cve}/hosts`: an identifier of printable ASCII without spaces, at most 64
+/// characters (CVE ids, and the advisory-style ids some feeds use in their place).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CveId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for CveId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Answer<Self> {
+        let raw = path_text(parts, state).await?;
+        let ok = (1..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            return Err(ApiError::BadRequest(format!(
+                "cve {raw:?} is not an identifier"
+            )));
+        }
+        Ok(CveId(raw))
+    }
+}
+
+/// The body types of the API and the names their errors carry.
+macro_rules! request_bodies {
+    ($($ty:ty => $name:literal),* $(,)?) => {
+        $(impl RequestBody for $ty {
+            const NAME: &'static str = $name;
+        })*
+    };
+}
+
+request_bodies! {
+    patchwarden_model::fleet::EnrollRequest => "enrollment request",
+    patchwarden_model::fleet::EnrollTokenRequest => "enrollment token request",
+    patchwarden_model::fleet::UserRequest => "user request",
+    patchwarden_model::fleet::AssetList => "asset list",
+    patchwarden_model::updates::HostOffers => "offers",
+    patchwarden_model::job::JobRequest => "job",
+    patchwarden_model::job::JobReport => "job report",
+    patchwarden_deploy::change_doc::NewChange => "change",
+    patchwarden_deploy::change_doc::ActionRequest => "change action",
+    patchwarden_deploy::change_doc::RolloutRequest => "rollout action",
+    patchwarden_deploy::plan::PlanRequest => "plan request",
+    crate::handlers::hosts::Labels => "labels",
+}

@@ -1,0 +1,213 @@
+//! Hosts whose findings are to be recomputed, each queued once however often it is asked for, and
+//! the workers that drain the queue (each owns its store handle and the policy).
+//!
+//! The queue is only a speed-up: what is owed is in the store (a host's `findings_version` behind
+//! its `inventory_version`), and a starting server queues those hosts again. Inventories handed
+//! over with a host are kept only while the queue is short (memory stays bounded under a burst:
+//! beyond that the worker reads the inventory back).
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use patchwarden_model::Inventory;
+use patchwarden_store::fleet::FindingRow;
+use patchwarden_store::{Store, StoreError};
+
+use crate::Metrics;
+
+/// Most inventories kept in the queue.
+const MAX_QUEUED_INVENTORIES: usize = 256;
+
+/// An inventory with the version it was stored as.
+pub type VersionedInventory = (Arc<Inventory>, i64);
+
+struct Queue {
+    sender: tokio::sync::mpsc::UnboundedSender<i64>,
+    receiver: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<i64>>,
+    queued: std::sync::Mutex<HashMap<i64, Option<VersionedInventory>>>,
+}
+
+/// The handle of the queue (cheap to clone).
+#[derive(Clone)]
+pub struct FindingsQueue {
+    queue: Arc<Queue>,
+}
+
+/// What a findings worker needs: its own store handle, the policy, where end-of-life data lives,
+/// metrics, and whom to wake when findings are stored (the rollout driver verifies from them).
+#[derive(Clone)]
+pub struct FindingsWorker {
+    pub store: Store,
+    pub policy: Arc<patchwarden_risk::policy::Policy>,
+    pub distro_info_dir: PathBuf,
+    pub metrics: Arc<Metrics>,
+    pub stored: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FindingsError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl FindingsQueue {
+    /// The queue with `workers` tasks draining it (at least one).
+    pub fn start(worker: FindingsWorker, workers: usize) -> FindingsQueue {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let queue = FindingsQueue {
+            queue: Arc::new(Queue {
+                sender,
+                receiver: tokio::sync::Mutex::new(receiver),
+                queued: std::sync::Mutex::new(HashMap::new()),
+            }),
+        };
+        for _ in 0..workers.max(1) {
+            let queue = queue.queue.clone();
+            let worker = worker.clone();
+            tokio::spawn(async move {
+                loop {
+                    let next = queue.receiver.lock().await.recv().await;
+                    let Some(host) = next else { break };
+                    let inventory = queue
+                        .queued
+                        .lock()
+                        .ok()
+                        .and_then(|mut q| q.remove(&host))
+                        .flatten();
+                    worker.run(host, inventory).await;
+                }
+            });
+        }
+        queue
+    }
+
+    /// Queues a host (once, however often asked), with its inventory when the caller has it.
+    pub fn push(&self, host: i64, inventory: Option<VersionedInventory>) {
+        let fresh = self
+            .queue
+            .queued
+            .lock()
+            .map(|mut q| {
+                let keep = q.len() < MAX_QUEUED_INVENTORIES;
+                let inventory = inventory.filter(|_| keep);
+                match q.entry(host) {
+                    Entry::Occupied(mut e) => {
+                        // A newer inventory replaces the older one; none keeps what is there.
+                        if inventory.is_some() {
+                            e.insert(inventory);
+                        }
+                        false
+                    }
+                    Entry::Vacant(e) => {
+                        e.insert(inventory);
+                        true
+                    }
+                }
+            })
+            .unwrap_or(true);
+        if fresh {
+            let _ = self.queue.sender.send(host);
+        }
+    }
+
+    /// Whether an inventory handed to [`FindingsQueue::push`] now would be kept.
+    pub fn keeps_inventories(&self) -> bool {
+        self.queue
+            .queued
+            .lock()
+            .map(|q| q.len() < MAX_QUEUED_INVENTORIES)
+            .unwrap_or(false)
+    }
+
+    /// Queues the hosts whose stored inventory is newer than their findings (after a crash between
+    /// the two, or a knowledge-base change that marked them).
+    pub async fn push_pending(&self, store: &Store) -> Result<(), StoreError> {
+        for host in store.hosts_needing_findings().await? {
+            self.push(host, None);
+        }
+        Ok(())
+    }
+}
+
+impl FindingsWorker {
+    async fn run(&self, host: i64, inventory: Option<VersionedInventory>) {
+        let started = Instant::now();
+        match self.recompute(host, inventory).await {
+            Ok(_) => {
+                self.metrics
+                    .observe("findings", started.elapsed().as_secs_f64());
+                self.stored.notify_one();
+            }
+            Err(e) => {
+                self.metrics
+                    .count("patchwarden_findings_failures_total", "");
+                eprintln!("findings for host {host}: {e}");
+            }
+        }
+    }
+
+    /// Runs the host pipeline on its inventory (the one given, else the stored one) and replaces
+    /// the host's findings; answers how many there are.
+    pub async fn recompute(
+        &self,
+        host_id: i64,
+        inventory: Option<VersionedInventory>,
+    ) -> Result<usize, FindingsError> {
+        let (inventory, version) = match inventory {
+            Some(given) => given,
+            None => match self.store.host_inventory(host_id).await? {
+                Some((inv, version)) => (Arc::new(inv), version),
+                None => return Ok(0),
+            },
+        };
+        let labels = self.store.host_labels(host_id).await?;
+        let now = patchwarden_model::now_rfc3339();
+        let options = patchwarden_findings::ScanOptions {
+            asset: patchwarden_risk::Asset {
+                criticality: labels
+                    .get("criticality")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or_default(),
+                internet_facing: labels
+                    .get("internet_facing")
+                    .is_some_and(|v| v == "true" || v == "yes"),
+            },
+            policy: (*self.policy).clone(),
+            record_history: true,
+            now: now.clone(),
+            distro_info_dir: self.distro_info_dir.clone(),
+            ..Default::default()
+        };
+        let rows = patchwarden_findings::with_report(
+            &self.store,
+            &inventory,
+            &options,
+            &mut |_| {},
+            |report, _, _| {
+                report
+                    .findings
+                    .iter()
+                    .map(|f| FindingRow {
+                        package: f.package.to_owned(),
+                        advisory_id: f.advisory_id.to_string(),
+                        cves: f.cves.to_vec(),
+                        state: f.state,
+                        severity: f.severity,
+                        kev: f.facts.kev,
+                        overdue: f.overdue,
+                        risk: f.risk,
+                        doc: serde_json::to_string(f).expect("a finding serializes"),
+                    })
+                    .collect::<Vec<_>>()
+            },
+        )
+        .await?;
+        self.store
+            .replace_host_findings(host_id, version, &rows, &now)
+            .await?;
+        Ok(rows.len())
+    }
+}

@@ -1,0 +1,287 @@
+//! Change requests over the API: create one (`POST /v1/changes`, operator), list them (`GET
+//! /v1/changes`), read one with its audit trail, rollout and per-host result (`GET
+//! /v1/changes/{id}`), act on one (`POST /v1/changes/{id}/actions`: submit, approve, reject,
+//! schedule, start, complete, fail, roll back, cancel — the lifecycle of `patchwarden-deploy`
+//! decides, with the caller's name and role), steer its rollout (`POST /v1/changes/{id}/rollout`:
+//! pause, resume, cancel).
+//!
+//! A change is written only over the version it was read at, so two servers (or a person and the
+//! rollout driver of [`crate::rollouts`]) never both apply a step to the same state.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use patchwarden_deploy::change::{
+    Actor, ChangeAction, ChangeLifecycle, ChangeState, Refusal, TransitionRefused,
+};
+use patchwarden_deploy::change_doc::{
+    ActionRequest, ChangeDoc, HostRollback, HostTargets, NewChange, RolloutAction, RolloutRequest,
+};
+use patchwarden_deploy::config::host_classes;
+use patchwarden_deploy::rollout::Rollout;
+use patchwarden_deploy::verify::targeted_findings;
+use patchwarden_model::job::PackageTarget;
+use patchwarden_store::jobs::ChangeUpdate;
+use serde::Deserialize;
+
+use super::jobs::check_targets;
+use super::json;
+use crate::auth::{Auditor, Caller, Operator};
+use crate::documents::{host_findings, parse};
+use crate::error::{Answer, ApiError};
+use crate::extract::{Body, ChangeId, Q};
+use crate::state::AppState;
+
+pub async fn create_change(
+    State(state): State<AppState>,
+    caller: Caller<Operator>,
+    Body(new): Body<NewChange>,
+) -> Answer<Response> {
+    if new.title.trim().is_empty() || new.hosts.is_empty() || new.packages.is_empty() {
+        return Err(ApiError::BadRequest(
+            "change: a title, at least one host and one package are needed".into(),
+        ));
+    }
+    check_targets(&new.packages)?;
+    if let Some(spec) = &new.rollout {
+        Rollout::check(spec).map_err(|e| ApiError::BadRequest(format!("change: rollout: {e}")))?;
+    }
+    let mut classes = Vec::new();
+    let mut rollback = Vec::new();
+    let mut targets = Vec::new();
+    for host in &new.hosts {
+        let Some((inventory, _)) = state.store.host_inventory(*host).await? else {
+            return Err(ApiError::BadRequest(format!(
+                "change: no host {host} with an inventory"
+            )));
+        };
+        let mut plan = HostRollback {
+            host_id: *host,
+            packages: Vec::new(),
+            not_installed: Vec::new(),
+        };
+        for target in &new.packages {
+            let installed = inventory.packages.iter().find(|p| {
+                p.name == target.name && target.arch.as_ref().is_none_or(|a| *a == p.arch)
+            });
+            match installed {
+                Some(p) => plan.packages.push(PackageTarget {
+                    name: p.name.clone(),
+                    arch: target.arch.clone(),
+                    version: p.version.clone(),
+                }),
+                None => plan.not_installed.push(target.name.clone()),
+            }
+        }
+        rollback.push(plan);
+        let open = host_findings(&state.store, *host).await?;
+        let own_classes = host_classes(&state.store.host_labels(*host).await?);
+        targets.push(HostTargets {
+            host_id: *host,
+            findings: targeted_findings(inventory.scheme(), &new.packages, &open),
+            window: state
+                .config
+                .deploy
+                .window_for(&own_classes)
+                .map(|w| w.name.clone()),
+        });
+        classes.extend(own_classes);
+    }
+    state
+        .config
+        .deploy
+        .policy
+        .allows(new.kind, &classes)
+        .map_err(|reason| ApiError::Forbidden(format!("change: {reason}")))?;
+    let doc = ChangeDoc {
+        id: crate::secrets::change_id(),
+        title: new.title,
+        hosts: new.hosts,
+        packages: new.packages,
+        rollback,
+        lifecycle: ChangeLifecycle::new(new.kind, &caller.user.name),
+        rollout_spec: new.rollout,
+        not_before: new.not_before,
+        risk_removed: targets
+            .iter()
+            .flat_map(|t| &t.findings)
+            .fold(0.0, |sum, f| sum + f.risk),
+        targets,
+        rollout: None,
+        runs: BTreeMap::new(),
+        events: Vec::new(),
+    };
+    let now = patchwarden_model::now_rfc3339();
+    let text = serde_json::to_string(&doc).expect("a change serializes");
+    state
+        .store
+        .create_change(
+            &doc.id,
+            new.kind.as_str(),
+            doc.lifecycle.state.as_str(),
+            &text,
+            doc.needs_driving(),
+            &now,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, json(&doc)).into_response())
+}
+
+fn refusal(refused: TransitionRefused) -> ApiError {
+    let message = refused.to_string();
+    match refused.kind {
+        Refusal::Forbidden => ApiError::Forbidden(message),
+        Refusal::Conflict => ApiError::Conflict(message),
+        Refusal::Incomplete => ApiError::BadRequest(message),
+    }
+}
+
+/// Reads a change, lets `step` change it, writes it over the version read (reading again once
+/// when another writer got there first), wakes the rollout driver; answers the written document.
+async fn update_change(
+    state: &AppState,
+    id: &str,
+    step: impl Fn(&mut ChangeDoc, &str) -> Answer<()>,
+) -> Answer<Response> {
+    for _ in 0..2 {
+        let row = state
+            .store
+            .change(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no change {id}")))?;
+        let mut doc: ChangeDoc = parse(&row.doc, || format!("change {id}"))?;
+        let now = patchwarden_model::now_rfc3339();
+        step(&mut doc, &now)?;
+        let text = serde_json::to_string(&doc).expect("a change serializes");
+        let update = ChangeUpdate {
+            id,
+            version: row.version,
+            state: doc.lifecycle.state.as_str(),
+            doc: &text,
+            active: doc.needs_driving(),
+        };
+        if state.store.update_change(&update, &now).await? {
+            state.rollout_wake.notify_one();
+            return Ok(json(&doc));
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "change {id} changed while this action was applied: try again"
+    )))
+}
+
+/// Any user may ask; the lifecycle decides whether the caller's role and name allow the action.
+pub async fn act_on_change(
+    State(state): State<AppState>,
+    caller: Caller<Auditor>,
+    ChangeId(id): ChangeId,
+    Body(request): Body<ActionRequest>,
+) -> Answer<Response> {
+    let actor = Actor::user(&caller.user.name, caller.user.role);
+    let policy = state.config.deploy.policy.clone();
+    update_change(&state, &id, |doc, now| {
+        doc.lifecycle
+            .apply(
+                &policy,
+                &actor,
+                request.action,
+                request.comment.as_deref(),
+                now,
+            )
+            .map(|_| ())
+            .map_err(refusal)
+    })
+    .await
+}
+
+pub async fn steer_rollout(
+    State(state): State<AppState>,
+    caller: Caller<Operator>,
+    ChangeId(id): ChangeId,
+    Body(request): Body<RolloutRequest>,
+) -> Answer<Response> {
+    let actor = Actor::user(&caller.user.name, caller.user.role);
+    let policy = state.config.deploy.policy.clone();
+    update_change(&state, &id, |doc, now| {
+        let Some(rollout) = doc.rollout.as_mut() else {
+            return Err(ApiError::Conflict(format!(
+                "change {id} has no rollout yet"
+            )));
+        };
+        let done = match request.action {
+            RolloutAction::Pause => rollout.pause(),
+            RolloutAction::Resume => rollout.resume(),
+            RolloutAction::Cancel => rollout.cancel(),
+        };
+        if !done {
+            return Err(ApiError::Conflict(format!(
+                "cannot {} a rollout that is {}",
+                request.action.as_str(),
+                rollout.status.name()
+            )));
+        }
+        if request.action == RolloutAction::Cancel && doc.lifecycle.state == ChangeState::Running {
+            doc.lifecycle
+                .apply(
+                    &policy,
+                    &actor,
+                    ChangeAction::Cancel,
+                    request.comment.as_deref(),
+                    now,
+                )
+                .map_err(refusal)?;
+        }
+        let comment = request
+            .comment
+            .as_deref()
+            .map(|c| format!(": {c}"))
+            .unwrap_or_default();
+        doc.event(
+            now,
+            &caller.user.name,
+            format!("rollout {}{comment}", request.action.done()),
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+pub async fn list_changes(
+    State(state): State<AppState>,
+    _caller: Caller<Auditor>,
+    Q(q): Q<ListQuery>,
+) -> Answer<Response> {
+    let rows = state
+        .store
+        .changes(q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let doc: ChangeDoc = parse(&row.doc, || format!("change {}", row.id))?;
+        out.push(doc.summary(row.created_at, row.updated_at));
+    }
+    Ok(json(&out))
+}
+
+pub async fn get_change(
+    State(state): State<AppState>,
+    _caller: Caller<Auditor>,
+    ChangeId(id): ChangeId,
+) -> Answer<Response> {
+    let row = state
+        .store
+        .change(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no change {id}")))?;
+    let doc: ChangeDoc = parse(&row.doc, || format!("change {id}"))?;
+    Ok(json(&doc.view()))
+}

@@ -1,0 +1,146 @@
+//! Hosts: list and read them, their findings and package history, set their labels, revoke their
+//! credential.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::response::Response;
+use patchwarden_model::fleet::{HostFinding, PackageHistoryEntry, RevokeAck};
+use patchwarden_store::fleet::{FindingFilter, HostFilter};
+use serde::Deserialize;
+
+use super::json;
+use crate::auth::{Auditor, Caller, Operator};
+use crate::documents::parse;
+use crate::error::{Answer, ApiError};
+use crate::extract::{Body, HostId, Q};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostsQuery {
+    os: Option<String>,
+    /// `key=value`, repeatable as a comma-separated list.
+    label: Option<String>,
+    group: Option<String>,
+    stale: Option<bool>,
+}
+
+pub async fn list_hosts(
+    State(state): State<AppState>,
+    _caller: Caller<Auditor>,
+    Q(q): Q<HostsQuery>,
+) -> Answer<Response> {
+    let mut labels = Vec::new();
+    for pair in q.label.iter().flat_map(|l| l.split(',')) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| ApiError::BadRequest(format!("label: {pair:?} is not key=value")))?;
+        labels.push((k.to_owned(), v.to_owned()));
+    }
+    if let Some(g) = q.group {
+        labels.push(("group".into(), g));
+    }
+    let filter = HostFilter {
+        os: q.os,
+        labels,
+        stale: q.stale,
+    };
+    Ok(json(&state.store.hosts(&filter, state.stale_secs()).await?))
+}
+
+pub async fn get_host(
+    State(state): State<AppState>,
+    _caller: Caller<Auditor>,
+    HostId(id): HostId,
+) -> Answer<Response> {
+    let host = state
+        .store
+        .host(id, state.stale_secs())
+        .await?
+        .ok_or_else(|| ApiError::no_host(id))?;
+    Ok(json(&host))
+}
+
+pub async fn get_host_findings(
+    State(state): State<AppState>,
+    _caller: Caller<Auditor>,
+    HostId(id): HostId,
+) -> Answer<Response> {
+    if state.store.host(id, 0).await?.is_none() {
+        return Err(ApiError::no_host(id));
+    }
+    let rows = state
+        .store
+        .fleet_findings(&FindingFilter {
+            host_id: Some(id),
+            ..Default::default()
+        })
+        .await?;
+    Ok(json(&finding_list(rows)?))
+}
+
+/// Stored findings as the API lists them.
+pub fn finding_list(rows: Vec<(i64, String, String)>) -> Answer<Vec<HostFinding>> {
+    rows.into_iter()
+        .map(|(host_id, hostname, doc)| {
+            Ok(HostFinding {
+                finding: parse(&doc, || format!("finding of host {host_id}"))?,
+                host_id,
+                hostname,
+            })
+        })
+        .collect()
+}
+
+pub async fn get_host_history(
+    State(state): State<AppState>,
+    _caller: Caller<Auditor>,
+    HostId(id): HostId,
+) -> Answer<Response> {
+    let rows = state.store.package_history(id).await?;
+    let list: Vec<PackageHistoryEntry> = rows
+        .into_iter()
+        .map(
+            |(package, version, appeared_at, disappeared_at)| PackageHistoryEntry {
+                package,
+                version,
+                appeared_at,
+                disappeared_at,
+            },
+        )
+        .collect();
+    Ok(json(&list))
+}
+
+/// A host's labels (`""` removes one).
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct Labels(pub BTreeMap<String, String>);
+
+pub async fn set_host_labels(
+    State(state): State<AppState>,
+    _caller: Caller<Operator>,
+    HostId(id): HostId,
+    Body(Labels(labels)): Body<Labels>,
+) -> Answer<Response> {
+    crate::admin::check_label_keys(&labels).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if !state.store.set_host_labels(id, &labels).await? {
+        return Err(ApiError::no_host(id));
+    }
+    // Criticality and exposure feed the risk score.
+    state.findings.push(id, None);
+    Ok(json(&state.store.host(id, state.stale_secs()).await?))
+}
+
+pub async fn revoke_host(
+    State(state): State<AppState>,
+    _caller: Caller<Operator>,
+    HostId(id): HostId,
+) -> Answer<Response> {
+    if !state.store.revoke_host(id).await? {
+        return Err(ApiError::no_host(id));
+    }
+    state.hosts.forget(id);
+    Ok(json(&RevokeAck { revoked: id }))
+}

@@ -1,0 +1,194 @@
+//! Package jobs between operators and agents: queue one (`POST /v1/hosts/{id}/jobs`), long-poll
+//! delivery (`GET /v1/jobs/next`), the host's report (`POST /v1/jobs/{id}/report`), and reading a
+//! job (`GET /v1/jobs/{id}`).
+//!
+//! A job holds only a package operation with exact versions; hooks, health checks and the reboot
+//! policy come from the host's profile in the deployment configuration, never from the request
+//! (an operator may ask for a reboot policy other than `never`). Long-polls wait on the job board
+//! ([`crate::job_board`]) instead of querying the store each.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use patchwarden_model::job::{
+    JobOutcome, JobRecord, JobReport, JobReportAck, JobRequest, JobState, PackageJob,
+    PackageTarget, RebootPolicy,
+};
+use serde::Deserialize;
+
+use super::json;
+use crate::auth::{Auditor, Caller, HostCaller, Operator};
+use crate::documents::parse;
+use crate::error::{Answer, ApiError};
+use crate::extract::{Body, HostId, JobId, Q};
+use crate::state::AppState;
+
+/// Characters a package name or version may hold (dpkg and rpm rules, loosely): nothing a
+/// command line could read as an option or a second argument.
+fn plain(text: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with('-')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.~:_^".contains(c))
+}
+
+/// Every target is a plain package name and version (400 naming the first that is not).
+pub fn check_targets(targets: &[PackageTarget]) -> Answer<()> {
+    for p in targets {
+        let arch_ok = p.arch.as_deref().is_none_or(plain);
+        if !plain(&p.name) || !plain(&p.version) || !arch_ok {
+            return Err(ApiError::BadRequest(format!(
+                "package {:?} = {:?}: not a package name and version",
+                p.name, p.version
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub async fn create_job(
+    State(state): State<AppState>,
+    caller: Caller<Operator>,
+    HostId(host): HostId,
+    Body(new): Body<JobRequest>,
+) -> Answer<Response> {
+    if new.packages.is_empty() {
+        return Err(ApiError::BadRequest("job: no packages".into()));
+    }
+    check_targets(&new.packages)?;
+    let labels = state.store.host_labels(host).await?;
+    let classes = patchwarden_deploy::config::host_classes(&labels);
+    let mut job = state.config.deploy.package_job(
+        crate::secrets::job_id(),
+        new.operation,
+        new.packages,
+        &classes,
+        state.config.job_lock_timeout.as_secs(),
+    );
+    if new.reboot != RebootPolicy::Never {
+        job.reboot = new.reboot;
+    }
+    let doc = serde_json::to_string(&job).expect("a job serializes");
+    let now = patchwarden_model::now_rfc3339();
+    if !state
+        .store
+        .enqueue_job(&job.id, host, &doc, &caller.user.name, &now)
+        .await?
+    {
+        return Err(ApiError::no_host(host));
+    }
+    state.job_board.set(host, true);
+    state
+        .metrics
+        .count("patchwarden_jobs_total", "event=\"queued\"");
+    Ok((StatusCode::CREATED, json(&job)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    wait_secs: Option<u64>,
+}
+
+pub async fn next_job(
+    State(state): State<AppState>,
+    HostCaller(host): HostCaller,
+    Q(q): Q<WaitQuery>,
+) -> Answer<Response> {
+    let wait = Duration::from_secs(q.wait_secs.unwrap_or(0)).min(state.config.long_poll_max);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let notified = state.job_board.changed();
+        if state.job_board.has(host.id) {
+            let now = patchwarden_model::now_rfc3339();
+            match state.store.deliver_next_job(host.id, &now).await? {
+                Some(row) => {
+                    state
+                        .metrics
+                        .count("patchwarden_jobs_total", "event=\"delivered\"");
+                    let job: PackageJob = parse(&row.doc, || format!("job {}", row.id))?;
+                    return Ok(json(&job));
+                }
+                None => state.job_board.set(host.id, false),
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        tokio::select! {
+            () = notified => {}
+            () = tokio::time::sleep(deadline - now) => {}
+        }
+    }
+}
+
+pub async fn report_job(
+    State(state): State<AppState>,
+    HostCaller(host): HostCaller,
+    JobId(id): JobId,
+    Body(report): Body<JobReport>,
+) -> Answer<Response> {
+    if report.id != id {
+        return Err(ApiError::BadRequest(format!(
+            "job report: for {:?}, sent to {id:?}",
+            report.id
+        )));
+    }
+    let succeeded = report.outcome == JobOutcome::Succeeded;
+    let text = serde_json::to_string(&report).expect("a report serializes");
+    let now = patchwarden_model::now_rfc3339();
+    if !state
+        .store
+        .finish_job(host.id, &id, succeeded, &text, &now)
+        .await?
+    {
+        // Not this host's job, unknown, or finished already: the same answer for all three, so a
+        // host learns nothing about other hosts' jobs.
+        return Err(ApiError::NotFound(format!(
+            "no open job {id} for this host"
+        )));
+    }
+    let (event, job_state) = if succeeded {
+        ("event=\"succeeded\"", JobState::Succeeded)
+    } else {
+        ("event=\"failed\"", JobState::Failed)
+    };
+    state.metrics.count("patchwarden_jobs_total", event);
+    state.rollout_wake.notify_one();
+    Ok(json(&JobReportAck {
+        job: id,
+        state: job_state,
+    }))
+}
+
+pub async fn get_job(
+    State(state): State<AppState>,
+    _caller: Caller<Auditor>,
+    JobId(id): JobId,
+) -> Answer<Response> {
+    let row = state
+        .store
+        .job(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+    let job: PackageJob = parse(&row.doc, || format!("job {id}"))?;
+    let report: Option<JobReport> = match row.report.as_deref() {
+        Some(r) => Some(parse(r, || format!("report of job {id}"))?),
+        None => None,
+    };
+    Ok(json(&JobRecord {
+        id: row.id,
+        host_id: row.host_id,
+        created_at: row.created_at,
+        created_by: row.created_by,
+        state: row.state,
+        delivered_at: row.delivered_at,
+        finished_at: row.finished_at,
+        job,
+        report,
+    }))
+}

@@ -1,0 +1,60 @@
+//! Plans for a set of hosts (`POST /v1/plans`): each host's stored findings and what its agent
+//! reported its repositories offer, judged by a baseline — the same assembly as `patchwarden plan
+//! --root` on the host itself ([`patchwarden_deploy::plan::assemble`]).
+
+use axum::extract::State;
+use axum::response::Response;
+use patchwarden_deploy::plan::{
+    assemble, baseline_or_everything, plan_day, HostPlanAnswer, PlanInputs, PlanRequest,
+};
+use patchwarden_model::updates::HostOffers;
+
+use super::json;
+use crate::auth::{Auditor, Caller};
+use crate::documents::{host_findings, parse};
+use crate::error::{Answer, ApiError};
+use crate::extract::Body;
+use crate::state::AppState;
+
+pub async fn create_plans(
+    State(state): State<AppState>,
+    _caller: Caller<Auditor>,
+    Body(request): Body<PlanRequest>,
+) -> Answer<Response> {
+    if request.hosts.is_empty() {
+        return Err(ApiError::BadRequest("plan: no hosts".into()));
+    }
+    let baseline = baseline_or_everything(request.baseline)
+        .map_err(|e| ApiError::BadRequest(format!("plan: baseline: {e}")))?;
+    let today = plan_day(request.today.as_deref())
+        .map_err(|e| ApiError::BadRequest(format!("plan: {e}")))?;
+    let mut plans = Vec::new();
+    for host in request.hosts {
+        let Some((inventory, _)) = state.store.host_inventory(host).await? else {
+            return Err(ApiError::BadRequest(format!(
+                "plan: no host {host} with an inventory"
+            )));
+        };
+        let (offers, reported_at) = match state.store.host_offers(host).await? {
+            Some((at, doc)) => (
+                parse::<HostOffers>(&doc, || format!("offers of host {host}"))?,
+                Some(at),
+            ),
+            None => (HostOffers::default(), None),
+        };
+        let findings = host_findings(&state.store, host).await?;
+        let inputs = PlanInputs {
+            scheme: inventory.scheme(),
+            installed: &inventory.packages,
+            offered: &offers.packages,
+            advisories: &offers.advisories,
+            findings: &findings,
+        };
+        plans.push(HostPlanAnswer {
+            host_id: host,
+            offers_reported_at: reported_at,
+            plan: assemble(&inputs, &baseline, today),
+        });
+    }
+    Ok(json(&plans))
+}

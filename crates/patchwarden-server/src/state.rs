@@ -1,0 +1,74 @@
+//! What every request shares: the store, the configuration, metrics, and the handles of the
+//! background services (each service owns its own store handle and never reaches back into this).
+//! No fleet state lives here: everything is in the store, so several servers can share one
+//! PostgreSQL database.
+
+use std::sync::Arc;
+
+use patchwarden_store::Store;
+
+use crate::auth::HostCache;
+use crate::findings_queue::{FindingsQueue, FindingsWorker};
+use crate::heartbeats::HeartbeatBatcher;
+use crate::job_board::JobBoard;
+use crate::knowledge::KnowledgeWatcher;
+use crate::{Metrics, ServerConfig};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<ServerConfig>,
+    pub metrics: Arc<Metrics>,
+    pub ca_pem: Arc<String>,
+    /// Host credentials this process has checked.
+    pub hosts: Arc<HostCache>,
+    pub heartbeats: HeartbeatBatcher,
+    pub findings: FindingsQueue,
+    pub knowledge: KnowledgeWatcher,
+    /// Which hosts have queued jobs (long-polls wait on it).
+    pub job_board: Arc<JobBoard>,
+    /// Wakes the rollout driver (a job report, new findings, a change acted on).
+    pub rollout_wake: Arc<tokio::sync::Notify>,
+}
+
+impl AppState {
+    /// Starts the background services that answer requests (heartbeat batcher, findings workers,
+    /// job board) on the current runtime and gathers their handles. The knowledge watcher's and
+    /// the rollout driver's loops are started by [`crate::Server::bind`].
+    pub fn start(
+        store: Store,
+        config: ServerConfig,
+        ca_pem: String,
+        policy: patchwarden_risk::policy::Policy,
+    ) -> AppState {
+        let metrics = Arc::new(Metrics::default());
+        let rollout_wake = Arc::new(tokio::sync::Notify::new());
+        let findings = FindingsQueue::start(
+            FindingsWorker {
+                store: store.clone(),
+                policy: Arc::new(policy),
+                distro_info_dir: config.distro_info_dir.clone(),
+                metrics: metrics.clone(),
+                stored: rollout_wake.clone(),
+            },
+            config.findings_workers,
+        );
+        AppState {
+            heartbeats: HeartbeatBatcher::start(store.clone()),
+            job_board: JobBoard::start(store.clone(), config.job_poll),
+            knowledge: KnowledgeWatcher::new(store.clone(), findings.clone(), metrics.clone()),
+            findings,
+            store,
+            config: Arc::new(config),
+            metrics,
+            ca_pem: Arc::new(ca_pem),
+            hosts: Arc::new(HostCache::default()),
+            rollout_wake,
+        }
+    }
+
+    /// The staleness limit in seconds.
+    pub fn stale_secs(&self) -> i64 {
+        self.config.stale_after.as_secs() as i64
+    }
+}
