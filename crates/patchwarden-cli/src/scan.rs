@@ -180,28 +180,6 @@ impl Phases {
     }
 }
 
-/// The feeds that matter for a host of `release`: KEV, EPSS and its distribution's advisories.
-fn feeds_for(release: &patchwarden_model::DistroRelease) -> Vec<patchwarden_sync::FeedSpec> {
-    use patchwarden_model::Distro;
-    let wanted = |feed: &str| -> bool {
-        match feed {
-            "kev" | "epss" => true,
-            "debian-tracker" => release.distro == Distro::Debian,
-            "osv:Ubuntu" => release.distro == Distro::Ubuntu,
-            "osv:AlmaLinux" => release.distro == Distro::Almalinux,
-            "osv:Rocky Linux" => release.distro == Distro::Rocky,
-            f => {
-                release.distro == Distro::Alpine
-                    && f.starts_with(&format!("alpine-secdb:v{}/", release.release))
-            }
-        }
-    };
-    patchwarden_sync::default_feeds(|k| std::env::var(k).ok())
-        .into_iter()
-        .filter(|f| wanted(&f.feed))
-        .collect()
-}
-
 /// `--refresh`: sync what the host needs; fall back to the shipped snapshot when nothing can be
 /// reached and the store knows nothing of the release.
 async fn refresh(store: &Store, inv: &Inventory, snapshot: &std::path::Path) -> anyhow::Result<()> {
@@ -217,7 +195,7 @@ async fn refresh(store: &Store, inv: &Inventory, snapshot: &std::path::Path) -> 
     .map_err(anyhow::Error::msg)?;
     let mut failures = Vec::new();
     let mut updated = 0;
-    let specs = feeds_for(release);
+    let specs = patchwarden_sync::feeds_for(release, |k| std::env::var(k).ok());
     for spec in &specs {
         match syncer.sync(store, spec).await {
             patchwarden_sync::SyncOutcome::Failed { reason } => {

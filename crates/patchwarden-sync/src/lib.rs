@@ -123,6 +123,32 @@ pub fn default_feeds(env: impl Fn(&str) -> Option<String>) -> Vec<FeedSpec> {
     feeds
 }
 
+/// The feeds that matter for a host of `release`: KEV, EPSS and its distribution's advisories (of
+/// [`default_feeds`], with the same environment).
+pub fn feeds_for(
+    release: &patchwarden_model::DistroRelease,
+    env: impl Fn(&str) -> Option<String>,
+) -> Vec<FeedSpec> {
+    use patchwarden_model::Distro;
+    let wanted = |feed: &str| -> bool {
+        match feed {
+            "kev" | "epss" => true,
+            "debian-tracker" => release.distro == Distro::Debian,
+            "osv:Ubuntu" => release.distro == Distro::Ubuntu,
+            "osv:AlmaLinux" => release.distro == Distro::Almalinux,
+            "osv:Rocky Linux" => release.distro == Distro::Rocky,
+            f => {
+                release.distro == Distro::Alpine
+                    && f.starts_with(&format!("alpine-secdb:v{}/", release.release))
+            }
+        }
+    };
+    default_feeds(env)
+        .into_iter()
+        .filter(|f| wanted(&f.feed))
+        .collect()
+}
+
 /// Limits and places, with defaults.
 #[derive(Clone, Debug)]
 pub struct SyncSettings {
@@ -385,4 +411,41 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod feed_choice_tests {
+    use patchwarden_model::{Distro, DistroRelease};
+
+    fn names(distro: Distro, version: &str) -> Vec<String> {
+        let release =
+            DistroRelease::from_os_release(distro, Some(version), None, None).expect("a release");
+        super::feeds_for(&release, |_| None)
+            .into_iter()
+            .map(|f| f.feed)
+            .collect()
+    }
+
+    #[test]
+    fn a_host_syncs_its_own_distribution_and_the_enrichment_feeds() {
+        assert_eq!(
+            names(Distro::Debian, "12"),
+            ["kev", "epss", "debian-tracker"]
+        );
+        assert_eq!(
+            names(Distro::Rocky, "9.4"),
+            ["kev", "epss", "osv:Rocky Linux"]
+        );
+        assert_eq!(
+            names(Distro::Alpine, "3.19.1"),
+            [
+                "kev",
+                "epss",
+                "alpine-secdb:v3.19/main",
+                "alpine-secdb:v3.19/community"
+            ]
+        );
+        // A distribution no feed covers gets the enrichment feeds only.
+        assert_eq!(names(Distro::Alpine, "3.9.0"), ["kev", "epss"]);
+    }
 }
