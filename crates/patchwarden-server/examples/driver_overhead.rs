@@ -20,7 +20,8 @@ use patchwarden_deploy::rollout::{
 };
 use patchwarden_deploy::verify::{TargetedFinding, Verification};
 use patchwarden_model::job::{JobOperation, PackageTarget};
-use patchwarden_store::jobs::{ChangeUpdate, NewJob};
+use patchwarden_store::change_requests::ChangeUpdate;
+use patchwarden_store::jobs::NewJob;
 
 fn target(version: &str) -> PackageTarget {
     PackageTarget {

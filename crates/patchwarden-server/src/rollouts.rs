@@ -34,7 +34,8 @@ use patchwarden_deploy::rollout::{
 };
 use patchwarden_deploy::verify::{verify, versions_reached};
 use patchwarden_model::job::{JobOperation, JobOutcome, JobReport, JobState, PackageJob};
-use patchwarden_store::jobs::{ChangeRow, ChangeUpdate, NewJob};
+use patchwarden_store::change_requests::{ChangeRow, ChangeUpdate};
+use patchwarden_store::jobs::NewJob;
 use patchwarden_store::{Store, StoreError};
 
 use crate::documents::{host_findings, DocumentError};

@@ -1,13 +1,13 @@
-//! Knowledge-base reads and writes: advisories with their affected packages and CVE links, NVD CVE
-//! records, the KEV catalog, EPSS scores, and the state of each feed.
+//! Knowledge-base writes: advisories with their affected packages and CVE links, NVD CVE records,
+//! the KEV catalog, EPSS scores — each feed in one transaction that also journals what changed
+//! (`kb_journal`) and records the feed's state (`feed_state`). Reads are in `kb_reads` (whole
+//! records) and `reads` (what scanning one host needs).
 //!
 //! A *feed* is one downloadable unit (`osv:AlmaLinux`, `debian-tracker`, `alpine-secdb:v3.19/main`,
 //! `nvd`, `kev`, `epss`); its rows are replaced together. Affected packages get the sort key of their
 //! fixed version (`patchwarden-version`) so matching can compare with a `memcmp`, in SQL too.
 
-use patchwarden_model::{
-    Advisory, CveRecord, EpssScore, EpssSnapshot, KevCatalog, KevEntry, Provenance, Source,
-};
+use patchwarden_model::{Advisory, CveRecord, EpssSnapshot, KevCatalog, Provenance, Source};
 use patchwarden_version::SortKey;
 use sqlx::{Any, Transaction};
 
@@ -23,24 +23,6 @@ pub enum WriteMode {
     Replace,
     /// The records are added or updated (by id); the feed's other records stay.
     Upsert,
-}
-
-/// The state of one feed, for `feeds status`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FeedState {
-    pub feed: String,
-    pub source: String,
-    pub record_count: i64,
-    pub last_attempt: Option<String>,
-    pub last_success: Option<String>,
-    pub last_error: Option<String>,
-    pub origin: Option<String>,
-    pub sha256: Option<String>,
-    pub fetched_at: Option<String>,
-    pub data_version: Option<String>,
-    /// HTTP validators of the last download, for conditional requests.
-    pub etag: Option<String>,
-    pub http_last_modified: Option<String>,
 }
 
 /// An advisory as stored before a write.
@@ -65,51 +47,11 @@ fn last_of_each<'a, T>(items: &'a [T], key: impl Fn(&'a T) -> &'a str) -> Vec<&'
         .collect()
 }
 
-impl FeedState {
-    /// Whole days since the feed's data was last confirmed current; `None` if it never was.
-    pub fn age_days(&self, now: &str) -> Option<i64> {
-        self.last_success
-            .as_deref()
-            .and_then(|s| patchwarden_model::days_between(s, now))
-    }
-
-    /// Older than `max_age_days`, or never loaded: findings built on it must say so.
-    pub fn is_stale(&self, now: &str, max_age_days: i64) -> bool {
-        self.age_days(now).is_none_or(|d| d > max_age_days)
-    }
-}
-
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("records serialize")
 }
 
 impl Store {
-    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
-    /// a deferred transaction that reads first and writes later cannot wait for another writer
-    /// and fails with "database is locked"; an immediate one waits (busy timeout) instead.
-    ///
-    /// SQLite has one writer at a time: writers of this process queue on an async lock first, so
-    /// they wait their turn without SQLite's busy handler (whose growing sleeps, up to 100 ms,
-    /// collapsed check-in throughput); the guard returned must live until the commit.
-    pub(crate) async fn begin(
-        &self,
-    ) -> Result<
-        (
-            Option<tokio::sync::OwnedMutexGuard<()>>,
-            Transaction<'static, Any>,
-        ),
-        StoreError,
-    > {
-        let (guard, tx) = match self.backend() {
-            crate::Backend::Sqlite => {
-                let guard = self.writer.clone().lock_owned().await;
-                (Some(guard), self.pool().begin_with("BEGIN IMMEDIATE").await)
-            }
-            crate::Backend::Postgres => (None, self.pool().begin().await),
-        };
-        Ok((guard, tx.context(|| "starting a transaction".into())?))
-    }
-
     /// Writes advisories of one feed (each with the provenance of the file it came from). Within one
     /// call a later copy of the same advisory id wins.
     pub async fn write_advisories(
@@ -143,7 +85,7 @@ impl Store {
         } else {
             None
         };
-        let mut changes = crate::changes::ChangeSet::default();
+        let mut changes = crate::kb_journal::ChangeSet::default();
         match mode {
             WriteMode::Replace => {
                 for table in ["affected", "advisory_cve"] {
@@ -435,7 +377,7 @@ impl Store {
         } else {
             None
         };
-        let mut changes = crate::changes::ChangeSet::default();
+        let mut changes = crate::kb_journal::ChangeSet::default();
         // CVEs whose rejection flipped: the advisories citing them make or lose findings.
         let mut rejection_flipped: Vec<&str> = Vec::new();
         if mode == WriteMode::Replace {
@@ -525,6 +467,55 @@ impl Store {
         Ok(items.len())
     }
 
+    /// Replaces every row of a snapshot table (KEV, EPSS) and says which CVEs changed: those whose
+    /// row differs (`stored` reads a stored row's CVE and what is compared), appeared or went.
+    /// The one diff of the snapshot feeds; the caller journals the answer in its transaction.
+    async fn replace_snapshot<K: PartialEq>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        table: &'static str,
+        stored_sql: &'static str,
+        stored: impl Fn(&sqlx::any::AnyRow) -> Result<(String, K), StoreError>,
+        columns: &[&str],
+        rows: impl Iterator<Item = (String, K, Vec<Value>)>,
+    ) -> Result<crate::kb_journal::ChangeSet, StoreError> {
+        let mut before = if self.tracks_changes(tx).await? {
+            let rows = sqlx::query(stored_sql)
+                .fetch_all(&mut **tx)
+                .await
+                .context(|| format!("reading the stored {table} rows"))?;
+            let mut out = HashMap::with_capacity(rows.len());
+            for r in &rows {
+                let (cve, compared) = stored(r)?;
+                out.insert(cve, compared);
+            }
+            Some(out)
+        } else {
+            None
+        };
+        let mut changes = crate::kb_journal::ChangeSet::default();
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&mut **tx)
+            .await
+            .context(|| format!("clearing {table}"))?;
+        let rows: Vec<Vec<Value>> = rows
+            .map(|(cve, compared, row)| {
+                if let Some(before) = before.as_mut() {
+                    if before.remove(&cve).as_ref() != Some(&compared) {
+                        changes.cves.insert(cve);
+                    }
+                }
+                row
+            })
+            .collect();
+        // CVEs the new snapshot no longer has.
+        changes
+            .cves
+            .extend(before.into_iter().flat_map(|b| b.into_keys()));
+        self.insert_rows(tx, table, columns, &rows).await?;
+        Ok(changes)
+    }
+
     /// Replaces the KEV catalog.
     pub async fn replace_kev(
         &self,
@@ -533,60 +524,32 @@ impl Store {
         p: &Provenance,
     ) -> Result<usize, StoreError> {
         let (_writer, mut tx) = self.begin().await?;
-        let mut before = if self.tracks_changes(&mut tx).await? {
-            let rows = sqlx::query("SELECT cve, doc FROM kev")
-                .fetch_all(&mut *tx)
-                .await
-                .context(|| "reading the stored KEV catalog".into())?;
-            let mut out = HashMap::with_capacity(rows.len());
-            for r in rows {
-                out.insert(get::<String>(&r, "cve")?, get::<String>(&r, "doc")?);
-            }
-            Some(out)
-        } else {
-            None
-        };
-        let mut changes = crate::changes::ChangeSet::default();
-        sqlx::query("DELETE FROM kev")
-            .execute(&mut *tx)
-            .await
-            .context(|| "clearing kev".into())?;
-        let rows: Vec<Vec<Value>> = catalog
-            .entries
-            .iter()
-            .map(|e| {
-                let doc = json(e);
-                if let Some(before) = before.as_mut() {
-                    if before.remove(&e.cve).as_deref() != Some(doc.as_str()) {
-                        changes.cves.insert(e.cve.clone());
-                    }
-                }
-                vec![
-                    e.cve.clone().into(),
-                    e.date_added.clone().into(),
-                    e.due_date.clone().into(),
-                    i64::from(e.known_ransomware_use).into(),
-                    doc.into(),
-                ]
-            })
-            .collect();
-        // Entries the catalog no longer lists.
-        changes
-            .cves
-            .extend(before.into_iter().flat_map(|b| b.into_keys()));
-        self.insert_rows(
-            &mut tx,
-            "kev",
-            &[
-                "cve",
-                "date_added",
-                "due_date",
-                "known_ransomware_use",
-                "doc",
-            ],
-            &rows,
-        )
-        .await?;
+        let changes = self
+            .replace_snapshot(
+                &mut tx,
+                "kev",
+                "SELECT cve, doc FROM kev",
+                |r| Ok((get(r, "cve")?, get::<String>(r, "doc")?)),
+                &[
+                    "cve",
+                    "date_added",
+                    "due_date",
+                    "known_ransomware_use",
+                    "doc",
+                ],
+                catalog.entries.iter().map(|e| {
+                    let doc = json(e);
+                    let row = vec![
+                        e.cve.clone().into(),
+                        e.date_added.clone().into(),
+                        e.due_date.clone().into(),
+                        i64::from(e.known_ransomware_use).into(),
+                        doc.clone().into(),
+                    ];
+                    (e.cve.clone(), doc, row)
+                }),
+            )
+            .await?;
         changes.record(self, &mut tx, feed).await?;
         self.finish_feed(
             &mut tx,
@@ -609,44 +572,23 @@ impl Store {
         p: &Provenance,
     ) -> Result<usize, StoreError> {
         let (_writer, mut tx) = self.begin().await?;
-        let mut before = if self.tracks_changes(&mut tx).await? {
-            let rows = sqlx::query("SELECT cve, score, percentile FROM epss")
-                .fetch_all(&mut *tx)
-                .await
-                .context(|| "reading the stored EPSS scores".into())?;
-            let mut out = HashMap::with_capacity(rows.len());
-            for r in rows {
-                out.insert(
-                    get::<String>(&r, "cve")?,
-                    (get::<f64>(&r, "score")?, get::<f64>(&r, "percentile")?),
-                );
-            }
-            Some(out)
-        } else {
-            None
-        };
-        let mut changes = crate::changes::ChangeSet::default();
-        sqlx::query("DELETE FROM epss")
-            .execute(&mut *tx)
-            .await
-            .context(|| "clearing epss".into())?;
-        let rows: Vec<Vec<Value>> = snapshot
-            .scores
-            .iter()
-            .map(|s| {
-                if let Some(before) = before.as_mut() {
-                    if before.remove(&s.cve) != Some((s.score, s.percentile)) {
-                        changes.cves.insert(s.cve.clone());
-                    }
-                }
-                vec![s.cve.clone().into(), s.score.into(), s.percentile.into()]
-            })
-            .collect();
-        // Scores the publication no longer has.
-        changes
-            .cves
-            .extend(before.into_iter().flat_map(|b| b.into_keys()));
-        self.insert_rows(&mut tx, "epss", &["cve", "score", "percentile"], &rows)
+        let changes = self
+            .replace_snapshot(
+                &mut tx,
+                "epss",
+                "SELECT cve, score, percentile FROM epss",
+                |r| {
+                    Ok((
+                        get(r, "cve")?,
+                        (get::<f64>(r, "score")?, get::<f64>(r, "percentile")?),
+                    ))
+                },
+                &["cve", "score", "percentile"],
+                snapshot.scores.iter().map(|s| {
+                    let row = vec![s.cve.clone().into(), s.score.into(), s.percentile.into()];
+                    (s.cve.clone(), (s.score, s.percentile), row)
+                }),
+            )
             .await?;
         changes.record(self, &mut tx, feed).await?;
         let version = format!(
@@ -665,350 +607,5 @@ impl Store {
         .await?;
         tx.commit().await.context(|| "committing epss".into())?;
         Ok(snapshot.scores.len())
-    }
-
-    /// Records a successful write in the feed's state, inside the write's transaction.
-    async fn finish_feed(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        feed: &str,
-        source: Source,
-        count_sql: &str,
-        p: Option<&Provenance>,
-        data_version: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let count: i64 = sqlx::query_scalar(&self.sql(count_sql))
-            .bind(feed)
-            .fetch_one(&mut **tx)
-            .await
-            .context(|| format!("counting {feed}"))?;
-        let now = patchwarden_model::now_rfc3339();
-        self.upsert_feed_row(tx, feed, source).await?;
-        sqlx::query(&self.sql(
-            "UPDATE feed SET record_count = $2, last_attempt = $3, last_success = $3, last_error = NULL, \
-             origin = COALESCE($4, origin), sha256 = COALESCE($5, sha256), fetched_at = COALESCE($6, fetched_at), \
-             data_version = COALESCE($7, data_version) WHERE feed = $1",
-        ))
-        .bind(feed)
-        .bind(count)
-        .bind(&now)
-        .bind(p.map(|p| p.origin.clone()))
-        .bind(p.map(|p| p.sha256.clone()))
-        .bind(p.map(|p| p.fetched_at.clone()))
-        .bind(data_version)
-        .execute(&mut **tx)
-        .await
-        .context(|| format!("updating the state of {feed}"))?;
-        Ok(())
-    }
-
-    async fn upsert_feed_row(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        feed: &str,
-        source: Source,
-    ) -> Result<(), StoreError> {
-        let exists: i64 =
-            sqlx::query_scalar(&self.sql("SELECT COUNT(*) FROM feed WHERE feed = $1"))
-                .bind(feed)
-                .fetch_one(&mut **tx)
-                .await
-                .context(|| format!("reading feed {feed}"))?;
-        if exists == 0 {
-            sqlx::query(&self.sql("INSERT INTO feed (feed, source) VALUES ($1, $2)"))
-                .bind(feed)
-                .bind(source.as_str())
-                .execute(&mut **tx)
-                .await
-                .context(|| format!("creating feed {feed}"))?;
-        }
-        Ok(())
-    }
-
-    /// Records a failed attempt: the error is kept, the data and the last success are not touched.
-    pub async fn record_failure(
-        &self,
-        feed: &str,
-        source: Source,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        let (_writer, mut tx) = self.begin().await?;
-        self.upsert_feed_row(&mut tx, feed, source).await?;
-        sqlx::query(
-            &self.sql("UPDATE feed SET last_attempt = $2, last_error = $3 WHERE feed = $1"),
-        )
-        .bind(feed)
-        .bind(patchwarden_model::now_rfc3339())
-        .bind(error)
-        .execute(&mut *tx)
-        .await
-        .context(|| format!("recording the failure of {feed}"))?;
-        tx.commit().await.context(|| "committing".into())?;
-        Ok(())
-    }
-
-    /// A download answered "not modified": the data is current as of now; nothing else changes.
-    pub async fn record_not_modified(&self, feed: &str, source: Source) -> Result<(), StoreError> {
-        let (_writer, mut tx) = self.begin().await?;
-        self.upsert_feed_row(&mut tx, feed, source).await?;
-        sqlx::query(&self.sql("UPDATE feed SET last_attempt = $2, last_success = $2, last_error = NULL WHERE feed = $1"))
-            .bind(feed)
-            .bind(patchwarden_model::now_rfc3339())
-            .execute(&mut *tx)
-            .await
-            .context(|| format!("recording that {feed} is unchanged"))?;
-        tx.commit().await.context(|| "committing".into())?;
-        Ok(())
-    }
-
-    /// Keeps the HTTP validators (ETag, Last-Modified) of the download just stored.
-    pub async fn set_http_validators(
-        &self,
-        feed: &str,
-        etag: Option<&str>,
-        last_modified: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            &self.sql("UPDATE feed SET etag = $2, http_last_modified = $3 WHERE feed = $1"),
-        )
-        .bind(feed)
-        .bind(etag)
-        .bind(last_modified)
-        .execute(self.pool())
-        .await
-        .context(|| format!("keeping the HTTP validators of {feed}"))?;
-        Ok(())
-    }
-
-    /// The state of one feed.
-    pub async fn feed(&self, feed: &str) -> Result<Option<FeedState>, StoreError> {
-        Ok(self.feeds().await?.into_iter().find(|f| f.feed == feed))
-    }
-
-    /// The state of every feed, by name.
-    pub async fn feeds(&self) -> Result<Vec<FeedState>, StoreError> {
-        if let Some(path) = &self.sqlite_path {
-            // Read without the pool: a scan that only reads never starts it.
-            return self.readers.with(path, crate::reads::sqlite_feeds);
-        }
-        let rows = sqlx::query("SELECT * FROM feed ORDER BY feed")
-            .fetch_all(self.pool())
-            .await
-            .context(|| "reading feeds".into())?;
-        rows.iter()
-            .map(|r| {
-                Ok(FeedState {
-                    feed: get(r, "feed")?,
-                    source: get(r, "source")?,
-                    record_count: get(r, "record_count")?,
-                    last_attempt: get(r, "last_attempt")?,
-                    last_success: get(r, "last_success")?,
-                    last_error: get(r, "last_error")?,
-                    origin: get(r, "origin")?,
-                    sha256: get(r, "sha256")?,
-                    fetched_at: get(r, "fetched_at")?,
-                    data_version: get(r, "data_version")?,
-                    etag: get(r, "etag")?,
-                    http_last_modified: get(r, "http_last_modified")?,
-                })
-            })
-            .collect()
-    }
-
-    pub(crate) async fn docs<T: serde::de::DeserializeOwned>(
-        &self,
-        sql: &str,
-        binds: &[&str],
-    ) -> Result<Vec<T>, StoreError> {
-        let text = self.sql(sql);
-        let mut q = sqlx::query_scalar::<_, String>(&text);
-        for b in binds {
-            q = q.bind(*b);
-        }
-        let docs = q
-            .fetch_all(self.pool())
-            .await
-            .context(|| format!("querying {sql}"))?;
-        docs.iter()
-            .map(|d| {
-                serde_json::from_str(d)
-                    .map_err(|e| StoreError::new(format!("a stored record does not decode: {e}")))
-            })
-            .collect()
-    }
-
-    /// The advisories naming `package` in a release (`distro` as in `Distro`'s lowercase name).
-    pub async fn advisories_for_package(
-        &self,
-        distro: &str,
-        release: &str,
-        package: &str,
-    ) -> Result<Vec<Advisory>, StoreError> {
-        self.docs(
-            "SELECT doc FROM advisory WHERE pk IN (SELECT advisory_pk FROM affected WHERE distro = $1 AND release = $2 AND package = $3) ORDER BY id",
-            &[distro, release, package],
-        )
-        .await
-    }
-
-    /// The advisories that concern a CVE.
-    pub async fn advisories_for_cve(&self, cve: &str) -> Result<Vec<Advisory>, StoreError> {
-        self.docs("SELECT doc FROM advisory WHERE pk IN (SELECT advisory_pk FROM advisory_cve WHERE cve = $1) ORDER BY source, id", &[cve]).await
-    }
-
-    pub async fn cve(&self, id: &str) -> Result<Option<CveRecord>, StoreError> {
-        Ok(self
-            .docs("SELECT doc FROM cve WHERE id = $1", &[id])
-            .await?
-            .pop())
-    }
-
-    pub async fn kev(&self, cve: &str) -> Result<Option<KevEntry>, StoreError> {
-        Ok(self
-            .docs("SELECT doc FROM kev WHERE cve = $1", &[cve])
-            .await?
-            .pop())
-    }
-
-    pub async fn epss(&self, cve: &str) -> Result<Option<EpssScore>, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT cve, score, percentile FROM epss WHERE cve = $1"))
-            .bind(cve)
-            .fetch_optional(self.pool())
-            .await
-            .context(|| format!("reading the EPSS score of {cve}"))?;
-        row.map(|r| {
-            Ok(EpssScore {
-                cve: get(&r, "cve")?,
-                score: get(&r, "score")?,
-                percentile: get(&r, "percentile")?,
-            })
-        })
-        .transpose()
-    }
-
-    /// Every stored advisory with its feed and provenance, in a stable order (for bundles).
-    pub async fn all_advisories(&self) -> Result<Vec<(String, Provenance, Advisory)>, StoreError> {
-        self.advisories_where("", &[]).await
-    }
-
-    /// The advisories with an affected entry in one distribution release (`distro` as in `Distro`'s
-    /// lowercase name), with feed and provenance: what matching one host needs.
-    pub async fn advisories_for_release(
-        &self,
-        distro: &str,
-        release: &str,
-    ) -> Result<Vec<(String, Provenance, Advisory)>, StoreError> {
-        self.advisories_where(
-            "WHERE pk IN (SELECT advisory_pk FROM affected WHERE distro = $1 AND release = $2)",
-            &[distro, release],
-        )
-        .await
-    }
-
-    /// The ids of CVEs NVD lists as Rejected.
-    pub async fn rejected_cves(&self) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar("SELECT id FROM cve WHERE rejected = 1 ORDER BY id")
-            .fetch_all(self.pool())
-            .await
-            .context(|| "reading rejected CVEs".into())
-    }
-
-    pub(crate) async fn advisories_where(
-        &self,
-        filter: &str,
-        binds: &[&str],
-    ) -> Result<Vec<(String, Provenance, Advisory)>, StoreError> {
-        // A filter that selects by key needs no order (a sort would copy every document into a
-        // temporary B-tree); whole-table reads (bundles) keep a stable order.
-        let order = if filter.is_empty() {
-            "ORDER BY feed, id"
-        } else {
-            ""
-        };
-        let text = format!(
-            "SELECT feed, source, origin, sha256, fetched_at, doc FROM advisory {filter} {order}"
-        );
-        let sql = self.sql(&text);
-        let mut query = sqlx::query(&sql);
-        for b in binds {
-            query = query.bind(*b);
-        }
-        let rows = query
-            .fetch_all(self.pool())
-            .await
-            .context(|| "reading advisories".into())?;
-        rows.iter()
-            .map(|r| {
-                let source: String = get(r, "source")?;
-                let provenance = Provenance {
-                    source: source.parse().map_err(StoreError::new)?,
-                    origin: get(r, "origin")?,
-                    sha256: get(r, "sha256")?,
-                    fetched_at: get(r, "fetched_at")?,
-                };
-                let doc: String = get(r, "doc")?;
-                let advisory = serde_json::from_str(&doc).map_err(|e| {
-                    StoreError::new(format!("a stored advisory does not decode: {e}"))
-                })?;
-                Ok((get(r, "feed")?, provenance, advisory))
-            })
-            .collect()
-    }
-
-    /// Every stored NVD record with its provenance.
-    pub async fn all_cves(&self) -> Result<Vec<(Provenance, CveRecord)>, StoreError> {
-        let rows = sqlx::query("SELECT origin, sha256, fetched_at, doc FROM cve ORDER BY id")
-            .fetch_all(self.pool())
-            .await
-            .context(|| "reading CVEs".into())?;
-        rows.iter()
-            .map(|r| {
-                let provenance = Provenance {
-                    source: Source::Nvd,
-                    origin: get(r, "origin")?,
-                    sha256: get(r, "sha256")?,
-                    fetched_at: get(r, "fetched_at")?,
-                };
-                let doc: String = get(r, "doc")?;
-                let record = serde_json::from_str(&doc)
-                    .map_err(|e| StoreError::new(format!("a stored CVE does not decode: {e}")))?;
-                Ok((provenance, record))
-            })
-            .collect()
-    }
-
-    /// All KEV entries.
-    pub async fn all_kev(&self) -> Result<Vec<KevEntry>, StoreError> {
-        self.docs("SELECT doc FROM kev ORDER BY cve", &[]).await
-    }
-
-    /// All EPSS scores.
-    pub async fn all_epss(&self) -> Result<Vec<EpssScore>, StoreError> {
-        let rows = sqlx::query("SELECT cve, score, percentile FROM epss ORDER BY cve")
-            .fetch_all(self.pool())
-            .await
-            .context(|| "reading EPSS".into())?;
-        rows.iter()
-            .map(|r| {
-                Ok(EpssScore {
-                    cve: get(r, "cve")?,
-                    score: get(r, "score")?,
-                    percentile: get(r, "percentile")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Row counts per table, for status and tests.
-    pub async fn counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut out = Vec::new();
-        for table in ["advisory", "affected", "advisory_cve", "cve", "kev", "epss"] {
-            let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-                .fetch_one(self.pool())
-                .await
-                .context(|| format!("counting {table}"))?;
-            out.push((table.to_owned(), n));
-        }
-        Ok(out)
     }
 }

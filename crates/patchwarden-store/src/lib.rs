@@ -11,12 +11,16 @@
 //! The store holds no business rules: it does not decide what a record means for a host.
 
 mod batch;
-mod changes;
+pub mod change_requests;
+mod feed_state;
 mod findings;
 pub mod fleet;
 pub mod jobs;
+mod kb_journal;
+mod kb_reads;
 mod knowledge;
 mod migrate;
+mod offers;
 mod reads;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -28,8 +32,9 @@ use std::path::Path;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 
-pub use changes::KnowledgeChangesApplied;
-pub use knowledge::{FeedState, WriteMode};
+pub use feed_state::FeedState;
+pub use kb_journal::KnowledgeChangesApplied;
+pub use knowledge::WriteMode;
 pub use migrate::LATEST_VERSION;
 pub use reads::HostKnowledge;
 
@@ -143,6 +148,32 @@ impl Default for StoreOptions {
 }
 
 impl Store {
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+    /// a deferred transaction that reads first and writes later cannot wait for another writer
+    /// and fails with "database is locked"; an immediate one waits (busy timeout) instead.
+    ///
+    /// SQLite has one writer at a time: writers of this process queue on an async lock first, so
+    /// they wait their turn without SQLite's busy handler (whose growing sleeps, up to 100 ms,
+    /// collapsed check-in throughput); the guard returned must live until the commit.
+    pub(crate) async fn begin(
+        &self,
+    ) -> Result<
+        (
+            Option<tokio::sync::OwnedMutexGuard<()>>,
+            sqlx::Transaction<'static, sqlx::Any>,
+        ),
+        StoreError,
+    > {
+        let (guard, tx) = match self.backend() {
+            crate::Backend::Sqlite => {
+                let guard = self.writer.clone().lock_owned().await;
+                (Some(guard), self.pool().begin_with("BEGIN IMMEDIATE").await)
+            }
+            crate::Backend::Postgres => (None, self.pool().begin().await),
+        };
+        Ok((guard, tx.context(|| "starting a transaction".into())?))
+    }
+
     /// Opens (creating if needed) the store at `location` — a `postgres://` or `postgresql://` URL, or
     /// a SQLite file path (optionally `sqlite://path`) — and applies pending migrations.
     pub async fn open(location: &str) -> Result<Store, StoreError> {

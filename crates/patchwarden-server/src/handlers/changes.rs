@@ -23,7 +23,7 @@ use patchwarden_deploy::config::host_classes;
 use patchwarden_deploy::rollout::Rollout;
 use patchwarden_deploy::verify::targeted_findings;
 use patchwarden_model::job::PackageTarget;
-use patchwarden_store::jobs::ChangeUpdate;
+use patchwarden_store::change_requests::ChangeUpdate;
 use serde::Deserialize;
 
 use super::jobs::check_targets;
