@@ -17,6 +17,13 @@ use patchwarden_model::job::{
     HealthCheck, JobOperation, JobOutcome, JobReport, JobStage, JobStep, PackageJob, RebootPolicy,
 };
 
+/// Why the executor could not read the package database it works on.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{0}")]
+    Inventory(#[from] patchwarden_inventory::InventoryError),
+}
+
 /// dpkg states that mean a run was interrupted.
 const INTERRUPTED: [&str; 5] = [
     "half-installed",
@@ -148,22 +155,18 @@ impl Executor {
 
     /// The package database as the inventory reads it (the same parsers; for dpkg `status` holds
     /// dpkg's want/flag/state words).
-    fn installed(&self) -> Result<Vec<patchwarden_model::InstalledPackage>, String> {
-        let root =
-            patchwarden_inventory::SystemRoot::open(&self.root).map_err(|e| e.to_string())?;
+    fn installed(&self) -> Result<Vec<patchwarden_model::InstalledPackage>, ExecError> {
+        let root = patchwarden_inventory::SystemRoot::open(&self.root)?;
         let set = match self.family() {
             Some(Family::Rpm | Family::Zypper) => patchwarden_inventory::rpm::read(&root),
             Some(Family::Apk) => patchwarden_inventory::apk::read(&root),
             _ => patchwarden_inventory::dpkg::read(&root),
         };
-        Ok(set
-            .map_err(|e| e.to_string())?
-            .map(|set| set.packages)
-            .unwrap_or_default())
+        Ok(set?.map(|set| set.packages).unwrap_or_default())
     }
 
     /// Packages the dpkg database holds in an interrupted state.
-    pub fn interrupted_packages(&self) -> Result<Vec<String>, String> {
+    pub fn interrupted_packages(&self) -> Result<Vec<String>, ExecError> {
         Ok(self
             .installed()?
             .into_iter()
@@ -241,7 +244,9 @@ impl Executor {
         };
         self.checked_at(report, JobStage::Packages, argv, on_host)?;
         // 4. The database holds exactly the targets.
-        let installed = self.installed().map_err(|e| (JobStage::Verify, e))?;
+        let installed = self
+            .installed()
+            .map_err(|e| (JobStage::Verify, e.to_string()))?;
         for p in &job.packages {
             let found = installed
                 .iter()
@@ -479,7 +484,11 @@ impl Executor {
                     stage: JobStage::HealthCheck,
                     command: vec!["GET".into(), url.clone()],
                     status: got.as_ref().ok().map(|s| i32::from(*s)),
-                    output: got.as_ref().err().cloned().unwrap_or_default(),
+                    output: got
+                        .as_ref()
+                        .err()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
                 });
                 match got {
                     Ok(s) if s == *status => Ok(()),
@@ -494,12 +503,23 @@ impl Executor {
     }
 }
 
+/// Why an HTTP health check got no status.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpCheckError {
+    #[error("only http:// URLs (use a command check for https)")]
+    NotHttp,
+    #[error("no address")]
+    NoAddress,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("not an HTTP answer: {0:?}")]
+    NotHttpAnswer(String),
+}
+
 /// The status code of `GET url` (`http://host[:port]/path` only; 10 s limit).
-fn http_status(url: &str) -> Result<u16, String> {
+fn http_status(url: &str) -> Result<u16, HttpCheckError> {
     use std::io::{Read, Write};
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("only http:// URLs (use a command check for https)")?;
+    let rest = url.strip_prefix("http://").ok_or(HttpCheckError::NotHttp)?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -510,25 +530,20 @@ fn http_status(url: &str) -> Result<u16, String> {
         format!("{authority}:80")
     };
     let timeout = std::time::Duration::from_secs(10);
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&address)
-        .map_err(|e| e.to_string())?
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&address)?
         .next()
-        .ok_or("no address")?;
-    let mut stream =
-        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
+        .ok_or(HttpCheckError::NoAddress)?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
     write!(
         stream,
         "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let mut head = [0u8; 64];
-    let n = stream.read(&mut head).map_err(|e| e.to_string())?;
+    let n = stream.read(&mut head)?;
     let line = String::from_utf8_lossy(&head[..n]);
     line.split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {line:?}"))
+        .ok_or_else(|| HttpCheckError::NotHttpAnswer(line.into_owned()))
 }

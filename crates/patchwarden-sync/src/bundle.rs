@@ -6,6 +6,7 @@
 //! advisory}` per line), `cves.ndjson` (`{provenance, cve}`), `kev.json` and `epss.json` (the
 //! snapshot with its provenance, when the store has one). Records keep the provenance they had.
 
+use crate::SyncError;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -63,10 +64,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-fn ndjson<T: Serialize>(items: &[T]) -> Result<Vec<u8>, String> {
+fn ndjson<T: Serialize>(items: &[T]) -> Result<Vec<u8>, SyncError> {
     let mut out = Vec::new();
     for item in items {
-        serde_json::to_writer(&mut out, item).map_err(|e| e.to_string())?;
+        serde_json::to_writer(&mut out, item)?;
         out.push(b'\n');
     }
     Ok(out)
@@ -77,8 +78,8 @@ async fn feed_provenance(
     store: &Store,
     feed: &str,
     source: Source,
-) -> Result<Option<(Provenance, Option<String>)>, String> {
-    let state = store.feed(feed).await.map_err(|e| e.to_string())?;
+) -> Result<Option<(Provenance, Option<String>)>, SyncError> {
+    let state = store.feed(feed).await?;
     Ok(state.filter(|s| s.record_count > 0).map(|s| {
         let p = Provenance {
             source,
@@ -91,13 +92,13 @@ async fn feed_provenance(
 }
 
 /// Writes the bundle into `dir` (created if needed); returns the manifest's file list as text.
-pub async fn export(store: &Store, dir: &Path) -> Result<String, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+pub async fn export(store: &Store, dir: &Path) -> Result<String, SyncError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| SyncError::Data(format!("cannot create {}: {e}", dir.display())))?;
     let mut files: Vec<(String, Vec<u8>, usize)> = Vec::new();
     let advisories: Vec<AdvisoryLine> = store
         .all_advisories()
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .into_iter()
         .map(|(feed, provenance, advisory)| AdvisoryLine {
             feed,
@@ -112,14 +113,13 @@ pub async fn export(store: &Store, dir: &Path) -> Result<String, String> {
     ));
     let cves: Vec<CveLine> = store
         .all_cves()
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .into_iter()
         .map(|(provenance, cve)| CveLine { provenance, cve })
         .collect();
     files.push(("cves.ndjson".into(), ndjson(&cves)?, cves.len()));
     if let Some((provenance, version)) = feed_provenance(store, "kev", Source::Kev).await? {
-        let entries = store.all_kev().await.map_err(|e| e.to_string())?;
+        let entries = store.all_kev().await?;
         let n = entries.len();
         let catalog = KevCatalog {
             catalog_version: version.unwrap_or_default(),
@@ -131,13 +131,12 @@ pub async fn export(store: &Store, dir: &Path) -> Result<String, String> {
             serde_json::to_vec(&KevFile {
                 provenance,
                 catalog,
-            })
-            .map_err(|e| e.to_string())?,
+            })?,
             n,
         ));
     }
     if let Some((provenance, version)) = feed_provenance(store, "epss", Source::Epss).await? {
-        let scores = store.all_epss().await.map_err(|e| e.to_string())?;
+        let scores = store.all_epss().await?;
         let n = scores.len();
         let (model, date) = version
             .as_deref()
@@ -154,8 +153,7 @@ pub async fn export(store: &Store, dir: &Path) -> Result<String, String> {
             serde_json::to_vec(&EpssFile {
                 provenance,
                 snapshot,
-            })
-            .map_err(|e| e.to_string())?,
+            })?,
             n,
         ));
     }
@@ -167,7 +165,8 @@ pub async fn export(store: &Store, dir: &Path) -> Result<String, String> {
     };
     let mut summary = String::new();
     for (name, bytes, records) in files {
-        std::fs::write(dir.join(&name), &bytes).map_err(|e| format!("cannot write {name}: {e}"))?;
+        std::fs::write(dir.join(&name), &bytes)
+            .map_err(|e| SyncError::Data(format!("cannot write {name}: {e}")))?;
         summary.push_str(&format!(
             "{name}: {records} records, {} bytes\n",
             bytes.len()
@@ -180,9 +179,9 @@ pub async fn export(store: &Store, dir: &Path) -> Result<String, String> {
         });
     }
     // The manifest last: a bundle without one is visibly incomplete.
-    let text = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
+    let text = serde_json::to_vec_pretty(&manifest)?;
     std::fs::write(dir.join(MANIFEST), text)
-        .map_err(|e| format!("cannot write the manifest: {e}"))?;
+        .map_err(|e| SyncError::Data(format!("cannot write the manifest: {e}")))?;
     Ok(summary)
 }
 
@@ -193,44 +192,50 @@ pub fn is_bundle(dir: &Path) -> bool {
 
 /// Verifies the bundle in `dir` completely, then replaces every feed it carries. Returns the number
 /// of records loaded.
-pub async fn import(store: &Store, dir: &Path) -> Result<usize, String> {
+pub async fn import(store: &Store, dir: &Path) -> Result<usize, SyncError> {
     let manifest_path = dir.join(MANIFEST);
     let manifest: Manifest = serde_json::from_slice(
-        &std::fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?,
+        &std::fs::read(&manifest_path)
+            .map_err(|e| SyncError::Data(format!("{}: {e}", manifest_path.display())))?,
     )
-    .map_err(|e| format!("{}: not a bundle manifest: {e}", manifest_path.display()))?;
+    .map_err(|e| {
+        SyncError::Data(format!(
+            "{}: not a bundle manifest: {e}",
+            manifest_path.display()
+        ))
+    })?;
     if manifest.format != FORMAT || manifest.version != VERSION {
-        return Err(format!(
+        return Err(SyncError::Data(format!(
             "{}: format {} version {} is not {FORMAT} version {VERSION}",
             manifest_path.display(),
             manifest.format,
             manifest.version
-        ));
+        )));
     }
     // 1. Verify every file before reading any record.
     let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for f in &manifest.files {
         if f.path.contains('/') || f.path.contains("..") {
-            return Err(format!(
+            return Err(SyncError::Data(format!(
                 "{}: file name {:?} is not allowed",
                 manifest_path.display(),
                 f.path
-            ));
+            )));
         }
         let path = dir.join(&f.path);
         let bytes = std::fs::read(&path).map_err(|e| {
-            format!(
+            SyncError::Data(format!(
                 "{}: listed in the manifest but unreadable: {e}",
                 path.display()
-            )
+            ))
         })?;
         if bytes.len() as u64 != f.bytes || sha256_hex(&bytes) != f.sha256 {
-            return Err(format!("{}: does not match the manifest (sha256 or size differs): the bundle is damaged, nothing was imported", path.display()));
+            return Err(SyncError::Data(format!("{}: does not match the manifest (sha256 or size differs): the bundle is damaged, nothing was imported", path.display())));
         }
         contents.insert(f.path.clone(), bytes);
     }
     // 2. Parse everything.
-    let parse_lines = |name: &str| -> Result<Vec<serde_json::Value>, String> {
+    let parse_lines = |name: &str| -> Result<Vec<serde_json::Value>, SyncError> {
         contents
             .get(name)
             .map(|b| {
@@ -238,7 +243,8 @@ pub async fn import(store: &Store, dir: &Path) -> Result<usize, String> {
                     .filter(|l| !l.is_empty())
                     .enumerate()
                     .map(|(i, l)| {
-                        serde_json::from_slice(l).map_err(|e| format!("{name} line {}: {e}", i + 1))
+                        serde_json::from_slice(l)
+                            .map_err(|e| SyncError::Data(format!("{name} line {}: {e}", i + 1)))
                     })
                     .collect()
             })
@@ -247,7 +253,7 @@ pub async fn import(store: &Store, dir: &Path) -> Result<usize, String> {
     let mut by_feed: BTreeMap<(String, Source), Vec<(Advisory, Provenance)>> = BTreeMap::new();
     for (i, v) in parse_lines("advisories.ndjson")?.into_iter().enumerate() {
         let line: AdvisoryLine = serde_json::from_value(v)
-            .map_err(|e| format!("advisories.ndjson line {}: {e}", i + 1))?;
+            .map_err(|e| SyncError::Data(format!("advisories.ndjson line {}: {e}", i + 1)))?;
         by_feed
             .entry((line.feed, line.advisory.source))
             .or_default()
@@ -255,43 +261,37 @@ pub async fn import(store: &Store, dir: &Path) -> Result<usize, String> {
     }
     let mut cves = Vec::new();
     for (i, v) in parse_lines("cves.ndjson")?.into_iter().enumerate() {
-        let line: CveLine =
-            serde_json::from_value(v).map_err(|e| format!("cves.ndjson line {}: {e}", i + 1))?;
+        let line: CveLine = serde_json::from_value(v)
+            .map_err(|e| SyncError::Data(format!("cves.ndjson line {}: {e}", i + 1)))?;
         cves.push((line.cve, line.provenance));
     }
     let kev: Option<KevFile> = contents
         .get("kev.json")
-        .map(|b| serde_json::from_slice(b).map_err(|e| format!("kev.json: {e}")))
+        .map(|b| serde_json::from_slice(b).map_err(|e| SyncError::Data(format!("kev.json: {e}"))))
         .transpose()?;
     let epss: Option<EpssFile> = contents
         .get("epss.json")
-        .map(|b| serde_json::from_slice(b).map_err(|e| format!("epss.json: {e}")))
+        .map(|b| serde_json::from_slice(b).map_err(|e| SyncError::Data(format!("epss.json: {e}"))))
         .transpose()?;
     // 3. Swap in, one feed at a time.
     let mut loaded = 0;
     for ((feed, source), items) in &by_feed {
         loaded += store
             .write_advisories(feed, *source, WriteMode::Replace, items, None)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     }
     if !cves.is_empty() {
         loaded += store
             .write_cves("nvd", WriteMode::Replace, &cves, None)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     }
     if let Some(k) = kev {
-        loaded += store
-            .replace_kev("kev", &k.catalog, &k.provenance)
-            .await
-            .map_err(|e| e.to_string())?;
+        loaded += store.replace_kev("kev", &k.catalog, &k.provenance).await?;
     }
     if let Some(e) = epss {
         loaded += store
             .replace_epss("epss", &e.snapshot, &e.provenance)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     }
     Ok(loaded)
 }

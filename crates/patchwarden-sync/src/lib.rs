@@ -16,6 +16,7 @@
 //! tracker — only the download itself is streamed.)
 
 pub mod bundle;
+mod error;
 pub mod load;
 pub mod nvd;
 
@@ -27,6 +28,8 @@ use patchwarden_model::{Provenance, Source};
 use patchwarden_store::{Store, WriteMode};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+
+pub use error::SyncError;
 
 /// One downloadable feed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,7 +202,7 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    pub fn new(settings: SyncSettings) -> Result<Syncer, String> {
+    pub fn new(settings: SyncSettings) -> Result<Syncer, SyncError> {
         // One TLS provider for the process (ring: no C toolchain needed to build it).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
@@ -207,7 +210,7 @@ impl Syncer {
             .connect_timeout(settings.connect_timeout)
             .user_agent(concat!("patchwarden/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+            .map_err(|e| SyncError::Settings(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Syncer { client, settings })
     }
 
@@ -227,8 +230,8 @@ impl Syncer {
         }
     }
 
-    async fn try_sync(&self, store: &Store, spec: &FeedSpec) -> Result<SyncOutcome, String> {
-        let state = store.feed(&spec.feed).await.map_err(|e| e.to_string())?;
+    async fn try_sync(&self, store: &Store, spec: &FeedSpec) -> Result<SyncOutcome, SyncError> {
+        let state = store.feed(&spec.feed).await?;
         let mut request = self.client.get(&spec.url);
         // Validators only make sense while the stored data they describe is there.
         if let Some(s) = state.as_ref().filter(|s| s.record_count > 0) {
@@ -242,17 +245,14 @@ impl Syncer {
         let mut response = request
             .send()
             .await
-            .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
+            .map_err(|e| SyncError::Http(format!("request failed: {}", error_chain(&e))))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_MODIFIED {
-            store
-                .record_not_modified(&spec.feed, spec.source)
-                .await
-                .map_err(|e| e.to_string())?;
+            store.record_not_modified(&spec.feed, spec.source).await?;
             return Ok(SyncOutcome::NotModified);
         }
         if !status.is_success() {
-            return Err(format!("HTTP {status}"));
+            return Err(SyncError::Http(format!("HTTP {status}")));
         }
         let header = |name: reqwest::header::HeaderName| {
             response
@@ -269,46 +269,53 @@ impl Syncer {
             .content_length()
             .filter(|l| *l > self.settings.max_bytes)
         {
-            return Err(format!(
+            return Err(SyncError::Http(format!(
                 "the download is {len} bytes, over the limit of {}",
                 self.settings.max_bytes
-            ));
+            )));
         }
 
         // Stream to a staging file, hashing on the way.
         tokio::fs::create_dir_all(&self.settings.work_dir)
             .await
-            .map_err(|e| format!("cannot create {}: {e}", self.settings.work_dir.display()))?;
+            .map_err(|e| {
+                SyncError::Data(format!(
+                    "cannot create {}: {e}",
+                    self.settings.work_dir.display()
+                ))
+            })?;
         let staging = self.settings.work_dir.join(format!(
             "patchwarden-{}-{}.download",
             spec.feed.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
             std::process::id()
         ));
         let result = async {
-            let mut file = tokio::fs::File::create(&staging)
-                .await
-                .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
+            let mut file = tokio::fs::File::create(&staging).await.map_err(|e| {
+                SyncError::Data(format!("cannot create {}: {e}", staging.display()))
+            })?;
             let mut hasher = Sha256::new();
             let mut bytes = 0u64;
             while let Some(chunk) = response.chunk().await.map_err(|e| {
-                format!(
+                SyncError::Http(format!(
                     "the download broke off after {bytes} bytes: {}",
                     error_chain(&e)
-                )
+                ))
             })? {
                 bytes += chunk.len() as u64;
                 if bytes > self.settings.max_bytes {
-                    return Err(format!(
+                    return Err(SyncError::Http(format!(
                         "the download exceeds the limit of {} bytes",
                         self.settings.max_bytes
-                    ));
+                    )));
                 }
                 hasher.update(&chunk);
-                file.write_all(&chunk)
-                    .await
-                    .map_err(|e| format!("cannot write {}: {e}", staging.display()))?;
+                file.write_all(&chunk).await.map_err(|e| {
+                    SyncError::Data(format!("cannot write {}: {e}", staging.display()))
+                })?;
             }
-            file.flush().await.map_err(|e| e.to_string())?;
+            file.flush()
+                .await
+                .map_err(|e| SyncError::Data(format!("cannot write {}: {e}", staging.display())))?;
             let provenance = Provenance {
                 source: spec.source,
                 origin: spec.url.clone(),
@@ -316,7 +323,7 @@ impl Syncer {
                 sha256: format!("{:x}", hasher.finalize()),
             };
             let (records, skipped) = self.store_file(store, spec, &staging, &provenance).await?;
-            Ok::<_, String>(SyncOutcome::Updated {
+            Ok::<_, SyncError>(SyncOutcome::Updated {
                 records,
                 bytes,
                 skipped,
@@ -327,8 +334,7 @@ impl Syncer {
         let outcome = result?;
         store
             .set_http_validators(&spec.feed, etag.as_deref(), last_modified.as_deref())
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         Ok(outcome)
     }
 
@@ -340,12 +346,12 @@ impl Syncer {
         spec: &FeedSpec,
         path: &std::path::Path,
         p: &Provenance,
-    ) -> Result<(usize, Vec<String>), String> {
+    ) -> Result<(usize, Vec<String>), SyncError> {
         if matches!(spec.format, FeedFormat::Nvd | FeedFormat::RedhatVex) {
-            return Err("NVD is synced through its API (`feeds sync nvd`); Red Hat VEX files are imported with `feeds import`".into());
+            return Err(SyncError::Settings("NVD is synced through its API (`feeds sync nvd`); Red Hat VEX files are imported with `feeds import`".into()));
         }
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("cannot read the staged download: {e}"))?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| SyncError::Data(format!("cannot read the staged download: {e}")))?;
         if spec.format == FeedFormat::Osv && load::is_zip(&bytes) {
             // osv.dev's all.zip is the whole ecosystem: it replaces the feed.
             let mut advisories = Vec::new();
@@ -358,13 +364,13 @@ impl Syncer {
                 Ok(())
             })?;
             if advisories.is_empty() {
-                return Err(match skipped.first() {
+                return Err(SyncError::Data(match skipped.first() {
                     Some(first) => format!(
                         "no advisory in the archive parsed ({} bad, first: {first})",
                         skipped.len()
                     ),
                     None => "the archive holds no advisories".into(),
-                });
+                }));
             }
             let written = store
                 .write_advisories(
@@ -374,16 +380,16 @@ impl Syncer {
                     &advisories,
                     None,
                 )
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             return Ok((written, skipped));
         }
         // The URL leads every sync error already: keep only the record and the reason.
-        let mut parsed =
-            load::parse(spec.format, &bytes, &spec.url).map_err(|e| match e.record {
+        let mut parsed = load::parse(spec.format, &bytes, &spec.url).map_err(|e| {
+            SyncError::Data(match e.record {
                 Some(record) => format!("{record}: {}", e.reason),
                 None => e.reason,
-            })?;
+            })
+        })?;
         if let load::Parsed::Advisories { feed, .. } = &mut parsed {
             feed.clone_from(&spec.feed); // the configured name, whatever the file says
         }
@@ -391,9 +397,7 @@ impl Syncer {
             load::Parsed::Cves { rejected, .. } => rejected.iter().map(|e| e.to_string()).collect(),
             _ => Vec::new(),
         };
-        let written = load::store(store, parsed, p)
-            .await
-            .map_err(|e| e.to_string())?;
+        let written = load::store(store, parsed, p).await?;
         Ok((written, skipped))
     }
 }

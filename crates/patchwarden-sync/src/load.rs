@@ -3,6 +3,7 @@
 //! their feed, per-record sources (OSV, NVD, Red Hat VEX) are added or updated. The one path from a
 //! file to the store, shared by `feeds import` (files, archives) and `feeds sync` (downloads).
 
+use crate::SyncError;
 use patchwarden_feeds::{alpine, debian, epss, kev, nvd, osv, redhat, FeedError, FeedFormat};
 use patchwarden_model::{Advisory, CveRecord, EpssSnapshot, KevCatalog, Provenance, Source};
 use patchwarden_store::{Store, StoreError, WriteMode};
@@ -159,9 +160,9 @@ pub struct ZipEntries<'a> {
 }
 
 impl<'a> ZipEntries<'a> {
-    pub fn new(bytes: &'a [u8], origin: &str) -> Result<ZipEntries<'a>, String> {
+    pub fn new(bytes: &'a [u8], origin: &str) -> Result<ZipEntries<'a>, SyncError> {
         let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-            .map_err(|e| format!("{origin}: not a readable zip archive: {e}"))?;
+            .map_err(|e| SyncError::Data(format!("{origin}: not a readable zip archive: {e}")))?;
         Ok(ZipEntries {
             archive,
             next: 0,
@@ -171,7 +172,7 @@ impl<'a> ZipEntries<'a> {
 }
 
 impl Iterator for ZipEntries<'_> {
-    type Item = Result<(String, Vec<u8>), String>;
+    type Item = Result<(String, Vec<u8>), SyncError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         while self.next < self.archive.len() {
@@ -180,7 +181,7 @@ impl Iterator for ZipEntries<'_> {
             let origin = &self.origin;
             let mut entry = match self.archive.by_index(i) {
                 Ok(e) => e,
-                Err(e) => return Some(Err(format!("{origin}: entry {i}: {e}"))),
+                Err(e) => return Some(Err(SyncError::Data(format!("{origin}: entry {i}: {e}")))),
             };
             if entry.is_dir() {
                 continue;
@@ -188,14 +189,16 @@ impl Iterator for ZipEntries<'_> {
             let name = match entry.name() {
                 Ok(n) => n.into_owned(),
                 Err(e) => {
-                    return Some(Err(format!(
+                    return Some(Err(SyncError::Data(format!(
                         "{origin}: entry {i} has no readable name: {e}"
-                    )))
+                    ))))
                 }
             };
             let mut content = Vec::with_capacity(entry.size().min(64 << 20) as usize);
             if let Err(e) = std::io::Read::read_to_end(&mut entry, &mut content) {
-                return Some(Err(format!("{origin}: cannot unpack {name}: {e}")));
+                return Some(Err(SyncError::Data(format!(
+                    "{origin}: cannot unpack {name}: {e}"
+                ))));
             }
             return Some(Ok((name, content)));
         }
@@ -207,8 +210,8 @@ impl Iterator for ZipEntries<'_> {
 pub fn unzip(
     bytes: &[u8],
     origin: &str,
-    mut each: impl FnMut(&str, &[u8]) -> Result<(), String>,
-) -> Result<(), String> {
+    mut each: impl FnMut(&str, &[u8]) -> Result<(), SyncError>,
+) -> Result<(), SyncError> {
     for entry in ZipEntries::new(bytes, origin)? {
         let (name, content) = entry?;
         each(&name, &content)?;

@@ -14,6 +14,7 @@
 //!   records are then upserted and the cursor advanced in one transaction. A failing page leaves the
 //!   store and the cursor as they were.
 
+use crate::SyncError;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -51,22 +52,22 @@ impl NvdSettings {
     /// `PATCHWARDEN_NVD_API_KEY`, `PATCHWARDEN_NVD_PAGE_SIZE` (default 2000),
     /// `PATCHWARDEN_NVD_DELAY_MS` (default 6000 without a key, 700 with one, as NVD asks),
     /// `PATCHWARDEN_NVD_RETRIES` (default 3).
-    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<NvdSettings, String> {
-        let number = |name: &str, default: u64| -> Result<u64, String> {
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<NvdSettings, SyncError> {
+        let number = |name: &str, default: u64| -> Result<u64, SyncError> {
             match env(name).filter(|v| !v.is_empty()) {
                 None => Ok(default),
-                Some(v) => v
-                    .parse()
-                    .map_err(|_| format!("{name}={v:?} is not a whole number")),
+                Some(v) => v.parse().map_err(|_| {
+                    SyncError::Settings(format!("{name}={v:?} is not a whole number"))
+                }),
             }
         };
         let api_key = env("PATCHWARDEN_NVD_API_KEY").filter(|k| !k.is_empty());
         let delay_default = if api_key.is_some() { 700 } else { 6000 };
         let page_size = number("PATCHWARDEN_NVD_PAGE_SIZE", 2000)?;
         if !(1..=2000).contains(&page_size) {
-            return Err(format!(
+            return Err(SyncError::Settings(format!(
                 "PATCHWARDEN_NVD_PAGE_SIZE={page_size} is outside 1..=2000 (the API's limit)"
-            ));
+            )));
         }
         Ok(NvdSettings {
             url: env("PATCHWARDEN_FEED_URL_NVD")
@@ -135,9 +136,9 @@ impl Syncer {
         &self,
         store: &Store,
         settings: &NvdSettings,
-    ) -> Result<SyncOutcome, String> {
+    ) -> Result<SyncOutcome, SyncError> {
         let started = Timestamp::now();
-        let state = store.feed(FEED).await.map_err(|e| e.to_string())?;
+        let state = store.feed(FEED).await?;
         let since = match state
             .as_ref()
             .filter(|s| s.record_count > 0 && !settings.full)
@@ -145,7 +146,7 @@ impl Syncer {
         {
             None => None,
             Some(v) => Some(v.parse::<Timestamp>().map_err(|e| {
-                format!("the stored NVD cursor {v:?} is not a timestamp ({e}); run a full sync with `feeds sync nvd --full`")
+                SyncError::Data(format!("the stored NVD cursor {v:?} is not a timestamp ({e}); run a full sync with `feeds sync nvd --full`"))
             })?),
         };
         let mut records: Vec<CveRecord> = Vec::new();
@@ -161,8 +162,8 @@ impl Syncer {
                     tokio::time::sleep(settings.request_delay).await;
                 }
                 first_request = false;
-                let mut url =
-                    reqwest::Url::parse(&settings.url).map_err(|e| format!("not a URL: {e}"))?;
+                let mut url = reqwest::Url::parse(&settings.url)
+                    .map_err(|e| SyncError::Http(format!("not a URL: {e}")))?;
                 {
                     let mut q = url.query_pairs_mut();
                     q.append_pair("resultsPerPage", &settings.page_size.to_string());
@@ -175,9 +176,11 @@ impl Syncer {
                 let body = self.get_page(&url, settings).await?;
                 bytes += body.len() as u64;
                 hasher.update(&body);
-                let page = nvd::parse(&body, url.as_str()).map_err(|e| e.to_string())?;
+                let page = nvd::parse(&body, url.as_str())?;
                 let total = page.total_results.ok_or_else(|| {
-                    format!("{url}: the page has no totalResults: not an API 2.0 answer")
+                    SyncError::Data(format!(
+                        "{url}: the page has no totalResults: not an API 2.0 answer"
+                    ))
                 })?;
                 let got = (page.records.len() + page.rejected_records.len()) as u64;
                 records.extend(page.records);
@@ -196,9 +199,9 @@ impl Syncer {
                     break;
                 }
                 if got == 0 {
-                    return Err(format!(
+                    return Err(SyncError::Data(format!(
                         "{url}: an empty page at startIndex {start_index} of {total} results"
-                    ));
+                    )));
                 }
             }
         }
@@ -218,8 +221,7 @@ impl Syncer {
         let cursor = started.to_string();
         let written = store
             .write_cves(FEED, WriteMode::Upsert, &items, Some(&cursor))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         Ok(SyncOutcome::Updated {
             records: written,
             bytes,
@@ -232,7 +234,7 @@ impl Syncer {
         &self,
         url: &reqwest::Url,
         settings: &NvdSettings,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, SyncError> {
         let mut attempt = 0;
         loop {
             let mut request = self.client.get(url.clone());
@@ -244,7 +246,7 @@ impl Syncer {
                     return self
                         .read_limited(response)
                         .await
-                        .map_err(|e| format!("{url}: {e}"));
+                        .map_err(|e| SyncError::Http(format!("{url}: {e}")));
                 }
                 Ok(response) => {
                     let status = response.status();
@@ -259,7 +261,7 @@ impl Syncer {
                         .unwrap_or_default();
                     let reason = format!("{url}: HTTP {status}{message}");
                     if !retryable {
-                        return Err(reason);
+                        return Err(SyncError::Http(reason));
                     }
                     reason
                 }
@@ -267,7 +269,9 @@ impl Syncer {
             };
             if attempt >= settings.retries {
                 let tries = attempt + 1;
-                return Err(format!("{failure} (after {tries} attempt(s))"));
+                return Err(SyncError::Http(format!(
+                    "{failure} (after {tries} attempt(s))"
+                )));
             }
             attempt += 1;
             tokio::time::sleep(settings.request_delay * (1 << attempt.min(5))).await;
@@ -275,20 +279,20 @@ impl Syncer {
     }
 
     /// Reads a response body whole, up to the size limit (NVD pages are a few MB).
-    async fn read_limited(&self, mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    async fn read_limited(&self, mut response: reqwest::Response) -> Result<Vec<u8>, SyncError> {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| {
-            format!(
+            SyncError::Http(format!(
                 "the download broke off after {} bytes: {}",
                 body.len(),
                 error_chain(&e)
-            )
+            ))
         })? {
             if (body.len() + chunk.len()) as u64 > self.settings.max_bytes {
-                return Err(format!(
+                return Err(SyncError::Http(format!(
                     "the page exceeds the limit of {} bytes",
                     self.settings.max_bytes
-                ));
+                )));
             }
             body.extend_from_slice(&chunk);
         }
