@@ -12,6 +12,11 @@ pub struct Spool {
     limit: usize,
 }
 
+/// A spool file or directory that could not be read or written (the message names it).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SpoolError(String);
+
 /// One queued report.
 pub struct Queued {
     pub path: PathBuf,
@@ -19,9 +24,9 @@ pub struct Queued {
 }
 
 impl Spool {
-    pub fn open(dir: &Path, limit: usize) -> Result<Spool, String> {
+    pub fn open(dir: &Path, limit: usize) -> Result<Spool, SpoolError> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create the spool {}: {e}", dir.display()))?;
+            .map_err(|e| SpoolError(format!("cannot create the spool {}: {e}", dir.display())))?;
         Ok(Spool {
             dir: dir.to_owned(),
             limit: limit.max(1),
@@ -29,7 +34,7 @@ impl Spool {
     }
 
     /// Queues a report; its file name orders it after everything queued before.
-    pub fn push(&self, report: &CheckIn) -> Result<PathBuf, String> {
+    pub fn push(&self, report: &CheckIn) -> Result<PathBuf, SpoolError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -48,25 +53,26 @@ impl Spool {
     }
 
     /// Replaces a queued report (same file, same place in the order).
-    pub fn write(&self, path: &Path, report: &CheckIn) -> Result<(), String> {
+    pub fn write(&self, path: &Path, report: &CheckIn) -> Result<(), SpoolError> {
         use std::io::Write;
         let tmp = path.with_extension("tmp");
         let bytes = serde_json::to_vec(report).expect("a report serializes");
         let mut f = std::fs::File::create(&tmp)
-            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+            .map_err(|e| SpoolError(format!("cannot write {}: {e}", tmp.display())))?;
         f.write_all(&bytes)
             .and_then(|_| f.sync_all())
-            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            .map_err(|e| SpoolError(format!("cannot write {}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, path)
+            .map_err(|e| SpoolError(format!("cannot write {}: {e}", path.display())))?;
         if let Ok(d) = std::fs::File::open(&self.dir) {
             let _ = d.sync_all();
         }
         Ok(())
     }
 
-    fn names(&self) -> Result<Vec<PathBuf>, String> {
+    fn names(&self) -> Result<Vec<PathBuf>, SpoolError> {
         let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .map_err(|e| format!("cannot read the spool {}: {e}", self.dir.display()))?
+            .map_err(|e| SpoolError(format!("cannot read the spool {}: {e}", self.dir.display())))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
             .collect();
@@ -76,7 +82,7 @@ impl Spool {
 
     /// Queued reports, oldest first. A file that does not parse (a torn write from before the
     /// atomic rename cannot happen; a foreign file can) is moved aside, not sent.
-    pub fn pending(&self) -> Result<Vec<Queued>, String> {
+    pub fn pending(&self) -> Result<Vec<Queued>, SpoolError> {
         let mut out = Vec::new();
         for path in self.names()? {
             match std::fs::read(&path)
@@ -92,15 +98,16 @@ impl Spool {
         Ok(out)
     }
 
-    pub fn remove(&self, path: &Path) -> Result<(), String> {
-        std::fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))
+    pub fn remove(&self, path: &Path) -> Result<(), SpoolError> {
+        std::fs::remove_file(path)
+            .map_err(|e| SpoolError(format!("cannot remove {}: {e}", path.display())))
     }
 
     pub fn len(&self) -> usize {
         self.names().map(|n| n.len()).unwrap_or(0)
     }
 
-    fn trim(&self) -> Result<(), String> {
+    fn trim(&self) -> Result<(), SpoolError> {
         let names = self.names()?;
         let mut excess = names.len().saturating_sub(self.limit);
         if excess == 0 {

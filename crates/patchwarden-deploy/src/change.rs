@@ -387,6 +387,33 @@ mod tests {
 
     const AT: &str = "2026-12-02T10:00:00Z";
 
+    /// The names the store's columns carry (`as_str`) are the document's (serde).
+    #[test]
+    fn state_and_kind_names_are_their_serialized_names() {
+        let name = |v: serde_json::Value| v.as_str().unwrap().to_owned();
+        for s in [
+            S::Draft,
+            S::Submitted,
+            S::Approved,
+            S::Rejected,
+            S::Scheduled,
+            S::Running,
+            S::Completed,
+            S::Failed,
+            S::RolledBack,
+            S::Cancelled,
+        ] {
+            assert_eq!(s.as_str(), name(serde_json::to_value(s).unwrap()));
+        }
+        for k in [
+            ChangeKind::Standard,
+            ChangeKind::Normal,
+            ChangeKind::Emergency,
+        ] {
+            assert_eq!(k.as_str(), name(serde_json::to_value(k).unwrap()));
+        }
+    }
+
     /// A change of `kind` requested and submitted by the operator alice.
     fn submitted_by_alice(kind: ChangeKind, policy: &ChangePolicy) -> ChangeLifecycle {
         let mut change = ChangeLifecycle::new(kind, "alice");

@@ -212,12 +212,43 @@ pub struct HostResult {
     pub verification: Option<Verification>,
 }
 
-/// A change with its per-host result (`GET /v1/changes/{id}`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A change with its per-host result (`GET /v1/changes/{id}`): the document's fields and
+/// `result` beside them. (Not `#[serde(flatten)]`: flattening buffers the document, and the
+/// integer keys of `runs` would then no longer read back from JSON's string keys.)
+#[derive(Clone, Debug)]
 pub struct ChangeView {
-    #[serde(flatten)]
     pub change: ChangeDoc,
     pub result: Vec<HostResult>,
+}
+
+impl Serialize for ChangeView {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let mut value = serde_json::to_value(&self.change).map_err(S::Error::custom)?;
+        let result = serde_json::to_value(&self.result).map_err(S::Error::custom)?;
+        match value.as_object_mut() {
+            Some(fields) => {
+                fields.insert("result".into(), result);
+            }
+            None => return Err(S::Error::custom("a change serializes as an object")),
+        }
+        value.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ChangeView {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ChangeView, D::Error> {
+        use serde::de::Error;
+        let mut value = serde_json::Value::deserialize(d)?;
+        let result = value
+            .as_object_mut()
+            .and_then(|fields| fields.remove("result"))
+            .ok_or_else(|| D::Error::missing_field("result"))?;
+        Ok(ChangeView {
+            result: serde_json::from_value(result).map_err(D::Error::custom)?,
+            change: serde_json::from_value(value).map_err(D::Error::custom)?,
+        })
+    }
 }
 
 /// One row of `GET /v1/changes`.
@@ -292,4 +323,51 @@ pub struct RolloutRequest {
     pub action: RolloutAction,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `GET /v1/changes/{id}` answers reads back into the same change: per-host runs keyed by
+    /// host id included (JSON keys are strings).
+    #[test]
+    fn a_change_view_reads_back_with_its_runs_and_result() {
+        let mut doc = ChangeDoc {
+            id: "chg-00000000000000aa".into(),
+            title: "t".into(),
+            hosts: vec![7],
+            packages: vec![PackageTarget {
+                name: "curl".into(),
+                arch: None,
+                version: "1".into(),
+            }],
+            rollback: Vec::new(),
+            lifecycle: ChangeLifecycle::new(ChangeKind::Normal, "alice"),
+            rollout_spec: None,
+            not_before: None,
+            targets: Vec::new(),
+            risk_removed: 1.5,
+            rollout: None,
+            runs: BTreeMap::new(),
+            events: Vec::new(),
+        };
+        doc.runs.entry(7).or_default().jobs.push(RunJob {
+            id: "job-1".into(),
+            operation: JobOperation::Install,
+            state: RunJobState::TimedOut,
+            reason: Some("no result".into()),
+        });
+        let text = serde_json::to_string(&doc.clone().view()).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["runs"]["7"]["jobs"][0]["state"], "timed_out");
+        assert_eq!(value["result"][0]["host_id"], 7);
+        let back: ChangeView = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.change.runs[&7].jobs[0].state, RunJobState::TimedOut);
+        assert_eq!(back.result[0].jobs[0].id, "job-1");
+        assert_eq!(
+            serde_json::to_string(&back.change).unwrap(),
+            serde_json::to_string(&doc).unwrap()
+        );
+    }
 }

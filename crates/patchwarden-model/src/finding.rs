@@ -230,3 +230,68 @@ pub struct EvidenceDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::CheckInResult;
+    use crate::job::{JobStage, JobState};
+
+    fn serde_name<T: Serialize>(value: T) -> String {
+        serde_json::to_value(value)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The names code writes (`as_str`) are the names documents carry (serde), so a state stored
+    /// by one reads back in the other.
+    #[test]
+    fn state_names_are_their_serialized_names() {
+        for s in FindingState::ALL {
+            assert_eq!(s.as_str(), serde_name(s));
+            assert_eq!(s.as_str().parse::<FindingState>(), Ok(s));
+        }
+        for s in [
+            Severity::Unknown,
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ] {
+            assert_eq!(s.as_str(), serde_name(s));
+            assert_eq!(s.as_str().parse::<Severity>(), Ok(s));
+        }
+        for s in [
+            JobState::Queued,
+            JobState::Delivered,
+            JobState::Succeeded,
+            JobState::Failed,
+            JobState::Cancelled,
+        ] {
+            assert_eq!(s.as_str(), serde_name(s));
+            assert_eq!(s.as_str().parse::<JobState>(), Ok(s));
+        }
+        for s in [
+            JobStage::Recover,
+            JobStage::PreHook,
+            JobStage::Packages,
+            JobStage::Verify,
+            JobStage::PostHook,
+            JobStage::HealthCheck,
+            JobStage::Reboot,
+        ] {
+            assert_eq!(s.as_str(), serde_name(s));
+        }
+        for r in [
+            CheckInResult::Stored,
+            CheckInResult::Heartbeat,
+            CheckInResult::Duplicate,
+            CheckInResult::NeedInventory,
+        ] {
+            assert_eq!(r.as_str(), serde_name(r));
+        }
+        assert!("fixed".parse::<FindingState>().is_err());
+    }
+}
