@@ -2,7 +2,7 @@
 //! schemas built from them.
 //!
 //! * The **inventory report** ([`Inventory`], schema version [`INVENTORY_SCHEMA_VERSION`]): what
-//!   `patchwarden inventory` prints and what the agent will send to the server.
+//!   `patchwarden inventory` prints and what the agent sends to the server.
 //! * The **knowledge base** records ([`Advisory`], [`CveRecord`], [`KevEntry`], [`EpssScore`], with
 //!   their [`Provenance`]): what feeds produce and matching reads.
 //!

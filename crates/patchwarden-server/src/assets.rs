@@ -4,11 +4,17 @@
 
 use std::collections::BTreeMap;
 
+/// A file that is not an asset list: the message names the file, the line where there is one, and
+/// what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AssetError(String);
+
 /// An expected host and its groups.
 pub type ExpectedAsset = (String, Vec<String>);
 
 /// Parses `text` by the form its name and content say; errors name the file and line.
-pub fn parse(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, String> {
+pub fn parse(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, AssetError> {
     let lower = name.to_lowercase();
     let out = if lower.ends_with(".csv") {
         parse_csv(name, text)?
@@ -22,7 +28,7 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, String> {
         parse_ansible_ini(name, text)?
     };
     if out.is_empty() {
-        return Err(format!("{name}: no hosts found"));
+        return Err(AssetError(format!("{name}: no hosts found")));
     }
     Ok(out)
 }
@@ -37,13 +43,13 @@ fn merge(map: BTreeMap<String, Vec<String>>) -> Vec<ExpectedAsset> {
         .collect()
 }
 
-fn parse_csv(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, String> {
+fn parse_csv(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, AssetError> {
     let mut lines = text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty());
     let Some((_, header)) = lines.next() else {
-        return Err(format!("{name}: empty CSV file"));
+        return Err(AssetError(format!("{name}: empty CSV file")));
     };
     let columns: Vec<String> = header
         .split(',')
@@ -52,7 +58,11 @@ fn parse_csv(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, String> {
     let host_col = columns
         .iter()
         .position(|c| c == "name" || c == "hostname" || c == "host")
-        .ok_or_else(|| format!("{name}:1: no name, hostname or host column in {header:?}"))?;
+        .ok_or_else(|| {
+            AssetError(format!(
+                "{name}:1: no name, hostname or host column in {header:?}"
+            ))
+        })?;
     let groups_col = columns.iter().position(|c| c == "groups" || c == "group");
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (i, line) in lines {
@@ -63,7 +73,7 @@ fn parse_csv(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, String> {
         let host = fields
             .get(host_col)
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("{name}:{}: no host name", i + 1))?;
+            .ok_or_else(|| AssetError(format!("{name}:{}: no host name", i + 1)))?;
         let entry = map.entry((*host).to_owned()).or_default();
         if let Some(g) = groups_col.and_then(|c| fields.get(c)) {
             entry.extend(
@@ -77,7 +87,7 @@ fn parse_csv(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, String> {
     Ok(merge(map))
 }
 
-fn parse_ansible_ini(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, String> {
+fn parse_ansible_ini(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, AssetError> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // Section kind: hosts of a group, or something that lists no hosts (vars, children).
     let mut group: Option<String> = Some("ungrouped".into());
@@ -87,9 +97,9 @@ fn parse_ansible_ini(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, Strin
             continue;
         }
         if let Some(section) = line.strip_prefix('[') {
-            let section = section
-                .strip_suffix(']')
-                .ok_or_else(|| format!("{name}:{}: unclosed section {line:?}", i + 1))?;
+            let section = section.strip_suffix(']').ok_or_else(|| {
+                AssetError(format!("{name}:{}: unclosed section {line:?}", i + 1))
+            })?;
             group = if section.contains(':') {
                 None
             } else {
@@ -100,10 +110,10 @@ fn parse_ansible_ini(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, Strin
         let Some(g) = &group else { continue };
         let host = line.split_whitespace().next().unwrap_or("");
         if host.contains('[') {
-            return Err(format!(
+            return Err(AssetError(format!(
                 "{name}:{}: host ranges ({host}) are not supported; list the hosts",
                 i + 1
-            ));
+            )));
         }
         let entry = map.entry(host.to_owned()).or_default();
         if g != "ungrouped" {
@@ -113,27 +123,27 @@ fn parse_ansible_ini(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, Strin
     Ok(merge(map))
 }
 
-fn parse_ansible_yaml(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, String> {
+fn parse_ansible_yaml(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, AssetError> {
     let doc: serde_norway::Value =
-        serde_norway::from_str(text).map_err(|e| format!("{name}: not YAML: {e}"))?;
+        serde_norway::from_str(text).map_err(|e| AssetError(format!("{name}: not YAML: {e}")))?;
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     fn walk(
         group: &str,
         node: &serde_norway::Value,
         map: &mut BTreeMap<String, Vec<String>>,
         depth: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), AssetError> {
         if depth > 32 {
-            return Err("groups nest deeper than 32 levels".into());
+            return Err(AssetError("groups nest deeper than 32 levels".into()));
         }
         let Some(node) = node.as_mapping() else {
             return Ok(()); // a group with nothing under it
         };
         if let Some(hosts) = node.get("hosts").and_then(|h| h.as_mapping()) {
             for host in hosts.keys() {
-                let host = host
-                    .as_str()
-                    .ok_or_else(|| format!("group {group}: a host name that is not text"))?;
+                let host = host.as_str().ok_or_else(|| {
+                    AssetError(format!("group {group}: a host name that is not text"))
+                })?;
                 let entry = map.entry(host.to_owned()).or_default();
                 if group != "all" && group != "ungrouped" {
                     entry.push(group.to_owned());
@@ -142,22 +152,26 @@ fn parse_ansible_yaml(name: &str, text: &str) -> Result<Vec<ExpectedAsset>, Stri
         }
         if let Some(children) = node.get("children").and_then(|c| c.as_mapping()) {
             for (child, sub) in children {
-                let child = child
-                    .as_str()
-                    .ok_or_else(|| format!("group {group}: a child group name that is not text"))?;
+                let child = child.as_str().ok_or_else(|| {
+                    AssetError(format!(
+                        "group {group}: a child group name that is not text"
+                    ))
+                })?;
                 walk(child, sub, map, depth + 1)?;
             }
         }
         Ok(())
     }
-    let root = doc
-        .as_mapping()
-        .ok_or_else(|| format!("{name}: an Ansible inventory is a mapping of groups"))?;
+    let root = doc.as_mapping().ok_or_else(|| {
+        AssetError(format!(
+            "{name}: an Ansible inventory is a mapping of groups"
+        ))
+    })?;
     for (group, node) in root {
         let group = group
             .as_str()
-            .ok_or_else(|| format!("{name}: a group name that is not text"))?;
-        walk(group, node, &mut map, 0).map_err(|e| format!("{name}: {e}"))?;
+            .ok_or_else(|| AssetError(format!("{name}: a group name that is not text")))?;
+        walk(group, node, &mut map, 0).map_err(|e| AssetError(format!("{name}: {}", e.0)))?;
     }
     Ok(merge(map))
 }
@@ -194,17 +208,21 @@ mod tests {
 
     #[test]
     fn bad_lists_are_named_with_the_line() {
-        let e = parse("a.csv", "owner\nops\n").unwrap_err();
+        let e = parse("a.csv", "owner\nops\n").unwrap_err().to_string();
         assert!(e.starts_with("a.csv:1:"), "{e}");
-        let e = parse("hosts", "[web\nfoo\n").unwrap_err();
+        let e = parse("hosts", "[web\nfoo\n").unwrap_err().to_string();
         assert!(e.starts_with("hosts:1:"), "{e}");
-        let e = parse("hosts", "[web]\nweb[01:50].example.com\n").unwrap_err();
+        let e = parse("hosts", "[web]\nweb[01:50].example.com\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ranges"), "{e}");
         assert!(parse("x.yml", "all: [1, 2\n")
             .unwrap_err()
+            .to_string()
             .contains("not YAML"));
         assert!(parse("empty.csv", "name\n")
             .unwrap_err()
+            .to_string()
             .contains("no hosts"));
     }
 }

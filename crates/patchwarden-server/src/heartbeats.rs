@@ -3,14 +3,17 @@
 //! previous one commits. Handlers hold a [`HeartbeatBatcher`] (a sender) and wait for their reply.
 
 use patchwarden_store::fleet::{Heartbeat, HeartbeatOutcome};
-use patchwarden_store::Store;
+use std::sync::Arc;
+
+use patchwarden_store::{Store, StoreError};
 
 use crate::error::{Answer, ApiError};
 
 /// Most heartbeats stored in one transaction.
 const MAX_BATCH: usize = 512;
 
-type Reply = tokio::sync::oneshot::Sender<Result<HeartbeatOutcome, String>>;
+/// One batch's failure is every heartbeat's in it: shared.
+type Reply = tokio::sync::oneshot::Sender<Result<HeartbeatOutcome, Arc<StoreError>>>;
 
 /// The handle of the batching task.
 #[derive(Clone)]
@@ -41,8 +44,9 @@ impl HeartbeatBatcher {
                         }
                     }
                     Err(e) => {
+                        let e = Arc::new(e);
                         for (_, reply) in batch {
-                            let _ = reply.send(Err(e.to_string()));
+                            let _ = reply.send(Err(e.clone()));
                         }
                     }
                 }

@@ -9,6 +9,12 @@
 //! Writes are atomic per call: a feed's new snapshot replaces the old one in one transaction, so a
 //! reader sees the old data or the new, never a mix, and a failed write leaves the old data intact.
 //! The store holds no business rules: it does not decide what a record means for a host.
+//!
+//! One file per concern: the knowledge base — `knowledge` (feed writes), `kb_journal` (what a
+//! write changed, and the hosts it touches), `feed_state`, `kb_reads` (whole records), `reads`
+//! (what scanning one host needs), `findings` (first sightings); the fleet — [`fleet`] (identity,
+//! check-ins, findings per host, queries, assets), [`jobs`], [`change_requests`], `offers`; and
+//! `migrate`, `batch` (multi-row statements), [`testing`] (fresh stores per backend).
 
 mod batch;
 pub mod change_requests;
