@@ -15,7 +15,7 @@ use patchwarden_deploy::change_doc::{
 use patchwarden_deploy::rollout::RolloutSpec;
 use patchwarden_model::job::PackageTarget;
 
-use crate::fleet::{write_listing, Client, OutputFormat, ServerConnection};
+use crate::client::{write_listing, Client, OutputFormat, ServerConnection};
 
 #[derive(Subcommand)]
 pub enum ChangeCommand {

@@ -2,11 +2,15 @@
 //! crates and prints their results. No logic lives here that another front end (the server, the agent)
 //! would need.
 
+mod admin;
 mod change;
+mod client;
+mod explain;
 mod feeds;
 mod fleet;
 mod plan;
 mod scan;
+mod server;
 mod table;
 mod vercmp;
 mod window;
@@ -28,7 +32,7 @@ struct Cli {
     #[arg(long, global = true, env = "PATCHWARDEN_DB")]
     db: Option<String>,
     #[command(flatten)]
-    connection: fleet::ServerConnection,
+    connection: client::ServerConnection,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,23 +60,23 @@ enum Command {
     /// findings with severity, KEV, EPSS, SSVC, risk and due dates. Exit 3 when --fail-on holds.
     Scan(scan::ScanArgs),
     /// Why a CVE or advisory is or is not a finding on this host (or a root, or an inventory).
-    Explain(scan::ExplainArgs),
+    Explain(explain::ExplainArgs),
     /// The knowledge base's feeds: import files, show their state.
     Feeds {
         #[command(subcommand)]
         command: FeedsCommand,
     },
     /// Run the fleet server (REST API over TLS) on the store.
-    Server(fleet::ServerArgs),
+    Server(server::ServerArgs),
     /// Enrollment tokens for agents (on the server's store).
     EnrollToken {
         #[command(subcommand)]
-        command: fleet::EnrollTokenCommand,
+        command: admin::EnrollTokenCommand,
     },
     /// API users and their tokens (on the server's store).
     User {
         #[command(subcommand)]
-        command: fleet::UserCommand,
+        command: admin::UserCommand,
     },
     /// The hosts that should exist (CSV, or an Ansible inventory in INI or YAML form).
     Assets {
@@ -182,21 +186,21 @@ fn main() -> ExitCode {
                             },
                         )
                         .await?;
-                        let result = fleet::server(store.clone(), &args).await;
+                        let result = server::server(store.clone(), &args).await;
                         store.close().await;
                         result
                     })
                 })
         }
         Command::EnrollToken { command } => with_store(cli.db.as_deref(), |store| async move {
-            fleet::enroll_token(&store, &command).await
+            admin::enroll_token(&store, &command).await
         }),
         Command::User { command } => with_store(cli.db.as_deref(), |store| async move {
-            fleet::user(&store, &command).await
+            admin::user(&store, &command).await
         }),
         Command::Assets {
             command: AssetsCommand::Import { file },
-        } => current_thread(fleet::assets_import(
+        } => current_thread(admin::assets_import(
             &cli.connection,
             cli.db.as_deref(),
             &file,
@@ -219,7 +223,7 @@ fn main() -> ExitCode {
             scan::scan(&store, &args).await
         }),
         Command::Explain(args) => with_store(cli.db.as_deref(), |store| async move {
-            scan::explain(&store, &args).await
+            explain::explain(&store, &args).await
         }),
         Command::Feeds { command } => with_store(cli.db.as_deref(), |store| async move {
             match command {

@@ -16,7 +16,7 @@ use patchwarden_deploy::plan::{
 };
 use patchwarden_store::Store;
 
-use crate::fleet::{Client, ServerConnection};
+use crate::client::{Client, ServerConnection};
 use crate::scan::{load_inventory, options, with_report, Target};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

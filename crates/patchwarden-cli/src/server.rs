@@ -1,0 +1,151 @@
+//! `patchwarden server`: the fleet server's settings from the command line and the environment,
+//! what it prints on start, and its scheduled feed syncs.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args as ClapArgs;
+use patchwarden_deploy::config::DeployConfig;
+use patchwarden_server::{Server, ServerConfig};
+use patchwarden_store::Store;
+
+#[derive(ClapArgs)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8443", env = "PATCHWARDEN_LISTEN")]
+    pub listen: std::net::SocketAddr,
+    /// Where the CA, the server certificate and their keys are kept (created on first start).
+    #[arg(long, env = "PATCHWARDEN_SERVER_STATE")]
+    pub state_dir: Option<PathBuf>,
+    /// A name (DNS or IP) the generated server certificate is valid for (repeatable; default
+    /// localhost, 127.0.0.1, ::1 and this host's name).
+    #[arg(long = "tls-name")]
+    pub tls_names: Vec<String>,
+    /// Serve this certificate chain (PEM) instead of the generated one (with --tls-key, --tls-ca).
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// The CA that signed --tls-cert: agents pin its fingerprint.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// Largest request body accepted, in MiB (413 beyond).
+    #[arg(long, default_value_t = 32, env = "PATCHWARDEN_MAX_BODY_MIB")]
+    pub max_body_mib: usize,
+    /// Seconds between agent check-ins (agents add jitter).
+    #[arg(
+        long,
+        default_value_t = 3600,
+        env = "PATCHWARDEN_CHECKIN_INTERVAL_SECS"
+    )]
+    pub checkin_interval_secs: u64,
+    /// Hosts not seen for this many seconds are stale.
+    #[arg(long, default_value_t = 259200, env = "PATCHWARDEN_STALE_AFTER_SECS")]
+    pub stale_after_secs: u64,
+    /// Seconds between feed syncs (0: never; `feeds sync` by hand or cron instead).
+    #[arg(long, default_value_t = 21600, env = "PATCHWARDEN_SYNC_INTERVAL_SECS")]
+    pub sync_interval_secs: u64,
+    /// Seconds between applications of the knowledge base's change journal (feeds written by
+    /// other processes: `feeds import`, another server); 0: only at start and after own syncs.
+    #[arg(long, default_value_t = 60, env = "PATCHWARDEN_KNOWLEDGE_POLL_SECS")]
+    pub knowledge_poll_secs: u64,
+    /// Policy file (TOML) for due dates.
+    #[arg(long, env = "PATCHWARDEN_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Deployment configuration (TOML): change policy, maintenance windows per host class, host
+    /// profiles (hooks, health checks, reboot policy), rollout defaults. docs/deployment.md.
+    #[arg(long, env = "PATCHWARDEN_DEPLOY_CONFIG")]
+    pub deploy_config: Option<PathBuf>,
+    /// Seconds between passes of the rollout driver over active changes (it also wakes on job
+    /// reports and new findings).
+    #[arg(long, default_value_t = 2, env = "PATCHWARDEN_ROLLOUT_TICK_SECS")]
+    pub rollout_tick_secs: u64,
+}
+
+pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode> {
+    let mut tls_names = args.tls_names.clone();
+    if tls_names.is_empty() {
+        tls_names = ServerConfig::default().tls_names;
+        if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
+            let h = h.trim();
+            if !h.is_empty() {
+                tls_names.push(h.to_owned());
+            }
+        }
+    }
+    let deploy = match &args.deploy_config {
+        Some(path) => DeployConfig::load(path).map_err(anyhow::Error::msg)?,
+        None => DeployConfig::default(),
+    };
+    let config = ServerConfig {
+        listen: args.listen,
+        deploy,
+        rollout_tick: Duration::from_secs(args.rollout_tick_secs.max(1)),
+        state_dir: args
+            .state_dir
+            .clone()
+            .unwrap_or_else(patchwarden_server::default_state_dir),
+        tls_names,
+        provided_certificates: args.tls_cert.as_ref().map(|cert| {
+            patchwarden_server::tls::ProvidedCertificates {
+                cert: cert.clone(),
+                key: args.tls_key.clone().expect("clap requires it"),
+                ca: args.tls_ca.clone().expect("clap requires it"),
+            }
+        }),
+        max_body_bytes: args.max_body_mib.max(1) << 20,
+        checkin_interval: Duration::from_secs(args.checkin_interval_secs.max(1)),
+        stale_after: Duration::from_secs(args.stale_after_secs),
+        policy: args.policy.clone(),
+        knowledge_poll: Duration::from_secs(args.knowledge_poll_secs),
+        ..Default::default()
+    };
+    let server = Server::bind(store.clone(), config)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let started = server.started.clone();
+    // Printed for the operator (and read by tests): one fact per line.
+    let mut out = std::io::stdout().lock();
+    // The listening line comes last: once it is out, the server accepts connections.
+    if let Some(token) = &started.admin_token {
+        writeln!(out, "admin token (shown once): {token}")?;
+    }
+    writeln!(out, "CA fingerprint: {}", started.ca_fingerprint)?;
+    writeln!(out, "listening on https://{}", started.address)?;
+    out.flush()?;
+    drop(out);
+    if args.sync_interval_secs > 0 {
+        let state = server.knowledge();
+        let every = Duration::from_secs(args.sync_interval_secs);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                sync_and_reevaluate(&state).await;
+            }
+        });
+    }
+    server.serve(patchwarden_server::shutdown_signal()).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A scheduled sync of every feed; afterwards the hosts' findings are recomputed.
+async fn sync_and_reevaluate(knowledge: &patchwarden_server::knowledge::KnowledgeWatcher) {
+    let syncer = match patchwarden_sync::Syncer::new(patchwarden_sync::SyncSettings::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sync: {e}");
+            return;
+        }
+    };
+    for spec in patchwarden_sync::default_feeds(|k| std::env::var(k).ok()) {
+        if let patchwarden_sync::SyncOutcome::Failed { reason } =
+            syncer.sync(knowledge.store(), &spec).await
+        {
+            eprintln!("sync: {}: {reason}", spec.feed)
+        }
+    }
+    // Each feed write journaled what it changed: only the hosts those changes touch are marked.
+    knowledge.apply().await;
+}

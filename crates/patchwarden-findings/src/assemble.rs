@@ -1,0 +1,282 @@
+//! The assembler: verdicts turned into findings — facts per advisory shared across hosts, severity
+//! band, SSVC, risk score, due dates per framework, end of life, evidence — and the report.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jiff::civil::Date;
+use patchwarden_match::{FindingState, Outcome, Verdict};
+use patchwarden_model::Inventory;
+use patchwarden_risk::policy::{self, Basis, Due, FindingDates};
+use patchwarden_risk::{risk_score, severity_band, ssvc, Severity, SsvcInputs};
+
+use crate::report::*;
+use crate::{history_key, Knowledge, ScanOptions};
+
+/// What an advisory means for prioritization on any host of one assembler (same asset, same day).
+#[derive(Clone)]
+struct Derived {
+    facts: Arc<AdvisoryFacts>,
+    ssvc: Ssvc,
+    dates: FindingDates,
+}
+
+/// Builds reports: one per host, sharing the per-advisory facts between them.
+pub struct Assembler<'k> {
+    knowledge: &'k Knowledge,
+    options: &'k ScanOptions,
+    today: Date,
+    derived: HashMap<u32, Derived>,
+}
+
+impl<'k> Assembler<'k> {
+    pub fn new(knowledge: &'k Knowledge, options: &'k ScanOptions) -> Assembler<'k> {
+        let today = options
+            .now
+            .get(..10)
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| {
+                jiff::Timestamp::now()
+                    .to_zoned(jiff::tz::TimeZone::UTC)
+                    .date()
+            });
+        Assembler {
+            knowledge,
+            options,
+            today,
+            derived: HashMap::new(),
+        }
+    }
+
+    /// The report of one host from its verdicts; `first_seen` maps (package, advisory id) to the
+    /// first sighting (missing: now).
+    pub fn report<'a>(
+        &mut self,
+        inv: &'a Inventory,
+        verdicts: &[Verdict<'a>],
+        first_seen: &'a HashMap<(String, String), String>,
+    ) -> Report<'a>
+    where
+        'k: 'a,
+    {
+        let k = self.knowledge;
+        let options = self.options;
+        let index = &k.index;
+        let feeds: HashMap<&str, &FeedSummary> =
+            k.feeds.iter().map(|f| (f.feed.as_str(), f)).collect();
+        let mut findings = Vec::new();
+        let mut key = (String::new(), String::new());
+        for v in verdicts {
+            let Outcome::Finding(state) = v.outcome else {
+                continue;
+            };
+            let a = index.advisory(v.advisory);
+            let derived = self.derived.entry(v.advisory).or_insert_with(|| {
+                let facts = k.enrichment.facts(&a.cves, a.published.as_ref());
+                let inputs = SsvcInputs::derive(
+                    facts.kev,
+                    facts.epss.as_ref().map(|e| e.percentile),
+                    facts
+                        .cvss
+                        .as_ref()
+                        .map(|c| c.vector.as_str())
+                        .or(a.cvss_vectors.first().map(String::as_str)),
+                    options.asset,
+                );
+                let dates = FindingDates {
+                    published: facts.published.as_deref().and_then(policy::date),
+                    kev_date_added: facts
+                        .kev_entry
+                        .as_ref()
+                        .and_then(|k| policy::date(&k.date_added)),
+                    kev_due_date: facts
+                        .kev_entry
+                        .as_ref()
+                        .and_then(|k| policy::date(&k.due_date)),
+                    first_seen: None,
+                };
+                Derived {
+                    facts: Arc::new(facts),
+                    ssvc: Ssvc {
+                        decision: ssvc(inputs),
+                        inputs,
+                    },
+                    dates,
+                }
+            });
+            let facts = derived.facts.clone();
+            let mut ratings: [&str; 2] = [""; 2];
+            let mut n = 0;
+            for r in v.package_severity.into_iter().chain(a.severity.as_deref()) {
+                ratings[n] = r;
+                n += 1;
+            }
+            let best = facts.cvss.as_ref().map(|c| c.score);
+            let severity = severity_band(best, &ratings[..n]);
+            let risk = risk_score(
+                best,
+                severity,
+                facts.kev,
+                facts.epss.as_ref().map(|e| e.score),
+                options.asset,
+                state == FindingState::InstalledNotRunning,
+            );
+            let seen: &'a str = if first_seen.is_empty() {
+                options.now.as_str()
+            } else {
+                key.0.clear();
+                key.0.push_str(v.package);
+                key.1.clear();
+                key.1.push_str(v.advisory_id);
+                first_seen
+                    .get(&key)
+                    .map(String::as_str)
+                    .unwrap_or(options.now.as_str())
+            };
+            let dates = FindingDates {
+                first_seen: if std::ptr::eq(seen, options.now.as_str()) {
+                    Some(self.today)
+                } else {
+                    policy::date(seen)
+                },
+                ..derived.dates
+            };
+            let due = DueDates(
+                options
+                    .policy
+                    .frameworks
+                    .iter()
+                    .filter_map(|f| f.due(severity, facts.kev, &dates, self.today))
+                    .collect(),
+            );
+            let feed = feeds.get(a.feed.as_str());
+            findings.push(Finding {
+                package: v.package,
+                installed_version: v.installed_version,
+                arch: v.arch,
+                advisory_id: Cow::Borrowed(&a.id),
+                cves: &a.cves,
+                fixed_version: v.fixed_version,
+                state,
+                severity,
+                ssvc: Some(derived.ssvc),
+                risk,
+                overdue: due.0.iter().any(|d| d.overdue),
+                due,
+                first_seen: Some(seen),
+                summary: a.summary.as_deref().map(Cow::Borrowed),
+                lifecycle: None,
+                evidence: Some(Evidence {
+                    matched_name: v.matched_name,
+                    key_kind: v.key_kind,
+                    compared_version: v.compared_version,
+                    scheme: v.scheme,
+                    source: a.source.as_str(),
+                    feed: &a.feed,
+                    origin: &a.provenance.origin,
+                    fetched_at: &a.provenance.fetched_at,
+                    data_age_days: feed.and_then(|f| f.age_days),
+                    stale: feed.is_some_and(|f| f.stale),
+                    note: v.note,
+                }),
+                facts,
+            });
+        }
+        if let Some(f) = self.eol_finding(inv) {
+            findings.push(f);
+        }
+        findings.sort_by(|a, b| {
+            b.risk
+                .total_cmp(&a.risk)
+                .then_with(|| a.package.cmp(b.package))
+                .then_with(|| a.advisory_id.cmp(&b.advisory_id))
+        });
+        let mut summary = Summary {
+            findings: findings.len(),
+            advisories_considered: index.advisory_count(),
+            no_knowledge_for_release: !k.release_known,
+            ..Default::default()
+        };
+        for f in &findings {
+            *summary.by_severity.entry(f.severity.as_str()).or_default() += 1;
+            *summary.by_state.entry(f.state.as_str()).or_default() += 1;
+            summary.kev += usize::from(f.facts.kev);
+            summary.overdue += usize::from(f.overdue);
+        }
+        let release = inv.os.release.as_ref();
+        Report {
+            schema_version: REPORT_SCHEMA_VERSION,
+            generated_at: &options.now,
+            host: HostSummary {
+                hostname: inv.host.hostname.clone(),
+                machine_id: inv.host.machine_id.clone(),
+                root: inv.root.clone(),
+                os: release
+                    .map(|r| r.display.clone())
+                    .or(inv.os.pretty_name.clone()),
+                distro: release.map(|r| r.distro.id().to_owned()),
+                release: release.map(|r| r.release.clone()),
+                packages: inv.packages.len(),
+                running_kernel: inv.kernel.running.clone(),
+                reboot_required: inv.reboot.required,
+                asset: options.asset,
+                history_key: history_key(inv),
+            },
+            knowledge_stale: k.feeds.iter().any(|f| f.stale || f.last_error.is_some()),
+            knowledge: &k.feeds,
+            summary,
+            findings,
+        }
+    }
+
+    /// The end-of-life finding of a release past its standard support.
+    fn eol_finding<'a>(&self, inv: &'a Inventory) -> Option<Finding<'a>> {
+        let release = inv.os.release.as_ref()?;
+        let life = self.knowledge.eol.lifecycle(release)?;
+        let eol: Date = life.eol.parse().ok()?;
+        if eol >= self.today {
+            return None;
+        }
+        let due = DueDates(vec![Due {
+            framework: "end-of-life",
+            date: eol,
+            overdue: true,
+            basis: Basis::EndOfSupport,
+        }]);
+        Some(Finding {
+            package: &inv.os.id,
+            installed_version: inv.os.version_id.as_deref().unwrap_or(""),
+            arch: "",
+            advisory_id: Cow::Owned(format!(
+                "EOL:{}:{}",
+                release.distro.id().to_owned(),
+                release.release
+            )),
+            cves: &[],
+            fixed_version: None,
+            state: FindingState::Eol,
+            severity: Severity::High,
+            facts: Arc::new(AdvisoryFacts {
+                published: Some(life.eol.clone()),
+                ..Default::default()
+            }),
+            ssvc: None,
+            risk: risk_score(None, Severity::High, false, None, self.options.asset, false),
+            due,
+            overdue: true,
+            first_seen: None,
+            summary: Some(Cow::Owned(format!(
+                "{} reached the end of standard support on {}{}",
+                release.display,
+                life.eol,
+                life.extended_until
+                    .as_ref()
+                    .map(|e| format!(" (extended support until {e})"))
+                    .unwrap_or_default()
+            ))),
+            lifecycle: Some(life),
+            evidence: None,
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! The report and its findings as they serialize (`docs/findings-schema.md`): each finding's
+//! facts, SSVC, due dates and evidence, the host, the knowledge's staleness, the summary.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use patchwarden_match::eol::Lifecycle;
+use patchwarden_match::FindingState;
+use patchwarden_risk::policy::Due;
+use patchwarden_risk::{Asset, Severity, SsvcDecision, SsvcInputs};
+use serde::Serialize;
+
+/// Schema version of the report (`docs/findings-schema.md`).
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Cvss {
+    pub cve: String,
+    pub score: f64,
+    pub version: String,
+    pub vector: String,
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Kev {
+    pub cve: String,
+    pub date_added: String,
+    pub due_date: String,
+    pub known_ransomware_use: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Epss {
+    pub cve: String,
+    pub score: f64,
+    pub percentile: f64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Ssvc {
+    pub decision: SsvcDecision,
+    #[serde(flatten)]
+    pub inputs: SsvcInputs,
+}
+
+/// What the knowledge base says about an advisory's CVEs, worked out once per advisory and shared
+/// by every finding of it (on every host).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AdvisoryFacts {
+    /// The best CVSS score among the advisory's CVEs.
+    pub cvss: Option<Cvss>,
+    /// In CISA KEV (any of the CVEs; the entry with the earliest due date).
+    pub kev: bool,
+    pub kev_entry: Option<Kev>,
+    pub epss: Option<Epss>,
+    /// The advisory's publication, else its CVEs' earliest.
+    pub published: Option<String>,
+}
+
+/// Where a finding comes from and how fresh that is.
+#[derive(Clone, Debug, Serialize)]
+pub struct Evidence<'a> {
+    /// The name the advisory keys (source or binary package) and the version compared with it.
+    pub matched_name: &'a str,
+    pub key_kind: patchwarden_model::PackageKeyKind,
+    pub compared_version: &'a str,
+    /// The version ordering used (`deb`, `rpm`, `apk`).
+    pub scheme: &'static str,
+    pub source: &'static str,
+    pub feed: &'a str,
+    pub origin: &'a str,
+    pub fetched_at: &'a str,
+    pub data_age_days: Option<i64>,
+    pub stale: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'a str>,
+}
+
+/// A finding's due dates, one per framework that covers it; serialized as a map keyed by framework.
+#[derive(Clone, Debug, Default)]
+pub struct DueDates<'a>(pub Vec<Due<'a>>);
+
+impl<'a> DueDates<'a> {
+    pub fn values(&self) -> impl Iterator<Item = &Due<'a>> {
+        self.0.iter()
+    }
+    pub fn get(&self, framework: &str) -> Option<&Due<'a>> {
+        self.0.iter().find(|d| d.framework == framework)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for DueDates<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for d in &self.0 {
+            map.serialize_entry(d.framework, d)?;
+        }
+        map.end()
+    }
+}
+
+/// One finding.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding<'a> {
+    /// The installed binary package (for an end-of-life finding, the OS id).
+    pub package: &'a str,
+    pub installed_version: &'a str,
+    pub arch: &'a str,
+    pub advisory_id: Cow<'a, str>,
+    pub cves: &'a [String],
+    pub fixed_version: Option<&'a str>,
+    pub state: FindingState,
+    pub severity: Severity,
+    #[serde(flatten)]
+    pub facts: Arc<AdvisoryFacts>,
+    pub ssvc: Option<Ssvc>,
+    pub risk: f64,
+    /// Per framework of the policy that covers the finding.
+    pub due: DueDates<'a>,
+    pub overdue: bool,
+    pub first_seen: Option<&'a str>,
+    pub summary: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+    pub evidence: Option<Evidence<'a>>,
+}
+
+impl Finding<'_> {
+    /// The owned document of this finding: exactly what `scan --format json` prints for it, as
+    /// every reader of findings takes it (the scan tests hold the two equal field by field).
+    pub fn to_doc(&self) -> patchwarden_model::FindingDoc {
+        serde_json::to_value(self)
+            .and_then(serde_json::from_value)
+            .expect("a finding serializes as a FindingDoc")
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FeedSummary {
+    pub feed: String,
+    pub records: i64,
+    pub last_success: Option<String>,
+    pub age_days: Option<i64>,
+    pub stale: bool,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HostSummary {
+    pub hostname: Option<String>,
+    pub machine_id: Option<String>,
+    pub root: String,
+    pub os: Option<String>,
+    pub distro: Option<String>,
+    pub release: Option<String>,
+    pub packages: usize,
+    pub running_kernel: Option<String>,
+    pub reboot_required: Option<bool>,
+    pub asset: Asset,
+    /// The key the finding history is kept under.
+    pub history_key: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub findings: usize,
+    pub by_severity: BTreeMap<&'static str, usize>,
+    pub by_state: BTreeMap<&'static str, usize>,
+    pub kev: usize,
+    pub overdue: usize,
+    /// Advisories naming this host's packages in its release.
+    pub advisories_considered: usize,
+    /// The knowledge base had nothing for this release: findings cannot be trusted to be complete.
+    pub no_knowledge_for_release: bool,
+}
+
+/// `{"host": …, "findings": […]}` and what a reader needs to trust it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report<'a> {
+    pub schema_version: u32,
+    pub generated_at: &'a str,
+    pub host: HostSummary,
+    pub knowledge: &'a [FeedSummary],
+    /// Some feed is stale or failing: shown wherever findings are shown.
+    pub knowledge_stale: bool,
+    pub summary: Summary,
+    pub findings: Vec<Finding<'a>>,
+}
