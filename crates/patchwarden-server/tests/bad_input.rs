@@ -75,68 +75,67 @@ async fn every_body_route_refuses_malformed_wrong_and_oversized_bodies() {
                 );
                 continue;
             }
-            // Malformed JSON (cut short): 400 with line and column.
-            refused(
-                &h,
-                &route.method,
-                &uri,
-                auth,
-                Some(b"{\"x\": ".to_vec()),
-                StatusCode::BAD_REQUEST,
-                "line 1",
-            )
-            .await;
-            // The wrong shape.
-            refused(
-                &h,
-                &route.method,
-                &uri,
-                auth,
-                Some(b"[1,2,\"three\"]".to_vec()),
-                StatusCode::BAD_REQUEST,
-                "",
-            )
-            .await;
-            // A string where a number or an object belongs.
-            refused(
-                &h,
-                &route.method,
-                &uri,
-                auth,
-                Some(b"\"text\"".to_vec()),
-                StatusCode::BAD_REQUEST,
-                "",
-            )
-            .await;
-            // Oversized, announced: 413 before anything is parsed.
-            let big = format!("{{\"pad\":\"{}\"}}", "a".repeat(MAX_BODY + 1));
-            refused(
-                &h,
-                &route.method,
-                &uri,
-                auth,
-                Some(big.into_bytes()),
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "larger than",
-            )
-            .await;
-            // Not UTF-8.
-            refused(
-                &h,
-                &route.method,
-                &uri,
-                auth,
-                Some(vec![0xff, 0xfe, 0x00]),
-                StatusCode::BAD_REQUEST,
-                "",
-            )
-            .await;
+            let big = format!("{{\"pad\":\"{}\"}}", "a".repeat(MAX_BODY + 1)).into_bytes();
+            let cases: [(&str, Vec<u8>, StatusCode, &str); 5] = [
+                // Cut short: 400 with line and column.
+                (
+                    "malformed",
+                    b"{\"x\": ".to_vec(),
+                    StatusCode::BAD_REQUEST,
+                    "line 1",
+                ),
+                (
+                    "wrong shape",
+                    b"[1,2,\"three\"]".to_vec(),
+                    StatusCode::BAD_REQUEST,
+                    ": ",
+                ),
+                (
+                    "a string",
+                    b"\"text\"".to_vec(),
+                    StatusCode::BAD_REQUEST,
+                    ": ",
+                ),
+                // Announced over the limit: 413 before anything is parsed.
+                (
+                    "oversized",
+                    big,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "larger than",
+                ),
+                (
+                    "not UTF-8",
+                    vec![0xff, 0xfe, 0x00],
+                    StatusCode::BAD_REQUEST,
+                    ": ",
+                ),
+            ];
+            for (what, body, want, says) in cases {
+                let (status, text) = h.call(&route.method, &uri, auth, Some(body)).await;
+                let call = format!("{} {uri}, {what} ({})", route.method, h.backend);
+                assert_eq!(status, want, "{call}: {text}");
+                let message = error_of(&call, &text);
+                assert!(
+                    message.contains(says),
+                    "{call}: {message:?} should say {says:?}"
+                );
+            }
             checked += 1;
         }
         assert!(checked >= 13, "{checked} body routes");
         h.finish().await;
     }
 }
+
+/// (method, URI, caller, body, status, what the error must say)
+type Case<'a> = (
+    &'a Method,
+    String,
+    Option<&'a str>,
+    Option<&'a [u8]>,
+    u16,
+    &'a str,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_queries_and_fields_are_checked_and_named() {
@@ -170,415 +169,65 @@ async fn ids_queries_and_fields_are_checked_and_named() {
                 assert!(error_of(&uri, &text).contains("id"), "{uri}: {text}");
             }
         }
-        refused(&h, &get, "/v1/hosts/abc", admin, None, bad, "not a number").await;
-        refused(
-            &h,
-            &get,
-            "/v1/hosts/999",
-            admin,
-            None,
-            StatusCode::NOT_FOUND,
-            "no host 999",
-        )
-        .await;
-        refused(
-            &h,
-            &get,
-            "/v1/hosts/999/findings",
-            admin,
-            None,
-            StatusCode::NOT_FOUND,
-            "no host 999",
-        )
-        .await;
-        refused(
-            &h,
-            &get,
-            "/v1/jobs/job-0000",
-            admin,
-            None,
-            StatusCode::NOT_FOUND,
-            "no job",
-        )
-        .await;
-        refused(
-            &h,
-            &get,
-            "/v1/changes/chg-0000",
-            admin,
-            None,
-            StatusCode::NOT_FOUND,
-            "no change",
-        )
-        .await;
-        // Queries.
-        refused(&h, &get, "/v1/hosts?stale=maybe", admin, None, bad, "stale").await;
-        refused(
-            &h,
-            &get,
-            "/v1/hosts?label=novalue",
-            admin,
-            None,
-            bad,
-            "key=value",
-        )
-        .await;
-        refused(
-            &h,
-            &get,
-            "/v1/hosts?colour=red",
-            admin,
-            None,
-            bad,
-            "unknown field",
-        )
-        .await;
-        refused(
-            &h,
-            &get,
-            "/v1/findings?severity=urgent",
-            admin,
-            None,
-            bad,
-            "severity",
-        )
-        .await;
-        refused(
-            &h,
-            &get,
-            "/v1/findings?limit=many",
-            admin,
-            None,
-            bad,
-            "limit",
-        )
-        .await;
-        refused(&h, &get, "/v1/changes?limit=x", admin, None, bad, "limit").await;
-        refused(
-            &h,
-            &get,
-            "/v1/jobs/next?wait_secs=-1",
-            host,
-            None,
-            bad,
-            "wait_secs",
-        )
-        .await;
-        refused(&h, &get, "/v1/cves/a%20b/hosts", admin, None, bad, "cve").await;
-        // Fields.
-        refused(
-            &h,
-            &post,
-            "/v1/enroll",
-            None,
-            Some(br#"{"token":"pwe_x","hostname":"h","extra":1}"#.to_vec()),
-            bad,
-            "unknown field",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/enroll",
-            None,
-            Some(br#"{"token":"nope","hostname":"h"}"#.to_vec()),
-            StatusCode::UNAUTHORIZED,
-            "not an enrollment token",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/enroll",
-            None,
-            Some(br#"{"token":"pwe_x","hostname":" "}"#.to_vec()),
-            bad,
-            "hostname",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/enroll",
-            None,
-            Some(b"{\"token\": ".to_vec()),
-            bad,
-            "enrollment request",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/checkin",
-            host,
-            Some(b"[1,2]".to_vec()),
-            bad,
-            "check-in",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/checkin",
-            host,
-            Some(br#"{"idempotency_key":"","digest":"d","agent_version":"x"}"#.to_vec()),
-            bad,
-            "idempotency_key",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/checkin",
-            host,
-            Some(
-                br#"{"idempotency_key":"k-bad-digest","digest":"d","agent_version":"x"}"#.to_vec(),
-            ),
-            bad,
-            "digest: must be a SHA-256",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/enroll-tokens",
-            admin,
-            Some(br#"{"uses":0}"#.to_vec()),
-            bad,
-            "uses",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/enroll-tokens",
-            admin,
-            Some(br#"{"labels":{"":"x"}}"#.to_vec()),
-            bad,
-            "labels",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/users",
-            admin,
-            Some(br#"{"name":"x","role":"king"}"#.to_vec()),
-            bad,
-            "unknown variant",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/users",
-            admin,
-            Some(br#"{"name":"admin ","role":"approver"}"#.to_vec()),
-            bad,
-            "white space",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/users",
-            admin,
-            Some(br#"{"name":"","role":"approver"}"#.to_vec()),
-            bad,
-            "name",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/users",
-            admin,
-            Some(br#"{"name":"a\u001b[31m","role":"approver"}"#.to_vec()),
-            bad,
-            "control",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/users",
-            admin,
-            Some(br#"{"name":"auditor-user","role":"approver"}"#.to_vec()),
-            StatusCode::CONFLICT,
-            "auditor-user",
-        )
-        .await;
-        refused(
-            &h,
-            &put,
-            "/v1/assets",
-            admin,
-            Some(b"{\"source\":1}".to_vec()),
-            bad,
-            "asset list",
-        )
-        .await;
-        refused(
-            &h,
-            &put,
-            "/v1/assets",
-            admin,
-            Some(br#"{"source":"s","assets":[["",[]]]}"#.to_vec()),
-            bad,
-            "empty",
-        )
-        .await;
-        refused(
-            &h,
-            &put,
-            &format!("/v1/hosts/{}/labels", h.host_a.0),
-            admin,
-            Some(br#"{"":"x"}"#.to_vec()),
-            bad,
-            "labels",
-        )
-        .await;
-        refused(
-            &h,
-            &put,
-            "/v1/hosts/999/labels",
-            admin,
-            Some(br#"{"a":"x"}"#.to_vec()),
-            StatusCode::NOT_FOUND,
-            "no host 999",
-        )
-        .await;
-        let job_uri = format!("/v1/hosts/{}/jobs", h.host_a.0);
-        refused(
-            &h,
-            &post,
-            &job_uri,
-            admin,
-            Some(br#"{"operation":"install","packages":[]}"#.to_vec()),
-            bad,
-            "no packages",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            &job_uri,
-            admin,
-            Some(
-                br#"{"operation":"install","packages":[{"name":"-oDebug=1","version":"1"}]}"#
-                    .to_vec(),
-            ),
-            bad,
-            "not a package name",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            &job_uri,
-            admin,
-            Some(br#"{"operation":"erase","packages":[{"name":"a","version":"1"}]}"#.to_vec()),
-            bad,
-            "unknown variant",
-        )
-        .await;
-        let report_uri = format!("/v1/jobs/{}/report", h.job_a);
-        refused(&h, &post, &report_uri, host, Some(br#"{"id":"job-1","outcome":{"outcome":"succeeded"},"steps":[],"recovered":false,"reboot_required":false,"reboot_now":false}"#.to_vec()), bad, "sent to").await;
-        refused(
-            &h,
-            &post,
-            "/v1/plans",
-            admin,
-            Some(br#"{"hosts":[]}"#.to_vec()),
-            bad,
-            "no hosts",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/plans",
-            admin,
-            Some(br#"{"hosts":[1],"today":"tomorrow"}"#.to_vec()),
-            bad,
-            "today",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/plans",
-            admin,
-            Some(br#"{"hosts":[999]}"#.to_vec()),
-            bad,
-            "no host 999",
-        )
-        .await;
-        refused(&h, &post, "/v1/changes", admin, Some(br#"{"title":" ","kind":"normal","hosts":[1],"packages":[{"name":"a","version":"1"}]}"#.to_vec()), bad, "title").await;
-        refused(
-            &h,
-            &post,
-            "/v1/changes",
-            admin,
-            Some(br#"{"title":"t","kind":"sudden","hosts":[1],"packages":[]}"#.to_vec()),
-            bad,
-            "unknown variant",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/changes/chg-00000000000000aa/actions",
-            admin,
-            Some(br#"{"action":"explode"}"#.to_vec()),
-            bad,
-            "unknown variant",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/changes/chg-00000000000000aa/actions",
-            admin,
-            Some(br#"{"action":"submit"}"#.to_vec()),
-            StatusCode::NOT_FOUND,
-            "no change",
-        )
-        .await;
-        refused(
-            &h,
-            &post,
-            "/v1/offers",
-            host,
-            Some(br#"{"packages":{}}"#.to_vec()),
-            bad,
-            "offers",
-        )
-        .await;
+        let a = h.host_a.0;
+        let job_report = format!("/v1/jobs/{}/report", h.job_a);
+        let cases: Vec<Case> = vec![
+            (&get, "/v1/hosts/abc".into(), admin, None, 400, "not a number"),
+            (&get, "/v1/hosts/999".into(), admin, None, 404, "no host 999"),
+            (&get, "/v1/hosts/999/findings".into(), admin, None, 404, "no host 999"),
+            (&get, "/v1/jobs/job-0000".into(), admin, None, 404, "no job"),
+            (&get, "/v1/changes/chg-0000".into(), admin, None, 404, "no change"),
+            // Queries.
+            (&get, "/v1/hosts?stale=maybe".into(), admin, None, 400, "stale"),
+            (&get, "/v1/hosts?label=novalue".into(), admin, None, 400, "key=value"),
+            (&get, "/v1/hosts?colour=red".into(), admin, None, 400, "unknown field"),
+            (&get, "/v1/findings?severity=urgent".into(), admin, None, 400, "severity"),
+            (&get, "/v1/findings?limit=many".into(), admin, None, 400, "limit"),
+            (&get, "/v1/changes?limit=x".into(), admin, None, 400, "limit"),
+            (&get, "/v1/jobs/next?wait_secs=-1".into(), host, None, 400, "wait_secs"),
+            (&get, "/v1/cves/a%20b/hosts".into(), admin, None, 400, "cve"),
+            // Fields.
+            (&post, "/v1/enroll".into(), None, Some(br#"{"token":"pwe_x","hostname":"h","extra":1}"#), 400, "unknown field"),
+            (&post, "/v1/enroll".into(), None, Some(br#"{"token":"nope","hostname":"h"}"#), 401, "not an enrollment token"),
+            (&post, "/v1/enroll".into(), None, Some(br#"{"token":"pwe_x","hostname":" "}"#), 400, "hostname"),
+            (&post, "/v1/enroll".into(), None, Some(b"{\"token\": "), 400, "enrollment request"),
+            (&post, "/v1/checkin".into(), host, Some(b"[1,2]"), 400, "check-in"),
+            (&post, "/v1/checkin".into(), host, Some(br#"{"idempotency_key":"","digest":"d","agent_version":"x"}"#), 400, "idempotency_key"),
+            (&post, "/v1/checkin".into(), host, Some(br#"{"idempotency_key":"k-bad-digest","digest":"d","agent_version":"x"}"#), 400, "digest: must be a SHA-256"),
+            (&post, "/v1/enroll-tokens".into(), admin, Some(br#"{"uses":0}"#), 400, "uses"),
+            (&post, "/v1/enroll-tokens".into(), admin, Some(br#"{"labels":{"":"x"}}"#), 400, "labels"),
+            (&post, "/v1/users".into(), admin, Some(br#"{"name":"x","role":"king"}"#), 400, "unknown variant"),
+            (&post, "/v1/users".into(), admin, Some(br#"{"name":"admin ","role":"approver"}"#), 400, "white space"),
+            (&post, "/v1/users".into(), admin, Some(br#"{"name":"","role":"approver"}"#), 400, "name"),
+            (&post, "/v1/users".into(), admin, Some(br#"{"name":"a\u001b[31m","role":"approver"}"#), 400, "control"),
+            (&post, "/v1/users".into(), admin, Some(br#"{"name":"auditor-user","role":"approver"}"#), 409, "auditor-user"),
+            (&put, "/v1/assets".into(), admin, Some(b"{\"source\":1}"), 400, "asset list"),
+            (&put, "/v1/assets".into(), admin, Some(br#"{"source":"s","assets":[["",[]]]}"#), 400, "empty"),
+            (&put, format!("/v1/hosts/{a}/labels"), admin, Some(br#"{"":"x"}"#), 400, "labels"),
+            (&put, "/v1/hosts/999/labels".into(), admin, Some(br#"{"a":"x"}"#), 404, "no host 999"),
+            (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[]}"#), 400, "no packages"),
+            (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[{"name":"-oDebug=1","version":"1"}]}"#), 400, "not a package name"),
+            (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"erase","packages":[{"name":"a","version":"1"}]}"#), 400, "unknown variant"),
+            (&post, job_report, host, Some(br#"{"id":"job-1","outcome":{"outcome":"succeeded"},"steps":[],"recovered":false,"reboot_required":false,"reboot_now":false}"#), 400, "sent to"),
+            (&post, "/v1/plans".into(), admin, Some(br#"{"hosts":[]}"#), 400, "no hosts"),
+            (&post, "/v1/plans".into(), admin, Some(br#"{"hosts":[1],"today":"tomorrow"}"#), 400, "today"),
+            (&post, "/v1/plans".into(), admin, Some(br#"{"hosts":[999]}"#), 400, "no host 999"),
+            (&post, "/v1/changes".into(), admin, Some(br#"{"title":" ","kind":"normal","hosts":[1],"packages":[{"name":"a","version":"1"}]}"#), 400, "title"),
+            (&post, "/v1/changes".into(), admin, Some(br#"{"title":"t","kind":"sudden","hosts":[1],"packages":[]}"#), 400, "unknown variant"),
+            (&post, "/v1/changes/chg-00000000000000aa/actions".into(), admin, Some(br#"{"action":"explode"}"#), 400, "unknown variant"),
+            (&post, "/v1/changes/chg-00000000000000aa/actions".into(), admin, Some(br#"{"action":"submit"}"#), 404, "no change"),
+            (&post, "/v1/offers".into(), host, Some(br#"{"packages":{}}"#), 400, "offers"),
+            (&get, "/v1/summary".into(), Some("Token abc"), None, 401, "Bearer"),
+            (&get, "/v1/nothing-here".into(), None, None, 404, "no such route"),
+        ];
+        for (method, uri, auth, body, status, says) in cases {
+            let want = StatusCode::from_u16(status).unwrap();
+            refused(&h, method, &uri, auth, body.map(<[u8]>::to_vec), want, says).await;
+        }
         // The authorization header's scheme is case-insensitive; another scheme is refused.
         let lower = format!("bearer {}", h.user(Role::Auditor));
         let (status, text) = h.call(&get, "/v1/summary", Some(&lower), None).await;
         assert_eq!(status, StatusCode::OK, "{text}");
-        refused(
-            &h,
-            &get,
-            "/v1/summary",
-            Some("Token abc"),
-            None,
-            StatusCode::UNAUTHORIZED,
-            "Bearer",
-        )
-        .await;
-        refused(
-            &h,
-            &get,
-            "/v1/nothing-here",
-            None,
-            None,
-            StatusCode::NOT_FOUND,
-            "no such route",
-        )
-        .await;
         h.finish().await;
     }
 }

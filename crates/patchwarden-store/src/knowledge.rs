@@ -47,6 +47,17 @@ fn last_of_each<'a, T>(items: &'a [T], key: impl Fn(&'a T) -> &'a str) -> Vec<&'
         .collect()
 }
 
+/// A snapshot feed's table and what its write records (see `Store::write_snapshot`).
+struct Snapshot<'a> {
+    feed: &'a str,
+    source: Source,
+    provenance: &'a Provenance,
+    data_version: &'a str,
+    table: &'static str,
+    stored_sql: &'static str,
+    columns: &'a [&'a str],
+}
+
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("records serialize")
 }
@@ -467,21 +478,20 @@ impl Store {
         Ok(items.len())
     }
 
-    /// Replaces every row of a snapshot table (KEV, EPSS) and says which CVEs changed: those whose
-    /// row differs (`stored` reads a stored row's CVE and what is compared), appeared or went.
-    /// The one diff of the snapshot feeds; the caller journals the answer in its transaction.
-    async fn replace_snapshot<K: PartialEq>(
+    /// Replaces a snapshot feed's table (KEV, EPSS) in one transaction: every row replaced, the
+    /// CVEs whose row differs (`stored` reads a stored row's CVE and what is compared), appeared or
+    /// went journaled, the feed's state recorded. The one write of the snapshot feeds.
+    async fn write_snapshot<K: PartialEq>(
         &self,
-        tx: &mut Transaction<'static, Any>,
-        table: &'static str,
-        stored_sql: &'static str,
+        snapshot: &Snapshot<'_>,
         stored: impl Fn(&sqlx::any::AnyRow) -> Result<(String, K), StoreError>,
-        columns: &[&str],
         rows: impl Iterator<Item = (String, K, Vec<Value>)>,
-    ) -> Result<crate::kb_journal::ChangeSet, StoreError> {
-        let mut before = if self.tracks_changes(tx).await? {
-            let rows = sqlx::query(stored_sql)
-                .fetch_all(&mut **tx)
+    ) -> Result<(), StoreError> {
+        let table = snapshot.table;
+        let (_writer, mut tx) = self.begin().await?;
+        let mut before = if self.tracks_changes(&mut tx).await? {
+            let rows = sqlx::query(snapshot.stored_sql)
+                .fetch_all(&mut *tx)
                 .await
                 .context(|| format!("reading the stored {table} rows"))?;
             let mut out = HashMap::with_capacity(rows.len());
@@ -495,7 +505,7 @@ impl Store {
         };
         let mut changes = crate::kb_journal::ChangeSet::default();
         sqlx::query(&format!("DELETE FROM {table}"))
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .context(|| format!("clearing {table}"))?;
         let rows: Vec<Vec<Value>> = rows
@@ -512,8 +522,22 @@ impl Store {
         changes
             .cves
             .extend(before.into_iter().flat_map(|b| b.into_keys()));
-        self.insert_rows(tx, table, columns, &rows).await?;
-        Ok(changes)
+        self.insert_rows(&mut tx, table, snapshot.columns, &rows)
+            .await?;
+        changes.record(self, &mut tx, snapshot.feed).await?;
+        self.finish_feed(
+            &mut tx,
+            snapshot.feed,
+            snapshot.source,
+            &format!("SELECT COUNT(*) FROM {table} WHERE $1 = $1"),
+            Some(snapshot.provenance),
+            Some(snapshot.data_version),
+        )
+        .await?;
+        tx.commit()
+            .await
+            .context(|| format!("committing {table}"))?;
+        Ok(())
     }
 
     /// Replaces the KEV catalog.
@@ -523,44 +547,37 @@ impl Store {
         catalog: &KevCatalog,
         p: &Provenance,
     ) -> Result<usize, StoreError> {
-        let (_writer, mut tx) = self.begin().await?;
-        let changes = self
-            .replace_snapshot(
-                &mut tx,
-                "kev",
-                "SELECT cve, doc FROM kev",
-                |r| Ok((get(r, "cve")?, get::<String>(r, "doc")?)),
-                &[
-                    "cve",
-                    "date_added",
-                    "due_date",
-                    "known_ransomware_use",
-                    "doc",
-                ],
-                catalog.entries.iter().map(|e| {
-                    let doc = json(e);
-                    let row = vec![
-                        e.cve.clone().into(),
-                        e.date_added.clone().into(),
-                        e.due_date.clone().into(),
-                        i64::from(e.known_ransomware_use).into(),
-                        doc.clone().into(),
-                    ];
-                    (e.cve.clone(), doc, row)
-                }),
-            )
-            .await?;
-        changes.record(self, &mut tx, feed).await?;
-        self.finish_feed(
-            &mut tx,
+        let snapshot = Snapshot {
             feed,
-            Source::Kev,
-            "SELECT COUNT(*) FROM kev WHERE $1 = $1",
-            Some(p),
-            Some(&catalog.catalog_version),
+            source: Source::Kev,
+            provenance: p,
+            data_version: &catalog.catalog_version,
+            table: "kev",
+            stored_sql: "SELECT cve, doc FROM kev",
+            columns: &[
+                "cve",
+                "date_added",
+                "due_date",
+                "known_ransomware_use",
+                "doc",
+            ],
+        };
+        self.write_snapshot(
+            &snapshot,
+            |r| Ok((get(r, "cve")?, get::<String>(r, "doc")?)),
+            catalog.entries.iter().map(|e| {
+                let doc = json(e);
+                let row = vec![
+                    e.cve.clone().into(),
+                    e.date_added.clone().into(),
+                    e.due_date.clone().into(),
+                    i64::from(e.known_ransomware_use).into(),
+                    doc.clone().into(),
+                ];
+                (e.cve.clone(), doc, row)
+            }),
         )
         .await?;
-        tx.commit().await.context(|| "committing kev".into())?;
         Ok(catalog.entries.len())
     }
 
@@ -571,41 +588,34 @@ impl Store {
         snapshot: &EpssSnapshot,
         p: &Provenance,
     ) -> Result<usize, StoreError> {
-        let (_writer, mut tx) = self.begin().await?;
-        let changes = self
-            .replace_snapshot(
-                &mut tx,
-                "epss",
-                "SELECT cve, score, percentile FROM epss",
-                |r| {
-                    Ok((
-                        get(r, "cve")?,
-                        (get::<f64>(r, "score")?, get::<f64>(r, "percentile")?),
-                    ))
-                },
-                &["cve", "score", "percentile"],
-                snapshot.scores.iter().map(|s| {
-                    let row = vec![s.cve.clone().into(), s.score.into(), s.percentile.into()];
-                    (s.cve.clone(), (s.score, s.percentile), row)
-                }),
-            )
-            .await?;
-        changes.record(self, &mut tx, feed).await?;
         let version = format!(
             "{} {}",
             snapshot.model_version.as_deref().unwrap_or("model ?"),
             snapshot.score_date.as_deref().unwrap_or("date ?")
         );
-        self.finish_feed(
-            &mut tx,
+        let table = Snapshot {
             feed,
-            Source::Epss,
-            "SELECT COUNT(*) FROM epss WHERE $1 = $1",
-            Some(p),
-            Some(&version),
+            source: Source::Epss,
+            provenance: p,
+            data_version: &version,
+            table: "epss",
+            stored_sql: "SELECT cve, score, percentile FROM epss",
+            columns: &["cve", "score", "percentile"],
+        };
+        self.write_snapshot(
+            &table,
+            |r| {
+                Ok((
+                    get(r, "cve")?,
+                    (get::<f64>(r, "score")?, get::<f64>(r, "percentile")?),
+                ))
+            },
+            snapshot.scores.iter().map(|s| {
+                let row = vec![s.cve.clone().into(), s.score.into(), s.percentile.into()];
+                (s.cve.clone(), (s.score, s.percentile), row)
+            }),
         )
         .await?;
-        tx.commit().await.context(|| "committing epss".into())?;
         Ok(snapshot.scores.len())
     }
 }
