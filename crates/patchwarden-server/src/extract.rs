@@ -168,5 +168,4 @@ request_bodies! {
     patchwarden_deploy::change_doc::ActionRequest => "change action",
     patchwarden_deploy::change_doc::RolloutRequest => "rollout action",
     patchwarden_deploy::plan::PlanRequest => "plan request",
-    crate::handlers::hosts::Labels => "labels",
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use patchwarden_store::Store;
 
-use crate::auth::HostCache;
 use crate::findings_queue::{FindingsQueue, FindingsWorker};
 use crate::heartbeats::HeartbeatBatcher;
+use crate::host_cache::HostCache;
 use crate::job_board::JobBoard;
 use crate::knowledge::KnowledgeWatcher;
 use crate::{Metrics, ServerConfig};

@@ -118,6 +118,10 @@ pub async fn get_host_history(
 #[serde(transparent)]
 pub struct Labels(pub BTreeMap<String, String>);
 
+impl crate::extract::RequestBody for Labels {
+    const NAME: &'static str = "labels";
+}
+
 pub async fn set_host_labels(
     State(state): State<AppState>,
     _caller: Caller<Operator>,

@@ -1,0 +1,82 @@
+//! Everything the server is told ([`ServerConfig`]), with its defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::tls;
+
+/// Everything the server is told; every field has a default (see [`ServerConfig::default`]).
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to listen on (`0.0.0.0:8443` by default; port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Where the CA, the server certificate and their keys live.
+    pub state_dir: PathBuf,
+    /// Names (DNS or IP) the generated server certificate is valid for.
+    pub tls_names: Vec<String>,
+    /// Operator-provided certificates instead of the generated ones.
+    pub provided_certificates: Option<tls::ProvidedCertificates>,
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// How often agents should check in (they add jitter).
+    pub checkin_interval: Duration,
+    /// Hosts not seen for this long are stale.
+    pub stale_after: Duration,
+    /// Longest a job long-poll is held open.
+    pub long_poll_max: Duration,
+    /// Tasks recomputing findings after check-ins.
+    pub findings_workers: usize,
+    /// Policy file (TOML) for due dates; the built-in presets otherwise.
+    pub policy: Option<PathBuf>,
+    /// Where distro-info-data lives (end-of-life dates).
+    pub distro_info_dir: PathBuf,
+    /// How often the knowledge base's change journal is applied (feeds written by other
+    /// processes: `feeds import`, another server's sync); zero: only at start and after this
+    /// server's own syncs.
+    pub knowledge_poll: Duration,
+    /// How often each server reads which hosts have queued jobs (jobs queued through another
+    /// server reach their long-poll within this).
+    pub job_poll: Duration,
+    /// How long an agent's package manager waits for another's lock.
+    pub job_lock_timeout: Duration,
+    /// The deployment configuration: change policy, maintenance windows, host profiles (hooks,
+    /// health checks, reboot policy), rollout defaults.
+    pub deploy: patchwarden_deploy::config::DeployConfig,
+    /// How often the rollout driver looks at active changes (it also wakes on job reports and
+    /// new findings).
+    pub rollout_tick: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "0.0.0.0:8443".parse().expect("a valid address"),
+            state_dir: default_state_dir(),
+            tls_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            provided_certificates: None,
+            max_body_bytes: 32 << 20,
+            checkin_interval: Duration::from_secs(3600),
+            stale_after: Duration::from_secs(3 * 86400),
+            long_poll_max: Duration::from_secs(60),
+            findings_workers: 2,
+            policy: None,
+            distro_info_dir: "/usr/share/distro-info".into(),
+            knowledge_poll: Duration::from_secs(60),
+            job_poll: Duration::from_secs(2),
+            job_lock_timeout: Duration::from_secs(300),
+            deploy: patchwarden_deploy::config::DeployConfig::default(),
+            rollout_tick: Duration::from_secs(2),
+        }
+    }
+}
+
+/// `$XDG_STATE_HOME/patchwarden/server`, else `~/.local/state/patchwarden/server`.
+pub fn default_state_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("patchwarden/server")
+}

@@ -1,0 +1,164 @@
+//! Starting and serving: the TLS identity, the first admin, the background services and the work
+//! a crash left ([`Server::bind`]); the accept loop with TLS handshakes under a timeout and a
+//! graceful stop ([`Server::serve`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use patchwarden_store::Store;
+
+use crate::error::StartError;
+use crate::{admin, knowledge, rollouts, routes, state, tls, ServerConfig};
+
+/// What the server tells its operator on start (printed by the CLI, read by tests).
+#[derive(Clone, Debug)]
+pub struct Started {
+    pub address: SocketAddr,
+    pub ca_fingerprint: String,
+    /// The first admin's token, when this start created it (shown once, stored as a digest).
+    pub admin_token: Option<String>,
+}
+
+/// Prepares the server: TLS identity, the first admin, findings left behind by a crash; then
+/// binds. Serve with [`Server::serve`].
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: state::AppState,
+    pub started: Started,
+}
+
+impl Server {
+    pub async fn bind(store: Store, config: ServerConfig) -> Result<Server, StartError> {
+        let identity = tls::load_or_create(
+            &config.state_dir,
+            &config.tls_names,
+            config.provided_certificates.as_ref(),
+        )?;
+        let tls = tls::server_config(&identity)?;
+        let admin_token = if store.user_count().await? == 0 {
+            Some(
+                admin::create_user(&store, "admin", patchwarden_model::fleet::Role::Admin)
+                    .await
+                    .map_err(|e| match e {
+                        admin::AdminError::Store(e)
+                        | admin::AdminError::UserExists { source: e, .. } => e,
+                        other => unreachable!("the first admin's name is valid: {other}"),
+                    })?
+                    .token,
+            )
+        } else {
+            None
+        };
+        let policy = patchwarden_risk::policy::Policy::load(config.policy.as_deref())?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                address: config.listen,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| StartError::Listen {
+            address: config.listen,
+            source,
+        })?;
+        let knowledge_poll = config.knowledge_poll;
+        let rollout_tick = config.rollout_tick;
+        let state = state::AppState::start(store, config, identity.ca_pem.clone(), policy);
+        // Knowledge-base changes written while no server ran, and inventories stored before a
+        // crash whose findings were not computed yet.
+        state.knowledge.apply().await;
+        state.knowledge.queue_pending().await;
+        state.knowledge.start(knowledge_poll);
+        rollouts::RolloutDriver {
+            store: state.store.clone(),
+            config: state.config.clone(),
+            metrics: state.metrics.clone(),
+            job_board: state.job_board.clone(),
+            wake: state.rollout_wake.clone(),
+        }
+        .start(rollout_tick);
+        Ok(Server {
+            listener,
+            tls,
+            state,
+            started: Started {
+                address,
+                ca_fingerprint: identity.ca_fingerprint,
+                admin_token,
+            },
+        })
+    }
+
+    /// The knowledge-base service (for background work beside the server: scheduled syncs write
+    /// feeds into its store, then apply the journal).
+    pub fn knowledge(&self) -> knowledge::KnowledgeWatcher {
+        self.state.knowledge.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish
+    /// (up to 30 s) and returns.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
+        use hyper_util::rt::TokioIo;
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.tls);
+        let router = routes::router(self.state.clone());
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, _peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(_) => {
+                        // Out of file descriptors or similar: back off instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let router = router.clone();
+            let watcher = graceful.watcher();
+            let metrics = self.state.metrics.clone();
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(tls)) => tls,
+                    _ => {
+                        metrics.count("patchwarden_tls_handshake_failures_total", "");
+                        return;
+                    }
+                };
+                let service = hyper_util::service::TowerToHyperService::new(router);
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(tls), service);
+                let _ = watcher.watch(conn).await;
+            });
+        }
+        drop(self.listener);
+        let _ = tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await;
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
