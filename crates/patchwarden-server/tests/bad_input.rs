@@ -171,7 +171,19 @@ async fn ids_queries_and_fields_are_checked_and_named() {
         }
         let a = h.host_a.0;
         let job_report = format!("/v1/jobs/{}/report", h.job_a);
+        let auditor = Harness::bearer(h.user(Role::Auditor));
+        let auditor = Some(auditor.as_str());
         let cases: Vec<Case> = vec![
+            // Credentials, with what the refusal says.
+            (&get, "/v1/hosts".into(), None, None, 401, "no Authorization"),
+            (&get, "/v1/hosts".into(), Some("Bearer pwu_0000"), None, 401, "unknown or revoked"),
+            (&post, "/v1/checkin".into(), admin, Some(b"{}"), 401, "not a host credential"),
+            (&post, "/v1/checkin".into(), Some("Bearer pwh_nope"), Some(b"{}"), 401, "unknown host credential"),
+            (&get, "/v1/hosts".into(), host, None, 403, "host credential"),
+            (&post, "/v1/enroll-tokens".into(), auditor, Some(b"{}"), 403, "needs operator"),
+            (&post, "/v1/users".into(), auditor, Some(br#"{"name":"x","role":"admin"}"#), 403, "needs admin"),
+            (&put, format!("/v1/hosts/{a}/labels"), auditor, Some(b"{}"), 403, "needs operator"),
+            (&put, "/v1/assets".into(), auditor, Some(b"{}"), 403, "needs operator"),
             (&get, "/v1/hosts/abc".into(), admin, None, 400, "not a number"),
             (&get, "/v1/hosts/999".into(), admin, None, 404, "no host 999"),
             (&get, "/v1/hosts/999/findings".into(), admin, None, 404, "no host 999"),
