@@ -6,6 +6,12 @@
 # (PAUSE_SECS) in which the server finishes the burst's findings.
 # usage: bench/fleet.sh DB HOSTS BASE_INVENTORY.json NAMES.txt [WORK_DIR]
 #   DB: a SQLite file (removed first) or a postgres:// URL (its schema should be empty)
+# The real-scale case from one command: REAL_SCALE_ROOT=DIR (a Debian 12 root, e.g. the mmdebstrap
+# test root) makes BASE_INVENTORY.json (the root's inventory) and NAMES.txt (written, not read)
+# and loads, after the snapshot, a SYNTHETIC tracker of REAL_SCALE_CVES (45000) CVEs over the root's
+# source packages and 6,000 other real names (bench/synthetic_tracker.py; it replaces the
+# snapshot's Debian tracker): every host then carries thousands of findings, as real hosts do.
+# PATCHWARDEN_TIMINGS=1 makes the server print where its findings workers spend their time.
 set -euo pipefail
 db=${1:?usage}; hosts=${2:?usage}; base=${3:?usage}; names=${4:?usage}; work=${5:-/var/tmp/pwload}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +19,11 @@ bin=${PATCHWARDEN_BIN_DIR:-$here/target/release}
 mkdir -p "$work"; cd "$work"; rm -rf state
 case "$db" in postgres*) ;; *) rm -f "$db" "$db-wal" "$db-shm" ;; esac
 "$bin/patchwarden" --db "$db" feeds import "$here/data/snapshot" >/dev/null
+if [ -n "${REAL_SCALE_ROOT:-}" ]; then
+  "$bin/patchwarden" inventory --root "$REAL_SCALE_ROOT" --format json > "$base"
+  python3 "$here/bench/synthetic_tracker.py" "$REAL_SCALE_ROOT" synthetic-tracker.json "${REAL_SCALE_CVES:-45000}" "$names"
+  "$bin/patchwarden" --db "$db" feeds import synthetic-tracker.json >/dev/null
+fi
 "$bin/patchwarden" --db "$db" server --listen 127.0.0.1:18443 --state-dir state --sync-interval-secs 0 --knowledge-poll-secs 1 > server.out 2> server.err &
 server=$!
 trap 'kill $server 2>/dev/null' EXIT
@@ -22,12 +33,23 @@ token=$("$bin/patchwarden" --db "$db" enroll-token create --uses $((hosts + 10))
   --ca state/ca.pem --token "$token" --inventory "$base" --names "$names" --hosts "$hosts" \
   --packages 1000 --concurrency 64 --rounds "${ROUNDS:-3}" --pause-secs "${PAUSE_SECS:-0}"
 echo "server RSS after the load: $(ps -o rss= -p $server) KB"
+admin=$(sed -n 's/^admin token (shown once): //p' server.out)
+client=("$bin/patchwarden" --server https://127.0.0.1:18443 --token "$admin" --ca state/ca.pem)
+# Optional: WAIT_FINDINGS=1 waits until every host's findings are computed and says how long that
+# took after the load ended, the server's RSS then, and the store's size.
+if [ -n "${WAIT_FINDINGS:-}" ]; then
+  start=$(date +%s.%N)
+  until "${client[@]}" hosts --format json | python3 -c 'import json,sys; sys.exit(any(h["findings_pending"] or not h["findings_at"] for h in json.load(sys.stdin)))'; do sleep 1; done
+  echo "every host's findings computed $(python3 -c "import time; print(round(time.time() - $start, 1))") s after the load ended; server RSS $(ps -o rss= -p $server) KB"
+  case "$db" in
+    postgres*) echo "store: $(psql "$db" -Atc 'select pg_database_size(current_database())') bytes" ;;
+    *) echo "store: $(du -cb "$db" "$db"-wal "$db"-shm 2>/dev/null | tail -1 | cut -f1) bytes (file, WAL and shm)" ;;
+  esac
+fi
 # Optional, with the server still up: query timings through the CLI client, then a knowledge-base
 # change written by another process (KB_CHANGE: a feed file) and how long the server took to find the
 # hosts it touches (its log line) and to recompute them.
 if [ -n "${KB_CHANGE:-}" ]; then
-  admin=$(sed -n 's/^admin token (shown once): //p' server.out)
-  client=("$bin/patchwarden" --server https://127.0.0.1:18443 --token "$admin" --ca state/ca.pem)
   for q in "affected CVE-2016-1585" "hosts --format csv" "summary"; do
     /usr/bin/time -f "query $q: %e s" "${client[@]}" $q > /dev/null
   done

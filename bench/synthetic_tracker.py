@@ -6,7 +6,11 @@ real (the root's installed source packages, then names from `apt-cache pkgnames`
 installed sources are built around the installed versions (fixed at, above, below, tilde-below; open;
 not affected), the others get plausible Debian versions. Usage:
 
-    synthetic_tracker.py ROOT OUT.json [CVES]   (default 45000 CVEs, about the real tracker's size)
+    synthetic_tracker.py ROOT OUT.json [CVES] [NAMES_OUT]   (default 45000 CVEs, about the real tracker's size)
+
+NAMES_OUT, when given, receives the package names the records use, one per line: the names
+`patchwarden-loadgen --names` pads its hosts with, so that `bench/fleet.sh` with REAL_SCALE_ROOT
+gives every host the finding count a real Debian 12 host has against a real-scale tracker.
 """
 import json
 import random
@@ -15,6 +19,7 @@ import sys
 
 root, out = sys.argv[1], sys.argv[2]
 cves = int(sys.argv[3]) if len(sys.argv) > 3 else 45000
+names_out = sys.argv[4] if len(sys.argv) > 4 else None
 rng = random.Random(2999)
 
 installed = {}
@@ -72,4 +77,7 @@ for n in range(cves):
         "releases": {"bookworm": entry(source), "bullseye": entry(source)},
     }
 json.dump(doc, open(out, "w"))
+if names_out:
+    with open(names_out, "w") as f:
+        f.write("".join(n + "\n" for n in names))
 print(f"{out}: {cves} synthetic CVEs over {len(doc)} source packages ({len(installed)} installed in {root})")

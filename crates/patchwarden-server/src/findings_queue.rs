@@ -45,6 +45,53 @@ pub struct FindingsWorker {
     pub distro_info_dir: PathBuf,
     pub metrics: Arc<Metrics>,
     pub stored: Arc<tokio::sync::Notify>,
+    pub timings: Arc<PhaseTimings>,
+}
+
+/// Where the findings workers spend their time, per phase of a host's evaluation (read the
+/// inventory, load knowledge, match, history, prioritize, write): each phase is a latency histogram
+/// in the metrics (`findings:<phase>`), and with `PATCHWARDEN_TIMINGS=1` the server prints the
+/// totals every `every` hosts.
+pub struct PhaseTimings {
+    every: u64,
+    log: bool,
+    totals: std::sync::Mutex<(u64, Vec<(&'static str, f64)>)>,
+}
+
+impl PhaseTimings {
+    /// Printing every `every` hosts when `PATCHWARDEN_TIMINGS=1`.
+    pub fn from_env(every: u64) -> PhaseTimings {
+        PhaseTimings {
+            every: every.max(1),
+            log: std::env::var_os("PATCHWARDEN_TIMINGS").is_some_and(|v| v == "1"),
+            totals: std::sync::Mutex::new((0, Vec::new())),
+        }
+    }
+
+    fn add(&self, metrics: &Metrics, phases: &[(&'static str, f64)]) {
+        for (phase, secs) in phases {
+            metrics.observe(&format!("findings:{phase}"), *secs);
+        }
+        let Ok(mut totals) = self.totals.lock() else {
+            return;
+        };
+        totals.0 += 1;
+        for (phase, secs) in phases {
+            match totals.1.iter_mut().find(|(p, _)| p == phase) {
+                Some((_, sum)) => *sum += secs,
+                None => totals.1.push((phase, *secs)),
+            }
+        }
+        if self.log && totals.0 % self.every == 0 {
+            let hosts = totals.0;
+            let line: Vec<String> = totals
+                .1
+                .iter()
+                .map(|(p, s)| format!("{p} {:.1} ms/host", s * 1000.0 / hosts as f64))
+                .collect();
+            eprintln!("timing: findings over {hosts} hosts: {}", line.join(", "));
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +203,8 @@ impl FindingsWorker {
         host_id: i64,
         inventory: Option<VersionedInventory>,
     ) -> Result<usize, FindingsError> {
+        let mut phases: Vec<(&'static str, f64)> = Vec::with_capacity(6);
+        let mut last = Instant::now();
         let (inventory, version) = match inventory {
             Some(given) => given,
             None => match self.store.host_inventory(host_id).await? {
@@ -163,6 +212,8 @@ impl FindingsWorker {
                 None => return Ok(0),
             },
         };
+        phases.push(("read inventory", last.elapsed().as_secs_f64()));
+        last = Instant::now();
         let labels = self.store.host_labels(host_id).await?;
         let now = patchwarden_model::now_rfc3339();
         let options = patchwarden_findings::ScanOptions {
@@ -181,11 +232,22 @@ impl FindingsWorker {
             distro_info_dir: self.distro_info_dir.clone(),
             ..Default::default()
         };
+        let mut phase = |name: &str| {
+            let name = match name {
+                "load knowledge" => "load knowledge",
+                "match" => "match",
+                "history" => "history",
+                "prioritize" => "prioritize",
+                _ => "other",
+            };
+            phases.push((name, last.elapsed().as_secs_f64()));
+            last = Instant::now();
+        };
         let rows = patchwarden_findings::with_report(
             &self.store,
             &inventory,
             &options,
-            &mut |_| {},
+            &mut phase,
             |report, _, _| {
                 report
                     .findings
@@ -205,9 +267,40 @@ impl FindingsWorker {
             },
         )
         .await?;
+        let started = Instant::now();
         self.store
             .replace_host_findings(host_id, version, &rows, &now)
             .await?;
+        phases.push(("write", started.elapsed().as_secs_f64()));
+        self.timings.add(&self.metrics, &phases);
         Ok(rows.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_timings_add_up_per_phase_and_reach_the_metrics() {
+        let metrics = Metrics::default();
+        let timings = PhaseTimings {
+            every: 2,
+            log: false,
+            totals: std::sync::Mutex::new((0, Vec::new())),
+        };
+        timings.add(&metrics, &[("match", 0.002), ("write", 0.010)]);
+        timings.add(&metrics, &[("match", 0.004), ("write", 0.020)]);
+        let (hosts, totals) = timings.totals.lock().unwrap().clone();
+        assert_eq!(hosts, 2);
+        assert_eq!(totals.len(), 2);
+        assert!((totals[0].1 - 0.006).abs() < 1e-9, "{totals:?}");
+        assert!((totals[1].1 - 0.030).abs() < 1e-9, "{totals:?}");
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"route="findings:match""#)
+                && text.contains(r#"route="findings:write""#),
+            "{text}"
+        );
     }
 }

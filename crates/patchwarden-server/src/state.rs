@@ -50,6 +50,7 @@ impl AppState {
                 distro_info_dir: config.distro_info_dir.clone(),
                 metrics: metrics.clone(),
                 stored: rollout_wake.clone(),
+                timings: Arc::new(crate::findings_queue::PhaseTimings::from_env(1000)),
             },
             config.findings_workers,
         );
