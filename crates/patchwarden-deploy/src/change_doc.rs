@@ -329,6 +329,51 @@ pub struct RolloutRequest {
 mod tests {
     use super::*;
 
+    /// The names a result and a change list carry are the rollout's own serialized tags.
+    #[test]
+    fn host_state_and_rollout_status_names_are_their_tags() {
+        use crate::rollout::RolloutStatus;
+        let at = Timestamp::UNIX_EPOCH;
+        let reason = || "r".to_owned();
+        for s in [
+            HostState::Pending,
+            HostState::Running { since: at },
+            HostState::Succeeded { at },
+            HostState::Failed {
+                at,
+                reason: reason(),
+            },
+            HostState::RollingBack {
+                since: at,
+                reason: reason(),
+            },
+            HostState::RolledBack {
+                at,
+                reason: reason(),
+            },
+            HostState::RollbackFailed {
+                at,
+                reason: reason(),
+            },
+            HostState::Skipped,
+        ] {
+            assert_eq!(serde_json::to_value(&s).unwrap()["state"], s.name());
+        }
+        for s in [
+            RolloutStatus::Running,
+            RolloutStatus::Soaking { until: at },
+            RolloutStatus::Paused,
+            RolloutStatus::Halted {
+                wave: "w".into(),
+                reason: reason(),
+            },
+            RolloutStatus::Completed,
+            RolloutStatus::Cancelled,
+        ] {
+            assert_eq!(serde_json::to_value(&s).unwrap()["status"], s.name());
+        }
+    }
+
     /// What `GET /v1/changes/{id}` answers reads back into the same change: per-host runs keyed by
     /// host id included (JSON keys are strings).
     #[test]

@@ -158,7 +158,7 @@ pub async fn with_report<R>(
     store: &Store,
     inv: &Inventory,
     options: &ScanOptions,
-    phase: &mut (dyn FnMut(&str) + Send),
+    phase: &mut (dyn FnMut(&'static str) + Send),
     f: impl FnOnce(&Report<'_>, &[Verdict<'_>], &KnowledgeIndex) -> R,
 ) -> Result<R, StoreError> {
     let knowledge = load_for_host(store, inv, options).await?;

@@ -75,14 +75,6 @@ impl IntoResponse for ApiError {
 /// What a handler answers.
 pub type Answer<T> = Result<T, ApiError>;
 
-/// A document the store holds, parsed; a 500 naming it when it does not parse.
-pub fn stored<T: serde::de::DeserializeOwned>(text: &str, what: impl Into<String>) -> Answer<T> {
-    serde_json::from_str(text).map_err(|source| ApiError::StoredDocument {
-        what: what.into(),
-        source,
-    })
-}
-
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

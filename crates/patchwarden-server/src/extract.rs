@@ -84,11 +84,24 @@ impl<S: Send + Sync> FromRequestParts<S> for HostId {
     }
 }
 
-/// Whether `raw` is `prefix` followed by 1 to 64 lowercase hex digits (the ids this server makes).
-fn is_id(raw: &str, prefix: &str) -> bool {
-    raw.strip_prefix(prefix).is_some_and(|hex| {
+/// The path's id when it is `prefix` followed by 1 to 64 lowercase hex digits (the ids this server
+/// makes); a 400 naming `what` otherwise.
+async fn prefixed_id<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    prefix: &str,
+    what: &str,
+) -> Answer<String> {
+    let raw = path_text(parts, state).await?;
+    let ok = raw.strip_prefix(prefix).is_some_and(|hex| {
         (1..=64).contains(&hex.len()) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
+    });
+    if !ok {
+        return Err(ApiError::BadRequest(format!(
+            "{what} id {raw:?} is not {prefix} and hex digits"
+        )));
+    }
+    Ok(raw)
 }
 
 /// `{id}` of a job route: `job-` and hex.
@@ -99,13 +112,7 @@ impl<S: Send + Sync> FromRequestParts<S> for JobId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Answer<Self> {
-        let raw = path_text(parts, state).await?;
-        if !is_id(&raw, "job-") {
-            return Err(ApiError::BadRequest(format!(
-                "job id {raw:?} is not job- and hex digits"
-            )));
-        }
-        Ok(JobId(raw))
+        prefixed_id(parts, state, "job-", "job").await.map(JobId)
     }
 }
 
@@ -117,13 +124,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ChangeId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Answer<Self> {
-        let raw = path_text(parts, state).await?;
-        if !is_id(&raw, "chg-") {
-            return Err(ApiError::BadRequest(format!(
-                "change id {raw:?} is not chg- and hex digits"
-            )));
-        }
-        Ok(ChangeId(raw))
+        prefixed_id(parts, state, "chg-", "change")
+            .await
+            .map(ChangeId)
     }
 }
 

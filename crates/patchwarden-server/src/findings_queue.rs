@@ -232,14 +232,7 @@ impl FindingsWorker {
             distro_info_dir: self.distro_info_dir.clone(),
             ..Default::default()
         };
-        let mut phase = |name: &str| {
-            let name = match name {
-                "load knowledge" => "load knowledge",
-                "match" => "match",
-                "history" => "history",
-                "prioritize" => "prioritize",
-                _ => "other",
-            };
+        let mut phase = |name: &'static str| {
             phases.push((name, last.elapsed().as_secs_f64()));
             last = Instant::now();
         };
