@@ -7,12 +7,19 @@ use std::sync::Arc;
 
 use jiff::civil::Date;
 use patchwarden_match::{FindingState, Outcome, Verdict};
-use patchwarden_model::Inventory;
+use patchwarden_model::{Inventory, PackageKeyKind};
 use patchwarden_risk::policy::{self, Basis, Due, FindingDates};
 use patchwarden_risk::{risk_score, severity_band, ssvc, Severity, SsvcInputs};
 
 use crate::report::*;
 use crate::{history_key, Knowledge, ScanOptions};
+
+/// The last tie-breakers of the findings' order: feed, matched name, key kind.
+fn tie<'f>(f: &'f Finding<'_>) -> Option<(&'f str, &'f str, bool)> {
+    f.evidence
+        .as_ref()
+        .map(|e| (e.feed, e.matched_name, e.key_kind == PackageKeyKind::Binary))
+}
 
 /// What an advisory means for prioritization on any host of one assembler (same asset, same day).
 #[derive(Clone)]
@@ -25,6 +32,7 @@ struct Derived {
 /// Builds reports: one per host, sharing the per-advisory facts between them.
 pub struct Assembler<'k> {
     knowledge: &'k Knowledge,
+    feeds: &'k [FeedSummary],
     options: &'k ScanOptions,
     today: Date,
     derived: HashMap<u32, Derived>,
@@ -32,6 +40,16 @@ pub struct Assembler<'k> {
 
 impl<'k> Assembler<'k> {
     pub fn new(knowledge: &'k Knowledge, options: &'k ScanOptions) -> Assembler<'k> {
+        Assembler::with_feeds(knowledge, &knowledge.feeds, options)
+    }
+
+    /// An assembler whose feeds' state comes from elsewhere (a fleet's knowledge outlives the
+    /// moment its feeds' staleness is judged).
+    pub fn with_feeds(
+        knowledge: &'k Knowledge,
+        feeds: &'k [FeedSummary],
+        options: &'k ScanOptions,
+    ) -> Assembler<'k> {
         let today = options
             .now
             .get(..10)
@@ -43,6 +61,7 @@ impl<'k> Assembler<'k> {
             });
         Assembler {
             knowledge,
+            feeds,
             options,
             today,
             derived: HashMap::new(),
@@ -64,7 +83,7 @@ impl<'k> Assembler<'k> {
         let options = self.options;
         let index = &k.index;
         let feeds: HashMap<&str, &FeedSummary> =
-            k.feeds.iter().map(|f| (f.feed.as_str(), f)).collect();
+            self.feeds.iter().map(|f| (f.feed.as_str(), f)).collect();
         let mut findings = Vec::new();
         let mut key = (String::new(), String::new());
         for v in verdicts {
@@ -191,6 +210,12 @@ impl<'k> Assembler<'k> {
                 .total_cmp(&a.risk)
                 .then_with(|| a.package.cmp(b.package))
                 .then_with(|| a.advisory_id.cmp(&b.advisory_id))
+                // A total order: the same findings in any input order read the same (a fleet
+                // assembles them from stored keys, a scan from the matcher's order).
+                .then_with(|| a.installed_version.cmp(b.installed_version))
+                .then_with(|| a.arch.cmp(b.arch))
+                .then_with(|| a.fixed_version.cmp(&b.fixed_version))
+                .then_with(|| tie(a).cmp(&tie(b)))
         });
         let mut summary = Summary {
             findings: findings.len(),
@@ -223,8 +248,8 @@ impl<'k> Assembler<'k> {
                 asset: options.asset,
                 history_key: history_key(inv),
             },
-            knowledge_stale: k.feeds.iter().any(|f| f.stale || f.last_error.is_some()),
-            knowledge: &k.feeds,
+            knowledge_stale: self.feeds.iter().any(|f| f.stale || f.last_error.is_some()),
+            knowledge: self.feeds,
             summary,
             findings,
         }

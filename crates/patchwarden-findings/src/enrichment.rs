@@ -54,6 +54,23 @@ impl Enrichment {
         }
     }
 
+    /// Adds records (a fleet's knowledge grows as it meets new package names).
+    pub fn extend(
+        &mut self,
+        cves: impl IntoIterator<Item = CveRecord>,
+        kev: impl IntoIterator<Item = KevEntry>,
+        epss: impl IntoIterator<Item = EpssScore>,
+    ) {
+        self.cves.extend(
+            cves.into_iter()
+                .map(|c| (c.id.clone(), Some(cve_facts(&c)))),
+        );
+        self.kev
+            .extend(kev.into_iter().map(|k| (k.cve.clone(), Some(k))));
+        self.epss
+            .extend(epss.into_iter().map(|e| (e.cve.clone(), Some(e))));
+    }
+
     pub(crate) fn facts(&self, cves: &[String], published: Option<&String>) -> AdvisoryFacts {
         let cve = |id: &String| self.cves.get(id).and_then(Option::as_ref);
         let cvss = cves

@@ -11,10 +11,12 @@
 //!
 //! Files: this one (options, loading a host's knowledge, the pipeline entry [`with_report`], first
 //! sightings), `report` (the report's types), `enrichment` (NVD, KEV, EPSS per CVE), `assemble`
-//! ([`Assembler`]: verdicts to findings).
+//! ([`Assembler`]: verdicts to findings), `fleet` (a fleet's findings: each distinct package version
+//! evaluated once, findings kept as keys and assembled when read).
 
 mod assemble;
 mod enrichment;
+pub mod fleet;
 mod report;
 
 use std::collections::HashMap;

@@ -67,6 +67,22 @@ struct Entry {
     note: Option<String>,
 }
 
+impl Entry {
+    fn same_terms(&self, other: &Entry) -> bool {
+        let key = |k: &Option<(String, SortKey)>| k.as_ref().map(|(v, _)| v.clone());
+        self.advisory == other.advisory
+            && self.stream == other.stream
+            && self.pro_only == other.pro_only
+            && self.fixed_module == other.fixed_module
+            && self.state == other.state
+            && key(&self.fixed) == key(&other.fixed)
+            && key(&self.introduced) == key(&other.introduced)
+            && key(&self.last_affected) == key(&other.last_affected)
+            && self.severity == other.severity
+            && self.note == other.note
+    }
+}
+
 /// One release's entries by package name, source-keyed and binary-keyed apart.
 #[derive(Default)]
 struct ReleaseEntries {
@@ -101,6 +117,12 @@ impl KnowledgeIndex {
             index.add(feed, provenance, advisory);
         }
         index
+    }
+
+    /// Marks more CVEs as rejected by NVD: advisories added from now on whose every CVE is
+    /// rejected are never findings (an index grown name by name learns rejections as it goes).
+    pub fn reject(&mut self, cves: impl IntoIterator<Item = String>) {
+        self.rejected_cves.extend(cves);
     }
 
     /// Adds one advisory (a new version of a known id is added beside the old one: rebuild the
@@ -160,7 +182,12 @@ impl KnowledgeIndex {
                 PackageKeyKind::Source => &mut by_kind.source,
                 PackageKeyKind::Binary => &mut by_kind.binary,
             };
-            map.entry(p.package.clone()).or_default().push(entry);
+            // A record listing the same package twice with the same terms (real Alpine secdb
+            // records do) is one entry: one finding, not two identical ones.
+            let list = map.entry(p.package.clone()).or_default();
+            if !list.iter().any(|e| e.same_terms(&entry)) {
+                list.push(entry);
+            }
             names.insert(p.package.clone());
             used = true;
         }
@@ -305,12 +332,17 @@ fn lookup_key(distro: Distro, p: &InstalledPackage, kind: PackageKeyKind) -> (&s
 /// The package names an inventory can be matched by (binary and source names, as advisories key
 /// them): what to load from a store for this host.
 pub fn lookup_names(inv: &Inventory) -> Vec<String> {
+    lookup_names_of(inv, 0..inv.packages.len())
+}
+
+/// [`lookup_names`] of some of the inventory's packages (positions in `inv.packages`).
+pub fn lookup_names_of(inv: &Inventory, positions: impl IntoIterator<Item = usize>) -> Vec<String> {
     let Some(release) = &inv.os.release else {
         return Vec::new();
     };
-    let mut names: Vec<String> = inv
-        .packages
-        .iter()
+    let mut names: Vec<String> = positions
+        .into_iter()
+        .filter_map(|i| inv.packages.get(i))
         .flat_map(|p| {
             [PackageKeyKind::Source, PackageKeyKind::Binary]
                 .map(|kind| lookup_key(release.distro, p, kind).0.to_owned())
@@ -338,6 +370,20 @@ pub fn evaluate_findings<'a>(
     options: &MatchOptions,
 ) -> Vec<Verdict<'a>> {
     let mut v = evaluate_filtered(inv, index, options, None, false, None);
+    v.retain(|v| matches!(v.outcome, Outcome::Finding(_)));
+    v
+}
+
+/// [`evaluate_findings`] on some of the host's packages only (positions in `inv.packages`): a
+/// fleet evaluates each distinct package version once and these are the ones it has not seen.
+/// Kernel rules see only these packages (pass every kernel package of the host together).
+pub fn evaluate_findings_on<'a>(
+    inv: &'a Inventory,
+    index: &'a KnowledgeIndex,
+    options: &MatchOptions,
+    packages: &[usize],
+) -> Vec<Verdict<'a>> {
+    let mut v = evaluate_filtered(inv, index, options, None, false, Some(packages));
     v.retain(|v| matches!(v.outcome, Outcome::Finding(_)));
     v
 }

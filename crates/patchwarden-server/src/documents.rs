@@ -1,14 +1,18 @@
 //! Reading the documents the server stored back into their types (`patchwarden-model`,
 //! `patchwarden-deploy`): one place that names a document that no longer parses.
 
+use patchwarden_findings::fleet::FleetError;
 use patchwarden_model::FindingDoc;
-use patchwarden_store::fleet::FindingFilter;
-use patchwarden_store::{Store, StoreError};
+use patchwarden_store::StoreError;
+
+use crate::findings_view::FindingsView;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("findings: {0}")]
+    Findings(#[from] FleetError),
     #[error("stored {what}: {source}")]
     Parse {
         what: String,
@@ -27,23 +31,19 @@ pub fn parse<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// A host's stored findings, riskiest first.
-pub async fn host_findings(store: &Store, host: i64) -> Result<Vec<FindingDoc>, DocumentError> {
-    let rows = store
-        .fleet_findings(&FindingFilter {
-            host_id: Some(host),
-            ..Default::default()
-        })
-        .await?;
-    rows.iter()
-        .map(|(_, _, doc)| parse(doc, || format!("finding of host {host}")))
-        .collect()
+/// A host's findings, riskiest first (assembled from its finding set now).
+pub async fn host_findings(
+    view: &FindingsView,
+    host: i64,
+) -> Result<Vec<FindingDoc>, DocumentError> {
+    Ok(view.host(host).await?)
 }
 
 impl From<DocumentError> for crate::error::ApiError {
     fn from(e: DocumentError) -> crate::error::ApiError {
         match e {
             DocumentError::Store(e) => crate::error::ApiError::Store(e),
+            DocumentError::Findings(e) => e.into(),
             DocumentError::Parse { what, source } => {
                 crate::error::ApiError::StoredDocument { what, source }
             }

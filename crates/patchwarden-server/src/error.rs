@@ -72,6 +72,20 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<patchwarden_findings::fleet::FleetError> for ApiError {
+    fn from(e: patchwarden_findings::fleet::FleetError) -> ApiError {
+        match e {
+            patchwarden_findings::fleet::FleetError::Store(e) => ApiError::Store(e),
+            patchwarden_findings::fleet::FleetError::KeyDocument { key, source } => {
+                ApiError::StoredDocument {
+                    what: format!("finding key {key}"),
+                    source,
+                }
+            }
+        }
+    }
+}
+
 /// What a handler answers.
 pub type Answer<T> = Result<T, ApiError>;
 

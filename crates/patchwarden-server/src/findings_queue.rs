@@ -1,5 +1,7 @@
-//! Hosts whose findings are to be recomputed, each queued once however often it is asked for, and
-//! the workers that drain the queue (each owns its store handle and the policy).
+//! Hosts whose findings are to be recomputed, each queued once however often it is asked for and
+//! never evaluated by two workers at once, and the workers that drain the queue (each owns its
+//! store handle and shares the fleet's knowledge: a host's evaluation is mostly lookups of package
+//! versions evaluated before, and its write only the differences; `patchwarden_findings::fleet`).
 //!
 //! The queue is only a speed-up: what is owed is in the store (a host's `findings_version` behind
 //! its `inventory_version`), and a starting server queues those hosts again. Inventories handed
@@ -8,12 +10,11 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use patchwarden_findings::fleet::FleetKnowledge;
 use patchwarden_model::Inventory;
-use patchwarden_store::fleet::FindingRow;
 use patchwarden_store::{Store, StoreError};
 
 use crate::Metrics;
@@ -28,6 +29,9 @@ struct Queue {
     sender: tokio::sync::mpsc::UnboundedSender<i64>,
     receiver: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<i64>>,
     queued: std::sync::Mutex<HashMap<i64, Option<VersionedInventory>>>,
+    /// Hosts a worker is evaluating, and those asked for again meanwhile (run once it is done:
+    /// an evaluation started before a knowledge-base change must not be the last one stored).
+    running: std::sync::Mutex<HashMap<i64, Option<Option<VersionedInventory>>>>,
 }
 
 /// The handle of the queue (cheap to clone).
@@ -36,20 +40,19 @@ pub struct FindingsQueue {
     queue: Arc<Queue>,
 }
 
-/// What a findings worker needs: its own store handle, the policy, where end-of-life data lives,
-/// metrics, and whom to wake when findings are stored (the rollout driver verifies from them).
+/// What a findings worker needs: its own store handle, the fleet's knowledge, metrics, and whom to
+/// wake when findings are stored (the rollout driver verifies from them).
 #[derive(Clone)]
 pub struct FindingsWorker {
     pub store: Store,
-    pub policy: Arc<patchwarden_risk::policy::Policy>,
-    pub distro_info_dir: PathBuf,
+    pub fleet: Arc<FleetKnowledge>,
     pub metrics: Arc<Metrics>,
     pub stored: Arc<tokio::sync::Notify>,
     pub timings: Arc<PhaseTimings>,
 }
 
 /// Where the findings workers spend their time, per phase of a host's evaluation (read the
-/// inventory, load knowledge, match, history, prioritize, write): each phase is a latency histogram
+/// inventory, evaluate, write): each phase is a latency histogram
 /// in the metrics (`findings:<phase>`), and with `PATCHWARDEN_TIMINGS=1` the server prints the
 /// totals every `every` hosts.
 pub struct PhaseTimings {
@@ -109,6 +112,7 @@ impl FindingsQueue {
                 sender,
                 receiver: tokio::sync::Mutex::new(receiver),
                 queued: std::sync::Mutex::new(HashMap::new()),
+                running: std::sync::Mutex::new(HashMap::new()),
             }),
         };
         for _ in 0..workers.max(1) {
@@ -124,7 +128,30 @@ impl FindingsQueue {
                         .ok()
                         .and_then(|mut q| q.remove(&host))
                         .flatten();
+                    {
+                        let Ok(mut running) = queue.running.lock() else {
+                            continue;
+                        };
+                        if let Some(again) = running.get_mut(&host) {
+                            // Another worker has it: it runs the host again when done.
+                            *again = Some(inventory);
+                            continue;
+                        }
+                        running.insert(host, None);
+                    }
                     worker.run(host, inventory).await;
+                    let again = queue
+                        .running
+                        .lock()
+                        .ok()
+                        .and_then(|mut r| r.remove(&host))
+                        .flatten();
+                    if let Some(inventory) = again {
+                        FindingsQueue {
+                            queue: queue.clone(),
+                        }
+                        .push(host, inventory);
+                    }
                 }
             });
         }
@@ -196,8 +223,8 @@ impl FindingsWorker {
         }
     }
 
-    /// Runs the host pipeline on its inventory (the one given, else the stored one) and replaces
-    /// the host's findings; answers how many there are.
+    /// Evaluates the host's inventory (the one given, else the stored one) and stores the
+    /// differences to its findings; answers how many findings it holds.
     pub async fn recompute(
         &self,
         host_id: i64,
@@ -214,59 +241,16 @@ impl FindingsWorker {
         };
         phases.push(("read inventory", last.elapsed().as_secs_f64()));
         last = Instant::now();
-        let labels = self.store.host_labels(host_id).await?;
+        let evaluation = self.fleet.evaluate(&self.store, &inventory, None).await?;
+        phases.push(("evaluate", last.elapsed().as_secs_f64()));
+        last = Instant::now();
         let now = patchwarden_model::now_rfc3339();
-        let options = patchwarden_findings::ScanOptions {
-            asset: patchwarden_risk::Asset {
-                criticality: labels
-                    .get("criticality")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or_default(),
-                internet_facing: labels
-                    .get("internet_facing")
-                    .is_some_and(|v| v == "true" || v == "yes"),
-            },
-            policy: (*self.policy).clone(),
-            record_history: true,
-            now: now.clone(),
-            distro_info_dir: self.distro_info_dir.clone(),
-            ..Default::default()
-        };
-        let mut phase = |name: &'static str| {
-            phases.push((name, last.elapsed().as_secs_f64()));
-            last = Instant::now();
-        };
-        let rows = patchwarden_findings::with_report(
-            &self.store,
-            &inventory,
-            &options,
-            &mut phase,
-            |report, _, _| {
-                report
-                    .findings
-                    .iter()
-                    .map(|f| FindingRow {
-                        package: f.package.to_owned(),
-                        advisory_id: f.advisory_id.to_string(),
-                        cves: f.cves.to_vec(),
-                        state: f.state,
-                        severity: f.severity,
-                        kev: f.facts.kev,
-                        overdue: f.overdue,
-                        risk: f.risk,
-                        doc: serde_json::to_string(f).expect("a finding serializes"),
-                    })
-                    .collect::<Vec<_>>()
-            },
-        )
-        .await?;
-        let started = Instant::now();
         self.store
-            .replace_host_findings(host_id, version, &rows, &now)
+            .store_host_findings(host_id, version, &evaluation.keys, &now)
             .await?;
-        phases.push(("write", started.elapsed().as_secs_f64()));
+        phases.push(("write", last.elapsed().as_secs_f64()));
         self.timings.add(&self.metrics, &phases);
-        Ok(rows.len())
+        Ok(evaluation.keys.len())
     }
 }
 

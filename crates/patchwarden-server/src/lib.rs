@@ -27,6 +27,7 @@ pub mod documents;
 pub mod error;
 pub mod extract;
 pub mod findings_queue;
+pub mod findings_view;
 pub mod handlers;
 pub mod heartbeats;
 pub mod host_cache;

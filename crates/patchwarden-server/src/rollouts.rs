@@ -47,6 +47,7 @@ use crate::{Metrics, ServerConfig};
 #[derive(Clone)]
 pub struct RolloutDriver {
     pub store: Store,
+    pub view: crate::findings_view::FindingsView,
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
     pub job_board: Arc<JobBoard>,
@@ -453,7 +454,7 @@ impl RolloutDriver {
         if pending {
             return Ok(None);
         }
-        let findings = host_findings(&self.store, host).await?;
+        let findings = host_findings(&self.view, host).await?;
         let verification = verify(&targets, &inventory.packages, doc.targeted(host), &findings);
         let failure = verification.failure();
         doc.runs.entry(host).or_default().verification = Some(verification);

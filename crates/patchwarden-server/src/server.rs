@@ -72,6 +72,7 @@ impl Server {
         state.knowledge.start(knowledge_poll);
         rollouts::RolloutDriver {
             store: state.store.clone(),
+            view: state.view.clone(),
             config: state.config.clone(),
             metrics: state.metrics.clone(),
             job_board: state.job_board.clone(),

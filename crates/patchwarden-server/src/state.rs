@@ -8,6 +8,7 @@ use std::sync::Arc;
 use patchwarden_store::Store;
 
 use crate::findings_queue::{FindingsQueue, FindingsWorker};
+use crate::findings_view::FindingsView;
 use crate::heartbeats::HeartbeatBatcher;
 use crate::host_cache::HostCache;
 use crate::job_board::JobBoard;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub hosts: Arc<HostCache>,
     pub heartbeats: HeartbeatBatcher,
     pub findings: FindingsQueue,
+    /// Reads the fleet's findings (assembled on read).
+    pub view: FindingsView,
     pub knowledge: KnowledgeWatcher,
     /// Which hosts have queued jobs (long-polls wait on it).
     pub job_board: Arc<JobBoard>,
@@ -43,11 +46,19 @@ impl AppState {
     ) -> AppState {
         let metrics = Arc::new(Metrics::default());
         let rollout_wake = Arc::new(tokio::sync::Notify::new());
+        let fleet = Arc::new(patchwarden_findings::fleet::FleetKnowledge::new(
+            config.distro_info_dir.clone(),
+        ));
+        let view = FindingsView::new(
+            store.clone(),
+            fleet.clone(),
+            Arc::new(policy),
+            config.distro_info_dir.clone(),
+        );
         let findings = FindingsQueue::start(
             FindingsWorker {
                 store: store.clone(),
-                policy: Arc::new(policy),
-                distro_info_dir: config.distro_info_dir.clone(),
+                fleet: fleet.clone(),
                 metrics: metrics.clone(),
                 stored: rollout_wake.clone(),
                 timings: Arc::new(crate::findings_queue::PhaseTimings::from_env(1000)),
@@ -57,8 +68,14 @@ impl AppState {
         AppState {
             heartbeats: HeartbeatBatcher::start(store.clone()),
             job_board: JobBoard::start(store.clone(), config.job_poll),
-            knowledge: KnowledgeWatcher::new(store.clone(), findings.clone(), metrics.clone()),
+            knowledge: KnowledgeWatcher::new(
+                store.clone(),
+                findings.clone(),
+                fleet,
+                metrics.clone(),
+            ),
             findings,
+            view,
             store,
             config: Arc::new(config),
             metrics,

@@ -101,6 +101,15 @@ impl Store {
         Ok(any.is_some())
     }
 
+    /// How many times knowledge-base changes were applied (by any server): caches of the
+    /// knowledge base are good while it stays the same.
+    pub async fn knowledge_generation(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT generation FROM kb_generation WHERE id = 1")
+            .fetch_one(self.pool())
+            .await
+            .context(|| "reading the knowledge-base generation".into())
+    }
+
     /// Journal entries not yet applied (tests and `feeds status`).
     pub async fn pending_knowledge_changes(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT COUNT(*) FROM kb_change")
@@ -140,16 +149,9 @@ impl Store {
         }
         let mut hosts: BTreeSet<i64> = self.hosts_holding(&names).await?;
         if !cves.is_empty() {
-            let sql = format!(
-                "SELECT DISTINCT host_id FROM host_finding_cve WHERE cve IN ({})",
-                self.json_text_list(1)
-            );
-            let ids: Vec<i64> = sqlx::query_scalar(&self.sql(&sql))
-                .bind(serde_json::to_string(&cves).expect("strings serialize"))
-                .fetch_all(self.pool())
-                .await
-                .context(|| "finding hosts with findings on changed CVEs".into())?;
-            hosts.extend(ids);
+            let cves: Vec<String> = cves.iter().cloned().collect();
+            let keys = self.keys_citing(&cves).await?;
+            hosts.extend(self.hosts_holding_keys(&keys).await?);
         }
         let (_writer, mut tx) = self.begin().await?;
         // Removing the entries first claims them: a server that read the same entries finds them
@@ -163,6 +165,10 @@ impl Store {
         if claimed == 0 {
             return Ok(KnowledgeChangesApplied::default());
         }
+        sqlx::query("UPDATE kb_generation SET generation = generation + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await
+            .context(|| "counting the applied knowledge-base changes".into())?;
         if !hosts.is_empty() {
             let ids: Vec<i64> = hosts.iter().copied().collect();
             let sql = format!(

@@ -111,6 +111,8 @@ pub struct Store {
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Ids of interned package versions by key (see `Store::check_in`).
     package_ids: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
+    /// Finding keys and sets by id and digest (immutable once stored; see `fleet::finding_sets`).
+    findings: std::sync::Arc<fleet::FindingCaches>,
 }
 
 /// The default SQLite file: `$XDG_DATA_HOME/patchwarden/patchwarden.db`, else
@@ -249,6 +251,7 @@ impl Store {
             readers,
             writer: Default::default(),
             package_ids: Default::default(),
+            findings: Default::default(),
         };
         if !current {
             migrate::apply(&store).await?;

@@ -77,6 +77,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0012_host_offers.sql"),
         include_str!("../migrations/postgres/0012_host_offers.sql"),
     ),
+    (
+        13,
+        "compact_findings",
+        include_str!("../migrations/sqlite/0013_compact_findings.sql"),
+        include_str!("../migrations/postgres/0013_compact_findings.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use patchwarden_model::fleet::{inventory_digest, CheckInResult};
 use patchwarden_model::{Inventory, InventoryView};
-use patchwarden_store::fleet::{EnrollRefusal, FindingRow, HeartbeatOutcome, HostFilter};
+use patchwarden_store::fleet::{EnrollRefusal, HeartbeatOutcome, HostFilter, NewFindingKey};
 
 /// A real inventory: the Alpine apk sample in a root of its own (`name` keeps roots apart).
 fn alpine_inventory(name: &str) -> Inventory {
@@ -31,18 +31,46 @@ fn alpine_inventory(name: &str) -> Inventory {
     patchwarden_inventory::collect(&root).unwrap()
 }
 
-fn finding(package: &str, advisory: &str, cve: &str) -> FindingRow {
-    FindingRow {
+/// A finding key of a test (its document is opaque to the store).
+fn finding(package: &str, advisory: &str, cve: &str) -> NewFindingKey {
+    finding_in(package, advisory, cve, "1.0")
+}
+
+fn finding_in(package: &str, advisory: &str, cve: &str, version: &str) -> NewFindingKey {
+    let doc = format!(
+        "{{\"package\":\"{package}\",\"advisory_id\":\"{advisory}\",\"version\":\"{version}\"}}"
+    );
+    NewFindingKey {
+        digest: format!("test:{doc}"),
         package: package.into(),
         advisory_id: advisory.into(),
-        cves: vec![cve.into()],
         state: patchwarden_model::FindingState::FixAvailable,
-        severity: patchwarden_model::Severity::High,
-        kev: false,
-        overdue: false,
-        risk: 40.0,
-        doc: format!("{{\"package\":\"{package}\",\"advisory_id\":\"{advisory}\"}}"),
+        cves: vec![cve.into()],
+        doc,
     }
+}
+
+/// Interns the keys and stores them as the host's findings from inventory `version`.
+async fn store_findings(
+    store: &patchwarden_store::Store,
+    host: i64,
+    version: i64,
+    keys: &[NewFindingKey],
+    now: &str,
+) -> bool {
+    let mut ids = store.intern_finding_keys(keys).await.unwrap();
+    ids.sort_unstable();
+    ids.dedup();
+    store
+        .store_host_findings(host, version, &ids, now)
+        .await
+        .unwrap()
+        .stored
+}
+
+async fn cve_hosts(store: &patchwarden_store::Store, cve: &str) -> Vec<i64> {
+    let keys = store.keys_citing(&[cve.to_owned()]).await.unwrap();
+    store.hosts_holding_keys(&keys).await.unwrap()
 }
 
 #[tokio::test]
@@ -215,34 +243,36 @@ async fn check_ins_history_and_findings_on_both_backends() {
 
         // Findings are versioned: older ones never replace newer ones.
         assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![a, b, c]);
-        assert!(store
-            .replace_host_findings(
+        assert!(
+            store_findings(
+                store,
                 a,
                 3,
                 &[finding("busybox", "CVE-2999-1", "CVE-2999-1")],
                 later
             )
             .await
-            .unwrap());
-        assert!(!store
-            .replace_host_findings(a, 2, &[finding("musl", "CVE-2999-2", "CVE-2999-2")], later)
+        );
+        assert!(
+            !store_findings(
+                store,
+                a,
+                2,
+                &[finding("musl", "CVE-2999-2", "CVE-2999-2")],
+                later
+            )
             .await
-            .unwrap());
+        );
         assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![b, c]);
-        let affected = store.hosts_affected_by("CVE-2999-1").await.unwrap();
-        assert_eq!(affected.len(), 1);
-        assert_eq!(affected[0].hostname, "alpine-a");
-        assert!(store
-            .hosts_affected_by("CVE-2999-2")
-            .await
-            .unwrap()
-            .is_empty());
+        assert_eq!(cve_hosts(store, "CVE-2999-1").await, vec![a]);
+        assert!(cve_hosts(store, "CVE-2999-2").await.is_empty());
+        let set = store.host_finding_set(a).await.unwrap().unwrap();
+        assert_eq!(set.keys.len(), 1);
         let hosts = store
             .hosts(&HostFilter::default(), 86400 * 365 * 100)
             .await
             .unwrap();
         let host_a = hosts.iter().find(|h| h.id == a).unwrap();
-        assert_eq!(host_a.findings.get("total"), Some(&1));
         assert!(!host_a.findings_pending);
         assert!(hosts.iter().find(|h| h.id == b).unwrap().findings_pending);
 
@@ -272,6 +302,94 @@ fn provenance(origin: &str, fetched_at: &str) -> patchwarden_model::Provenance {
 /// KEV / EPSS / NVD the hosts with findings citing a changed CVE. An unchanged re-download marks
 /// nobody. Real records throughout (Alpine secdb v3.11 main, the KEV catalog, an EPSS subset, NVD
 /// CVE-2023-0286, Ubuntu's OSV record of it); the finding rows are the test's own.
+/// Findings as facts: hosts holding the same findings share one set, an evaluation writes only
+/// differences, and first sightings survive a key replaced for the same package and advisory.
+#[tokio::test]
+async fn finding_sets_are_shared_and_evaluations_write_differences() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for test_store in patchwarden_store::testing::stores("finding_sets", tmp).await {
+        let store = &test_store.store;
+        let backend = store.backend();
+        let (t1, t2, t3) = (
+            "2026-12-01T10:00:00Z",
+            "2026-12-02T10:00:00Z",
+            "2026-12-03T10:00:00Z",
+        );
+        store
+            .create_enroll_token("t", "2027-01-01T00:00:00Z", 5, &Default::default(), "test")
+            .await
+            .unwrap();
+        let mut hosts = Vec::new();
+        for (i, name) in ["h1", "h2"].iter().enumerate() {
+            let (id, _) = store
+                .enroll_host("t", t1, name, None, &format!("s{i}"))
+                .await
+                .unwrap()
+                .unwrap();
+            let inv = alpine_inventory(name);
+            store
+                .check_in(
+                    id,
+                    "k1",
+                    &inventory_digest(&inv),
+                    Some(&InventoryView::of(&inv)),
+                    t1,
+                )
+                .await
+                .unwrap();
+            hosts.push(id);
+        }
+        let (h1, h2) = (hosts[0], hosts[1]);
+        let both = [
+            finding("busybox", "CVE-2999-1", "CVE-2999-1"),
+            finding("musl", "CVE-2999-2", "CVE-2999-2"),
+        ];
+        assert!(store_findings(store, h1, 1, &both, t1).await);
+        assert!(store_findings(store, h2, 1, &both, t1).await);
+        let s1 = store.host_finding_set(h1).await.unwrap().unwrap();
+        let s2 = store.host_finding_set(h2).await.unwrap().unwrap();
+        assert_eq!(
+            s1.set_id, s2.set_id,
+            "one set for the same findings ({backend:?})"
+        );
+        // The same findings again: nothing but the stamp.
+        assert!(store_findings(store, h1, 1, &both, t2).await);
+        assert_eq!(store.finding_changes(h1).await.unwrap().len(), 1);
+        // musl upgraded but still affected (a new key for the same package and advisory), busybox
+        // fixed, a new advisory on musl.
+        let next = [
+            finding_in("musl", "CVE-2999-2", "CVE-2999-2", "1.1"),
+            finding("musl", "CVE-2999-3", "CVE-2999-3"),
+        ];
+        assert!(store_findings(store, h1, 2, &next, t3).await);
+        let set = store.host_finding_set(h1).await.unwrap().unwrap();
+        let keys = store.finding_keys(&set.keys).await.unwrap();
+        let seen = |advisory: &str| {
+            let k = keys.iter().find(|k| k.advisory_id == advisory).unwrap();
+            set.first_seen(k.id).to_owned()
+        };
+        assert_eq!(
+            seen("CVE-2999-2"),
+            t1,
+            "kept across the upgrade ({backend:?})"
+        );
+        assert_eq!(seen("CVE-2999-3"), t3);
+        let changes = store.finding_changes(h1).await.unwrap();
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[0].from_set, None);
+        assert_eq!(changes[1].from_set, Some(s1.set_id));
+        assert_eq!((changes[1].opened.len(), changes[1].closed.len()), (2, 2));
+        assert_eq!(changes[1].changed_at, t3);
+        // The other host is untouched; the CVE of the fixed busybox finding is on h2 only.
+        assert_eq!(store.host_finding_set(h2).await.unwrap().unwrap(), s2);
+        assert_eq!(cve_hosts(store, "CVE-2999-1").await, vec![h2]);
+        assert_eq!(cve_hosts(store, "CVE-2999-2").await, vec![h1, h2]);
+        // Findings of an older inventory never replace newer ones.
+        assert!(!store_findings(store, h1, 1, &both, t3).await);
+        test_store.finish().await;
+    }
+}
+
 #[tokio::test]
 async fn knowledge_changes_mark_only_the_hosts_they_touch() {
     use patchwarden_model::Source;
@@ -396,10 +514,7 @@ async fn knowledge_changes_mark_only_the_hosts_they_touch() {
         // Both hosts' findings are current; which hosts does each write send back?
         let settle = || async {
             for (host, cve) in [(a, &epss_cve), (b, &kev_cve)] {
-                assert!(store
-                    .replace_host_findings(host, 1, &[finding("musl", cve, cve)], now)
-                    .await
-                    .unwrap());
+                assert!(store_findings(store, host, 1, &[finding("musl", cve, cve)], now).await);
             }
             assert_eq!(
                 store.hosts_needing_findings().await.unwrap(),

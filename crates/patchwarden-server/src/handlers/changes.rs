@@ -76,7 +76,7 @@ pub async fn create_change(
             }
         }
         rollback.push(plan);
-        let open = host_findings(&state.store, *host).await?;
+        let open = host_findings(&state.view, *host).await?;
         let own_classes = host_classes(&state.store.host_labels(*host).await?);
         targets.push(HostTargets {
             host_id: *host,

@@ -1,16 +1,18 @@
 //! The fleet's findings: filtered across hosts, the hosts a CVE affects, the summary.
 
+use std::collections::{BTreeMap, HashMap};
+
 use axum::extract::State;
 use axum::response::Response;
-use patchwarden_model::Severity;
-use patchwarden_store::fleet::FindingFilter;
+use patchwarden_model::{FindingState, Severity};
+use patchwarden_store::fleet::HostFilter;
 use serde::Deserialize;
 
-use super::hosts::finding_list;
 use super::json;
 use crate::auth::{Auditor, Caller};
 use crate::error::{Answer, ApiError};
 use crate::extract::{CveId, Q};
+use crate::findings_view::FleetFindingFilter;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -21,7 +23,29 @@ pub struct FindingsQuery {
     kev: bool,
     #[serde(default)]
     overdue: bool,
-    limit: Option<i64>,
+    state: Option<String>,
+    /// Only findings due within this many days (overdue ones included).
+    due_within_days: Option<i64>,
+    /// `key=value`, repeatable as a comma-separated list.
+    label: Option<String>,
+    group: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// Findings listed at most per page (and by default).
+pub const MAX_PAGE: usize = 10_000;
+const DEFAULT_PAGE: usize = 1_000;
+
+/// Hostname and labels by host id.
+async fn host_names(state: &AppState) -> Answer<HashMap<i64, (String, BTreeMap<String, String>)>> {
+    Ok(state
+        .store
+        .hosts(&HostFilter::default(), state.stale_secs())
+        .await?
+        .into_iter()
+        .map(|h| (h.id, (h.hostname, h.labels)))
+        .collect())
 }
 
 pub async fn list_findings(
@@ -40,17 +64,48 @@ pub async fn list_findings(
             )))
         }
     };
-    let rows = state
-        .store
-        .fleet_findings(&FindingFilter {
-            min_severity,
-            kev: q.kev,
-            overdue: q.overdue,
-            host_id: None,
-            limit: q.limit,
-        })
+    let finding_state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(
+            s.parse::<FindingState>()
+                .map_err(|e| ApiError::BadRequest(format!("state: {e}")))?,
+        ),
+    };
+    if let Some(d) = q.due_within_days {
+        if !(0..=3650).contains(&d) {
+            return Err(ApiError::BadRequest(format!(
+                "due_within_days: {d} is not between 0 and 3650"
+            )));
+        }
+    }
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::BadRequest(format!(
+            "limit: {limit} is not between 1 and {MAX_PAGE}"
+        )));
+    }
+    let mut labels = crate::handlers::hosts::parse_labels(q.label.as_deref())?;
+    if let Some(g) = q.group {
+        labels.push(("group".into(), g));
+    }
+    let names = host_names(&state).await?;
+    let list = state
+        .view
+        .fleet(
+            &FleetFindingFilter {
+                min_severity,
+                kev: q.kev,
+                overdue: q.overdue,
+                state: finding_state,
+                due_within_days: q.due_within_days,
+                labels,
+                offset: q.offset.unwrap_or(0),
+                limit,
+            },
+            &names,
+        )
         .await?;
-    Ok(json(&finding_list(rows)?))
+    Ok(json(&list))
 }
 
 pub async fn list_cve_hosts(
@@ -58,12 +113,24 @@ pub async fn list_cve_hosts(
     _caller: Caller<Auditor>,
     CveId(cve): CveId,
 ) -> Answer<Response> {
-    Ok(json(&state.store.hosts_affected_by(&cve).await?))
+    let names = host_names(&state).await?;
+    Ok(json(&state.view.cve_hosts(&cve, &names).await?))
 }
 
 pub async fn get_summary(
     State(state): State<AppState>,
     _caller: Caller<Auditor>,
 ) -> Answer<Response> {
-    Ok(json(&state.store.fleet_summary(state.stale_secs()).await?))
+    let mut summary = state.store.fleet_summary(state.stale_secs()).await?;
+    let mut hosts = state
+        .store
+        .hosts(&HostFilter::default(), state.stale_secs())
+        .await?;
+    state.view.count(&mut hosts).await?;
+    for h in &hosts {
+        for (k, v) in &h.findings {
+            *summary.findings.entry(k.clone()).or_default() += v;
+        }
+    }
+    Ok(json(&summary))
 }

@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::response::Response;
 use patchwarden_model::fleet::{HostFinding, PackageHistoryEntry, RevokeAck};
-use patchwarden_store::fleet::{FindingFilter, HostFilter};
+use patchwarden_store::fleet::HostFilter;
 use serde::Deserialize;
 
 use super::json;
 use crate::auth::{Auditor, Caller, Operator};
-use crate::documents::parse;
 use crate::error::{Answer, ApiError};
 use crate::extract::{Body, HostId, Q};
 use crate::state::AppState;
@@ -31,13 +30,7 @@ pub async fn list_hosts(
     _caller: Caller<Auditor>,
     Q(q): Q<HostsQuery>,
 ) -> Answer<Response> {
-    let mut labels = Vec::new();
-    for pair in q.label.iter().flat_map(|l| l.split(',')) {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| ApiError::BadRequest(format!("label: {pair:?} is not key=value")))?;
-        labels.push((k.to_owned(), v.to_owned()));
-    }
+    let mut labels = parse_labels(q.label.as_deref())?;
     if let Some(g) = q.group {
         labels.push(("group".into(), g));
     }
@@ -46,7 +39,21 @@ pub async fn list_hosts(
         labels,
         stale: q.stale,
     };
-    Ok(json(&state.store.hosts(&filter, state.stale_secs()).await?))
+    let mut hosts = state.store.hosts(&filter, state.stale_secs()).await?;
+    state.view.count(&mut hosts).await?;
+    Ok(json(&hosts))
+}
+
+/// `key=value` pairs, comma-separated (the `label` query parameter).
+pub fn parse_labels(text: Option<&str>) -> Answer<Vec<(String, String)>> {
+    let mut labels = Vec::new();
+    for pair in text.iter().flat_map(|l| l.split(',')) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| ApiError::BadRequest(format!("label: {pair:?} is not key=value")))?;
+        labels.push((k.to_owned(), v.to_owned()));
+    }
+    Ok(labels)
 }
 
 pub async fn get_host(
@@ -59,7 +66,9 @@ pub async fn get_host(
         .host(id, state.stale_secs())
         .await?
         .ok_or_else(|| ApiError::no_host(id))?;
-    Ok(json(&host))
+    let mut one = [host];
+    state.view.count(&mut one).await?;
+    Ok(json(&one[0]))
 }
 
 pub async fn get_host_findings(
@@ -67,30 +76,21 @@ pub async fn get_host_findings(
     _caller: Caller<Auditor>,
     HostId(id): HostId,
 ) -> Answer<Response> {
-    if state.store.host(id, 0).await?.is_none() {
+    let Some(host) = state.store.host(id, 0).await? else {
         return Err(ApiError::no_host(id));
-    }
-    let rows = state
-        .store
-        .fleet_findings(&FindingFilter {
-            host_id: Some(id),
-            ..Default::default()
+    };
+    let list: Vec<HostFinding> = state
+        .view
+        .host(id)
+        .await?
+        .into_iter()
+        .map(|finding| HostFinding {
+            host_id: id,
+            hostname: host.hostname.clone(),
+            finding,
         })
-        .await?;
-    Ok(json(&finding_list(rows)?))
-}
-
-/// Stored findings as the API lists them.
-pub fn finding_list(rows: Vec<(i64, String, String)>) -> Answer<Vec<HostFinding>> {
-    rows.into_iter()
-        .map(|(host_id, hostname, doc)| {
-            Ok(HostFinding {
-                finding: parse(&doc, || format!("finding of host {host_id}"))?,
-                host_id,
-                hostname,
-            })
-        })
-        .collect()
+        .collect();
+    Ok(json(&list))
 }
 
 pub async fn get_host_history(
@@ -134,7 +134,14 @@ pub async fn set_host_labels(
     }
     // Criticality and exposure feed the risk score.
     state.findings.push(id, None);
-    Ok(json(&state.store.host(id, state.stale_secs()).await?))
+    let mut one: Vec<_> = state
+        .store
+        .host(id, state.stale_secs())
+        .await?
+        .into_iter()
+        .collect();
+    state.view.count(&mut one).await?;
+    Ok(json(&one.pop()))
 }
 
 pub async fn revoke_host(

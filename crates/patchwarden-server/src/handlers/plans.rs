@@ -42,7 +42,7 @@ pub async fn create_plans(
             ),
             None => (HostOffers::default(), None),
         };
-        let findings = host_findings(&state.store, host).await?;
+        let findings = host_findings(&state.view, host).await?;
         let inputs = PlanInputs {
             scheme: inventory.scheme(),
             installed: &inventory.packages,

@@ -4,24 +4,31 @@
 //! agent is one transaction, committed before the answer.
 //!
 //! One file per concern: [`identity`] (users, tokens, enrollment, credentials, labels),
-//! [`checkin`] (check-ins and heartbeats), [`host_findings`] (findings per host), [`queries`]
+//! [`checkin`] (check-ins and heartbeats), [`host_findings`] (what findings are computed from),
+//! [`finding_sets`] (findings as keys, sets and changes per host), [`queries`]
 //! (hosts, summary, history), [`assets`] (the expected-asset list); this file holds the types they
 //! share.
 
 mod assets;
 mod checkin;
+mod finding_sets;
 mod host_findings;
 mod identity;
 mod queries;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use patchwarden_model::fleet::{AffectedHost, CheckInResult, FleetSummary, HostSummary, Role};
+use patchwarden_model::fleet::{CheckInResult, FleetSummary, HostSummary, Role};
 use patchwarden_model::{InstalledPackage, Inventory, InventoryView, PackageManager, PackageRef};
 use sqlx::Row;
 
 use crate::batch::Value;
 use crate::{Context, Store, StoreError};
+
+pub(crate) use finding_sets::FindingCaches;
+pub use finding_sets::{
+    FindingChange, FindingsStored, HostFindingSet, NewFindingKey, StoredFindingKey,
+};
 
 /// An API user found by its token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,20 +92,6 @@ pub enum HeartbeatOutcome {
     Refused,
 }
 
-/// One finding to store for a host (the document is the scan report's finding).
-#[derive(Clone, Debug)]
-pub struct FindingRow {
-    pub package: String,
-    pub advisory_id: String,
-    pub cves: Vec<String>,
-    pub state: patchwarden_model::FindingState,
-    pub severity: patchwarden_model::Severity,
-    pub kev: bool,
-    pub overdue: bool,
-    pub risk: f64,
-    pub doc: String,
-}
-
 /// Filters for [`Store::hosts`].
 #[derive(Clone, Debug, Default)]
 pub struct HostFilter {
@@ -108,17 +101,6 @@ pub struct HostFilter {
     pub labels: Vec<(String, String)>,
     /// Only hosts seen (true) or not seen (false) within the staleness limit.
     pub stale: Option<bool>,
-}
-
-/// Filters for [`Store::fleet_findings`].
-#[derive(Clone, Debug, Default)]
-pub struct FindingFilter {
-    /// Only this severity and above.
-    pub min_severity: Option<patchwarden_model::Severity>,
-    pub kev: bool,
-    pub overdue: bool,
-    pub host_id: Option<i64>,
-    pub limit: Option<i64>,
 }
 
 fn manager_name(manager: PackageManager) -> &'static str {

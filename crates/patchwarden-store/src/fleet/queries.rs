@@ -46,7 +46,6 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .context(|| "reading hosts".into())?;
-        let counts = self.finding_counts(only).await?;
         let cutoff = patchwarden_model::rfc3339(unix_now() - stale_after_secs);
         let mut out = Vec::new();
         for r in rows {
@@ -71,7 +70,8 @@ impl Store {
                 findings_pending: inventory_version > 0
                     && findings_version.is_none_or(|f| f < inventory_version),
                 findings_at: crate::get(&r, "findings_at")?,
-                findings: counts.get(&id).cloned().unwrap_or_default(),
+                // Counted by the server from the host's finding set (they need the knowledge base).
+                findings: BTreeMap::new(),
             };
             let os_ok = filter.os.as_ref().is_none_or(|want| {
                 summary
@@ -120,36 +120,6 @@ impl Store {
             .collect())
     }
 
-    /// Open findings per host: counts by severity, `kev`, `overdue` and `total`.
-    pub(super) async fn finding_counts(
-        &self,
-        only: Option<i64>,
-    ) -> Result<HashMap<i64, BTreeMap<String, i64>>, StoreError> {
-        let text = format!(
-            "SELECT host_id, severity, CAST(SUM(kev) AS BIGINT), CAST(SUM(overdue) AS BIGINT), COUNT(*) \
-             FROM host_finding {} GROUP BY host_id, severity",
-            if only.is_some() { "WHERE host_id = $1" } else { "" }
-        );
-        let sql = self.sql(&text);
-        let mut q = sqlx::query_as::<_, (i64, String, i64, i64, i64)>(&sql);
-        if let Some(id) = only {
-            q = q.bind(id);
-        }
-        let rows = q
-            .fetch_all(self.pool())
-            .await
-            .context(|| "counting findings".into())?;
-        let mut out: HashMap<i64, BTreeMap<String, i64>> = HashMap::new();
-        for (host, severity, kev, overdue, n) in rows {
-            let m = out.entry(host).or_default();
-            *m.entry(severity).or_default() += n;
-            *m.entry("kev".into()).or_default() += kev;
-            *m.entry("overdue".into()).or_default() += overdue;
-            *m.entry("total".into()).or_default() += n;
-        }
-        Ok(out)
-    }
-
     /// The fleet at a glance; expected assets match hosts by hostname (or its first label).
     pub async fn fleet_summary(&self, stale_after_secs: i64) -> Result<FleetSummary, StoreError> {
         let hosts = self.hosts(&HostFilter::default(), stale_after_secs).await?;
@@ -165,9 +135,6 @@ impl Store {
                 .by_os
                 .entry(h.os.clone().unwrap_or_else(|| "unknown".into()))
                 .or_default() += 1;
-            for (k, v) in &h.findings {
-                *summary.findings.entry(k.clone()).or_default() += v;
-            }
             names.insert(h.hostname.to_lowercase());
             if let Some(short) = h.hostname.split('.').next() {
                 names.insert(short.to_lowercase());

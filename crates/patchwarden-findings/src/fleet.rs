@@ -1,0 +1,410 @@
+//! Findings for a fleet (issue 15): each distinct thing evaluated once.
+//!
+//! [`FleetKnowledge`] keeps, per release, one matching index and one enrichment that grow as hosts
+//! bring package names not seen before (loaded from the store name by name, each advisory once),
+//! and a verdict cache: the finding keys of each distinct (release, installed package version,
+//! Ubuntu Pro or not), so a host whose package versions were all seen before is evaluated by
+//! lookups, not by matching. Kernel images on a live host are evaluated per host (the running
+//! kernel decides their state). A knowledge-base change empties it all ([`FleetKnowledge::clear`]).
+//!
+//! A finding key ([`FindingKey`]) is the part of a finding every host holding the same package
+//! version shares: the verdict and its evidence. What the knowledge base says of its advisory
+//! (CVSS, KEV, EPSS, severity), what the host adds (asset criticality and exposure: SSVC and risk;
+//! first sighting: due dates) and the current time (overdue) are assembled when the findings are
+//! read ([`FleetKnowledge::host_findings`]), by the same [`Assembler`] as a scan's.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+use patchwarden_match::eol::EolTable;
+use patchwarden_match::{FindingState, KnowledgeIndex, MatchOptions, Outcome, Verdict};
+use patchwarden_model::{Distro, FindingDoc, Inventory, PackageKeyKind};
+use patchwarden_store::fleet::{HostFindingSet, NewFindingKey};
+use patchwarden_store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{Assembler, Enrichment, FeedSummary, Knowledge, ScanOptions};
+
+/// Why a fleet's findings could not be evaluated or read.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("finding key {key}: its stored document does not parse: {source}")]
+    KeyDocument { key: i64, source: serde_json::Error },
+}
+
+/// Most cached verdict lists before the cache is emptied.
+const VERDICT_CACHE_LIMIT: usize = 2_000_000;
+
+/// One finding as every host holding the same package version has it: the verdict and its
+/// evidence (the stored document of a finding key).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindingKey {
+    /// `distro:release`.
+    pub release: String,
+    pub feed: String,
+    pub advisory_id: String,
+    pub package: String,
+    pub installed_version: String,
+    pub arch: String,
+    pub matched_name: String,
+    pub key_kind: PackageKeyKind,
+    pub compared_version: String,
+    pub scheme: String,
+    pub fixed_version: Option<String>,
+    pub package_severity: Option<String>,
+    pub stream: Option<String>,
+    pub note: Option<String>,
+    pub state: FindingState,
+}
+
+impl FindingKey {
+    fn from_verdict(release: &str, index: &KnowledgeIndex, v: &Verdict<'_>) -> Option<FindingKey> {
+        let Outcome::Finding(state) = v.outcome else {
+            return None;
+        };
+        Some(FindingKey {
+            release: release.to_owned(),
+            feed: index.advisory(v.advisory).feed.clone(),
+            advisory_id: v.advisory_id.to_owned(),
+            package: v.package.to_owned(),
+            installed_version: v.installed_version.to_owned(),
+            arch: v.arch.to_owned(),
+            matched_name: v.matched_name.to_owned(),
+            key_kind: v.key_kind,
+            compared_version: v.compared_version.to_owned(),
+            scheme: v.scheme.to_owned(),
+            fixed_version: v.fixed_version.map(str::to_owned),
+            package_severity: v.package_severity.map(str::to_owned),
+            stream: v.stream.map(str::to_owned),
+            note: v.note.map(str::to_owned),
+            state,
+        })
+    }
+
+    /// The key as the store interns it: its document and the digest naming it.
+    pub fn to_new(&self, cves: &[String]) -> NewFindingKey {
+        let doc = serde_json::to_string(self).expect("a finding key serializes");
+        let digest = Sha256::digest(doc.as_bytes());
+        NewFindingKey {
+            digest: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            package: self.package.clone(),
+            advisory_id: self.advisory_id.clone(),
+            state: self.state,
+            cves: cves.to_vec(),
+            doc,
+        }
+    }
+}
+
+fn static_scheme(scheme: &str) -> &'static str {
+    match scheme {
+        "deb" => "deb",
+        "rpm" => "rpm",
+        "apk" => "apk",
+        _ => "unknown",
+    }
+}
+
+/// One release's knowledge, grown name by name.
+struct ReleaseKnowledge {
+    knowledge: Knowledge,
+    names: HashSet<String>,
+    /// (feed, advisory id) → the advisory's number in the index.
+    numbers: HashMap<(String, String), u32>,
+}
+
+type SharedRelease = Arc<RwLock<ReleaseKnowledge>>;
+
+/// The fleet's knowledge and verdict cache (see the module head). Shared by the findings workers
+/// and the readers of one server.
+pub struct FleetKnowledge {
+    distro_info_dir: std::path::PathBuf,
+    releases: RwLock<HashMap<(Distro, String), SharedRelease>>,
+    /// (release, package identity, Ubuntu Pro) → the finding keys of that package version.
+    verdicts: Mutex<HashMap<String, Arc<[i64]>>>,
+}
+
+/// How a host's evaluation went: its keys (ascending) and how many packages were matched rather
+/// than found in the cache.
+#[derive(Clone, Debug, Default)]
+pub struct HostEvaluation {
+    pub keys: Vec<i64>,
+    pub matched_packages: usize,
+}
+
+fn release_name(distro: Distro, release: &str) -> String {
+    format!("{}:{release}", distro.id())
+}
+
+impl FleetKnowledge {
+    pub fn new(distro_info_dir: impl Into<std::path::PathBuf>) -> FleetKnowledge {
+        FleetKnowledge {
+            distro_info_dir: distro_info_dir.into(),
+            releases: RwLock::new(HashMap::new()),
+            verdicts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets everything (the knowledge base changed): the next evaluations load and match anew.
+    pub fn clear(&self) {
+        if let Ok(mut r) = self.releases.write() {
+            r.clear();
+        }
+        if let Ok(mut v) = self.verdicts.lock() {
+            v.clear();
+        }
+    }
+
+    /// The knowledge of a release holding at least the advisories naming `names`.
+    async fn release(
+        &self,
+        store: &Store,
+        distro: Distro,
+        release: &str,
+        names: &[String],
+    ) -> Result<SharedRelease, StoreError> {
+        let key = (distro, release.to_owned());
+        let existing = self
+            .releases
+            .read()
+            .expect("the fleet knowledge")
+            .get(&key)
+            .cloned();
+        let rk = match existing {
+            Some(rk) => rk,
+            None => {
+                let fresh = Arc::new(RwLock::new(ReleaseKnowledge {
+                    knowledge: Knowledge {
+                        index: KnowledgeIndex::default(),
+                        enrichment: Enrichment::default(),
+                        feeds: Vec::new(),
+                        eol: EolTable::load(&self.distro_info_dir),
+                        release_known: false,
+                    },
+                    names: HashSet::new(),
+                    numbers: HashMap::new(),
+                }));
+                self.releases
+                    .write()
+                    .expect("the fleet knowledge")
+                    .entry(key)
+                    .or_insert(fresh)
+                    .clone()
+            }
+        };
+        let missing: Vec<String> = {
+            let r = rk.read().expect("a release's knowledge");
+            names
+                .iter()
+                .filter(|n| !r.names.contains(*n))
+                .cloned()
+                .collect()
+        };
+        let first = rk.read().expect("a release's knowledge").names.is_empty();
+        if missing.is_empty() && !first {
+            return Ok(rk);
+        }
+        let found = store.host_knowledge(distro.id(), release, &missing).await?;
+        let mut w = rk.write().expect("a release's knowledge");
+        let ReleaseKnowledge {
+            knowledge,
+            names,
+            numbers,
+        } = &mut *w;
+        names.extend(missing);
+        knowledge.release_known |= found.release_known;
+        knowledge.index.reject(
+            found
+                .cves
+                .iter()
+                .filter(|c| c.rejected)
+                .map(|c| c.id.clone()),
+        );
+        for (feed, provenance, mut advisory) in found.advisories {
+            let id = (feed.clone(), advisory.id.clone());
+            if numbers.contains_key(&id) {
+                continue;
+            }
+            // Only this release is ever looked up (as a scan of one host does).
+            advisory.affected.retain(|p| {
+                p.release
+                    .as_ref()
+                    .is_some_and(|r| r.distro == Some(distro) && r.release == release)
+            });
+            if let Some(n) = knowledge.index.add(feed, provenance, advisory) {
+                numbers.insert(id, n);
+            }
+        }
+        knowledge
+            .enrichment
+            .extend(found.cves, found.kev, found.epss);
+        drop(w);
+        Ok(rk)
+    }
+
+    /// A host's finding keys (interned in the store), each distinct package version matched once
+    /// per knowledge-base state.
+    pub async fn evaluate(
+        &self,
+        store: &Store,
+        inv: &Inventory,
+        ubuntu_pro: Option<bool>,
+    ) -> Result<HostEvaluation, StoreError> {
+        let Some(release) = &inv.os.release else {
+            return Ok(HostEvaluation::default());
+        };
+        let distro = release.distro;
+        let pro = ubuntu_pro.unwrap_or_else(|| {
+            distro == Distro::Ubuntu && inv.packages.iter().any(|p| p.version.contains("+esm"))
+        });
+        let rname = release_name(distro, &release.release);
+        let running = inv.kernel.running.is_some();
+        let mariner = matches!(distro, Distro::Mariner | Distro::Azurelinux);
+        let mut keys: Vec<i64> = Vec::new();
+        // Positions to match: cache misses (with their cache keys) and the host's kernel images.
+        let mut misses: Vec<(usize, Option<String>)> = Vec::new();
+        {
+            let cache = self.verdicts.lock().expect("the verdict cache");
+            for (i, p) in inv.packages.iter().enumerate() {
+                if running && patchwarden_model::boot_release(p, mariner).is_some() {
+                    misses.push((i, None));
+                    continue;
+                }
+                let key = format!(
+                    "{rname}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    p.name, p.version, p.arch, p.source_name, p.source_version, pro as u8
+                );
+                match cache.get(&key) {
+                    Some(ids) => keys.extend(ids.iter()),
+                    None => misses.push((i, Some(key))),
+                }
+            }
+        }
+        let matched_packages = misses.len();
+        if !misses.is_empty() {
+            let positions: Vec<usize> = misses.iter().map(|(i, _)| *i).collect();
+            let names = patchwarden_match::lookup_names_of(inv, positions.iter().copied());
+            let rk = self
+                .release(store, distro, &release.release, &names)
+                .await?;
+            let (new_keys, owners) = {
+                let r = rk.read().expect("a release's knowledge");
+                let index = &r.knowledge.index;
+                let verdicts = patchwarden_match::evaluate_findings_on(
+                    inv,
+                    index,
+                    &MatchOptions {
+                        ubuntu_pro: Some(pro),
+                    },
+                    &positions,
+                );
+                // Which package a verdict belongs to: verdicts borrow the inventory's strings.
+                let owner_of: HashMap<*const u8, usize> = positions
+                    .iter()
+                    .enumerate()
+                    .map(|(n, i)| (inv.packages[*i].name.as_ptr(), n))
+                    .collect();
+                let mut new_keys = Vec::with_capacity(verdicts.len());
+                let mut owners = Vec::with_capacity(verdicts.len());
+                for v in &verdicts {
+                    if let Some(k) = FindingKey::from_verdict(&rname, index, v) {
+                        new_keys.push(k.to_new(&index.advisory(v.advisory).cves));
+                        owners.push(owner_of[&v.package.as_ptr()]);
+                    }
+                }
+                (new_keys, owners)
+            };
+            let ids = store.intern_finding_keys(&new_keys).await?;
+            let mut per_package: Vec<Vec<i64>> = vec![Vec::new(); misses.len()];
+            for (id, owner) in ids.iter().zip(&owners) {
+                per_package[*owner].push(*id);
+            }
+            keys.extend(&ids);
+            if let Ok(mut cache) = self.verdicts.lock() {
+                if cache.len() > VERDICT_CACHE_LIMIT {
+                    cache.clear();
+                }
+                for ((_, key), ids) in misses.into_iter().zip(per_package) {
+                    if let Some(key) = key {
+                        cache.insert(key, ids.into());
+                    }
+                }
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(HostEvaluation {
+            keys,
+            matched_packages,
+        })
+    }
+
+    /// A host's findings as documents, riskiest first: its keys assembled with what the knowledge
+    /// base says now, the host's asset facts and first sightings, and `options.now` (due dates,
+    /// overdue); its end of life from `head` (the inventory; packages are not read). Keys whose
+    /// advisory left the knowledge base are skipped (the change marked the host for re-evaluation).
+    pub async fn host_findings(
+        &self,
+        store: &Store,
+        head: &Inventory,
+        set: &HostFindingSet,
+        feeds: &[FeedSummary],
+        options: &ScanOptions,
+    ) -> Result<Vec<FindingDoc>, FleetError> {
+        let Some(release) = &head.os.release else {
+            return Ok(Vec::new());
+        };
+        let stored = store.finding_keys(&set.keys).await?;
+        let mut keys: Vec<(i64, FindingKey)> = Vec::with_capacity(stored.len());
+        for k in &stored {
+            let parsed: FindingKey = serde_json::from_str(&k.doc)
+                .map_err(|source| FleetError::KeyDocument { key: k.id, source })?;
+            keys.push((k.id, parsed));
+        }
+        let mut names: Vec<String> = keys.iter().map(|(_, k)| k.matched_name.clone()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let rk = self
+            .release(store, release.distro, &release.release, &names)
+            .await?;
+        let r = rk.read().expect("a release's knowledge");
+        let index = &r.knowledge.index;
+        let seen_by_key = set.first_seen_map();
+        let mut first_seen: HashMap<(String, String), String> = HashMap::new();
+        let mut verdicts: Vec<Verdict<'_>> = Vec::with_capacity(keys.len());
+        for (id, k) in &keys {
+            let Some(number) = r.numbers.get(&(k.feed.clone(), k.advisory_id.clone())) else {
+                continue;
+            };
+            if let Some(at) = seen_by_key.get(id) {
+                first_seen
+                    .entry((k.package.clone(), k.advisory_id.clone()))
+                    .or_insert_with(|| (*at).to_owned());
+            }
+            verdicts.push(Verdict {
+                package: &k.package,
+                installed_version: &k.installed_version,
+                arch: &k.arch,
+                matched_name: &k.matched_name,
+                key_kind: k.key_kind,
+                compared_version: &k.compared_version,
+                scheme: static_scheme(&k.scheme),
+                advisory: *number,
+                advisory_id: &index.advisory(*number).id,
+                fixed_version: k.fixed_version.as_deref(),
+                package_severity: k.package_severity.as_deref(),
+                stream: k.stream.as_deref(),
+                note: k.note.as_deref(),
+                outcome: Outcome::Finding(k.state),
+                kernel_running: None,
+            });
+        }
+        let mut assembler = Assembler::with_feeds(&r.knowledge, feeds, options);
+        let report = assembler.report(head, &verdicts, &first_seen);
+        Ok(report.findings.iter().map(|f| f.to_doc()).collect())
+    }
+}
