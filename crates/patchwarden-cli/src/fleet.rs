@@ -40,6 +40,23 @@ pub enum QueryCommand {
         kev: bool,
         #[arg(long)]
         overdue: bool,
+        /// Only this state (fix_available, no_fix_yet, will_not_fix, pending_reboot,
+        /// installed_not_running, eol).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only findings due within this many days (overdue ones included).
+        #[arg(long)]
+        due_within_days: Option<i64>,
+        /// Only hosts carrying this label (`key=value`).
+        #[arg(long)]
+        label: Option<String>,
+        /// Only hosts of this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Skip this many findings (the next page).
+        #[arg(long)]
+        offset: Option<u64>,
+        /// At most this many (the server's default is 1,000, its maximum 10,000).
         #[arg(long)]
         limit: Option<i64>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
@@ -107,10 +124,26 @@ pub async fn query(c: &ServerConnection, command: &QueryCommand) -> anyhow::Resu
             severity,
             kev,
             overdue,
+            state,
+            due_within_days,
+            label,
+            group,
+            offset,
             limit,
             format,
         } => {
             let mut params = Vec::new();
+            for (name, value) in [("state", state), ("label", label), ("group", group)] {
+                if let Some(v) = value {
+                    params.push(format!("{name}={}", encode(v)));
+                }
+            }
+            if let Some(d) = due_within_days {
+                params.push(format!("due_within_days={d}"));
+            }
+            if let Some(o) = offset {
+                params.push(format!("offset={o}"));
+            }
             if let Some(s) = severity {
                 params.push(format!("severity={}", encode(s)));
             }

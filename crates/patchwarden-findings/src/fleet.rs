@@ -126,6 +126,8 @@ pub struct FleetKnowledge {
     releases: RwLock<HashMap<(Distro, String), SharedRelease>>,
     /// (release, package identity, Ubuntu Pro) → the finding keys of that package version.
     verdicts: Mutex<HashMap<String, Arc<[i64]>>>,
+    /// Counts the times it was emptied: what readers cache from it is good while it stays.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// How a host's evaluation went: its keys (ascending) and how many packages were matched rather
@@ -146,11 +148,19 @@ impl FleetKnowledge {
             distro_info_dir: distro_info_dir.into(),
             releases: RwLock::new(HashMap::new()),
             verdicts: Mutex::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many times [`FleetKnowledge::clear`] ran.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Forgets everything (the knowledge base changed): the next evaluations load and match anew.
     pub fn clear(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut r) = self.releases.write() {
             r.clear();
         }

@@ -17,14 +17,27 @@ use patchwarden_risk::Asset;
 use patchwarden_store::fleet::HostFindingSet;
 use patchwarden_store::{Store, StoreError};
 
-/// The handle (cheap to clone): its own store handle, the fleet's knowledge, the policy.
+/// The handle (cheap to clone): its own store handle, the fleet's knowledge, the policy, and what
+/// it keeps between requests: the hosts' inventories without packages (by inventory version) and
+/// each group's documents (good while the fleet's knowledge, the day and the feeds' state stay).
 #[derive(Clone)]
 pub struct FindingsView {
     store: Store,
     fleet: Arc<FleetKnowledge>,
     policy: Arc<Policy>,
     distro_info_dir: std::path::PathBuf,
+    kept: Arc<std::sync::Mutex<Kept>>,
 }
+
+#[derive(Default)]
+struct Kept {
+    heads: HashMap<i64, (i64, Arc<Inventory>)>,
+    /// Group key → (validity, documents).
+    docs: HashMap<String, (String, Arc<Vec<FindingDoc>>)>,
+}
+
+/// Most groups' documents kept.
+const KEPT_GROUPS: usize = 2_000;
 
 /// Filters of the fleet's findings list (`GET /v1/findings`).
 #[derive(Clone, Debug, Default)]
@@ -73,6 +86,53 @@ impl FindingsView {
             fleet,
             policy,
             distro_info_dir,
+            kept: Default::default(),
+        }
+    }
+
+    /// The inventories without packages of these hosts, read only when their version moved.
+    async fn heads(&self, only: Option<i64>) -> Result<HashMap<i64, Arc<Inventory>>, StoreError> {
+        let versions: Vec<(i64, i64)> = match only {
+            Some(id) => self
+                .store
+                .host_inventory_heads(&[id])
+                .await?
+                .into_iter()
+                .map(|(id, (inv, version))| {
+                    self.keep_head(id, version, inv);
+                    (id, version)
+                })
+                .collect(),
+            None => self.store.inventory_versions().await?,
+        };
+        let stale: Vec<i64> = {
+            let kept = self.kept.lock().expect("the view's cache");
+            versions
+                .iter()
+                .filter(|(id, v)| kept.heads.get(id).is_none_or(|(kv, _)| kv != v))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        if !stale.is_empty() {
+            for (id, (inv, version)) in self.store.host_inventory_heads(&stale).await? {
+                self.keep_head(id, version, inv);
+            }
+        }
+        let kept = self.kept.lock().expect("the view's cache");
+        Ok(versions
+            .iter()
+            .filter_map(|(id, _)| kept.heads.get(id).map(|(_, inv)| (*id, inv.clone())))
+            .collect())
+    }
+
+    fn keep_head(&self, id: i64, version: i64, mut inv: Inventory) {
+        // Only what reading findings needs (the release, end of life) is kept.
+        inv.packages = Vec::new();
+        inv.stale_processes = Vec::new();
+        inv.package_databases = Vec::new();
+        inv.platform = None;
+        if let Ok(mut kept) = self.kept.lock() {
+            kept.heads.insert(id, (version, Arc::new(inv)));
         }
     }
 
@@ -96,11 +156,21 @@ impl FindingsView {
         }
         let ids: Vec<i64> = sets.iter().map(|s| s.host_id).collect();
         let labels = self.store.labels_of_hosts(&ids).await?;
-        let heads = self.store.host_inventory_heads(only).await?;
+        let heads = self.heads(only).await?;
         let feeds = feed_summaries(
             &self.store.feeds().await?,
             &now,
             ScanOptions::default().max_feed_age_days,
+        );
+        // The documents of a group stay good while the knowledge, the day and the feeds do.
+        let validity = format!(
+            "{}\t{}\t{:?}",
+            self.fleet.generation(),
+            now.get(..10).unwrap_or(&now),
+            feeds
+                .iter()
+                .map(|f| (&f.feed, f.age_days, f.stale, &f.last_error, &f.last_success))
+                .collect::<Vec<_>>()
         );
         let mut groups: HashMap<String, (Vec<i64>, &HostFindingSet, &Inventory, Asset)> =
             HashMap::new();
@@ -130,16 +200,33 @@ impl FindingsView {
                 .push(set.host_id);
         }
         let mut out = Vec::with_capacity(groups.len());
-        for (_, (hosts, set, head, asset)) in groups {
-            let options = self.options(asset, &now);
-            let docs = self
-                .fleet
-                .host_findings(&self.store, head, set, &feeds, &options)
-                .await?;
-            out.push(Group {
-                hosts,
-                docs: Arc::new(docs),
-            });
+        for (key, (hosts, set, head, asset)) in groups {
+            let kept = self
+                .kept
+                .lock()
+                .ok()
+                .and_then(|k| k.docs.get(&key).cloned())
+                .filter(|(v, _)| *v == validity)
+                .map(|(_, docs)| docs);
+            let docs = match kept {
+                Some(docs) => docs,
+                None => {
+                    let options = self.options(asset, &now);
+                    let docs = Arc::new(
+                        self.fleet
+                            .host_findings(&self.store, head, set, &feeds, &options)
+                            .await?,
+                    );
+                    if let Ok(mut k) = self.kept.lock() {
+                        if k.docs.len() >= KEPT_GROUPS {
+                            k.docs.clear();
+                        }
+                        k.docs.insert(key, (validity.clone(), docs.clone()));
+                    }
+                    docs
+                }
+            };
+            out.push(Group { hosts, docs });
         }
         Ok(out)
     }

@@ -60,28 +60,38 @@ impl Store {
         Ok(Some((inventory, version)))
     }
 
-    /// The last inventories without their packages of every host that has one (or of one host).
-    pub async fn host_inventory_heads(
-        &self,
-        only: Option<i64>,
-    ) -> Result<HashMap<i64, Inventory>, StoreError> {
-        let text = format!(
-            "SELECT id, inventory_doc FROM host WHERE inventory_doc IS NOT NULL {}",
-            if only.is_some() { "AND id = $1" } else { "" }
-        );
-        let sql = self.sql(&text);
-        let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
-        if let Some(id) = only {
-            q = q.bind(id);
-        }
-        let rows = q
+    /// Every host's inventory version (hosts that stored one).
+    pub async fn inventory_versions(&self) -> Result<Vec<(i64, i64)>, StoreError> {
+        sqlx::query_as("SELECT id, inventory_version FROM host WHERE inventory_version > 0")
             .fetch_all(self.pool())
             .await
-            .context(|| "reading the hosts' inventories".into())?;
+            .context(|| "reading the hosts' inventory versions".into())
+    }
+
+    /// The last inventories without their packages of these hosts (those that have one).
+    pub async fn host_inventory_heads(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, (Inventory, i64)>, StoreError> {
+        let text = format!(
+            "SELECT id, inventory_doc, inventory_version FROM host WHERE inventory_doc IS NOT NULL AND id IN ({})",
+            self.json_id_list(1)
+        );
+        let sql = self.sql(&text);
+        let mut rows = Vec::new();
+        for chunk in ids.chunks(10_000) {
+            rows.extend(
+                sqlx::query_as::<_, (i64, String, i64)>(&sql)
+                    .bind(serde_json::to_string(chunk).expect("integers serialize"))
+                    .fetch_all(self.pool())
+                    .await
+                    .context(|| "reading the hosts' inventories".into())?,
+            );
+        }
         rows.into_iter()
-            .map(|(id, doc)| {
+            .map(|(id, doc, version)| {
                 serde_json::from_str(&doc)
-                    .map(|inv| (id, inv))
+                    .map(|inv| (id, (inv, version)))
                     .map_err(|e| StoreError::new(format!("the stored inventory of host {id}: {e}")))
             })
             .collect()
