@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use patchwarden_match::eol::EolTable;
 use patchwarden_match::{FindingState, KnowledgeIndex, MatchOptions, Outcome, Verdict};
-use patchwarden_model::{Distro, FindingDoc, Inventory, PackageKeyKind};
+use patchwarden_model::{Distro, FindingDoc, InstalledPackage, Inventory, PackageKeyKind};
 use patchwarden_store::fleet::{HostFindingSet, NewFindingKey};
 use patchwarden_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -124,8 +124,12 @@ type SharedRelease = Arc<RwLock<ReleaseKnowledge>>;
 pub struct FleetKnowledge {
     distro_info_dir: std::path::PathBuf,
     releases: RwLock<HashMap<(Distro, String), SharedRelease>>,
-    /// (release, package identity, Ubuntu Pro) → the finding keys of that package version.
-    verdicts: Mutex<HashMap<String, Arc<[i64]>>>,
+    /// (release, package version id, Ubuntu Pro) → the finding keys of that package version.
+    verdicts: Mutex<HashMap<(u32, i64, bool), Arc<[i64]>>>,
+    /// `distro:release` → a number (the verdict cache's keys stay small).
+    release_numbers: Mutex<HashMap<String, u32>>,
+    /// Package versions by id.
+    packages: Mutex<HashMap<i64, Arc<InstalledPackage>>>,
     /// Counts the times it was emptied: what readers cache from it is good while it stays.
     generation: std::sync::atomic::AtomicU64,
 }
@@ -148,6 +152,8 @@ impl FleetKnowledge {
             distro_info_dir: distro_info_dir.into(),
             releases: RwLock::new(HashMap::new()),
             verdicts: Mutex::new(HashMap::new()),
+            packages: Mutex::new(HashMap::new()),
+            release_numbers: Mutex::new(HashMap::new()),
             generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -256,67 +262,113 @@ impl FleetKnowledge {
         Ok(rk)
     }
 
-    /// A host's finding keys (interned in the store), each distinct package version matched once
-    /// per knowledge-base state.
+    /// The package versions of these ids (this process keeps every version it read: they never
+    /// change once stored).
+    async fn packages(
+        &self,
+        store: &Store,
+        ids: &[i64],
+    ) -> Result<Vec<Arc<InstalledPackage>>, StoreError> {
+        let mut out: Vec<Option<Arc<InstalledPackage>>> = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        {
+            let cache = self.packages.lock().expect("the package cache");
+            for id in ids {
+                let p = cache.get(id).cloned();
+                if p.is_none() {
+                    missing.push(*id);
+                }
+                out.push(p);
+            }
+        }
+        if !missing.is_empty() {
+            let read = store.package_versions(&missing).await?;
+            let read: HashMap<i64, Arc<InstalledPackage>> =
+                read.into_iter().map(|(id, p)| (id, Arc::new(p))).collect();
+            for (slot, id) in out.iter_mut().zip(ids) {
+                if slot.is_none() {
+                    *slot = read.get(id).cloned();
+                }
+            }
+            if let Ok(mut cache) = self.packages.lock() {
+                if cache.len() > VERDICT_CACHE_LIMIT {
+                    cache.clear();
+                }
+                cache.extend(read);
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// A host's finding keys (interned in the store) from its stored inventory: `head` (without
+    /// packages: release, kernel) and the ids of its package versions. Each distinct package
+    /// version is matched once per knowledge-base state; kernel images of a live host are matched
+    /// per host (the running kernel decides).
     pub async fn evaluate(
         &self,
         store: &Store,
-        inv: &Inventory,
+        head: &Inventory,
+        package_ids: &[i64],
         ubuntu_pro: Option<bool>,
     ) -> Result<HostEvaluation, StoreError> {
-        let Some(release) = &inv.os.release else {
+        let Some(release) = &head.os.release else {
             return Ok(HostEvaluation::default());
         };
+        let packages = self.packages(store, package_ids).await?;
         let distro = release.distro;
         let pro = ubuntu_pro.unwrap_or_else(|| {
-            distro == Distro::Ubuntu && inv.packages.iter().any(|p| p.version.contains("+esm"))
+            distro == Distro::Ubuntu && packages.iter().any(|p| p.version.contains("+esm"))
         });
         let rname = release_name(distro, &release.release);
-        let running = inv.kernel.running.is_some();
+        let rnum = {
+            let mut numbers = self.release_numbers.lock().expect("the release numbers");
+            let next = numbers.len() as u32;
+            *numbers.entry(rname.clone()).or_insert(next)
+        };
+        let running = head.kernel.running.is_some();
         let mariner = matches!(distro, Distro::Mariner | Distro::Azurelinux);
         let mut keys: Vec<i64> = Vec::new();
-        // Positions to match: cache misses (with their cache keys) and the host's kernel images.
-        let mut misses: Vec<(usize, Option<String>)> = Vec::new();
+        // What to match: cache misses (with their cache keys) and the host's kernel images.
+        let mut misses: Vec<(Arc<InstalledPackage>, Option<(i64, bool)>)> = Vec::new();
         {
             let cache = self.verdicts.lock().expect("the verdict cache");
-            for (i, p) in inv.packages.iter().enumerate() {
+            for (p, id) in packages.iter().zip(package_ids) {
                 if running && patchwarden_model::boot_release(p, mariner).is_some() {
-                    misses.push((i, None));
+                    misses.push((p.clone(), None));
                     continue;
                 }
-                let key = format!(
-                    "{rname}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    p.name, p.version, p.arch, p.source_name, p.source_version, pro as u8
-                );
-                match cache.get(&key) {
+                match cache.get(&(rnum, *id, pro)) {
                     Some(ids) => keys.extend(ids.iter()),
-                    None => misses.push((i, Some(key))),
+                    None => misses.push((p.clone(), Some((*id, pro)))),
                 }
             }
         }
         let matched_packages = misses.len();
         if !misses.is_empty() {
-            let positions: Vec<usize> = misses.iter().map(|(i, _)| *i).collect();
-            let names = patchwarden_match::lookup_names_of(inv, positions.iter().copied());
+            let sub = Inventory {
+                packages: misses.iter().map(|(p, _)| (**p).clone()).collect(),
+                ..head.clone()
+            };
+            let names = patchwarden_match::lookup_names(&sub);
             let rk = self
                 .release(store, distro, &release.release, &names)
                 .await?;
             let (new_keys, owners) = {
                 let r = rk.read().expect("a release's knowledge");
                 let index = &r.knowledge.index;
-                let verdicts = patchwarden_match::evaluate_findings_on(
-                    inv,
+                let verdicts = patchwarden_match::evaluate_findings(
+                    &sub,
                     index,
                     &MatchOptions {
                         ubuntu_pro: Some(pro),
                     },
-                    &positions,
                 );
                 // Which package a verdict belongs to: verdicts borrow the inventory's strings.
-                let owner_of: HashMap<*const u8, usize> = positions
+                let owner_of: HashMap<*const u8, usize> = sub
+                    .packages
                     .iter()
                     .enumerate()
-                    .map(|(n, i)| (inv.packages[*i].name.as_ptr(), n))
+                    .map(|(n, p)| (p.name.as_ptr(), n))
                     .collect();
                 let mut new_keys = Vec::with_capacity(verdicts.len());
                 let mut owners = Vec::with_capacity(verdicts.len());
@@ -339,8 +391,8 @@ impl FleetKnowledge {
                     cache.clear();
                 }
                 for ((_, key), ids) in misses.into_iter().zip(per_package) {
-                    if let Some(key) = key {
-                        cache.insert(key, ids.into());
+                    if let Some((id, pro)) = key {
+                        cache.insert((rnum, id, pro), ids.into());
                     }
                 }
             }

@@ -268,8 +268,8 @@ async fn compact(
 }
 
 async fn evaluate(store: &Store, fleet: &FleetKnowledge, host: i64, now: &str) {
-    let (inv, version) = store.host_inventory(host).await.unwrap().unwrap();
-    let evaluation = fleet.evaluate(store, &inv, None).await.unwrap();
+    let (head, ids, version) = store.host_evaluation_input(host).await.unwrap().unwrap();
+    let evaluation = fleet.evaluate(store, &head, &ids, None).await.unwrap();
     assert!(
         store
             .store_host_findings(host, version, &evaluation.keys, now)

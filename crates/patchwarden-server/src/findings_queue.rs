@@ -4,34 +4,28 @@
 //! versions evaluated before, and its write only the differences; `patchwarden_findings::fleet`).
 //!
 //! The queue is only a speed-up: what is owed is in the store (a host's `findings_version` behind
-//! its `inventory_version`), and a starting server queues those hosts again. Inventories handed
-//! over with a host are kept only while the queue is short (memory stays bounded under a burst:
-//! beyond that the worker reads the inventory back).
+//! its `inventory_version`), and a starting server queues those hosts again. It holds host ids
+//! only (memory stays small under any burst): a worker reads what it needs back in one row — the
+//! inventory without packages and the ids of the package versions — and the package versions it
+//! has not seen before.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use patchwarden_findings::fleet::FleetKnowledge;
-use patchwarden_model::Inventory;
 use patchwarden_store::{Store, StoreError};
 
 use crate::Metrics;
 
-/// Most inventories kept in the queue.
-const MAX_QUEUED_INVENTORIES: usize = 256;
-
-/// An inventory with the version it was stored as.
-pub type VersionedInventory = (Arc<Inventory>, i64);
-
 struct Queue {
     sender: tokio::sync::mpsc::UnboundedSender<i64>,
     receiver: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<i64>>,
-    queued: std::sync::Mutex<HashMap<i64, Option<VersionedInventory>>>,
-    /// Hosts a worker is evaluating, and those asked for again meanwhile (run once it is done:
-    /// an evaluation started before a knowledge-base change must not be the last one stored).
-    running: std::sync::Mutex<HashMap<i64, Option<Option<VersionedInventory>>>>,
+    queued: std::sync::Mutex<HashSet<i64>>,
+    /// Hosts a worker is evaluating, and whether they were asked for again meanwhile (run once
+    /// it is done: an evaluation started before a knowledge-base change must not be the last one
+    /// stored).
+    running: std::sync::Mutex<HashMap<i64, bool>>,
 }
 
 /// The handle of the queue (cheap to clone).
@@ -111,7 +105,7 @@ impl FindingsQueue {
             queue: Arc::new(Queue {
                 sender,
                 receiver: tokio::sync::Mutex::new(receiver),
-                queued: std::sync::Mutex::new(HashMap::new()),
+                queued: std::sync::Mutex::new(HashSet::new()),
                 running: std::sync::Mutex::new(HashMap::new()),
             }),
         };
@@ -122,35 +116,32 @@ impl FindingsQueue {
                 loop {
                     let next = queue.receiver.lock().await.recv().await;
                     let Some(host) = next else { break };
-                    let inventory = queue
-                        .queued
-                        .lock()
-                        .ok()
-                        .and_then(|mut q| q.remove(&host))
-                        .flatten();
+                    if let Ok(mut q) = queue.queued.lock() {
+                        q.remove(&host);
+                    }
                     {
                         let Ok(mut running) = queue.running.lock() else {
                             continue;
                         };
                         if let Some(again) = running.get_mut(&host) {
                             // Another worker has it: it runs the host again when done.
-                            *again = Some(inventory);
+                            *again = true;
                             continue;
                         }
-                        running.insert(host, None);
+                        running.insert(host, false);
                     }
-                    worker.run(host, inventory).await;
+                    worker.run(host).await;
                     let again = queue
                         .running
                         .lock()
                         .ok()
                         .and_then(|mut r| r.remove(&host))
-                        .flatten();
-                    if let Some(inventory) = again {
+                        .unwrap_or(false);
+                    if again {
                         FindingsQueue {
                             queue: queue.clone(),
                         }
-                        .push(host, inventory);
+                        .push(host);
                     }
                 }
             });
@@ -158,58 +149,33 @@ impl FindingsQueue {
         queue
     }
 
-    /// Queues a host (once, however often asked), with its inventory when the caller has it.
-    pub fn push(&self, host: i64, inventory: Option<VersionedInventory>) {
+    /// Queues a host (once, however often asked).
+    pub fn push(&self, host: i64) {
         let fresh = self
             .queue
             .queued
             .lock()
-            .map(|mut q| {
-                let keep = q.len() < MAX_QUEUED_INVENTORIES;
-                let inventory = inventory.filter(|_| keep);
-                match q.entry(host) {
-                    Entry::Occupied(mut e) => {
-                        // A newer inventory replaces the older one; none keeps what is there.
-                        if inventory.is_some() {
-                            e.insert(inventory);
-                        }
-                        false
-                    }
-                    Entry::Vacant(e) => {
-                        e.insert(inventory);
-                        true
-                    }
-                }
-            })
+            .map(|mut q| q.insert(host))
             .unwrap_or(true);
         if fresh {
             let _ = self.queue.sender.send(host);
         }
     }
 
-    /// Whether an inventory handed to [`FindingsQueue::push`] now would be kept.
-    pub fn keeps_inventories(&self) -> bool {
-        self.queue
-            .queued
-            .lock()
-            .map(|q| q.len() < MAX_QUEUED_INVENTORIES)
-            .unwrap_or(false)
-    }
-
     /// Queues the hosts whose stored inventory is newer than their findings (after a crash between
     /// the two, or a knowledge-base change that marked them).
     pub async fn push_pending(&self, store: &Store) -> Result<(), StoreError> {
         for host in store.hosts_needing_findings().await? {
-            self.push(host, None);
+            self.push(host);
         }
         Ok(())
     }
 }
 
 impl FindingsWorker {
-    async fn run(&self, host: i64, inventory: Option<VersionedInventory>) {
+    async fn run(&self, host: i64) {
         let started = Instant::now();
-        match self.recompute(host, inventory).await {
+        match self.recompute(host).await {
             Ok(_) => {
                 self.metrics
                     .observe("findings", started.elapsed().as_secs_f64());
@@ -223,25 +189,21 @@ impl FindingsWorker {
         }
     }
 
-    /// Evaluates the host's inventory (the one given, else the stored one) and stores the
-    /// differences to its findings; answers how many findings it holds.
-    pub async fn recompute(
-        &self,
-        host_id: i64,
-        inventory: Option<VersionedInventory>,
-    ) -> Result<usize, FindingsError> {
-        let mut phases: Vec<(&'static str, f64)> = Vec::with_capacity(6);
+    /// Evaluates the host's stored inventory and stores the differences to its findings;
+    /// answers how many findings it holds.
+    pub async fn recompute(&self, host_id: i64) -> Result<usize, FindingsError> {
+        let mut phases: Vec<(&'static str, f64)> = Vec::with_capacity(3);
         let mut last = Instant::now();
-        let (inventory, version) = match inventory {
-            Some(given) => given,
-            None => match self.store.host_inventory(host_id).await? {
-                Some((inv, version)) => (Arc::new(inv), version),
-                None => return Ok(0),
-            },
+        let Some((head, package_ids, version)) = self.store.host_evaluation_input(host_id).await?
+        else {
+            return Ok(0);
         };
         phases.push(("read inventory", last.elapsed().as_secs_f64()));
         last = Instant::now();
-        let evaluation = self.fleet.evaluate(&self.store, &inventory, None).await?;
+        let evaluation = self
+            .fleet
+            .evaluate(&self.store, &head, &package_ids, None)
+            .await?;
         phases.push(("evaluate", last.elapsed().as_secs_f64()));
         last = Instant::now();
         let now = patchwarden_model::now_rfc3339();
@@ -257,6 +219,26 @@ impl FindingsWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_is_queued_once_however_often_asked() {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let queue = FindingsQueue {
+            queue: Arc::new(Queue {
+                sender,
+                receiver: tokio::sync::Mutex::new(tokio::sync::mpsc::unbounded_channel().1),
+                queued: std::sync::Mutex::new(HashSet::new()),
+                running: std::sync::Mutex::new(HashMap::new()),
+            }),
+        };
+        for _ in 0..3 {
+            queue.push(7);
+        }
+        queue.push(8);
+        assert_eq!(receiver.try_recv().ok(), Some(7));
+        assert_eq!(receiver.try_recv().ok(), Some(8));
+        assert!(receiver.try_recv().is_err(), "7 was sent once");
+    }
 
     #[test]
     fn phase_timings_add_up_per_phase_and_reach_the_metrics() {

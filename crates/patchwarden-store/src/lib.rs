@@ -222,6 +222,10 @@ impl Store {
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    // The write-ahead log is checkpointed every 1,000 pages (SQLite's default) and
+                    // cut back to 64 MiB when a checkpoint resets it: it cannot keep the size of
+                    // a burst (it had reached 6.7 GB).
+                    conn.execute("PRAGMA journal_size_limit = 67108864").await?;
                     Ok(())
                 })
             });

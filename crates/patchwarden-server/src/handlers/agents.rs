@@ -1,8 +1,6 @@
 //! What agents call: enrollment (an enrollment token in the body), check-ins (inventory or
 //! heartbeat), and the report of what their repositories offer. Jobs are in [`super::jobs`].
 
-use std::sync::Arc;
-
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -167,15 +165,9 @@ pub async fn check_in(
     );
     if outcome.result == CheckInResult::Stored {
         // The report is committed; its findings follow in the background (and are queued again
-        // at start if this process dies before they are stored). The owned inventory is built
-        // only when the queue keeps it (not under a burst: the worker then reads it back).
-        let version = outcome.inventory_version;
-        let inventory = report
-            .inventory
-            .as_ref()
-            .filter(|_| state.findings.keeps_inventories())
-            .map(|view| (Arc::new(view.to_inventory()), version));
-        state.findings.push(host_id, inventory);
+        // at start if this process dies before they are stored). The worker reads what it needs
+        // back (the inventory without packages and the package version ids: one row).
+        state.findings.push(host_id);
     }
     Ok(json(&CheckInAck {
         result: outcome.result,

@@ -132,8 +132,6 @@ pub async fn set_host_labels(
     if !state.store.set_host_labels(id, &labels).await? {
         return Err(ApiError::no_host(id));
     }
-    // Criticality and exposure feed the risk score.
-    state.findings.push(id, None);
     let mut one: Vec<_> = state
         .store
         .host(id, state.stale_secs())

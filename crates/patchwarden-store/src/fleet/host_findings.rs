@@ -60,6 +60,32 @@ impl Store {
         Ok(Some((inventory, version)))
     }
 
+    /// What evaluating a host's findings starts from, in one read: its last inventory without its
+    /// packages, the ids of its package versions (ascending) and the inventory's version.
+    pub async fn host_evaluation_input(
+        &self,
+        host_id: i64,
+    ) -> Result<Option<(Inventory, Vec<i64>, i64)>, StoreError> {
+        let row: Option<(Option<String>, i64, Option<String>)> = sqlx::query_as(&self.sql(
+            "SELECT h.inventory_doc, h.inventory_version, s.package_ids FROM host h \
+             LEFT JOIN host_package_set s ON s.host_id = h.id WHERE h.id = $1",
+        ))
+        .bind(host_id)
+        .fetch_optional(self.pool())
+        .await
+        .context(|| format!("reading host {host_id}"))?;
+        let Some((Some(doc), version, ids)) = row else {
+            return Ok(None);
+        };
+        let inventory: Inventory = serde_json::from_str(&doc)
+            .map_err(|e| StoreError::new(format!("the stored inventory of host {host_id}: {e}")))?;
+        let ids = match ids {
+            Some(text) => parse_ids(&text, host_id)?,
+            None => Vec::new(),
+        };
+        Ok(Some((inventory, ids, version)))
+    }
+
     /// Every host's inventory version (hosts that stored one).
     pub async fn inventory_versions(&self) -> Result<Vec<(i64, i64)>, StoreError> {
         sqlx::query_as("SELECT id, inventory_version FROM host WHERE inventory_version > 0")

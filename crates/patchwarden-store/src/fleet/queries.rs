@@ -204,7 +204,8 @@ impl Store {
 
     /// The interned package versions with these ids, by id (one statement: the ids go as one
     /// JSON array parameter).
-    pub(super) async fn package_versions(
+    /// Package versions by id (ids not stored are absent).
+    pub async fn package_versions(
         &self,
         ids: &[i64],
     ) -> Result<HashMap<i64, InstalledPackage>, StoreError> {
