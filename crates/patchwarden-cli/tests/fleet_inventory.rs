@@ -110,6 +110,12 @@ fn lifecycle(db: &str, work: &Path, servers: &[&ServerProcess], state: &Path) {
         );
         let served = triples(&view["findings"]);
         assert_eq!(served, scan_triples(db, root), "{name}");
+        // Field by field, in the same order (what depends on the moment read aside).
+        assert_eq!(
+            comparable(&view["findings"]),
+            comparable(&scan_report(db, root)["findings"]),
+            "{name}"
+        );
         assert_eq!(
             host["packages"].as_i64().unwrap() as usize,
             inventory_json(root)["packages"].as_array().unwrap().len(),

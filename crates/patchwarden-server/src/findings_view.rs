@@ -32,12 +32,33 @@ pub struct FindingsView {
 #[derive(Default)]
 struct Kept {
     heads: HashMap<i64, (i64, Arc<Inventory>)>,
-    /// Group key → (validity, documents).
+    /// Group key → (validity, counts): every group's.
+    counts: HashMap<String, (String, Arc<Counts>)>,
+    /// Group key → (validity, documents): a few groups' (a group's documents are ~1 KB a finding).
     docs: HashMap<String, (String, Arc<Vec<FindingDoc>>)>,
 }
 
-/// Most groups' documents kept.
-const KEPT_GROUPS: usize = 2_000;
+/// A group's finding counts: by severity, `kev`, `overdue`, `total`.
+type Counts = BTreeMap<String, i64>;
+
+/// Most groups whose counts are kept.
+const KEPT_COUNTS: usize = 100_000;
+/// Most groups whose documents are kept.
+const KEPT_DOCS: usize = 16;
+
+fn counts_of(docs: &[FindingDoc]) -> Counts {
+    let mut c = Counts::new();
+    for d in docs {
+        *c.entry(d.severity.as_str().to_owned()).or_default() += 1;
+        *c.entry("kev".into()).or_default() += i64::from(d.kev);
+        *c.entry("overdue".into()).or_default() += i64::from(d.overdue);
+        *c.entry("total".into()).or_default() += 1;
+    }
+    c
+}
+
+/// What a caller keeps of a group's documents (none: it wants the counts only).
+type Shape<'a> = Option<&'a (dyn Fn(&[FindingDoc]) -> Vec<FindingDoc> + Sync)>;
 
 /// Filters of the fleet's findings list (`GET /v1/findings`).
 #[derive(Clone, Debug, Default)]
@@ -68,9 +89,33 @@ pub fn asset_of(labels: &BTreeMap<String, String>) -> Asset {
     }
 }
 
-/// Hosts reading the same documents.
+/// A host's finding set with its first sightings cut to their days.
+fn by_day(set: &HostFindingSet) -> HostFindingSet {
+    let day = |t: &str| format!("{}T00:00:00Z", t.get(..10).unwrap_or(t));
+    let base = day(&set.seen_base);
+    let mut other: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for (at, keys) in &set.seen_other {
+        let d = day(at);
+        if d != base {
+            other.entry(d).or_default().extend(keys);
+        }
+    }
+    for keys in other.values_mut() {
+        keys.sort_unstable();
+    }
+    HostFindingSet {
+        host_id: set.host_id,
+        set_id: set.set_id,
+        keys: set.keys.clone(),
+        seen_base: base,
+        seen_other: other,
+    }
+}
+
+/// Hosts reading the same documents: their counts, and what the caller's shape kept of them.
 struct Group {
     hosts: Vec<i64>,
+    counts: Arc<Counts>,
     docs: Arc<Vec<FindingDoc>>,
 }
 
@@ -148,7 +193,7 @@ impl FindingsView {
     }
 
     /// The findings of the hosts holding a set (all of them, or one), grouped.
-    async fn groups(&self, only: Option<i64>) -> Result<Vec<Group>, FleetError> {
+    async fn groups(&self, only: Option<i64>, shape: Shape<'_>) -> Result<Vec<Group>, FleetError> {
         let now = patchwarden_model::now_rfc3339();
         let sets = self.store.host_finding_sets(only).await?;
         if sets.is_empty() {
@@ -172,10 +217,14 @@ impl FindingsView {
                 .map(|f| (&f.feed, f.age_days, f.stale, &f.last_error, &f.last_success))
                 .collect::<Vec<_>>()
         );
+        // First sightings matter to the documents by their day (due dates): hosts whose findings
+        // were first seen on the same days read the same documents, their own times put back in
+        // only when a host's documents are handed out (`with_own_sightings`).
+        let by_day: Vec<HostFindingSet> = sets.iter().map(by_day).collect();
         let mut groups: HashMap<String, (Vec<i64>, &HostFindingSet, &Inventory, Asset)> =
             HashMap::new();
         let no_labels = BTreeMap::new();
-        for set in &sets {
+        for set in &by_day {
             let Some(head) = heads.get(&set.host_id) else {
                 continue;
             };
@@ -201,14 +250,29 @@ impl FindingsView {
         }
         let mut out = Vec::with_capacity(groups.len());
         for (key, (hosts, set, head, asset)) in groups {
-            let kept = self
-                .kept
-                .lock()
-                .ok()
-                .and_then(|k| k.docs.get(&key).cloned())
-                .filter(|(v, _)| *v == validity)
-                .map(|(_, docs)| docs);
-            let docs = match kept {
+            let (counts, docs) = {
+                let kept = self.kept.lock().expect("the view's cache");
+                let valid = |v: &String| *v == validity;
+                (
+                    kept.counts
+                        .get(&key)
+                        .filter(|(v, _)| valid(v))
+                        .map(|(_, c)| c.clone()),
+                    kept.docs
+                        .get(&key)
+                        .filter(|(v, _)| valid(v))
+                        .map(|(_, d)| d.clone()),
+                )
+            };
+            if let (Some(counts), None) = (&counts, shape) {
+                out.push(Group {
+                    hosts,
+                    counts: counts.clone(),
+                    docs: Arc::new(Vec::new()),
+                });
+                continue;
+            }
+            let docs = match docs {
                 Some(docs) => docs,
                 None => {
                     let options = self.options(asset, &now);
@@ -218,27 +282,77 @@ impl FindingsView {
                             .await?,
                     );
                     if let Ok(mut k) = self.kept.lock() {
-                        if k.docs.len() >= KEPT_GROUPS {
+                        if k.docs.len() >= KEPT_DOCS {
                             k.docs.clear();
                         }
-                        k.docs.insert(key, (validity.clone(), docs.clone()));
+                        k.docs.insert(key.clone(), (validity.clone(), docs.clone()));
                     }
                     docs
                 }
             };
-            out.push(Group { hosts, docs });
+            let counts = match counts {
+                Some(c) => c,
+                None => {
+                    let c = Arc::new(counts_of(&docs));
+                    if let Ok(mut k) = self.kept.lock() {
+                        if k.counts.len() >= KEPT_COUNTS {
+                            k.counts.clear();
+                        }
+                        k.counts.insert(key, (validity.clone(), c.clone()));
+                    }
+                    c
+                }
+            };
+            let docs = match shape {
+                Some(shape) => Arc::new(shape(&docs)),
+                None => Arc::new(Vec::new()),
+            };
+            out.push(Group {
+                hosts,
+                counts,
+                docs,
+            });
         }
         Ok(out)
     }
 
     /// A host's findings, riskiest first (empty while never computed).
     pub async fn host(&self, host_id: i64) -> Result<Vec<FindingDoc>, FleetError> {
-        Ok(self
-            .groups(Some(host_id))
-            .await?
-            .pop()
-            .map(|g| g.docs.as_ref().clone())
-            .unwrap_or_default())
+        let all = |d: &[FindingDoc]| d.to_vec();
+        let Some(group) = self.groups(Some(host_id), Some(&all)).await?.pop() else {
+            return Ok(Vec::new());
+        };
+        let mut docs = group.docs.as_ref().clone();
+        if let Some(set) = self.store.host_finding_set(host_id).await? {
+            self.with_own_sightings(&set, &mut docs).await?;
+        }
+        Ok(docs)
+    }
+
+    /// Puts a host's own first-sighting times into documents its group shares.
+    async fn with_own_sightings(
+        &self,
+        set: &HostFindingSet,
+        docs: &mut [FindingDoc],
+    ) -> Result<(), StoreError> {
+        let keys = self.store.finding_keys(&set.keys).await?;
+        let seen: HashMap<(&str, &str), &str> = keys
+            .iter()
+            .map(|k| {
+                (
+                    (k.package.as_str(), k.advisory_id.as_str()),
+                    set.first_seen(k.id),
+                )
+            })
+            .collect();
+        for d in docs {
+            if d.first_seen.is_some() {
+                if let Some(at) = seen.get(&(d.package.as_str(), d.advisory_id.as_str())) {
+                    d.first_seen = Some((*at).to_owned());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Fills the hosts' finding counts: by severity, `kev`, `overdue`, `total`.
@@ -248,16 +362,9 @@ impl FindingsView {
             _ => None,
         };
         let mut counts: HashMap<i64, BTreeMap<String, i64>> = HashMap::new();
-        for g in self.groups(only).await? {
-            let mut c: BTreeMap<String, i64> = BTreeMap::new();
-            for d in g.docs.iter() {
-                *c.entry(d.severity.as_str().to_owned()).or_default() += 1;
-                *c.entry("kev".into()).or_default() += i64::from(d.kev);
-                *c.entry("overdue".into()).or_default() += i64::from(d.overdue);
-                *c.entry("total".into()).or_default() += 1;
-            }
+        for g in self.groups(only, None).await? {
             for h in g.hosts {
-                counts.insert(h, c.clone());
+                counts.insert(h, g.counts.as_ref().clone());
             }
         }
         for h in hosts {
@@ -293,13 +400,22 @@ impl FindingsView {
         };
         // Per host: its group's filtered documents (riskiest first) and a cursor.
         let mut lists: Vec<(i64, &str, Arc<Vec<FindingDoc>>)> = Vec::new();
-        let groups = self.groups(None).await?;
+        // A host contributes at most offset + limit documents: each group keeps no more.
+        let most = filter.offset.saturating_add(filter.limit);
+        let shape = |docs: &[FindingDoc]| -> Vec<FindingDoc> {
+            docs.iter()
+                .filter(|d| keep(d))
+                .take(most)
+                .cloned()
+                .collect()
+        };
+        let groups = self.groups(None, Some(&shape)).await?;
+        let groups_sets = self.store.host_finding_sets(None).await?;
         for g in &groups {
-            let docs: Vec<FindingDoc> = g.docs.iter().filter(|d| keep(d)).cloned().collect();
-            if docs.is_empty() {
+            if g.docs.is_empty() {
                 continue;
             }
-            let docs = Arc::new(docs);
+            let docs = g.docs.clone();
             for h in &g.hosts {
                 let Some((name, labels)) = hostnames.get(h) else {
                     continue;
@@ -355,7 +471,7 @@ impl FindingsView {
                 docs: docs.as_slice(),
             })
             .collect();
-        let mut out = Vec::with_capacity(filter.limit.min(10_000));
+        let mut out: Vec<HostFinding> = Vec::with_capacity(filter.limit.min(10_000));
         let mut skipped = 0;
         while out.len() < filter.limit {
             let Some(mut head) = heap.pop() else { break };
@@ -373,6 +489,28 @@ impl FindingsView {
             if head.at < head.docs.len() {
                 head.risk = head.docs[head.at].risk;
                 heap.push(head);
+            }
+        }
+        // The hosts' own first-sighting times, host by host.
+        let sets: HashMap<i64, &HostFindingSet> =
+            groups_sets.iter().map(|s| (s.host_id, s)).collect();
+        let mut order: Vec<usize> = (0..out.len()).collect();
+        order.sort_by_key(|i| out[*i].host_id);
+        let mut i = 0;
+        while i < order.len() {
+            let host = out[order[i]].host_id;
+            let mut docs: Vec<FindingDoc> = Vec::new();
+            let mut at = Vec::new();
+            while i < order.len() && out[order[i]].host_id == host {
+                at.push(order[i]);
+                docs.push(out[order[i]].finding.clone());
+                i += 1;
+            }
+            if let Some(set) = sets.get(&host) {
+                self.with_own_sightings(set, &mut docs).await?;
+            }
+            for (slot, doc) in at.into_iter().zip(docs) {
+                out[slot].finding = doc;
             }
         }
         Ok(out)

@@ -205,6 +205,28 @@ pub fn triples(findings: &serde_json::Value) -> BTreeSet<(String, String, String
 }
 
 pub fn scan_triples(db: &str, root: &Path) -> BTreeSet<(String, String, String)> {
+    triples(&scan_report(db, root)["findings"])
+}
+
+/// A findings list as documents with what depends on the moment read left out (first sighting,
+/// due dates, overdue, the data's age), for comparing a server's findings with a scan's.
+pub fn comparable(findings: &serde_json::Value) -> Vec<patchwarden_model::FindingDoc> {
+    let mut docs: Vec<patchwarden_model::FindingDoc> =
+        serde_json::from_value(findings.clone()).expect("findings parse as FindingDoc");
+    for d in &mut docs {
+        d.first_seen = None;
+        d.due.clear();
+        d.overdue = false;
+        if let Some(e) = &mut d.evidence {
+            e.data_age_days = None;
+            e.stale = false;
+        }
+    }
+    docs
+}
+
+/// `scan --no-history --format json --root ROOT` on the store.
+pub fn scan_report(db: &str, root: &Path) -> serde_json::Value {
     let out = bin()
         .args([
             "--db",
@@ -218,8 +240,7 @@ pub fn scan_triples(db: &str, root: &Path) -> BTreeSet<(String, String, String)>
         .arg(root)
         .output()
         .unwrap();
-    let report: serde_json::Value = serde_json::from_str(&ok(&out, "scan")).unwrap();
-    triples(&report["findings"])
+    serde_json::from_str(&ok(&out, "scan")).unwrap()
 }
 
 /// The Alpine apk sample as a root of its own.
