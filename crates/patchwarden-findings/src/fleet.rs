@@ -119,13 +119,17 @@ struct ReleaseKnowledge {
 
 type SharedRelease = Arc<RwLock<ReleaseKnowledge>>;
 
+/// (release number, package version id, Ubuntu Pro): what a package version's verdicts depend on
+/// besides the knowledge base (kernel images of live hosts are never cached).
+type VerdictKey = (u32, i64, bool);
+
 /// The fleet's knowledge and verdict cache (see the module head). Shared by the findings workers
 /// and the readers of one server.
 pub struct FleetKnowledge {
     distro_info_dir: std::path::PathBuf,
     releases: RwLock<HashMap<(Distro, String), SharedRelease>>,
     /// (release, package version id, Ubuntu Pro) → the finding keys of that package version.
-    verdicts: Mutex<HashMap<(u32, i64, bool), Arc<[i64]>>>,
+    verdicts: Mutex<HashMap<VerdictKey, Arc<[i64]>>>,
     /// `distro:release` → a number (the verdict cache's keys stay small).
     release_numbers: Mutex<HashMap<String, u32>>,
     /// Package versions by id.
@@ -329,7 +333,7 @@ impl FleetKnowledge {
         let mariner = matches!(distro, Distro::Mariner | Distro::Azurelinux);
         let mut keys: Vec<i64> = Vec::new();
         // What to match: cache misses (with their cache keys) and the host's kernel images.
-        let mut misses: Vec<(Arc<InstalledPackage>, Option<(i64, bool)>)> = Vec::new();
+        let mut misses: Vec<(Arc<InstalledPackage>, Option<VerdictKey>)> = Vec::new();
         {
             let cache = self.verdicts.lock().expect("the verdict cache");
             for (p, id) in packages.iter().zip(package_ids) {
@@ -339,7 +343,7 @@ impl FleetKnowledge {
                 }
                 match cache.get(&(rnum, *id, pro)) {
                     Some(ids) => keys.extend(ids.iter()),
-                    None => misses.push((p.clone(), Some((*id, pro)))),
+                    None => misses.push((p.clone(), Some((rnum, *id, pro)))),
                 }
             }
         }
@@ -391,8 +395,8 @@ impl FleetKnowledge {
                     cache.clear();
                 }
                 for ((_, key), ids) in misses.into_iter().zip(per_package) {
-                    if let Some((id, pro)) = key {
-                        cache.insert((rnum, id, pro), ids.into());
+                    if let Some(key) = key {
+                        cache.insert(key, ids.into());
                     }
                 }
             }

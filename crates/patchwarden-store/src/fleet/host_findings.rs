@@ -9,28 +9,8 @@ impl Store {
         &self,
         host_id: i64,
     ) -> Result<Option<(Inventory, i64)>, StoreError> {
-        let row: Option<(Option<String>, i64)> = sqlx::query_as(
-            &self.sql("SELECT inventory_doc, inventory_version FROM host WHERE id = $1"),
-        )
-        .bind(host_id)
-        .fetch_optional(self.pool())
-        .await
-        .context(|| format!("reading host {host_id}"))?;
-        let Some((Some(doc), version)) = row else {
+        let Some((mut inventory, ids, version)) = self.host_evaluation_input(host_id).await? else {
             return Ok(None);
-        };
-        let mut inventory: Inventory = serde_json::from_str(&doc)
-            .map_err(|e| StoreError::new(format!("the stored inventory of host {host_id}: {e}")))?;
-        let ids: Option<String> = sqlx::query_scalar(
-            &self.sql("SELECT package_ids FROM host_package_set WHERE host_id = $1"),
-        )
-        .bind(host_id)
-        .fetch_optional(self.pool())
-        .await
-        .context(|| format!("reading the packages of host {host_id}"))?;
-        let ids = match ids {
-            Some(text) => parse_ids(&text, host_id)?,
-            None => Vec::new(),
         };
         let mut packages: Vec<InstalledPackage> =
             self.package_versions(&ids).await?.into_values().collect();
@@ -45,19 +25,10 @@ impl Store {
         &self,
         host_id: i64,
     ) -> Result<Option<(Inventory, i64)>, StoreError> {
-        let row: Option<(Option<String>, i64)> = sqlx::query_as(
-            &self.sql("SELECT inventory_doc, inventory_version FROM host WHERE id = $1"),
-        )
-        .bind(host_id)
-        .fetch_optional(self.pool())
-        .await
-        .context(|| format!("reading host {host_id}"))?;
-        let Some((Some(doc), version)) = row else {
-            return Ok(None);
-        };
-        let inventory: Inventory = serde_json::from_str(&doc)
-            .map_err(|e| StoreError::new(format!("the stored inventory of host {host_id}: {e}")))?;
-        Ok(Some((inventory, version)))
+        Ok(self
+            .host_inventory_heads(&[host_id])
+            .await?
+            .remove(&host_id))
     }
 
     /// What evaluating a host's findings starts from, in one read: its last inventory without its
