@@ -19,7 +19,8 @@ use patchwarden_store::{Store, StoreError};
 
 /// The handle (cheap to clone): its own store handle, the fleet's knowledge, the policy, and what
 /// it keeps between requests: the hosts' inventories without packages (by inventory version) and
-/// each group's documents (good while the fleet's knowledge, the day and the feeds' state stay).
+/// each group's counts and, up to a budget, documents (good while the fleet's knowledge, the day
+/// and the feeds' state stay).
 #[derive(Clone)]
 pub struct FindingsView {
     store: Store,
@@ -43,8 +44,10 @@ type Counts = BTreeMap<String, i64>;
 
 /// Most groups whose counts are kept.
 const KEPT_COUNTS: usize = 100_000;
-/// Most groups whose documents are kept.
-const KEPT_DOCS: usize = 16;
+/// Most documents kept across groups (~3 KB each in memory: 150,000 took the server from 330 MB
+/// to 500–690 MB at 10,000 hosts; the fleet list then answered in 0.35 s instead of 1.7 s). The
+/// way out of this trade is a slim per-group index with documents assembled for the page only.
+const KEPT_DOCS: usize = 60_000;
 
 fn counts_of(docs: &[FindingDoc]) -> Counts {
     let mut c = Counts::new();
@@ -282,10 +285,13 @@ impl FindingsView {
                             .await?,
                     );
                     if let Ok(mut k) = self.kept.lock() {
-                        if k.docs.len() >= KEPT_DOCS {
+                        let held: usize = k.docs.values().map(|(_, d)| d.len()).sum();
+                        if held + docs.len() > KEPT_DOCS {
                             k.docs.clear();
                         }
-                        k.docs.insert(key.clone(), (validity.clone(), docs.clone()));
+                        if docs.len() <= KEPT_DOCS {
+                            k.docs.insert(key.clone(), (validity.clone(), docs.clone()));
+                        }
                     }
                     docs
                 }
