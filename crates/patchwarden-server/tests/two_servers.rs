@@ -1,0 +1,191 @@
+//! Two servers on one store: a knowledge-base change applied by one empties the other's copy of
+//! the knowledge base too (the store's knowledge generation), so the other reads the changed
+//! findings instead of its stale copy. Knowledge: the real Alpine secdb v3.11 `main` records of
+//! `tests/data`; the change gives one openssl advisory a SYNTHETIC summary (the record otherwise
+//! unchanged); the host: a SYNTHETIC Alpine 3.11 inventory holding openssl's libssl1.1 below the
+//! fixes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use patchwarden_model::fleet::inventory_digest;
+use patchwarden_model::*;
+use patchwarden_server::state::AppState;
+use patchwarden_server::ServerConfig;
+use patchwarden_store::{Store, WriteMode};
+
+const NOW: &str = "2026-12-03T09:00:00Z";
+
+fn secdb_main() -> Vec<Advisory> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/alpine-secdb/alpine-secdb-repo-v3.11-main.yaml");
+    patchwarden_feeds::alpine::parse_yaml(&std::fs::read(path).unwrap(), "secdb").unwrap()
+}
+
+async fn write_secdb(store: &Store, list: &[Advisory], at: &str) {
+    let provenance = Provenance {
+        source: Source::AlpineSecdb,
+        origin: "tests/data/alpine-secdb/alpine-secdb-repo-v3.11-main.yaml".into(),
+        fetched_at: at.into(),
+        sha256: String::new(),
+    };
+    let items: Vec<(Advisory, Provenance)> = list
+        .iter()
+        .map(|a| (a.clone(), provenance.clone()))
+        .collect();
+    store
+        .write_advisories(
+            "alpine-secdb:v3.11/main",
+            Source::AlpineSecdb,
+            WriteMode::Replace,
+            &items,
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+fn alpine_host() -> Inventory {
+    let package = |name: &str, source: &str, version: &str| InstalledPackage {
+        name: name.into(),
+        version: version.into(),
+        arch: "x86_64".into(),
+        source_name: source.into(),
+        source_version: version.into(),
+        manager: PackageManager::Apk,
+        status: None,
+        held: false,
+        install_time: None,
+    };
+    Inventory {
+        schema_version: INVENTORY_SCHEMA_VERSION,
+        collected_at: NOW.into(),
+        collector: "test".into(),
+        root: "/".into(),
+        live: false,
+        host: HostIdentity {
+            hostname: Some("alpine-a".into()),
+            ..Default::default()
+        },
+        os: OsInfo {
+            id: "alpine".into(),
+            version_id: Some("3.11.6".into()),
+            release: DistroRelease::from_os_release(Distro::Alpine, Some("3.11.6"), None, None),
+            ..Default::default()
+        },
+        package_databases: vec![],
+        packages: vec![
+            package("libssl1.1", "openssl", "1.1.1a-r0"),
+            package("musl", "musl", "1.1.20-r0"),
+        ],
+        kernel: KernelInfo::default(),
+        reboot: RebootInfo::default(),
+        stale_processes: vec![],
+        platform: None,
+    }
+}
+
+fn server(store: &Store) -> AppState {
+    AppState::start(
+        store.clone(),
+        ServerConfig {
+            findings_workers: 1,
+            knowledge_poll: Duration::ZERO,
+            ..Default::default()
+        },
+        String::new(),
+        patchwarden_risk::policy::Policy::default(),
+    )
+}
+
+/// Waits (up to a minute) until the host's findings are those of its last inventory.
+async fn findings_current(store: &Store, host: i64) {
+    for _ in 0..600 {
+        if !store
+            .hosts_needing_findings()
+            .await
+            .unwrap()
+            .contains(&host)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the findings of host {host} were not computed within a minute");
+}
+
+fn openssl_findings(docs: &[FindingDoc]) -> usize {
+    docs.iter().filter(|d| d.package == "libssl1.1").count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_applied_by_one_server_reaches_the_other_servers_findings() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let all = secdb_main();
+    for test_store in patchwarden_store::testing::stores("two_servers", tmp).await {
+        let store = &test_store.store;
+        write_secdb(store, &all, "2026-12-01T00:00:00Z").await;
+        store
+            .create_enroll_token("t", "2027-01-01T00:00:00Z", 1, &BTreeMap::new(), "test")
+            .await
+            .unwrap();
+        let (host, _) = store
+            .enroll_host("t", NOW, "alpine-a", None, "secret")
+            .await
+            .unwrap()
+            .unwrap();
+        let inv = alpine_host();
+        store
+            .check_in(
+                host,
+                "k1",
+                &inventory_digest(&inv),
+                Some(&InventoryView::of(&inv)),
+                NOW,
+            )
+            .await
+            .unwrap();
+        let (a, b) = (server(store), server(store));
+        a.findings.push(host);
+        findings_current(store, host).await;
+        // Both servers read the findings: each loads its copy of the knowledge base now.
+        let before = b.view.host(host).await.unwrap();
+        assert_eq!(before, a.view.host(host).await.unwrap());
+        // One of the host's openssl advisories changes its summary.
+        let target_id = before
+            .iter()
+            .find(|d| d.package == "libssl1.1")
+            .map(|d| d.advisory_id.clone())
+            .expect("an openssl finding");
+        let mut changed = all.clone();
+        for a in changed.iter_mut().filter(|a| a.id == target_id) {
+            a.summary = Some("SYNTHETIC: summary changed in place by a test".into());
+        }
+        let summary = |docs: &[FindingDoc]| -> Option<String> {
+            docs.iter()
+                .find(|d| d.advisory_id == target_id)
+                .and_then(|d| d.summary.clone())
+        };
+        assert!(openssl_findings(&before) > 0);
+        assert!(!summary(&before)
+            .unwrap_or_default()
+            .starts_with("SYNTHETIC"));
+
+        // The advisory changes in place; server A applies the change and re-evaluates the host.
+        write_secdb(store, &changed, "2026-12-02T00:00:00Z").await;
+        a.knowledge.apply().await;
+        findings_current(store, host).await;
+        let after = a.view.host(host).await.unwrap();
+        assert!(
+            summary(&after).unwrap().starts_with("SYNTHETIC"),
+            "A reads the change"
+        );
+        // B has not looked at the store's generation yet: its copy holds the old record.
+        assert_eq!(summary(&b.view.host(host).await.unwrap()), summary(&before));
+        // Its next poll sees the generation move (it claims no journal entry: A did).
+        b.knowledge.apply().await;
+        assert_eq!(b.view.host(host).await.unwrap(), after);
+        test_store.finish().await;
+    }
+}
