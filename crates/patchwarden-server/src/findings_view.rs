@@ -1,15 +1,17 @@
 //! Reading the fleet's findings (issue 15): documents are assembled when read, from each host's
 //! finding set (`patchwarden_findings::fleet`), with the current time — due dates and overdue are
-//! always today's. Hosts that hold the same set with the same first sightings, asset facts and
-//! release read the same documents, so each such group is assembled once per request and fanned
-//! out to its hosts: the host list's counts, the summary, the fleet's findings list (a merge of
-//! the hosts' riskiest-first lists, paged) and a CVE's hosts.
+//! always today's. Hosts that hold the same set with first sightings on the same days, the same
+//! asset facts and release read the same documents, so each such group is assembled once and
+//! fanned out to its hosts (their own first-sighting times put back): the host list's counts and
+//! the summary (counts kept per group), the fleet's findings list (a merge of the hosts'
+//! riskiest-first lists over slim documents kept per group; only the groups of the answered page
+//! are assembled), a host's findings and a CVE's hosts.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use patchwarden_findings::fleet::{FleetError, FleetKnowledge};
-use patchwarden_findings::{feed_summaries, ScanOptions};
+use patchwarden_findings::{feed_summaries, FeedSummary, ScanOptions};
 use patchwarden_model::fleet::{AffectedHost, HostFinding, HostSummary};
 use patchwarden_model::{FindingDoc, FindingState, Inventory, Severity};
 use patchwarden_risk::policy::Policy;
@@ -35,18 +37,35 @@ struct Kept {
     heads: HashMap<i64, (i64, Arc<Inventory>)>,
     /// Group key → (validity, counts): every group's.
     counts: HashMap<String, (String, Arc<Counts>)>,
-    /// Group key → (validity, documents): a few groups' (a group's documents are ~1 KB a finding).
+    /// Group key → (validity, slim documents): what filtering and merging read, every group's
+    /// up to a budget.
+    slims: HashMap<String, (String, Arc<Vec<Slim>>)>,
+    /// Group key → (validity, documents): a few groups' (a document is ~3 KB in memory).
     docs: HashMap<String, (String, Arc<Vec<FindingDoc>>)>,
 }
 
 /// A group's finding counts: by severity, `kev`, `overdue`, `total`.
 type Counts = BTreeMap<String, i64>;
 
+/// A document reduced to what the fleet list filters and orders by (~60 bytes).
+#[derive(Clone, Debug)]
+struct Slim {
+    risk: f64,
+    severity: Severity,
+    kev: bool,
+    overdue: bool,
+    state: FindingState,
+    /// The earliest due date (`YYYY-MM-DD`).
+    first_due: Option<String>,
+}
+
 /// Most groups whose counts are kept.
 const KEPT_COUNTS: usize = 100_000;
-/// Most documents kept across groups (~3 KB each in memory: 150,000 took the server from 330 MB
-/// to 500–690 MB at 10,000 hosts; the fleet list then answered in 0.35 s instead of 1.7 s). The
-/// way out of this trade is a slim per-group index with documents assembled for the page only.
+/// Most slim documents kept across groups (~60 bytes each).
+const KEPT_SLIMS: usize = 2_000_000;
+/// Most documents kept across groups (~3 KB each in memory: keeping 150,000 took the server from
+/// 330 MB to 500–690 MB at 10,000 hosts). The fleet list reads slim documents and assembles only
+/// the groups of the page it answers.
 const KEPT_DOCS: usize = 60_000;
 
 fn counts_of(docs: &[FindingDoc]) -> Counts {
@@ -60,8 +79,35 @@ fn counts_of(docs: &[FindingDoc]) -> Counts {
     c
 }
 
-/// What a caller keeps of a group's documents (none: it wants the counts only).
-type Shape<'a> = Option<&'a (dyn Fn(&[FindingDoc]) -> Vec<FindingDoc> + Sync)>;
+fn slims_of(docs: &[FindingDoc]) -> Vec<Slim> {
+    docs.iter()
+        .map(|d| Slim {
+            risk: d.risk,
+            severity: d.severity,
+            kev: d.kev,
+            overdue: d.overdue,
+            state: d.state,
+            first_due: d.due.values().map(|due| due.date.clone()).min(),
+        })
+        .collect()
+}
+
+/// Keeps `value` under `key`, emptying the map first when `size` more would pass `budget`.
+fn keep<T>(
+    map: &mut HashMap<String, (String, Arc<Vec<T>>)>,
+    budget: usize,
+    key: &str,
+    validity: &str,
+    value: &Arc<Vec<T>>,
+) {
+    let held: usize = map.values().map(|(_, v)| v.len()).sum();
+    if held + value.len() > budget {
+        map.clear();
+    }
+    if value.len() <= budget {
+        map.insert(key.to_owned(), (validity.to_owned(), value.clone()));
+    }
+}
 
 /// Filters of the fleet's findings list (`GET /v1/findings`).
 #[derive(Clone, Debug, Default)]
@@ -115,11 +161,21 @@ fn by_day(set: &HostFindingSet) -> HostFindingSet {
     }
 }
 
-/// Hosts reading the same documents: their counts, and what the caller's shape kept of them.
+/// Hosts reading the same documents, and what assembling them takes.
 struct Group {
+    key: String,
     hosts: Vec<i64>,
-    counts: Arc<Counts>,
-    docs: Arc<Vec<FindingDoc>>,
+    set: HostFindingSet,
+    head: Arc<Inventory>,
+    asset: Asset,
+}
+
+/// What every group of one request shares: the time, the feeds' state, and the validity of what
+/// is kept (the fleet's knowledge generation, the day, the feeds).
+struct Moment {
+    now: String,
+    feeds: Vec<FeedSummary>,
+    validity: String,
 }
 
 impl FindingsView {
@@ -195,22 +251,16 @@ impl FindingsView {
         }
     }
 
-    /// The findings of the hosts holding a set (all of them, or one), grouped.
-    async fn groups(&self, only: Option<i64>, shape: Shape<'_>) -> Result<Vec<Group>, FleetError> {
+    /// The hosts holding a finding set (all of them, or one), grouped.
+    async fn groups(&self, only: Option<i64>) -> Result<(Vec<Group>, Moment), FleetError> {
         let now = patchwarden_model::now_rfc3339();
         let sets = self.store.host_finding_sets(only).await?;
-        if sets.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<i64> = sets.iter().map(|s| s.host_id).collect();
-        let labels = self.store.labels_of_hosts(&ids).await?;
-        let heads = self.heads(only).await?;
         let feeds = feed_summaries(
             &self.store.feeds().await?,
             &now,
             ScanOptions::default().max_feed_age_days,
         );
-        // The documents of a group stay good while the knowledge, the day and the feeds do.
+        // What is kept of a group stays good while the knowledge, the day and the feeds do.
         let validity = format!(
             "{}\t{}\t{:?}",
             self.fleet.generation(),
@@ -220,14 +270,23 @@ impl FindingsView {
                 .map(|f| (&f.feed, f.age_days, f.stale, &f.last_error, &f.last_success))
                 .collect::<Vec<_>>()
         );
+        let moment = Moment {
+            now,
+            feeds,
+            validity,
+        };
+        if sets.is_empty() {
+            return Ok((Vec::new(), moment));
+        }
+        let ids: Vec<i64> = sets.iter().map(|s| s.host_id).collect();
+        let labels = self.store.labels_of_hosts(&ids).await?;
+        let heads = self.heads(only).await?;
         // First sightings matter to the documents by their day (due dates): hosts whose findings
         // were first seen on the same days read the same documents, their own times put back in
         // only when a host's documents are handed out (`with_own_sightings`).
-        let by_day: Vec<HostFindingSet> = sets.iter().map(by_day).collect();
-        let mut groups: HashMap<String, (Vec<i64>, &HostFindingSet, &Inventory, Asset)> =
-            HashMap::new();
+        let mut groups: HashMap<String, Group> = HashMap::new();
         let no_labels = BTreeMap::new();
-        for set in &by_day {
+        for set in sets.iter().map(by_day) {
             let Some(head) = heads.get(&set.host_id) else {
                 continue;
             };
@@ -245,90 +304,94 @@ impl FindingsView {
                     .map(|r| (r.distro, &r.release, &r.display)),
                 (asset.criticality, asset.internet_facing)
             );
+            let host = set.host_id;
             groups
-                .entry(key)
-                .or_insert_with(|| (Vec::new(), set, head, asset))
-                .0
-                .push(set.host_id);
+                .entry(key.clone())
+                .or_insert_with(|| Group {
+                    key,
+                    hosts: Vec::new(),
+                    set,
+                    head: head.clone(),
+                    asset,
+                })
+                .hosts
+                .push(host);
         }
-        let mut out = Vec::with_capacity(groups.len());
-        for (key, (hosts, set, head, asset)) in groups {
-            let (counts, docs) = {
-                let kept = self.kept.lock().expect("the view's cache");
-                let valid = |v: &String| *v == validity;
-                (
-                    kept.counts
-                        .get(&key)
-                        .filter(|(v, _)| valid(v))
-                        .map(|(_, c)| c.clone()),
-                    kept.docs
-                        .get(&key)
-                        .filter(|(v, _)| valid(v))
-                        .map(|(_, d)| d.clone()),
-                )
-            };
-            if let (Some(counts), None) = (&counts, shape) {
-                out.push(Group {
-                    hosts,
-                    counts: counts.clone(),
-                    docs: Arc::new(Vec::new()),
-                });
-                continue;
+        Ok((groups.into_values().collect(), moment))
+    }
+
+    /// A group's documents: kept, or assembled (and their counts and slim form kept).
+    async fn docs(&self, g: &Group, m: &Moment) -> Result<Arc<Vec<FindingDoc>>, FleetError> {
+        let kept = self.kept.lock().ok().and_then(|k| {
+            k.docs
+                .get(&g.key)
+                .filter(|(v, _)| *v == m.validity)
+                .map(|(_, d)| d.clone())
+        });
+        if let Some(docs) = kept {
+            return Ok(docs);
+        }
+        let options = self.options(g.asset, &m.now);
+        let docs = Arc::new(
+            self.fleet
+                .host_findings(&self.store, &g.head, &g.set, &m.feeds, &options)
+                .await?,
+        );
+        if let Ok(mut k) = self.kept.lock() {
+            keep(&mut k.docs, KEPT_DOCS, &g.key, &m.validity, &docs);
+            keep(
+                &mut k.slims,
+                KEPT_SLIMS,
+                &g.key,
+                &m.validity,
+                &Arc::new(slims_of(&docs)),
+            );
+            if k.counts.len() >= KEPT_COUNTS {
+                k.counts.clear();
             }
-            let docs = match docs {
-                Some(docs) => docs,
-                None => {
-                    let options = self.options(asset, &now);
-                    let docs = Arc::new(
-                        self.fleet
-                            .host_findings(&self.store, head, set, &feeds, &options)
-                            .await?,
-                    );
-                    if let Ok(mut k) = self.kept.lock() {
-                        let held: usize = k.docs.values().map(|(_, d)| d.len()).sum();
-                        if held + docs.len() > KEPT_DOCS {
-                            k.docs.clear();
-                        }
-                        if docs.len() <= KEPT_DOCS {
-                            k.docs.insert(key.clone(), (validity.clone(), docs.clone()));
-                        }
-                    }
-                    docs
-                }
-            };
-            let counts = match counts {
-                Some(c) => c,
-                None => {
-                    let c = Arc::new(counts_of(&docs));
-                    if let Ok(mut k) = self.kept.lock() {
-                        if k.counts.len() >= KEPT_COUNTS {
-                            k.counts.clear();
-                        }
-                        k.counts.insert(key, (validity.clone(), c.clone()));
-                    }
-                    c
-                }
-            };
-            let docs = match shape {
-                Some(shape) => Arc::new(shape(&docs)),
-                None => Arc::new(Vec::new()),
-            };
-            out.push(Group {
-                hosts,
-                counts,
-                docs,
-            });
+            k.counts.insert(
+                g.key.clone(),
+                (m.validity.clone(), Arc::new(counts_of(&docs))),
+            );
         }
-        Ok(out)
+        Ok(docs)
+    }
+
+    /// A group's counts.
+    async fn counts(&self, g: &Group, m: &Moment) -> Result<Arc<Counts>, FleetError> {
+        let kept = self.kept.lock().ok().and_then(|k| {
+            k.counts
+                .get(&g.key)
+                .filter(|(v, _)| *v == m.validity)
+                .map(|(_, c)| c.clone())
+        });
+        match kept {
+            Some(c) => Ok(c),
+            None => Ok(Arc::new(counts_of(&self.docs(g, m).await?))),
+        }
+    }
+
+    /// A group's slim documents.
+    async fn slims(&self, g: &Group, m: &Moment) -> Result<Arc<Vec<Slim>>, FleetError> {
+        let kept = self.kept.lock().ok().and_then(|k| {
+            k.slims
+                .get(&g.key)
+                .filter(|(v, _)| *v == m.validity)
+                .map(|(_, s)| s.clone())
+        });
+        match kept {
+            Some(s) => Ok(s),
+            None => Ok(Arc::new(slims_of(&self.docs(g, m).await?))),
+        }
     }
 
     /// A host's findings, riskiest first (empty while never computed).
     pub async fn host(&self, host_id: i64) -> Result<Vec<FindingDoc>, FleetError> {
-        let all = |d: &[FindingDoc]| d.to_vec();
-        let Some(group) = self.groups(Some(host_id), Some(&all)).await?.pop() else {
+        let (mut groups, moment) = self.groups(Some(host_id)).await?;
+        let Some(group) = groups.pop() else {
             return Ok(Vec::new());
         };
-        let mut docs = group.docs.as_ref().clone();
+        let mut docs = self.docs(&group, &moment).await?.as_ref().clone();
         if let Some(set) = self.store.host_finding_set(host_id).await? {
             self.with_own_sightings(&set, &mut docs).await?;
         }
@@ -368,9 +431,11 @@ impl FindingsView {
             _ => None,
         };
         let mut counts: HashMap<i64, BTreeMap<String, i64>> = HashMap::new();
-        for g in self.groups(only, None).await? {
-            for h in g.hosts {
-                counts.insert(h, g.counts.as_ref().clone());
+        let (groups, moment) = self.groups(only).await?;
+        for g in &groups {
+            let c = self.counts(g, &moment).await?;
+            for h in &g.hosts {
+                counts.insert(*h, c.as_ref().clone());
             }
         }
         for h in hosts {
@@ -395,54 +460,56 @@ impl FindingsView {
             .and_then(|d| today.checked_add(jiff::Span::new().days(d)).ok())
             .map(|d| d.to_string());
         let min = filter.min_severity.unwrap_or_default();
-        let keep = |d: &FindingDoc| {
+        let passes = |d: &Slim| {
             d.severity >= min
                 && (!filter.kev || d.kev)
                 && (!filter.overdue || d.overdue)
                 && filter.state.is_none_or(|s| d.state == s)
-                && horizon
-                    .as_ref()
-                    .is_none_or(|h| d.due.values().any(|due| due.date.as_str() <= h.as_str()))
+                && horizon.as_ref().is_none_or(|h| {
+                    d.first_due
+                        .as_ref()
+                        .is_some_and(|due| due.as_str() <= h.as_str())
+                })
         };
-        // Per host: its group's filtered documents (riskiest first) and a cursor.
-        let mut lists: Vec<(i64, &str, Arc<Vec<FindingDoc>>)> = Vec::new();
-        // A host contributes at most offset + limit documents: each group keeps no more.
+        // A host contributes at most offset + limit findings: each group keeps no more.
         let most = filter.offset.saturating_add(filter.limit);
-        let shape = |docs: &[FindingDoc]| -> Vec<FindingDoc> {
-            docs.iter()
-                .filter(|d| keep(d))
-                .take(most)
-                .cloned()
-                .collect()
-        };
-        let groups = self.groups(None, Some(&shape)).await?;
-        let groups_sets = self.store.host_finding_sets(None).await?;
+        let (groups, moment) = self.groups(None).await?;
+        // Per group: the positions (in its riskiest-first documents) that pass, with their risk.
+        let mut passing: Vec<Vec<(usize, f64)>> = Vec::with_capacity(groups.len());
         for g in &groups {
-            if g.docs.is_empty() {
+            let slims = self.slims(g, &moment).await?;
+            passing.push(
+                slims
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| passes(s))
+                    .take(most)
+                    .map(|(i, s)| (i, s.risk))
+                    .collect(),
+            );
+        }
+        // Per host: its group and a cursor.
+        let mut lists: Vec<(i64, &str, usize)> = Vec::new();
+        for (gi, g) in groups.iter().enumerate() {
+            if passing[gi].is_empty() {
                 continue;
             }
-            let docs = g.docs.clone();
             for h in &g.hosts {
                 let Some((name, labels)) = hostnames.get(h) else {
                     continue;
                 };
                 if filter.labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-                    lists.push((*h, name.as_str(), docs.clone()));
+                    lists.push((*h, name.as_str(), gi));
                 }
             }
         }
-        /// A host's next document in the merge.
+        /// A host's next finding in the merge.
         struct Head<'a> {
             risk: f64,
             hostname: &'a str,
-            host: usize,
+            host_id: i64,
+            list: usize,
             at: usize,
-            docs: &'a [FindingDoc],
-        }
-        impl Head<'_> {
-            fn doc(&self) -> &FindingDoc {
-                &self.docs[self.at]
-            }
         }
         impl PartialEq for Head<'_> {
             fn eq(&self, other: &Self) -> bool {
@@ -456,67 +523,74 @@ impl FindingsView {
             }
         }
         impl Ord for Head<'_> {
-            // The heap pops the greatest: the riskiest, then the first by name.
+            // The heap pops the greatest: the riskiest, then the first hostname, then the lowest
+            // host id; a host's own findings keep their order (package, advisory, …).
             fn cmp(&self, other: &Self) -> std::cmp::Ordering {
                 self.risk
                     .total_cmp(&other.risk)
                     .then_with(|| other.hostname.cmp(self.hostname))
-                    .then_with(|| other.doc().package.cmp(&self.doc().package))
-                    .then_with(|| other.doc().advisory_id.cmp(&self.doc().advisory_id))
-                    .then_with(|| other.host.cmp(&self.host))
+                    .then_with(|| other.host_id.cmp(&self.host_id))
+                    .then_with(|| other.at.cmp(&self.at))
             }
         }
         let mut heap: BinaryHeap<Head<'_>> = lists
             .iter()
             .enumerate()
-            .map(|(i, (_, name, docs))| Head {
-                risk: docs[0].risk,
+            .map(|(i, (host_id, name, gi))| Head {
+                risk: passing[*gi][0].1,
                 hostname: name,
-                host: i,
+                host_id: *host_id,
+                list: i,
                 at: 0,
-                docs: docs.as_slice(),
             })
             .collect();
-        let mut out: Vec<HostFinding> = Vec::with_capacity(filter.limit.min(10_000));
+        // (host id, group, position in the group's documents), in answer order.
+        let mut rows: Vec<(i64, usize, usize)> = Vec::with_capacity(filter.limit.min(10_000));
         let mut skipped = 0;
-        while out.len() < filter.limit {
+        while rows.len() < filter.limit {
             let Some(mut head) = heap.pop() else { break };
+            let (host_id, _, gi) = lists[head.list];
             if skipped < filter.offset {
                 skipped += 1;
             } else {
-                let (host_id, hostname, _) = &lists[head.host];
-                out.push(HostFinding {
-                    host_id: *host_id,
-                    hostname: (*hostname).to_owned(),
-                    finding: head.doc().clone(),
-                });
+                rows.push((host_id, gi, passing[gi][head.at].0));
             }
             head.at += 1;
-            if head.at < head.docs.len() {
-                head.risk = head.docs[head.at].risk;
+            if let Some((_, risk)) = passing[gi].get(head.at) {
+                head.risk = *risk;
                 heap.push(head);
             }
         }
-        // The hosts' own first-sighting times, host by host.
-        let sets: HashMap<i64, &HostFindingSet> =
-            groups_sets.iter().map(|s| (s.host_id, s)).collect();
-        let mut order: Vec<usize> = (0..out.len()).collect();
-        order.sort_by_key(|i| out[*i].host_id);
-        let mut i = 0;
-        while i < order.len() {
-            let host = out[order[i]].host_id;
-            let mut docs: Vec<FindingDoc> = Vec::new();
-            let mut at = Vec::new();
-            while i < order.len() && out[order[i]].host_id == host {
-                at.push(order[i]);
-                docs.push(out[order[i]].finding.clone());
-                i += 1;
+        // The documents of the groups the page touches, and the hosts' own first sightings.
+        let mut docs_of: HashMap<usize, Arc<Vec<FindingDoc>>> = HashMap::new();
+        for (_, gi, _) in &rows {
+            if !docs_of.contains_key(gi) {
+                docs_of.insert(*gi, self.docs(&groups[*gi], &moment).await?);
             }
-            if let Some(set) = sets.get(&host) {
-                self.with_own_sightings(set, &mut docs).await?;
-            }
-            for (slot, doc) in at.into_iter().zip(docs) {
-                out[slot].finding = doc;
+        }
+        let mut out: Vec<HostFinding> = rows
+            .iter()
+            .map(|(host_id, gi, at)| HostFinding {
+                host_id: *host_id,
+                hostname: hostnames
+                    .get(host_id)
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or_default(),
+                finding: docs_of[gi][*at].clone(),
+            })
+            .collect();
+        let mut hosts: Vec<i64> = rows.iter().map(|(h, _, _)| *h).collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        for host in hosts {
+            let Some(set) = self.store.host_finding_set(host).await? else {
+                continue;
+            };
+            let at: Vec<usize> = (0..out.len()).filter(|i| out[*i].host_id == host).collect();
+            let mut docs: Vec<FindingDoc> = at.iter().map(|i| out[*i].finding.clone()).collect();
+            self.with_own_sightings(&set, &mut docs).await?;
+            for (i, doc) in at.into_iter().zip(docs) {
+                out[i].finding = doc;
             }
         }
         Ok(out)

@@ -1,3 +1,8 @@
+//! The fleet's findings as the server reads them (`FindingsView`), on SQLite and PostgreSQL.
+//!
+//! The findings list: riskiest first across hosts, pages that add up, filters, and every listed
+//! finding equal to the same finding of its host's own list.
+//!
 //! Two servers on one store: a knowledge-base change applied by one empties the other's copy of
 //! the knowledge base too (the store's knowledge generation), so the other reads the changed
 //! findings instead of its stale copy. Knowledge: the real Alpine secdb v3.11 `main` records of
@@ -11,6 +16,7 @@ use std::time::Duration;
 
 use patchwarden_model::fleet::inventory_digest;
 use patchwarden_model::*;
+use patchwarden_server::findings_view::FleetFindingFilter;
 use patchwarden_server::state::AppState;
 use patchwarden_server::ServerConfig;
 use patchwarden_store::{Store, WriteMode};
@@ -86,6 +92,32 @@ fn alpine_host() -> Inventory {
     }
 }
 
+async fn enroll(store: &Store, name: &str, labels: &[(&str, &str)]) -> i64 {
+    let (host, _) = store
+        .enroll_host("t", NOW, name, None, &format!("secret-{name}"))
+        .await
+        .unwrap()
+        .unwrap();
+    let labels: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    store.set_host_labels(host, &labels).await.unwrap();
+    let mut inv = alpine_host();
+    inv.host.hostname = Some(name.into());
+    store
+        .check_in(
+            host,
+            "k1",
+            &inventory_digest(&inv),
+            Some(&InventoryView::of(&inv)),
+            NOW,
+        )
+        .await
+        .unwrap();
+    host
+}
+
 fn server(store: &Store) -> AppState {
     AppState::start(
         store.clone(),
@@ -123,7 +155,7 @@ fn openssl_findings(docs: &[FindingDoc]) -> usize {
 async fn a_change_applied_by_one_server_reaches_the_other_servers_findings() {
     let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let all = secdb_main();
-    for test_store in patchwarden_store::testing::stores("two_servers", tmp).await {
+    for test_store in patchwarden_store::testing::stores("fleet_findings_two_servers", tmp).await {
         let store = &test_store.store;
         write_secdb(store, &all, "2026-12-01T00:00:00Z").await;
         store
@@ -186,6 +218,137 @@ async fn a_change_applied_by_one_server_reaches_the_other_servers_findings() {
         // Its next poll sees the generation move (it claims no journal entry: A did).
         b.knowledge.apply().await;
         assert_eq!(b.view.host(host).await.unwrap(), after);
+        test_store.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_findings_list_merges_hosts_riskiest_first_in_pages_that_add_up() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for test_store in patchwarden_store::testing::stores("fleet_findings_list", tmp).await {
+        let store = &test_store.store;
+        write_secdb(store, &secdb_main(), "2026-12-01T00:00:00Z").await;
+        store
+            .create_enroll_token("t", "2027-01-01T00:00:00Z", 3, &BTreeMap::new(), "test")
+            .await
+            .unwrap();
+        // Three hosts, one set: a critical internet-facing one (higher risk) in group "dmz".
+        let exposed = enroll(
+            store,
+            "c-exposed",
+            &[
+                ("criticality", "critical"),
+                ("internet_facing", "true"),
+                ("group", "dmz"),
+            ],
+        )
+        .await;
+        let plain_a = enroll(store, "a-plain", &[]).await;
+        let plain_b = enroll(store, "b-plain", &[]).await;
+        let state = server(store);
+        for h in [exposed, plain_a, plain_b] {
+            state.findings.push(h);
+            findings_current(store, h).await;
+        }
+        let names: std::collections::HashMap<i64, (String, BTreeMap<String, String>)> = store
+            .hosts(&Default::default(), i64::MAX / 4)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.id, (h.hostname, h.labels)))
+            .collect();
+        let own: std::collections::HashMap<i64, Vec<FindingDoc>> = {
+            let mut m = std::collections::HashMap::new();
+            for h in [exposed, plain_a, plain_b] {
+                m.insert(h, state.view.host(h).await.unwrap());
+            }
+            m
+        };
+        let per_host = own[&plain_a].len();
+        assert!(per_host > 3, "{per_host}");
+        let list = |filter: FleetFindingFilter| {
+            let state = state.clone();
+            let names = names.clone();
+            async move { state.view.fleet(&filter, &names).await.unwrap() }
+        };
+        let all = list(FleetFindingFilter {
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(all.len(), 3 * per_host);
+        // Riskiest first; among equal risk, by hostname.
+        for w in all.windows(2) {
+            let (x, y) = (&w[0], &w[1]);
+            assert!(
+                x.finding.risk > y.finding.risk
+                    || (x.finding.risk == y.finding.risk && x.hostname <= y.hostname),
+                "{} {} before {} {}",
+                x.hostname,
+                x.finding.risk,
+                y.hostname,
+                y.finding.risk
+            );
+        }
+        assert_eq!(
+            all[0].host_id, exposed,
+            "the exposed host's findings weigh more"
+        );
+        // Every listed finding is its host's own, in its host's order.
+        for h in [exposed, plain_a, plain_b] {
+            let listed: Vec<&FindingDoc> = all
+                .iter()
+                .filter(|f| f.host_id == h)
+                .map(|f| &f.finding)
+                .collect();
+            assert_eq!(listed, own[&h].iter().collect::<Vec<_>>(), "host {h}");
+        }
+        // Pages add up to the whole.
+        let mut paged = Vec::new();
+        for page in 0.. {
+            let got = list(FleetFindingFilter {
+                offset: page * 4,
+                limit: 4,
+                ..Default::default()
+            })
+            .await;
+            if got.is_empty() {
+                break;
+            }
+            paged.extend(got);
+        }
+        assert_eq!(paged, all);
+        // Filters: a group, a state, a severity.
+        let dmz = list(FleetFindingFilter {
+            labels: vec![("group".into(), "dmz".into())],
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await;
+        assert!(dmz.iter().all(|f| f.host_id == exposed) && dmz.len() == per_host);
+        let state_of = all[0].finding.state;
+        let same_state = list(FleetFindingFilter {
+            state: Some(state_of),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(
+            same_state.len(),
+            all.iter().filter(|f| f.finding.state == state_of).count()
+        );
+        let high = list(FleetFindingFilter {
+            min_severity: Some(Severity::High),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(
+            high.len(),
+            all.iter()
+                .filter(|f| f.finding.severity >= Severity::High)
+                .count()
+        );
         test_store.finish().await;
     }
 }
