@@ -51,6 +51,9 @@ pub struct ServerArgs {
     /// other processes: `feeds import`, another server); 0: only at start and after own syncs.
     #[arg(long, default_value_t = 60, env = "PATCHWARDEN_KNOWLEDGE_POLL_SECS")]
     pub knowledge_poll_secs: u64,
+    /// Days the report keys of check-ins and heartbeats (idempotency) are kept; 0: forever.
+    #[arg(long, default_value_t = 14, env = "PATCHWARDEN_REPORT_RETENTION_DAYS")]
+    pub report_retention_days: u64,
     /// Policy file (TOML) for due dates.
     #[arg(long, env = "PATCHWARDEN_POLICY")]
     pub policy: Option<PathBuf>,
@@ -100,6 +103,7 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
         stale_after: Duration::from_secs(args.stale_after_secs),
         policy: args.policy.clone(),
         knowledge_poll: Duration::from_secs(args.knowledge_poll_secs),
+        report_retention: Duration::from_secs(args.report_retention_days.saturating_mul(86_400)),
         ..Default::default()
     };
     let server = Server::bind(store.clone(), config)

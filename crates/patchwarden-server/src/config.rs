@@ -43,6 +43,8 @@ pub struct ServerConfig {
     /// The deployment configuration: change policy, maintenance windows, host profiles (hooks,
     /// health checks, reboot policy), rollout defaults.
     pub deploy: patchwarden_deploy::config::DeployConfig,
+    /// How long the report keys of check-ins and heartbeats (idempotency) are kept; zero: forever.
+    pub report_retention: Duration,
     /// How often the rollout driver looks at active changes (it also wakes on job reports and
     /// new findings).
     pub rollout_tick: Duration,
@@ -64,6 +66,7 @@ impl Default for ServerConfig {
             distro_info_dir: "/usr/share/distro-info".into(),
             knowledge_poll: Duration::from_secs(60),
             job_poll: Duration::from_secs(2),
+            report_retention: Duration::from_secs(14 * 86_400),
             job_lock_timeout: Duration::from_secs(300),
             deploy: patchwarden_deploy::config::DeployConfig::default(),
             rollout_tick: Duration::from_secs(2),

@@ -34,6 +34,7 @@ pub mod host_cache;
 pub mod job_board;
 pub mod knowledge;
 mod metrics;
+pub mod retention;
 pub mod rollouts;
 pub mod routes;
 pub mod secrets;

@@ -64,12 +64,19 @@ impl Server {
         })?;
         let knowledge_poll = config.knowledge_poll;
         let rollout_tick = config.rollout_tick;
+        let report_retention = config.report_retention;
         let state = state::AppState::start(store, config, identity.ca_pem.clone(), policy);
         // Knowledge-base changes written while no server ran, and inventories stored before a
         // crash whose findings were not computed yet.
         state.knowledge.apply().await;
         state.knowledge.queue_pending().await;
         state.knowledge.start(knowledge_poll);
+        crate::retention::Retention {
+            store: state.store.clone(),
+            metrics: state.metrics.clone(),
+            reports: report_retention,
+        }
+        .start(Duration::from_secs(3600));
         rollouts::RolloutDriver {
             store: state.store.clone(),
             view: state.view.clone(),

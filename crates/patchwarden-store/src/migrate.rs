@@ -83,6 +83,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0013_compact_findings.sql"),
         include_str!("../migrations/postgres/0013_compact_findings.sql"),
     ),
+    (
+        14,
+        "report_retention",
+        include_str!("../migrations/sqlite/0014_report_retention.sql"),
+        include_str!("../migrations/postgres/0014_report_retention.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,

@@ -302,6 +302,88 @@ fn provenance(origin: &str, fetched_at: &str) -> patchwarden_model::Provenance {
 /// KEV / EPSS / NVD the hosts with findings citing a changed CVE. An unchanged re-download marks
 /// nobody. Real records throughout (Alpine secdb v3.11 main, the KEV catalog, an EPSS subset, NVD
 /// CVE-2023-0286, Ubuntu's OSV record of it); the finding rows are the test's own.
+/// Report keys older than the retention are removed (in batches); newer ones still answer
+/// `Duplicate`, a pruned one is taken as a new report.
+fn beat(host: i64, key: &str, digest: &str) -> patchwarden_store::fleet::Heartbeat {
+    patchwarden_store::fleet::Heartbeat {
+        host_id: host,
+        idempotency_key: key.into(),
+        digest: digest.into(),
+    }
+}
+
+#[tokio::test]
+async fn old_report_keys_are_pruned() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for test_store in patchwarden_store::testing::stores("report_retention", tmp).await {
+        let store = &test_store.store;
+        store
+            .create_enroll_token("t", "2027-01-01T00:00:00Z", 1, &Default::default(), "test")
+            .await
+            .unwrap();
+        let (host, _) = store
+            .enroll_host("t", "2026-11-01T00:00:00Z", "h", None, "s")
+            .await
+            .unwrap()
+            .unwrap();
+        let inv = alpine_inventory("h");
+        let digest = inventory_digest(&inv);
+        store
+            .check_in(
+                host,
+                "old-inv",
+                &digest,
+                Some(&InventoryView::of(&inv)),
+                "2026-11-01T00:00:00Z",
+            )
+            .await
+            .unwrap();
+        let beats: Vec<_> = (0..25_000)
+            .map(|i| patchwarden_store::fleet::Heartbeat {
+                host_id: host,
+                idempotency_key: format!("old-{i}"),
+                digest: digest.clone(),
+            })
+            .collect();
+        store
+            .heartbeats(&beats, "2026-11-02T00:00:00Z")
+            .await
+            .unwrap();
+        store
+            .heartbeats(&[beat(host, "new", &digest)], "2026-12-02T00:00:00Z")
+            .await
+            .unwrap();
+        let backend = store.backend();
+        assert_eq!(
+            store.prune_reports("2026-11-18T00:00:00Z").await.unwrap(),
+            25_001,
+            "{backend:?}"
+        );
+        assert_eq!(
+            store.prune_reports("2026-11-18T00:00:00Z").await.unwrap(),
+            0
+        );
+        let digest = &digest;
+        let again = |key: &'static str| async move {
+            store
+                .heartbeats(&[beat(host, key, digest)], "2026-12-03T00:00:00Z")
+                .await
+                .unwrap()[0]
+        };
+        assert_eq!(
+            again("new").await,
+            HeartbeatOutcome::Answered(CheckInResult::Duplicate),
+            "a kept key still answers Duplicate"
+        );
+        assert_eq!(
+            again("old-7").await,
+            HeartbeatOutcome::Answered(CheckInResult::Heartbeat),
+            "a pruned key is a new report"
+        );
+        test_store.finish().await;
+    }
+}
+
 /// Findings as facts: hosts holding the same findings share one set, an evaluation writes only
 /// differences, and first sightings survive a key replaced for the same package and advisory.
 #[tokio::test]

@@ -219,6 +219,33 @@ impl Store {
         Ok(results)
     }
 
+    /// Removes the report keys received before `before` (RFC 3339), in batches of 10,000 (each its
+    /// own short transaction: check-ins are not held up); answers how many. A report resent after
+    /// its key was removed is taken as a new report (agents resend within minutes or hours, the
+    /// retention is days).
+    pub async fn prune_reports(&self, before: &str) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        loop {
+            let (_writer, mut tx) = self.begin().await?;
+            let n = sqlx::query(&self.sql(
+                "DELETE FROM report WHERE (host_id, idempotency_key) IN \
+                 (SELECT host_id, idempotency_key FROM report WHERE received_at < $1 LIMIT 10000)",
+            ))
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .context(|| "removing old report keys".into())?
+            .rows_affected();
+            tx.commit()
+                .await
+                .context(|| "committing the removal of report keys".into())?;
+            removed += n;
+            if n < 10_000 {
+                return Ok(removed);
+            }
+        }
+    }
+
     /// Stores one check-in in one transaction: the report's idempotency key (a key seen before
     /// answers `Duplicate` and changes nothing), and with an inventory the host's package set —
     /// versions interned once for the whole fleet, the appeared/disappeared history, the host's
