@@ -44,7 +44,9 @@ pub struct ServerArgs {
     /// Hosts not seen for this many seconds are stale.
     #[arg(long, default_value_t = 259200, env = "PATCHWARDEN_STALE_AFTER_SECS")]
     pub stale_after_secs: u64,
-    /// Seconds between feed syncs (0: never; `feeds sync` by hand or cron instead).
+    /// Seconds between feed syncs (0: never; `feeds sync` by hand or cron instead). Servers sharing
+    /// one store sync once per interval between them (a lease in the store; another server takes
+    /// over when the holder dies).
     #[arg(long, default_value_t = 21600, env = "PATCHWARDEN_SYNC_INTERVAL_SECS")]
     pub sync_interval_secs: u64,
     /// Seconds between applications of the knowledge base's change journal (feeds written by
@@ -122,16 +124,68 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
     drop(out);
     if args.sync_interval_secs > 0 {
         let state = server.knowledge();
-        let every = Duration::from_secs(args.sync_interval_secs);
+        let every = args.sync_interval_secs as i64;
+        // One sync per interval across every server sharing the store: the one that takes the
+        // lease runs it; if it dies, its lease expires and another takes over.
+        let holder = format!(
+            "{}:{}:{}",
+            std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_default(),
+            std::process::id(),
+            unix_now_nanos()
+        );
+        let check = Duration::from_secs(args.sync_interval_secs.clamp(1, 60));
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(every).await;
-                sync_and_reevaluate(&state).await;
+                tokio::time::sleep(check).await;
+                let store = state.store();
+                match store
+                    .take_scheduled(
+                        SYNC_LEASE,
+                        &holder,
+                        unix_now(),
+                        every,
+                        SYNC_LEASE_SECS.max(every),
+                    )
+                    .await
+                {
+                    Ok(true) => {
+                        sync_and_reevaluate(&state).await;
+                        if let Err(e) = store
+                            .finish_scheduled(SYNC_LEASE, &holder, unix_now())
+                            .await
+                        {
+                            eprintln!("sync: recording the completion: {e}");
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => eprintln!("sync: the schedule: {e}"),
+                }
             }
         });
     }
     server.serve(patchwarden_server::shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The lease of the scheduled feed sync (`Store::take_scheduled`), and how long a holder keeps it
+/// without finishing before another server takes over (a sync that takes longer may run twice).
+const SYNC_LEASE: &str = "feed-sync";
+const SYNC_LEASE_SECS: i64 = 2 * 3600;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn unix_now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 /// A scheduled sync of every feed; afterwards the hosts' findings are recomputed.

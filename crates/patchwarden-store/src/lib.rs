@@ -25,6 +25,7 @@ pub mod jobs;
 mod kb_journal;
 mod kb_reads;
 mod knowledge;
+mod leases;
 mod migrate;
 mod offers;
 mod reads;
@@ -41,6 +42,7 @@ use sqlx::{AnyPool, Executor};
 pub use feed_state::FeedState;
 pub use kb_journal::KnowledgeChangesApplied;
 pub use knowledge::WriteMode;
+pub use leases::ScheduledLease;
 pub use migrate::LATEST_VERSION;
 pub use reads::HostKnowledge;
 

@@ -89,6 +89,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0014_report_retention.sql"),
         include_str!("../migrations/postgres/0014_report_retention.sql"),
     ),
+    (
+        15,
+        "scheduled_leases",
+        include_str!("../migrations/sqlite/0015_scheduled_leases.sql"),
+        include_str!("../migrations/postgres/0015_scheduled_leases.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,

@@ -908,3 +908,70 @@ fn the_borrowed_inventory_view_reads_what_the_inventory_reads() {
         );
     }
 }
+
+/// The scheduled feed sync runs once per interval across three servers, and another takes over
+/// when the holder dies without finishing (its lease expires). Simulated clock: a tick every 60 s,
+/// every server tries each tick, the interval is 600 s, the lease 900 s.
+#[tokio::test]
+async fn scheduled_work_runs_once_per_interval_across_servers_and_fails_over() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for test_store in patchwarden_store::testing::stores("scheduled_leases", tmp).await {
+        let store = &test_store.store;
+        let backend = store.backend();
+        let (every, ttl) = (600, 900);
+        let servers = ["server-a", "server-b", "server-c"];
+        let mut runs: Vec<(i64, &str)> = Vec::new();
+        let mut dead: Option<&str> = None;
+        let start = 1_800_000_000;
+        for tick in 0..60 {
+            let now = start + tick * 60;
+            for s in servers {
+                if Some(s) == dead {
+                    continue;
+                }
+                if store
+                    .take_scheduled("feed-sync", s, now, every, ttl)
+                    .await
+                    .unwrap()
+                {
+                    runs.push((now - start, s));
+                    if runs.len() == 2 {
+                        // The holder of the second run dies before finishing it.
+                        dead = Some(s);
+                    } else {
+                        assert!(store
+                            .finish_scheduled("feed-sync", s, now + 30)
+                            .await
+                            .unwrap());
+                    }
+                }
+            }
+        }
+        // Once per interval (600 s after the last completion, on the next 60 s tick: 660 s
+        // apart), never two at once; after the dead holder's run, the next waits for its lease
+        // to expire (900 s) and another server takes over.
+        assert_eq!(
+            runs,
+            vec![
+                (0, "server-a"),
+                (660, "server-a"),
+                (1560, "server-b"),
+                (2220, "server-b"),
+                (2880, "server-b"),
+                (3540, "server-b"),
+            ],
+            "{backend:?}"
+        );
+        let lease = store.scheduled_lease("feed-sync").await.unwrap().unwrap();
+        assert_eq!(
+            (lease.holder.as_str(), lease.last_run),
+            ("server-b", start + 3570)
+        );
+        // A late finish by the dead holder changes nothing.
+        assert!(!store
+            .finish_scheduled("feed-sync", "server-a", start + 3600)
+            .await
+            .unwrap());
+        test_store.finish().await;
+    }
+}
