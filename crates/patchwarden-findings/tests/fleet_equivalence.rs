@@ -62,52 +62,15 @@ fn inventory(
     codename: Option<&str>,
     packages: Vec<(String, String, String)>,
 ) -> Inventory {
-    let distro = Distro::from_os_release_id(id).unwrap();
-    let manager = match distro.scheme().name() {
-        "deb" => PackageManager::Dpkg,
-        "rpm" => PackageManager::Rpm,
-        _ => PackageManager::Apk,
-    };
-    Inventory {
-        schema_version: INVENTORY_SCHEMA_VERSION,
-        collected_at: NOW.into(),
-        collector: "test".into(),
-        root: "/".into(),
-        live: false,
-        host: HostIdentity {
-            hostname: Some(name.into()),
-            machine_id: Some(format!("{name:0>32}")),
-            ..Default::default()
-        },
-        os: OsInfo {
-            id: id.into(),
-            id_like: vec![],
-            version_id: Some(version.into()),
-            version_codename: codename.map(str::to_owned),
-            name: None,
-            pretty_name: None,
-            release: DistroRelease::from_os_release(distro, Some(version), codename, None),
-        },
-        package_databases: vec![],
-        packages: packages
-            .into_iter()
-            .map(|(name, version, source)| InstalledPackage {
-                name,
-                version: version.clone(),
-                arch: "x86_64".into(),
-                source_name: source,
-                source_version: version,
-                manager,
-                status: None,
-                held: false,
-                install_time: None,
-            })
-            .collect(),
-        kernel: KernelInfo::default(),
-        reboot: RebootInfo::default(),
-        stale_processes: vec![],
-        platform: None,
-    }
+    let listed: Vec<(&str, &str, &str, &str)> = packages
+        .iter()
+        .map(|(n, v, src)| (n.as_str(), v.as_str(), src.as_str(), v.as_str()))
+        .collect();
+    let mut inv = patchwarden_model::testing::inventory(id, version, codename, &listed);
+    inv.collected_at = NOW.into();
+    inv.host.hostname = Some(name.into());
+    inv.host.machine_id = Some(format!("{name:0>32}"));
+    inv
 }
 
 /// The snapshot's package names of a release at a version below their fixes (at most `n`).

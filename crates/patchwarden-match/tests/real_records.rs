@@ -38,51 +38,10 @@ fn osv(paths: &[&str]) -> Vec<(String, Provenance, Advisory)> {
 }
 
 /// (name, version, source name, source version)
-type Pkg<'a> = (&'a str, &'a str, &'a str, &'a str);
+type Pkg<'a> = patchwarden_model::testing::TestPackage<'a>;
 
 fn inventory(id: &str, version: &str, codename: Option<&str>, packages: &[Pkg]) -> Inventory {
-    let distro = Distro::from_os_release_id(id).unwrap();
-    let manager = match distro.scheme().name() {
-        "deb" => PackageManager::Dpkg,
-        "rpm" => PackageManager::Rpm,
-        _ => PackageManager::Apk,
-    };
-    Inventory {
-        schema_version: INVENTORY_SCHEMA_VERSION,
-        collected_at: "2026-11-22T00:00:00Z".into(),
-        collector: "test".into(),
-        root: "/".into(),
-        live: false,
-        host: HostIdentity::default(),
-        os: OsInfo {
-            id: id.into(),
-            id_like: vec![],
-            version_id: Some(version.into()),
-            version_codename: codename.map(str::to_owned),
-            name: None,
-            pretty_name: None,
-            release: DistroRelease::from_os_release(distro, Some(version), codename, None),
-        },
-        package_databases: vec![],
-        packages: packages
-            .iter()
-            .map(|(name, version, source, source_version)| InstalledPackage {
-                name: (*name).into(),
-                version: (*version).into(),
-                arch: "x86_64".into(),
-                source_name: (*source).into(),
-                source_version: (*source_version).into(),
-                manager,
-                status: None,
-                held: false,
-                install_time: None,
-            })
-            .collect(),
-        kernel: KernelInfo::default(),
-        reboot: RebootInfo::default(),
-        stale_processes: vec![],
-        platform: None,
-    }
+    patchwarden_model::testing::inventory(id, version, codename, packages)
 }
 
 fn outcome(verdicts: &[Verdict<'_>], package: &str, advisory: &str) -> Vec<Outcome> {

@@ -23,6 +23,8 @@ mod inventory_view;
 pub mod job;
 mod knowledge;
 mod release;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod updates;
 
 pub use finding::{FindingDoc, FindingState, Severity};

@@ -92,6 +92,13 @@ fn slims_of(docs: &[FindingDoc]) -> Vec<Slim> {
         .collect()
 }
 
+/// What is kept of a group, if still valid at this moment.
+fn valid<T>(map: &HashMap<String, (String, Arc<T>)>, g: &Group, m: &Moment) -> Option<Arc<T>> {
+    map.get(&g.key)
+        .filter(|(v, _)| *v == m.validity)
+        .map(|(_, x)| x.clone())
+}
+
 /// Keeps `value` under `key`, emptying the map first when `size` more would pass `budget`.
 fn keep<T>(
     map: &mut HashMap<String, (String, Arc<Vec<T>>)>,
@@ -322,12 +329,7 @@ impl FindingsView {
 
     /// A group's documents: kept, or assembled (and their counts and slim form kept).
     async fn docs(&self, g: &Group, m: &Moment) -> Result<Arc<Vec<FindingDoc>>, FleetError> {
-        let kept = self.kept.lock().ok().and_then(|k| {
-            k.docs
-                .get(&g.key)
-                .filter(|(v, _)| *v == m.validity)
-                .map(|(_, d)| d.clone())
-        });
+        let kept = self.kept.lock().ok().and_then(|k| valid(&k.docs, g, m));
         if let Some(docs) = kept {
             return Ok(docs);
         }
@@ -359,12 +361,7 @@ impl FindingsView {
 
     /// A group's counts.
     async fn counts(&self, g: &Group, m: &Moment) -> Result<Arc<Counts>, FleetError> {
-        let kept = self.kept.lock().ok().and_then(|k| {
-            k.counts
-                .get(&g.key)
-                .filter(|(v, _)| *v == m.validity)
-                .map(|(_, c)| c.clone())
-        });
+        let kept = self.kept.lock().ok().and_then(|k| valid(&k.counts, g, m));
         match kept {
             Some(c) => Ok(c),
             None => Ok(Arc::new(counts_of(&self.docs(g, m).await?))),
@@ -373,12 +370,7 @@ impl FindingsView {
 
     /// A group's slim documents.
     async fn slims(&self, g: &Group, m: &Moment) -> Result<Arc<Vec<Slim>>, FleetError> {
-        let kept = self.kept.lock().ok().and_then(|k| {
-            k.slims
-                .get(&g.key)
-                .filter(|(v, _)| *v == m.validity)
-                .map(|(_, s)| s.clone())
-        });
+        let kept = self.kept.lock().ok().and_then(|k| valid(&k.slims, g, m));
         match kept {
             Some(s) => Ok(s),
             None => Ok(Arc::new(slims_of(&self.docs(g, m).await?))),

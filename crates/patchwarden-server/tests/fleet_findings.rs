@@ -53,43 +53,18 @@ async fn write_secdb(store: &Store, list: &[Advisory], at: &str) {
 }
 
 fn alpine_host() -> Inventory {
-    let package = |name: &str, source: &str, version: &str| InstalledPackage {
-        name: name.into(),
-        version: version.into(),
-        arch: "x86_64".into(),
-        source_name: source.into(),
-        source_version: version.into(),
-        manager: PackageManager::Apk,
-        status: None,
-        held: false,
-        install_time: None,
-    };
-    Inventory {
-        schema_version: INVENTORY_SCHEMA_VERSION,
-        collected_at: NOW.into(),
-        collector: "test".into(),
-        root: "/".into(),
-        live: false,
-        host: HostIdentity {
-            hostname: Some("alpine-a".into()),
-            ..Default::default()
-        },
-        os: OsInfo {
-            id: "alpine".into(),
-            version_id: Some("3.11.6".into()),
-            release: DistroRelease::from_os_release(Distro::Alpine, Some("3.11.6"), None, None),
-            ..Default::default()
-        },
-        package_databases: vec![],
-        packages: vec![
-            package("libssl1.1", "openssl", "1.1.1a-r0"),
-            package("musl", "musl", "1.1.20-r0"),
+    let mut inv = patchwarden_model::testing::inventory(
+        "alpine",
+        "3.11.6",
+        None,
+        &[
+            ("libssl1.1", "1.1.1a-r0", "openssl", "1.1.1a-r0"),
+            ("musl", "1.1.20-r0", "musl", "1.1.20-r0"),
         ],
-        kernel: KernelInfo::default(),
-        reboot: RebootInfo::default(),
-        stale_processes: vec![],
-        platform: None,
-    }
+    );
+    inv.collected_at = NOW.into();
+    inv.host.hostname = Some("alpine-a".into());
+    inv
 }
 
 async fn enroll(store: &Store, name: &str, labels: &[(&str, &str)]) -> i64 {
