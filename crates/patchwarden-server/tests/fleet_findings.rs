@@ -137,22 +137,7 @@ async fn a_change_applied_by_one_server_reaches_the_other_servers_findings() {
             .create_enroll_token("t", "2027-01-01T00:00:00Z", 1, &BTreeMap::new(), "test")
             .await
             .unwrap();
-        let (host, _) = store
-            .enroll_host("t", NOW, "alpine-a", None, "secret")
-            .await
-            .unwrap()
-            .unwrap();
-        let inv = alpine_host();
-        store
-            .check_in(
-                host,
-                "k1",
-                &inventory_digest(&inv),
-                Some(&InventoryView::of(&inv)),
-                NOW,
-            )
-            .await
-            .unwrap();
+        let host = enroll(store, "alpine-a", &[]).await;
         let (a, b) = (server(store), server(store));
         a.findings.push(host);
         findings_current(store, host).await;
