@@ -24,7 +24,7 @@ if [ -n "${REAL_SCALE_ROOT:-}" ]; then
   python3 "$here/bench/synthetic_tracker.py" "$REAL_SCALE_ROOT" synthetic-tracker.json "${REAL_SCALE_CVES:-45000}" "$names"
   "$bin/patchwarden" --db "$db" feeds import synthetic-tracker.json >/dev/null
 fi
-"$bin/patchwarden" --db "$db" server --listen 127.0.0.1:18443 --state-dir state --sync-interval-secs 0 --knowledge-poll-secs 1 > server.out 2> server.err &
+"$bin/patchwarden" --db "$db" server --listen 127.0.0.1:18443 --state-dir state --sync-interval-secs 0 --knowledge-poll-secs 1 --findings-workers "${FINDINGS_WORKERS:-2}" > server.out 2> server.err &
 server=$!
 trap 'kill $server 2>/dev/null' EXIT
 for _ in $(seq 50); do grep -q '^listening' server.out 2>/dev/null && break; sleep 0.1; done

@@ -53,6 +53,11 @@ pub struct ServerArgs {
     /// other processes: `feeds import`, another server); 0: only at start and after own syncs.
     #[arg(long, default_value_t = 60, env = "PATCHWARDEN_KNOWLEDGE_POLL_SECS")]
     pub knowledge_poll_secs: u64,
+    /// Tasks computing findings after check-ins and knowledge-base changes (on PostgreSQL more
+    /// than the cores can help: a worker waits on the database part of the time; SQLite has one
+    /// writer).
+    #[arg(long, default_value_t = 2, env = "PATCHWARDEN_FINDINGS_WORKERS")]
+    pub findings_workers: usize,
     /// Days the report keys of check-ins and heartbeats (idempotency) are kept; 0: forever.
     #[arg(long, default_value_t = 14, env = "PATCHWARDEN_REPORT_RETENTION_DAYS")]
     pub report_retention_days: u64,
@@ -106,6 +111,7 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
         policy: args.policy.clone(),
         knowledge_poll: Duration::from_secs(args.knowledge_poll_secs),
         report_retention: Duration::from_secs(args.report_retention_days.saturating_mul(86_400)),
+        findings_workers: args.findings_workers.clamp(1, 64),
         ..Default::default()
     };
     let server = Server::bind(store.clone(), config)
