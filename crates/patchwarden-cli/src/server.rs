@@ -150,7 +150,7 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
                     .take_scheduled(
                         SYNC_LEASE,
                         &holder,
-                        unix_now(),
+                        patchwarden_model::unix_now(),
                         every,
                         SYNC_LEASE_SECS.max(every),
                     )
@@ -159,7 +159,7 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
                     Ok(true) => {
                         sync_and_reevaluate(&state).await;
                         if let Err(e) = store
-                            .finish_scheduled(SYNC_LEASE, &holder, unix_now())
+                            .finish_scheduled(SYNC_LEASE, &holder, patchwarden_model::unix_now())
                             .await
                         {
                             eprintln!("sync: recording the completion: {e}");
@@ -179,13 +179,6 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
 /// without finishing before another server takes over (a sync that takes longer may run twice).
 const SYNC_LEASE: &str = "feed-sync";
 const SYNC_LEASE_SECS: i64 = 2 * 3600;
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 fn unix_now_nanos() -> u128 {
     std::time::SystemTime::now()

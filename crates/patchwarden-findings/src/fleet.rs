@@ -90,7 +90,7 @@ impl FindingKey {
         let doc = serde_json::to_string(self).expect("a finding key serializes");
         let digest = Sha256::digest(doc.as_bytes());
         NewFindingKey {
-            digest: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            digest: patchwarden_model::fleet::hex(&digest),
             package: self.package.clone(),
             advisory_id: self.advisory_id.clone(),
             state: self.state,
@@ -136,14 +136,6 @@ pub struct FleetKnowledge {
     packages: Mutex<HashMap<i64, Arc<InstalledPackage>>>,
     /// Counts the times it was emptied: what readers cache from it is good while it stays.
     generation: std::sync::atomic::AtomicU64,
-}
-
-/// How a host's evaluation went: its keys (ascending) and how many packages were matched rather
-/// than found in the cache.
-#[derive(Clone, Debug, Default)]
-pub struct HostEvaluation {
-    pub keys: Vec<i64>,
-    pub matched_packages: usize,
 }
 
 fn release_name(distro: Distro, release: &str) -> String {
@@ -304,7 +296,7 @@ impl FleetKnowledge {
         Ok(out.into_iter().flatten().collect())
     }
 
-    /// A host's finding keys (interned in the store) from its stored inventory: `head` (without
+    /// A host's finding keys (interned in the store; ascending) from its stored inventory: `head` (without
     /// packages: release, kernel) and the ids of its package versions. Each distinct package
     /// version is matched once per knowledge-base state; kernel images of a live host are matched
     /// per host (the running kernel decides).
@@ -314,9 +306,9 @@ impl FleetKnowledge {
         head: &Inventory,
         package_ids: &[i64],
         ubuntu_pro: Option<bool>,
-    ) -> Result<HostEvaluation, StoreError> {
+    ) -> Result<Vec<i64>, StoreError> {
         let Some(release) = &head.os.release else {
-            return Ok(HostEvaluation::default());
+            return Ok(Vec::new());
         };
         let packages = self.packages(store, package_ids).await?;
         let distro = release.distro;
@@ -347,7 +339,6 @@ impl FleetKnowledge {
                 }
             }
         }
-        let matched_packages = misses.len();
         if !misses.is_empty() {
             let sub = Inventory {
                 packages: misses.iter().map(|(p, _)| (**p).clone()).collect(),
@@ -403,10 +394,7 @@ impl FleetKnowledge {
         }
         keys.sort_unstable();
         keys.dedup();
-        Ok(HostEvaluation {
-            keys,
-            matched_packages,
-        })
+        Ok(keys)
     }
 
     /// A host's findings as documents, riskiest first: its keys assembled with what the knowledge

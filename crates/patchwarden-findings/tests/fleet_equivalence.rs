@@ -232,10 +232,10 @@ async fn compact(
 
 async fn evaluate(store: &Store, fleet: &FleetKnowledge, host: i64, now: &str) {
     let (head, ids, version) = store.host_evaluation_input(host).await.unwrap().unwrap();
-    let evaluation = fleet.evaluate(store, &head, &ids, None).await.unwrap();
+    let keys = fleet.evaluate(store, &head, &ids, None).await.unwrap();
     assert!(
         store
-            .store_host_findings(host, version, &evaluation.keys, now)
+            .store_host_findings(host, version, &keys, now)
             .await
             .unwrap()
             .stored

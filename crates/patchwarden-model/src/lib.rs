@@ -56,11 +56,15 @@ pub fn rfc3339(secs: i64) -> String {
 
 /// The current time as RFC 3339 UTC (the one clock reading the model offers, for stamping records).
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
+    rfc3339(unix_now())
+}
+
+/// Now, in Unix seconds (0 if the clock is before 1970).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    rfc3339(secs as i64)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Whole days from one RFC 3339 time to a later one (calendar dates, UTC); `None` if either does not

@@ -200,7 +200,7 @@ impl FindingsWorker {
         };
         phases.push(("read inventory", last.elapsed().as_secs_f64()));
         last = Instant::now();
-        let evaluation = self
+        let keys = self
             .fleet
             .evaluate(&self.store, &head, &package_ids, None)
             .await?;
@@ -208,11 +208,11 @@ impl FindingsWorker {
         last = Instant::now();
         let now = patchwarden_model::now_rfc3339();
         self.store
-            .store_host_findings(host_id, version, &evaluation.keys, &now)
+            .store_host_findings(host_id, version, &keys, &now)
             .await?;
         phases.push(("write", last.elapsed().as_secs_f64()));
         self.timings.add(&self.metrics, &phases);
-        Ok(evaluation.keys.len())
+        Ok(keys.len())
     }
 }
 

@@ -397,13 +397,12 @@ impl FindingsView {
         docs: &mut [FindingDoc],
     ) -> Result<(), StoreError> {
         let keys = self.store.finding_keys(&set.keys).await?;
+        let by_key = set.first_seen_map();
         let seen: HashMap<(&str, &str), &str> = keys
             .iter()
-            .map(|k| {
-                (
-                    (k.package.as_str(), k.advisory_id.as_str()),
-                    set.first_seen(k.id),
-                )
+            .filter_map(|k| {
+                let at = by_key.get(&k.id)?;
+                Some(((k.package.as_str(), k.advisory_id.as_str()), *at))
             })
             .collect();
         for d in docs {
@@ -595,13 +594,12 @@ impl FindingsView {
         hostnames: &HashMap<i64, (String, BTreeMap<String, String>)>,
     ) -> Result<Vec<AffectedHost>, StoreError> {
         let keys = self.store.keys_citing(&[cve.to_owned()]).await?;
-        let hosts = self.store.hosts_holding_keys(&keys).await?;
         let described = self.store.finding_keys(&keys).await?;
         let mut out = Vec::new();
+        if described.is_empty() {
+            return Ok(out);
+        }
         for set in self.store.host_finding_sets(None).await? {
-            if hosts.binary_search(&set.host_id).is_err() {
-                continue;
-            }
             let Some((hostname, _)) = hostnames.get(&set.host_id) else {
                 continue;
             };

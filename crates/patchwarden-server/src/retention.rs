@@ -35,11 +35,7 @@ impl Retention {
     /// Removes the report keys older than the retention; answers how many.
     pub async fn prune(&self) -> u64 {
         let cutoff = patchwarden_model::rfc3339(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0)
-                - self.reports.as_secs() as i64,
+            patchwarden_model::unix_now() - self.reports.as_secs() as i64,
         );
         match self.store.prune_reports(&cutoff).await {
             Ok(n) => {

@@ -121,16 +121,10 @@ pub async fn get_summary(
     State(state): State<AppState>,
     _caller: Caller<Auditor>,
 ) -> Answer<Response> {
-    let mut summary = state.store.fleet_summary(state.stale_secs()).await?;
     let mut hosts = state
         .store
         .hosts(&HostFilter::default(), state.stale_secs())
         .await?;
     state.view.count(&mut hosts).await?;
-    for h in &hosts {
-        for (k, v) in &h.findings {
-            *summary.findings.entry(k.clone()).or_default() += v;
-        }
-    }
-    Ok(json(&summary))
+    Ok(json(&state.store.fleet_summary(&hosts).await?))
 }

@@ -124,13 +124,7 @@ pub struct FindingChange {
 }
 
 fn digest_hex(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        use std::fmt::Write;
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    patchwarden_model::fleet::hex(&Sha256::digest(text.as_bytes()))
 }
 
 fn parse_state(text: &str, key: i64) -> Result<FindingState, StoreError> {

@@ -185,13 +185,6 @@ pub(crate) fn parse_ids(text: &str, host_id: i64) -> Result<Vec<i64>, StoreError
         .map_err(|e| StoreError::new(format!("the stored package ids of host {host_id}: {e}")))
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::sorted_difference;

@@ -46,7 +46,7 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .context(|| "reading hosts".into())?;
-        let cutoff = patchwarden_model::rfc3339(unix_now() - stale_after_secs);
+        let cutoff = patchwarden_model::rfc3339(patchwarden_model::unix_now() - stale_after_secs);
         let mut out = Vec::new();
         for r in rows {
             let id: i64 = crate::get(&r, "id")?;
@@ -121,15 +121,19 @@ impl Store {
     }
 
     /// The fleet at a glance; expected assets match hosts by hostname (or its first label).
-    pub async fn fleet_summary(&self, stale_after_secs: i64) -> Result<FleetSummary, StoreError> {
-        let hosts = self.hosts(&HostFilter::default(), stale_after_secs).await?;
+    /// `hosts`: every host (`Store::hosts` with no filter), their finding counts filled in by
+    /// the reader (the counts need the knowledge base); the summary adds them up.
+    pub async fn fleet_summary(&self, hosts: &[HostSummary]) -> Result<FleetSummary, StoreError> {
         let mut summary = FleetSummary {
             hosts: hosts.len() as i64,
             ..Default::default()
         };
         let mut names = HashSet::new();
-        for h in &hosts {
+        for h in hosts {
             summary.stale_hosts += h.stale as i64;
+            for (k, v) in &h.findings {
+                *summary.findings.entry(k.clone()).or_default() += v;
+            }
             summary.revoked_hosts += h.revoked as i64;
             *summary
                 .by_os
