@@ -10,6 +10,7 @@ mod feeds;
 mod fleet;
 mod plan;
 mod scan;
+mod scheduled_sync;
 mod server;
 mod table;
 mod vercmp;

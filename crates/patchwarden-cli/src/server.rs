@@ -1,5 +1,5 @@
 //! `patchwarden server`: the fleet server's settings from the command line and the environment,
-//! what it prints on start, and its scheduled feed syncs.
+//! what it prints on start; its scheduled feed sync is `scheduled_sync`'s.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -49,6 +49,10 @@ pub struct ServerArgs {
     /// over when the holder dies).
     #[arg(long, default_value_t = 21600, env = "PATCHWARDEN_SYNC_INTERVAL_SECS")]
     pub sync_interval_secs: u64,
+    /// Seconds a server keeps the sync's lease without renewing it (it renews every third of
+    /// this while syncing): when it dies, another server takes over this long after.
+    #[arg(long, default_value_t = 120, env = "PATCHWARDEN_SYNC_LEASE_SECS")]
+    pub sync_lease_secs: u64,
     /// Seconds between applications of the knowledge base's change journal (feeds written by
     /// other processes: `feeds import`, another server); 0: only at start and after own syncs.
     #[arg(long, default_value_t = 60, env = "PATCHWARDEN_KNOWLEDGE_POLL_SECS")]
@@ -129,80 +133,14 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
     out.flush()?;
     drop(out);
     if args.sync_interval_secs > 0 {
-        let state = server.knowledge();
-        let every = args.sync_interval_secs as i64;
-        // One sync per interval across every server sharing the store: the one that takes the
-        // lease runs it; if it dies, its lease expires and another takes over.
-        let holder = format!(
-            "{}:{}:{}",
-            std::fs::read_to_string("/etc/hostname")
-                .map(|h| h.trim().to_owned())
-                .unwrap_or_default(),
-            std::process::id(),
-            unix_now_nanos()
-        );
-        let check = Duration::from_secs(args.sync_interval_secs.clamp(1, 60));
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(check).await;
-                let store = state.store();
-                match store
-                    .take_scheduled(
-                        SYNC_LEASE,
-                        &holder,
-                        patchwarden_model::unix_now(),
-                        every,
-                        SYNC_LEASE_SECS.max(every),
-                    )
-                    .await
-                {
-                    Ok(true) => {
-                        sync_and_reevaluate(&state).await;
-                        if let Err(e) = store
-                            .finish_scheduled(SYNC_LEASE, &holder, patchwarden_model::unix_now())
-                            .await
-                        {
-                            eprintln!("sync: recording the completion: {e}");
-                        }
-                    }
-                    Ok(false) => {}
-                    Err(e) => eprintln!("sync: the schedule: {e}"),
-                }
-            }
-        });
+        tokio::spawn(crate::scheduled_sync::run(
+            server.knowledge(),
+            crate::scheduled_sync::Schedule {
+                every_secs: args.sync_interval_secs,
+                lease_secs: args.sync_lease_secs,
+            },
+        ));
     }
     server.serve(patchwarden_server::shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The lease of the scheduled feed sync (`Store::take_scheduled`), and how long a holder keeps it
-/// without finishing before another server takes over (a sync that takes longer may run twice).
-const SYNC_LEASE: &str = "feed-sync";
-const SYNC_LEASE_SECS: i64 = 2 * 3600;
-
-fn unix_now_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
-/// A scheduled sync of every feed; afterwards the hosts' findings are recomputed.
-async fn sync_and_reevaluate(knowledge: &patchwarden_server::knowledge::KnowledgeWatcher) {
-    let syncer = match patchwarden_sync::Syncer::new(patchwarden_sync::SyncSettings::default()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("sync: {e}");
-            return;
-        }
-    };
-    for spec in patchwarden_sync::default_feeds(|k| std::env::var(k).ok()) {
-        if let patchwarden_sync::SyncOutcome::Failed { reason } =
-            syncer.sync(knowledge.store(), &spec).await
-        {
-            eprintln!("sync: {}: {reason}", spec.feed)
-        }
-    }
-    // Each feed write journaled what it changed: only the hosts those changes touch are marked.
-    knowledge.apply().await;
 }

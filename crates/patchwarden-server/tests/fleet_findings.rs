@@ -189,7 +189,7 @@ async fn the_findings_list_merges_hosts_riskiest_first_in_pages_that_add_up() {
         let store = &test_store.store;
         write_secdb(store, &secdb_main(), "2026-12-01T00:00:00Z").await;
         store
-            .create_enroll_token("t", "2027-01-01T00:00:00Z", 3, &BTreeMap::new(), "test")
+            .create_enroll_token("t", "2027-01-01T00:00:00Z", 4, &BTreeMap::new(), "test")
             .await
             .unwrap();
         // Three hosts, one set: a critical internet-facing one (higher risk) in group "dmz".
@@ -210,13 +210,6 @@ async fn the_findings_list_merges_hosts_riskiest_first_in_pages_that_add_up() {
             state.findings.push(h);
             findings_current(store, h).await;
         }
-        let names: std::collections::HashMap<i64, (String, BTreeMap<String, String>)> = store
-            .hosts(&Default::default(), i64::MAX / 4)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|h| (h.id, (h.hostname, h.labels)))
-            .collect();
         let own: std::collections::HashMap<i64, Vec<FindingDoc>> = {
             let mut m = std::collections::HashMap::new();
             for h in [exposed, plain_a, plain_b] {
@@ -228,8 +221,7 @@ async fn the_findings_list_merges_hosts_riskiest_first_in_pages_that_add_up() {
         assert!(per_host > 3, "{per_host}");
         let list = |filter: FleetFindingFilter| {
             let state = state.clone();
-            let names = names.clone();
-            async move { state.view.fleet(&filter, &names).await.unwrap() }
+            async move { state.view.fleet(&filter).await.unwrap() }
         };
         let all = list(FleetFindingFilter {
             limit: 10_000,
@@ -309,6 +301,43 @@ async fn the_findings_list_merges_hosts_riskiest_first_in_pages_that_add_up() {
                 .filter(|f| f.finding.severity >= Severity::High)
                 .count()
         );
+        // The summary adds up the hosts' counts.
+        let summary = state.view.summary(i64::MAX / 4).await.unwrap();
+        assert_eq!(summary.hosts, 3);
+        assert_eq!(summary.findings["total"], 3 * per_host as i64);
+        // The view keeps the fleet's grouping between requests and follows the store: a label
+        // written behind its back (another server) moves the host into the group at the next
+        // request; a host enrolled meanwhile is listed once its findings are stored.
+        store
+            .set_host_labels(
+                plain_a,
+                &BTreeMap::from([("group".to_owned(), "dmz".to_owned())]),
+            )
+            .await
+            .unwrap();
+        let late = enroll(store, "d-late", &[("group", "dmz")]).await;
+        let dmz = list(FleetFindingFilter {
+            labels: vec![("group".into(), "dmz".into())],
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await;
+        let hosts: std::collections::BTreeSet<i64> = dmz.iter().map(|f| f.host_id).collect();
+        assert_eq!(hosts, [exposed, plain_a].into());
+        state.findings.push(late);
+        findings_current(store, late).await;
+        let dmz = list(FleetFindingFilter {
+            labels: vec![("group".into(), "dmz".into())],
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await;
+        let hosts: std::collections::BTreeSet<i64> = dmz.iter().map(|f| f.host_id).collect();
+        assert_eq!(hosts, [exposed, plain_a, late].into());
+        assert_eq!(dmz.len(), 3 * per_host);
+        let summary = state.view.summary(i64::MAX / 4).await.unwrap();
+        assert_eq!(summary.hosts, 4);
+        assert_eq!(summary.findings["total"], 4 * per_host as i64);
         test_store.finish().await;
     }
 }

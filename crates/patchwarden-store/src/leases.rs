@@ -1,8 +1,10 @@
 //! Scheduled work that must run once per interval across every server sharing the store (the
 //! feed sync): a lease per name — who holds it until when, when the work last completed. A server
 //! takes the lease when the interval has passed since the last completion and nobody holds it (or
-//! the holder's lease expired: it died or hangs), runs the work, then records the completion and
-//! lets go. Taking is one conditional upsert, atomic on both backends.
+//! the holder's lease expired: it died or hangs), renews the lease while the work runs (a short
+//! lease, so that a dead holder is replaced soon, and a long run is never started twice), then
+//! records the completion and lets go. Taking and renewing are one conditional statement each,
+//! atomic on both backends.
 
 use crate::{Context, Store, StoreError};
 
@@ -46,6 +48,33 @@ impl Store {
             .await
             .context(|| format!("committing the lease {name}"))?;
         Ok(taken == 1)
+    }
+
+    /// Extends `holder`'s lease `name` to `now + ttl_secs` while its work runs; answers false when
+    /// the lease is no longer this holder's (it expired and another server took it). An expired
+    /// lease nobody took meanwhile is this holder's again.
+    pub async fn renew_scheduled(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        ttl_secs: i64,
+    ) -> Result<bool, StoreError> {
+        let (_writer, mut tx) = self.begin().await?;
+        let renewed = sqlx::query(
+            &self.sql("UPDATE scheduled_lease SET expires_at = $3 WHERE name = $1 AND holder = $2"),
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now + ttl_secs)
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("renewing the lease {name}"))?
+        .rows_affected();
+        tx.commit()
+            .await
+            .context(|| format!("committing the lease {name}"))?;
+        Ok(renewed == 1)
     }
 
     /// Records that `holder` completed the work at `now` and lets the lease go (nothing when the

@@ -95,6 +95,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0015_scheduled_leases.sql"),
         include_str!("../migrations/postgres/0015_scheduled_leases.sql"),
     ),
+    (
+        16,
+        "view_versions",
+        include_str!("../migrations/sqlite/0016_view_versions.sql"),
+        include_str!("../migrations/postgres/0016_view_versions.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,

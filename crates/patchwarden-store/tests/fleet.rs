@@ -975,3 +975,66 @@ async fn scheduled_work_runs_once_per_interval_across_servers_and_fails_over() {
         test_store.finish().await;
     }
 }
+
+/// A holder that renews its lease keeps it through a run longer than the lease (nobody starts
+/// the work twice); once it stops renewing (dead), another takes over after the lease runs out,
+/// and the old holder's late renewal answers false.
+#[tokio::test]
+async fn a_renewed_lease_outlives_its_ttl_and_a_dead_holders_lapses() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for test_store in patchwarden_store::testing::stores("renewed_leases", tmp).await {
+        let store = &test_store.store;
+        let backend = store.backend();
+        let (every, ttl) = (600, 120);
+        let start = 1_800_000_000;
+        assert!(store
+            .take_scheduled("feed-sync", "a", start, every, ttl)
+            .await
+            .unwrap());
+        // A runs for 30 minutes, renewing every 40 s; B tries every 10 s.
+        let mut last_renewal = start;
+        for t in (10..1800).step_by(10) {
+            let now = start + t;
+            if t % 40 == 0 {
+                assert!(
+                    store
+                        .renew_scheduled("feed-sync", "a", now, ttl)
+                        .await
+                        .unwrap(),
+                    "{backend:?} at {t}"
+                );
+                last_renewal = now;
+            }
+            assert!(
+                !store
+                    .take_scheduled("feed-sync", "b", now, every, ttl)
+                    .await
+                    .unwrap(),
+                "{backend:?}: b took a renewed lease at {t}"
+            );
+        }
+        // A dies: B takes over on its first try at or after the lease's end.
+        let mut taken_at = None;
+        for t in (1800..2400).step_by(10) {
+            let now = start + t;
+            if store
+                .take_scheduled("feed-sync", "b", now, every, ttl)
+                .await
+                .unwrap()
+            {
+                taken_at = Some(now);
+                break;
+            }
+        }
+        assert_eq!(taken_at, Some(last_renewal + ttl), "{backend:?}");
+        assert!(!store
+            .renew_scheduled("feed-sync", "a", last_renewal + ttl + 5, ttl)
+            .await
+            .unwrap());
+        assert!(store
+            .renew_scheduled("feed-sync", "b", last_renewal + ttl + 5, ttl)
+            .await
+            .unwrap());
+        test_store.finish().await;
+    }
+}

@@ -1,11 +1,8 @@
 //! The fleet's findings: filtered across hosts, the hosts a CVE affects, the summary.
 
-use std::collections::{BTreeMap, HashMap};
-
 use axum::extract::State;
 use axum::response::Response;
 use patchwarden_model::{FindingState, Severity};
-use patchwarden_store::fleet::HostFilter;
 use serde::Deserialize;
 
 use super::json;
@@ -36,17 +33,6 @@ pub struct FindingsQuery {
 /// Findings listed at most per page (and by default).
 pub const MAX_PAGE: usize = 10_000;
 const DEFAULT_PAGE: usize = 1_000;
-
-/// Hostname and labels by host id.
-async fn host_names(state: &AppState) -> Answer<HashMap<i64, (String, BTreeMap<String, String>)>> {
-    Ok(state
-        .store
-        .hosts(&HostFilter::default(), state.stale_secs())
-        .await?
-        .into_iter()
-        .map(|h| (h.id, (h.hostname, h.labels)))
-        .collect())
-}
 
 pub async fn list_findings(
     State(state): State<AppState>,
@@ -88,22 +74,18 @@ pub async fn list_findings(
     if let Some(g) = q.group {
         labels.push(("group".into(), g));
     }
-    let names = host_names(&state).await?;
     let list = state
         .view
-        .fleet(
-            &FleetFindingFilter {
-                min_severity,
-                kev: q.kev,
-                overdue: q.overdue,
-                state: finding_state,
-                due_within_days: q.due_within_days,
-                labels,
-                offset: q.offset.unwrap_or(0),
-                limit,
-            },
-            &names,
-        )
+        .fleet(&FleetFindingFilter {
+            min_severity,
+            kev: q.kev,
+            overdue: q.overdue,
+            state: finding_state,
+            due_within_days: q.due_within_days,
+            labels,
+            offset: q.offset.unwrap_or(0),
+            limit,
+        })
         .await?;
     Ok(json(&list))
 }
@@ -113,18 +95,12 @@ pub async fn list_cve_hosts(
     _caller: Caller<Auditor>,
     CveId(cve): CveId,
 ) -> Answer<Response> {
-    let names = host_names(&state).await?;
-    Ok(json(&state.view.cve_hosts(&cve, &names).await?))
+    Ok(json(&state.view.cve_hosts(&cve).await?))
 }
 
 pub async fn get_summary(
     State(state): State<AppState>,
     _caller: Caller<Auditor>,
 ) -> Answer<Response> {
-    let mut hosts = state
-        .store
-        .hosts(&HostFilter::default(), state.stale_secs())
-        .await?;
-    state.view.count(&mut hosts).await?;
-    Ok(json(&state.store.fleet_summary(&hosts).await?))
+    Ok(json(&state.view.summary(state.stale_secs()).await?))
 }

@@ -339,7 +339,7 @@ impl Store {
             .or_else(|| doc.os.pretty_name.clone());
         let inventory_version: i64 = sqlx::query_scalar(&self.sql(
             "UPDATE host SET last_seen = $2, os = $3, distro = $4, release = $5, inventory_digest = $6, \
-             inventory_at = $2, inventory_doc = $7, inventory_version = inventory_version + 1, \
+             inventory_at = $2, inventory_doc = $7, inventory_version = inventory_version + 1, view_version = view_version + 1, \
              package_count = $8 WHERE id = $1 \
              RETURNING inventory_version",
         ))

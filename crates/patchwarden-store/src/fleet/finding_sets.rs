@@ -132,7 +132,10 @@ fn parse_state(text: &str, key: i64) -> Result<FindingState, StoreError> {
         .map_err(|e: String| StoreError::new(format!("finding key {key}: state: {e}")))
 }
 
-fn parse_seen(text: &str, host_id: i64) -> Result<BTreeMap<String, Vec<i64>>, StoreError> {
+pub(super) fn parse_seen(
+    text: &str,
+    host_id: i64,
+) -> Result<BTreeMap<String, Vec<i64>>, StoreError> {
     serde_json::from_str(text).map_err(|e| {
         StoreError::new(format!(
             "the stored first sightings of host {host_id}'s findings: {e}"
@@ -376,7 +379,7 @@ impl Store {
         let set_id = self.intern_finding_set(keys).await?;
         let (_writer, mut tx) = self.begin().await?;
         let claimed = sqlx::query(&self.sql(
-            "UPDATE host SET findings_version = $2, findings_at = $3 WHERE id = $1 \
+            "UPDATE host SET findings_version = $2, findings_at = $3, view_version = view_version + 1 WHERE id = $1 \
              AND (findings_version IS NULL OR findings_version <= $2)",
         ))
         .bind(host_id)

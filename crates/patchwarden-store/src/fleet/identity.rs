@@ -146,7 +146,7 @@ impl Store {
     /// Revokes a host's credential; returns whether the host exists.
     pub async fn revoke_host(&self, host_id: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            &self.sql("UPDATE host SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL"),
+            &self.sql("UPDATE host SET revoked_at = $2, view_version = view_version + 1 WHERE id = $1 AND revoked_at IS NULL"),
         )
         .bind(host_id)
         .bind(patchwarden_model::now_rfc3339())
@@ -180,12 +180,14 @@ impl Store {
                 labels.insert(k.clone(), v.clone());
             }
         }
-        sqlx::query(&self.sql("UPDATE host SET labels = $2 WHERE id = $1"))
-            .bind(host_id)
-            .bind(labels_json(&labels))
-            .execute(&mut *tx)
-            .await
-            .context(|| format!("labelling host {host_id}"))?;
+        sqlx::query(
+            &self.sql("UPDATE host SET labels = $2, view_version = view_version + 1 WHERE id = $1"),
+        )
+        .bind(host_id)
+        .bind(labels_json(&labels))
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("labelling host {host_id}"))?;
         tx.commit().await.context(|| "committing labels".into())?;
         Ok(true)
     }

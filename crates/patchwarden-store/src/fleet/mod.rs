@@ -6,8 +6,8 @@
 //! One file per concern: [`identity`] (users, tokens, enrollment, credentials, labels),
 //! [`checkin`] (check-ins and heartbeats), [`host_findings`] (what findings are computed from),
 //! [`finding_sets`] (findings as keys, sets and changes per host), [`queries`]
-//! (hosts, summary, history), [`assets`] (the expected-asset list); this file holds the types they
-//! share.
+//! (hosts, summary, history), [`view_rows`] (what the findings reader keeps, read by change),
+//! [`assets`] (the expected-asset list); this file holds the types they share.
 
 mod assets;
 mod checkin;
@@ -15,10 +15,11 @@ mod finding_sets;
 mod host_findings;
 mod identity;
 mod queries;
+mod view_rows;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use patchwarden_model::fleet::{CheckInResult, FleetSummary, HostSummary, Role};
+use patchwarden_model::fleet::{CheckInResult, HostSummary, Role};
 use patchwarden_model::{InstalledPackage, Inventory, InventoryView, PackageManager, PackageRef};
 use sqlx::Row;
 
@@ -29,6 +30,7 @@ pub(crate) use finding_sets::FindingCaches;
 pub use finding_sets::{
     FindingChange, FindingsStored, HostFindingSet, NewFindingKey, StoredFindingKey,
 };
+pub use view_rows::ViewRow;
 
 /// An API user found by its token.
 #[derive(Clone, Debug, PartialEq, Eq)]

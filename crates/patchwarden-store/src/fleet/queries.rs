@@ -1,4 +1,5 @@
-//! Fleet queries: hosts (filtered, one, their labels), the summary, a host's package history.
+//! Fleet queries: hosts (filtered, one, their labels), what the summary counts in the store
+//! (stale hosts, expected assets never enrolled), a host's package history.
 
 use super::*;
 
@@ -120,27 +121,27 @@ impl Store {
             .collect())
     }
 
-    /// The fleet at a glance; expected assets match hosts by hostname (or its first label).
-    /// `hosts`: every host (`Store::hosts` with no filter), their finding counts filled in by
-    /// the reader (the counts need the knowledge base); the summary adds them up.
-    pub async fn fleet_summary(&self, hosts: &[HostSummary]) -> Result<FleetSummary, StoreError> {
-        let mut summary = FleetSummary {
-            hosts: hosts.len() as i64,
-            ..Default::default()
-        };
+    /// How many hosts were last seen more than `stale_after_secs` ago (the summary's stale
+    /// count: last-seen moves with every heartbeat, so it is counted here, not kept).
+    pub async fn stale_hosts(&self, stale_after_secs: i64) -> Result<i64, StoreError> {
+        let cutoff = patchwarden_model::rfc3339(patchwarden_model::unix_now() - stale_after_secs);
+        sqlx::query_scalar(&self.sql("SELECT COUNT(*) FROM host WHERE last_seen < $1"))
+            .bind(cutoff)
+            .fetch_one(self.pool())
+            .await
+            .context(|| "counting stale hosts".into())
+    }
+
+    /// The expected assets (the asset list) that match none of these hostnames: by the whole
+    /// name or its first label, case-insensitively.
+    pub async fn never_enrolled<'a>(
+        &self,
+        hostnames: impl Iterator<Item = &'a str>,
+    ) -> Result<Vec<String>, StoreError> {
         let mut names = HashSet::new();
-        for h in hosts {
-            summary.stale_hosts += h.stale as i64;
-            for (k, v) in &h.findings {
-                *summary.findings.entry(k.clone()).or_default() += v;
-            }
-            summary.revoked_hosts += h.revoked as i64;
-            *summary
-                .by_os
-                .entry(h.os.clone().unwrap_or_else(|| "unknown".into()))
-                .or_default() += 1;
-            names.insert(h.hostname.to_lowercase());
-            if let Some(short) = h.hostname.split('.').next() {
+        for h in hostnames {
+            names.insert(h.to_lowercase());
+            if let Some(short) = h.split('.').next() {
                 names.insert(short.to_lowercase());
             }
         }
@@ -149,15 +150,14 @@ impl Store {
                 .fetch_all(self.pool())
                 .await
                 .context(|| "reading the asset list".into())?;
-        summary.never_enrolled = expected
+        Ok(expected
             .into_iter()
             .filter(|name| {
                 let lower = name.to_lowercase();
                 let short = lower.split('.').next().unwrap_or(&lower).to_owned();
                 !names.contains(&lower) && !names.contains(&short)
             })
-            .collect();
-        Ok(summary)
+            .collect())
     }
 
     /// When each package version appeared and disappeared on a host: (name, version, appeared,

@@ -5,14 +5,18 @@
 //! fanned out to its hosts (their own first-sighting times put back): the host list's counts and
 //! the summary (counts kept per group), the fleet's findings list (a merge of the hosts'
 //! riskiest-first lists over slim documents kept per group; only the groups of the answered page
-//! are assembled), a host's findings and a CVE's hosts.
+//! are assembled), a host's findings and a CVE's hosts. The grouping itself is kept between
+//! requests (`directory`: re-read by change), the list merge is `merge`'s.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+mod directory;
+mod merge;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use patchwarden_findings::fleet::{FleetError, FleetKnowledge};
 use patchwarden_findings::{feed_summaries, FeedSummary, ScanOptions};
-use patchwarden_model::fleet::{AffectedHost, HostFinding, HostSummary};
+use patchwarden_model::fleet::{AffectedHost, FleetSummary, HostFinding, HostSummary};
 use patchwarden_model::{FindingDoc, FindingState, Inventory, Severity};
 use patchwarden_risk::policy::Policy;
 use patchwarden_risk::Asset;
@@ -20,9 +24,9 @@ use patchwarden_store::fleet::HostFindingSet;
 use patchwarden_store::{Store, StoreError};
 
 /// The handle (cheap to clone): its own store handle, the fleet's knowledge, the policy, and what
-/// it keeps between requests: the hosts' inventories without packages (by inventory version) and
-/// each group's counts and, up to a budget, documents (good while the fleet's knowledge, the day
-/// and the feeds' state stay).
+/// it keeps between requests: the fleet's grouping (by each host's view version) and each group's
+/// counts and, up to a budget, documents (good while the fleet's knowledge, the day and the feeds'
+/// state stay).
 #[derive(Clone)]
 pub struct FindingsView {
     store: Store,
@@ -30,18 +34,19 @@ pub struct FindingsView {
     policy: Arc<Policy>,
     distro_info_dir: std::path::PathBuf,
     kept: Arc<std::sync::Mutex<Kept>>,
+    /// The fleet's grouping (refreshed by change at each fleet-wide request, one at a time).
+    directory: Arc<tokio::sync::Mutex<directory::Directory>>,
 }
 
 #[derive(Default)]
 struct Kept {
-    heads: HashMap<i64, (i64, Arc<Inventory>)>,
     /// Group key → (validity, counts): every group's.
-    counts: HashMap<String, (String, Arc<Counts>)>,
+    counts: HashMap<Arc<str>, (String, Arc<Counts>)>,
     /// Group key → (validity, slim documents): what filtering and merging read, every group's
     /// up to a budget.
-    slims: HashMap<String, (String, Arc<Vec<Slim>>)>,
+    slims: HashMap<Arc<str>, (String, Arc<Vec<Slim>>)>,
     /// Group key → (validity, documents): a few groups' (a document is ~3 KB in memory).
-    docs: HashMap<String, (String, Arc<Vec<FindingDoc>>)>,
+    docs: HashMap<Arc<str>, (String, Arc<Vec<FindingDoc>>)>,
 }
 
 /// A group's finding counts: by severity, `kev`, `overdue`, `total`.
@@ -93,7 +98,7 @@ fn slims_of(docs: &[FindingDoc]) -> Vec<Slim> {
 }
 
 /// What is kept of a group, if still valid at this moment.
-fn valid<T>(map: &HashMap<String, (String, Arc<T>)>, g: &Group, m: &Moment) -> Option<Arc<T>> {
+fn valid<T>(map: &HashMap<Arc<str>, (String, Arc<T>)>, g: &Group, m: &Moment) -> Option<Arc<T>> {
     map.get(&g.key)
         .filter(|(v, _)| *v == m.validity)
         .map(|(_, x)| x.clone())
@@ -101,9 +106,9 @@ fn valid<T>(map: &HashMap<String, (String, Arc<T>)>, g: &Group, m: &Moment) -> O
 
 /// Keeps `value` under `key`, emptying the map first when `size` more would pass `budget`.
 fn keep<T>(
-    map: &mut HashMap<String, (String, Arc<Vec<T>>)>,
+    map: &mut HashMap<Arc<str>, (String, Arc<Vec<T>>)>,
     budget: usize,
-    key: &str,
+    key: &Arc<str>,
     validity: &str,
     value: &Arc<Vec<T>>,
 ) {
@@ -112,7 +117,7 @@ fn keep<T>(
         map.clear();
     }
     if value.len() <= budget {
-        map.insert(key.to_owned(), (validity.to_owned(), value.clone()));
+        map.insert(key.clone(), (validity.to_owned(), value.clone()));
     }
 }
 
@@ -169,8 +174,9 @@ fn by_day(set: &HostFindingSet) -> HostFindingSet {
 }
 
 /// Hosts reading the same documents, and what assembling them takes.
+#[derive(Debug)]
 struct Group {
-    key: String,
+    key: Arc<str>,
     hosts: Vec<i64>,
     set: HostFindingSet,
     head: Arc<Inventory>,
@@ -198,52 +204,7 @@ impl FindingsView {
             policy,
             distro_info_dir,
             kept: Default::default(),
-        }
-    }
-
-    /// The inventories without packages of these hosts, read only when their version moved.
-    async fn heads(&self, only: Option<i64>) -> Result<HashMap<i64, Arc<Inventory>>, StoreError> {
-        let versions: Vec<(i64, i64)> = match only {
-            Some(id) => self
-                .store
-                .host_inventory_heads(&[id])
-                .await?
-                .into_iter()
-                .map(|(id, (inv, version))| {
-                    self.keep_head(id, version, inv);
-                    (id, version)
-                })
-                .collect(),
-            None => self.store.inventory_versions().await?,
-        };
-        let stale: Vec<i64> = {
-            let kept = self.kept.lock().expect("the view's cache");
-            versions
-                .iter()
-                .filter(|(id, v)| kept.heads.get(id).is_none_or(|(kv, _)| kv != v))
-                .map(|(id, _)| *id)
-                .collect()
-        };
-        if !stale.is_empty() {
-            for (id, (inv, version)) in self.store.host_inventory_heads(&stale).await? {
-                self.keep_head(id, version, inv);
-            }
-        }
-        let kept = self.kept.lock().expect("the view's cache");
-        Ok(versions
-            .iter()
-            .filter_map(|(id, _)| kept.heads.get(id).map(|(_, inv)| (*id, inv.clone())))
-            .collect())
-    }
-
-    fn keep_head(&self, id: i64, version: i64, mut inv: Inventory) {
-        // Only what reading findings needs (the release, end of life) is kept.
-        inv.packages = Vec::new();
-        inv.stale_processes = Vec::new();
-        inv.package_databases = Vec::new();
-        inv.platform = None;
-        if let Ok(mut kept) = self.kept.lock() {
-            kept.heads.insert(id, (version, Arc::new(inv)));
+            directory: Default::default(),
         }
     }
 
@@ -258,10 +219,10 @@ impl FindingsView {
         }
     }
 
-    /// The hosts holding a finding set (all of them, or one), grouped.
-    async fn groups(&self, only: Option<i64>) -> Result<(Vec<Group>, Moment), FleetError> {
+    /// What every group of a request shares: the time, the feeds' state, the validity of what is
+    /// kept.
+    async fn moment(&self) -> Result<Moment, StoreError> {
         let now = patchwarden_model::now_rfc3339();
-        let sets = self.store.host_finding_sets(only).await?;
         let feeds = feed_summaries(
             &self.store.feeds().await?,
             &now,
@@ -277,54 +238,22 @@ impl FindingsView {
                 .map(|f| (&f.feed, f.age_days, f.stale, &f.last_error, &f.last_success))
                 .collect::<Vec<_>>()
         );
-        let moment = Moment {
+        Ok(Moment {
             now,
             feeds,
             validity,
-        };
-        if sets.is_empty() {
-            return Ok((Vec::new(), moment));
-        }
-        let ids: Vec<i64> = sets.iter().map(|s| s.host_id).collect();
-        let labels = self.store.labels_of_hosts(&ids).await?;
-        let heads = self.heads(only).await?;
-        // First sightings matter to the documents by their day (due dates): hosts whose findings
-        // were first seen on the same days read the same documents, their own times put back in
-        // only when a host's documents are handed out (`with_own_sightings`).
-        let mut groups: HashMap<String, Group> = HashMap::new();
-        let no_labels = BTreeMap::new();
-        for set in sets.iter().map(by_day) {
-            let Some(head) = heads.get(&set.host_id) else {
-                continue;
-            };
-            let asset = asset_of(labels.get(&set.host_id).unwrap_or(&no_labels));
-            let os = &head.os;
-            let key = format!(
-                "{}\t{}\t{:?}\t{}\t{:?}\t{:?}\t{:?}",
-                set.set_id,
-                set.seen_base,
-                set.seen_other,
-                os.id,
-                os.version_id,
-                os.release
-                    .as_ref()
-                    .map(|r| (r.distro, &r.release, &r.display)),
-                (asset.criticality, asset.internet_facing)
-            );
-            let host = set.host_id;
-            groups
-                .entry(key.clone())
-                .or_insert_with(|| Group {
-                    key,
-                    hosts: Vec::new(),
-                    set,
-                    head: head.clone(),
-                    asset,
-                })
-                .hosts
-                .push(host);
-        }
-        Ok((groups.into_values().collect(), moment))
+        })
+    }
+
+    /// The fleet's grouping, brought up to date with the store; `read` runs on it while no other
+    /// request changes it.
+    async fn with_directory<T>(
+        &self,
+        read: impl FnOnce(&directory::Directory) -> T,
+    ) -> Result<T, StoreError> {
+        let mut dir = self.directory.lock().await;
+        dir.refresh(&self.store).await?;
+        Ok(read(&dir))
     }
 
     /// A group's documents: kept, or assembled (and their counts and slim form kept).
@@ -377,16 +306,25 @@ impl FindingsView {
         }
     }
 
+    /// One host's group (read from the store directly: a host page is always current).
+    async fn host_group(
+        &self,
+        host_id: i64,
+    ) -> Result<Option<(Group, HostFindingSet)>, StoreError> {
+        let Some(row) = self.store.view_rows(&[host_id]).await?.pop() else {
+            return Ok(None);
+        };
+        Ok(directory::group_of(&row).zip(row.set))
+    }
+
     /// A host's findings, riskiest first (empty while never computed).
     pub async fn host(&self, host_id: i64) -> Result<Vec<FindingDoc>, FleetError> {
-        let (mut groups, moment) = self.groups(Some(host_id)).await?;
-        let Some(group) = groups.pop() else {
+        let Some((group, set)) = self.host_group(host_id).await? else {
             return Ok(Vec::new());
         };
+        let moment = self.moment().await?;
         let mut docs = self.docs(&group, &moment).await?.as_ref().clone();
-        if let Some(set) = self.store.host_finding_set(host_id).await? {
-            self.with_own_sightings(&set, &mut docs).await?;
-        }
+        self.with_own_sightings(&set, &mut docs).await?;
         Ok(docs)
     }
 
@@ -396,6 +334,13 @@ impl FindingsView {
         set: &HostFindingSet,
         docs: &mut [FindingDoc],
     ) -> Result<(), StoreError> {
+        if set.seen_other.is_empty() {
+            // Every finding first seen at once (the common case).
+            for d in docs.iter_mut().filter(|d| d.first_seen.is_some()) {
+                d.first_seen = Some(set.seen_base.clone());
+            }
+            return Ok(());
+        }
         let keys = self.store.finding_keys(&set.keys).await?;
         let by_key = set.first_seen_map();
         let seen: HashMap<(&str, &str), &str> = keys
@@ -417,167 +362,148 @@ impl FindingsView {
 
     /// Fills the hosts' finding counts: by severity, `kev`, `overdue`, `total`.
     pub async fn count(&self, hosts: &mut [HostSummary]) -> Result<(), FleetError> {
-        let only = match hosts {
-            [one] => Some(one.id),
-            _ => None,
+        let moment = self.moment().await?;
+        let groups: Vec<Arc<Group>> = match hosts {
+            [one] => self
+                .host_group(one.id)
+                .await?
+                .map(|(g, _)| Arc::new(g))
+                .into_iter()
+                .collect(),
+            _ => self.with_directory(|d| d.all_groups()).await?,
         };
-        let mut counts: HashMap<i64, BTreeMap<String, i64>> = HashMap::new();
-        let (groups, moment) = self.groups(only).await?;
+        let mut counts: HashMap<i64, Arc<Counts>> = HashMap::new();
         for g in &groups {
             let c = self.counts(g, &moment).await?;
             for h in &g.hosts {
-                counts.insert(*h, c.as_ref().clone());
+                counts.insert(*h, c.clone());
             }
         }
         for h in hosts {
-            h.findings = counts.remove(&h.id).unwrap_or_default();
+            h.findings = counts
+                .remove(&h.id)
+                .map(|c| c.as_ref().clone())
+                .unwrap_or_default();
         }
         Ok(())
     }
 
+    /// The fleet at a glance: hosts, stale, revoked, by OS, the open findings added up over the
+    /// hosts, the expected assets that never enrolled.
+    pub async fn summary(&self, stale_after_secs: i64) -> Result<FleetSummary, FleetError> {
+        let moment = self.moment().await?;
+        let (mut summary, groups, hostnames) = self
+            .with_directory(|d| {
+                let mut summary = FleetSummary {
+                    hosts: d.hosts.len() as i64,
+                    ..Default::default()
+                };
+                for h in d.hosts.values() {
+                    summary.revoked_hosts += i64::from(h.revoked);
+                    *summary
+                        .by_os
+                        .entry(h.os.clone().unwrap_or_else(|| "unknown".into()))
+                        .or_default() += 1;
+                }
+                let names: Vec<Arc<str>> = d.hosts.values().map(|h| h.hostname.clone()).collect();
+                (summary, d.all_groups(), names)
+            })
+            .await?;
+        for g in &groups {
+            let c = self.counts(g, &moment).await?;
+            for (k, v) in c.iter() {
+                *summary.findings.entry(k.clone()).or_default() += v * g.hosts.len() as i64;
+            }
+        }
+        summary.stale_hosts = self.store.stale_hosts(stale_after_secs).await?;
+        summary.never_enrolled = self
+            .store
+            .never_enrolled(hostnames.iter().map(|h| h.as_ref()))
+            .await?;
+        Ok(summary)
+    }
+
     /// The fleet's findings that pass the filter, riskiest first (then hostname, package,
     /// advisory), `offset` and `limit` applied: every group's documents filtered once, then the
-    /// hosts' lists merged.
-    pub async fn fleet(
-        &self,
-        filter: &FleetFindingFilter,
-        hostnames: &HashMap<i64, (String, BTreeMap<String, String>)>,
-    ) -> Result<Vec<HostFinding>, FleetError> {
-        let today = jiff::Timestamp::now()
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .date();
-        let horizon = filter
-            .due_within_days
-            .and_then(|d| today.checked_add(jiff::Span::new().days(d)).ok())
-            .map(|d| d.to_string());
-        let min = filter.min_severity.unwrap_or_default();
-        let passes = |d: &Slim| {
-            d.severity >= min
-                && (!filter.kev || d.kev)
-                && (!filter.overdue || d.overdue)
-                && filter.state.is_none_or(|s| d.state == s)
-                && horizon.as_ref().is_none_or(|h| {
-                    d.first_due
-                        .as_ref()
-                        .is_some_and(|due| due.as_str() <= h.as_str())
-                })
-        };
+    /// hosts' lists merged (`merge`).
+    pub async fn fleet(&self, filter: &FleetFindingFilter) -> Result<Vec<HostFinding>, FleetError> {
+        let passes = merge::Passes::new(filter);
         // A host contributes at most offset + limit findings: each group keeps no more.
         let most = filter.offset.saturating_add(filter.limit);
-        let (groups, moment) = self.groups(None).await?;
+        let moment = self.moment().await?;
+        // The groups, and per group the hosts the label filter lets through (with their names
+        // and own finding sets).
+        let (groups, members) = self
+            .with_directory(|d| {
+                let groups = d.all_groups();
+                let members: Vec<Vec<merge::Member>> = groups
+                    .iter()
+                    .map(|g| {
+                        g.hosts
+                            .iter()
+                            .filter_map(|id| {
+                                let h = d.hosts.get(id)?;
+                                filter
+                                    .labels
+                                    .iter()
+                                    .all(|(k, v)| h.labels.get(k) == Some(v))
+                                    .then(|| merge::Member {
+                                        host_id: *id,
+                                        hostname: h.hostname.clone(),
+                                        set: h.set.clone(),
+                                    })
+                            })
+                            .collect()
+                    })
+                    .collect();
+                (groups, members)
+            })
+            .await?;
         // Per group: the positions (in its riskiest-first documents) that pass, with their risk.
         let mut passing: Vec<Vec<(usize, f64)>> = Vec::with_capacity(groups.len());
-        for g in &groups {
+        for (g, m) in groups.iter().zip(&members) {
+            if m.is_empty() {
+                passing.push(Vec::new());
+                continue;
+            }
             let slims = self.slims(g, &moment).await?;
             passing.push(
                 slims
                     .iter()
                     .enumerate()
-                    .filter(|(_, s)| passes(s))
+                    .filter(|(_, s)| passes.admits(s))
                     .take(most)
                     .map(|(i, s)| (i, s.risk))
                     .collect(),
             );
         }
-        // Per host: its group and a cursor.
-        let mut lists: Vec<(i64, &str, usize)> = Vec::new();
-        for (gi, g) in groups.iter().enumerate() {
-            if passing[gi].is_empty() {
-                continue;
-            }
-            for h in &g.hosts {
-                let Some((name, labels)) = hostnames.get(h) else {
-                    continue;
-                };
-                if filter.labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-                    lists.push((*h, name.as_str(), gi));
-                }
-            }
-        }
-        /// A host's next finding in the merge.
-        struct Head<'a> {
-            risk: f64,
-            hostname: &'a str,
-            host_id: i64,
-            list: usize,
-            at: usize,
-        }
-        impl PartialEq for Head<'_> {
-            fn eq(&self, other: &Self) -> bool {
-                self.cmp(other) == std::cmp::Ordering::Equal
-            }
-        }
-        impl Eq for Head<'_> {}
-        impl PartialOrd for Head<'_> {
-            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-                Some(self.cmp(other))
-            }
-        }
-        impl Ord for Head<'_> {
-            // The heap pops the greatest: the riskiest, then the first hostname, then the lowest
-            // host id; a host's own findings keep their order (package, advisory, …).
-            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-                self.risk
-                    .total_cmp(&other.risk)
-                    .then_with(|| other.hostname.cmp(self.hostname))
-                    .then_with(|| other.host_id.cmp(&self.host_id))
-                    .then_with(|| other.at.cmp(&self.at))
-            }
-        }
-        let mut heap: BinaryHeap<Head<'_>> = lists
-            .iter()
-            .enumerate()
-            .map(|(i, (host_id, name, gi))| Head {
-                risk: passing[*gi][0].1,
-                hostname: name,
-                host_id: *host_id,
-                list: i,
-                at: 0,
-            })
-            .collect();
-        // (host id, group, position in the group's documents), in answer order.
-        let mut rows: Vec<(i64, usize, usize)> = Vec::with_capacity(filter.limit.min(10_000));
-        let mut skipped = 0;
-        while rows.len() < filter.limit {
-            let Some(mut head) = heap.pop() else { break };
-            let (host_id, _, gi) = lists[head.list];
-            if skipped < filter.offset {
-                skipped += 1;
-            } else {
-                rows.push((host_id, gi, passing[gi][head.at].0));
-            }
-            head.at += 1;
-            if let Some((_, risk)) = passing[gi].get(head.at) {
-                head.risk = *risk;
-                heap.push(head);
-            }
-        }
+        let rows = merge::page(&members, &passing, filter.offset, filter.limit);
         // The documents of the groups the page touches, and the hosts' own first sightings.
         let mut docs_of: HashMap<usize, Arc<Vec<FindingDoc>>> = HashMap::new();
-        for (_, gi, _) in &rows {
-            if !docs_of.contains_key(gi) {
-                docs_of.insert(*gi, self.docs(&groups[*gi], &moment).await?);
+        for row in &rows {
+            if let std::collections::hash_map::Entry::Vacant(e) = docs_of.entry(row.group) {
+                e.insert(self.docs(&groups[row.group], &moment).await?);
             }
         }
         let mut out: Vec<HostFinding> = rows
             .iter()
-            .map(|(host_id, gi, at)| HostFinding {
-                host_id: *host_id,
-                hostname: hostnames
-                    .get(host_id)
-                    .map(|(n, _)| n.clone())
-                    .unwrap_or_default(),
-                finding: docs_of[gi][*at].clone(),
+            .map(|row| HostFinding {
+                host_id: row.member.host_id,
+                hostname: row.member.hostname.to_string(),
+                finding: docs_of[&row.group][row.at].clone(),
             })
             .collect();
-        let mut hosts: Vec<i64> = rows.iter().map(|(h, _, _)| *h).collect();
-        hosts.sort_unstable();
-        hosts.dedup();
-        for host in hosts {
-            let Some(set) = self.store.host_finding_set(host).await? else {
-                continue;
-            };
-            let at: Vec<usize> = (0..out.len()).filter(|i| out[*i].host_id == host).collect();
+        let mut by_host: BTreeMap<i64, (Arc<HostFindingSet>, Vec<usize>)> = BTreeMap::new();
+        for (i, row) in rows.iter().enumerate() {
+            if let Some(set) = &row.member.set {
+                by_host
+                    .entry(row.member.host_id)
+                    .or_insert_with(|| (set.clone(), Vec::new()))
+                    .1
+                    .push(i);
+            }
+        }
+        for (set, at) in by_host.into_values() {
             let mut docs: Vec<FindingDoc> = at.iter().map(|i| out[*i].finding.clone()).collect();
             self.with_own_sightings(&set, &mut docs).await?;
             for (i, doc) in at.into_iter().zip(docs) {
@@ -588,33 +514,35 @@ impl FindingsView {
     }
 
     /// The hosts a CVE affects and how (by hostname, then package).
-    pub async fn cve_hosts(
-        &self,
-        cve: &str,
-        hostnames: &HashMap<i64, (String, BTreeMap<String, String>)>,
-    ) -> Result<Vec<AffectedHost>, StoreError> {
+    pub async fn cve_hosts(&self, cve: &str) -> Result<Vec<AffectedHost>, StoreError> {
         let keys = self.store.keys_citing(&[cve.to_owned()]).await?;
         let described = self.store.finding_keys(&keys).await?;
-        let mut out = Vec::new();
         if described.is_empty() {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        for set in self.store.host_finding_sets(None).await? {
-            let Some((hostname, _)) = hostnames.get(&set.host_id) else {
-                continue;
-            };
-            for k in &described {
-                if set.keys.binary_search(&k.id).is_ok() {
-                    out.push(AffectedHost {
-                        host_id: set.host_id,
-                        hostname: hostname.clone(),
-                        package: k.package.clone(),
-                        advisory_id: k.advisory_id.clone(),
-                        state: k.state,
-                    });
+        let mut out = self
+            .with_directory(|d| {
+                let mut out = Vec::new();
+                for g in d.groups.values() {
+                    for k in &described {
+                        if g.set.keys.binary_search(&k.id).is_err() {
+                            continue;
+                        }
+                        for id in &g.hosts {
+                            let Some(h) = d.hosts.get(id) else { continue };
+                            out.push(AffectedHost {
+                                host_id: *id,
+                                hostname: h.hostname.to_string(),
+                                package: k.package.clone(),
+                                advisory_id: k.advisory_id.clone(),
+                                state: k.state,
+                            });
+                        }
+                    }
                 }
-            }
-        }
+                out
+            })
+            .await?;
         out.sort_by(|a, b| {
             (&a.hostname, &a.package, &a.advisory_id, a.host_id).cmp(&(
                 &b.hostname,

@@ -1,0 +1,194 @@
+//! The fleet as the findings reader groups it, kept in memory between requests: per host its
+//! hostname, labels, OS, revocation, finding set and group; per group (same finding set,
+//! first-sighting days, asset and release) its hosts. A request first asks the store for every
+//! host's `view_version` (one narrow read) and re-reads only the hosts whose version moved —
+//! whoever changed them, this server or another sharing the store — so a fleet-wide query costs
+//! one pass over integers plus what changed, not a parse of every host's rows.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use patchwarden_model::Inventory;
+use patchwarden_store::fleet::{HostFindingSet, ViewRow};
+use patchwarden_store::{Store, StoreError};
+
+use super::{asset_of, by_day, Group};
+
+/// A host as kept.
+#[derive(Clone, Debug)]
+pub(super) struct DirHost {
+    pub view_version: i64,
+    pub hostname: Arc<str>,
+    pub labels: Arc<BTreeMap<String, String>>,
+    pub revoked: bool,
+    /// `os` as the host list shows it (release name, else the pretty name).
+    pub os: Option<String>,
+    /// The host's own finding set (first-sighting times as stored).
+    pub set: Option<Arc<HostFindingSet>>,
+    /// Its group's key, when it has findings and an inventory.
+    pub group: Option<Arc<str>>,
+}
+
+#[derive(Default)]
+pub(super) struct Directory {
+    pub hosts: HashMap<i64, DirHost>,
+    members: HashMap<Arc<str>, BTreeSet<i64>>,
+    pub groups: HashMap<Arc<str>, Arc<Group>>,
+}
+
+/// The group of a host (its key and what assembling its documents takes), if it has findings.
+pub(super) fn group_of(row: &ViewRow) -> Option<Group> {
+    let (set, (head, _)) = (row.set.as_ref()?, row.head.as_ref()?);
+    let set = by_day(set);
+    let asset = asset_of(&row.labels);
+    let os = &head.os;
+    let key = format!(
+        "{}\t{}\t{:?}\t{}\t{:?}\t{:?}\t{:?}",
+        set.set_id,
+        set.seen_base,
+        set.seen_other,
+        os.id,
+        os.version_id,
+        os.release
+            .as_ref()
+            .map(|r| (r.distro, &r.release, &r.display)),
+        (asset.criticality, asset.internet_facing)
+    );
+    Some(Group {
+        key: key.into(),
+        hosts: vec![row.host_id],
+        set,
+        head: Arc::new(head_only(head)),
+        asset,
+    })
+}
+
+/// The inventory reduced to what reading findings needs (the release, end of life).
+fn head_only(inv: &Inventory) -> Inventory {
+    let mut inv = inv.clone();
+    inv.packages = Vec::new();
+    inv.stale_processes = Vec::new();
+    inv.package_databases = Vec::new();
+    inv.platform = None;
+    inv
+}
+
+fn os_of(head: &Inventory) -> Option<String> {
+    head.os
+        .release
+        .as_ref()
+        .map(|r| r.display.clone())
+        .or_else(|| head.os.pretty_name.clone())
+}
+
+impl Directory {
+    /// Brings what is kept up to date with the store: the hosts whose view version moved are
+    /// read again, and the groups they left or joined rebuilt.
+    pub async fn refresh(&mut self, store: &Store) -> Result<(), StoreError> {
+        let versions = store.view_versions().await?;
+        let changed: Vec<i64> = versions
+            .iter()
+            .filter(|(id, v)| self.hosts.get(id).is_none_or(|h| h.view_version != *v))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut dirty: HashSet<Arc<str>> = HashSet::new();
+        if versions.len() < self.hosts.len() {
+            // Hosts gone from the store (a store replaced under a running server).
+            let present: HashSet<i64> = versions.iter().map(|(id, _)| *id).collect();
+            let gone: Vec<i64> = self
+                .hosts
+                .keys()
+                .filter(|id| !present.contains(id))
+                .copied()
+                .collect();
+            for id in gone {
+                self.leave(id, &mut dirty);
+                self.hosts.remove(&id);
+            }
+        }
+        if !changed.is_empty() {
+            for row in store.view_rows(&changed).await? {
+                self.put(row, &mut dirty);
+            }
+        }
+        for key in dirty {
+            self.rebuild(&key);
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self, id: i64, dirty: &mut HashSet<Arc<str>>) {
+        if let Some(key) = self.hosts.get(&id).and_then(|h| h.group.clone()) {
+            if let Some(m) = self.members.get_mut(&key) {
+                m.remove(&id);
+            }
+            dirty.insert(key);
+        }
+    }
+
+    fn put(&mut self, row: ViewRow, dirty: &mut HashSet<Arc<str>>) {
+        self.leave(row.host_id, dirty);
+        let group = group_of(&row);
+        let key = group.as_ref().map(|g| g.key.clone());
+        if let Some(g) = group {
+            self.members
+                .entry(g.key.clone())
+                .or_default()
+                .insert(row.host_id);
+            dirty.insert(g.key.clone());
+            // A new group's facts; an existing one's are the same by its key.
+            self.groups
+                .entry(g.key.clone())
+                .or_insert_with(|| Arc::new(g));
+        }
+        self.hosts.insert(
+            row.host_id,
+            DirHost {
+                view_version: row.view_version,
+                hostname: row.hostname.into(),
+                labels: Arc::new(row.labels),
+                revoked: row.revoked,
+                os: row.head.as_ref().and_then(|(h, _)| os_of(h)),
+                set: row.set.map(Arc::new),
+                group: key,
+            },
+        );
+    }
+
+    /// A group's host list again from its members (removed when it has none).
+    fn rebuild(&mut self, key: &Arc<str>) {
+        let hosts: Vec<i64> = self
+            .members
+            .get(key)
+            .map(|m| m.iter().copied().collect())
+            .unwrap_or_default();
+        if hosts.is_empty() {
+            self.members.remove(key);
+            self.groups.remove(key);
+            return;
+        }
+        if let Some(g) = self.groups.get_mut(key) {
+            let mut group = g.as_ref().clone_facts();
+            group.hosts = hosts;
+            *g = Arc::new(group);
+        }
+    }
+
+    /// Every group.
+    pub fn all_groups(&self) -> Vec<Arc<Group>> {
+        self.groups.values().cloned().collect()
+    }
+}
+
+impl Group {
+    /// The group's facts without its hosts.
+    fn clone_facts(&self) -> Group {
+        Group {
+            key: self.key.clone(),
+            hosts: Vec::new(),
+            set: self.set.clone(),
+            head: self.head.clone(),
+            asset: self.asset,
+        }
+    }
+}

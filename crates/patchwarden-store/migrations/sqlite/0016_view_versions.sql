@@ -1,0 +1,4 @@
+-- Counts the changes of what reading a host's findings depends on (its finding set and first
+-- sightings, inventory head, labels, hostname, revocation): a server keeps the fleet's grouping
+-- in memory and re-reads only the hosts whose count moved (`Store::view_versions`).
+ALTER TABLE host ADD COLUMN view_version INTEGER NOT NULL DEFAULT 0

@@ -1,0 +1,83 @@
+//! What reading the fleet's findings keeps in memory, read by change: every host's
+//! `view_version` (one narrow read; it moves with the host's finding set and first sightings,
+//! inventory, labels and revocation — migration 0016), and the whole rows of the hosts whose
+//! version moved. A server answers fleet-wide queries from what it keeps and re-reads only those.
+
+use super::finding_sets::parse_seen;
+use super::*;
+
+/// A host as the findings reader needs it.
+#[derive(Clone, Debug)]
+pub struct ViewRow {
+    pub host_id: i64,
+    pub view_version: i64,
+    pub hostname: String,
+    pub labels: BTreeMap<String, String>,
+    pub revoked: bool,
+    /// The last inventory without its packages, and its version (none before the first).
+    pub head: Option<(Inventory, i64)>,
+    /// The host's findings (none before they were first computed).
+    pub set: Option<HostFindingSet>,
+}
+
+impl Store {
+    /// Every host's id and view version, by id.
+    pub async fn view_versions(&self) -> Result<Vec<(i64, i64)>, StoreError> {
+        sqlx::query_as("SELECT id, view_version FROM host ORDER BY id")
+            .fetch_all(self.pool())
+            .await
+            .context(|| "reading the hosts' view versions".into())
+    }
+
+    /// The rows of these hosts (hosts that do not exist are absent).
+    pub async fn view_rows(&self, ids: &[i64]) -> Result<Vec<ViewRow>, StoreError> {
+        let text = format!(
+            "SELECT h.id, h.view_version, h.hostname, h.labels, h.revoked_at, h.inventory_doc, \
+             h.inventory_version, s.set_id, s.seen_base, s.seen_other \
+             FROM host h LEFT JOIN host_finding_set s ON s.host_id = h.id \
+             WHERE h.id IN ({}) ORDER BY h.id",
+            self.json_id_list(1)
+        );
+        let sql = self.sql(&text);
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(10_000) {
+            let rows = sqlx::query(&sql)
+                .bind(serde_json::to_string(chunk).expect("integers serialize"))
+                .fetch_all(self.pool())
+                .await
+                .context(|| "reading hosts for their findings".into())?;
+            for r in rows {
+                let host_id: i64 = crate::get(&r, "id")?;
+                let head = match crate::get::<Option<String>>(&r, "inventory_doc")? {
+                    Some(doc) => Some((
+                        serde_json::from_str(&doc).map_err(|e| {
+                            StoreError::new(format!("the stored inventory of host {host_id}: {e}"))
+                        })?,
+                        crate::get(&r, "inventory_version")?,
+                    )),
+                    None => None,
+                };
+                let set = match crate::get::<Option<i64>>(&r, "set_id")? {
+                    Some(set_id) => Some(HostFindingSet {
+                        host_id,
+                        set_id,
+                        keys: self.finding_set_keys(set_id).await?,
+                        seen_base: crate::get(&r, "seen_base")?,
+                        seen_other: parse_seen(&crate::get::<String>(&r, "seen_other")?, host_id)?,
+                    }),
+                    None => None,
+                };
+                out.push(ViewRow {
+                    host_id,
+                    view_version: crate::get(&r, "view_version")?,
+                    hostname: crate::get(&r, "hostname")?,
+                    labels: parse_labels(&crate::get::<String>(&r, "labels")?),
+                    revoked: crate::get::<Option<String>>(&r, "revoked_at")?.is_some(),
+                    head,
+                    set,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
