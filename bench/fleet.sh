@@ -11,7 +11,8 @@
 # and loads, after the snapshot, a SYNTHETIC tracker of REAL_SCALE_CVES (45000) CVEs over the root's
 # source packages and 6,000 other real names (bench/synthetic_tracker.py; it replaces the
 # snapshot's Debian tracker): every host then carries thousands of findings, as real hosts do.
-# PATCHWARDEN_TIMINGS=1 makes the server print where its findings workers spend their time.
+# PATCHWARDEN_TIMINGS=1 makes the server print where its findings workers spend their time;
+# SERVERS=N runs N servers on the one store (the load spread over them; queries go to the first).
 set -euo pipefail
 db=${1:?usage}; hosts=${2:?usage}; base=${3:?usage}; names=${4:?usage}; work=${5:-/var/tmp/pwload}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,23 +25,39 @@ if [ -n "${REAL_SCALE_ROOT:-}" ]; then
   python3 "$here/bench/synthetic_tracker.py" "$REAL_SCALE_ROOT" synthetic-tracker.json "${REAL_SCALE_CVES:-45000}" "$names"
   "$bin/patchwarden" --db "$db" feeds import synthetic-tracker.json >/dev/null
 fi
-"$bin/patchwarden" --db "$db" server --listen 127.0.0.1:18443 --state-dir state --sync-interval-secs 0 --knowledge-poll-secs 1 --findings-workers "${FINDINGS_WORKERS:-2}" > server.out 2> server.err &
-server=$!
-trap 'kill $server 2>/dev/null' EXIT
-for _ in $(seq 50); do grep -q '^listening' server.out 2>/dev/null && break; sleep 0.1; done
+# SERVERS=N (default 1) servers on one store, ports 18443…, one state directory (one CA); the load
+# generator spreads the hosts over them.
+start_server() {
+  "$bin/patchwarden" --db "$db" server --listen "127.0.0.1:$((18443 + $1))" --state-dir state --sync-interval-secs 0 --knowledge-poll-secs 1 --findings-workers "${FINDINGS_WORKERS:-2}" > "server$1.out" 2> "server$1.err" &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q '^listening' "server$1.out" 2>/dev/null && break; sleep 0.1; done
+}
+pids=(); urls=()
+for k in $(seq 0 $((${SERVERS:-1} - 1))); do start_server "$k"; urls+=(--server "https://127.0.0.1:$((18443 + k))"); done
+ln -sf server0.out server.out; ln -sf server0.err server.err
+server=${pids[0]}
+trap 'kill "${pids[@]}" 2>/dev/null' EXIT
+rss() { for p in "${pids[@]}"; do printf '%s ' "$(ps -o rss= -p "$p")"; done; echo KB; }
 token=$("$bin/patchwarden" --db "$db" enroll-token create --uses $((hosts + 10)) 2>/dev/null)
-/usr/bin/time -f 'loadgen: %e s, peak RSS %M KB' "$bin/patchwarden-loadgen" --server https://127.0.0.1:18443 \
+/usr/bin/time -f 'loadgen: %e s, peak RSS %M KB' "$bin/patchwarden-loadgen" "${urls[@]}" \
   --ca state/ca.pem --token "$token" --inventory "$base" --names "$names" --hosts "$hosts" \
   --packages 1000 --concurrency 64 --rounds "${ROUNDS:-3}" --pause-secs "${PAUSE_SECS:-0}"
-echo "server RSS after the load: $(ps -o rss= -p $server) KB"
+echo "server RSS after the load: $(rss)"
 admin=$(sed -n 's/^admin token (shown once): //p' server.out)
 client=("$bin/patchwarden" --server https://127.0.0.1:18443 --token "$admin" --ca state/ca.pem)
+# Hosts whose findings are not computed yet, asked of the store (a listing of every host through
+# the server would load it at 100,000 hosts).
+pending_sql="SELECT COUNT(*) FROM host WHERE findings_version IS NULL OR findings_version < inventory_version"
+pending() { case "$db" in
+  postgres*) psql "$db" -Atc "$pending_sql" ;;
+  *) python3 -c 'import sqlite3,sys; print(sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True).execute(sys.argv[2]).fetchone()[0])' "$db" "$pending_sql" ;;
+esac; }
 # Optional: WAIT_FINDINGS=1 waits until every host's findings are computed and says how long that
 # took after the load ended, the server's RSS then, and the store's size.
 if [ -n "${WAIT_FINDINGS:-}" ]; then
   start=$(date +%s.%N)
-  until "${client[@]}" hosts --format json | python3 -c 'import json,sys; sys.exit(any(h["findings_pending"] or not h["findings_at"] for h in json.load(sys.stdin)))'; do sleep 1; done
-  echo "every host's findings computed $(python3 -c "import time; print(round(time.time() - $start, 1))") s after the load ended; server RSS $(ps -o rss= -p $server) KB"
+  until [ "$(pending)" = 0 ]; do sleep 0.5; done
+  echo "every host's findings computed $(python3 -c "import time; print(round(time.time() - $start, 1))") s after the load ended; server RSS $(rss)"
   case "$db" in
     postgres*) echo "store: $(psql "$db" -Atc 'select pg_database_size(current_database())') bytes" ;;
     *) echo "store: $(du -cb "$db" "$db"-wal "$db"-shm 2>/dev/null | tail -1 | cut -f1) bytes (file, WAL and shm)" ;;
@@ -70,6 +87,6 @@ PY
   /usr/bin/time -f 'feeds import of the change: %e s' "$bin/patchwarden" --db "$db" feeds import "$KB_CHANGE" > /dev/null
   until [ "$(grep -c 'knowledge base changed' server.err || true)" -gt "$before" ]; do sleep 0.2; done
   grep 'knowledge base changed' server.err | tail -1
-  until "${client[@]}" hosts --format json | python3 -c 'import json,sys; sys.exit(any(h["findings_pending"] for h in json.load(sys.stdin)))'; do sleep 0.5; done
+  until [ "$(pending)" = 0 ]; do sleep 0.5; done
   echo "marked hosts recomputed $(python3 -c "import time; print(round(time.time() - $start, 1))") s after the import started"
 fi

@@ -10,6 +10,14 @@
 //! Phases: enroll `--hosts` agents, a first-inventory burst (every host sends its full inventory
 //! once), then `--rounds` steady-state intervals in which every host checks in once and
 //! `--change-percent` of them with a changed inventory (one package upgraded), the rest heartbeats.
+//!
+//! Memory stays small at 100,000 hosts: hosts fall into 20 package-list variants, each serialized
+//! once with placeholders for the host's own strings (hostname, machine id, idempotency key,
+//! digest) that are spliced in per request; only hosts with an upgrade carry their own list. The
+//! digest a host sends is SHA-256 over its variant's inventory digest and its hostname — the
+//! server stores an agent's digest as sent and compares heartbeats against it, so any digest that
+//! is the same for the same state serves (hashing 100,000 full inventories would cost the load
+//! generator a core-minute on the machine it shares with the server).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,9 +30,10 @@ use patchwarden_model::{InstalledPackage, Inventory};
 
 #[derive(Parser)]
 struct Args {
-    /// The server, e.g. https://127.0.0.1:8443.
-    #[arg(long)]
-    server: String,
+    /// The server, e.g. https://127.0.0.1:8443; repeated for several servers sharing one store
+    /// (host N talks to server N modulo their number).
+    #[arg(long, required = true)]
+    server: Vec<String>,
     /// The server's CA certificate (PEM).
     #[arg(long)]
     ca: std::path::PathBuf,
@@ -58,16 +67,18 @@ struct Args {
 
 struct Host {
     secret: String,
-    inventory: Inventory,
+    index: usize,
+    /// Packages upgraded so far (steady rounds): position and suffix. Empty: the variant's list.
+    upgrades: Vec<(usize, String)>,
     digest: String,
 }
 
-fn inventories(
-    base: &Inventory,
-    names: &[String],
-    hosts: usize,
-    packages: usize,
-) -> Vec<Inventory> {
+/// Hosts share one of this many package lists.
+const VARIANTS: usize = 20;
+
+/// The `VARIANTS` package-list variants: the base inventory's packages padded with real names;
+/// every 20th package differs between variants (hosts share most versions, not all).
+fn variants(base: &Inventory, names: &[String], packages: usize) -> Vec<Inventory> {
     let mut template = base.clone();
     let existing: std::collections::HashSet<String> =
         template.packages.iter().map(|p| p.name.clone()).collect();
@@ -89,16 +100,12 @@ fn inventories(
         });
     }
     template.packages.truncate(packages);
-    (0..hosts)
-        .map(|i| {
+    (0..VARIANTS)
+        .map(|v| {
             let mut inv = template.clone();
-            inv.host.hostname = Some(format!("loadgen-{i}"));
-            inv.host.machine_id = Some(format!("{i:032x}"));
-            // Every 20th package differs between hosts in one of five variants: hosts share most
-            // versions, not all.
             for (j, p) in inv.packages.iter_mut().enumerate() {
-                if j % 20 == i % 20 {
-                    let variant = format!("+lg{}", i % 5);
+                if j % VARIANTS == v {
+                    let variant = format!("+lg{}", v % 5);
                     p.version.push_str(&variant);
                     p.source_version.push_str(&variant);
                 }
@@ -106,6 +113,109 @@ fn inventories(
             inv
         })
         .collect()
+}
+
+/// Host `i`'s inventory: its variant, its names, its upgrades.
+fn inventory_of(variants: &[Inventory], i: usize, upgrades: &[(usize, String)]) -> Inventory {
+    let mut inv = variants[i % VARIANTS].clone();
+    inv.host.hostname = Some(hostname(i));
+    inv.host.machine_id = Some(machine_id(i));
+    for (at, suffix) in upgrades {
+        inv.packages[*at].version.push_str(suffix);
+    }
+    inv
+}
+
+fn hostname(i: usize) -> String {
+    format!("loadgen-{i}")
+}
+
+fn machine_id(i: usize) -> String {
+    format!("{i:032x}")
+}
+
+/// The digest host `i` sends for `inventory_digest` of its variant (see the head of this file).
+fn host_digest(variant_digest: &str, i: usize) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(variant_digest.as_bytes());
+    h.update(hostname(i).as_bytes());
+    patchwarden_model::fleet::hex(&h.finalize())
+}
+
+/// A check-in body serialized once with placeholders, and the order they appear in.
+struct Splice {
+    parts: Vec<Vec<u8>>,
+    slots: Vec<Slot>,
+}
+
+#[derive(Clone, Copy)]
+enum Slot {
+    Key,
+    Digest,
+    Hostname,
+    MachineId,
+}
+
+const PLACEHOLDERS: [(&str, Slot); 4] = [
+    ("@@pw-loadgen-key@@", Slot::Key),
+    ("@@pw-loadgen-digest@@", Slot::Digest),
+    ("@@pw-loadgen-hostname@@", Slot::Hostname),
+    ("@@pw-loadgen-machine-id@@", Slot::MachineId),
+];
+
+impl Splice {
+    /// `inventory` with its host's strings replaced by placeholders (none: a heartbeat).
+    fn new(inventory: Option<&Inventory>) -> Splice {
+        let inventory = inventory.map(|inv| {
+            let mut inv = inv.clone();
+            inv.host.hostname = Some(PLACEHOLDERS[2].0.into());
+            inv.host.machine_id = Some(PLACEHOLDERS[3].0.into());
+            inv
+        });
+        let body = serde_json::to_vec(&CheckIn {
+            idempotency_key: PLACEHOLDERS[0].0.into(),
+            digest: PLACEHOLDERS[1].0.into(),
+            inventory,
+            agent_version: "loadgen".into(),
+        })
+        .unwrap();
+        let mut found: Vec<(usize, usize, Slot)> = Vec::new();
+        for (text, slot) in PLACEHOLDERS {
+            let needle = text.as_bytes();
+            let mut from = 0;
+            while let Some(at) = body[from..].windows(needle.len()).position(|w| w == needle) {
+                found.push((from + at, needle.len(), slot));
+                from += at + needle.len();
+            }
+        }
+        found.sort_by_key(|f| f.0);
+        let (mut parts, mut slots, mut from) = (Vec::new(), Vec::new(), 0);
+        for (at, len, slot) in found {
+            parts.push(body[from..at].to_vec());
+            slots.push(slot);
+            from = at + len;
+        }
+        parts.push(body[from..].to_vec());
+        Splice { parts, slots }
+    }
+
+    fn body(&self, i: usize, key: &str, digest: &str) -> Vec<u8> {
+        let (name, mid) = (hostname(i), machine_id(i));
+        let mut out = Vec::with_capacity(self.parts.iter().map(Vec::len).sum::<usize>() + 128);
+        for (n, part) in self.parts.iter().enumerate() {
+            out.extend_from_slice(part);
+            if let Some(slot) = self.slots.get(n) {
+                out.extend_from_slice(match slot {
+                    Slot::Key => key.as_bytes(),
+                    Slot::Digest => digest.as_bytes(),
+                    Slot::Hostname => name.as_bytes(),
+                    Slot::MachineId => mid.as_bytes(),
+                });
+            }
+        }
+        out
+    }
 }
 
 /// Failed requests so far (the first few are printed).
@@ -190,32 +300,61 @@ where
     all
 }
 
-/// One check-in to send: the host's credential, the body, and the result it must get.
-type Request = (String, Vec<u8>, CheckInResult);
+/// One check-in to send: the host's credential, its body, and the result it must get.
+struct Request {
+    host: usize,
+    secret: String,
+    body: BodyOf,
+    expected: CheckInResult,
+}
+
+/// A body: spliced from a shared serialization when sent, or made already.
+enum BodyOf {
+    Spliced {
+        splice: Arc<Splice>,
+        host: usize,
+        key: String,
+        digest: String,
+    },
+    Made(Vec<u8>),
+}
+
+impl BodyOf {
+    fn bytes(self) -> Vec<u8> {
+        match self {
+            BodyOf::Spliced {
+                splice,
+                host,
+                key,
+                digest,
+            } => splice.body(host, &key, &digest),
+            BodyOf::Made(body) => body,
+        }
+    }
+}
 
 /// Sends `requests` with `concurrency` in flight; an answer other than the expected result counts
 /// as a failure. Returns each request's latency.
 async fn check_ins(
     client: &reqwest::Client,
-    server: &str,
+    servers: &[String],
     requests: Vec<Request>,
     concurrency: usize,
 ) -> Vec<Duration> {
-    let (c, url) = (client.clone(), format!("{server}/v1/checkin"));
-    drive(
-        requests,
-        concurrency,
-        move |(secret, body, expected): Request| {
-            let (c, url) = (c.clone(), url.clone());
-            async move {
-                let ack: CheckInAck = post(&c, &url, Some(&secret), body).await?;
-                if ack.result != expected {
-                    return Err(format!("expected {expected:?}, got {:?}", ack.result));
-                }
-                Ok(())
+    let urls: Arc<Vec<String>> =
+        Arc::new(servers.iter().map(|s| format!("{s}/v1/checkin")).collect());
+    let c = client.clone();
+    drive(requests, concurrency, move |r: Request| {
+        let (c, urls) = (c.clone(), urls.clone());
+        async move {
+            let url = &urls[r.host % urls.len()];
+            let ack: CheckInAck = post(&c, url, Some(&r.secret), r.body.bytes()).await?;
+            if ack.result != r.expected {
+                return Err(format!("expected {:?}, got {:?}", r.expected, ack.result));
             }
-        },
-    )
+            Ok(())
+        }
+    })
     .await
 }
 
@@ -245,83 +384,87 @@ async fn main() -> Result<(), String> {
             .collect(),
         None => Vec::new(),
     };
-    let invs = inventories(&base, &names, args.hosts, args.packages);
+    let variants = Arc::new(variants(&base, &names, args.packages));
+    let variant_digests: Vec<String> = variants.iter().map(inventory_digest).collect();
+    let splices: Vec<Arc<Splice>> = variants
+        .iter()
+        .map(|v| Arc::new(Splice::new(Some(v))))
+        .collect();
+    let heartbeat = Arc::new(Splice::new(None));
     println!(
-        "{} synthetic hosts (from {}), {} packages each",
-        invs.len(),
+        "{} synthetic hosts (from {}), {} packages each, {VARIANTS} package-list variants",
+        args.hosts,
         args.inventory.display(),
-        invs[0].packages.len()
+        variants[0].packages.len()
     );
-    let server = args.server.trim_end_matches('/').to_owned();
+    let servers: Vec<String> = args
+        .server
+        .iter()
+        .map(|s| s.trim_end_matches('/').to_owned())
+        .collect();
 
     // Enrollment.
-    let hosts: Arc<tokio::sync::Mutex<Vec<Option<Host>>>> = Arc::new(tokio::sync::Mutex::new(
-        (0..invs.len()).map(|_| None).collect(),
-    ));
+    let secrets: Arc<std::sync::Mutex<Vec<String>>> =
+        Arc::new(std::sync::Mutex::new(vec![String::new(); args.hosts]));
     let started = Instant::now();
-    let (c, s, t, h) = (
+    let (c, s, t, sec) = (
         client.clone(),
-        server.clone(),
+        Arc::new(servers.clone()),
         args.token.clone(),
-        hosts.clone(),
+        secrets.clone(),
     );
     let lat = drive(
-        invs.into_iter().enumerate().collect(),
+        (0..args.hosts).collect(),
         args.concurrency,
-        move |(i, inv): (usize, Inventory)| {
-            let (c, s, t, h) = (c.clone(), s.clone(), t.clone(), h.clone());
+        move |i: usize| {
+            let (c, s, t, sec) = (c.clone(), s.clone(), t.clone(), sec.clone());
             async move {
                 let body = serde_json::to_vec(&EnrollRequest {
                     token: t,
-                    hostname: inv.host.hostname.clone().unwrap_or_default(),
-                    machine_id: inv.host.machine_id.clone(),
+                    hostname: hostname(i),
+                    machine_id: Some(machine_id(i)),
                 })
                 .unwrap();
-                let e: EnrollResponse = post(&c, &format!("{s}/v1/enroll"), None, body).await?;
-                let digest = inventory_digest(&inv);
-                h.lock().await[i] = Some(Host {
-                    secret: e.host_secret,
-                    inventory: inv,
-                    digest,
-                });
+                let url = format!("{}/v1/enroll", s[i % s.len()]);
+                let e: EnrollResponse = post(&c, &url, None, body).await?;
+                sec.lock().unwrap()[i] = e.host_secret;
                 Ok(())
             }
         },
     )
     .await;
     report("enrollment", lat.len(), started.elapsed(), lat);
-    let mut hosts: Vec<Host> = hosts
-        .lock()
-        .await
-        .drain(..)
-        .map(|h| h.expect("every host enrolled"))
+    let secrets = std::mem::take(&mut *secrets.lock().unwrap());
+    let mut hosts: Vec<Host> = secrets
+        .into_iter()
+        .enumerate()
+        .map(|(i, secret)| Host {
+            secret,
+            index: i,
+            upgrades: Vec::new(),
+            digest: host_digest(&variant_digests[i % VARIANTS], i),
+        })
         .collect();
 
     // First inventories.
-    let body_of = |host: &Host, inventory: bool, key: String| -> Vec<u8> {
-        serde_json::to_vec(&CheckIn {
-            idempotency_key: key,
-            digest: host.digest.clone(),
-            inventory: inventory.then(|| host.inventory.clone()),
-            agent_version: "loadgen".into(),
-        })
-        .unwrap()
-    };
     let bodies: Vec<Request> = hosts
         .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            (
-                h.secret.clone(),
-                body_of(h, true, format!("burst-{i}")),
-                CheckInResult::Stored,
-            )
+        .map(|h| Request {
+            host: h.index,
+            secret: h.secret.clone(),
+            body: BodyOf::Spliced {
+                splice: splices[h.index % VARIANTS].clone(),
+                host: h.index,
+                key: format!("burst-{}", h.index),
+                digest: h.digest.clone(),
+            },
+            expected: CheckInResult::Stored,
         })
         .collect();
-    let bytes: usize = bodies.iter().map(|(_, b, _)| b.len()).sum();
+    let bytes: usize = splices[0].parts.iter().map(Vec::len).sum::<usize>() * hosts.len();
     println!("burst: {:.1} MB of inventories", bytes as f64 / 1e6);
     let started = Instant::now();
-    let lat = check_ins(&client, &server, bodies, args.concurrency).await;
+    let lat = check_ins(&client, &servers, bodies, args.concurrency).await;
     report("first-inventory burst", lat.len(), started.elapsed(), lat);
 
     if args.pause_secs > 0 {
@@ -332,25 +475,47 @@ async fn main() -> Result<(), String> {
     let every = (100.0 / args.change_percent.max(0.0001)).round().max(1.0) as usize;
     for round in 0..args.rounds {
         let mut bodies: Vec<Request> = Vec::with_capacity(hosts.len());
-        for (i, h) in hosts.iter_mut().enumerate() {
+        for h in hosts.iter_mut() {
+            let i = h.index;
             let key = format!("r{round}-{i}");
             let changed = (i + round) % every == 0;
-            if changed {
+            let body = if changed {
                 // One package upgraded: the host's new state, kept for its next heartbeats.
-                let n = h.inventory.packages.len();
-                let p = &mut h.inventory.packages[(i + round) % n];
-                p.version.push_str(&format!("+u{round}"));
-                h.digest = inventory_digest(&h.inventory);
-            }
+                let n = variants[0].packages.len();
+                h.upgrades.push(((i + round) % n, format!("+u{round}")));
+                let inv = inventory_of(&variants, i, &h.upgrades);
+                h.digest = inventory_digest(&inv);
+                BodyOf::Made(
+                    serde_json::to_vec(&CheckIn {
+                        idempotency_key: key,
+                        digest: h.digest.clone(),
+                        inventory: Some(inv),
+                        agent_version: "loadgen".into(),
+                    })
+                    .unwrap(),
+                )
+            } else {
+                BodyOf::Spliced {
+                    splice: heartbeat.clone(),
+                    host: i,
+                    key,
+                    digest: h.digest.clone(),
+                }
+            };
             let expected = if changed {
                 CheckInResult::Stored
             } else {
                 CheckInResult::Heartbeat
             };
-            bodies.push((h.secret.clone(), body_of(h, changed, key), expected));
+            bodies.push(Request {
+                host: i,
+                secret: h.secret.clone(),
+                body,
+                expected,
+            });
         }
         let started = Instant::now();
-        let lat = check_ins(&client, &server, bodies, args.concurrency).await;
+        let lat = check_ins(&client, &servers, bodies, args.concurrency).await;
         report(
             &format!("steady round {round}"),
             lat.len(),

@@ -17,6 +17,7 @@
 //! it does no I/O (beyond reading the clock in [`now_rfc3339`]) and knows nothing of storage or HTTP.
 
 pub mod finding;
+pub mod finding_set;
 pub mod fleet;
 mod inventory;
 mod inventory_view;

@@ -12,6 +12,7 @@ use patchwarden_model::Inventory;
 use patchwarden_store::fleet::{HostFindingSet, ViewRow};
 use patchwarden_store::{Store, StoreError};
 
+use super::merge::Member;
 use super::{asset_of, by_day, Group};
 
 /// A host as kept.
@@ -34,6 +35,11 @@ pub(super) struct Directory {
     pub hosts: HashMap<i64, DirHost>,
     members: HashMap<Arc<str>, BTreeSet<i64>>,
     pub groups: HashMap<Arc<str>, Arc<Group>>,
+    /// What the summary counts, kept as hosts come and go: hosts by OS, revoked hosts, and the
+    /// hostnames (lowercase, whole and first label) with how many hosts carry each.
+    pub by_os: BTreeMap<String, i64>,
+    pub revoked: i64,
+    pub names: HashMap<String, usize>,
 }
 
 /// The group of a host (its key and what assembling its documents takes), if it has findings.
@@ -57,6 +63,12 @@ pub(super) fn group_of(row: &ViewRow) -> Option<Group> {
     Some(Group {
         key: key.into(),
         hosts: vec![row.host_id],
+        members: vec![Member {
+            host_id: row.host_id,
+            hostname: row.hostname.as_str().into(),
+            labels: Arc::new(row.labels.clone()),
+            set: row.set.clone().map(Arc::new),
+        }],
         set,
         head: Arc::new(head_only(head)),
         asset,
@@ -102,8 +114,7 @@ impl Directory {
                 .copied()
                 .collect();
             for id in gone {
-                self.leave(id, &mut dirty);
-                self.hosts.remove(&id);
+                self.forget(id, &mut dirty);
             }
         }
         if !changed.is_empty() {
@@ -117,17 +128,37 @@ impl Directory {
         Ok(())
     }
 
-    fn leave(&mut self, id: i64, dirty: &mut HashSet<Arc<str>>) {
-        if let Some(key) = self.hosts.get(&id).and_then(|h| h.group.clone()) {
+    /// Removes a host: from its group and from the summary's counts.
+    fn forget(&mut self, id: i64, dirty: &mut HashSet<Arc<str>>) {
+        let Some(h) = self.hosts.remove(&id) else {
+            return;
+        };
+        if let Some(key) = h.group {
             if let Some(m) = self.members.get_mut(&key) {
                 m.remove(&id);
             }
             dirty.insert(key);
         }
+        self.revoked -= i64::from(h.revoked);
+        let os = h.os.unwrap_or_else(|| "unknown".into());
+        if let Some(n) = self.by_os.get_mut(&os) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_os.remove(&os);
+            }
+        }
+        for name in name_forms(&h.hostname) {
+            if let Some(n) = self.names.get_mut(&name) {
+                *n -= 1;
+                if *n == 0 {
+                    self.names.remove(&name);
+                }
+            }
+        }
     }
 
     fn put(&mut self, row: ViewRow, dirty: &mut HashSet<Arc<str>>) {
-        self.leave(row.host_id, dirty);
+        self.forget(row.host_id, dirty);
         let group = group_of(&row);
         let key = group.as_ref().map(|g| g.key.clone());
         if let Some(g) = group {
@@ -141,6 +172,15 @@ impl Directory {
                 .entry(g.key.clone())
                 .or_insert_with(|| Arc::new(g));
         }
+        let os = row.head.as_ref().and_then(|(h, _)| os_of(h));
+        self.revoked += i64::from(row.revoked);
+        *self
+            .by_os
+            .entry(os.clone().unwrap_or_else(|| "unknown".into()))
+            .or_default() += 1;
+        for name in name_forms(&row.hostname) {
+            *self.names.entry(name).or_default() += 1;
+        }
         self.hosts.insert(
             row.host_id,
             DirHost {
@@ -148,7 +188,7 @@ impl Directory {
                 hostname: row.hostname.into(),
                 labels: Arc::new(row.labels),
                 revoked: row.revoked,
-                os: row.head.as_ref().and_then(|(h, _)| os_of(h)),
+                os,
                 set: row.set.map(Arc::new),
                 group: key,
             },
@@ -167,9 +207,22 @@ impl Directory {
             self.groups.remove(key);
             return;
         }
+        let members: Vec<Member> = hosts
+            .iter()
+            .filter_map(|id| {
+                let h = self.hosts.get(id)?;
+                Some(Member {
+                    host_id: *id,
+                    hostname: h.hostname.clone(),
+                    labels: h.labels.clone(),
+                    set: h.set.clone(),
+                })
+            })
+            .collect();
         if let Some(g) = self.groups.get_mut(key) {
             let mut group = g.as_ref().clone_facts();
             group.hosts = hosts;
+            group.members = members;
             *g = Arc::new(group);
         }
     }
@@ -186,9 +239,22 @@ impl Group {
         Group {
             key: self.key.clone(),
             hosts: Vec::new(),
+            members: Vec::new(),
             set: self.set.clone(),
             head: self.head.clone(),
             asset: self.asset,
         }
+    }
+}
+
+/// The forms of a hostname the asset list is matched against: the whole name and its first label,
+/// lowercase (one form when they are the same).
+pub(super) fn name_forms(hostname: &str) -> Vec<String> {
+    let whole = hostname.to_lowercase();
+    let short = whole.split('.').next().unwrap_or(&whole).to_owned();
+    if short == whole {
+        vec![whole]
+    } else {
+        vec![whole, short]
     }
 }

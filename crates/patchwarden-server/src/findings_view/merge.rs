@@ -2,7 +2,8 @@
 //! hosts' riskiest-first lists into one page (ties: hostname, host id, the host's own order).
 //! No I/O: the view hands in each group's passing positions and its hosts.
 
-use std::collections::BinaryHeap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
 use patchwarden_model::Severity;
@@ -52,6 +53,7 @@ impl<'a> Passes<'a> {
 pub(super) struct Member {
     pub host_id: i64,
     pub hostname: Arc<str>,
+    pub labels: Arc<BTreeMap<String, String>>,
     /// Its own finding set (its first-sighting times).
     pub set: Option<Arc<HostFindingSet>>,
 }
@@ -100,7 +102,7 @@ impl Ord for Head<'_> {
 /// The page: `members[g]` are group g's hosts, `passing[g]` the (position, risk) of its documents
 /// that pass the filter, riskiest first.
 pub(super) fn page<'a>(
-    members: &'a [Vec<Member>],
+    members: &'a [Cow<'_, [Member]>],
     passing: &[Vec<(usize, f64)>],
     offset: usize,
     limit: usize,

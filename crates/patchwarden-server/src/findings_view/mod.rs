@@ -11,6 +11,7 @@
 mod directory;
 mod merge;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -178,6 +179,8 @@ fn by_day(set: &HostFindingSet) -> HostFindingSet {
 struct Group {
     key: Arc<str>,
     hosts: Vec<i64>,
+    /// The hosts as the findings list shows them.
+    members: Vec<merge::Member>,
     set: HostFindingSet,
     head: Arc<Inventory>,
     asset: Asset,
@@ -392,21 +395,24 @@ impl FindingsView {
     /// hosts, the expected assets that never enrolled.
     pub async fn summary(&self, stale_after_secs: i64) -> Result<FleetSummary, FleetError> {
         let moment = self.moment().await?;
-        let (mut summary, groups, hostnames) = self
+        let expected = self.store.expected_assets().await?;
+        let (mut summary, groups) = self
             .with_directory(|d| {
-                let mut summary = FleetSummary {
+                let summary = FleetSummary {
                     hosts: d.hosts.len() as i64,
+                    revoked_hosts: d.revoked,
+                    by_os: d.by_os.clone(),
+                    never_enrolled: expected
+                        .into_iter()
+                        .filter(|name| {
+                            !directory::name_forms(name)
+                                .iter()
+                                .any(|n| d.names.contains_key(n))
+                        })
+                        .collect(),
                     ..Default::default()
                 };
-                for h in d.hosts.values() {
-                    summary.revoked_hosts += i64::from(h.revoked);
-                    *summary
-                        .by_os
-                        .entry(h.os.clone().unwrap_or_else(|| "unknown".into()))
-                        .or_default() += 1;
-                }
-                let names: Vec<Arc<str>> = d.hosts.values().map(|h| h.hostname.clone()).collect();
-                (summary, d.all_groups(), names)
+                (summary, d.all_groups())
             })
             .await?;
         for g in &groups {
@@ -416,10 +422,6 @@ impl FindingsView {
             }
         }
         summary.stale_hosts = self.store.stale_hosts(stale_after_secs).await?;
-        summary.never_enrolled = self
-            .store
-            .never_enrolled(hostnames.iter().map(|h| h.as_ref()))
-            .await?;
         Ok(summary)
     }
 
@@ -431,34 +433,29 @@ impl FindingsView {
         // A host contributes at most offset + limit findings: each group keeps no more.
         let most = filter.offset.saturating_add(filter.limit);
         let moment = self.moment().await?;
-        // The groups, and per group the hosts the label filter lets through (with their names
-        // and own finding sets).
-        let (groups, members) = self
-            .with_directory(|d| {
-                let groups = d.all_groups();
-                let members: Vec<Vec<merge::Member>> = groups
-                    .iter()
-                    .map(|g| {
-                        g.hosts
+        // The groups, and per group the hosts the label filter lets through.
+        let groups = self.with_directory(|d| d.all_groups()).await?;
+        let members: Vec<Cow<'_, [merge::Member]>> = groups
+            .iter()
+            .map(|g| {
+                if filter.labels.is_empty() {
+                    Cow::Borrowed(g.members.as_slice())
+                } else {
+                    Cow::Owned(
+                        g.members
                             .iter()
-                            .filter_map(|id| {
-                                let h = d.hosts.get(id)?;
+                            .filter(|m| {
                                 filter
                                     .labels
                                     .iter()
-                                    .all(|(k, v)| h.labels.get(k) == Some(v))
-                                    .then(|| merge::Member {
-                                        host_id: *id,
-                                        hostname: h.hostname.clone(),
-                                        set: h.set.clone(),
-                                    })
+                                    .all(|(k, v)| m.labels.get(k) == Some(v))
                             })
-                            .collect()
-                    })
-                    .collect();
-                (groups, members)
+                            .cloned()
+                            .collect(),
+                    )
+                }
             })
-            .await?;
+            .collect();
         // Per group: the positions (in its riskiest-first documents) that pass, with their risk.
         let mut passing: Vec<Vec<(usize, f64)>> = Vec::with_capacity(groups.len());
         for (g, m) in groups.iter().zip(&members) {

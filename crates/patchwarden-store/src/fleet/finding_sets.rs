@@ -65,43 +65,7 @@ pub struct StoredFindingKey {
     pub doc: String,
 }
 
-/// The findings a host holds: its set's keys (ascending) and when each was first seen.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HostFindingSet {
-    pub host_id: i64,
-    pub set_id: i64,
-    pub keys: Arc<[i64]>,
-    /// When the keys were first seen, unless `seen_other` names them.
-    pub seen_base: String,
-    /// Time → keys first seen then (only those not seen at `seen_base`).
-    pub seen_other: BTreeMap<String, Vec<i64>>,
-}
-
-impl HostFindingSet {
-    /// When the finding `key` was first seen on the host.
-    pub fn first_seen(&self, key: i64) -> &str {
-        self.seen_other
-            .iter()
-            .find(|(_, keys)| keys.binary_search(&key).is_ok())
-            .map(|(at, _)| at.as_str())
-            .unwrap_or(&self.seen_base)
-    }
-
-    /// Every first sighting: key → time.
-    pub fn first_seen_map(&self) -> HashMap<i64, &str> {
-        let mut map: HashMap<i64, &str> = self
-            .keys
-            .iter()
-            .map(|k| (*k, self.seen_base.as_str()))
-            .collect();
-        for (at, keys) in &self.seen_other {
-            for k in keys {
-                map.insert(*k, at.as_str());
-            }
-        }
-        map
-    }
-}
+pub use patchwarden_model::finding_set::HostFindingSet;
 
 /// What storing a host's findings did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -419,8 +383,8 @@ impl Store {
             None => (None, now.to_owned(), BTreeMap::new(), Arc::from(Vec::new())),
         };
         let (opened, closed) = sorted_difference(keys, &old_keys);
-        // First sightings: kept for kept keys; for an opened key, those of a closed key of the same
-        // package and advisory; else now.
+        // First sightings: the model's rule (kept keys keep theirs, a replacement for the same
+        // package and advisory carries it, the rest are now).
         let old_seen = HostFindingSet {
             host_id,
             set_id: from_set.unwrap_or(0),
@@ -433,39 +397,16 @@ impl Store {
         let described = self.finding_keys(&changed).await?;
         let by_id: HashMap<i64, &StoredFindingKey> =
             described.iter().map(|k| (k.id, k.as_ref())).collect();
-        let mut carried: HashMap<(&str, &str), &str> = HashMap::new();
-        for id in &closed {
-            let k = by_id[id];
-            carried.insert(
-                (k.package.as_str(), k.advisory_id.as_str()),
-                old_seen.first_seen(*id),
-            );
-        }
-        let mut other: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for (at, ids) in &old_seen.seen_other {
-            let kept: Vec<i64> = ids
-                .iter()
-                .copied()
-                .filter(|k| keys.binary_search(k).is_ok())
-                .collect();
-            if !kept.is_empty() {
-                other.insert(at.clone(), kept);
-            }
-        }
-        for id in &opened {
-            let k = by_id[id];
-            let at = carried
-                .get(&(k.package.as_str(), k.advisory_id.as_str()))
-                .copied()
-                .unwrap_or(now);
-            if at != seen_base {
-                other.entry(at.to_owned()).or_default().push(*id);
-            }
-        }
-        for ids in other.values_mut() {
-            ids.sort_unstable();
-            ids.dedup();
-        }
+        let other = old_seen.next_sightings(
+            keys,
+            &opened,
+            &closed,
+            |id| {
+                let k = by_id[&id];
+                (k.package.as_str(), k.advisory_id.as_str())
+            },
+            now,
+        );
         let other_text = serde_json::to_string(&other).expect("maps serialize");
         sqlx::query(&self.sql(
             "INSERT INTO host_finding_set (host_id, set_id, seen_base, seen_other) VALUES ($1, $2, $3, $4) \

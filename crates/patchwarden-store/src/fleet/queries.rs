@@ -1,5 +1,5 @@
 //! Fleet queries: hosts (filtered, one, their labels), what the summary counts in the store
-//! (stale hosts, expected assets never enrolled), a host's package history.
+//! (stale hosts, the expected assets), a host's package history.
 
 use super::*;
 
@@ -132,32 +132,12 @@ impl Store {
             .context(|| "counting stale hosts".into())
     }
 
-    /// The expected assets (the asset list) that match none of these hostnames: by the whole
-    /// name or its first label, case-insensitively.
-    pub async fn never_enrolled<'a>(
-        &self,
-        hostnames: impl Iterator<Item = &'a str>,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut names = HashSet::new();
-        for h in hostnames {
-            names.insert(h.to_lowercase());
-            if let Some(short) = h.split('.').next() {
-                names.insert(short.to_lowercase());
-            }
-        }
-        let expected: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM expected_asset ORDER BY name")
-                .fetch_all(self.pool())
-                .await
-                .context(|| "reading the asset list".into())?;
-        Ok(expected
-            .into_iter()
-            .filter(|name| {
-                let lower = name.to_lowercase();
-                let short = lower.split('.').next().unwrap_or(&lower).to_owned();
-                !names.contains(&lower) && !names.contains(&short)
-            })
-            .collect())
+    /// The expected assets (the asset list's names), sorted.
+    pub async fn expected_assets(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT name FROM expected_asset ORDER BY name")
+            .fetch_all(self.pool())
+            .await
+            .context(|| "reading the asset list".into())
     }
 
     /// When each package version appeared and disappeared on a host: (name, version, appeared,
