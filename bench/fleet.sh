@@ -38,11 +38,14 @@ ln -sf server0.out server.out; ln -sf server0.err server.err
 server=${pids[0]}
 trap 'kill "${pids[@]}" 2>/dev/null' EXIT
 rss() { for p in "${pids[@]}"; do printf '%s ' "$(ps -o rss= -p "$p")"; done; echo KB; }
+# CPU seconds the servers used so far (user + system).
+cpu() { local t=0; for p in "${pids[@]}"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; python3 -c "print($t / $(getconf CLK_TCK))"; }
+cpu_before=$(cpu)
 token=$("$bin/patchwarden" --db "$db" enroll-token create --uses $((hosts + 10)) 2>/dev/null)
 /usr/bin/time -f 'loadgen: %e s, peak RSS %M KB' "$bin/patchwarden-loadgen" "${urls[@]}" \
   --ca state/ca.pem --token "$token" --inventory "$base" --names "$names" --hosts "$hosts" \
-  --packages 1000 --concurrency 64 --rounds "${ROUNDS:-3}" --pause-secs "${PAUSE_SECS:-0}"
-echo "server RSS after the load: $(rss)"
+  --packages 1000 --concurrency 64 --rounds "${ROUNDS:-3}" --pause-secs "${PAUSE_SECS:-0}" | tee loadgen.out
+echo "server RSS after the load: $(rss); server CPU during the load: $(python3 -c "print(round($(cpu) - $cpu_before, 1))") s"
 admin=$(sed -n 's/^admin token (shown once): //p' server.out)
 client=("$bin/patchwarden" --server https://127.0.0.1:18443 --token "$admin" --ca state/ca.pem)
 # Hosts whose findings are not computed yet, asked of the store (a listing of every host through
@@ -65,8 +68,14 @@ if [ -n "${WAIT_FINDINGS:-}" ]; then
 fi
 # Optional, with the server still up: query timings through the CLI client, then a knowledge-base
 # change written by another process (KB_CHANGE: a feed file, e.g. one SYNTHETIC advisory from
-# bench/synthetic_advisory.py) and how long the server took to find the hosts it touches (its log
+# bench/synthetic_advisory.py, or `tenth`: see below) and how long the server took to find the hosts it touches (its log
 # line) and to recompute them.
+# KB_CHANGE=tenth: one SYNTHETIC advisory on the packages only a tenth of the hosts hold at their
+# version (the load generator names them).
+if [ "${KB_CHANGE:-}" = tenth ]; then
+  KB_CHANGE=$PWD/tenth-advisory.json
+  python3 "$here/bench/synthetic_advisory.py" "$(sed -n 's/^a tenth of the hosts hold \([^ ]*\) at.*/\1/p' loadgen.out)" "$KB_CHANGE" PW-SYNTHETIC-2026-0010 1.0-1+lg0
+fi
 if [ -n "${KB_CHANGE:-}" ]; then
   # Each query 20 times through the CLI client (a process, TLS included): median and p95.
   cve=$("${client[@]}" host 1 --format json | python3 -c 'import json,sys; print(next(c for f in json.load(sys.stdin)["findings"] for c in f["cves"]))')
@@ -82,11 +91,13 @@ times.sort()
 print(f"query {q}: median {times[10]*1000:.0f} ms, p95 {times[18]*1000:.0f} ms")
 PY
   done
-  before=$(grep -c 'knowledge base changed' server.err || true)
+  # Whichever server applies the journal first logs what it marked.
+  changed() { cat server*.err | grep -c 'knowledge base changed' || true; }
+  before=$(changed)
   start=$(date +%s.%N)
   /usr/bin/time -f 'feeds import of the change: %e s' "$bin/patchwarden" --db "$db" feeds import "$KB_CHANGE" > /dev/null
-  until [ "$(grep -c 'knowledge base changed' server.err || true)" -gt "$before" ]; do sleep 0.2; done
-  grep 'knowledge base changed' server.err | tail -1
+  until [ "$(changed)" -gt "$before" ]; do sleep 0.2; done
+  cat server*.err | grep 'knowledge base changed' | tail -1
   until [ "$(pending)" = 0 ]; do sleep 0.5; done
   echo "marked hosts recomputed $(python3 -c "import time; print(round(time.time() - $start, 1))") s after the import started"
 fi

@@ -391,6 +391,23 @@ async fn main() -> Result<(), String> {
         .map(|v| Arc::new(Splice::new(Some(v))))
         .collect();
     let heartbeat = Arc::new(Splice::new(None));
+    // The packages only a tenth of the hosts hold at their variant version (variants 0 and 10:
+    // `+lg0`), for a knowledge-base change that touches 10 % of the fleet.
+    let tenth: Vec<&str> = [0, 10]
+        .iter()
+        .filter_map(|v| {
+            variants[*v]
+                .packages
+                .iter()
+                .enumerate()
+                .find(|(j, p)| j % VARIANTS == *v && p.version == "1.0-1+lg0")
+                .map(|(_, p)| p.source_name.as_str())
+        })
+        .collect();
+    println!(
+        "a tenth of the hosts hold {} at 1.0-1+lg0 or above",
+        tenth.join(",")
+    );
     println!(
         "{} synthetic hosts (from {}), {} packages each, {VARIANTS} package-list variants",
         args.hosts,

@@ -191,7 +191,17 @@ impl Store {
     /// Row counts per table, for status and tests.
     pub async fn counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let mut out = Vec::new();
-        for table in ["advisory", "affected", "advisory_cve", "cve", "kev", "epss"] {
+        for table in [
+            "advisory",
+            "affected",
+            "advisory_cve",
+            "cve",
+            "kev",
+            "epss",
+            "package_set",
+            "finding_set",
+            "finding_key",
+        ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(self.pool())
                 .await

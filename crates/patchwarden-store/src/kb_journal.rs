@@ -67,9 +67,6 @@ pub struct KnowledgeChangesApplied {
     pub hosts_marked: usize,
 }
 
-/// How many package sets are read per statement while looking for the hosts of changed packages.
-const HOST_PAGE: i64 = 500;
-
 impl Store {
     /// A subquery yielding the strings of the JSON array bound as parameter `$n`.
     pub(crate) fn json_text_list(&self, n: usize) -> String {
@@ -193,8 +190,8 @@ impl Store {
     }
 
     /// The hosts holding a package (by binary or source name) whose advisories changed on the
-    /// host's distribution: the candidate package versions first (by name), then every package
-    /// set read page by page and intersected in memory.
+    /// host's distribution: the candidate package versions first (by name), then each distinct
+    /// package set in use intersected once, its hosts taken by their distribution.
     async fn hosts_holding(
         &self,
         names: &HashMap<String, BTreeSet<Option<String>>>,
@@ -230,34 +227,21 @@ impl Store {
         if candidates.is_empty() {
             return Ok(hosts);
         }
-        let mut after = i64::MIN;
-        loop {
-            let page = sqlx::query(&self.sql(
-                "SELECT s.host_id, h.distro, s.package_ids FROM host_package_set s \
-                 JOIN host h ON h.id = s.host_id \
-                 WHERE s.host_id > $1 AND h.revoked_at IS NULL ORDER BY s.host_id LIMIT $2",
-            ))
-            .bind(after)
-            .bind(HOST_PAGE)
-            .fetch_all(self.pool())
-            .await
-            .context(|| "reading package sets".into())?;
-            for r in &page {
-                let host_id: i64 = get(r, "host_id")?;
-                let distro: Option<String> = get(r, "distro")?;
-                let ids = crate::fleet::parse_ids(&get::<String>(r, "package_ids")?, host_id)?;
-                let concerned = ids.iter().any(|id| {
-                    candidates.get(id).is_some_and(|distros| {
-                        distros.contains(&None) || distros.contains(&distro.as_deref())
-                    })
-                });
-                if concerned {
+        // Set by set (hosts holding the same versions share one): a set concerns its hosts on
+        // the distributions the change names.
+        for (set, holders) in self.package_sets_in_use().await? {
+            let concerned: Vec<&HashSet<Option<&str>>> =
+                set.iter().filter_map(|id| candidates.get(id)).collect();
+            if concerned.is_empty() {
+                continue;
+            }
+            for (host_id, distro) in holders {
+                if concerned
+                    .iter()
+                    .any(|d| d.contains(&None) || d.contains(&distro.as_deref()))
+                {
                     hosts.insert(host_id);
                 }
-                after = host_id;
-            }
-            if (page.len() as i64) < HOST_PAGE {
-                break;
             }
         }
         Ok(hosts)

@@ -115,6 +115,8 @@ pub struct Store {
     package_ids: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
     /// Finding keys and sets by id and digest (immutable once stored; see `fleet::finding_sets`).
     findings: std::sync::Arc<fleet::FindingCaches>,
+    /// Package sets by id and digest (immutable once stored; see `fleet::package_sets`).
+    package_sets: std::sync::Arc<fleet::PackageSetCaches>,
 }
 
 /// The default SQLite file: `$XDG_DATA_HOME/patchwarden/patchwarden.db`, else
@@ -258,6 +260,7 @@ impl Store {
             writer: Default::default(),
             package_ids: Default::default(),
             findings: Default::default(),
+            package_sets: Default::default(),
         };
         if !current {
             migrate::apply(&store).await?;

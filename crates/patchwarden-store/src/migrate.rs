@@ -101,6 +101,18 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0016_view_versions.sql"),
         include_str!("../migrations/postgres/0016_view_versions.sql"),
     ),
+    (
+        17,
+        "shared_package_sets",
+        include_str!("../migrations/sqlite/0017_shared_package_sets.sql"),
+        include_str!("../migrations/postgres/0017_shared_package_sets.sql"),
+    ),
+    (
+        18,
+        "package_ids_dropped",
+        include_str!("../migrations/sqlite/0018_package_ids_dropped.sql"),
+        include_str!("../migrations/postgres/0018_package_ids_dropped.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,
@@ -199,6 +211,9 @@ async fn apply_on(
                 .await
                 .context(|| format!("migration {version} ({name})"))?;
         }
+        if *version == 17 {
+            share_package_sets(store, &mut tx).await?;
+        }
         sqlx::query(
             &store.sql(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
@@ -242,3 +257,46 @@ impl Store {
 
 /// The newest schema version this build knows.
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// Migration 17's own step: every host's package list (`host_package_set.package_ids`) moved into
+/// `package_set`, one row per distinct list (by the digest check-ins use), the host pointing at it.
+async fn share_package_sets(
+    store: &Store,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+) -> Result<(), StoreError> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT host_id, package_ids FROM host_package_set ORDER BY host_id")
+            .fetch_all(&mut **tx)
+            .await
+            .context(|| "migration 17: reading the hosts' package lists".into())?;
+    let mut by_digest: std::collections::HashMap<String, i64> = Default::default();
+    for (host_id, text) in rows {
+        let mut ids = crate::fleet::parse_ids(&text, host_id)?;
+        ids.sort_unstable();
+        ids.dedup();
+        let (text, digest) = crate::fleet::id_list_text(&ids);
+        let set_id = match by_digest.get(&digest) {
+            Some(id) => *id,
+            None => {
+                let id: i64 = sqlx::query_scalar(&store.sql(
+                    "INSERT INTO package_set (digest, package_ids, size) VALUES ($1, $2, $3) RETURNING id",
+                ))
+                .bind(digest.as_str())
+                .bind(text.as_str())
+                .bind(ids.len() as i64)
+                .fetch_one(&mut **tx)
+                .await
+                .context(|| "migration 17: storing a package set".into())?;
+                by_digest.insert(digest, id);
+                id
+            }
+        };
+        sqlx::query(&store.sql("UPDATE host_package_set SET set_id = $2 WHERE host_id = $1"))
+            .bind(host_id)
+            .bind(set_id)
+            .execute(&mut **tx)
+            .await
+            .context(|| "migration 17: pointing a host at its package set".into())?;
+    }
+    Ok(())
+}

@@ -422,6 +422,12 @@ async fn finding_sets_are_shared_and_evaluations_write_differences() {
             hosts.push(id);
         }
         let (h1, h2) = (hosts[0], hosts[1]);
+        // The two hosts hold the same package versions: one package set, shared.
+        let counts = store.counts().await.unwrap();
+        assert!(
+            counts.contains(&("package_set".to_owned(), 1)),
+            "{backend:?}: {counts:?}"
+        );
         let both = [
             finding("busybox", "CVE-2999-1", "CVE-2999-1"),
             finding("musl", "CVE-2999-2", "CVE-2999-2"),
@@ -797,7 +803,9 @@ async fn package_rows_of_the_0006_schema_migrate_to_package_sets() {
         for sql in [
             "DROP TABLE package_change".to_owned(),
             "DROP TABLE host_package_set".to_owned(),
-            "DELETE FROM schema_migrations WHERE version = 7".to_owned(),
+            "DROP TABLE package_set".to_owned(),
+            // 7 (package sets per host), then 17 and 18 (shared package sets) run again.
+            "DELETE FROM schema_migrations WHERE version IN (7, 17, 18)".to_owned(),
             "CREATE TABLE host_package (host_id BIGINT NOT NULL, package_version_id BIGINT NOT NULL, \
              PRIMARY KEY (host_id, package_version_id))"
                 .to_owned(),

@@ -37,7 +37,12 @@ pub struct FindingsView {
     kept: Arc<std::sync::Mutex<Kept>>,
     /// The fleet's grouping (refreshed by change at each fleet-wide request, one at a time).
     directory: Arc<tokio::sync::Mutex<directory::Directory>>,
+    /// The last stale count: (stale after, when counted, count).
+    stale: Arc<std::sync::Mutex<Option<(i64, std::time::Instant, i64)>>>,
 }
+
+/// How long a stale count is reused (`FindingsView::stale_hosts`).
+const STALE_COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Default)]
 struct Kept {
@@ -208,6 +213,7 @@ impl FindingsView {
             distro_info_dir,
             kept: Default::default(),
             directory: Default::default(),
+            stale: Default::default(),
         }
     }
 
@@ -421,8 +427,24 @@ impl FindingsView {
                 *summary.findings.entry(k.clone()).or_default() += v * g.hosts.len() as i64;
             }
         }
-        summary.stale_hosts = self.store.stale_hosts(stale_after_secs).await?;
+        summary.stale_hosts = self.stale_hosts(stale_after_secs).await?;
         Ok(summary)
+    }
+
+    /// Hosts not seen for `stale_after_secs`, counted at most every `STALE_COUNT_TTL` (a pass
+    /// over the host rows; last-seen moves with every heartbeat, so it is not indexed — an index
+    /// would turn every heartbeat's row update into index writes — and staleness is a matter of
+    /// days, so a count up to half a minute old answers it).
+    async fn stale_hosts(&self, stale_after_secs: i64) -> Result<i64, StoreError> {
+        let now = std::time::Instant::now();
+        if let Some((after, at, n)) = *self.stale.lock().expect("the stale count") {
+            if after == stale_after_secs && now.duration_since(at) < STALE_COUNT_TTL {
+                return Ok(n);
+            }
+        }
+        let n = self.store.stale_hosts(stale_after_secs).await?;
+        *self.stale.lock().expect("the stale count") = Some((stale_after_secs, now, n));
+        Ok(n)
     }
 
     /// The fleet's findings that pass the filter, riskiest first (then hostname, package,

@@ -3,6 +3,4 @@
 -- in memory and re-reads only the hosts whose count moved (`Store::view_versions`), through
 -- the covering index (the host row itself is wide: its inventory head).
 ALTER TABLE host ADD COLUMN view_version INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX host_view ON host (id, view_version);
--- The summary's stale count: a range of this index, not a pass over the host rows.
-CREATE INDEX host_last_seen ON host (last_seen)
+CREATE INDEX host_view ON host (id, view_version)

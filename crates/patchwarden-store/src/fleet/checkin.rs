@@ -2,6 +2,8 @@
 //! its change row diffed and written in one transaction with the idempotency key, and heartbeats
 //! stored in batches.
 
+use std::sync::Arc;
+
 use super::*;
 
 impl Store {
@@ -302,34 +304,33 @@ impl Store {
             crate::Backend::Postgres => " FOR UPDATE OF h",
             crate::Backend::Sqlite => "",
         };
-        let current: Vec<i64> = match sqlx::query_scalar::<_, Option<String>>(&self.sql(&format!(
-            "SELECT s.package_ids FROM host h LEFT JOIN host_package_set s ON s.host_id = h.id \
+        let current_set: Option<i64> = sqlx::query_scalar::<_, Option<i64>>(&self.sql(&format!(
+            "SELECT s.set_id FROM host h LEFT JOIN host_package_set s ON s.host_id = h.id \
              WHERE h.id = $1{lock}"
         )))
         .bind(host_id)
         .fetch_optional(&mut *tx)
         .await
         .context(|| "reading the host's packages".into())?
-        .flatten()
-        {
-            Some(text) => {
-                let mut ids = parse_ids(&text, host_id)?;
-                ids.sort_unstable();
-                ids.dedup();
-                ids
-            }
-            None => Vec::new(),
+        .flatten();
+        let current: Arc<[i64]> = match current_set {
+            Some(set) => self.package_set(set).await?,
+            None => Arc::from(Vec::new()),
         };
         let (appeared, disappeared) = sorted_difference(&wanted, &current);
-        sqlx::query(&self.sql(
-            "INSERT INTO host_package_set (host_id, package_ids) VALUES ($1, $2) \
-             ON CONFLICT (host_id) DO UPDATE SET package_ids = excluded.package_ids",
-        ))
-        .bind(host_id)
-        .bind(ids_json(&wanted))
-        .execute(&mut *tx)
-        .await
-        .context(|| "storing the host's packages".into())?;
+        // The host's set: shared with every host holding exactly these versions.
+        let interned = self.intern_package_set(&mut tx, &wanted).await?;
+        if current_set != Some(interned.id) {
+            sqlx::query(&self.sql(
+                "INSERT INTO host_package_set (host_id, set_id) VALUES ($1, $2) \
+                 ON CONFLICT (host_id) DO UPDATE SET set_id = excluded.set_id",
+            ))
+            .bind(host_id)
+            .bind(interned.id)
+            .execute(&mut *tx)
+            .await
+            .context(|| "storing the host's packages".into())?;
+        }
         let doc = &inventory.head;
         let os = doc
             .os
@@ -371,6 +372,9 @@ impl Store {
         tx.commit()
             .await
             .context(|| "committing the inventory".into())?;
+        if let Some((digest, list)) = interned.remember {
+            self.package_sets.remember(interned.id, digest, list);
+        }
         Ok(CheckInOutcome {
             result: CheckInResult::Stored,
             appeared: appeared.len(),

@@ -14,7 +14,6 @@
 use std::sync::Arc;
 
 use patchwarden_model::FindingState;
-use sha2::{Digest, Sha256};
 
 use super::*;
 
@@ -85,10 +84,6 @@ pub struct FindingChange {
     pub to_set: i64,
     pub opened: Vec<i64>,
     pub closed: Vec<i64>,
-}
-
-fn digest_hex(text: &str) -> String {
-    patchwarden_model::fleet::hex(&Sha256::digest(text.as_bytes()))
 }
 
 fn parse_state(text: &str, key: i64) -> Result<FindingState, StoreError> {
@@ -200,8 +195,7 @@ impl Store {
 
     /// The id of the finding set of exactly these keys (ascending, no repeats), stored if new.
     async fn intern_finding_set(&self, keys: &[i64]) -> Result<i64, StoreError> {
-        let text = serde_json::to_string(keys).expect("integers serialize");
-        let digest = digest_hex(&text);
+        let (text, digest) = super::id_list_text(keys);
         if let Some(id) = self
             .findings
             .set_ids
@@ -343,7 +337,7 @@ impl Store {
         let set_id = self.intern_finding_set(keys).await?;
         let (_writer, mut tx) = self.begin().await?;
         let claimed = sqlx::query(&self.sql(
-            "UPDATE host SET findings_version = $2, findings_at = $3, view_version = view_version + 1 WHERE id = $1 \
+            "UPDATE host SET findings_version = $2, findings_at = $3 WHERE id = $1 \
              AND (findings_version IS NULL OR findings_version <= $2)",
         ))
         .bind(host_id)
@@ -408,6 +402,14 @@ impl Store {
             now,
         );
         let other_text = serde_json::to_string(&other).expect("maps serialize");
+        // What the findings reader keeps of this host changed (an unchanged set, above, leaves
+        // it: a knowledge-base change that re-evaluates the fleet does not make every server
+        // re-read every host).
+        sqlx::query(&self.sql("UPDATE host SET view_version = view_version + 1 WHERE id = $1"))
+            .bind(host_id)
+            .execute(&mut *tx)
+            .await
+            .context(|| format!("stamping the findings of host {host_id}"))?;
         sqlx::query(&self.sql(
             "INSERT INTO host_finding_set (host_id, set_id, seen_base, seen_other) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (host_id) DO UPDATE SET set_id = $2, seen_base = $3, seen_other = $4",

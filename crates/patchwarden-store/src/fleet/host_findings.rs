@@ -37,21 +37,21 @@ impl Store {
         &self,
         host_id: i64,
     ) -> Result<Option<(Inventory, Vec<i64>, i64)>, StoreError> {
-        let row: Option<(Option<String>, i64, Option<String>)> = sqlx::query_as(&self.sql(
-            "SELECT h.inventory_doc, h.inventory_version, s.package_ids FROM host h \
+        let row: Option<(Option<String>, i64, Option<i64>)> = sqlx::query_as(&self.sql(
+            "SELECT h.inventory_doc, h.inventory_version, s.set_id FROM host h \
              LEFT JOIN host_package_set s ON s.host_id = h.id WHERE h.id = $1",
         ))
         .bind(host_id)
         .fetch_optional(self.pool())
         .await
         .context(|| format!("reading host {host_id}"))?;
-        let Some((Some(doc), version, ids)) = row else {
+        let Some((Some(doc), version, set)) = row else {
             return Ok(None);
         };
         let inventory: Inventory = serde_json::from_str(&doc)
             .map_err(|e| StoreError::new(format!("the stored inventory of host {host_id}: {e}")))?;
-        let ids = match ids {
-            Some(text) => parse_ids(&text, host_id)?,
+        let ids = match set {
+            Some(set) => self.package_set(set).await?.to_vec(),
             None => Vec::new(),
         };
         Ok(Some((inventory, ids, version)))

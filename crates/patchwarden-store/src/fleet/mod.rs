@@ -4,7 +4,7 @@
 //! agent is one transaction, committed before the answer.
 //!
 //! One file per concern: [`identity`] (users, tokens, enrollment, credentials, labels),
-//! [`checkin`] (check-ins and heartbeats), [`host_findings`] (what findings are computed from),
+//! [`checkin`] (check-ins and heartbeats), [`package_sets`] (package sets stored once, shared), [`host_findings`] (what findings are computed from),
 //! [`finding_sets`] (findings as keys, sets and changes per host), [`queries`]
 //! (hosts, summary, history), [`view_rows`] (what the findings reader keeps, read by change),
 //! [`assets`] (the expected-asset list); this file holds the types they share.
@@ -14,6 +14,7 @@ mod checkin;
 mod finding_sets;
 mod host_findings;
 mod identity;
+mod package_sets;
 mod queries;
 mod view_rows;
 
@@ -30,6 +31,7 @@ pub(crate) use finding_sets::FindingCaches;
 pub use finding_sets::{
     FindingChange, FindingsStored, HostFindingSet, NewFindingKey, StoredFindingKey,
 };
+pub(crate) use package_sets::{id_list_text, PackageSetCaches};
 pub use view_rows::ViewRow;
 
 /// An API user found by its token.

@@ -122,7 +122,8 @@ impl Store {
     }
 
     /// How many hosts were last seen more than `stale_after_secs` ago (the summary's stale
-    /// count: last-seen moves with every heartbeat, so it is counted here, not kept).
+    /// count: last-seen moves with every heartbeat, so it is counted, not kept; a pass over the
+    /// host rows — see `FindingsView::stale_hosts` in the server).
     pub async fn stale_hosts(&self, stale_after_secs: i64) -> Result<i64, StoreError> {
         let cutoff = patchwarden_model::rfc3339(patchwarden_model::unix_now() - stale_after_secs);
         sqlx::query_scalar(&self.sql("SELECT COUNT(*) FROM host WHERE last_seen < $1"))
