@@ -316,25 +316,22 @@ async fn the_findings_list_merges_hosts_riskiest_first_in_pages_that_add_up() {
             .await
             .unwrap();
         let late = enroll(store, "d-late", &[("group", "dmz")]).await;
-        let dmz = list(FleetFindingFilter {
-            labels: vec![("group".into(), "dmz".into())],
-            limit: 10_000,
-            ..Default::default()
-        })
-        .await;
-        let hosts: std::collections::BTreeSet<i64> = dmz.iter().map(|f| f.host_id).collect();
-        assert_eq!(hosts, [exposed, plain_a].into());
+        let in_dmz = || async {
+            let dmz = list(FleetFindingFilter {
+                labels: vec![("group".into(), "dmz".into())],
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await;
+            let hosts: std::collections::BTreeSet<i64> = dmz.iter().map(|f| f.host_id).collect();
+            (hosts, dmz.len())
+        };
+        assert_eq!(in_dmz().await.0, [exposed, plain_a].into());
         state.findings.push(late);
         findings_current(store, late).await;
-        let dmz = list(FleetFindingFilter {
-            labels: vec![("group".into(), "dmz".into())],
-            limit: 10_000,
-            ..Default::default()
-        })
-        .await;
-        let hosts: std::collections::BTreeSet<i64> = dmz.iter().map(|f| f.host_id).collect();
+        let (hosts, listed) = in_dmz().await;
         assert_eq!(hosts, [exposed, plain_a, late].into());
-        assert_eq!(dmz.len(), 3 * per_host);
+        assert_eq!(listed, 3 * per_host);
         let summary = state.view.summary(i64::MAX / 4).await.unwrap();
         assert_eq!(summary.hosts, 4);
         assert_eq!(summary.findings["total"], 4 * per_host as i64);

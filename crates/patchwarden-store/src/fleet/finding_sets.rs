@@ -245,15 +245,13 @@ impl Store {
         {
             return Ok(keys);
         }
-        let text: String =
-            sqlx::query_scalar(&self.sql("SELECT key_ids FROM finding_set WHERE id = $1"))
-                .bind(set_id)
-                .fetch_one(self.pool())
-                .await
-                .context(|| format!("reading finding set {set_id}"))?;
-        let keys: Arc<[i64]> = serde_json::from_str::<Vec<i64>>(&text)
-            .map_err(|e| StoreError::new(format!("finding set {set_id}: {e}")))?
-            .into();
+        let keys = self
+            .stored_id_list(
+                "SELECT key_ids FROM finding_set WHERE id = $1",
+                set_id,
+                "finding set",
+            )
+            .await?;
         remember(
             &self.findings.sets,
             SET_CACHE_LIMIT,

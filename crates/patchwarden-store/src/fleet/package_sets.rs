@@ -104,17 +104,32 @@ impl Store {
         if let Some(list) = self.package_sets.list(id) {
             return Ok(list);
         }
-        let text: String =
-            sqlx::query_scalar(&self.sql("SELECT package_ids FROM package_set WHERE id = $1"))
-                .bind(id)
-                .fetch_one(self.pool())
-                .await
-                .context(|| format!("reading package set {id}"))?;
-        let list: Arc<[i64]> = serde_json::from_str::<Vec<i64>>(&text)
-            .map_err(|e| StoreError::new(format!("package set {id}: {e}")))?
-            .into();
+        let list = self
+            .stored_id_list(
+                "SELECT package_ids FROM package_set WHERE id = $1",
+                id,
+                "package set",
+            )
+            .await?;
         self.package_sets.remember_list(id, list.clone());
         Ok(list)
+    }
+
+    /// A stored id list (a package or finding set): `sql` selects its JSON text by id.
+    pub(crate) async fn stored_id_list(
+        &self,
+        sql: &str,
+        id: i64,
+        what: &str,
+    ) -> Result<Arc<[i64]>, StoreError> {
+        let text: String = sqlx::query_scalar(&self.sql(sql))
+            .bind(id)
+            .fetch_one(self.pool())
+            .await
+            .context(|| format!("reading {what} {id}"))?;
+        Ok(serde_json::from_str::<Vec<i64>>(&text)
+            .map_err(|e| StoreError::new(format!("{what} {id}: {e}")))?
+            .into())
     }
 
     /// The distinct package sets hosts hold now, with the hosts (not revoked) holding each and
