@@ -335,6 +335,43 @@ async fn the_findings_list_merges_hosts_riskiest_first_in_pages_that_add_up() {
         let summary = state.view.summary(i64::MAX / 4).await.unwrap();
         assert_eq!(summary.hosts, 4);
         assert_eq!(summary.findings["total"], 4 * per_host as i64);
+        // A CVE's hosts: every host holding a finding citing it, by hostname, then package and
+        // advisory — one row per (host, finding).
+        let cve = own[&plain_a][0].cves[0].clone();
+        let citing: Vec<(String, String)> = {
+            let mut v: Vec<(String, String)> = own[&plain_a]
+                .iter()
+                .filter(|f| f.cves.contains(&cve))
+                .map(|f| (f.package.clone(), f.advisory_id.clone()))
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let affected = state.view.cve_hosts(&cve).await.unwrap();
+        let mut expected = Vec::new();
+        for (name, id) in [
+            ("a-plain", plain_a),
+            ("b-plain", plain_b),
+            ("c-exposed", exposed),
+            ("d-late", late),
+        ] {
+            for (package, advisory) in &citing {
+                expected.push((name.to_owned(), id, package.clone(), advisory.clone()));
+            }
+        }
+        let got: Vec<(String, i64, String, String)> = affected
+            .iter()
+            .map(|a| {
+                (
+                    a.hostname.clone(),
+                    a.host_id,
+                    a.package.clone(),
+                    a.advisory_id.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected);
         test_store.finish().await;
     }
 }

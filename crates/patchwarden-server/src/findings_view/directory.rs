@@ -40,6 +40,10 @@ pub(super) struct Directory {
     pub by_os: BTreeMap<String, i64>,
     pub revoked: i64,
     pub names: HashMap<String, usize>,
+    /// Every host by (hostname, id): lists come out in hostname order without a sort.
+    pub by_name: BTreeSet<(Arc<str>, i64)>,
+    /// The store's view stamp when this was last brought up to date (`Store::view_stamp`).
+    stamp: Option<(i64, i64, i64)>,
 }
 
 /// The group of a host (its key and what assembling its documents takes), if it has findings.
@@ -97,6 +101,11 @@ impl Directory {
     /// Brings what is kept up to date with the store: the hosts whose view version moved are
     /// read again, and the groups they left or joined rebuilt.
     pub async fn refresh(&mut self, store: &Store) -> Result<(), StoreError> {
+        // Nothing moved since the last refresh: one aggregate instead of every host's version.
+        let stamp = store.view_stamp().await?;
+        if self.stamp == Some(stamp) {
+            return Ok(());
+        }
         let versions = store.view_versions().await?;
         let changed: Vec<i64> = versions
             .iter()
@@ -125,6 +134,8 @@ impl Directory {
         for key in dirty {
             self.rebuild(&key);
         }
+        // The stamp read before the versions: a change between the two reads is seen next time.
+        self.stamp = Some(stamp);
         Ok(())
     }
 
@@ -139,6 +150,7 @@ impl Directory {
             }
             dirty.insert(key);
         }
+        self.by_name.remove(&(h.hostname.clone(), id));
         self.revoked -= i64::from(h.revoked);
         let os = h.os.unwrap_or_else(|| "unknown".into());
         if let Some(n) = self.by_os.get_mut(&os) {
@@ -181,11 +193,13 @@ impl Directory {
         for name in name_forms(&row.hostname) {
             *self.names.entry(name).or_default() += 1;
         }
+        let hostname: Arc<str> = row.hostname.into();
+        self.by_name.insert((hostname.clone(), row.host_id));
         self.hosts.insert(
             row.host_id,
             DirHost {
                 view_version: row.view_version,
-                hostname: row.hostname.into(),
+                hostname,
                 labels: Arc::new(row.labels),
                 revoked: row.revoked,
                 os,

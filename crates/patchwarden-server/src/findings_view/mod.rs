@@ -21,7 +21,7 @@ use patchwarden_model::fleet::{AffectedHost, FleetSummary, HostFinding, HostSumm
 use patchwarden_model::{FindingDoc, FindingState, Inventory, Severity};
 use patchwarden_risk::policy::Policy;
 use patchwarden_risk::Asset;
-use patchwarden_store::fleet::HostFindingSet;
+use patchwarden_store::fleet::{HostFindingSet, StoredFindingKey};
 use patchwarden_store::{Store, StoreError};
 
 /// The handle (cheap to clone): its own store handle, the fleet's knowledge, the policy, and what
@@ -539,29 +539,51 @@ impl FindingsView {
         if described.is_empty() {
             return Ok(Vec::new());
         }
+        let mut described: Vec<&StoredFindingKey> = described.iter().map(|k| k.as_ref()).collect();
+        described.sort_by(|a, b| (&a.package, &a.advisory_id).cmp(&(&b.package, &b.advisory_id)));
         let mut out = self
             .with_directory(|d| {
+                // Per group, the keys it holds; then the hosts in hostname order, so that the
+                // answer comes out (nearly) sorted.
+                let held: HashMap<&str, Vec<&StoredFindingKey>> = d
+                    .groups
+                    .iter()
+                    .filter_map(|(key, g)| {
+                        let keys: Vec<&StoredFindingKey> = described
+                            .iter()
+                            .copied()
+                            .filter(|k| g.set.keys.binary_search(&k.id).is_ok())
+                            .collect();
+                        (!keys.is_empty()).then_some((key.as_ref(), keys))
+                    })
+                    .collect();
                 let mut out = Vec::new();
-                for g in d.groups.values() {
-                    for k in &described {
-                        if g.set.keys.binary_search(&k.id).is_err() {
-                            continue;
-                        }
-                        for id in &g.hosts {
-                            let Some(h) = d.hosts.get(id) else { continue };
-                            out.push(AffectedHost {
-                                host_id: *id,
-                                hostname: h.hostname.to_string(),
-                                package: k.package.clone(),
-                                advisory_id: k.advisory_id.clone(),
-                                state: k.state,
-                            });
-                        }
+                if held.is_empty() {
+                    return out;
+                }
+                for (hostname, id) in &d.by_name {
+                    let Some(keys) = d
+                        .hosts
+                        .get(id)
+                        .and_then(|h| h.group.as_deref())
+                        .and_then(|g| held.get(g))
+                    else {
+                        continue;
+                    };
+                    for k in keys {
+                        out.push(AffectedHost {
+                            host_id: *id,
+                            hostname: hostname.to_string(),
+                            package: k.package.clone(),
+                            advisory_id: k.advisory_id.clone(),
+                            state: k.state,
+                        });
                     }
                 }
                 out
             })
             .await?;
+        // Already in order but for hosts sharing a hostname (the sort is adaptive: a pass).
         out.sort_by(|a, b| {
             (&a.hostname, &a.package, &a.advisory_id, a.host_id).cmp(&(
                 &b.hostname,

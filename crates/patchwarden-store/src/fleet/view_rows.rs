@@ -21,6 +21,18 @@ pub struct ViewRow {
 }
 
 impl Store {
+    /// A stamp of every host's view version at once: (hosts, highest id, sum of view versions).
+    /// Versions only grow and ids only grow, so the stamp moves whenever a host is added or any
+    /// host's version moves: a reader whose stamp is unchanged need not read the versions.
+    pub async fn view_stamp(&self) -> Result<(i64, i64, i64), StoreError> {
+        sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(MAX(id), 0), CAST(COALESCE(SUM(view_version), 0) AS BIGINT) FROM host",
+        )
+        .fetch_one(self.pool())
+        .await
+        .context(|| "reading the hosts' view stamp".into())
+    }
+
     /// Every host's id and view version, by id (the covering index `host_view`; on SQLite through
     /// a rusqlite reader: sqlx hands each row of 100,000 to its worker thread and back).
     pub async fn view_versions(&self) -> Result<Vec<(i64, i64)>, StoreError> {
