@@ -65,6 +65,12 @@ pub enum QueryCommand {
     /// Which hosts a CVE affects, and in which state.
     Affected {
         cve: String,
+        /// Skip this many rows (the next page).
+        #[arg(long)]
+        offset: Option<u64>,
+        /// At most this many rows (1 to 10,000; all of them when absent).
+        #[arg(long)]
+        limit: Option<i64>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
@@ -161,9 +167,25 @@ pub async fn query(c: &ServerConnection, command: &QueryCommand) -> anyhow::Resu
                 .await?;
             write_findings(&mut out, &findings, *format)?;
         }
-        QueryCommand::Affected { cve, format } => {
+        QueryCommand::Affected {
+            cve,
+            offset,
+            limit,
+            format,
+        } => {
+            let mut params = Vec::new();
+            if let Some(o) = offset {
+                params.push(format!("offset={o}"));
+            }
+            if let Some(l) = limit {
+                params.push(format!("limit={l}"));
+            }
             let hosts: Vec<AffectedHost> = client
-                .get(&format!("/v1/cves/{}/hosts", encode(cve)))
+                .get(&format!(
+                    "/v1/cves/{}/hosts?{}",
+                    encode(cve),
+                    params.join("&")
+                ))
                 .await?;
             let header = ["host_id", "hostname", "package", "advisory_id", "state"];
             write_listing(&mut out, *format, &hosts, &header, |h| {

@@ -144,6 +144,20 @@ fn lifecycle(db: &str, work: &Path, servers: &[&ServerProcess], state: &Path) {
             .any(|a| a["hostname"] == "alma-host" && a["package"] == "sudo"),
         "{affected:?}"
     );
+    // Paged: the same rows, a page at a time.
+    let all = affected.as_array().unwrap();
+    let mut paged = Vec::new();
+    for page in 0..=all.len() {
+        let offset = page.to_string();
+        let rows = query(
+            first,
+            state,
+            &admin,
+            &["affected", &cve, "--offset", &offset, "--limit", "1"],
+        );
+        paged.extend(rows.as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(&paged, all);
 
     // A package change: sudo removed from the AlmaLinux root with rpm itself.
     let (_, alma_root, alma_dir) = &agents[1];

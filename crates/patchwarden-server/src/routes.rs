@@ -26,7 +26,7 @@
 //! | `PUT /v1/hosts/{id}/labels` | operator | set labels (`""` removes) |
 //! | `POST /v1/hosts/{id}/revoke` | operator | revoke the host's credential |
 //! | `GET /v1/findings?severity=&kev=&overdue=&limit=` | auditor | findings across the fleet |
-//! | `GET /v1/cves/{cve}/hosts` | auditor | hosts affected by a CVE, and how |
+//! | `GET /v1/cves/{cve}/hosts` | auditor | hosts affected by a CVE, and how (`offset`, `limit`) |
 //! | `GET /v1/summary` | auditor | the fleet at a glance, hosts that never enrolled |
 //! | `POST /v1/enroll-tokens` | operator | a new enrollment token |
 //! | `POST /v1/users` | admin | a new user and its token |

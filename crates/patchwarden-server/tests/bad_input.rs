@@ -198,6 +198,8 @@ async fn ids_queries_and_fields_are_checked_and_named() {
             (&get, "/v1/changes?limit=x".into(), admin, None, 400, "limit"),
             (&get, "/v1/jobs/next?wait_secs=-1".into(), host, None, 400, "wait_secs"),
             (&get, "/v1/cves/a%20b/hosts".into(), admin, None, 400, "cve"),
+            (&get, "/v1/cves/CVE-2024-6387/hosts?limit=0".into(), admin, None, 400, "limit"),
+            (&get, "/v1/cves/CVE-2024-6387/hosts?page=2".into(), admin, None, 400, "unknown field"),
             // Fields.
             (&post, "/v1/enroll".into(), None, Some(br#"{"token":"pwe_x","hostname":"h","extra":1}"#), 400, "unknown field"),
             (&post, "/v1/enroll".into(), None, Some(br#"{"token":"nope","hostname":"h"}"#), 401, "not an enrollment token"),

@@ -90,12 +90,34 @@ pub async fn list_findings(
     Ok(json(&list))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CveHostsQuery {
+    offset: Option<usize>,
+    /// At most this many rows (1 to `MAX_PAGE`); all of them when absent.
+    limit: Option<usize>,
+}
+
 pub async fn list_cve_hosts(
     State(state): State<AppState>,
     _caller: Caller<Auditor>,
     CveId(cve): CveId,
+    Q(q): Q<CveHostsQuery>,
 ) -> Answer<Response> {
-    Ok(json(&state.view.cve_hosts(&cve).await?))
+    if let Some(limit) = q.limit {
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(ApiError::BadRequest(format!(
+                "limit: {limit} is not between 1 and {MAX_PAGE}"
+            )));
+        }
+    }
+    let rows = state.view.cve_hosts(&cve).await?;
+    let page: Vec<_> = rows
+        .into_iter()
+        .skip(q.offset.unwrap_or(0))
+        .take(q.limit.unwrap_or(usize::MAX))
+        .collect();
+    Ok(json(&page))
 }
 
 pub async fn get_summary(
