@@ -1,9 +1,12 @@
 //! The fleet as the findings reader groups it, kept in memory between requests: per host its
 //! hostname, labels, OS, revocation, finding set and group; per group (same finding set,
-//! first-sighting days, asset and release) its hosts. A request first asks the store for every
-//! host's `view_version` (one narrow read) and re-reads only the hosts whose version moved —
-//! whoever changed them, this server or another sharing the store — so a fleet-wide query costs
-//! one pass over integers plus what changed, not a parse of every host's rows.
+//! first-sighting days, asset and release) its hosts and member list; the summary's counts. A
+//! request first reads the store's view stamp (one row: host count, highest id, sum of view
+//! versions); when it moved, every host's `view_version` (one narrow read), and then re-reads only
+//! the hosts whose version moved — whoever changed them, this server or another sharing the store
+//! — so a fleet-wide query costs one row when nothing changed, one pass over integers plus what
+//! changed otherwise, never a parse of every host's rows. It does not assemble documents (the
+//! view does) nor decide anything about findings.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;

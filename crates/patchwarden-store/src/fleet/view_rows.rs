@@ -1,7 +1,8 @@
-//! What reading the fleet's findings keeps in memory, read by change: every host's
-//! `view_version` (one narrow read; it moves with the host's finding set and first sightings,
-//! inventory, labels and revocation — migration 0016), and the whole rows of the hosts whose
-//! version moved. A server answers fleet-wide queries from what it keeps and re-reads only those.
+//! What reading the fleet's findings keeps in memory, read by change: a stamp of the whole fleet
+//! (one row), every host's `view_version` (one narrow read through a covering index; it moves with
+//! the host's finding set and first sightings, inventory, labels and revocation — migration 0016),
+//! and the whole rows of the hosts whose version moved. A server answers fleet-wide queries from
+//! what it keeps and re-reads only those.
 
 use super::finding_sets::parse_seen;
 use super::*;
