@@ -348,7 +348,13 @@ async fn the_findings_list_merges_hosts_riskiest_first_in_pages_that_add_up() {
             v.dedup();
             v
         };
-        let affected = state.view.cve_hosts(&cve).await.unwrap();
+        let affected = state.view.cve_hosts(&cve, 0, usize::MAX).await.unwrap();
+        // Pages of it add up to it.
+        let mut paged = Vec::new();
+        for page in 0..=affected.len() / 3 {
+            paged.extend(state.view.cve_hosts(&cve, page * 3, 3).await.unwrap());
+        }
+        assert_eq!(paged, affected);
         let mut expected = Vec::new();
         for (name, id) in [
             ("a-plain", plain_a),

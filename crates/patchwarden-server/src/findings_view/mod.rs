@@ -533,66 +533,80 @@ impl FindingsView {
     }
 
     /// The hosts a CVE affects and how (by hostname, then package).
-    pub async fn cve_hosts(&self, cve: &str) -> Result<Vec<AffectedHost>, StoreError> {
+    pub async fn cve_hosts(
+        &self,
+        cve: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<AffectedHost>, StoreError> {
         let keys = self.store.keys_citing(&[cve.to_owned()]).await?;
         let described = self.store.finding_keys(&keys).await?;
-        if described.is_empty() {
+        if described.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
         let mut described: Vec<&StoredFindingKey> = described.iter().map(|k| k.as_ref()).collect();
         described.sort_by(|a, b| (&a.package, &a.advisory_id).cmp(&(&b.package, &b.advisory_id)));
-        let mut out = self
-            .with_directory(|d| {
-                // Per group, the keys it holds; then the hosts in hostname order, so that the
-                // answer comes out (nearly) sorted.
-                let held: HashMap<&str, Vec<&StoredFindingKey>> = d
-                    .groups
-                    .iter()
-                    .filter_map(|(key, g)| {
-                        let keys: Vec<&StoredFindingKey> = described
-                            .iter()
-                            .copied()
-                            .filter(|k| g.set.keys.binary_search(&k.id).is_ok())
-                            .collect();
-                        (!keys.is_empty()).then_some((key.as_ref(), keys))
-                    })
-                    .collect();
-                let mut out = Vec::new();
-                if held.is_empty() {
-                    return out;
-                }
-                for (hostname, id) in &d.by_name {
-                    let Some(keys) = d
-                        .hosts
-                        .get(id)
-                        .and_then(|h| h.group.as_deref())
-                        .and_then(|g| held.get(g))
-                    else {
-                        continue;
-                    };
-                    for k in keys {
-                        out.push(AffectedHost {
-                            host_id: *id,
-                            hostname: hostname.to_string(),
-                            package: k.package.clone(),
-                            advisory_id: k.advisory_id.clone(),
-                            state: k.state,
-                        });
-                    }
-                }
-                out
-            })
-            .await?;
-        // Already in order but for hosts sharing a hostname (the sort is adaptive: a pass).
-        out.sort_by(|a, b| {
+        let order = |a: &AffectedHost, b: &AffectedHost| {
             (&a.hostname, &a.package, &a.advisory_id, a.host_id).cmp(&(
                 &b.hostname,
                 &b.package,
                 &b.advisory_id,
                 b.host_id,
             ))
-        });
-        out.dedup();
-        Ok(out)
+        };
+        self.with_directory(|d| {
+            // Per group, the keys it holds; then the hosts in hostname order, hosts sharing a
+            // hostname sorted together: rows come out in answer order, and only up to the page.
+            let held: HashMap<&str, Vec<&StoredFindingKey>> = d
+                .groups
+                .iter()
+                .filter_map(|(key, g)| {
+                    let keys: Vec<&StoredFindingKey> = described
+                        .iter()
+                        .copied()
+                        .filter(|k| g.set.keys.binary_search(&k.id).is_ok())
+                        .collect();
+                    (!keys.is_empty()).then_some((key.as_ref(), keys))
+                })
+                .collect();
+            let (mut out, mut run, mut skipped) = (Vec::new(), Vec::new(), 0);
+            if held.is_empty() {
+                return out;
+            }
+            let mut hosts = d.by_name.iter().peekable();
+            while let Some((hostname, id)) = hosts.next() {
+                let keys = d
+                    .hosts
+                    .get(id)
+                    .and_then(|h| h.group.as_deref())
+                    .and_then(|g| held.get(g));
+                for k in keys.into_iter().flatten() {
+                    run.push(AffectedHost {
+                        host_id: *id,
+                        hostname: hostname.to_string(),
+                        package: k.package.clone(),
+                        advisory_id: k.advisory_id.clone(),
+                        state: k.state,
+                    });
+                }
+                if hosts.peek().is_some_and(|(next, _)| next == hostname) {
+                    continue;
+                }
+                run.sort_by(order);
+                run.dedup();
+                for row in run.drain(..) {
+                    if skipped < offset {
+                        skipped += 1;
+                    } else if out.len() < limit {
+                        out.push(row);
+                    }
+                }
+                if out.len() == limit {
+                    break;
+                }
+            }
+            out
+        })
+        .await
     }
 }

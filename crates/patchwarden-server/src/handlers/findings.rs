@@ -111,12 +111,10 @@ pub async fn list_cve_hosts(
             )));
         }
     }
-    let rows = state.view.cve_hosts(&cve).await?;
-    let page: Vec<_> = rows
-        .into_iter()
-        .skip(q.offset.unwrap_or(0))
-        .take(q.limit.unwrap_or(usize::MAX))
-        .collect();
+    let page = state
+        .view
+        .cve_hosts(&cve, q.offset.unwrap_or(0), q.limit.unwrap_or(usize::MAX))
+        .await?;
     Ok(json(&page))
 }
 
