@@ -81,6 +81,16 @@ pub enum QueryCommand {
     },
 }
 
+/// A listing's page as query parameters.
+fn page_params(params: &mut Vec<String>, offset: Option<u64>, limit: Option<i64>) {
+    if let Some(o) = offset {
+        params.push(format!("offset={o}"));
+    }
+    if let Some(l) = limit {
+        params.push(format!("limit={l}"));
+    }
+}
+
 pub async fn query(c: &ServerConnection, command: &QueryCommand) -> anyhow::Result<ExitCode> {
     let client = Client::new(c)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -147,9 +157,7 @@ pub async fn query(c: &ServerConnection, command: &QueryCommand) -> anyhow::Resu
             if let Some(d) = due_within_days {
                 params.push(format!("due_within_days={d}"));
             }
-            if let Some(o) = offset {
-                params.push(format!("offset={o}"));
-            }
+            page_params(&mut params, *offset, *limit);
             if let Some(s) = severity {
                 params.push(format!("severity={}", encode(s)));
             }
@@ -158,9 +166,6 @@ pub async fn query(c: &ServerConnection, command: &QueryCommand) -> anyhow::Resu
             }
             if *overdue {
                 params.push("overdue=true".into());
-            }
-            if let Some(l) = limit {
-                params.push(format!("limit={l}"));
             }
             let findings: Vec<HostFinding> = client
                 .get(&format!("/v1/findings?{}", params.join("&")))
@@ -174,12 +179,7 @@ pub async fn query(c: &ServerConnection, command: &QueryCommand) -> anyhow::Resu
             format,
         } => {
             let mut params = Vec::new();
-            if let Some(o) = offset {
-                params.push(format!("offset={o}"));
-            }
-            if let Some(l) = limit {
-                params.push(format!("limit={l}"));
-            }
+            page_params(&mut params, *offset, *limit);
             let hosts: Vec<AffectedHost> = client
                 .get(&format!(
                     "/v1/cves/{}/hosts?{}",

@@ -5,13 +5,7 @@ use std::io::Write;
 use patchwarden_model::Inventory;
 
 pub fn write_inventory(out: &mut impl Write, inv: &Inventory) -> std::io::Result<()> {
-    let os = inv
-        .os
-        .release
-        .as_ref()
-        .map(|r| r.display.clone())
-        .or_else(|| inv.os.pretty_name.clone())
-        .unwrap_or_else(|| "unknown".into());
+    let os = inv.os.display_name().unwrap_or_else(|| "unknown".into());
     writeln!(
         out,
         "Host:      {}",

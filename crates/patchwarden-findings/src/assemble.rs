@@ -237,9 +237,7 @@ impl<'k> Assembler<'k> {
                 hostname: inv.host.hostname.clone(),
                 machine_id: inv.host.machine_id.clone(),
                 root: inv.root.clone(),
-                os: release
-                    .map(|r| r.display.clone())
-                    .or(inv.os.pretty_name.clone()),
+                os: inv.os.display_name(),
                 distro: release.map(|r| r.distro.id().to_owned()),
                 release: release.map(|r| r.release.clone()),
                 packages: inv.packages.len(),

@@ -332,17 +332,12 @@ fn lookup_key(distro: Distro, p: &InstalledPackage, kind: PackageKeyKind) -> (&s
 /// The package names an inventory can be matched by (binary and source names, as advisories key
 /// them): what to load from a store for this host.
 pub fn lookup_names(inv: &Inventory) -> Vec<String> {
-    lookup_names_of(inv, 0..inv.packages.len())
-}
-
-/// [`lookup_names`] of some of the inventory's packages (positions in `inv.packages`).
-pub fn lookup_names_of(inv: &Inventory, positions: impl IntoIterator<Item = usize>) -> Vec<String> {
     let Some(release) = &inv.os.release else {
         return Vec::new();
     };
-    let mut names: Vec<String> = positions
-        .into_iter()
-        .filter_map(|i| inv.packages.get(i))
+    let mut names: Vec<String> = inv
+        .packages
+        .iter()
         .flat_map(|p| {
             [PackageKeyKind::Source, PackageKeyKind::Binary]
                 .map(|kind| lookup_key(release.distro, p, kind).0.to_owned())
@@ -370,20 +365,6 @@ pub fn evaluate_findings<'a>(
     options: &MatchOptions,
 ) -> Vec<Verdict<'a>> {
     let mut v = evaluate_filtered(inv, index, options, None, false, None);
-    v.retain(|v| matches!(v.outcome, Outcome::Finding(_)));
-    v
-}
-
-/// [`evaluate_findings`] on some of the host's packages only (positions in `inv.packages`): a
-/// fleet evaluates each distinct package version once and these are the ones it has not seen.
-/// Kernel rules see only these packages (pass every kernel package of the host together).
-pub fn evaluate_findings_on<'a>(
-    inv: &'a Inventory,
-    index: &'a KnowledgeIndex,
-    options: &MatchOptions,
-    packages: &[usize],
-) -> Vec<Verdict<'a>> {
-    let mut v = evaluate_filtered(inv, index, options, None, false, Some(packages));
     v.retain(|v| matches!(v.outcome, Outcome::Finding(_)));
     v
 }

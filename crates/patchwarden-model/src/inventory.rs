@@ -103,6 +103,16 @@ pub struct OsInfo {
     pub release: Option<DistroRelease>,
 }
 
+impl OsInfo {
+    /// The name people see: the release's display name, else os-release's `PRETTY_NAME`.
+    pub fn display_name(&self) -> Option<String> {
+        self.release
+            .as_ref()
+            .map(|r| r.display.clone())
+            .or_else(|| self.pretty_name.clone())
+    }
+}
+
 /// The package manager family of a database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

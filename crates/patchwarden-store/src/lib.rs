@@ -116,7 +116,7 @@ pub struct Store {
     /// Finding keys and sets by id and digest (immutable once stored; see `fleet::finding_sets`).
     findings: std::sync::Arc<fleet::FindingCaches>,
     /// Package sets by id and digest (immutable once stored; see `fleet::package_sets`).
-    package_sets: std::sync::Arc<fleet::PackageSetCaches>,
+    package_sets: std::sync::Arc<fleet::IdLists>,
 }
 
 /// The default SQLite file: `$XDG_DATA_HOME/patchwarden/patchwarden.db`, else
@@ -260,7 +260,11 @@ impl Store {
             writer: Default::default(),
             package_ids: Default::default(),
             findings: Default::default(),
-            package_sets: Default::default(),
+            package_sets: std::sync::Arc::new(fleet::IdLists::new(
+                "package_set",
+                "package_ids",
+                "package set",
+            )),
         };
         if !current {
             migrate::apply(&store).await?;

@@ -259,7 +259,8 @@ impl Store {
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// Migration 17's own step: every host's package list (`host_package_set.package_ids`) moved into
-/// `package_set`, one row per distinct list (by the digest check-ins use), the host pointing at it.
+/// `package_set`, one row per distinct list (interned as check-ins intern them), the host pointing
+/// at it.
 async fn share_package_sets(
     store: &Store,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -269,25 +270,17 @@ async fn share_package_sets(
             .fetch_all(&mut **tx)
             .await
             .context(|| "migration 17: reading the hosts' package lists".into())?;
-    let mut by_digest: std::collections::HashMap<String, i64> = Default::default();
+    // Interned here; cached by the store only once check-ins intern them after the commit.
+    let mut interned: std::collections::HashMap<Vec<i64>, i64> = Default::default();
     for (host_id, text) in rows {
         let mut ids = crate::fleet::parse_ids(&text, host_id)?;
         ids.sort_unstable();
         ids.dedup();
-        let (text, digest) = crate::fleet::id_list_text(&ids);
-        let set_id = match by_digest.get(&digest) {
+        let set_id = match interned.get(&ids) {
             Some(id) => *id,
             None => {
-                let id: i64 = sqlx::query_scalar(&store.sql(
-                    "INSERT INTO package_set (digest, package_ids, size) VALUES ($1, $2, $3) RETURNING id",
-                ))
-                .bind(digest.as_str())
-                .bind(text.as_str())
-                .bind(ids.len() as i64)
-                .fetch_one(&mut **tx)
-                .await
-                .context(|| "migration 17: storing a package set".into())?;
-                by_digest.insert(digest, id);
+                let id = store.package_sets.intern(store, tx, &ids).await?.id;
+                interned.insert(ids, id);
                 id
             }
         };

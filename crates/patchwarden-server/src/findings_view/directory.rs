@@ -12,23 +12,21 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use patchwarden_model::Inventory;
-use patchwarden_store::fleet::{HostFindingSet, ViewRow};
+use patchwarden_store::fleet::ViewRow;
 use patchwarden_store::{Store, StoreError};
 
 use super::merge::Member;
 use super::{asset_of, by_day, Group};
 
-/// A host as kept.
+/// A host as kept: as the findings list shows it (hostname, labels, own finding set), and what
+/// the summary counts.
 #[derive(Clone, Debug)]
 pub(super) struct DirHost {
     pub view_version: i64,
-    pub hostname: Arc<str>,
-    pub labels: Arc<BTreeMap<String, String>>,
+    pub member: Member,
     pub revoked: bool,
-    /// `os` as the host list shows it (release name, else the pretty name).
+    /// `os` as the host list shows it (`OsInfo::display_name`).
     pub os: Option<String>,
-    /// The host's own finding set (first-sighting times as stored).
-    pub set: Option<Arc<HostFindingSet>>,
     /// Its group's key, when it has findings and an inventory.
     pub group: Option<Arc<str>>,
 }
@@ -36,7 +34,8 @@ pub(super) struct DirHost {
 #[derive(Default)]
 pub(super) struct Directory {
     pub hosts: HashMap<i64, DirHost>,
-    members: HashMap<Arc<str>, BTreeSet<i64>>,
+    /// Group key → the ids of its hosts.
+    group_hosts: HashMap<Arc<str>, BTreeSet<i64>>,
     pub groups: HashMap<Arc<str>, Arc<Group>>,
     /// What the summary counts, kept as hosts come and go: hosts by OS, revoked hosts, and the
     /// hostnames (lowercase, whole and first label) with how many hosts carry each.
@@ -69,13 +68,7 @@ pub(super) fn group_of(row: &ViewRow) -> Option<Group> {
     );
     Some(Group {
         key: key.into(),
-        hosts: vec![row.host_id],
-        members: vec![Member {
-            host_id: row.host_id,
-            hostname: row.hostname.as_str().into(),
-            labels: Arc::new(row.labels.clone()),
-            set: row.set.clone().map(Arc::new),
-        }],
+        members: vec![member_of(row)],
         set,
         head: Arc::new(head_only(head)),
         asset,
@@ -92,12 +85,14 @@ fn head_only(inv: &Inventory) -> Inventory {
     inv
 }
 
-fn os_of(head: &Inventory) -> Option<String> {
-    head.os
-        .release
-        .as_ref()
-        .map(|r| r.display.clone())
-        .or_else(|| head.os.pretty_name.clone())
+/// A host as the findings list shows it.
+fn member_of(row: &ViewRow) -> Member {
+    Member {
+        host_id: row.host_id,
+        hostname: row.hostname.as_str().into(),
+        labels: Arc::new(row.labels.clone()),
+        set: row.set.clone().map(Arc::new),
+    }
 }
 
 impl Directory {
@@ -148,12 +143,12 @@ impl Directory {
             return;
         };
         if let Some(key) = h.group {
-            if let Some(m) = self.members.get_mut(&key) {
+            if let Some(m) = self.group_hosts.get_mut(&key) {
                 m.remove(&id);
             }
             dirty.insert(key);
         }
-        self.by_name.remove(&(h.hostname.clone(), id));
+        self.by_name.remove(&(h.member.hostname.clone(), id));
         self.revoked -= i64::from(h.revoked);
         let os = h.os.unwrap_or_else(|| "unknown".into());
         if let Some(n) = self.by_os.get_mut(&os) {
@@ -162,7 +157,7 @@ impl Directory {
                 self.by_os.remove(&os);
             }
         }
-        for name in name_forms(&h.hostname) {
+        for name in name_forms(&h.member.hostname) {
             if let Some(n) = self.names.get_mut(&name) {
                 *n -= 1;
                 if *n == 0 {
@@ -177,7 +172,7 @@ impl Directory {
         let group = group_of(&row);
         let key = group.as_ref().map(|g| g.key.clone());
         if let Some(g) = group {
-            self.members
+            self.group_hosts
                 .entry(g.key.clone())
                 .or_default()
                 .insert(row.host_id);
@@ -187,7 +182,7 @@ impl Directory {
                 .entry(g.key.clone())
                 .or_insert_with(|| Arc::new(g));
         }
-        let os = row.head.as_ref().and_then(|(h, _)| os_of(h));
+        let os = row.head.as_ref().and_then(|(h, _)| h.os.display_name());
         self.revoked += i64::from(row.revoked);
         *self
             .by_os
@@ -196,71 +191,48 @@ impl Directory {
         for name in name_forms(&row.hostname) {
             *self.names.entry(name).or_default() += 1;
         }
-        let hostname: Arc<str> = row.hostname.into();
-        self.by_name.insert((hostname.clone(), row.host_id));
+        let member = member_of(&row);
+        self.by_name.insert((member.hostname.clone(), row.host_id));
         self.hosts.insert(
             row.host_id,
             DirHost {
                 view_version: row.view_version,
-                hostname,
-                labels: Arc::new(row.labels),
+                member,
                 revoked: row.revoked,
                 os,
-                set: row.set.map(Arc::new),
                 group: key,
             },
         );
     }
 
-    /// A group's host list again from its members (removed when it has none).
+    /// A group's member list again from its hosts (removed when it has none).
     fn rebuild(&mut self, key: &Arc<str>) {
-        let hosts: Vec<i64> = self
-            .members
+        let members: Vec<Member> = self
+            .group_hosts
             .get(key)
-            .map(|m| m.iter().copied().collect())
-            .unwrap_or_default();
-        if hosts.is_empty() {
-            self.members.remove(key);
+            .into_iter()
+            .flatten()
+            .filter_map(|id| Some(self.hosts.get(id)?.member.clone()))
+            .collect();
+        if members.is_empty() {
+            self.group_hosts.remove(key);
             self.groups.remove(key);
             return;
         }
-        let members: Vec<Member> = hosts
-            .iter()
-            .filter_map(|id| {
-                let h = self.hosts.get(id)?;
-                Some(Member {
-                    host_id: *id,
-                    hostname: h.hostname.clone(),
-                    labels: h.labels.clone(),
-                    set: h.set.clone(),
-                })
-            })
-            .collect();
         if let Some(g) = self.groups.get_mut(key) {
-            let mut group = g.as_ref().clone_facts();
-            group.hosts = hosts;
-            group.members = members;
-            *g = Arc::new(group);
+            *g = Arc::new(Group {
+                key: g.key.clone(),
+                members,
+                set: g.set.clone(),
+                head: g.head.clone(),
+                asset: g.asset,
+            });
         }
     }
 
     /// Every group.
     pub fn all_groups(&self) -> Vec<Arc<Group>> {
         self.groups.values().cloned().collect()
-    }
-}
-
-impl Group {
-    /// The group's facts without its hosts.
-    fn clone_facts(&self) -> Group {
-        Group {
-            key: self.key.clone(),
-            hosts: Vec::new(),
-            members: Vec::new(),
-            set: self.set.clone(),
-            head: self.head.clone(),
-            asset: self.asset,
-        }
     }
 }
 

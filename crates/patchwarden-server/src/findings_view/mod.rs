@@ -183,8 +183,7 @@ fn by_day(set: &HostFindingSet) -> HostFindingSet {
 #[derive(Debug)]
 struct Group {
     key: Arc<str>,
-    hosts: Vec<i64>,
-    /// The hosts as the findings list shows them.
+    /// Its hosts (ascending ids) as the findings list shows them.
     members: Vec<merge::Member>,
     set: HostFindingSet,
     head: Arc<Inventory>,
@@ -315,25 +314,27 @@ impl FindingsView {
         }
     }
 
-    /// One host's group (read from the store directly: a host page is always current).
-    async fn host_group(
-        &self,
-        host_id: i64,
-    ) -> Result<Option<(Group, HostFindingSet)>, StoreError> {
-        let Some(row) = self.store.view_rows(&[host_id]).await?.pop() else {
-            return Ok(None);
-        };
-        Ok(directory::group_of(&row).zip(row.set))
+    /// One host's group, the host its only member (read from the store directly: a host page
+    /// is always current).
+    async fn host_group(&self, host_id: i64) -> Result<Option<Group>, StoreError> {
+        Ok(self
+            .store
+            .view_rows(&[host_id])
+            .await?
+            .pop()
+            .and_then(|row| directory::group_of(&row)))
     }
 
     /// A host's findings, riskiest first (empty while never computed).
     pub async fn host(&self, host_id: i64) -> Result<Vec<FindingDoc>, FleetError> {
-        let Some((group, set)) = self.host_group(host_id).await? else {
+        let Some(group) = self.host_group(host_id).await? else {
             return Ok(Vec::new());
         };
         let moment = self.moment().await?;
         let mut docs = self.docs(&group, &moment).await?.as_ref().clone();
-        self.with_own_sightings(&set, &mut docs).await?;
+        if let Some(set) = &group.members[0].set {
+            self.with_own_sightings(set, &mut docs).await?;
+        }
         Ok(docs)
     }
 
@@ -376,7 +377,7 @@ impl FindingsView {
             [one] => self
                 .host_group(one.id)
                 .await?
-                .map(|(g, _)| Arc::new(g))
+                .map(Arc::new)
                 .into_iter()
                 .collect(),
             _ => self.with_directory(|d| d.all_groups()).await?,
@@ -384,8 +385,8 @@ impl FindingsView {
         let mut counts: HashMap<i64, Arc<Counts>> = HashMap::new();
         for g in &groups {
             let c = self.counts(g, &moment).await?;
-            for h in &g.hosts {
-                counts.insert(*h, c.clone());
+            for m in &g.members {
+                counts.insert(m.host_id, c.clone());
             }
         }
         for h in hosts {
@@ -424,7 +425,7 @@ impl FindingsView {
         for g in &groups {
             let c = self.counts(g, &moment).await?;
             for (k, v) in c.iter() {
-                *summary.findings.entry(k.clone()).or_default() += v * g.hosts.len() as i64;
+                *summary.findings.entry(k.clone()).or_default() += v * g.members.len() as i64;
             }
         }
         summary.stale_hosts = self.stale_hosts(stale_after_secs).await?;

@@ -34,6 +34,16 @@ pub struct FindingsQuery {
 pub const MAX_PAGE: usize = 10_000;
 const DEFAULT_PAGE: usize = 1_000;
 
+/// A page's `limit`, refused outside 1 to [`MAX_PAGE`].
+fn page_limit(limit: usize) -> Result<usize, ApiError> {
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::BadRequest(format!(
+            "limit: {limit} is not between 1 and {MAX_PAGE}"
+        )));
+    }
+    Ok(limit)
+}
+
 pub async fn list_findings(
     State(state): State<AppState>,
     _caller: Caller<Auditor>,
@@ -64,12 +74,7 @@ pub async fn list_findings(
             )));
         }
     }
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::BadRequest(format!(
-            "limit: {limit} is not between 1 and {MAX_PAGE}"
-        )));
-    }
+    let limit = page_limit(q.limit.unwrap_or(DEFAULT_PAGE))?;
     let mut labels = crate::handlers::hosts::parse_labels(q.label.as_deref())?;
     if let Some(g) = q.group {
         labels.push(("group".into(), g));
@@ -104,16 +109,13 @@ pub async fn list_cve_hosts(
     CveId(cve): CveId,
     Q(q): Q<CveHostsQuery>,
 ) -> Answer<Response> {
-    if let Some(limit) = q.limit {
-        if limit == 0 || limit > MAX_PAGE {
-            return Err(ApiError::BadRequest(format!(
-                "limit: {limit} is not between 1 and {MAX_PAGE}"
-            )));
-        }
-    }
+    let limit = match q.limit {
+        Some(limit) => page_limit(limit)?,
+        None => usize::MAX,
+    };
     let page = state
         .view
-        .cve_hosts(&cve, q.offset.unwrap_or(0), q.limit.unwrap_or(usize::MAX))
+        .cve_hosts(&cve, q.offset.unwrap_or(0), limit)
         .await?;
     Ok(json(&page))
 }

@@ -318,9 +318,13 @@ impl Store {
             None => Arc::from(Vec::new()),
         };
         let (appeared, disappeared) = sorted_difference(&wanted, &current);
-        // The host's set: shared with every host holding exactly these versions.
-        let interned = self.intern_package_set(&mut tx, &wanted).await?;
-        if current_set != Some(interned.id) {
+        // The host's set: shared with every host holding exactly these versions (the same as
+        // before when nothing appeared or disappeared).
+        let interned = match current_set {
+            Some(_) if appeared.is_empty() && disappeared.is_empty() => None,
+            _ => Some(self.package_sets.intern(self, &mut tx, &wanted).await?),
+        };
+        if let Some(interned) = interned.as_ref().filter(|i| current_set != Some(i.id)) {
             sqlx::query(&self.sql(
                 "INSERT INTO host_package_set (host_id, set_id) VALUES ($1, $2) \
                  ON CONFLICT (host_id) DO UPDATE SET set_id = excluded.set_id",
@@ -332,12 +336,7 @@ impl Store {
             .context(|| "storing the host's packages".into())?;
         }
         let doc = &inventory.head;
-        let os = doc
-            .os
-            .release
-            .as_ref()
-            .map(|r| r.display.clone())
-            .or_else(|| doc.os.pretty_name.clone());
+        let os = doc.os.display_name();
         let inventory_version: i64 = sqlx::query_scalar(&self.sql(
             "UPDATE host SET last_seen = $2, os = $3, distro = $4, release = $5, inventory_digest = $6, \
              inventory_at = $2, inventory_doc = $7, inventory_version = inventory_version + 1, view_version = view_version + 1, \
@@ -372,8 +371,8 @@ impl Store {
         tx.commit()
             .await
             .context(|| "committing the inventory".into())?;
-        if let Some((digest, list)) = interned.remember {
-            self.package_sets.remember(interned.id, digest, list);
+        if let Some(interned) = interned {
+            self.package_sets.committed(interned);
         }
         Ok(CheckInOutcome {
             result: CheckInResult::Stored,

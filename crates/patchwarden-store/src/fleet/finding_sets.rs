@@ -19,27 +19,21 @@ use super::*;
 
 /// Most entries in each cache before it is emptied (keys: ~0.5 KB each).
 const KEY_CACHE_LIMIT: usize = 500_000;
-const SET_CACHE_LIMIT: usize = 50_000;
 
 /// This process's caches of the immutable rows (see the module head).
-#[derive(Default)]
 pub(crate) struct FindingCaches {
     key_ids: std::sync::Mutex<HashMap<String, i64>>,
     keys: std::sync::Mutex<HashMap<i64, Arc<StoredFindingKey>>>,
-    set_ids: std::sync::Mutex<HashMap<String, i64>>,
-    sets: std::sync::Mutex<HashMap<i64, Arc<[i64]>>>,
+    sets: IdLists,
 }
 
-fn remember<K: std::hash::Hash + Eq, V>(
-    cache: &std::sync::Mutex<HashMap<K, V>>,
-    limit: usize,
-    entries: impl IntoIterator<Item = (K, V)>,
-) {
-    if let Ok(mut cache) = cache.lock() {
-        if cache.len() > limit {
-            cache.clear();
+impl Default for FindingCaches {
+    fn default() -> FindingCaches {
+        FindingCaches {
+            key_ids: Default::default(),
+            keys: Default::default(),
+            sets: IdLists::new("finding_set", "key_ids", "finding set"),
         }
-        cache.extend(entries);
     }
 }
 
@@ -91,10 +85,7 @@ fn parse_state(text: &str, key: i64) -> Result<FindingState, StoreError> {
         .map_err(|e: String| StoreError::new(format!("finding key {key}: state: {e}")))
 }
 
-pub(super) fn parse_seen(
-    text: &str,
-    host_id: i64,
-) -> Result<BTreeMap<String, Vec<i64>>, StoreError> {
+fn parse_seen(text: &str, host_id: i64) -> Result<BTreeMap<String, Vec<i64>>, StoreError> {
     serde_json::from_str(text).map_err(|e| {
         StoreError::new(format!(
             "the stored first sightings of host {host_id}'s findings: {e}"
@@ -195,69 +186,19 @@ impl Store {
 
     /// The id of the finding set of exactly these keys (ascending, no repeats), stored if new.
     async fn intern_finding_set(&self, keys: &[i64]) -> Result<i64, StoreError> {
-        let (text, digest) = super::id_list_text(keys);
-        if let Some(id) = self
-            .findings
-            .set_ids
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&digest).copied())
-        {
-            return Ok(id);
-        }
         let (_writer, mut tx) = self.begin().await?;
-        self.insert_new_rows(
-            &mut tx,
-            "finding_set",
-            &["digest", "key_ids", "size"],
-            &[vec![
-                Value::from(digest.as_str()),
-                Value::from(text.as_str()),
-                Value::Int(keys.len() as i64),
-            ]],
-        )
-        .await?;
-        let id: i64 = sqlx::query_scalar(&self.sql("SELECT id FROM finding_set WHERE digest = $1"))
-            .bind(digest.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .context(|| "reading a finding set".into())?;
+        let interned = self.findings.sets.intern(self, &mut tx, keys).await?;
         tx.commit()
             .await
             .context(|| "committing a finding set".into())?;
-        remember(&self.findings.set_ids, SET_CACHE_LIMIT, [(digest, id)]);
-        remember(
-            &self.findings.sets,
-            SET_CACHE_LIMIT,
-            [(id, Arc::<[i64]>::from(keys))],
-        );
+        let id = interned.id;
+        self.findings.sets.committed(interned);
         Ok(id)
     }
 
     /// The keys of a finding set (ascending).
     pub async fn finding_set_keys(&self, set_id: i64) -> Result<Arc<[i64]>, StoreError> {
-        if let Some(keys) = self
-            .findings
-            .sets
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&set_id).cloned())
-        {
-            return Ok(keys);
-        }
-        let keys = self
-            .stored_id_list(
-                "SELECT key_ids FROM finding_set WHERE id = $1",
-                set_id,
-                "finding set",
-            )
-            .await?;
-        remember(
-            &self.findings.sets,
-            SET_CACHE_LIMIT,
-            [(set_id, keys.clone())],
-        );
-        Ok(keys)
+        self.findings.sets.get(self, set_id).await
     }
 
     /// Finding keys by id (in the order given; ids not stored are an error).
@@ -365,25 +306,23 @@ impl Store {
                 ..Default::default()
             });
         }
-        let (from_set, seen_base, old_other, old_keys) = match &old {
-            Some((old_set, base, other)) => (
-                Some(*old_set),
-                base.clone(),
-                parse_seen(other, host_id)?,
-                self.finding_set_keys(*old_set).await?,
-            ),
-            None => (None, now.to_owned(), BTreeMap::new(), Arc::from(Vec::new())),
+        let from_set = old.as_ref().map(|(old_set, _, _)| *old_set);
+        let old_seen = match old {
+            Some((old_set, base, other)) => {
+                self.finding_set_row(host_id, old_set, base, &other).await?
+            }
+            // The first findings: all seen now.
+            None => HostFindingSet {
+                host_id,
+                set_id: 0,
+                keys: Arc::from(Vec::new()),
+                seen_base: now.to_owned(),
+                seen_other: BTreeMap::new(),
+            },
         };
-        let (opened, closed) = sorted_difference(keys, &old_keys);
+        let (opened, closed) = sorted_difference(keys, &old_seen.keys);
         // First sightings: the model's rule (kept keys keep theirs, a replacement for the same
         // package and advisory carries it, the rest are now).
-        let old_seen = HostFindingSet {
-            host_id,
-            set_id: from_set.unwrap_or(0),
-            keys: old_keys.clone(),
-            seen_base: seen_base.clone(),
-            seen_other: old_other,
-        };
         let mut changed: Vec<i64> = opened.clone();
         changed.extend(&closed);
         let described = self.finding_keys(&changed).await?;
@@ -414,7 +353,7 @@ impl Store {
         ))
         .bind(host_id)
         .bind(set_id)
-        .bind(seen_base.as_str())
+        .bind(old_seen.seen_base.as_str())
         .bind(other_text.as_str())
         .execute(&mut *tx)
         .await
@@ -450,46 +389,38 @@ impl Store {
         &self,
         host_id: i64,
     ) -> Result<Option<HostFindingSet>, StoreError> {
-        Ok(self
-            .host_finding_sets(Some(host_id))
-            .await?
-            .into_iter()
-            .next())
+        let row: Option<(i64, String, String)> =
+            sqlx::query_as(&self.sql(
+                "SELECT set_id, seen_base, seen_other FROM host_finding_set WHERE host_id = $1",
+            ))
+            .bind(host_id)
+            .fetch_optional(self.pool())
+            .await
+            .context(|| format!("reading the findings of host {host_id}"))?;
+        match row {
+            Some((set_id, seen_base, other)) => Ok(Some(
+                self.finding_set_row(host_id, set_id, seen_base, &other)
+                    .await?,
+            )),
+            None => Ok(None),
+        }
     }
 
-    /// The findings of every host (or one), by host id.
-    pub async fn host_finding_sets(
+    /// A host's finding set from its stored row (set id, base time, other first sightings).
+    pub(super) async fn finding_set_row(
         &self,
-        only: Option<i64>,
-    ) -> Result<Vec<HostFindingSet>, StoreError> {
-        let sql = format!(
-            "SELECT host_id, set_id, seen_base, seen_other FROM host_finding_set {} ORDER BY host_id",
-            if only.is_some() {
-                "WHERE host_id = $1"
-            } else {
-                ""
-            }
-        );
-        let sql = self.sql(&sql);
-        let mut q = sqlx::query_as::<_, (i64, i64, String, String)>(&sql);
-        if let Some(h) = only {
-            q = q.bind(h);
-        }
-        let rows = q
-            .fetch_all(self.pool())
-            .await
-            .context(|| "reading the hosts' findings".into())?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (host_id, set_id, seen_base, other) in rows {
-            out.push(HostFindingSet {
-                host_id,
-                set_id,
-                keys: self.finding_set_keys(set_id).await?,
-                seen_base,
-                seen_other: parse_seen(&other, host_id)?,
-            });
-        }
-        Ok(out)
+        host_id: i64,
+        set_id: i64,
+        seen_base: String,
+        seen_other: &str,
+    ) -> Result<HostFindingSet, StoreError> {
+        Ok(HostFindingSet {
+            host_id,
+            set_id,
+            keys: self.finding_set_keys(set_id).await?,
+            seen_base,
+            seen_other: parse_seen(seen_other, host_id)?,
+        })
     }
 
     /// The finding keys citing any of these CVEs.

@@ -1,6 +1,8 @@
 //! What a host's findings are computed from: its inventory (whole, or without its packages) and
 //! the hosts still owing findings. The findings themselves: [`super::finding_sets`].
 
+use std::sync::Arc;
+
 use super::*;
 
 impl Store {
@@ -36,7 +38,7 @@ impl Store {
     pub async fn host_evaluation_input(
         &self,
         host_id: i64,
-    ) -> Result<Option<(Inventory, Vec<i64>, i64)>, StoreError> {
+    ) -> Result<Option<(Inventory, Arc<[i64]>, i64)>, StoreError> {
         let row: Option<(Option<String>, i64, Option<i64>)> = sqlx::query_as(&self.sql(
             "SELECT h.inventory_doc, h.inventory_version, s.set_id FROM host h \
              LEFT JOIN host_package_set s ON s.host_id = h.id WHERE h.id = $1",
@@ -51,22 +53,14 @@ impl Store {
         let inventory: Inventory = serde_json::from_str(&doc)
             .map_err(|e| StoreError::new(format!("the stored inventory of host {host_id}: {e}")))?;
         let ids = match set {
-            Some(set) => self.package_set(set).await?.to_vec(),
-            None => Vec::new(),
+            Some(set) => self.package_set(set).await?,
+            None => Arc::from(Vec::new()),
         };
         Ok(Some((inventory, ids, version)))
     }
 
-    /// Every host's inventory version (hosts that stored one).
-    pub async fn inventory_versions(&self) -> Result<Vec<(i64, i64)>, StoreError> {
-        sqlx::query_as("SELECT id, inventory_version FROM host WHERE inventory_version > 0")
-            .fetch_all(self.pool())
-            .await
-            .context(|| "reading the hosts' inventory versions".into())
-    }
-
     /// The last inventories without their packages of these hosts (those that have one).
-    pub async fn host_inventory_heads(
+    async fn host_inventory_heads(
         &self,
         ids: &[i64],
     ) -> Result<HashMap<i64, (Inventory, i64)>, StoreError> {

@@ -4,7 +4,8 @@
 //! agent is one transaction, committed before the answer.
 //!
 //! One file per concern: [`identity`] (users, tokens, enrollment, credentials, labels),
-//! [`checkin`] (check-ins and heartbeats), [`package_sets`] (package sets stored once, shared), [`host_findings`] (what findings are computed from),
+//! [`checkin`] (check-ins and heartbeats), [`id_lists`] (id lists stored once, shared: finding and
+//! package sets), [`package_sets`], [`host_findings`] (what findings are computed from),
 //! [`finding_sets`] (findings as keys, sets and changes per host), [`queries`]
 //! (hosts, summary, history), [`view_rows`] (what the findings reader keeps, read by change),
 //! [`assets`] (the expected-asset list); this file holds the types they share.
@@ -13,6 +14,7 @@ mod assets;
 mod checkin;
 mod finding_sets;
 mod host_findings;
+mod id_lists;
 mod identity;
 mod package_sets;
 mod queries;
@@ -31,7 +33,8 @@ pub(crate) use finding_sets::FindingCaches;
 pub use finding_sets::{
     FindingChange, FindingsStored, HostFindingSet, NewFindingKey, StoredFindingKey,
 };
-pub(crate) use package_sets::{id_list_text, PackageSetCaches};
+use id_lists::remember;
+pub(crate) use id_lists::IdLists;
 pub use view_rows::ViewRow;
 
 /// An API user found by its token.

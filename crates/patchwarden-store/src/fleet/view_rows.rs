@@ -4,7 +4,6 @@
 //! and the whole rows of the hosts whose version moved. A server answers fleet-wide queries from
 //! what it keeps and re-reads only those.
 
-use super::finding_sets::parse_seen;
 use super::*;
 
 /// A host as the findings reader needs it.
@@ -85,13 +84,15 @@ impl Store {
                     None => None,
                 };
                 let set = match crate::get::<Option<i64>>(&r, "set_id")? {
-                    Some(set_id) => Some(HostFindingSet {
-                        host_id,
-                        set_id,
-                        keys: self.finding_set_keys(set_id).await?,
-                        seen_base: crate::get(&r, "seen_base")?,
-                        seen_other: parse_seen(&crate::get::<String>(&r, "seen_other")?, host_id)?,
-                    }),
+                    Some(set_id) => Some(
+                        self.finding_set_row(
+                            host_id,
+                            set_id,
+                            crate::get(&r, "seen_base")?,
+                            &crate::get::<String>(&r, "seen_other")?,
+                        )
+                        .await?,
+                    ),
                     None => None,
                 };
                 out.push(ViewRow {
