@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use patchwarden_match::eol::EolTable;
 use patchwarden_match::{FindingState, KnowledgeIndex, MatchOptions, Outcome, Verdict};
 use patchwarden_model::{Distro, FindingDoc, InstalledPackage, Inventory, PackageKeyKind};
-use patchwarden_store::fleet::{HostFindingSet, NewFindingKey};
+use patchwarden_store::fleet::{EvaluationInput, HostFindingSet, NewFindingKey};
 use patchwarden_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -37,6 +37,9 @@ pub enum FleetError {
 
 /// Most cached verdict lists before the cache is emptied.
 const VERDICT_CACHE_LIMIT: usize = 2_000_000;
+
+/// Most finding-key ids the per-set cache holds (8 bytes each) before it is emptied.
+const SET_CACHE_IDS: usize = 8_000_000;
 
 /// One finding as every host holding the same package version has it: the verdict and its
 /// evidence (the stored document of a finding key).
@@ -123,6 +126,17 @@ type SharedRelease = Arc<RwLock<ReleaseKnowledge>>;
 /// besides the knowledge base (kernel images of live hosts are never cached).
 type VerdictKey = (u32, i64, bool);
 
+/// (release number, package set id, Ubuntu Pro as asked, running kernel of a live host): what a
+/// host's whole evaluation depends on besides the knowledge base.
+type SetKey = (u32, i64, Option<bool>, Option<String>);
+
+/// The finding keys of whole package sets, and how many ids it holds.
+#[derive(Default)]
+struct SetCache {
+    keys: HashMap<SetKey, Arc<[i64]>>,
+    ids: usize,
+}
+
 /// The fleet's knowledge and verdict cache (see the module head). Shared by the findings workers
 /// and the readers of one server.
 pub struct FleetKnowledge {
@@ -130,6 +144,9 @@ pub struct FleetKnowledge {
     releases: RwLock<HashMap<(Distro, String), SharedRelease>>,
     /// (release, package version id, Ubuntu Pro) → the finding keys of that package version.
     verdicts: Mutex<HashMap<VerdictKey, Arc<[i64]>>>,
+    /// The finding keys of a host's whole evaluation, for the next host with the same package
+    /// set, release, Ubuntu Pro and running kernel (most hosts of a fleet share their set).
+    sets: Mutex<SetCache>,
     /// `distro:release` → a number (the verdict cache's keys stay small).
     release_numbers: Mutex<HashMap<String, u32>>,
     /// Package versions by id.
@@ -148,6 +165,7 @@ impl FleetKnowledge {
             distro_info_dir: distro_info_dir.into(),
             releases: RwLock::new(HashMap::new()),
             verdicts: Mutex::new(HashMap::new()),
+            sets: Mutex::new(SetCache::default()),
             packages: Mutex::new(HashMap::new()),
             release_numbers: Mutex::new(HashMap::new()),
             generation: std::sync::atomic::AtomicU64::new(0),
@@ -168,6 +186,9 @@ impl FleetKnowledge {
         }
         if let Ok(mut v) = self.verdicts.lock() {
             v.clear();
+        }
+        if let Ok(mut s) = self.sets.lock() {
+            *s = SetCache::default();
         }
     }
 
@@ -296,11 +317,60 @@ impl FleetKnowledge {
         Ok(out.into_iter().flatten().collect())
     }
 
+    /// A host's finding keys (interned in the store; ascending) from what the store holds of it
+    /// (`input`: its inventory without packages, its package set). A host whose package set,
+    /// release, Ubuntu Pro and running kernel were evaluated before (since the knowledge base last
+    /// changed) takes that answer; else [`FleetKnowledge::evaluate_packages`].
+    pub async fn evaluate(
+        &self,
+        store: &Store,
+        input: &EvaluationInput,
+        ubuntu_pro: Option<bool>,
+    ) -> Result<Arc<[i64]>, StoreError> {
+        let Some(release) = &input.head.os.release else {
+            return Ok(Arc::from(Vec::new()));
+        };
+        let set_key = input.package_set.map(|set| {
+            let rnum = self.release_number(release.distro, &release.release);
+            (rnum, set, ubuntu_pro, input.head.kernel.running.clone())
+        });
+        if let Some(key) = &set_key {
+            if let Some(keys) = self.sets.lock().ok().and_then(|s| s.keys.get(key).cloned()) {
+                return Ok(keys);
+            }
+        }
+        let generation = self.generation();
+        let keys: Arc<[i64]> = self
+            .evaluate_packages(store, &input.head, &input.package_ids, ubuntu_pro)
+            .await?
+            .into();
+        if let (Some(key), Ok(mut sets)) = (set_key, self.sets.lock()) {
+            // Not across a knowledge-base change that happened meanwhile.
+            if self.generation() == generation {
+                if sets.ids + keys.len() > SET_CACHE_IDS {
+                    *sets = SetCache::default();
+                }
+                sets.ids += keys.len();
+                sets.keys.insert(key, keys.clone());
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The number the caches know a release by.
+    fn release_number(&self, distro: Distro, release: &str) -> u32 {
+        let mut numbers = self.release_numbers.lock().expect("the release numbers");
+        let next = numbers.len() as u32;
+        *numbers
+            .entry(release_name(distro, release))
+            .or_insert(next)
+    }
+
     /// A host's finding keys (interned in the store; ascending) from its stored inventory: `head` (without
     /// packages: release, kernel) and the ids of its package versions. Each distinct package
     /// version is matched once per knowledge-base state; kernel images of a live host are matched
     /// per host (the running kernel decides).
-    pub async fn evaluate(
+    pub async fn evaluate_packages(
         &self,
         store: &Store,
         head: &Inventory,
@@ -316,11 +386,8 @@ impl FleetKnowledge {
             distro == Distro::Ubuntu && packages.iter().any(|p| p.version.contains("+esm"))
         });
         let rname = release_name(distro, &release.release);
-        let rnum = {
-            let mut numbers = self.release_numbers.lock().expect("the release numbers");
-            let next = numbers.len() as u32;
-            *numbers.entry(rname.clone()).or_insert(next)
-        };
+        let rnum = self.release_number(distro, &release.release);
+        let generation = self.generation();
         let running = head.kernel.running.is_some();
         let mariner = matches!(distro, Distro::Mariner | Distro::Azurelinux);
         let mut keys: Vec<i64> = Vec::new();
@@ -382,6 +449,11 @@ impl FleetKnowledge {
             }
             keys.extend(&ids);
             if let Ok(mut cache) = self.verdicts.lock() {
+                // Verdicts of a knowledge base replaced meanwhile are not kept (`clear` moves
+                // the generation before it takes this lock).
+                if self.generation() != generation {
+                    misses.clear();
+                }
                 if cache.len() > VERDICT_CACHE_LIMIT {
                     cache.clear();
                 }

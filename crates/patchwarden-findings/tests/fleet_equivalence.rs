@@ -18,6 +18,7 @@ use patchwarden_findings::{feed_summaries, with_report, ScanOptions};
 use patchwarden_model::fleet::inventory_digest;
 use patchwarden_model::*;
 use patchwarden_risk::Asset;
+use patchwarden_store::fleet::EvaluatedFindings;
 use patchwarden_store::Store;
 
 const NOW: &str = "2026-12-03T09:00:00Z";
@@ -230,16 +231,23 @@ async fn compact(
         .unwrap()
 }
 
-async fn evaluate(store: &Store, fleet: &FleetKnowledge, host: i64, now: &str) {
-    let (head, ids, version) = store.host_evaluation_input(host).await.unwrap().unwrap();
-    let keys = fleet.evaluate(store, &head, &ids, None).await.unwrap();
-    assert!(
-        store
-            .store_host_findings(host, version, &keys, now)
-            .await
-            .unwrap()
-            .stored
-    );
+/// The server's path: the hosts read in one batch, each evaluated (hosts sharing a package set,
+/// release and running kernel take the first one's answer), all stored in one transaction.
+async fn evaluate(store: &Store, fleet: &FleetKnowledge, hosts: &[i64], now: &str) {
+    let inputs = store.host_evaluation_inputs(hosts).await.unwrap();
+    assert_eq!(inputs.len(), hosts.len());
+    let mut evaluated = Vec::new();
+    for (host_id, input) in inputs {
+        let input = input.unwrap();
+        let keys = fleet.evaluate(store, &input, None).await.unwrap();
+        evaluated.push(EvaluatedFindings {
+            host_id,
+            version: input.version,
+            keys,
+        });
+    }
+    let stored = store.store_findings(&evaluated, now).await.unwrap();
+    assert!(stored.iter().all(|s| s.stored), "{stored:?}");
 }
 
 fn assert_same(name: &str, backend: &str, got: &[FindingDoc], want: &[FindingDoc]) {
@@ -333,9 +341,7 @@ async fn compact_findings_equal_a_scan_on_every_backend_and_after_a_knowledge_ch
             ids.push(id);
         }
         let fleet = FleetKnowledge::new("/usr/share/distro-info");
-        for id in &ids {
-            evaluate(store, &fleet, *id, NOW).await;
-        }
+        evaluate(store, &fleet, &ids, NOW).await;
         let mut states = BTreeSet::new();
         let mut before = Vec::new();
         for (h, id) in hosts.iter().zip(&ids) {
@@ -394,9 +400,7 @@ async fn compact_findings_equal_a_scan_on_every_backend_and_after_a_knowledge_ch
         let marked = store.hosts_needing_findings().await.unwrap();
         let alpine = ids[3];
         assert!(marked.contains(&alpine), "{marked:?}");
-        for id in &marked {
-            evaluate(store, &fleet, *id, LATER).await;
-        }
+        evaluate(store, &fleet, &marked, LATER).await;
         for (i, (h, id)) in hosts.iter().zip(&ids).enumerate() {
             let want = scanned(store, &h.inventory, h.asset, LATER).await;
             let got = compact(store, &fleet, *id, h.asset, LATER).await;

@@ -1,19 +1,26 @@
 //! Hosts whose findings are to be recomputed, each queued once however often it is asked for and
 //! never evaluated by two workers at once, and the workers that drain the queue (each owns its
-//! store handle and shares the fleet's knowledge: a host's evaluation is mostly lookups of package
-//! versions evaluated before, and its write only the differences; `patchwarden_findings::fleet`).
+//! store handle and shares the fleet's knowledge: a host's evaluation is mostly a lookup of its
+//! package set or of package versions evaluated before, and its write only the differences;
+//! `patchwarden_findings::fleet`).
+//!
+//! A worker takes what is queued, up to [`BATCH`] hosts, and handles them together: one read of
+//! what they are evaluated from (per host one row — the inventory without packages, the package
+//! set — and the package versions it has not seen before), one transaction writing their
+//! differences. A host that cannot be evaluated is logged and counted; the others are stored.
 //!
 //! The queue is only a speed-up: what is owed is in the store (a host's `findings_version` behind
 //! its `inventory_version`), and a starting server queues those hosts again. It holds host ids
-//! only (memory stays small under any burst): a worker reads what it needs back in one row — the
-//! inventory without packages and the ids of the package versions — and the package versions it
-//! has not seen before.
+//! only (memory stays small under any burst). It does not spread work across servers: each
+//! server evaluates the hosts it was asked for (a host queued on two servers is evaluated twice,
+//! and the older evaluation is not stored over the newer).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use patchwarden_findings::fleet::FleetKnowledge;
+use patchwarden_store::fleet::EvaluatedFindings;
 use patchwarden_store::{Store, StoreError};
 
 use crate::Metrics;
@@ -26,6 +33,52 @@ struct Queue {
     /// it is done: an evaluation started before a knowledge-base change must not be the last one
     /// stored).
     running: std::sync::Mutex<HashMap<i64, bool>>,
+}
+
+/// Most hosts a worker evaluates and stores together (one read, one write transaction).
+const BATCH: usize = 256;
+
+impl Queue {
+    /// The next hosts to evaluate: what is queued, up to [`BATCH`], waiting for one when none is
+    /// (None: the queue is closed). Hosts another worker is evaluating are left to it (it runs
+    /// them again when done).
+    async fn next_batch(&self) -> Option<Vec<i64>> {
+        loop {
+            let mut taken = Vec::new();
+            {
+                let mut receiver = self.receiver.lock().await;
+                taken.push(receiver.recv().await?);
+                while taken.len() < BATCH {
+                    match receiver.try_recv() {
+                        Ok(host) => taken.push(host),
+                        Err(_) => break,
+                    }
+                }
+            }
+            if let Ok(mut q) = self.queued.lock() {
+                for host in &taken {
+                    q.remove(host);
+                }
+            }
+            let Ok(mut running) = self.running.lock() else {
+                continue;
+            };
+            let mut batch = Vec::with_capacity(taken.len());
+            for host in taken {
+                match running.get_mut(&host) {
+                    // Another worker has it: it runs the host again when done.
+                    Some(again) => *again = true,
+                    None => {
+                        running.insert(host, false);
+                        batch.push(host);
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                return Some(batch);
+            }
+        }
+    }
 }
 
 /// The handle of the queue (cheap to clone).
@@ -46,9 +99,9 @@ pub struct FindingsWorker {
 }
 
 /// Where the findings workers spend their time, per phase of a host's evaluation (read the
-/// inventory, evaluate, write): each phase is a latency histogram
-/// in the metrics (`findings:<phase>`), and with `PATCHWARDEN_TIMINGS=1` the server prints the
-/// totals every `every` hosts.
+/// inventory, evaluate, write; a batch's time spread over its hosts): each phase is a latency
+/// histogram in the metrics (`findings:<phase>`), and with `PATCHWARDEN_TIMINGS=1` the server
+/// prints the totals each time another `every` hosts are done.
 pub struct PhaseTimings {
     every: u64,
     log: bool,
@@ -65,21 +118,27 @@ impl PhaseTimings {
         }
     }
 
-    fn add(&self, metrics: &Metrics, phases: &[(&'static str, f64)]) {
+    /// Adds one batch of `hosts` hosts: each phase's time is spread evenly over them.
+    fn add(&self, metrics: &Metrics, hosts: usize, phases: &[(&'static str, f64)]) {
+        let hosts = hosts.max(1) as u64;
         for (phase, secs) in phases {
-            metrics.observe(&format!("findings:{phase}"), *secs);
+            let each = secs / hosts as f64;
+            for _ in 0..hosts {
+                metrics.observe(&format!("findings:{phase}"), each);
+            }
         }
         let Ok(mut totals) = self.totals.lock() else {
             return;
         };
-        totals.0 += 1;
+        let before = totals.0;
+        totals.0 += hosts;
         for (phase, secs) in phases {
             match totals.1.iter_mut().find(|(p, _)| p == phase) {
                 Some((_, sum)) => *sum += secs,
                 None => totals.1.push((phase, *secs)),
             }
         }
-        if self.log && totals.0 % self.every == 0 {
+        if self.log && totals.0 / self.every != before / self.every {
             let hosts = totals.0;
             let line: Vec<String> = totals
                 .1
@@ -113,35 +172,21 @@ impl FindingsQueue {
             let queue = queue.queue.clone();
             let worker = worker.clone();
             tokio::spawn(async move {
-                loop {
-                    let next = queue.receiver.lock().await.recv().await;
-                    let Some(host) = next else { break };
-                    if let Ok(mut q) = queue.queued.lock() {
-                        q.remove(&host);
-                    }
-                    {
-                        let Ok(mut running) = queue.running.lock() else {
-                            continue;
-                        };
-                        if let Some(again) = running.get_mut(&host) {
-                            // Another worker has it: it runs the host again when done.
-                            *again = true;
-                            continue;
-                        }
-                        running.insert(host, false);
-                    }
-                    worker.run(host).await;
-                    let again = queue
-                        .running
-                        .lock()
-                        .ok()
-                        .and_then(|mut r| r.remove(&host))
-                        .unwrap_or(false);
-                    if again {
-                        FindingsQueue {
-                            queue: queue.clone(),
-                        }
-                        .push(host);
+                while let Some(batch) = queue.next_batch().await {
+                    worker.run(&batch).await;
+                    let again: Vec<i64> = match queue.running.lock() {
+                        Ok(mut running) => batch
+                            .iter()
+                            .filter(|h| running.remove(h).unwrap_or(false))
+                            .copied()
+                            .collect(),
+                        Err(_) => Vec::new(),
+                    };
+                    let handle = FindingsQueue {
+                        queue: queue.clone(),
+                    };
+                    for host in again {
+                        handle.push(host);
                     }
                 }
             });
@@ -173,46 +218,84 @@ impl FindingsQueue {
 }
 
 impl FindingsWorker {
-    async fn run(&self, host: i64) {
+    async fn run(&self, hosts: &[i64]) {
         let started = Instant::now();
-        match self.recompute(host).await {
-            Ok(_) => {
-                self.metrics
-                    .observe("findings", started.elapsed().as_secs_f64());
+        match self.recompute(hosts).await {
+            Ok(outcome) => {
+                let each = started.elapsed().as_secs_f64() / hosts.len().max(1) as f64;
+                for _ in 0..outcome.stored {
+                    self.metrics.observe("findings", each);
+                }
+                for (host, e) in &outcome.failed {
+                    self.metrics
+                        .count("patchwarden_findings_failures_total", "");
+                    eprintln!("findings for host {host}: {e}");
+                }
                 self.stored.notify_one();
             }
             Err(e) => {
                 self.metrics
                     .count("patchwarden_findings_failures_total", "");
-                eprintln!("findings for host {host}: {e}");
+                eprintln!("findings for hosts {}: {e}", host_list(hosts));
             }
         }
     }
 
-    /// Evaluates the host's stored inventory and stores the differences to its findings;
-    /// answers how many findings it holds.
-    pub async fn recompute(&self, host_id: i64) -> Result<usize, FindingsError> {
+    /// Evaluates the hosts' stored inventories and stores the differences to their findings,
+    /// all in one read and one write transaction.
+    pub async fn recompute(&self, hosts: &[i64]) -> Result<Recomputed, FindingsError> {
         let mut phases: Vec<(&'static str, f64)> = Vec::with_capacity(3);
         let mut last = Instant::now();
-        let Some((head, package_ids, version)) = self.store.host_evaluation_input(host_id).await?
-        else {
-            return Ok(0);
-        };
+        let inputs = self.store.host_evaluation_inputs(hosts).await?;
         phases.push(("read inventory", last.elapsed().as_secs_f64()));
         last = Instant::now();
-        let keys = self
-            .fleet
-            .evaluate(&self.store, &head, &package_ids, None)
-            .await?;
+        let mut outcome = Recomputed::default();
+        let mut evaluated = Vec::with_capacity(inputs.len());
+        for (host_id, input) in inputs {
+            let input = match input {
+                Ok(input) => input,
+                Err(e) => {
+                    outcome.failed.push((host_id, e.into()));
+                    continue;
+                }
+            };
+            match self.fleet.evaluate(&self.store, &input, None).await {
+                Ok(keys) => evaluated.push(EvaluatedFindings {
+                    host_id,
+                    version: input.version,
+                    keys,
+                }),
+                Err(e) => outcome.failed.push((host_id, e.into())),
+            }
+        }
         phases.push(("evaluate", last.elapsed().as_secs_f64()));
         last = Instant::now();
         let now = patchwarden_model::now_rfc3339();
-        self.store
-            .store_host_findings(host_id, version, &keys, &now)
-            .await?;
+        let stored = self.store.store_findings(&evaluated, &now).await?;
+        outcome.stored = stored.iter().filter(|s| s.stored).count();
         phases.push(("write", last.elapsed().as_secs_f64()));
-        self.timings.add(&self.metrics, &phases);
-        Ok(keys.len())
+        self.timings.add(&self.metrics, hosts.len(), &phases);
+        Ok(outcome)
+    }
+}
+
+/// What one batch's recomputation did.
+#[derive(Debug, Default)]
+pub struct Recomputed {
+    /// Hosts whose findings were stored (the others had newer findings stored meanwhile, or no
+    /// inventory).
+    pub stored: usize,
+    /// Hosts that could not be evaluated, and why (the batch's other hosts were).
+    pub failed: Vec<(i64, FindingsError)>,
+}
+
+/// Host ids for a log line (the first few).
+fn host_list(hosts: &[i64]) -> String {
+    let shown: Vec<String> = hosts.iter().take(5).map(i64::to_string).collect();
+    if hosts.len() > shown.len() {
+        format!("{} and {} more", shown.join(", "), hosts.len() - shown.len())
+    } else {
+        shown.join(", ")
     }
 }
 
@@ -248,8 +331,8 @@ mod tests {
             log: false,
             totals: std::sync::Mutex::new((0, Vec::new())),
         };
-        timings.add(&metrics, &[("match", 0.002), ("write", 0.010)]);
-        timings.add(&metrics, &[("match", 0.004), ("write", 0.020)]);
+        timings.add(&metrics, 1, &[("match", 0.002), ("write", 0.010)]);
+        timings.add(&metrics, 1, &[("match", 0.004), ("write", 0.020)]);
         let (hosts, totals) = timings.totals.lock().unwrap().clone();
         assert_eq!(hosts, 2);
         assert_eq!(totals.len(), 2);

@@ -10,6 +10,9 @@ use crate::{Backend, Context, Store, StoreError};
 pub(crate) enum Value {
     Text(Option<String>),
     Int(i64),
+    /// An integer or NULL (bound as an integer either way: PostgreSQL refuses a text NULL in an
+    /// integer column of a multi-row insert).
+    MaybeInt(Option<i64>),
     Float(Option<f64>),
     Bytes(Option<Vec<u8>>),
 }
@@ -91,6 +94,7 @@ pub(crate) fn bind_all<'q>(
         q = match v {
             Value::Text(t) => q.bind(t.as_deref()),
             Value::Int(i) => q.bind(*i),
+            Value::MaybeInt(i) => q.bind(*i),
             // sqlx-core 0.8.6's Any driver swaps the NULL encodings of Real and Double
             // (any/arguments.rs): a NULL f64 would be declared FLOAT4 beside FLOAT8 values of the
             // same cached statement, which PostgreSQL rejects. A NULL f32 comes out as FLOAT8.
@@ -127,7 +131,7 @@ impl Store {
             .await
     }
 
-    async fn insert_rows_then(
+    pub(crate) async fn insert_rows_then(
         &self,
         tx: &mut Transaction<'static, Any>,
         table: &str,

@@ -86,6 +86,19 @@ impl Store {
         }
     }
 
+    /// A subquery yielding the integer pairs (`a`, `b`) of the JSON array of two-element arrays
+    /// bound as parameter `$n`.
+    pub(crate) fn json_pair_list(&self, n: usize) -> String {
+        match self.backend() {
+            Backend::Sqlite => {
+                format!("SELECT value ->> 0 AS a, value ->> 1 AS b FROM json_each(${n})")
+            }
+            Backend::Postgres => format!(
+                "SELECT (e ->> 0)::bigint AS a, (e ->> 1)::bigint AS b FROM json_array_elements(${n}::json) e"
+            ),
+        }
+    }
+
     /// Whether any host is enrolled (else knowledge-base writes journal nothing).
     pub(crate) async fn tracks_changes(
         &self,

@@ -4,10 +4,13 @@
 //! findings versioned by inventory, and knowledge-base changes marking only the hosts they touch.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use patchwarden_model::fleet::{inventory_digest, CheckInResult};
 use patchwarden_model::{Inventory, InventoryView};
-use patchwarden_store::fleet::{EnrollRefusal, HeartbeatOutcome, HostFilter, NewFindingKey};
+use patchwarden_store::fleet::{
+    EnrollRefusal, EvaluatedFindings, HeartbeatOutcome, HostFilter, NewFindingKey,
+};
 
 /// A real inventory: the Alpine apk sample in a root of its own (`name` keeps roots apart).
 fn alpine_inventory(name: &str) -> Inventory {
@@ -50,6 +53,14 @@ fn finding_in(package: &str, advisory: &str, cve: &str, version: &str) -> NewFin
     }
 }
 
+/// The ids of the keys, interned (ascending, no repeats).
+async fn interned(store: &patchwarden_store::Store, keys: &[NewFindingKey]) -> Arc<[i64]> {
+    let mut ids = store.intern_finding_keys(keys).await.unwrap();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into()
+}
+
 /// Interns the keys and stores them as the host's findings from inventory `version`.
 async fn store_findings(
     store: &patchwarden_store::Store,
@@ -58,9 +69,7 @@ async fn store_findings(
     keys: &[NewFindingKey],
     now: &str,
 ) -> bool {
-    let mut ids = store.intern_finding_keys(keys).await.unwrap();
-    ids.sort_unstable();
-    ids.dedup();
+    let ids = interned(store, keys).await;
     store
         .store_host_findings(host, version, &ids, now)
         .await
@@ -474,6 +483,48 @@ async fn finding_sets_are_shared_and_evaluations_write_differences() {
         assert_eq!(cve_hosts(store, "CVE-2999-2").await, vec![h1, h2]);
         // Findings of an older inventory never replace newer ones.
         assert!(!store_findings(store, h1, 1, &both, t3).await);
+
+        // Several hosts in one write: each host once (its newest entry), each with its own
+        // differences and first sightings; an older entry and an unknown host store nothing.
+        let t4 = "2026-12-04T10:00:00Z";
+        let (both_ids, next_ids) = (interned(store, &both).await, interned(store, &next).await);
+        let entry = |host_id: i64, version: i64, keys: &Arc<[i64]>| EvaluatedFindings {
+            host_id,
+            version,
+            keys: keys.clone(),
+        };
+        let stored = store
+            .store_findings(
+                &[
+                    entry(h2, 2, &next_ids),
+                    entry(h1, 1, &next_ids),
+                    entry(h1, 3, &both_ids),
+                    entry(999_999, 1, &both_ids),
+                ],
+                t4,
+            )
+            .await
+            .unwrap();
+        let flags: Vec<bool> = stored.iter().map(|s| s.stored).collect();
+        assert_eq!(flags, [true, false, true, false], "{backend:?}: {stored:?}");
+        assert_eq!((stored[0].opened, stored[0].closed), (2, 2));
+        let s1_again = store.host_finding_set(h1).await.unwrap().unwrap();
+        let s2_now = store.host_finding_set(h2).await.unwrap().unwrap();
+        assert_eq!(s1_again.set_id, s1.set_id, "{backend:?}");
+        assert_eq!(s2_now.set_id, set.set_id, "{backend:?}");
+        let keys = store.finding_keys(&s1_again.keys).await.unwrap();
+        let seen = |advisory: &str| {
+            let k = keys.iter().find(|k| k.advisory_id == advisory).unwrap();
+            s1_again.first_seen(k.id).to_owned()
+        };
+        // busybox's finding closed at t3 and is new again; musl's carried across both upgrades.
+        assert_eq!(seen("CVE-2999-1"), t4, "{backend:?}");
+        assert_eq!(seen("CVE-2999-2"), t1, "{backend:?}");
+        assert_eq!(store.finding_changes(h1).await.unwrap().len(), 3);
+        let h2_changes = store.finding_changes(h2).await.unwrap();
+        assert_eq!(h2_changes.len(), 2);
+        assert_eq!(h2_changes[1].from_set, Some(s1.set_id));
+        assert_eq!(h2_changes[1].changed_at, t4);
         test_store.finish().await;
     }
 }

@@ -69,6 +69,16 @@ pub struct FindingsStored {
     pub closed: usize,
 }
 
+/// One host's findings as evaluated, to store ([`Store::store_findings`]).
+#[derive(Clone, Debug)]
+pub struct EvaluatedFindings {
+    pub host_id: i64,
+    /// The version of the inventory they were computed from.
+    pub version: i64,
+    /// The finding keys the host holds (ascending, no repeats).
+    pub keys: Arc<[i64]>,
+}
+
 /// One evaluation of a host that changed its findings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FindingChange {
@@ -184,18 +194,6 @@ impl Store {
         Ok(out)
     }
 
-    /// The id of the finding set of exactly these keys (ascending, no repeats), stored if new.
-    async fn intern_finding_set(&self, keys: &[i64]) -> Result<i64, StoreError> {
-        let (_writer, mut tx) = self.begin().await?;
-        let interned = self.findings.sets.intern(self, &mut tx, keys).await?;
-        tx.commit()
-            .await
-            .context(|| "committing a finding set".into())?;
-        let id = interned.id;
-        self.findings.sets.committed(interned);
-        Ok(id)
-    }
-
     /// The keys of a finding set (ascending).
     pub async fn finding_set_keys(&self, set_id: i64) -> Result<Arc<[i64]>, StoreError> {
         self.findings.sets.get(self, set_id).await
@@ -259,12 +257,8 @@ impl Store {
             .collect()
     }
 
-    /// Stores a host's findings computed from its inventory `version`: the keys it holds
-    /// (ascending, no repeats). Writes differences only — the set the host now holds, when the new
-    /// findings were first seen (a key replacing another for the same package and advisory, e.g.
-    /// after an upgrade that did not fix it or a state change, keeps the first sighting), and one
-    /// change row — or, when the set is the one stored, only the findings version. Nothing is
-    /// stored when findings of a newer inventory are (two workers can race).
+    /// Stores a host's findings computed from its inventory `version`: [`Store::store_findings`]
+    /// for one host.
     pub async fn store_host_findings(
         &self,
         host_id: i64,
@@ -272,116 +266,241 @@ impl Store {
         keys: &[i64],
         now: &str,
     ) -> Result<FindingsStored, StoreError> {
-        debug_assert!(keys.windows(2).all(|w| w[0] < w[1]));
-        let set_id = self.intern_finding_set(keys).await?;
-        let (_writer, mut tx) = self.begin().await?;
-        let claimed = sqlx::query(&self.sql(
-            "UPDATE host SET findings_version = $2, findings_at = $3 WHERE id = $1 \
-             AND (findings_version IS NULL OR findings_version <= $2)",
-        ))
-        .bind(host_id)
-        .bind(version)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .context(|| format!("stamping the findings of host {host_id}"))?;
-        if claimed.rows_affected() == 0 {
-            return Ok(FindingsStored::default());
+        let stored = self
+            .store_findings(
+                &[EvaluatedFindings {
+                    host_id,
+                    version,
+                    keys: Arc::from(keys),
+                }],
+                now,
+            )
+            .await?;
+        Ok(stored.into_iter().next().unwrap_or_default())
+    }
+
+    /// Stores the findings of several hosts, each computed from its inventory `version`, in one
+    /// transaction (after one for the sets not stored yet); what was stored per host, in the order
+    /// given. Writes differences only — per host the set it now holds, when the new findings were
+    /// first seen (a key replacing another for the same package and advisory, e.g. after an
+    /// upgrade that did not fix it or a state change, keeps the first sighting), and one change
+    /// row — or, when the set is the one stored, only the findings version. Nothing is stored for
+    /// a host whose findings of a newer inventory are (two workers can race), nor for a second
+    /// entry of the same host.
+    pub async fn store_findings(
+        &self,
+        evaluated: &[EvaluatedFindings],
+        now: &str,
+    ) -> Result<Vec<FindingsStored>, StoreError> {
+        let mut out = vec![FindingsStored::default(); evaluated.len()];
+        if evaluated.is_empty() {
+            return Ok(out);
         }
-        let old: Option<(i64, String, String)> =
-            sqlx::query_as(&self.sql(
-                "SELECT set_id, seen_base, seen_other FROM host_finding_set WHERE host_id = $1",
-            ))
-            .bind(host_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .context(|| format!("reading the findings of host {host_id}"))?;
-        if old
-            .as_ref()
-            .is_some_and(|(old_set, _, _)| *old_set == set_id)
+        // The sets, interned first in their own transaction (see `IdLists::intern_many`).
+        let mut set_of: HashMap<&[i64], i64> = HashMap::new();
         {
-            tx.commit().await.context(|| "committing findings".into())?;
-            return Ok(FindingsStored {
-                stored: true,
-                ..Default::default()
-            });
-        }
-        let from_set = old.as_ref().map(|(old_set, _, _)| *old_set);
-        let old_seen = match old {
-            Some((old_set, base, other)) => {
-                self.finding_set_row(host_id, old_set, base, &other).await?
+            let mut distinct: Vec<&[i64]> = evaluated.iter().map(|e| &*e.keys).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            debug_assert!(distinct
+                .iter()
+                .all(|keys| keys.windows(2).all(|w| w[0] < w[1])));
+            let (_writer, mut tx) = self.begin().await?;
+            let interned = self
+                .findings
+                .sets
+                .intern_many(self, &mut tx, &distinct)
+                .await?;
+            tx.commit()
+                .await
+                .context(|| "committing finding sets".into())?;
+            for (keys, interned) in distinct.into_iter().zip(interned) {
+                set_of.insert(keys, interned.id);
+                self.findings.sets.committed(interned);
             }
-            // The first findings: all seen now.
-            None => HostFindingSet {
-                host_id,
-                set_id: 0,
-                keys: Arc::from(Vec::new()),
-                seen_base: now.to_owned(),
-                seen_other: BTreeMap::new(),
-            },
+        }
+        // Each host once (its entry of the newest inventory), in id order: concurrent writers
+        // lock host rows in one order.
+        let mut order: Vec<usize> = (0..evaluated.len()).collect();
+        order.sort_by_key(|&n| (evaluated[n].host_id, std::cmp::Reverse(evaluated[n].version)));
+        order.dedup_by_key(|n| evaluated[*n].host_id);
+        let host_ids: Vec<i64> = order.iter().map(|&n| evaluated[n].host_id).collect();
+        let (_writer, mut tx) = self.begin().await?;
+        let lock = match self.backend() {
+            crate::Backend::Postgres => " ORDER BY id FOR UPDATE",
+            crate::Backend::Sqlite => "",
         };
-        let (opened, closed) = sorted_difference(keys, &old_seen.keys);
-        // First sightings: the model's rule (kept keys keep theirs, a replacement for the same
-        // package and advisory carries it, the rest are now).
-        let mut changed: Vec<i64> = opened.clone();
-        changed.extend(&closed);
-        let described = self.finding_keys(&changed).await?;
-        let by_id: HashMap<i64, &StoredFindingKey> =
-            described.iter().map(|k| (k.id, k.as_ref())).collect();
-        let other = old_seen.next_sightings(
-            keys,
-            &opened,
-            &closed,
-            |id| {
-                let k = by_id[&id];
-                (k.package.as_str(), k.advisory_id.as_str())
-            },
-            now,
+        let sql = format!(
+            "SELECT id, findings_version FROM host WHERE id IN ({}){lock}",
+            self.json_id_list(1)
         );
-        let other_text = serde_json::to_string(&other).expect("maps serialize");
-        // What the findings reader keeps of this host changed (an unchanged set, above, leaves
-        // it: a knowledge-base change that re-evaluates the fleet does not make every server
-        // re-read every host).
-        sqlx::query(&self.sql("UPDATE host SET view_version = view_version + 1 WHERE id = $1"))
-            .bind(host_id)
+        let stamped: HashMap<i64, Option<i64>> = sqlx::query_as(&self.sql(&sql))
+            .bind(ids_json(&host_ids))
+            .fetch_all(&mut *tx)
+            .await
+            .context(|| "reading the hosts' findings versions".into())?
+            .into_iter()
+            .collect();
+        // The hosts whose stored findings are not newer: stamped with their version.
+        let claimed: Vec<usize> = order
+            .into_iter()
+            .filter(|&n| {
+                let e = &evaluated[n];
+                stamped
+                    .get(&e.host_id)
+                    .is_some_and(|v| v.is_none_or(|v| v <= e.version))
+            })
+            .collect();
+        if claimed.is_empty() {
+            return Ok(out);
+        }
+        let pairs: Vec<[i64; 2]> = claimed
+            .iter()
+            .map(|&n| [evaluated[n].host_id, evaluated[n].version])
+            .collect();
+        let sql = format!(
+            "UPDATE host SET findings_version = v.b, findings_at = $2 FROM ({}) v WHERE host.id = v.a",
+            self.json_pair_list(1)
+        );
+        sqlx::query(&self.sql(&sql))
+            .bind(serde_json::to_string(&pairs).expect("integers serialize"))
+            .bind(now)
             .execute(&mut *tx)
             .await
-            .context(|| format!("stamping the findings of host {host_id}"))?;
-        sqlx::query(&self.sql(
-            "INSERT INTO host_finding_set (host_id, set_id, seen_base, seen_other) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (host_id) DO UPDATE SET set_id = $2, seen_base = $3, seen_other = $4",
-        ))
-        .bind(host_id)
-        .bind(set_id)
-        .bind(old_seen.seen_base.as_str())
-        .bind(other_text.as_str())
-        .execute(&mut *tx)
-        .await
-        .context(|| format!("storing the findings of host {host_id}"))?;
-        let first = from_set.is_none();
-        sqlx::query(&self.sql(
-            "INSERT INTO finding_change (host_id, changed_at, from_set, to_set, opened, closed) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        ))
-        .bind(host_id)
-        .bind(now)
-        .bind(from_set)
-        .bind(set_id)
-        .bind(if first {
-            "[]".to_owned()
-        } else {
-            serde_json::to_string(&opened).expect("integers serialize")
-        })
-        .bind(serde_json::to_string(&closed).expect("integers serialize"))
-        .execute(&mut *tx)
-        .await
-        .context(|| format!("recording the findings change of host {host_id}"))?;
+            .context(|| "stamping the hosts' findings".into())?;
+        // What the claimed hosts held.
+        let claimed_ids: Vec<i64> = claimed.iter().map(|&n| evaluated[n].host_id).collect();
+        let sql = format!(
+            "SELECT host_id, set_id, seen_base, seen_other FROM host_finding_set WHERE host_id IN ({})",
+            self.json_id_list(1)
+        );
+        let held: HashMap<i64, (i64, String, String)> =
+            sqlx::query_as::<_, (i64, i64, String, String)>(&self.sql(&sql))
+                .bind(ids_json(&claimed_ids))
+                .fetch_all(&mut *tx)
+                .await
+                .context(|| "reading the hosts' findings".into())?
+                .into_iter()
+                .map(|(host, set, base, other)| (host, (set, base, other)))
+                .collect();
+        // Per host whose set changed: what it held, what opened and closed.
+        struct Changed {
+            n: usize,
+            set_id: i64,
+            from_set: Option<i64>,
+            old: HostFindingSet,
+            opened: Vec<i64>,
+            closed: Vec<i64>,
+        }
+        let mut changed: Vec<Changed> = Vec::new();
+        for &n in &claimed {
+            let e = &evaluated[n];
+            let set_id = set_of[&*e.keys];
+            out[n].stored = true;
+            let old = match held.get(&e.host_id) {
+                Some((old_set, _, _)) if *old_set == set_id => continue,
+                Some((old_set, base, other)) => {
+                    self.finding_set_row(e.host_id, *old_set, base.clone(), other)
+                        .await?
+                }
+                // The first findings: all seen now.
+                None => HostFindingSet {
+                    host_id: e.host_id,
+                    set_id: 0,
+                    keys: Arc::from(Vec::new()),
+                    seen_base: now.to_owned(),
+                    seen_other: BTreeMap::new(),
+                },
+            };
+            let (opened, closed) = sorted_difference(&e.keys, &old.keys);
+            out[n].opened = opened.len();
+            out[n].closed = closed.len();
+            changed.push(Changed {
+                n,
+                set_id,
+                from_set: held.get(&e.host_id).map(|(set, _, _)| *set),
+                old,
+                opened,
+                closed,
+            });
+        }
+        if !changed.is_empty() {
+            let mut described_ids: Vec<i64> = changed
+                .iter()
+                .flat_map(|c| c.opened.iter().chain(&c.closed).copied())
+                .collect();
+            described_ids.sort_unstable();
+            described_ids.dedup();
+            let described = self.finding_keys(&described_ids).await?;
+            let by_id: HashMap<i64, &StoredFindingKey> =
+                described.iter().map(|k| (k.id, k.as_ref())).collect();
+            let mut set_rows = Vec::with_capacity(changed.len());
+            let mut change_rows = Vec::with_capacity(changed.len());
+            for c in &changed {
+                let e = &evaluated[c.n];
+                // First sightings: the model's rule (kept keys keep theirs, a replacement for the
+                // same package and advisory carries it, the rest are now).
+                let other = c.old.next_sightings(
+                    &e.keys,
+                    &c.opened,
+                    &c.closed,
+                    |id| {
+                        let k = by_id[&id];
+                        (k.package.as_str(), k.advisory_id.as_str())
+                    },
+                    now,
+                );
+                set_rows.push(vec![
+                    Value::Int(e.host_id),
+                    Value::Int(c.set_id),
+                    Value::from(c.old.seen_base.as_str()),
+                    Value::from(serde_json::to_string(&other).expect("maps serialize")),
+                ]);
+                change_rows.push(vec![
+                    Value::Int(e.host_id),
+                    Value::from(now),
+                    Value::MaybeInt(c.from_set),
+                    Value::Int(c.set_id),
+                    Value::from(if c.from_set.is_none() {
+                        "[]".to_owned()
+                    } else {
+                        ids_json(&c.opened)
+                    }),
+                    Value::from(ids_json(&c.closed)),
+                ]);
+            }
+            self.insert_rows_then(
+                &mut tx,
+                "host_finding_set",
+                &["host_id", "set_id", "seen_base", "seen_other"],
+                &set_rows,
+                " ON CONFLICT (host_id) DO UPDATE SET set_id = excluded.set_id, \
+                 seen_base = excluded.seen_base, seen_other = excluded.seen_other",
+            )
+            .await?;
+            self.insert_rows(
+                &mut tx,
+                "finding_change",
+                &["host_id", "changed_at", "from_set", "to_set", "opened", "closed"],
+                &change_rows,
+            )
+            .await?;
+            // What the findings reader keeps of these hosts changed (an unchanged set leaves it:
+            // a knowledge-base change that re-evaluates the fleet does not make every server
+            // re-read every host).
+            let moved: Vec<i64> = changed.iter().map(|c| evaluated[c.n].host_id).collect();
+            let sql = format!(
+                "UPDATE host SET view_version = view_version + 1 WHERE id IN ({})",
+                self.json_id_list(1)
+            );
+            sqlx::query(&self.sql(&sql))
+                .bind(ids_json(&moved))
+                .execute(&mut *tx)
+                .await
+                .context(|| "stamping the hosts' findings".into())?;
+        }
         tx.commit().await.context(|| "committing findings".into())?;
-        Ok(FindingsStored {
-            stored: true,
-            opened: opened.len(),
-            closed: closed.len(),
-        })
+        Ok(out)
     }
 
     /// The findings a host holds (None: never computed).

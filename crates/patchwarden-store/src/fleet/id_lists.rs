@@ -71,6 +71,45 @@ impl IdLists {
         ids: &[i64],
     ) -> Result<Interned, StoreError> {
         let (text, digest) = id_list_text(ids);
+        self.intern_text(store, conn, ids, text, digest).await
+    }
+
+    /// [`IdLists::intern`] for several lists (each ascending, no repeats), in one transaction;
+    /// their ids in the order given. Stored in digest order: concurrent transactions interning
+    /// the same lists take their locks in one order.
+    pub(crate) async fn intern_many(
+        &self,
+        store: &Store,
+        conn: &mut AnyConnection,
+        lists: &[&[i64]],
+    ) -> Result<Vec<Interned>, StoreError> {
+        let mut texts: Vec<(usize, String, String)> = lists
+            .iter()
+            .enumerate()
+            .map(|(n, ids)| {
+                let (text, digest) = id_list_text(ids);
+                (n, text, digest)
+            })
+            .collect();
+        texts.sort_unstable_by(|a, b| a.2.cmp(&b.2));
+        let mut out: Vec<Option<Interned>> = (0..lists.len()).map(|_| None).collect();
+        for (n, text, digest) in texts {
+            out[n] = Some(
+                self.intern_text(store, &mut *conn, lists[n], text, digest)
+                    .await?,
+            );
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    async fn intern_text(
+        &self,
+        store: &Store,
+        conn: &mut AnyConnection,
+        ids: &[i64],
+        text: String,
+        digest: String,
+    ) -> Result<Interned, StoreError> {
         if let Some(id) = self.ids.lock().ok().and_then(|c| c.get(&digest).copied()) {
             return Ok(Interned { id, remember: None });
         }

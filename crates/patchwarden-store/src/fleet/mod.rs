@@ -31,8 +31,10 @@ use crate::{Context, Store, StoreError};
 
 pub(crate) use finding_sets::FindingCaches;
 pub use finding_sets::{
-    FindingChange, FindingsStored, HostFindingSet, NewFindingKey, StoredFindingKey,
+    EvaluatedFindings, FindingChange, FindingsStored, HostFindingSet, NewFindingKey,
+    StoredFindingKey,
 };
+pub use host_findings::EvaluationInput;
 use id_lists::remember;
 pub(crate) use id_lists::IdLists;
 pub use view_rows::ViewRow;
