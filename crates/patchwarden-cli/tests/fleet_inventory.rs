@@ -230,9 +230,7 @@ fn lifecycle(db: &str, work: &Path, servers: &[&ServerProcess], state: &Path) {
         "{metrics}"
     );
 
-    // A knowledge-base change re-evaluates only the hosts it touches: Alpine v3.15 advisories
-    // (real, imported by another process while the servers run) name zlib, which the Alpine host
-    // holds — and so does the Debian root (source zlib), but on another distribution.
+    // A knowledge-base change re-evaluates only the hosts whose verdicts it changes.
     let findings_at = || -> BTreeMap<String, String> {
         query(first, state, &admin, &["hosts"])
             .as_array()
@@ -244,9 +242,18 @@ fn lifecycle(db: &str, work: &Path, servers: &[&ServerProcess], state: &Path) {
             })
             .collect()
     };
+    let summed = |name: &str| -> u64 {
+        servers
+            .iter()
+            .map(|s| metric(&http_text(s, state, "/metrics"), name))
+            .sum()
+    };
     let before_change = findings_at();
     // Times have a resolution of one second: a recomputation from now on shows a later one.
     std::thread::sleep(std::time::Duration::from_millis(1100));
+    // First, Alpine v3.15 advisories (real, imported by another process while the servers run):
+    // they name zlib, which the Alpine host holds — but it runs 3.11, so none of its verdicts
+    // change (marking by package name would have recomputed it).
     let out = bin()
         .args(["--db", db, "feeds", "import"])
         .arg(fixtures().join("alpine-secdb/vunnel-v3.15-main-truncated.yaml"))
@@ -254,37 +261,85 @@ fn lifecycle(db: &str, work: &Path, servers: &[&ServerProcess], state: &Path) {
         .unwrap();
     ok(&out, "feeds import while the servers run");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while findings_at()["alpine-host"] == before_change["alpine-host"] {
+    while summed("patchwarden_knowledge_changes_total") < 1 {
         assert!(
             std::time::Instant::now() < deadline,
-            "the Alpine host was not re-evaluated"
+            "the change was not applied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(
+        summed("patchwarden_hosts_marked_by_knowledge_changes_total"),
+        0
+    );
+    assert_eq!(findings_at(), before_change);
+    // Then one AlmaLinux advisory the AlmaLinux host has findings of, its fixes moved below
+    // every installed version (DERIVED from the real OSV record by this test): only that host's
+    // verdicts change.
+    let alma_id = by_name("alma-host")["id"].as_i64().unwrap();
+    let view = query(first, state, &admin, &["host", &alma_id.to_string()]);
+    let advisory = view["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["advisory_id"].as_str())
+        .find(|id| id.starts_with("ALSA-"))
+        .unwrap_or_else(|| panic!("an AlmaLinux advisory among {view}"))
+        .to_owned();
+    let file_name = format!("{}.json", advisory.replace(':', "_"));
+    let mut record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("osv/almalinux9").join(&file_name)).unwrap(),
+    )
+    .unwrap();
+    for affected in record["affected"].as_array_mut().unwrap() {
+        for range in affected["ranges"].as_array_mut().unwrap() {
+            for event in range["events"].as_array_mut().unwrap() {
+                if event.get("fixed").is_some() {
+                    event["fixed"] = "0.1-1.el9".into();
+                }
+            }
+        }
+    }
+    let derived_dir = work.join("osv-derived");
+    std::fs::create_dir_all(&derived_dir).unwrap();
+    std::fs::write(derived_dir.join(&file_name), record.to_string()).unwrap();
+    let out = bin()
+        .args(["--db", db, "feeds", "import"])
+        .arg(derived_dir.join(&file_name))
+        .output()
+        .unwrap();
+    ok(&out, "feeds import while the servers run");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while findings_at()["alma-host"] == before_change["alma-host"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the AlmaLinux host was not re-evaluated"
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     wait_for_findings(first, state, &admin);
     let after_change = findings_at();
-    for other in ["debian-host", "alma-host"] {
+    for other in ["alpine-host", "debian-host"] {
         assert_eq!(
             after_change[other], before_change[other],
             "{other} was re-evaluated"
         );
     }
-    let marked: u64 = servers
-        .iter()
-        .map(|s| {
-            metric(
-                &http_text(s, state, "/metrics"),
-                "patchwarden_hosts_marked_by_knowledge_changes_total",
-            )
-        })
-        .sum();
-    assert_eq!(marked, 1, "hosts marked across the servers");
-    let (_, alpine_root, _) = &agents[2];
-    let alpine_id = by_name("alpine-host")["id"].as_i64().unwrap();
     assert_eq!(
-        triples(&query(first, state, &admin, &["host", &alpine_id.to_string()])["findings"]),
-        scan_triples(db, alpine_root)
+        summed("patchwarden_hosts_marked_by_knowledge_changes_total"),
+        1,
+        "hosts marked across the servers"
     );
+    let after = query(first, state, &admin, &["host", &alma_id.to_string()]);
+    assert!(
+        after["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["advisory_id"] != advisory.as_str()),
+        "{advisory}'s findings closed"
+    );
+    assert_eq!(triples(&after["findings"]), scan_triples(db, alma_root));
 
     // Expected assets: one that never enrolled.
     let assets = work.join("assets.csv");

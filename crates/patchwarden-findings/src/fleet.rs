@@ -13,14 +13,14 @@
 //! first sighting: due dates) and the current time (overdue) are assembled when the findings are
 //! read ([`FleetKnowledge::host_findings`]), by the same [`Assembler`] as a scan's.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use patchwarden_match::eol::EolTable;
 use patchwarden_match::{FindingState, KnowledgeIndex, MatchOptions, Outcome, Verdict};
 use patchwarden_model::{Distro, FindingDoc, InstalledPackage, Inventory, PackageKeyKind};
 use patchwarden_store::fleet::{EvaluationInput, HostFindingSet, NewFindingKey};
-use patchwarden_store::{Store, StoreError};
+use patchwarden_store::{CandidateGroup, KnowledgeChangesApplied, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -153,6 +153,9 @@ pub struct FleetKnowledge {
     packages: Mutex<HashMap<i64, Arc<InstalledPackage>>>,
     /// Counts the times it was emptied: what readers cache from it is good while it stays.
     generation: std::sync::atomic::AtomicU64,
+    /// The store's knowledge generation ([`Store::knowledge_generation`]) its contents were
+    /// loaded at (-1: not known).
+    loaded_at: std::sync::atomic::AtomicI64,
 }
 
 fn release_name(distro: Distro, release: &str) -> String {
@@ -169,6 +172,38 @@ impl FleetKnowledge {
             packages: Mutex::new(HashMap::new()),
             release_numbers: Mutex::new(HashMap::new()),
             generation: std::sync::atomic::AtomicU64::new(0),
+            loaded_at: std::sync::atomic::AtomicI64::new(-1),
+        }
+    }
+
+    /// Follows the store's knowledge generation: empties this knowledge when knowledge-base
+    /// changes were applied (by any server) since it was loaded; answers the generation it is
+    /// now good for (what findings evaluated from it are stored with). A store that cannot be
+    /// read empties it too, to be safe.
+    pub async fn follow(&self, store: &Store) -> Result<i64, StoreError> {
+        use std::sync::atomic::Ordering;
+        match store.knowledge_generation().await {
+            Ok(now) => {
+                if self.loaded_at.swap(now, Ordering::SeqCst) != now {
+                    self.clear();
+                }
+                Ok(now)
+            }
+            Err(e) => {
+                self.loaded_at.store(-1, Ordering::SeqCst);
+                self.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes this knowledge as good for the store's knowledge generation `generation` (moved by
+    /// this server's own claim of changes from `before`): if it was emptied at local generation
+    /// `cleared` with the store at `before`, and neither moved since but for that claim.
+    pub fn adopt(&self, cleared: u64, before: i64, generation: i64) {
+        if generation == before + 1 && self.generation() == cleared {
+            self.loaded_at
+                .store(generation, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
@@ -361,9 +396,7 @@ impl FleetKnowledge {
     fn release_number(&self, distro: Distro, release: &str) -> u32 {
         let mut numbers = self.release_numbers.lock().expect("the release numbers");
         let next = numbers.len() as u32;
-        *numbers
-            .entry(release_name(distro, release))
-            .or_insert(next)
+        *numbers.entry(release_name(distro, release)).or_insert(next)
     }
 
     /// A host's finding keys (interned in the store; ascending) from its stored inventory: `head` (without
@@ -467,6 +500,120 @@ impl FleetKnowledge {
         keys.sort_unstable();
         keys.dedup();
         Ok(keys)
+    }
+
+    /// Applies the store's knowledge-base change journal, weighed by package version: reads it,
+    /// empties this knowledge (what follows reads the knowledge base as written now), marks of
+    /// the hosts holding a changed package only those whose findings for the named versions
+    /// change ([`FleetKnowledge::hosts_changed_by`]) and those with a finding citing a changed
+    /// CVE, and claims the entries ([`Store::claim_knowledge_changes`]). None: nothing to apply,
+    /// or another server claimed the entries first.
+    pub async fn apply_changes(
+        &self,
+        store: &Store,
+    ) -> Result<Option<KnowledgeChangesApplied>, FleetError> {
+        let Some(changes) = store.knowledge_changes().await? else {
+            return Ok(None);
+        };
+        let before = store.knowledge_generation().await?;
+        self.clear();
+        let cleared = self.generation();
+        let groups = store.knowledge_candidates(&changes).await?;
+        let (mut hosts, left) = self.hosts_changed_by(store, &groups).await?;
+        hosts.extend(store.hosts_citing(&changes).await?);
+        let applied = store
+            .claim_knowledge_changes(&changes, &hosts, &left)
+            .await?;
+        if let Some(applied) = &applied {
+            // What was loaded since the clear is of the knowledge base this claim stands for.
+            self.adopt(cleared, before, applied.generation);
+        }
+        Ok(applied)
+    }
+
+    /// Weighs a knowledge-base change group by group ([`Store::knowledge_candidates`]): a group
+    /// whose held findings for the package versions the change names differ from what this
+    /// knowledge base says of those versions now (each distinct version evaluated once, as a
+    /// host's evaluation would) is to be recomputed; a group that cannot be weighed exactly is
+    /// too (no findings computed yet, an unknown release, a kernel image: its verdict depends on
+    /// each host's running kernel). Answers the hosts to mark, and the hosts weighed and left
+    /// with their view versions (to mark still if their findings move before the change is
+    /// claimed). Call it on a knowledge base loaded after the change was written
+    /// ([`FleetKnowledge::clear`] first).
+    pub async fn hosts_changed_by(
+        &self,
+        store: &Store,
+        groups: &[CandidateGroup],
+    ) -> Result<(BTreeSet<i64>, Vec<(i64, i64)>), FleetError> {
+        let mut marked = BTreeSet::new();
+        let mut left = Vec::new();
+        for g in groups {
+            if self.group_changed(store, g).await? {
+                marked.extend(g.hosts.iter().map(|(h, _)| *h));
+            } else {
+                left.extend(&g.hosts);
+            }
+        }
+        Ok((marked, left))
+    }
+
+    /// Whether a candidate group's findings for the named package versions change (see
+    /// [`FleetKnowledge::hosts_changed_by`]).
+    async fn group_changed(&self, store: &Store, g: &CandidateGroup) -> Result<bool, FleetError> {
+        let (Some(finding_set), Some(&(host, _))) = (g.finding_set, g.hosts.first()) else {
+            return Ok(true);
+        };
+        // One host's stored inventory stands for the group (same release and package set).
+        let Some(input) = store.host_evaluation_input(host).await? else {
+            return Ok(true);
+        };
+        let Some(release) = &input.head.os.release else {
+            return Ok(true);
+        };
+        let mariner = matches!(release.distro, Distro::Mariner | Distro::Azurelinux);
+        let named = self.packages(store, &g.packages).await?;
+        if named.len() != g.packages.len()
+            || named
+                .iter()
+                .any(|p| patchwarden_model::boot_release(p, mariner).is_some())
+        {
+            return Ok(true);
+        }
+        // Ubuntu Pro as a host's evaluation decides it: from the whole set.
+        let pro = release.distro == Distro::Ubuntu
+            && self
+                .packages(store, &input.package_ids)
+                .await?
+                .iter()
+                .any(|p| p.version.contains("+esm"));
+        let now = self
+            .evaluate_packages(store, &input.head, &g.packages, Some(pro))
+            .await?;
+        // What the group holds of those versions: its keys describing one of them.
+        let held_ids = store.finding_set_keys(finding_set).await?;
+        let names: HashSet<&str> = named.iter().map(|p| p.name.as_str()).collect();
+        let described: HashSet<(&str, &str, &str)> = named
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str(), p.arch.as_str()))
+            .collect();
+        let mut held = Vec::new();
+        for k in store.finding_keys(&held_ids).await? {
+            if !names.contains(k.package.as_str()) {
+                continue;
+            }
+            let key: FindingKey = serde_json::from_str(&k.doc)
+                .map_err(|source| FleetError::KeyDocument { key: k.id, source })?;
+            if described.contains(&(
+                key.package.as_str(),
+                key.installed_version.as_str(),
+                key.arch.as_str(),
+            )) {
+                held.push(k.id);
+            }
+        }
+        held.sort_unstable();
+        held.dedup();
+        Ok(held != now)
     }
 
     /// A host's findings as documents, riskiest first: its keys assembled with what the knowledge

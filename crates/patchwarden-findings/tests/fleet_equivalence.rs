@@ -246,7 +246,7 @@ async fn evaluate(store: &Store, fleet: &FleetKnowledge, hosts: &[i64], now: &st
             keys,
         });
     }
-    let stored = store.store_findings(&evaluated, now).await.unwrap();
+    let stored = store.store_findings(&evaluated, None, now).await.unwrap();
     assert!(stored.iter().all(|s| s.stored), "{stored:?}");
 }
 
@@ -394,12 +394,12 @@ async fn compact_findings_equal_a_scan_on_every_backend_and_after_a_knowledge_ch
             )
             .await
             .unwrap();
-        let applied = store.apply_knowledge_changes().await.unwrap();
-        assert!(applied.hosts_marked >= 1, "{applied:?}");
-        fleet.clear();
+        // Weighed by version, as a server applies it: only the Alpine host held openssl findings.
+        let applied = fleet.apply_changes(store).await.unwrap().unwrap();
+        assert_eq!(applied.hosts_marked, 1, "{applied:?}");
         let marked = store.hosts_needing_findings().await.unwrap();
         let alpine = ids[3];
-        assert!(marked.contains(&alpine), "{marked:?}");
+        assert_eq!(marked, [alpine]);
         evaluate(store, &fleet, &marked, LATER).await;
         for (i, (h, id)) in hosts.iter().zip(&ids).enumerate() {
             let want = scanned(store, &h.inventory, h.asset, LATER).await;
@@ -416,6 +416,88 @@ async fn compact_findings_equal_a_scan_on_every_backend_and_after_a_knowledge_ch
         let changes = store.finding_changes(alpine).await.unwrap();
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert!(!changes[1].closed.is_empty() && changes[1].opened.is_empty());
+
+        // The real records again: the host's openssl findings (and those of the advisories that
+        // also name other packages) reopen.
+        let real: Vec<(Advisory, Provenance)> = secdb_main
+            .iter()
+            .map(|a| (a.clone(), provenance.clone()))
+            .collect();
+        store
+            .write_advisories(
+                "alpine-secdb:v3.11/main",
+                Source::AlpineSecdb,
+                patchwarden_store::WriteMode::Replace,
+                &real,
+                None,
+            )
+            .await
+            .unwrap();
+        let applied = fleet.apply_changes(store).await.unwrap().unwrap();
+        assert_eq!(applied.hosts_marked, 1, "{backend}: {applied:?}");
+        evaluate(store, &fleet, &[alpine], LATER).await;
+        let h = &hosts[3];
+        let mut want = scanned(store, &h.inventory, h.asset, LATER).await;
+        let got = compact(store, &fleet, alpine, h.asset, LATER).await;
+        // The one documented difference: a finding that closed and is found again is new to the
+        // fleet (first seen now: MTTR counted it fixed), while a scan's history keeps the first
+        // sighting ever. Everything else is equal.
+        let mut reopened = 0;
+        for (w, g) in want.iter_mut().zip(&got) {
+            if w.first_seen != g.first_seen && w.advisory_id == g.advisory_id {
+                assert_eq!(
+                    (w.first_seen.as_deref(), g.first_seen.as_deref()),
+                    (Some(NOW), Some(LATER))
+                );
+                (w.first_seen, w.due, w.overdue) = (g.first_seen.clone(), g.due.clone(), g.overdue);
+                reopened += 1;
+            }
+        }
+        assert!(reopened > 0, "{backend}");
+        assert_same(h.name, &backend, &got, &want);
+        assert_eq!(
+            got.len(),
+            before[3].len(),
+            "{backend}: the findings are back"
+        );
+
+        // A change naming openssl that leaves the host's verdicts as they are: one more advisory,
+        // SYNTHETIC (a real openssl record under another id, its fix lowered to 0.0.1-r0, below
+        // the host's 0.1-r0). The host holds openssl — marking by name would recompute it — but
+        // is not affected.
+        let mut synthetic = secdb_main
+            .iter()
+            .find(|a| a.affected.iter().any(|p| p.package == "openssl"))
+            .unwrap()
+            .clone();
+        synthetic.id = "SYNTHETIC-2026-0001".into();
+        synthetic.affected.retain(|p| p.package == "openssl");
+        for p in &mut synthetic.affected {
+            p.fixed_version = Some("0.0.1-r0".into());
+            for r in &mut p.ranges {
+                r.fixed = Some("0.0.1-r0".into());
+            }
+        }
+        let mut with_synthetic = real.clone();
+        with_synthetic.push((synthetic, provenance.clone()));
+        store
+            .write_advisories(
+                "alpine-secdb:v3.11/main",
+                Source::AlpineSecdb,
+                patchwarden_store::WriteMode::Replace,
+                &with_synthetic,
+                None,
+            )
+            .await
+            .unwrap();
+        let applied = fleet.apply_changes(store).await.unwrap().unwrap();
+        assert_eq!(
+            (applied.packages, applied.hosts_marked),
+            (1, 0),
+            "{backend}: {applied:?}"
+        );
+        assert!(store.hosts_needing_findings().await.unwrap().is_empty());
+        assert_eq!(compact(store, &fleet, alpine, h.asset, LATER).await, got);
         test_store.finish().await;
     }
 }

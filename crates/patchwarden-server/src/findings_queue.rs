@@ -38,6 +38,9 @@ struct Queue {
 /// Most hosts a worker evaluates and stores together (one read, one write transaction).
 const BATCH: usize = 256;
 
+/// How long a worker waits for more hosts after the first before it starts a batch.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl Queue {
     /// The next hosts to evaluate: what is queued, up to [`BATCH`], waiting for one when none is
     /// (None: the queue is closed). Hosts another worker is evaluating are left to it (it runs
@@ -48,6 +51,11 @@ impl Queue {
             {
                 let mut receiver = self.receiver.lock().await;
                 taken.push(receiver.recv().await?);
+                // A moment for more to arrive (a burst of check-ins): fewer, larger write
+                // transactions, which leave the store to the check-ins in between.
+                if receiver.len() + 1 < BATCH {
+                    tokio::time::sleep(GATHER).await;
+                }
                 while taken.len() < BATCH {
                     match receiver.try_recv() {
                         Ok(host) => taken.push(host),
@@ -173,15 +181,15 @@ impl FindingsQueue {
             let worker = worker.clone();
             tokio::spawn(async move {
                 while let Some(batch) = queue.next_batch().await {
-                    worker.run(&batch).await;
-                    let again: Vec<i64> = match queue.running.lock() {
-                        Ok(mut running) => batch
-                            .iter()
-                            .filter(|h| running.remove(h).unwrap_or(false))
-                            .copied()
-                            .collect(),
-                        Err(_) => Vec::new(),
-                    };
+                    let mut again = worker.run(&batch).await;
+                    if let Ok(mut running) = queue.running.lock() {
+                        again.extend(
+                            batch
+                                .iter()
+                                .filter(|h| running.remove(h).unwrap_or(false))
+                                .copied(),
+                        );
+                    }
                     let handle = FindingsQueue {
                         queue: queue.clone(),
                     };
@@ -218,7 +226,8 @@ impl FindingsQueue {
 }
 
 impl FindingsWorker {
-    async fn run(&self, hosts: &[i64]) {
+    /// Recomputes the hosts; answers those to queue again.
+    async fn run(&self, hosts: &[i64]) -> Vec<i64> {
         let started = Instant::now();
         match self.recompute(hosts).await {
             Ok(outcome) => {
@@ -232,11 +241,13 @@ impl FindingsWorker {
                     eprintln!("findings for host {host}: {e}");
                 }
                 self.stored.notify_one();
+                outcome.again
             }
             Err(e) => {
                 self.metrics
                     .count("patchwarden_findings_failures_total", "");
                 eprintln!("findings for hosts {}: {e}", host_list(hosts));
+                Vec::new()
             }
         }
     }
@@ -246,6 +257,8 @@ impl FindingsWorker {
     pub async fn recompute(&self, hosts: &[i64]) -> Result<Recomputed, FindingsError> {
         let mut phases: Vec<(&'static str, f64)> = Vec::with_capacity(3);
         let mut last = Instant::now();
+        // The knowledge base as of now (emptied if changes were applied since it was loaded).
+        let generation = self.fleet.follow(&self.store).await?;
         let inputs = self.store.host_evaluation_inputs(hosts).await?;
         phases.push(("read inventory", last.elapsed().as_secs_f64()));
         last = Instant::now();
@@ -271,8 +284,15 @@ impl FindingsWorker {
         phases.push(("evaluate", last.elapsed().as_secs_f64()));
         last = Instant::now();
         let now = patchwarden_model::now_rfc3339();
-        let stored = self.store.store_findings(&evaluated, &now).await?;
+        let stored = self
+            .store
+            .store_findings(&evaluated, Some(generation), &now)
+            .await?;
         outcome.stored = stored.iter().filter(|s| s.stored).count();
+        if stored.iter().any(|s| s.stale_knowledge) {
+            // Evaluated against a knowledge base replaced meanwhile: again, from the new one.
+            outcome.again = evaluated.iter().map(|e| e.host_id).collect();
+        }
         phases.push(("write", last.elapsed().as_secs_f64()));
         self.timings.add(&self.metrics, hosts.len(), &phases);
         Ok(outcome)
@@ -287,13 +307,19 @@ pub struct Recomputed {
     pub stored: usize,
     /// Hosts that could not be evaluated, and why (the batch's other hosts were).
     pub failed: Vec<(i64, FindingsError)>,
+    /// Hosts to evaluate again: the knowledge base changed while they were evaluated.
+    pub again: Vec<i64>,
 }
 
 /// Host ids for a log line (the first few).
 fn host_list(hosts: &[i64]) -> String {
     let shown: Vec<String> = hosts.iter().take(5).map(i64::to_string).collect();
     if hosts.len() > shown.len() {
-        format!("{} and {} more", shown.join(", "), hosts.len() - shown.len())
+        format!(
+            "{} and {} more",
+            shown.join(", "),
+            hosts.len() - shown.len()
+        )
     } else {
         shown.join(", ")
     }

@@ -1,6 +1,9 @@
 //! Applying the knowledge base's change journal: feed writes by any process (a scheduled sync,
-//! `feeds import`, another server) journal what they changed; this service marks the hosts those
-//! changes can touch (`Store::apply_knowledge_changes`) and queues every host owing findings. When
+//! `feeds import`, another server) journal what they changed; this service weighs them against
+//! the knowledge base as written now — of the hosts holding a changed package, only those whose
+//! findings for the named package versions change (`FleetKnowledge::hosts_changed_by`, group by
+//! group of hosts sharing package set, release and findings) — marks those hosts
+//! (`Store::claim_knowledge_changes`) and queues every host owing findings. When
 //! any server applied changes (the store's knowledge generation moved), it empties this server's
 //! cache of the knowledge base (`FleetKnowledge`) first. It runs at start, after this server's own
 //! syncs, and every `knowledge_poll`.
@@ -8,10 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicI64, Ordering};
-
 use patchwarden_findings::fleet::FleetKnowledge;
-use patchwarden_store::Store;
+use patchwarden_store::{KnowledgeChangesApplied, Store, StoreError};
 
 use crate::findings_queue::FindingsQueue;
 use crate::Metrics;
@@ -22,8 +23,6 @@ pub struct KnowledgeWatcher {
     store: Store,
     findings: FindingsQueue,
     fleet: Arc<FleetKnowledge>,
-    /// The knowledge generation the fleet's knowledge was loaded at (-1: unknown).
-    generation: Arc<AtomicI64>,
     metrics: Arc<Metrics>,
 }
 
@@ -38,25 +37,14 @@ impl KnowledgeWatcher {
             store,
             findings,
             fleet,
-            generation: Arc::new(AtomicI64::new(-1)),
             metrics,
         }
     }
 
     /// Empties the fleet's knowledge when the store's generation moved since it was loaded.
     async fn follow_generation(&self) {
-        match self.store.knowledge_generation().await {
-            Ok(now) => {
-                if self.generation.swap(now, Ordering::SeqCst) != now {
-                    self.fleet.clear();
-                }
-            }
-            Err(e) => {
-                // Unknown: forget, to be safe.
-                eprintln!("reading the knowledge-base generation: {e}");
-                self.generation.store(-1, Ordering::SeqCst);
-                self.fleet.clear();
-            }
+        if let Err(e) = self.fleet.follow(&self.store).await {
+            eprintln!("reading the knowledge-base generation: {e}");
         }
     }
 
@@ -83,10 +71,10 @@ impl KnowledgeWatcher {
     /// Applies the journal; when it marked hosts, queues every host owing findings.
     pub async fn apply(&self) {
         let started = std::time::Instant::now();
-        let applied = self.store.apply_knowledge_changes().await;
+        let applied = self.apply_changes().await;
         self.follow_generation().await;
         match applied {
-            Ok(applied) if applied.changes > 0 => {
+            Ok(Some(applied)) => {
                 self.metrics.add(
                     "patchwarden_knowledge_changes_total",
                     "",
@@ -103,10 +91,23 @@ impl KnowledgeWatcher {
                     started.elapsed().as_millis()
                 );
             }
-            Ok(_) => return,
+            Ok(None) => return,
             Err(e) => eprintln!("applying knowledge-base changes: {e}"),
         }
         self.queue_pending().await;
+    }
+
+    /// Applies the journal weighed by version (`FleetKnowledge::apply_changes`); if weighing
+    /// fails, by package name (every host holding a changed package is marked).
+    async fn apply_changes(&self) -> Result<Option<KnowledgeChangesApplied>, StoreError> {
+        match self.fleet.apply_changes(&self.store).await {
+            Ok(applied) => Ok(applied),
+            Err(e) => {
+                eprintln!("weighing knowledge-base changes: {e}; marking by package name");
+                let applied = self.store.apply_knowledge_changes().await?;
+                Ok((applied.changes > 0).then_some(applied))
+            }
+        }
     }
 
     /// Queues the hosts whose findings lag their inventory.

@@ -4,10 +4,15 @@
 //! SHA-256 of their document, KEV entries by document, EPSS by score and percentile) and, inside
 //! its own transaction, journals the difference in `kb_change`: the packages whose advisories
 //! changed (added, modified or removed) and the CVEs whose enrichment changed. The server consumes
-//! the journal ([`Store::apply_knowledge_changes`]) and marks only the hosts concerned:
+//! the journal and marks only the hosts concerned:
 //! - a changed advisory: the hosts holding a package of that name (binary or source name) on that
 //!   distribution — a new advisory can make findings on hosts that had none, so the package sets
-//!   decide, not the findings;
+//!   decide, not the findings. [`Store::apply_knowledge_changes`] marks every such host; a server
+//!   reads the candidates grouped by package set, release and finding set
+//!   ([`Store::knowledge_candidates`]), keeps only the groups whose findings for the named package
+//!   versions differ under the new knowledge base (the findings crate decides), and marks those
+//!   with [`Store::claim_knowledge_changes`] — which also marks the hosts whose findings were
+//!   stored while it weighed them;
 //! - a changed KEV entry, EPSS score or NVD record: the hosts with a finding citing the CVE (these
 //!   only enrich findings), and for an NVD record whose rejection flipped, the packages of the
 //!   advisories citing it (a rejection removes findings; its withdrawal brings them back).
@@ -65,6 +70,8 @@ pub struct KnowledgeChangesApplied {
     pub cves: usize,
     /// Hosts whose findings were marked for recomputation.
     pub hosts_marked: usize,
+    /// The knowledge generation this claim moved the store to.
+    pub generation: i64,
 }
 
 impl Store {
@@ -128,22 +135,41 @@ impl Store {
             .context(|| "counting knowledge-base changes".into())
     }
 
-    /// Consumes the change journal: marks the findings of exactly the hosts the journaled changes
-    /// can touch as outdated (the server then recomputes them) and removes the entries, in one
-    /// transaction. Several servers may run it at once: the entries are claimed by removing them
-    /// in the transaction that marks their hosts.
+    /// Consumes the change journal, marking by name: [`Store::knowledge_changes`], the hosts
+    /// holding a package of a changed name on its distribution or a finding citing a changed CVE,
+    /// [`Store::claim_knowledge_changes`]. (A server narrows the packages down to the versions
+    /// whose verdicts changed: `patchwarden_findings::fleet::FleetKnowledge::hosts_changed_by`.)
     pub async fn apply_knowledge_changes(&self) -> Result<KnowledgeChangesApplied, StoreError> {
+        let Some(changes) = self.knowledge_changes().await? else {
+            return Ok(KnowledgeChangesApplied::default());
+        };
+        let mut hosts: BTreeSet<i64> = self
+            .knowledge_candidates(&changes)
+            .await?
+            .iter()
+            .flat_map(|g| g.hosts.iter().map(|h| h.0))
+            .collect();
+        hosts.extend(self.hosts_citing(&changes).await?);
+        Ok(self
+            .claim_knowledge_changes(&changes, &hosts, &[])
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// The journal's entries not applied yet, read together (None: there are none).
+    pub async fn knowledge_changes(&self) -> Result<Option<KnowledgeChanges>, StoreError> {
         let rows = sqlx::query("SELECT seq, packages, cves FROM kb_change ORDER BY seq")
             .fetch_all(self.pool())
             .await
             .context(|| "reading knowledge-base changes".into())?;
         let Some(last) = rows.last() else {
-            return Ok(KnowledgeChangesApplied::default());
+            return Ok(None);
         };
-        let last_seq: i64 = get(last, "seq")?;
-        // Package name → the distributions its advisories changed on (None: any).
-        let mut names: HashMap<String, BTreeSet<Option<String>>> = HashMap::new();
-        let mut cves: BTreeSet<String> = BTreeSet::new();
+        let mut changes = KnowledgeChanges {
+            last_seq: get(last, "seq")?,
+            entries: rows.len(),
+            ..Default::default()
+        };
         for row in &rows {
             let seq: i64 = get(row, "seq")?;
             let packages: Vec<(Option<String>, String)> =
@@ -151,36 +177,84 @@ impl Store {
                     StoreError::new(format!("knowledge-base change {seq}: packages: {e}"))
                 })?;
             for (distro, name) in packages {
-                names.entry(name).or_default().insert(distro);
+                changes.names.entry(name).or_default().insert(distro);
             }
             let listed: Vec<String> = serde_json::from_str(&get::<String>(row, "cves")?)
                 .map_err(|e| StoreError::new(format!("knowledge-base change {seq}: cves: {e}")))?;
-            cves.extend(listed);
+            changes.cves.extend(listed);
         }
-        let mut hosts: BTreeSet<i64> = self.hosts_holding(&names).await?;
-        if !cves.is_empty() {
-            let cves: Vec<String> = cves.iter().cloned().collect();
-            let keys = self.keys_citing(&cves).await?;
-            hosts.extend(self.hosts_holding_keys(&keys).await?);
+        Ok(Some(changes))
+    }
+
+    /// The hosts with a finding citing a CVE the changes name.
+    pub async fn hosts_citing(&self, changes: &KnowledgeChanges) -> Result<Vec<i64>, StoreError> {
+        if changes.cves.is_empty() {
+            return Ok(Vec::new());
         }
+        let cves: Vec<String> = changes.cves.iter().cloned().collect();
+        let keys = self.keys_citing(&cves).await?;
+        self.hosts_holding_keys(&keys).await
+    }
+
+    /// Marks `hosts` for recomputation and consumes the journal entries `changes` read, in one
+    /// transaction; also marks the hosts of `recheck` (host, view version when the changes were
+    /// weighed) whose findings moved since — their new findings were not weighed. Several servers
+    /// may run it at once: the entries are claimed by removing them in the transaction that marks
+    /// their hosts (None: another server claimed them first, nothing was marked here).
+    pub async fn claim_knowledge_changes(
+        &self,
+        changes: &KnowledgeChanges,
+        hosts: &BTreeSet<i64>,
+        recheck: &[(i64, i64)],
+    ) -> Result<Option<KnowledgeChangesApplied>, StoreError> {
         let (_writer, mut tx) = self.begin().await?;
         // Removing the entries first claims them: a server that read the same entries finds them
         // gone (on PostgreSQL it waits for this transaction) and marks nothing twice.
         let claimed = sqlx::query(&self.sql("DELETE FROM kb_change WHERE seq <= $1"))
-            .bind(last_seq)
+            .bind(changes.last_seq)
             .execute(&mut *tx)
             .await
             .context(|| "removing applied knowledge-base changes".into())?
             .rows_affected();
         if claimed == 0 {
-            return Ok(KnowledgeChangesApplied::default());
+            return Ok(None);
         }
-        sqlx::query("UPDATE kb_generation SET generation = generation + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await
-            .context(|| "counting the applied knowledge-base changes".into())?;
-        if !hosts.is_empty() {
-            let ids: Vec<i64> = hosts.iter().copied().collect();
+        let generation: i64 = sqlx::query_scalar(
+            "UPDATE kb_generation SET generation = generation + 1 WHERE id = 1 RETURNING generation",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .context(|| "counting the applied knowledge-base changes".into())?;
+        let mut marked = hosts.clone();
+        if !recheck.is_empty() {
+            // Hosts whose findings were stored after they were weighed (by a worker that had not
+            // seen these changes yet).
+            let sql = format!(
+                "SELECT h.id FROM host h JOIN ({}) w ON h.id = w.a WHERE h.view_version <> w.b",
+                self.json_pair_list(1)
+            );
+            let pairs: Vec<[i64; 2]> = recheck.iter().map(|(h, v)| [*h, *v]).collect();
+            let moved: Vec<i64> = sqlx::query_scalar(&self.sql(&sql))
+                .bind(serde_json::to_string(&pairs).expect("integers serialize"))
+                .fetch_all(&mut *tx)
+                .await
+                .context(|| "reading the hosts weighed".into())?;
+            marked.extend(moved);
+        }
+        if !marked.is_empty() {
+            let ids: Vec<i64> = marked.iter().copied().collect();
+            if self.backend() == Backend::Postgres {
+                // Host rows locked in id order, as the findings writers lock theirs (no deadlock).
+                let sql = format!(
+                    "SELECT id FROM host WHERE id IN ({}) ORDER BY id FOR UPDATE",
+                    self.json_id_list(1)
+                );
+                sqlx::query(&self.sql(&sql))
+                    .bind(serde_json::to_string(&ids).expect("integers serialize"))
+                    .execute(&mut *tx)
+                    .await
+                    .context(|| "locking the hosts to mark".into())?;
+            }
             let sql = format!(
                 "UPDATE host SET findings_version = NULL WHERE id IN ({})",
                 self.json_id_list(1)
@@ -194,24 +268,26 @@ impl Store {
         tx.commit()
             .await
             .context(|| "committing applied knowledge-base changes".into())?;
-        Ok(KnowledgeChangesApplied {
-            changes: rows.len(),
-            packages: names.len(),
-            cves: cves.len(),
-            hosts_marked: hosts.len(),
-        })
+        Ok(Some(KnowledgeChangesApplied {
+            changes: changes.entries,
+            packages: changes.names.len(),
+            cves: changes.cves.len(),
+            hosts_marked: marked.len(),
+            generation,
+        }))
     }
 
-    /// The hosts holding a package (by binary or source name) whose advisories changed on the
-    /// host's distribution: the candidate package versions first (by name), then each distinct
-    /// package set in use intersected once, its hosts taken by their distribution.
-    async fn hosts_holding(
+    /// The hosts a change of these package names can touch, grouped by what their findings depend
+    /// on: package set, release and finding set — with each group's package versions the changes
+    /// name (by binary or source name, on the group's distribution). Each distinct package set
+    /// in use is looked at once.
+    pub async fn knowledge_candidates(
         &self,
-        names: &HashMap<String, BTreeSet<Option<String>>>,
-    ) -> Result<BTreeSet<i64>, StoreError> {
-        let mut hosts = BTreeSet::new();
+        changes: &KnowledgeChanges,
+    ) -> Result<Vec<CandidateGroup>, StoreError> {
+        let names = &changes.names;
         if names.is_empty() {
-            return Ok(hosts);
+            return Ok(Vec::new());
         }
         let list: Vec<&str> = names.keys().map(String::as_str).collect();
         let sql = format!(
@@ -238,25 +314,76 @@ impl Store {
             }
         }
         if candidates.is_empty() {
-            return Ok(hosts);
+            return Ok(Vec::new());
         }
         // Set by set (hosts holding the same versions share one): a set concerns its hosts on
         // the distributions the change names.
-        for (set, holders) in self.package_sets_in_use().await? {
-            let concerned: Vec<&HashSet<Option<&str>>> =
-                set.iter().filter_map(|id| candidates.get(id)).collect();
+        let mut groups: Vec<CandidateGroup> = Vec::new();
+        for set in self.package_sets_in_use().await? {
+            let concerned: Vec<(i64, &HashSet<Option<&str>>)> = set
+                .packages
+                .iter()
+                .filter_map(|id| candidates.get(id).map(|d| (*id, d)))
+                .collect();
             if concerned.is_empty() {
                 continue;
             }
-            for (host_id, distro) in holders {
-                if concerned
+            // (distro, release, finding set) → the group's position.
+            type GroupKey = (Option<String>, Option<String>, Option<i64>);
+            let mut by_key: HashMap<GroupKey, usize> = HashMap::new();
+            for holder in set.holders {
+                let named: Vec<i64> = concerned
                     .iter()
-                    .any(|d| d.contains(&None) || d.contains(&distro.as_deref()))
-                {
-                    hosts.insert(host_id);
+                    .filter(|(_, d)| d.contains(&None) || d.contains(&holder.distro.as_deref()))
+                    .map(|(id, _)| *id)
+                    .collect();
+                if named.is_empty() {
+                    continue;
                 }
+                let key = (holder.distro, holder.release, holder.finding_set);
+                let n = *by_key.entry(key.clone()).or_insert_with(|| {
+                    groups.push(CandidateGroup {
+                        distro: key.0,
+                        release: key.1,
+                        package_set: set.id,
+                        finding_set: key.2,
+                        packages: named,
+                        hosts: Vec::new(),
+                    });
+                    groups.len() - 1
+                });
+                groups[n].hosts.push((holder.host_id, holder.view_version));
             }
         }
-        Ok(hosts)
+        Ok(groups)
     }
+}
+
+/// The knowledge-base change journal's entries not applied yet ([`Store::knowledge_changes`]).
+#[derive(Clone, Debug, Default)]
+pub struct KnowledgeChanges {
+    /// The last entry read (what claiming them removes up to).
+    last_seq: i64,
+    /// Entries read.
+    pub entries: usize,
+    /// Package name → the distributions its advisories changed on (None: any).
+    pub names: HashMap<String, BTreeSet<Option<String>>>,
+    /// CVEs whose enrichment (NVD, KEV, EPSS) changed.
+    pub cves: BTreeSet<String>,
+}
+
+/// Hosts sharing what their findings depend on (package set, release, finding set) that a
+/// change can touch ([`Store::knowledge_candidates`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CandidateGroup {
+    /// The hosts' distribution and release (as stored from their inventory).
+    pub distro: Option<String>,
+    pub release: Option<String>,
+    pub package_set: i64,
+    /// The finding set they hold (None: not computed yet).
+    pub finding_set: Option<i64>,
+    /// The set's package versions a change names.
+    pub packages: Vec<i64>,
+    /// (host id, view version when read).
+    pub hosts: Vec<(i64, i64)>,
 }

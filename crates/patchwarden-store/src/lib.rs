@@ -40,7 +40,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 
 pub use feed_state::FeedState;
-pub use kb_journal::KnowledgeChangesApplied;
+pub use kb_journal::{CandidateGroup, KnowledgeChanges, KnowledgeChangesApplied};
 pub use knowledge::WriteMode;
 pub use leases::ScheduledLease;
 pub use migrate::LATEST_VERSION;

@@ -501,6 +501,7 @@ async fn finding_sets_are_shared_and_evaluations_write_differences() {
                     entry(h1, 3, &both_ids),
                     entry(999_999, 1, &both_ids),
                 ],
+                None,
                 t4,
             )
             .await
@@ -670,6 +671,7 @@ async fn knowledge_changes_mark_only_the_hosts_they_touch() {
         settle().await;
 
         // New advisories for openssl: only the host holding openssl.
+        let evaluated_at = store.knowledge_generation().await.unwrap();
         write(
             SECDB,
             Source::AlpineSecdb,
@@ -679,6 +681,30 @@ async fn knowledge_changes_mark_only_the_hosts_they_touch() {
         )
         .await;
         assert_eq!(marked_by("openssl added").await.0, vec![a], "{backend:?}");
+        // Findings evaluated against the knowledge base before the change was applied (a worker
+        // that had not seen it) are not stored over its mark; evaluated after, they are.
+        let keys = interned(store, &[finding("musl", &epss_cve, &epss_cve)]).await;
+        let evaluated = [EvaluatedFindings {
+            host_id: a,
+            version: 1,
+            keys,
+        }];
+        let stale = store
+            .store_findings(&evaluated, Some(evaluated_at), now)
+            .await
+            .unwrap();
+        assert!(
+            stale[0].stale_knowledge && !stale[0].stored,
+            "{backend:?}: {stale:?}"
+        );
+        assert_eq!(store.hosts_needing_findings().await.unwrap(), vec![a]);
+        let current = store.knowledge_generation().await.unwrap();
+        assert_eq!(current, evaluated_at + 1);
+        let fresh = store
+            .store_findings(&evaluated, Some(current), now)
+            .await
+            .unwrap();
+        assert!(fresh[0].stored && !fresh[0].stale_knowledge, "{fresh:?}");
         settle().await;
 
         // The same feed downloaded again (new provenance, same records): nobody.

@@ -152,11 +152,16 @@ impl Store {
         let mut hosts: Vec<i64> = new.iter().map(|(h, _)| *h).collect();
         hosts.sort_unstable();
         hosts.dedup();
-        // Per host: (stored digest, revoked).
+        // Per host: (stored digest, revoked). On PostgreSQL the rows are locked here, in id order
+        // (as every writer of several host rows locks them: no deadlock), for the last-seen update.
+        let lock = match self.backend() {
+            crate::Backend::Postgres => " ORDER BY id FOR UPDATE",
+            crate::Backend::Sqlite => "",
+        };
         let mut stored: HashMap<i64, (Option<String>, bool)> = HashMap::new();
         for chunk in hosts.chunks(KEYS_PER_STATEMENT) {
             let sql = format!(
-                "SELECT id, inventory_digest, revoked_at FROM host WHERE id IN ({})",
+                "SELECT id, inventory_digest, revoked_at FROM host WHERE id IN ({}){lock}",
                 self.placeholders(1, chunk.len())
             );
             let mut q = sqlx::query_as::<_, (i64, Option<String>, Option<String>)>(&sql);

@@ -63,8 +63,11 @@ pub use patchwarden_model::finding_set::HostFindingSet;
 /// What storing a host's findings did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FindingsStored {
-    /// False when findings of a newer inventory were stored already (nothing was written).
+    /// False when findings of a newer inventory were stored already, or the knowledge base
+    /// changed since the evaluation (nothing was written).
     pub stored: bool,
+    /// Nothing was written: knowledge-base changes were applied after the evaluation read it.
+    pub stale_knowledge: bool,
     pub opened: usize,
     pub closed: usize,
 }
@@ -273,6 +276,7 @@ impl Store {
                     version,
                     keys: Arc::from(keys),
                 }],
+                None,
                 now,
             )
             .await?;
@@ -286,10 +290,14 @@ impl Store {
     /// upgrade that did not fix it or a state change, keeps the first sighting), and one change
     /// row — or, when the set is the one stored, only the findings version. Nothing is stored for
     /// a host whose findings of a newer inventory are (two workers can race), nor for a second
-    /// entry of the same host.
+    /// entry of the same host. With `knowledge_generation` (the [`Store::knowledge_generation`]
+    /// the findings were evaluated against), nothing at all is stored when knowledge-base changes
+    /// were applied since (every answer says `stale_knowledge`): an evaluation that read the old
+    /// knowledge base must not overwrite the marks of the change, on this server or another.
     pub async fn store_findings(
         &self,
         evaluated: &[EvaluatedFindings],
+        knowledge_generation: Option<i64>,
         now: &str,
     ) -> Result<Vec<FindingsStored>, StoreError> {
         let mut out = vec![FindingsStored::default(); evaluated.len()];
@@ -322,7 +330,12 @@ impl Store {
         // Each host once (its entry of the newest inventory), in id order: concurrent writers
         // lock host rows in one order.
         let mut order: Vec<usize> = (0..evaluated.len()).collect();
-        order.sort_by_key(|&n| (evaluated[n].host_id, std::cmp::Reverse(evaluated[n].version)));
+        order.sort_by_key(|&n| {
+            (
+                evaluated[n].host_id,
+                std::cmp::Reverse(evaluated[n].version),
+            )
+        });
         order.dedup_by_key(|n| evaluated[*n].host_id);
         let host_ids: Vec<i64> = order.iter().map(|&n| evaluated[n].host_id).collect();
         let (_writer, mut tx) = self.begin().await?;
@@ -341,6 +354,21 @@ impl Store {
             .context(|| "reading the hosts' findings versions".into())?
             .into_iter()
             .collect();
+        // Read after the hosts are locked: a change applied meanwhile (it marks hosts, so it
+        // waits for these locks or took them first) is seen.
+        if let Some(evaluated_at) = knowledge_generation {
+            let now_at: i64 =
+                sqlx::query_scalar("SELECT generation FROM kb_generation WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context(|| "reading the knowledge-base generation".into())?;
+            if now_at != evaluated_at {
+                for stored in &mut out {
+                    stored.stale_knowledge = true;
+                }
+                return Ok(out);
+            }
+        }
         // The hosts whose stored findings are not newer: stamped with their version.
         let claimed: Vec<usize> = order
             .into_iter()
@@ -481,7 +509,14 @@ impl Store {
             self.insert_rows(
                 &mut tx,
                 "finding_change",
-                &["host_id", "changed_at", "from_set", "to_set", "opened", "closed"],
+                &[
+                    "host_id",
+                    "changed_at",
+                    "from_set",
+                    "to_set",
+                    "opened",
+                    "closed",
+                ],
                 &change_rows,
             )
             .await?;
