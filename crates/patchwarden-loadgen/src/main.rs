@@ -76,12 +76,18 @@ struct Host {
 /// Hosts share one of this many package lists.
 const VARIANTS: usize = 20;
 
-/// The `VARIANTS` package-list variants: the base inventory's packages padded with real names;
+/// The `VARIANTS` package-list variants: the base inventory's packages padded with real names
+/// (none of them a name or source name of the base's packages);
 /// every 20th package differs between variants (hosts share most versions, not all).
 fn variants(base: &Inventory, names: &[String], packages: usize) -> Vec<Inventory> {
     let mut template = base.clone();
-    let existing: std::collections::HashSet<String> =
-        template.packages.iter().map(|p| p.name.clone()).collect();
+    // Padding names are neither a package nor the source of a package of the base: an advisory
+    // on a padding name concerns only the hosts holding it (`tenth` below).
+    let existing: std::collections::HashSet<String> = template
+        .packages
+        .iter()
+        .flat_map(|p| [p.name.clone(), p.source_name.clone()])
+        .collect();
     let model = template
         .packages
         .first()
