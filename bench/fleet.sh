@@ -42,7 +42,7 @@ rss() { for p in "${pids[@]}"; do printf '%s ' "$(ps -o rss= -p "$p")"; done; ec
 cpu() { local t=0; for p in "${pids[@]}"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; python3 -c "print($t / $(getconf CLK_TCK))"; }
 cpu_before=$(cpu)
 token=$("$bin/patchwarden" --db "$db" enroll-token create --uses $((hosts + 10)) 2>/dev/null)
-/usr/bin/time -f 'loadgen: %e s, peak RSS %M KB' "$bin/patchwarden-loadgen" "${urls[@]}" \
+/usr/bin/time -f 'loadgen: %e s, CPU %U s user + %S s system, peak RSS %M KB' "$bin/patchwarden-loadgen" "${urls[@]}" \
   --ca state/ca.pem --token "$token" --inventory "$base" --names "$names" --hosts "$hosts" \
   --packages 1000 --concurrency 64 --rounds "${ROUNDS:-3}" --pause-secs "${PAUSE_SECS:-0}" | tee loadgen.out
 echo "server RSS after the load: $(rss); server CPU during the load: $(python3 -c "print(round($(cpu) - $cpu_before, 1))") s"

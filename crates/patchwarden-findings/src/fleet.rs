@@ -4,8 +4,17 @@
 //! bring package names not seen before (loaded from the store name by name, each advisory once),
 //! and a verdict cache: the finding keys of each distinct (release, installed package version,
 //! Ubuntu Pro or not), so a host whose package versions were all seen before is evaluated by
-//! lookups, not by matching. Kernel images on a live host are evaluated per host (the running
-//! kernel decides their state). A knowledge-base change empties it all ([`FleetKnowledge::clear`]).
+//! lookups, not by matching — and a host whose package set, release, Ubuntu Pro and running kernel
+//! were evaluated before takes that answer whole. Kernel images on a live host are evaluated per
+//! host (the running kernel decides their state). A knowledge-base change empties it all
+//! ([`FleetKnowledge::clear`]); [`FleetKnowledge::follow`] does when the store's knowledge
+//! generation moved, and tells the generation findings are evaluated against (the store refuses
+//! them if it moves before they are written).
+//!
+//! Knowledge-base changes are weighed here ([`FleetKnowledge::apply_changes`]): of the hosts
+//! holding a package a change names, only the groups (same package set, release and findings)
+//! whose findings for the named package versions differ under the new knowledge base are marked.
+//! The store finds the candidates and marks; which verdicts changed is decided by matching.
 //!
 //! A finding key ([`FindingKey`]) is the part of a finding every host holding the same package
 //! version shares: the verdict and its evidence. What the knowledge base says of its advisory

@@ -39,7 +39,7 @@ struct Queue {
 const BATCH: usize = 256;
 
 /// How long a worker waits for more hosts after the first before it starts a batch.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Queue {
     /// The next hosts to evaluate: what is queued, up to [`BATCH`], waiting for one when none is

@@ -11,7 +11,7 @@
 //! file per resource, functions named by verb), [`auth`] and [`extract`] (the extractors that check
 //! the caller, ids, bodies and queries before a handler runs), [`error`] (the one error type and
 //! its JSON), [`state`] (what requests share: the store, the configuration and the handles of the
-//! background services), the background services — [`heartbeats`] (group commit),
+//! background services), the background services — [`group_commit`] (heartbeats and inventories stored in batches),
 //! [`findings_queue`] (findings workers), [`knowledge`] (the knowledge-base journal),
 //! [`job_board`] (hosts with queued jobs), [`rollouts`] (the rollout driver) — each owning its
 //! store handle; [`admin`] (users and tokens, shared with the CLI), [`documents`] (stored
@@ -28,8 +28,8 @@ pub mod error;
 pub mod extract;
 pub mod findings_queue;
 pub mod findings_view;
+pub mod group_commit;
 pub mod handlers;
-pub mod heartbeats;
 pub mod host_cache;
 pub mod job_board;
 pub mod knowledge;

@@ -9,7 +9,7 @@ use patchwarden_store::Store;
 
 use crate::findings_queue::{FindingsQueue, FindingsWorker};
 use crate::findings_view::FindingsView;
-use crate::heartbeats::HeartbeatBatcher;
+use crate::group_commit::{HeartbeatBatcher, InventoryBatcher};
 use crate::host_cache::HostCache;
 use crate::job_board::JobBoard;
 use crate::knowledge::KnowledgeWatcher;
@@ -24,6 +24,7 @@ pub struct AppState {
     /// Host credentials this process has checked.
     pub hosts: Arc<HostCache>,
     pub heartbeats: HeartbeatBatcher,
+    pub inventories: InventoryBatcher,
     pub findings: FindingsQueue,
     /// Reads the fleet's findings (assembled on read).
     pub view: FindingsView,
@@ -66,7 +67,8 @@ impl AppState {
             config.findings_workers,
         );
         AppState {
-            heartbeats: HeartbeatBatcher::start(store.clone()),
+            heartbeats: HeartbeatBatcher::heartbeats(store.clone()),
+            inventories: InventoryBatcher::inventories(store.clone()),
             job_board: JobBoard::start(store.clone(), config.job_poll),
             knowledge: KnowledgeWatcher::new(
                 store.clone(),

@@ -113,6 +113,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0018_package_ids_dropped.sql"),
         include_str!("../migrations/postgres/0018_package_ids_dropped.sql"),
     ),
+    (
+        19,
+        "first_inventory_by_set",
+        include_str!("../migrations/sqlite/0019_first_inventory_by_set.sql"),
+        include_str!("../migrations/postgres/0019_first_inventory_by_set.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,

@@ -210,6 +210,18 @@ async fn check_ins_history_and_findings_on_both_backends() {
         assert_eq!(busybox.len(), 2, "{busybox:?}");
         let old = busybox.iter().find(|h| h.1 == old_version).unwrap();
         assert_eq!(old.3.as_deref(), Some(later), "{backend:?}");
+        // Every version of the first inventory appeared with it (its change row names the set).
+        assert_eq!(history.len(), inv.packages.len() + 1, "{backend:?}");
+        for p in &inv.packages {
+            assert!(
+                history
+                    .iter()
+                    .any(|h| h.0 == p.name && h.1 == p.version && h.2 == now),
+                "{backend:?}: {} {}",
+                p.name,
+                p.version
+            );
+        }
 
         // A revoked host's heartbeats are refused by the batch itself (servers skip the
         // credential lookup for heartbeats of hosts they know); nothing is stored, and another
@@ -318,6 +330,112 @@ fn beat(host: i64, key: &str, digest: &str) -> patchwarden_store::fleet::Heartbe
         host_id: host,
         idempotency_key: key.into(),
         digest: digest.into(),
+    }
+}
+
+/// Inventories stored in one batch (the server's group commit): each answered as alone, a host's
+/// second inventory diffed against its first, a repeated key a duplicate, the batch's hosts'
+/// package history complete.
+#[tokio::test]
+async fn inventories_stored_in_one_batch() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for test_store in patchwarden_store::testing::stores("inventory_batch", tmp).await {
+        let store = &test_store.store;
+        let backend = store.backend();
+        let (t1, t2) = ("2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z");
+        store
+            .create_enroll_token("t", "2027-01-01T00:00:00Z", 3, &Default::default(), "test")
+            .await
+            .unwrap();
+        let mut hosts = Vec::new();
+        for (i, name) in ["a", "b", "c"].iter().enumerate() {
+            let (id, _) = store
+                .enroll_host("t", t1, name, None, &format!("s{i}"))
+                .await
+                .unwrap()
+                .unwrap();
+            hosts.push(id);
+        }
+        let (a, b, c) = (hosts[0], hosts[1], hosts[2]);
+        let inv = alpine_inventory("batch");
+        let mut upgraded = inv.clone();
+        let p = upgraded
+            .packages
+            .iter_mut()
+            .find(|p| p.name == "musl")
+            .unwrap();
+        p.version = format!("{}-test-upgrade", p.version);
+        async fn entry(
+            store: &patchwarden_store::Store,
+            host: i64,
+            key: &str,
+            inv: &Inventory,
+        ) -> patchwarden_store::fleet::NewInventory {
+            store
+                .new_inventory(host, key, &inventory_digest(inv), &InventoryView::of(inv))
+                .await
+                .unwrap()
+        }
+        let batch = vec![
+            entry(store, a, "a1", &inv).await,
+            entry(store, b, "b1", &inv).await,
+            entry(store, a, "a2", &upgraded).await,
+            entry(store, b, "b1", &inv).await,
+        ];
+        let out = store.check_in_inventories(&batch, t1).await.unwrap();
+        let summary: Vec<(CheckInResult, usize, usize, i64)> = out
+            .iter()
+            .map(|o| (o.result, o.appeared, o.disappeared, o.inventory_version))
+            .collect();
+        let n = inv.packages.len();
+        assert_eq!(
+            summary,
+            [
+                (CheckInResult::Stored, n, 0, 1),
+                (CheckInResult::Stored, n, 0, 1),
+                (CheckInResult::Stored, 1, 1, 2),
+                (CheckInResult::Duplicate, 0, 0, 0),
+            ],
+            "{backend:?}"
+        );
+        // a holds the upgraded set, b the first; the same key again later is a duplicate, and an
+        // unchanged inventory of c in a later batch shares b's set.
+        let (a_inv, a_version) = store.host_inventory(a).await.unwrap().unwrap();
+        assert_eq!(a_version, 2);
+        assert!(a_inv
+            .packages
+            .iter()
+            .any(|p| p.name == "musl" && p.version.ends_with("-test-upgrade")));
+        let again = store
+            .check_in_inventories(
+                &[
+                    entry(store, a, "a2", &upgraded).await,
+                    entry(store, c, "c1", &inv).await,
+                ],
+                t2,
+            )
+            .await
+            .unwrap();
+        assert_eq!(again[0].result, CheckInResult::Duplicate);
+        assert_eq!(
+            (again[1].result, again[1].appeared),
+            (CheckInResult::Stored, n)
+        );
+        let counts = store.counts().await.unwrap();
+        assert!(
+            counts.contains(&("package_set".to_owned(), 2)),
+            "{backend:?}: {counts:?}"
+        );
+        // a's history: every first version appeared at t1, musl's old version closed at t1.
+        let history = store.package_history(a).await.unwrap();
+        assert_eq!(history.len(), n + 1, "{backend:?}");
+        let musl: Vec<_> = history.iter().filter(|h| h.0 == "musl").collect();
+        assert_eq!(musl.len(), 2, "{musl:?}");
+        assert!(musl
+            .iter()
+            .any(|h| !h.1.ends_with("-test-upgrade") && h.3.as_deref() == Some(t1)));
+        assert_eq!(store.package_history(c).await.unwrap().len(), n);
+        test_store.finish().await;
     }
 }
 
@@ -881,8 +999,9 @@ async fn package_rows_of_the_0006_schema_migrate_to_package_sets() {
             "DROP TABLE package_change".to_owned(),
             "DROP TABLE host_package_set".to_owned(),
             "DROP TABLE package_set".to_owned(),
-            // 7 (package sets per host), then 17 and 18 (shared package sets) run again.
-            "DELETE FROM schema_migrations WHERE version IN (7, 17, 18)".to_owned(),
+            // 7 (package sets per host), then 17 and 18 (shared package sets) and 19 (first
+            // inventories by set) run again.
+            "DELETE FROM schema_migrations WHERE version IN (7, 17, 18, 19)".to_owned(),
             "CREATE TABLE host_package (host_id BIGINT NOT NULL, package_version_id BIGINT NOT NULL, \
              PRIMARY KEY (host_id, package_version_id))"
                 .to_owned(),

@@ -130,7 +130,6 @@ pub async fn check_in(
             "digest: must be a SHA-256 in lowercase hex (64 characters)".into(),
         ));
     }
-    let now = patchwarden_model::now_rfc3339();
     let outcome = match &report.inventory {
         None => CheckInOutcome {
             result: heartbeat(
@@ -147,16 +146,12 @@ pub async fn check_in(
             inventory_version: 0,
         },
         Some(inventory) => {
-            state
+            // Package versions interned here; the rest with the next batch of inventories.
+            let entry = state
                 .store
-                .check_in(
-                    host_id,
-                    &report.idempotency_key,
-                    &digest,
-                    Some(inventory),
-                    &now,
-                )
-                .await?
+                .new_inventory(host_id, &report.idempotency_key, &digest, inventory)
+                .await?;
+            state.inventories.store(entry).await?
         }
     };
     state.metrics.count(

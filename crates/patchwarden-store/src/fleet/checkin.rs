@@ -14,7 +14,10 @@ impl Store {
     /// Ids of versions seen before come from this process's cache (an id never changes once
     /// stored, whichever process stored it): a fleet shares most versions, so most inventories
     /// insert nothing.
-    async fn intern_packages(&self, inventory: &InventoryView<'_>) -> Result<Vec<i64>, StoreError> {
+    pub(crate) async fn intern_packages(
+        &self,
+        inventory: &InventoryView<'_>,
+    ) -> Result<Vec<i64>, StoreError> {
         let mut wanted: Vec<i64> = Vec::with_capacity(inventory.packages.len());
         let mut unknown: Vec<(String, &PackageRef<'_>)> = Vec::new();
         {
@@ -285,105 +288,319 @@ impl Store {
                 ))),
             };
         };
-        let wanted = self.intern_packages(inventory).await?;
-        let (_writer, mut tx) = self.begin().await?;
-        let inserted = sqlx::query(&self.sql(
-            "INSERT INTO report (host_id, idempotency_key, received_at, kind, digest) \
-             VALUES ($1, $2, $3, 'inventory', $4) ON CONFLICT DO NOTHING",
-        ))
-        .bind(host_id)
-        .bind(idempotency_key)
-        .bind(now)
-        .bind(digest)
-        .execute(&mut *tx)
-        .await
-        .context(|| "recording the report".into())?;
-        if inserted.rows_affected() == 0 {
-            return Ok(outcome(CheckInResult::Duplicate));
-        }
+        let entry = self
+            .new_inventory(host_id, idempotency_key, digest, inventory)
+            .await?;
+        let mut outcomes = self
+            .check_in_inventories(std::slice::from_ref(&entry), now)
+            .await?;
+        Ok(outcomes.remove(0))
+    }
 
-        // Two inventories of one host (a retry racing its original through another server) must
-        // not diff against the same old set: on PostgreSQL the host row is locked until commit
-        // (SQLite has one writer anyway).
+    /// An inventory check-in ready for [`Store::check_in_inventories`]: its package versions
+    /// interned (outside the batch's transaction: see [`Store::intern_packages`]), its head
+    /// serialized.
+    pub async fn new_inventory(
+        &self,
+        host_id: i64,
+        idempotency_key: &str,
+        digest: &str,
+        inventory: &InventoryView<'_>,
+    ) -> Result<NewInventory, StoreError> {
+        let packages = self.intern_packages(inventory).await?;
+        let doc = &inventory.head;
+        Ok(NewInventory {
+            host_id,
+            idempotency_key: idempotency_key.to_owned(),
+            digest: digest.to_owned(),
+            packages,
+            head: serde_json::to_string(doc).expect("an inventory serializes"),
+            os: doc.os.display_name(),
+            distro: doc.os.release.as_ref().map(|r| r.distro.id().to_owned()),
+            release: doc.os.release.as_ref().map(|r| r.release.clone()),
+        })
+    }
+
+    /// Stores inventory check-ins in one transaction (group commit: the server gathers the
+    /// concurrent ones), a few statements for the whole batch; the outcome of each, in the order
+    /// given. Per check-in: its report key (a key stored before answers `Duplicate` and changes
+    /// nothing), the host's package set diffed and replaced (shared with every host holding
+    /// exactly those versions), the host row (inventory version + 1), one package change row
+    /// (a first inventory names its set instead of listing it). Two inventories of one host in a
+    /// batch are stored in order, the second diffed against the first. Host rows are locked in id
+    /// order on PostgreSQL (as every writer of several host rows locks them). A host that does not
+    /// exist fails the batch.
+    pub async fn check_in_inventories(
+        &self,
+        entries: &[NewInventory],
+        now: &str,
+    ) -> Result<Vec<CheckInOutcome>, StoreError> {
+        let mut out: Vec<CheckInOutcome> = entries
+            .iter()
+            .map(|_| CheckInOutcome {
+                result: CheckInResult::Duplicate,
+                appeared: 0,
+                disappeared: 0,
+                inventory_version: 0,
+            })
+            .collect();
+        if entries.is_empty() {
+            return Ok(out);
+        }
+        let (_writer, mut tx) = self.begin().await?;
+        // Report keys: the entries whose key is new (the first of two alike in the batch).
+        let rows: Vec<Vec<Value>> = entries
+            .iter()
+            .map(|e| {
+                vec![
+                    Value::Int(e.host_id),
+                    Value::from(e.idempotency_key.as_str()),
+                    Value::from(now),
+                    Value::from("inventory"),
+                    Value::from(e.digest.as_str()),
+                ]
+            })
+            .collect();
+        let mut fresh: HashSet<(i64, String)> = HashSet::new();
+        for chunk in rows.chunks(KEYS_PER_STATEMENT) {
+            let sql =
+                format!(
+                "INSERT INTO report {} ON CONFLICT DO NOTHING RETURNING host_id, idempotency_key",
+                crate::batch::values_clause(
+                    &["host_id", "idempotency_key", "received_at", "kind", "digest"],
+                    chunk.len(),
+                    self.backend()
+                )
+            );
+            let flat: Vec<Value> = chunk.iter().flatten().cloned().collect();
+            fresh.extend(
+                crate::batch::bind_all(sqlx::query(&sql), &flat)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .context(|| "recording the reports".into())?
+                    .iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect::<Result<Vec<(i64, String)>, sqlx::Error>>()
+                    .context(|| "recording the reports".into())?,
+            );
+        }
+        let stored: Vec<usize> = (0..entries.len())
+            .filter(|&n| fresh.remove(&(entries[n].host_id, entries[n].idempotency_key.clone())))
+            .collect();
+        if stored.is_empty() {
+            return Ok(out);
+        }
+        // The hosts' current sets, their rows locked (two inventories of one host, e.g. a retry
+        // racing its original through another server, must not diff against the same old set).
+        let mut hosts: Vec<i64> = stored.iter().map(|&n| entries[n].host_id).collect();
+        hosts.sort_unstable();
+        hosts.dedup();
         let lock = match self.backend() {
-            crate::Backend::Postgres => " FOR UPDATE OF h",
+            crate::Backend::Postgres => " ORDER BY h.id FOR UPDATE OF h",
             crate::Backend::Sqlite => "",
         };
-        let current_set: Option<i64> = sqlx::query_scalar::<_, Option<i64>>(&self.sql(&format!(
-            "SELECT s.set_id FROM host h LEFT JOIN host_package_set s ON s.host_id = h.id \
-             WHERE h.id = $1{lock}"
-        )))
-        .bind(host_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .context(|| "reading the host's packages".into())?
-        .flatten();
-        let current: Arc<[i64]> = match current_set {
-            Some(set) => self.package_set(set).await?,
-            None => Arc::from(Vec::new()),
-        };
-        let (appeared, disappeared) = sorted_difference(&wanted, &current);
-        // The host's set: shared with every host holding exactly these versions (the same as
-        // before when nothing appeared or disappeared).
-        let interned = match current_set {
-            Some(_) if appeared.is_empty() && disappeared.is_empty() => None,
-            _ => Some(self.package_sets.intern(self, &mut tx, &wanted).await?),
-        };
-        if let Some(interned) = interned.as_ref().filter(|i| current_set != Some(i.id)) {
-            sqlx::query(&self.sql(
-                "INSERT INTO host_package_set (host_id, set_id) VALUES ($1, $2) \
-                 ON CONFLICT (host_id) DO UPDATE SET set_id = excluded.set_id",
-            ))
-            .bind(host_id)
-            .bind(interned.id)
-            .execute(&mut *tx)
+        let sql = format!(
+            "SELECT h.id, s.set_id FROM host h LEFT JOIN host_package_set s ON s.host_id = h.id \
+             WHERE h.id IN ({}){lock}",
+            self.json_id_list(1)
+        );
+        let current_sets: HashMap<i64, Option<i64>> = sqlx::query_as(&self.sql(&sql))
+            .bind(ids_json(&hosts))
+            .fetch_all(&mut *tx)
             .await
-            .context(|| "storing the host's packages".into())?;
+            .context(|| "reading the hosts' packages".into())?
+            .into_iter()
+            .collect();
+        if let Some(missing) = hosts.iter().find(|h| !current_sets.contains_key(h)) {
+            return Err(StoreError::new(format!(
+                "updating host {missing}: no such host"
+            )));
         }
-        let doc = &inventory.head;
-        let os = doc.os.display_name();
-        let inventory_version: i64 = sqlx::query_scalar(&self.sql(
-            "UPDATE host SET last_seen = $2, os = $3, distro = $4, release = $5, inventory_digest = $6, \
-             inventory_at = $2, inventory_doc = $7, inventory_version = inventory_version + 1, view_version = view_version + 1, \
-             package_count = $8 WHERE id = $1 \
-             RETURNING inventory_version",
-        ))
-        .bind(host_id)
-        .bind(now)
-        .bind(os)
-        .bind(doc.os.release.as_ref().map(|r| r.distro.id()))
-        .bind(doc.os.release.as_ref().map(|r| r.release.clone()))
-        .bind(digest)
-        .bind(serde_json::to_string(doc).expect("an inventory serializes"))
-        .bind(wanted.len() as i64)
-        .fetch_one(&mut *tx)
-        .await
-        .context(|| format!("updating host {host_id}"))?;
-        if !appeared.is_empty() || !disappeared.is_empty() {
-            sqlx::query(&self.sql(
-                "INSERT INTO package_change (host_id, inventory_version, changed_at, appeared, \
-                 disappeared) VALUES ($1, $2, $3, $4, $5)",
-            ))
-            .bind(host_id)
-            .bind(inventory_version)
-            .bind(now)
-            .bind(ids_json(&appeared))
-            .bind(ids_json(&disappeared))
-            .execute(&mut *tx)
-            .await
-            .context(|| "recording the package changes".into())?;
+        // Per stored entry in order: what it replaces (the host's previous entry in this batch,
+        // else its stored set) and the round it is written in (its host's how-manieth).
+        struct Step {
+            n: usize,
+            round: usize,
+            /// The host's stored set (for its first entry in the batch).
+            previous_set: Option<i64>,
+            appeared: Vec<i64>,
+            disappeared: Vec<i64>,
+            /// Position in the lists to intern (None: the set stays).
+            intern: Option<usize>,
+        }
+        // Host → (round of its last entry so far, the versions that entry leaves).
+        let mut latest: HashMap<i64, (usize, Arc<[i64]>)> = HashMap::new();
+        let mut to_intern: Vec<&[i64]> = Vec::new();
+        let mut steps: Vec<Step> = Vec::with_capacity(stored.len());
+        for &n in &stored {
+            let e = &entries[n];
+            // (round, whether the host has a set before this entry, its stored set, its versions)
+            let (round, had_set, previous_set, current) = match latest.get(&e.host_id) {
+                Some((round, ids)) => (round + 1, true, None, ids.clone()),
+                None => {
+                    let set = current_sets[&e.host_id];
+                    let ids = match set {
+                        Some(set) => self.package_set(set).await?,
+                        None => Arc::from(Vec::new()),
+                    };
+                    (0, set.is_some(), set, ids)
+                }
+            };
+            let (appeared, disappeared) = sorted_difference(&e.packages, &current);
+            let unchanged = had_set && appeared.is_empty() && disappeared.is_empty();
+            let intern = (!unchanged).then(|| {
+                to_intern.push(&e.packages);
+                to_intern.len() - 1
+            });
+            latest.insert(e.host_id, (round, Arc::from(e.packages.as_slice())));
+            steps.push(Step {
+                n,
+                round,
+                previous_set,
+                appeared,
+                disappeared,
+                intern,
+            });
+        }
+        let interned = self
+            .package_sets
+            .intern_many(self, &mut tx, &to_intern)
+            .await?;
+        // The set each step leaves the host with.
+        let mut set_after: Vec<Option<i64>> = Vec::with_capacity(steps.len());
+        {
+            let mut host_set: HashMap<i64, Option<i64>> = HashMap::new();
+            for step in &steps {
+                let host = entries[step.n].host_id;
+                let before = host_set.get(&host).copied().unwrap_or(step.previous_set);
+                let after = match step.intern {
+                    Some(i) => Some(interned[i].id),
+                    None => before,
+                };
+                host_set.insert(host, after);
+                set_after.push(after);
+            }
+        }
+        let rounds = steps.iter().map(|s| s.round).max().unwrap_or(0) + 1;
+        for round in 0..rounds {
+            let in_round: Vec<usize> = (0..steps.len())
+                .filter(|&i| steps[i].round == round)
+                .collect();
+            // The sets that changed.
+            let set_rows: Vec<Vec<Value>> = in_round
+                .iter()
+                .filter(|&&i| steps[i].intern.is_some())
+                .filter_map(|&i| {
+                    set_after[i]
+                        .map(|set| vec![Value::Int(entries[steps[i].n].host_id), Value::Int(set)])
+                })
+                .collect();
+            self.insert_rows_then(
+                &mut tx,
+                "host_package_set",
+                &["host_id", "set_id"],
+                &set_rows,
+                " ON CONFLICT (host_id) DO UPDATE SET set_id = excluded.set_id",
+            )
+            .await?;
+            // The host rows, one statement per chunk.
+            let mut versions: HashMap<i64, i64> = HashMap::new();
+            let columns = ["hid", "at", "os", "distro", "rel", "digest", "doc", "n"];
+            for chunk in in_round.chunks(KEYS_PER_STATEMENT) {
+                let values: Vec<Value> = chunk
+                    .iter()
+                    .flat_map(|&i| {
+                        let e = &entries[steps[i].n];
+                        [
+                            Value::Int(e.host_id),
+                            Value::from(now),
+                            Value::from(e.os.clone()),
+                            Value::from(e.distro.clone()),
+                            Value::from(e.release.clone()),
+                            Value::from(e.digest.as_str()),
+                            Value::from(e.head.as_str()),
+                            Value::Int(e.packages.len() as i64),
+                        ]
+                    })
+                    .collect();
+                let clause = crate::batch::values_clause(&columns, chunk.len(), self.backend());
+                let (names, rows) = clause
+                    .split_once(" VALUES ")
+                    .expect("values_clause writes VALUES");
+                let sql = format!(
+                    "WITH v{names} AS (VALUES {rows}) UPDATE host SET last_seen = v.at, os = v.os, \
+                     distro = v.distro, release = v.rel, inventory_digest = v.digest, \
+                     inventory_at = v.at, inventory_doc = v.doc, \
+                     inventory_version = inventory_version + 1, view_version = view_version + 1, \
+                     package_count = v.n FROM v WHERE host.id = v.hid \
+                     RETURNING id, inventory_version"
+                );
+                let returned = crate::batch::bind_all(sqlx::query(&sql), &values)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .context(|| "updating the hosts".into())?;
+                for r in returned {
+                    let id: i64 = r.try_get(0).context(|| "updating the hosts".into())?;
+                    let version: i64 = r.try_get(1).context(|| "updating the hosts".into())?;
+                    versions.insert(id, version);
+                }
+            }
+            let mut change_rows: Vec<Vec<Value>> = Vec::new();
+            for &i in &in_round {
+                let step = &steps[i];
+                let e = &entries[step.n];
+                let version = *versions.get(&e.host_id).ok_or_else(|| {
+                    StoreError::new(format!("updating host {}: no such host", e.host_id))
+                })?;
+                out[step.n] = CheckInOutcome {
+                    result: CheckInResult::Stored,
+                    appeared: step.appeared.len(),
+                    disappeared: step.disappeared.len(),
+                    inventory_version: version,
+                };
+                if step.appeared.is_empty() && step.disappeared.is_empty() {
+                    continue;
+                }
+                // The first inventory: everything in its set appeared (named by the set, not
+                // listed).
+                let appeared_set = match step.previous_set {
+                    None if step.round == 0 => set_after[i],
+                    _ => None,
+                };
+                change_rows.push(vec![
+                    Value::Int(e.host_id),
+                    Value::Int(version),
+                    Value::from(now),
+                    Value::from(if appeared_set.is_some() {
+                        "[]".to_owned()
+                    } else {
+                        ids_json(&step.appeared)
+                    }),
+                    Value::from(ids_json(&step.disappeared)),
+                    Value::MaybeInt(appeared_set),
+                ]);
+            }
+            self.insert_rows(
+                &mut tx,
+                "package_change",
+                &[
+                    "host_id",
+                    "inventory_version",
+                    "changed_at",
+                    "appeared",
+                    "disappeared",
+                    "appeared_set",
+                ],
+                &change_rows,
+            )
+            .await?;
         }
         tx.commit()
             .await
-            .context(|| "committing the inventory".into())?;
-        if let Some(interned) = interned {
+            .context(|| "committing the inventories".into())?;
+        for interned in interned {
             self.package_sets.committed(interned);
         }
-        Ok(CheckInOutcome {
-            result: CheckInResult::Stored,
-            appeared: appeared.len(),
-            disappeared: disappeared.len(),
-            inventory_version,
-        })
+        Ok(out)
     }
 }

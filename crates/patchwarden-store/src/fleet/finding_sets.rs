@@ -313,18 +313,30 @@ impl Store {
             debug_assert!(distinct
                 .iter()
                 .all(|keys| keys.windows(2).all(|w| w[0] < w[1])));
-            let (_writer, mut tx) = self.begin().await?;
-            let interned = self
-                .findings
-                .sets
-                .intern_many(self, &mut tx, &distinct)
-                .await?;
-            tx.commit()
-                .await
-                .context(|| "committing finding sets".into())?;
-            for (keys, interned) in distinct.into_iter().zip(interned) {
-                set_of.insert(keys, interned.id);
-                self.findings.sets.committed(interned);
+            // Most evaluations find sets stored before: no transaction for those.
+            let mut unknown: Vec<&[i64]> = Vec::new();
+            for keys in distinct {
+                match self.findings.sets.known(keys) {
+                    Some(id) => {
+                        set_of.insert(keys, id);
+                    }
+                    None => unknown.push(keys),
+                }
+            }
+            if !unknown.is_empty() {
+                let (_writer, mut tx) = self.begin().await?;
+                let interned = self
+                    .findings
+                    .sets
+                    .intern_many(self, &mut tx, &unknown)
+                    .await?;
+                tx.commit()
+                    .await
+                    .context(|| "committing finding sets".into())?;
+                for (keys, interned) in unknown.into_iter().zip(interned) {
+                    set_of.insert(keys, interned.id);
+                    self.findings.sets.committed(interned);
+                }
             }
         }
         // Each host once (its entry of the newest inventory), in id order: concurrent writers

@@ -74,6 +74,12 @@ impl IdLists {
         self.intern_text(store, conn, ids, text, digest).await
     }
 
+    /// The id of the list of exactly `ids`, if this process knows it is stored.
+    pub(crate) fn known(&self, ids: &[i64]) -> Option<i64> {
+        let (_, digest) = id_list_text(ids);
+        self.ids.lock().ok().and_then(|c| c.get(&digest).copied())
+    }
+
     /// [`IdLists::intern`] for several lists (each ascending, no repeats), in one transaction;
     /// their ids in the order given. Stored in digest order: concurrent transactions interning
     /// the same lists take their locks in one order.

@@ -83,6 +83,23 @@ pub struct CheckInOutcome {
     pub inventory_version: i64,
 }
 
+/// One inventory check-in of a batch ([`Store::check_in_inventories`]): owned, its package
+/// versions interned ([`Store::new_inventory`]).
+#[derive(Clone, Debug)]
+pub struct NewInventory {
+    pub host_id: i64,
+    pub idempotency_key: String,
+    pub digest: String,
+    /// The ids of its package versions (ascending, no repeats).
+    pub packages: Vec<i64>,
+    /// The inventory without its packages, as stored (JSON).
+    pub head: String,
+    /// What the host list shows and filters by: display name, distribution id, release.
+    pub os: Option<String>,
+    pub distro: Option<String>,
+    pub release: Option<String>,
+}
+
 /// One heartbeat of a batch ([`Store::heartbeats`]).
 #[derive(Clone, Debug)]
 pub struct Heartbeat {

@@ -147,9 +147,9 @@ impl Store {
         &self,
         host_id: i64,
     ) -> Result<Vec<(String, String, String, Option<String>)>, StoreError> {
-        let changes: Vec<(String, String, String)> = sqlx::query_as(&self.sql(
-            "SELECT changed_at, appeared, disappeared FROM package_change WHERE host_id = $1 \
-             ORDER BY inventory_version",
+        let changes: Vec<(String, String, String, Option<i64>)> = sqlx::query_as(&self.sql(
+            "SELECT changed_at, appeared, disappeared, appeared_set FROM package_change \
+             WHERE host_id = $1 ORDER BY inventory_version",
         ))
         .bind(host_id)
         .fetch_all(self.pool())
@@ -159,13 +159,18 @@ impl Store {
         // back after it had gone gets a second span.
         let mut spans: Vec<(i64, String, Option<String>)> = Vec::new();
         let mut open: HashMap<i64, usize> = HashMap::new();
-        for (at, appeared, disappeared) in &changes {
+        for (at, appeared, disappeared, appeared_set) in &changes {
             for id in parse_ids(disappeared, host_id)? {
                 if let Some(i) = open.remove(&id) {
                     spans[i].2 = Some(at.clone());
                 }
             }
-            for id in parse_ids(appeared, host_id)? {
+            let mut appeared = parse_ids(appeared, host_id)?;
+            if let Some(set) = appeared_set {
+                // A first inventory: every version of its set appeared.
+                appeared.extend(self.package_set(*set).await?.iter());
+            }
+            for id in appeared {
                 if let std::collections::hash_map::Entry::Vacant(e) = open.entry(id) {
                     e.insert(spans.len());
                     spans.push((id, at.clone(), None));
