@@ -250,6 +250,28 @@ async fn evaluate(store: &Store, fleet: &FleetKnowledge, hosts: &[i64], now: &st
     assert!(stored.iter().all(|s| s.stored), "{stored:?}");
 }
 
+/// Alpine v3.11 main replaced by `advisories`, the change applied as a server applies it
+/// (weighed by version).
+async fn replace_main(
+    store: &Store,
+    fleet: &FleetKnowledge,
+    advisories: impl Iterator<Item = Advisory>,
+    provenance: &Provenance,
+) -> patchwarden_store::KnowledgeChangesApplied {
+    let items: Vec<(Advisory, Provenance)> = advisories.map(|a| (a, provenance.clone())).collect();
+    store
+        .write_advisories(
+            "alpine-secdb:v3.11/main",
+            Source::AlpineSecdb,
+            patchwarden_store::WriteMode::Replace,
+            &items,
+            None,
+        )
+        .await
+        .unwrap();
+    fleet.apply_changes(store).await.unwrap().unwrap()
+}
+
 fn assert_same(name: &str, backend: &str, got: &[FindingDoc], want: &[FindingDoc]) {
     if got.len() != want.len() {
         let key = |f: &FindingDoc| {
@@ -378,24 +400,12 @@ async fn compact_findings_equal_a_scan_on_every_backend_and_after_a_knowledge_ch
             fetched_at: LATER.into(),
             sha256: String::new(),
         };
-        let without: Vec<(Advisory, Provenance)> = secdb_main
+        let without = secdb_main
             .iter()
-            .filter(|a| a.affected.iter().all(|p| p.package != "openssl"))
-            .map(|a| (a.clone(), provenance.clone()))
-            .collect();
-        assert!(without.len() < secdb_main.len());
-        store
-            .write_advisories(
-                "alpine-secdb:v3.11/main",
-                Source::AlpineSecdb,
-                patchwarden_store::WriteMode::Replace,
-                &without,
-                None,
-            )
-            .await
-            .unwrap();
+            .filter(|a| a.affected.iter().all(|p| p.package != "openssl"));
+        assert!(without.clone().count() < secdb_main.len());
         // Weighed by version, as a server applies it: only the Alpine host held openssl findings.
-        let applied = fleet.apply_changes(store).await.unwrap().unwrap();
+        let applied = replace_main(store, &fleet, without.cloned(), &provenance).await;
         assert_eq!(applied.hosts_marked, 1, "{applied:?}");
         let marked = store.hosts_needing_findings().await.unwrap();
         let alpine = ids[3];
@@ -419,21 +429,7 @@ async fn compact_findings_equal_a_scan_on_every_backend_and_after_a_knowledge_ch
 
         // The real records again: the host's openssl findings (and those of the advisories that
         // also name other packages) reopen.
-        let real: Vec<(Advisory, Provenance)> = secdb_main
-            .iter()
-            .map(|a| (a.clone(), provenance.clone()))
-            .collect();
-        store
-            .write_advisories(
-                "alpine-secdb:v3.11/main",
-                Source::AlpineSecdb,
-                patchwarden_store::WriteMode::Replace,
-                &real,
-                None,
-            )
-            .await
-            .unwrap();
-        let applied = fleet.apply_changes(store).await.unwrap().unwrap();
+        let applied = replace_main(store, &fleet, secdb_main.iter().cloned(), &provenance).await;
         assert_eq!(applied.hosts_marked, 1, "{backend}: {applied:?}");
         evaluate(store, &fleet, &[alpine], LATER).await;
         let h = &hosts[3];
@@ -478,19 +474,8 @@ async fn compact_findings_equal_a_scan_on_every_backend_and_after_a_knowledge_ch
                 r.fixed = Some("0.0.1-r0".into());
             }
         }
-        let mut with_synthetic = real.clone();
-        with_synthetic.push((synthetic, provenance.clone()));
-        store
-            .write_advisories(
-                "alpine-secdb:v3.11/main",
-                Source::AlpineSecdb,
-                patchwarden_store::WriteMode::Replace,
-                &with_synthetic,
-                None,
-            )
-            .await
-            .unwrap();
-        let applied = fleet.apply_changes(store).await.unwrap().unwrap();
+        let with_synthetic = secdb_main.iter().cloned().chain([synthetic]);
+        let applied = replace_main(store, &fleet, with_synthetic, &provenance).await;
         assert_eq!(
             (applied.packages, applied.hosts_marked),
             (1, 0),
