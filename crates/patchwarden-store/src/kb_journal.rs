@@ -244,10 +244,10 @@ impl Store {
         if !marked.is_empty() {
             let ids: Vec<i64> = marked.iter().copied().collect();
             if self.backend() == Backend::Postgres {
-                // Host rows locked in id order, as the findings writers lock theirs (no deadlock).
                 let sql = format!(
-                    "SELECT id FROM host WHERE id IN ({}) ORDER BY id FOR UPDATE",
-                    self.json_id_list(1)
+                    "SELECT id FROM host WHERE id IN ({}){}",
+                    self.json_id_list(1),
+                    self.host_locks(None)
                 );
                 sqlx::query(&self.sql(&sql))
                     .bind(serde_json::to_string(&ids).expect("integers serialize"))

@@ -157,10 +157,7 @@ impl Store {
         hosts.dedup();
         // Per host: (stored digest, revoked). On PostgreSQL the rows are locked here, in id order
         // (as every writer of several host rows locks them: no deadlock), for the last-seen update.
-        let lock = match self.backend() {
-            crate::Backend::Postgres => " ORDER BY id FOR UPDATE",
-            crate::Backend::Sqlite => "",
-        };
+        let lock = self.host_locks(None);
         let mut stored: HashMap<i64, (Option<String>, bool)> = HashMap::new();
         for chunk in hosts.chunks(KEYS_PER_STATEMENT) {
             let sql = format!(
@@ -395,10 +392,7 @@ impl Store {
         let mut hosts: Vec<i64> = stored.iter().map(|&n| entries[n].host_id).collect();
         hosts.sort_unstable();
         hosts.dedup();
-        let lock = match self.backend() {
-            crate::Backend::Postgres => " ORDER BY h.id FOR UPDATE OF h",
-            crate::Backend::Sqlite => "",
-        };
+        let lock = self.host_locks(Some("h"));
         let sql = format!(
             "SELECT h.id, s.set_id FROM host h LEFT JOIN host_package_set s ON s.host_id = h.id \
              WHERE h.id IN ({}){lock}",

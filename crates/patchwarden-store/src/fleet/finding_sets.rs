@@ -351,10 +351,7 @@ impl Store {
         order.dedup_by_key(|n| evaluated[*n].host_id);
         let host_ids: Vec<i64> = order.iter().map(|&n| evaluated[n].host_id).collect();
         let (_writer, mut tx) = self.begin().await?;
-        let lock = match self.backend() {
-            crate::Backend::Postgres => " ORDER BY id FOR UPDATE",
-            crate::Backend::Sqlite => "",
-        };
+        let lock = self.host_locks(None);
         let sql = format!(
             "SELECT id, findings_version FROM host WHERE id IN ({}){lock}",
             self.json_id_list(1)

@@ -173,6 +173,20 @@ const PACKAGE_ID_CACHE_LIMIT: usize = 2_000_000;
 /// Names per statement for key lookups.
 const KEYS_PER_STATEMENT: usize = 500;
 
+impl Store {
+    /// What ends a query selecting host rows a transaction is about to write: on PostgreSQL it
+    /// locks them in id order (every writer of several host rows — check-ins, heartbeats,
+    /// findings, knowledge-base marks — locks them so: no deadlock between them); nothing on
+    /// SQLite (one writer). `alias`: the host table's alias in the query, if it has one.
+    pub(crate) fn host_locks(&self, alias: Option<&str>) -> String {
+        match (self.backend(), alias) {
+            (crate::Backend::Sqlite, _) => String::new(),
+            (crate::Backend::Postgres, None) => " ORDER BY id FOR UPDATE".into(),
+            (crate::Backend::Postgres, Some(a)) => format!(" ORDER BY {a}.id FOR UPDATE OF {a}"),
+        }
+    }
+}
+
 /// What is in `new` and not in `old`, and what is in `old` and not in `new` (both ascending).
 fn sorted_difference(new: &[i64], old: &[i64]) -> (Vec<i64>, Vec<i64>) {
     let (mut only_new, mut only_old) = (Vec::new(), Vec::new());
