@@ -18,7 +18,15 @@ db=${1:?usage}; hosts=${2:?usage}; base=${3:?usage}; names=${4:?usage}; work=${5
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${PATCHWARDEN_BIN_DIR:-$here/target/release}
 mkdir -p "$work"; cd "$work"; rm -rf state
-case "$db" in postgres*) ;; *) rm -f "$db" "$db-wal" "$db-shm" ;; esac
+case "$db" in
+  postgres*)
+    # A fleet's host rows are rewritten at every check-in: without autovacuum the host table
+    # bloats and every phase after the load slows (docs/fleet.md).
+    if [ "$(psql "$db" -Atc 'show autovacuum')" != on ]; then
+      echo "warning: autovacuum is off on this PostgreSQL: the figures after the load will suffer (docs/fleet.md)"
+    fi ;;
+  *) rm -f "$db" "$db-wal" "$db-shm" ;;
+esac
 "$bin/patchwarden" --db "$db" feeds import "$here/data/snapshot" >/dev/null
 if [ -n "${REAL_SCALE_ROOT:-}" ]; then
   "$bin/patchwarden" inventory --root "$REAL_SCALE_ROOT" --format json > "$base"
