@@ -425,7 +425,10 @@ impl FleetKnowledge {
         let packages = self.packages(store, package_ids).await?;
         let distro = release.distro;
         let pro = ubuntu_pro.unwrap_or_else(|| {
-            distro == Distro::Ubuntu && packages.iter().any(|p| p.version.contains("+esm"))
+            patchwarden_match::receives_ubuntu_pro(
+                distro,
+                packages.iter().map(|p| p.version.as_str()),
+            )
         });
         let rname = release_name(distro, &release.release);
         let rnum = self.release_number(distro, &release.release);
@@ -588,13 +591,15 @@ impl FleetKnowledge {
         {
             return Ok(true);
         }
-        // Ubuntu Pro as a host's evaluation decides it: from the whole set.
+        // Ubuntu Pro as a host's evaluation decides it: from the whole set (read on Ubuntu only).
         let pro = release.distro == Distro::Ubuntu
-            && self
-                .packages(store, &input.package_ids)
-                .await?
-                .iter()
-                .any(|p| p.version.contains("+esm"));
+            && patchwarden_match::receives_ubuntu_pro(
+                release.distro,
+                self.packages(store, &input.package_ids)
+                    .await?
+                    .iter()
+                    .map(|p| p.version.as_str()),
+            );
         let now = self
             .evaluate_packages(store, &input.head, &g.packages, Some(pro))
             .await?;

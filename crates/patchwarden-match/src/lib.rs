@@ -307,6 +307,15 @@ pub struct MatchOptions {
     pub ubuntu_pro: Option<bool>,
 }
 
+/// Whether a host receives Ubuntu Pro/ESM updates when nobody said: an Ubuntu host with any
+/// installed version carrying `+esm`.
+pub fn receives_ubuntu_pro<'a>(
+    distro: Distro,
+    versions: impl IntoIterator<Item = &'a str>,
+) -> bool {
+    distro == Distro::Ubuntu && versions.into_iter().any(|v| v.contains("+esm"))
+}
+
 /// Whether an RPM release marks a module build.
 fn is_module_build(version: &str) -> bool {
     version.contains(".module+") || version.contains(".module_")
@@ -411,7 +420,10 @@ fn evaluate_filtered<'a>(
     };
     let scheme = release.distro.scheme();
     let ubuntu_pro = options.ubuntu_pro.unwrap_or_else(|| {
-        release.distro == Distro::Ubuntu && inv.packages.iter().any(|p| p.version.contains("+esm"))
+        receives_ubuntu_pro(
+            release.distro,
+            inv.packages.iter().map(|p| p.version.as_str()),
+        )
     });
     // Which kernel release runs (live hosts only); every kernel image package (`kernel` and
     // `kernel-core` alike) is judged by whether its release is that one.

@@ -130,10 +130,7 @@ impl PhaseTimings {
     fn add(&self, metrics: &Metrics, hosts: usize, phases: &[(&'static str, f64)]) {
         let hosts = hosts.max(1) as u64;
         for (phase, secs) in phases {
-            let each = secs / hosts as f64;
-            for _ in 0..hosts {
-                metrics.observe(&format!("findings:{phase}"), each);
-            }
+            metrics.observe_n(&format!("findings:{phase}"), secs / hosts as f64, hosts);
         }
         let Ok(mut totals) = self.totals.lock() else {
             return;
@@ -232,9 +229,8 @@ impl FindingsWorker {
         match self.recompute(hosts).await {
             Ok(outcome) => {
                 let each = started.elapsed().as_secs_f64() / hosts.len().max(1) as f64;
-                for _ in 0..outcome.stored {
-                    self.metrics.observe("findings", each);
-                }
+                self.metrics
+                    .observe_n("findings", each, outcome.stored as u64);
                 for (host, e) in &outcome.failed {
                     self.metrics
                         .count("patchwarden_findings_failures_total", "");

@@ -35,15 +35,23 @@ impl Metrics {
 
     /// Records how long a request to `route` took.
     pub fn observe(&self, route: &str, seconds: f64) {
+        self.observe_n(route, seconds, 1);
+    }
+
+    /// Records `n` observations of `seconds` each (a batch's time spread over its items).
+    pub fn observe_n(&self, route: &str, seconds: f64, n: u64) {
+        if n == 0 {
+            return;
+        }
         if let Ok(mut l) = self.latency.lock() {
             let h = l.entry(route.to_owned()).or_default();
             for (i, bound) in BUCKETS.iter().enumerate() {
                 if seconds <= *bound {
-                    h.counts[i] += 1;
+                    h.counts[i] += n;
                 }
             }
-            h.count += 1;
-            h.sum += seconds;
+            h.count += n;
+            h.sum += seconds * n as f64;
         }
     }
 

@@ -1,6 +1,6 @@
-//! Check-ins: package versions interned once (ids cached per process), a host's package set and
-//! its change row diffed and written in one transaction with the idempotency key, and heartbeats
-//! stored in batches.
+//! Check-ins: package versions interned once (ids cached per process); inventories and heartbeats
+//! stored in batches, one transaction each, their report keys recorded by one helper; per
+//! inventory the host's package set and its change row diffed and written.
 
 use std::sync::Arc;
 
@@ -118,40 +118,16 @@ impl Store {
             return Ok(Vec::new());
         }
         let (_writer, mut tx) = self.begin().await?;
-        let mut new: HashSet<(i64, String)> = HashSet::new();
-        // Columns per row: 5; well under the parameter limits.
-        for chunk in beats.chunks(1000) {
-            let mut sql = String::from(
-                "INSERT INTO report (host_id, idempotency_key, received_at, kind, digest) VALUES ",
-            );
-            for (i, _) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                let n = i * 4;
-                sql.push_str(&format!(
-                    "({}, {}, {}, 'heartbeat', {})",
-                    self.placeholder(n + 1),
-                    self.placeholder(n + 2),
-                    self.placeholder(n + 3),
-                    self.placeholder(n + 4)
-                ));
-            }
-            sql.push_str(" ON CONFLICT DO NOTHING RETURNING host_id, idempotency_key");
-            let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
-            for b in chunk {
-                q = q
-                    .bind(b.host_id)
-                    .bind(b.idempotency_key.as_str())
-                    .bind(now)
-                    .bind(b.digest.as_str());
-            }
-            new.extend(
-                q.fetch_all(&mut *tx)
-                    .await
-                    .context(|| "recording heartbeats".into())?,
-            );
-        }
+        let new = self
+            .record_reports(
+                &mut tx,
+                "heartbeat",
+                beats
+                    .iter()
+                    .map(|b| (b.host_id, b.idempotency_key.as_str(), b.digest.as_str())),
+                now,
+            )
+            .await?;
         let mut hosts: Vec<i64> = new.iter().map(|(h, _)| *h).collect();
         hosts.sort_unstable();
         hosts.dedup();
@@ -224,6 +200,58 @@ impl Store {
             .await
             .context(|| "committing heartbeats".into())?;
         Ok(results)
+    }
+
+    /// Records the keys of reports of `kind` (host, idempotency key, digest) received `now`, many
+    /// per statement; answers the keys that were new (a key stored before, or twice in `reports`,
+    /// is a duplicate: only its first report is new).
+    async fn record_reports<'r>(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        kind: &str,
+        reports: impl Iterator<Item = (i64, &'r str, &'r str)>,
+        now: &str,
+    ) -> Result<HashSet<(i64, String)>, StoreError> {
+        let rows: Vec<Vec<Value>> = reports
+            .map(|(host, key, digest)| {
+                vec![
+                    Value::Int(host),
+                    Value::from(key),
+                    Value::from(now),
+                    Value::from(kind),
+                    Value::from(digest),
+                ]
+            })
+            .collect();
+        let columns = [
+            "host_id",
+            "idempotency_key",
+            "received_at",
+            "kind",
+            "digest",
+        ];
+        let mut new = HashSet::new();
+        for chunk in rows.chunks(KEYS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO report {} ON CONFLICT DO NOTHING RETURNING host_id, idempotency_key",
+                crate::batch::values_clause(&columns, chunk.len(), self.backend())
+            );
+            let flat: Vec<Value> = chunk.iter().flatten().cloned().collect();
+            for r in crate::batch::bind_all(sqlx::query(&sql), &flat)
+                .fetch_all(&mut **tx)
+                .await
+                .context(|| format!("recording {kind} reports"))?
+            {
+                let host: i64 = r
+                    .try_get(0)
+                    .context(|| format!("recording {kind} reports"))?;
+                let key: String = r
+                    .try_get(1)
+                    .context(|| format!("recording {kind} reports"))?;
+                new.insert((host, key));
+            }
+        }
+        Ok(new)
     }
 
     /// Removes the report keys received before `before` (RFC 3339), in batches of 10,000 (each its
@@ -346,41 +374,16 @@ impl Store {
         }
         let (_writer, mut tx) = self.begin().await?;
         // Report keys: the entries whose key is new (the first of two alike in the batch).
-        let rows: Vec<Vec<Value>> = entries
-            .iter()
-            .map(|e| {
-                vec![
-                    Value::Int(e.host_id),
-                    Value::from(e.idempotency_key.as_str()),
-                    Value::from(now),
-                    Value::from("inventory"),
-                    Value::from(e.digest.as_str()),
-                ]
-            })
-            .collect();
-        let mut fresh: HashSet<(i64, String)> = HashSet::new();
-        for chunk in rows.chunks(KEYS_PER_STATEMENT) {
-            let sql =
-                format!(
-                "INSERT INTO report {} ON CONFLICT DO NOTHING RETURNING host_id, idempotency_key",
-                crate::batch::values_clause(
-                    &["host_id", "idempotency_key", "received_at", "kind", "digest"],
-                    chunk.len(),
-                    self.backend()
-                )
-            );
-            let flat: Vec<Value> = chunk.iter().flatten().cloned().collect();
-            fresh.extend(
-                crate::batch::bind_all(sqlx::query(&sql), &flat)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .context(|| "recording the reports".into())?
+        let mut fresh = self
+            .record_reports(
+                &mut tx,
+                "inventory",
+                entries
                     .iter()
-                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                    .collect::<Result<Vec<(i64, String)>, sqlx::Error>>()
-                    .context(|| "recording the reports".into())?,
-            );
-        }
+                    .map(|e| (e.host_id, e.idempotency_key.as_str(), e.digest.as_str())),
+                now,
+            )
+            .await?;
         let stored: Vec<usize> = (0..entries.len())
             .filter(|&n| fresh.remove(&(entries[n].host_id, entries[n].idempotency_key.clone())))
             .collect();
@@ -417,40 +420,49 @@ impl Store {
             round: usize,
             /// The host's stored set (for its first entry in the batch).
             previous_set: Option<i64>,
+            /// The host's previous entry in this batch (a position in `steps`).
+            prior: Option<usize>,
             appeared: Vec<i64>,
             disappeared: Vec<i64>,
             /// Position in the lists to intern (None: the set stays).
             intern: Option<usize>,
         }
-        // Host → (round of its last entry so far, the versions that entry leaves).
-        let mut latest: HashMap<i64, (usize, Arc<[i64]>)> = HashMap::new();
+        // Host → its last entry so far (a position in `steps`).
+        let mut latest: HashMap<i64, usize> = HashMap::new();
         let mut to_intern: Vec<&[i64]> = Vec::new();
         let mut steps: Vec<Step> = Vec::with_capacity(stored.len());
         for &n in &stored {
             let e = &entries[n];
-            // (round, whether the host has a set before this entry, its stored set, its versions)
-            let (round, had_set, previous_set, current) = match latest.get(&e.host_id) {
-                Some((round, ids)) => (round + 1, true, None, ids.clone()),
+            let prior = latest.get(&e.host_id).copied();
+            let (round, previous_set, current) = match prior {
+                Some(p) => (
+                    steps[p].round + 1,
+                    None,
+                    Arc::from(entries[steps[p].n].packages.as_slice()),
+                ),
                 None => {
                     let set = current_sets[&e.host_id];
                     let ids = match set {
                         Some(set) => self.package_set(set).await?,
                         None => Arc::from(Vec::new()),
                     };
-                    (0, set.is_some(), set, ids)
+                    (0, set, ids)
                 }
             };
             let (appeared, disappeared) = sorted_difference(&e.packages, &current);
+            // The set stays when nothing changed and the host had one.
+            let had_set = prior.is_some() || previous_set.is_some();
             let unchanged = had_set && appeared.is_empty() && disappeared.is_empty();
             let intern = (!unchanged).then(|| {
                 to_intern.push(&e.packages);
                 to_intern.len() - 1
             });
-            latest.insert(e.host_id, (round, Arc::from(e.packages.as_slice())));
+            latest.insert(e.host_id, steps.len());
             steps.push(Step {
                 n,
                 round,
                 previous_set,
+                prior,
                 appeared,
                 disappeared,
                 intern,
@@ -460,20 +472,15 @@ impl Store {
             .package_sets
             .intern_many(self, &mut tx, &to_intern)
             .await?;
-        // The set each step leaves the host with.
+        // The set each step leaves the host with (steps are in order: a prior one comes first).
         let mut set_after: Vec<Option<i64>> = Vec::with_capacity(steps.len());
-        {
-            let mut host_set: HashMap<i64, Option<i64>> = HashMap::new();
-            for step in &steps {
-                let host = entries[step.n].host_id;
-                let before = host_set.get(&host).copied().unwrap_or(step.previous_set);
-                let after = match step.intern {
-                    Some(i) => Some(interned[i].id),
-                    None => before,
-                };
-                host_set.insert(host, after);
-                set_after.push(after);
-            }
+        for step in &steps {
+            let after = match (step.intern, step.prior) {
+                (Some(i), _) => Some(interned[i].id),
+                (None, Some(p)) => set_after[p],
+                (None, None) => step.previous_set,
+            };
+            set_after.push(after);
         }
         let rounds = steps.iter().map(|s| s.round).max().unwrap_or(0) + 1;
         for round in 0..rounds {
