@@ -49,6 +49,23 @@ rss() { for p in "${pids[@]}"; do printf '%s ' "$(ps -o rss= -p "$p")"; done; ec
 # CPU seconds the servers used so far (user + system).
 cpu() { local t=0; for p in "${pids[@]}"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; python3 -c "print($t / $(getconf CLK_TCK))"; }
 cpu_before=$(cpu)
+# The servers' CPU per load phase (a machine-speed-robust figure: CPU milliseconds per request),
+# read each time the load generator ends a phase.
+phase_cpu() {
+  local seen=0 last n now line
+  last=$(cpu)
+  while kill -0 "$server" 2>/dev/null; do
+    n=$(grep -c ' requests (' loadgen.out 2>/dev/null || true)
+    if [ "${n:-0}" -gt "$seen" ]; then
+      now=$(cpu); line=$(grep ' requests (' loadgen.out | sed -n "${n}p")
+      python3 -c "import sys; p, c = sys.argv[1], $now - $last; k = int(sys.argv[2].split(' requests')[0].split(': ')[-1]); print(f'{p}: server CPU {c:.1f} s, {1000 * c / k:.2f} ms per request')" "${line%%:*}" "$line"
+      last=$now; seen=$n
+    fi
+    sleep 0.1
+  done
+}
+: > loadgen.out
+phase_cpu &
 token=$("$bin/patchwarden" --db "$db" enroll-token create --uses $((hosts + 10)) 2>/dev/null)
 /usr/bin/time -f 'loadgen: %e s, CPU %U s user + %S s system, peak RSS %M KB' "$bin/patchwarden-loadgen" "${urls[@]}" \
   --ca state/ca.pem --token "$token" --inventory "$base" --names "$names" --hosts "$hosts" \

@@ -103,13 +103,46 @@ struct Flat<'a> {
     host: HostIdentity,
     os: OsInfo,
     package_databases: Vec<PackageDatabase>,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "packages_reserved")]
     packages: Vec<PackageRef<'a>>,
     kernel: KernelInfo,
     reboot: RebootInfo,
     stale_processes: Vec<StaleProcess>,
     platform: Option<Platform>,
 }
+
+/// Hosts hold hundreds to thousands of packages, and JSON does not say how many: the list starts
+/// with room for [`PACKAGES_RESERVED`] instead of growing from nothing (each growth copied the
+/// whole list so far: a check-in's largest copies after the body itself).
+fn packages_reserved<'de: 'a, 'a, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<PackageRef<'a>>, D::Error> {
+    struct Packages<'a>(std::marker::PhantomData<PackageRef<'a>>);
+    impl<'de: 'a, 'a> serde::de::Visitor<'de> for Packages<'a> {
+        type Value = Vec<PackageRef<'a>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of packages")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(
+                seq.size_hint()
+                    .unwrap_or(PACKAGES_RESERVED)
+                    .min(PACKAGES_RESERVED),
+            );
+            while let Some(p) = seq.next_element()? {
+                out.push(p);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_seq(Packages(std::marker::PhantomData))
+}
+
+/// The room a package list starts with (about a typical server's count).
+const PACKAGES_RESERVED: usize = 1024;
 
 impl<'de: 'a, 'a> Deserialize<'de> for InventoryView<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

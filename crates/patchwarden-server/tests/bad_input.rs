@@ -206,6 +206,7 @@ async fn ids_queries_and_fields_are_checked_and_named() {
             (&post, "/v1/enroll".into(), None, Some(br#"{"token":"pwe_x","hostname":" "}"#), 400, "hostname"),
             (&post, "/v1/enroll".into(), None, Some(b"{\"token\": "), 400, "enrollment request"),
             (&post, "/v1/checkin".into(), host, Some(b"[1,2]"), 400, "check-in"),
+            (&post, "/v1/checkin".into(), host, Some(b"{\"idempotency_key\":\"k\xff\"}"), 400, "check-in: the body is not UTF-8"),
             (&post, "/v1/checkin".into(), host, Some(br#"{"idempotency_key":"","digest":"d","agent_version":"x"}"#), 400, "idempotency_key"),
             (&post, "/v1/checkin".into(), host, Some(br#"{"idempotency_key":"k-bad-digest","digest":"d","agent_version":"x"}"#), 400, "digest: must be a SHA-256"),
             (&post, "/v1/enroll-tokens".into(), admin, Some(br#"{"uses":0}"#), 400, "uses"),

@@ -89,8 +89,11 @@ pub async fn check_in(
         }
     };
     let raw = raw_body(request, &state).await?;
+    // UTF-8 checked once for the whole body, not string by string as `from_slice` does.
+    let text = std::str::from_utf8(&raw)
+        .map_err(|e| ApiError::BadRequest(format!("check-in: the body is not UTF-8: {e}")))?;
     let report: CheckInView<'_> =
-        serde_json::from_slice(&raw).map_err(|e| ApiError::BadRequest(format!("check-in: {e}")))?;
+        serde_json::from_str(text).map_err(|e| ApiError::BadRequest(format!("check-in: {e}")))?;
     if known.is_some() && report.inventory.is_some() {
         host_id = state
             .hosts
