@@ -11,8 +11,31 @@ use patchwarden_store::{FeedState, Store, WriteMode};
 use patchwarden_sync::load::{self, Parsed};
 use sha2::{Digest, Sha256};
 
-/// Every regular file under `paths` (directories walked recursively), in a stable order.
-fn files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+/// How far a snapshot feed's replacement may shrink it (`patchwarden_model::feed_guard`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct ShrinkArgs {
+    /// Replace snapshot feeds even when the new data would empty them or drop more than
+    /// --max-shrink of their records (a mirror or file known to be right).
+    #[arg(long)]
+    pub allow_shrink: bool,
+    /// The largest share of a snapshot feed's records (percent) a replacement may drop.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100), env = "PATCHWARDEN_MAX_FEED_SHRINK_PERCENT")]
+    pub max_shrink: u8,
+}
+
+impl ShrinkArgs {
+    pub fn policy(&self) -> patchwarden_model::feed_guard::ReplacePolicy {
+        patchwarden_model::feed_guard::ReplacePolicy {
+            max_shrink: f64::from(self.max_shrink) / 100.0,
+            allow_shrink: self.allow_shrink,
+        }
+    }
+}
+
+/// Every regular file under `paths` (directories walked recursively), in a stable order, each
+/// with whether it was met walking a directory (a stray file there is skipped; a file named on
+/// the command line must be a feed).
+fn files(paths: &[PathBuf], walked: bool) -> anyhow::Result<Vec<(PathBuf, bool)>> {
     let mut out = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
@@ -22,9 +45,9 @@ fn files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
                 .map(|e| e.map(|e| e.path()))
                 .collect::<Result<_, _>>()?;
             entries.sort();
-            out.extend(files(&entries)?);
+            out.extend(files(&entries, true)?);
         } else {
-            out.push(p.clone());
+            out.push((p.clone(), walked));
         }
     }
     Ok(out)
@@ -43,6 +66,8 @@ struct Tally {
     imported: usize,
     failed: usize,
     skipped: usize,
+    /// Files of no kind patchwarden reads met walking a directory (listed at the end).
+    skipped_files: Vec<String>,
     inputs: usize,
     /// Advisories waiting to be written: (feed, source, advisory, provenance).
     pending: Vec<(String, Source, Advisory, Provenance)>,
@@ -87,36 +112,40 @@ pub async fn import(store: &Store, paths: &[PathBuf]) -> anyhow::Result<ExitCode
     if paths.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    let files = files(&paths)?;
+    let files = files(&paths, false)?;
     if files.is_empty() {
         bail!("no files to import");
     }
     let mut tally = Tally::default();
     let started = std::time::Instant::now();
-    for path in &files {
+    for (path, walked) in &files {
         let origin = path.display().to_string();
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {origin}"))?;
         if path.extension().is_some_and(|e| e == "zip") {
             for entry in load::ZipEntries::new(&bytes, &origin).map_err(anyhow::Error::msg)? {
                 let (name, content) = entry.map_err(anyhow::Error::msg)?;
+                // An archive's stray entries (a README) are skipped as a directory's are.
                 import_one(
                     store,
                     &format!("{origin}!{name}"),
-                    &name,
+                    true,
                     &content,
                     &mut tally,
                 )
                 .await?;
             }
         } else {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            import_one(store, &origin, &name, &bytes, &mut tally).await?;
+            import_one(store, &origin, *walked, &bytes, &mut tally).await?;
         }
     }
     tally.flush(store).await?;
+    if !tally.skipped_files.is_empty() {
+        eprintln!(
+            "skipped {} file(s) of no feed format patchwarden reads: {}",
+            tally.skipped_files.len(),
+            tally.skipped_files.join(", ")
+        );
+    }
     println!(
         "{} input(s): {} record(s) imported, {} failed, {} skipped in {:.1} s (store: {})",
         tally.inputs,
@@ -133,10 +162,14 @@ pub async fn import(store: &Store, paths: &[PathBuf]) -> anyhow::Result<ExitCode
     })
 }
 
+/// Imports one file (`walked`: met walking a directory or an archive, where a file of no feed
+/// format is skipped; named on the command line it is an error). A file that fails to parse, and
+/// a replacement the store's policy refuses, fail that file (recorded in its feed's state where
+/// the feed is known) and change nothing.
 async fn import_one(
     store: &Store,
     origin: &str,
-    name: &str,
+    walked: bool,
     bytes: &[u8],
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
@@ -155,10 +188,27 @@ async fn import_one(
         );
         tally.last_progress = Some(std::time::Instant::now());
     }
-    let Some(format) = detect(name, bytes) else {
-        eprintln!("skipped {origin}: not a feed file patchwarden reads");
-        tally.skipped += 1;
-        return Ok(());
+    let format = match detect(origin, bytes) {
+        Ok(Some(format)) => format,
+        Ok(None) if walked => {
+            eprintln!("skipped {origin}: not a feed file patchwarden reads");
+            tally.skipped += 1;
+            tally.skipped_files.push(origin.to_owned());
+            return Ok(());
+        }
+        Ok(None) => {
+            eprintln!(
+                "error: {origin}: not a feed file patchwarden reads (OSV, NVD, KEV, EPSS CSV, \
+                 Debian tracker, Alpine secdb, Red Hat CSAF VEX)"
+            );
+            tally.failed += 1;
+            return Ok(());
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            tally.failed += 1;
+            return Ok(());
+        }
     };
     let provenance = Provenance {
         source: load::failure_feed(format).1,
@@ -204,9 +254,21 @@ async fn import_one(
                     tally.failed += 1;
                 }
             }
-            let n = load::store(store, parsed, &provenance).await?;
-            tally.imported += n;
-            println!("imported {n} records from {origin}");
+            let feed = load::feed_of(&parsed);
+            match load::store(store, parsed, &provenance).await {
+                Ok(n) => {
+                    tally.imported += n;
+                    println!("imported {n} records from {origin}");
+                }
+                Err(e) if e.refused.is_some() => {
+                    tally.failed += 1;
+                    eprintln!("error: {origin}: {e}");
+                    store
+                        .record_failure(&feed, provenance.source, &e.to_string())
+                        .await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(())
@@ -278,7 +340,8 @@ fn report(feed: &str, outcome: patchwarden_sync::SyncOutcome, failed: &mut usize
     }
 }
 
-/// Prints each feed's state; feeds whose last success is older than `max_age_days` are flagged STALE.
+/// Prints each feed's state; feeds whose last success is older than `max_age_days` are flagged
+/// STALE, feeds whose last attempt failed FAILING.
 pub async fn status(store: &Store, max_age_days: i64, json: bool) -> anyhow::Result<ExitCode> {
     let feeds: Vec<FeedState> = store.feeds().await?;
     let now = patchwarden_model::now_rfc3339();
@@ -291,7 +354,7 @@ pub async fn status(store: &Store, max_age_days: i64, json: bool) -> anyhow::Res
                     "feed": f.feed, "source": f.source, "records": f.record_count,
                     "last_attempt": f.last_attempt, "last_success": f.last_success, "last_error": f.last_error,
                     "origin": f.origin, "sha256": f.sha256, "fetched_at": f.fetched_at, "data_version": f.data_version,
-                    "age_days": f.age_days(&now), "stale": stale(f),
+                    "age_days": f.age_days(&now), "stale": stale(f), "failing": f.is_failing(),
                 })
             })
             .collect();
@@ -309,7 +372,7 @@ pub async fn status(store: &Store, max_age_days: i64, json: bool) -> anyhow::Res
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<28} {:>9}  {:<20}  {:>5}  {:<6}  LAST ERROR",
+        "{:<28} {:>9}  {:<20}  {:>5}  {:<7}  LAST ERROR",
         "FEED", "RECORDS", "LAST SUCCESS", "AGE", "STATE"
     );
     for f in &feeds {
@@ -318,12 +381,17 @@ pub async fn status(store: &Store, max_age_days: i64, json: bool) -> anyhow::Res
             .map(|d| format!("{d}d"))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<28} {:>9}  {:<20}  {:>5}  {:<6}  {}",
+            "{:<28} {:>9}  {:<20}  {:>5}  {:<7}  {}",
             f.feed,
             f.record_count,
             f.last_success.as_deref().unwrap_or("never"),
             age,
-            if stale(f) { "STALE" } else { "ok" },
+            match (f.is_failing(), stale(f)) {
+                (true, true) => "FAILING, STALE",
+                (true, false) => "FAILING",
+                (false, true) => "STALE",
+                (false, false) => "ok",
+            },
             f.last_error.as_deref().unwrap_or("")
         );
     }

@@ -131,6 +131,8 @@ enum FeedsCommand {
     Import {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        shrink: feeds::ShrinkArgs,
     },
     /// Download feeds from their public URLs (or mirrors: PATCHWARDEN_FEED_URL_<FEED>), verify them
     /// completely and swap them in; a failed feed keeps its data and records the error.
@@ -148,6 +150,8 @@ enum FeedsCommand {
         /// Timeout of one download, in seconds.
         #[arg(long, default_value_t = 600, env = "PATCHWARDEN_SYNC_TIMEOUT_SECS")]
         timeout_secs: u64,
+        #[command(flatten)]
+        shrink: feeds::ShrinkArgs,
     },
     /// Write the knowledge base as a bundle (files and a sha256 manifest) for an air-gapped site;
     /// `feeds import DIR` there verifies it before loading.
@@ -234,7 +238,9 @@ fn main() -> ExitCode {
         }),
         Command::Feeds { command } => with_store(cli.db.as_deref(), |store| async move {
             match command {
-                FeedsCommand::Import { paths } => feeds::import(&store, &paths).await,
+                FeedsCommand::Import { paths, shrink } => {
+                    feeds::import(&store.with_replace_policy(shrink.policy()), &paths).await
+                }
                 FeedsCommand::Export { dir } => {
                     let summary = patchwarden_sync::bundle::export(&store, &dir)
                         .await
@@ -255,7 +261,9 @@ fn main() -> ExitCode {
                     max_mib,
                     timeout_secs,
                     full,
+                    shrink,
                 } => {
+                    let store = store.with_replace_policy(shrink.policy());
                     let settings = patchwarden_sync::SyncSettings {
                         max_bytes: max_mib << 20,
                         timeout: std::time::Duration::from_secs(timeout_secs),

@@ -76,6 +76,10 @@ pub struct ServerArgs {
     /// reports and new findings).
     #[arg(long, default_value_t = 2, env = "PATCHWARDEN_ROLLOUT_TICK_SECS")]
     pub rollout_tick_secs: u64,
+    /// The largest share of a snapshot feed's records (percent) a scheduled sync may drop;
+    /// a larger loss (or an empty download) is refused and recorded as the feed's error.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100), env = "PATCHWARDEN_MAX_FEED_SHRINK_PERCENT")]
+    pub max_feed_shrink: u8,
 }
 
 pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode> {
@@ -118,6 +122,10 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
         findings_workers: args.findings_workers.clamp(1, 64),
         ..Default::default()
     };
+    let store = store.with_replace_policy(patchwarden_model::feed_guard::ReplacePolicy {
+        max_shrink: f64::from(args.max_feed_shrink) / 100.0,
+        allow_shrink: false,
+    });
     let server = Server::bind(store.clone(), config)
         .await
         .map_err(anyhow::Error::msg)?;

@@ -14,7 +14,7 @@ fn feed<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value 
         .unwrap_or_else(|| panic!("no feed {name}: {status}"))
 }
 
-fn check(db: &str) {
+fn check(db: &str, scratch_dir: &std::path::Path) {
     let data = fixtures();
     let path = |p: &str| data.join(p).display().to_string();
     let import = |paths: &[String]| {
@@ -54,12 +54,92 @@ fn check(db: &str) {
         "{stderr}"
     );
 
+    // The Debian tracker cannot be wiped by a file: `{}` is no feed at all (it was once read as
+    // an empty tracker), a tracker cut short is an error, and a real but far smaller one is refused
+    // with both counts unless --allow-shrink; a directory's stray files are skipped and listed.
+    let tracker_path = path("debian-tracker/vunnel-debian.json");
+    let out = import(std::slice::from_ref(&tracker_path));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tracker: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&tracker_path).unwrap()).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = scratch_dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    };
+    let empty = write("empty.json", b"{}");
+    let bytes = std::fs::read(&tracker_path).unwrap();
+    let cut = write("tracker-cut.json", &bytes[..bytes.len() / 2]);
+    let first = tracker.as_object().unwrap().iter().next().unwrap();
+    let small = write(
+        "tracker-small.json",
+        serde_json::to_string(&serde_json::json!({ first.0: first.1 }))
+            .unwrap()
+            .as_bytes(),
+    );
+    for (file, why) in [
+        (&empty, "empty.json: not a feed file patchwarden reads"),
+        (&cut, "tracker-cut.json: not a complete JSON document"),
+        (
+            &small,
+            "refusing to replace debian-tracker: the new data holds",
+        ),
+    ] {
+        let out = import(std::slice::from_ref(file));
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{stderr}");
+    }
+    let stray = scratch_dir.join("bundle-with-readme");
+    std::fs::create_dir_all(&stray).unwrap();
+    std::fs::write(stray.join("README"), "not a feed").unwrap();
+    std::fs::copy(
+        path("kev/known_exploited_vulnerabilities.json"),
+        stray.join("kev.json"),
+    )
+    .unwrap();
+    let out = import(&[stray.display().to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("skipped 1 file(s) of no feed format"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let out = bin()
         .args(["--db", db, "feeds", "status", "--format", "json"])
         .output()
         .unwrap();
     assert!(out.status.success());
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let debian = feed(&status, "debian-tracker");
+    assert!(debian["records"].as_i64().unwrap() > 1, "{debian}");
+    assert_eq!(debian["failing"], true, "{debian}");
+    let out = bin()
+        .args(["--db", db, "feeds", "import", "--allow-shrink", &small])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = bin()
+        .args(["--db", db, "feeds", "status", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(feed(&status, "debian-tracker")["failing"], false);
     assert_eq!(feed(&status, "osv:AlmaLinux")["records"], 405);
     assert_eq!(feed(&status, "kev")["records"], 1404);
     assert_eq!(feed(&status, "kev")["data_version"], "2025.08.25");
@@ -82,7 +162,7 @@ fn check(db: &str) {
 #[test]
 fn import_and_status_on_sqlite() {
     let dir = scratch("feeds-sqlite");
-    check(dir.join("kb.db").to_str().unwrap());
+    check(dir.join("kb.db").to_str().unwrap(), &dir);
 }
 
 #[test]
@@ -107,7 +187,10 @@ fn import_and_status_on_postgres() {
         "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
     ));
     let sep = if url.contains('?') { '&' } else { '?' };
-    check(&format!("{url}{sep}options=-c%20search_path%3D{schema}"));
+    check(
+        &format!("{url}{sep}options=-c%20search_path%3D{schema}"),
+        &scratch("feeds-postgres"),
+    );
     psql(&format!("DROP SCHEMA {schema} CASCADE"));
 }
 

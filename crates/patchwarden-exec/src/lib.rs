@@ -231,6 +231,30 @@ impl Executor {
                 ));
             }
         }
+        // Every target checked again here, whatever the server let through (a job row written
+        // straight into the database, a server of another version): by the family's name grammar,
+        // the scheme's version parser, and on dpkg no name apt would read as a pattern. Nothing
+        // has run yet when a target is refused.
+        let scheme = match family {
+            Family::Dpkg => patchwarden_version::Scheme::Deb,
+            Family::Rpm | Family::Zypper => patchwarden_version::Scheme::Rpm,
+            Family::Apk => patchwarden_version::Scheme::Apk,
+        };
+        let installed_names: std::collections::HashSet<String> = self
+            .installed()
+            .map_err(|e| {
+                (
+                    JobStage::Packages,
+                    format!("reading the package database: {e}"),
+                )
+            })?
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        for p in &job.packages {
+            p.check_on(scheme, |n| installed_names.contains(n))
+                .map_err(|e| (JobStage::Packages, format!("refused before running: {e}")))?;
+        }
         // 2. Pre-hooks.
         for hook in &job.pre_hooks {
             self.checked(report, JobStage::PreHook, hook.clone())?;

@@ -654,8 +654,23 @@ fn every_fixture_format_is_recognized() {
         ("redhat/csaf-advisories/rhsa-2024_9371.json", None),
         ("kev/known_exploited_vulnerabilities_schema.json", None),
     ] {
-        assert_eq!(detect(path, &read(path)), want, "{path}");
+        assert_eq!(detect(path, &read(path)).unwrap(), want, "{path}");
     }
+    // Never a feed by elimination: an empty object, a tracker-shaped map without issues or whose
+    // issues carry no releases (each once read as the whole Debian tracker, and replaced it).
+    for text in [
+        "{}",
+        " {\"curl\": {}}",
+        "{\"curl\": {\"CVE-2023-38545\": {}}}",
+    ] {
+        assert_eq!(detect("x.json", text.as_bytes()).unwrap(), None, "{text}");
+    }
+    // A document cut short is an error naming the file, not a skip.
+    let tracker = read("debian-tracker/vunnel-debian.json");
+    let cut = &tracker[..tracker.len() / 2];
+    let err = detect("tracker-cut.json", cut).unwrap_err();
+    assert_eq!(err.origin, "tracker-cut.json");
+    assert!(err.reason.contains("not a complete JSON document"), "{err}");
 }
 
 #[test]

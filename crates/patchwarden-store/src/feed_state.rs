@@ -33,28 +33,62 @@ impl FeedState {
             .and_then(|s| patchwarden_model::days_between(s, now))
     }
 
+    /// Its last attempt failed (a success clears the error): the data is what the last success
+    /// left, and newer data did not arrive.
+    pub fn is_failing(&self) -> bool {
+        self.last_error.is_some()
+    }
+
     /// Older than `max_age_days`, or never loaded: findings built on it must say so.
     pub fn is_stale(&self, now: &str, max_age_days: i64) -> bool {
         self.age_days(now).is_none_or(|d| d > max_age_days)
     }
 }
 
+/// What a feed write did, for [`Store::finish_feed`].
+pub(crate) struct FeedWritten<'a> {
+    pub feed: &'a str,
+    pub source: Source,
+    /// Counts the feed's records (`$1`: the feed).
+    pub count_sql: &'a str,
+    pub provenance: Option<&'a Provenance>,
+    pub data_version: Option<&'a str>,
+    /// The write replaced the whole feed (checked against the replace policy).
+    pub replaced: bool,
+}
+
 impl Store {
-    /// Records a successful write in the feed's state, inside the write's transaction.
+    /// Records a successful write in the feed's state, inside the write's transaction. A write
+    /// that replaced the feed passes the store's replace policy first (the stored count against
+    /// the new one): a refusal fails the write, whose transaction is then dropped.
     pub(crate) async fn finish_feed(
         &self,
         tx: &mut Transaction<'static, Any>,
-        feed: &str,
-        source: Source,
-        count_sql: &str,
-        p: Option<&Provenance>,
-        data_version: Option<&str>,
+        done: FeedWritten<'_>,
     ) -> Result<(), StoreError> {
+        let FeedWritten {
+            feed,
+            source,
+            count_sql,
+            provenance: p,
+            data_version,
+            replaced,
+        } = done;
         let count: i64 = sqlx::query_scalar(&self.sql(count_sql))
             .bind(feed)
             .fetch_one(&mut **tx)
             .await
             .context(|| format!("counting {feed}"))?;
+        if replaced {
+            let stored: Option<i64> =
+                sqlx::query_scalar(&self.sql("SELECT record_count FROM feed WHERE feed = $1"))
+                    .bind(feed)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .context(|| format!("reading the state of {feed}"))?;
+            self.replace_policy
+                .check(feed, stored.unwrap_or(0), count)?;
+        }
         let now = patchwarden_model::now_rfc3339();
         self.upsert_feed_row(tx, feed, source).await?;
         sqlx::query(&self.sql(

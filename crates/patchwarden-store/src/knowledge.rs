@@ -14,6 +14,7 @@ use sqlx::{Any, Transaction};
 use std::collections::HashMap;
 
 use crate::batch::{bind_all, values_clause, Value};
+use crate::feed_state::FeedWritten;
 use crate::{get, Context, Store, StoreError};
 
 /// How a write treats what is already stored for the feed.
@@ -240,11 +241,14 @@ impl Store {
         let last = items.last().map(|(_, p)| p);
         self.finish_feed(
             &mut tx,
-            feed,
-            source,
-            "SELECT COUNT(*) FROM advisory WHERE feed = $1",
-            last,
-            data_version,
+            FeedWritten {
+                feed,
+                source,
+                count_sql: "SELECT COUNT(*) FROM advisory WHERE feed = $1",
+                provenance: last,
+                data_version,
+                replaced: mode == WriteMode::Replace,
+            },
         )
         .await?;
         tx.commit().await.context(|| format!("committing {feed}"))?;
@@ -467,11 +471,14 @@ impl Store {
         let last = items.last().map(|(_, p)| p);
         self.finish_feed(
             &mut tx,
-            feed,
-            Source::Nvd,
-            "SELECT COUNT(*) FROM cve WHERE $1 = $1",
-            last,
-            data_version,
+            FeedWritten {
+                feed,
+                source: Source::Nvd,
+                count_sql: "SELECT COUNT(*) FROM cve WHERE $1 = $1",
+                provenance: last,
+                data_version,
+                replaced: mode == WriteMode::Replace,
+            },
         )
         .await?;
         tx.commit().await.context(|| format!("committing {feed}"))?;
@@ -527,11 +534,14 @@ impl Store {
         changes.record(self, &mut tx, snapshot.feed).await?;
         self.finish_feed(
             &mut tx,
-            snapshot.feed,
-            snapshot.source,
-            &format!("SELECT COUNT(*) FROM {table} WHERE $1 = $1"),
-            Some(snapshot.provenance),
-            Some(snapshot.data_version),
+            FeedWritten {
+                feed: snapshot.feed,
+                source: snapshot.source,
+                count_sql: &format!("SELECT COUNT(*) FROM {table} WHERE $1 = $1"),
+                provenance: Some(snapshot.provenance),
+                data_version: Some(snapshot.data_version),
+                replaced: true,
+            },
         )
         .await?;
         tx.commit()

@@ -58,6 +58,8 @@ pub enum Backend {
 pub struct StoreError {
     pub context: String,
     pub source: Option<sqlx::Error>,
+    /// A feed replacement the store's [`ReplacePolicy`] refused (nothing was written).
+    pub refused: Option<Box<patchwarden_model::feed_guard::ReplaceRefused>>,
 }
 
 impl StoreError {
@@ -65,6 +67,17 @@ impl StoreError {
         StoreError {
             context: context.into(),
             source: None,
+            refused: None,
+        }
+    }
+}
+
+impl From<patchwarden_model::feed_guard::ReplaceRefused> for StoreError {
+    fn from(refused: patchwarden_model::feed_guard::ReplaceRefused) -> Self {
+        StoreError {
+            context: refused.to_string(),
+            source: None,
+            refused: Some(Box::new(refused)),
         }
     }
 }
@@ -94,6 +107,7 @@ impl<T> Context<T> for Result<T, sqlx::Error> {
         self.map_err(|e| StoreError {
             context: what(),
             source: Some(e),
+            refused: None,
         })
     }
 }
@@ -119,6 +133,8 @@ pub struct Store {
     findings: std::sync::Arc<fleet::FindingCaches>,
     /// Package sets by id and digest (immutable once stored; see `fleet::package_sets`).
     package_sets: std::sync::Arc<fleet::IdLists>,
+    /// How far a feed replacement may shrink a feed (see [`Store::with_replace_policy`]).
+    replace_policy: patchwarden_model::feed_guard::ReplacePolicy,
 }
 
 /// The default SQLite file: `$XDG_DATA_HOME/patchwarden/patchwarden.db`, else
@@ -267,6 +283,7 @@ impl Store {
                 "package_ids",
                 "package set",
             )),
+            replace_policy: Default::default(),
         };
         if !current {
             migrate::apply(&store).await?;
@@ -276,6 +293,16 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// This store with another rule for feed replacements (default: a replacement may not empty
+    /// a feed nor drop more than half its records; see `patchwarden_model::feed_guard`).
+    pub fn with_replace_policy(
+        mut self,
+        policy: patchwarden_model::feed_guard::ReplacePolicy,
+    ) -> Store {
+        self.replace_policy = policy;
+        self
     }
 
     /// Where the store is, with any password removed.

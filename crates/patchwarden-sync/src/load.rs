@@ -39,6 +39,16 @@ pub fn failure_feed(format: FeedFormat) -> (&'static str, Source) {
     }
 }
 
+/// The feed a parsed file is written to (where its failure is recorded).
+pub fn feed_of(parsed: &Parsed) -> String {
+    match parsed {
+        Parsed::Advisories { feed, .. } => feed.clone(),
+        Parsed::Cves { .. } => "nvd".into(),
+        Parsed::Kev(_) => "kev".into(),
+        Parsed::Epss(_) => "epss".into(),
+    }
+}
+
 /// The OSV feed an advisory belongs to: `osv:<ecosystem family>` (`osv:AlmaLinux`, `osv:Ubuntu`).
 fn osv_feed(a: &Advisory) -> String {
     let family = a

@@ -699,3 +699,101 @@ async fn osv_all_zip_replaces_the_ecosystem() {
         test_store.finish().await;
     }
 }
+
+/// A mirror serving `{}` for the Debian tracker, or an Alpine secdb whose `packages` is empty,
+/// once replaced the whole feed with nothing (and every host's findings vanished at the next
+/// knowledge poll). Now the replacement is refused, named with both counts, recorded as the feed's
+/// error, and the stored data stays — unless the operator allows the shrink.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mirror_serving_empty_data_cannot_wipe_a_feed() {
+    for (i, test_store) in stores("wipe").await.into_iter().enumerate() {
+        let store = &test_store.store;
+        let tracker = data("debian-tracker/vunnel-debian.json");
+        let alpine = data("alpine-secdb/claircore-v3.15-main-truncated.json");
+        let mut alpine_empty: serde_json::Value = serde_json::from_slice(&alpine).unwrap();
+        alpine_empty["packages"] = serde_json::json!([]);
+        let alpine_empty = serde_json::to_vec(&alpine_empty).unwrap();
+        let (base, _) = serve(vec![
+            ok(tracker.clone(), "\"t1\""),
+            ok(b"{}".to_vec(), "\"t2\""),
+            ok(alpine.clone(), "\"a1\""),
+            ok(alpine_empty.clone(), "\"a2\""),
+            ok(b"{}".to_vec(), "\"t3\""),
+        ]);
+        let work_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sync-wipe-{i}"));
+        let syncer = Syncer::new(SyncSettings {
+            work_dir,
+            ..Default::default()
+        })
+        .unwrap();
+        let debian = FeedSpec {
+            feed: "debian-tracker".into(),
+            source: Source::DebianTracker,
+            format: FeedFormat::DebianTracker,
+            url: format!("{base}/debian.json"),
+        };
+        let SyncOutcome::Updated { records, .. } = syncer.sync(store, &debian).await else {
+            panic!("the real tracker loads")
+        };
+        assert!(records > 1, "{records}");
+        let SyncOutcome::Failed { reason } = syncer.sync(store, &debian).await else {
+            panic!("an empty tracker must not replace the feed")
+        };
+        assert!(
+            reason.contains(&format!(
+                "refusing to replace debian-tracker: the new data holds 0 records where {records} are stored"
+            )),
+            "{reason}"
+        );
+        let state = store.feed("debian-tracker").await.unwrap().unwrap();
+        assert_eq!(state.record_count, records as i64);
+        assert!(state.is_failing(), "{state:?}");
+
+        let alpine_spec = FeedSpec {
+            feed: "alpine-secdb:v3.15/main".into(),
+            source: Source::AlpineSecdb,
+            format: FeedFormat::AlpineJson,
+            url: format!("{base}/v3.15/main.json"),
+        };
+        let SyncOutcome::Updated {
+            records: alpine_records,
+            ..
+        } = syncer.sync(store, &alpine_spec).await
+        else {
+            panic!("the real secdb loads")
+        };
+        let SyncOutcome::Failed { reason } = syncer.sync(store, &alpine_spec).await else {
+            panic!("an empty secdb must not replace the feed")
+        };
+        assert!(reason.contains("where"), "{reason}");
+        let state = store
+            .feed("alpine-secdb:v3.15/main")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.record_count, alpine_records as i64);
+
+        // The operator's explicit permission lets the empty tracker through.
+        let allowing =
+            store
+                .clone()
+                .with_replace_policy(patchwarden_model::feed_guard::ReplacePolicy {
+                    allow_shrink: true,
+                    ..Default::default()
+                });
+        assert!(matches!(
+            syncer.sync(&allowing, &debian).await,
+            SyncOutcome::Updated { records: 0, .. }
+        ));
+        assert_eq!(
+            store
+                .feed("debian-tracker")
+                .await
+                .unwrap()
+                .unwrap()
+                .record_count,
+            0
+        );
+        test_store.finish().await;
+    }
+}

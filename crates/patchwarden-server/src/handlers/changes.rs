@@ -44,7 +44,6 @@ pub async fn create_change(
             "change: a title, at least one host and one package are needed".into(),
         ));
     }
-    check_targets(&new.packages)?;
     if let Some(spec) = &new.rollout {
         Rollout::check(spec).map_err(|e| ApiError::BadRequest(format!("change: rollout: {e}")))?;
     }
@@ -57,6 +56,7 @@ pub async fn create_change(
                 "change: no host {host} with an inventory"
             )));
         };
+        check_targets(*host, &inventory, &new.packages)?;
         let mut plan = HostRollback {
             host_id: *host,
             packages: Vec::new(),

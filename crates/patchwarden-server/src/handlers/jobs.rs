@@ -25,26 +25,17 @@ use crate::error::{Answer, ApiError};
 use crate::extract::{Body, HostId, JobId, Q};
 use crate::state::AppState;
 
-/// Characters a package name or version may hold (dpkg and rpm rules, loosely): nothing a
-/// command line could read as an option or a second argument.
-fn plain(text: &str) -> bool {
-    !text.is_empty()
-        && !text.starts_with('-')
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+-.~:_^".contains(c))
-}
-
-/// Every target is a plain package name and version (400 naming the first that is not).
-pub fn check_targets(targets: &[PackageTarget]) -> Answer<()> {
+/// Every target passes its family's rules on this host (400 naming the first that does not):
+/// `PackageTarget::check_on` with the host's scheme and installed packages.
+pub fn check_targets(
+    host: i64,
+    inventory: &patchwarden_model::Inventory,
+    targets: &[PackageTarget],
+) -> Answer<()> {
+    let installed = |name: &str| inventory.packages.iter().any(|p| p.name == name);
     for p in targets {
-        let arch_ok = p.arch.as_deref().is_none_or(plain);
-        if !plain(&p.name) || !plain(&p.version) || !arch_ok {
-            return Err(ApiError::BadRequest(format!(
-                "package {:?} = {:?}: not a package name and version",
-                p.name, p.version
-            )));
-        }
+        p.check_on(inventory.scheme(), installed)
+            .map_err(|e| ApiError::BadRequest(format!("host {host}: {e}")))?;
     }
     Ok(())
 }
@@ -58,7 +49,12 @@ pub async fn create_job(
     if new.packages.is_empty() {
         return Err(ApiError::BadRequest("job: no packages".into()));
     }
-    check_targets(&new.packages)?;
+    let Some((inventory, _)) = state.store.host_inventory(host).await? else {
+        return Err(ApiError::BadRequest(format!(
+            "job: host {host} has no inventory yet (its packages cannot be checked)"
+        )));
+    };
+    check_targets(host, &inventory, &new.packages)?;
     let labels = state.store.host_labels(host).await?;
     let classes = patchwarden_deploy::config::host_classes(&labels);
     let mut job = state.config.deploy.package_job(
