@@ -34,6 +34,16 @@ pub struct ServerArgs {
     /// Largest request body accepted, in MiB (413 beyond).
     #[arg(long, default_value_t = 32, env = "PATCHWARDEN_MAX_BODY_MIB")]
     pub max_body_mib: usize,
+    /// Seconds a request body may take to arrive (408 and the connection closed beyond).
+    #[arg(long, default_value_t = 60, env = "PATCHWARDEN_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: u64,
+    /// Seconds a client may take to send a request's headers, and a kept-alive connection may
+    /// sit idle.
+    #[arg(long, default_value_t = 30, env = "PATCHWARDEN_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: u64,
+    /// Connections served at once (more wait in the listen queue).
+    #[arg(long, default_value_t = 4096, env = "PATCHWARDEN_MAX_CONNECTIONS")]
+    pub max_connections: usize,
     /// Seconds between agent check-ins (agents add jitter).
     #[arg(
         long,
@@ -114,6 +124,9 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
             }
         }),
         max_body_bytes: args.max_body_mib.max(1) << 20,
+        body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
+        header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+        max_connections: args.max_connections.max(1),
         checkin_interval: Duration::from_secs(args.checkin_interval_secs.max(1)),
         stale_after: Duration::from_secs(args.stale_after_secs),
         policy: args.policy.clone(),

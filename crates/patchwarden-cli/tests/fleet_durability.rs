@@ -97,7 +97,12 @@ fn oversized_bodies_and_revoked_hosts_over_tls() {
     let work = scratch("fleet-bad-input");
     let db = work.join("kb.db").display().to_string();
     let state = work.join("server-state");
-    let server = start_server(&db, &state, "127.0.0.1:0", &["--max-body-mib", "1"]);
+    let server = start_server(
+        &db,
+        &state,
+        "127.0.0.1:0",
+        &["--max-body-mib", "1", "--body-timeout-secs", "2"],
+    );
     let admin = server.admin_token.clone().unwrap();
     let token = enroll_token(&db, &["--uses", "2"]);
     let root = alpine_root(&work);
@@ -197,6 +202,25 @@ fn oversized_bodies_and_revoked_hosts_over_tls() {
         413,
         "larger than",
     );
+    // Without a credential, a body announced at 200 MB is answered 413 before it is sent (never
+    // buffered) and the connection closed; a body that trickles in is cut off by the body timeout
+    // (408) and its connection closed.
+    let answer = raw_tls(
+        &server,
+        &state,
+        "POST /v1/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 209715200\r\n\r\n",
+        b"",
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.to_lowercase().contains("connection: close"), "{answer}");
+    let answer = raw_tls(
+        &server,
+        &state,
+        "POST /v1/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+        b"{",
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within"), "{answer}");
     // Revoked hosts are refused; the good data is still there.
     check("POST", "/v1/hosts/1/revoke", Some(&admin), None, 200, "");
     let out = agent(&dir, &["run", "--once", "--root", root.to_str().unwrap()]);
@@ -204,4 +228,37 @@ fn oversized_bodies_and_revoked_hosts_over_tls() {
     let hosts = query(&server, &state, &admin, &["hosts"]);
     assert_eq!(hosts[0]["revoked"], true);
     assert_eq!(hosts[0]["packages"], 15);
+}
+
+/// Sends `head` and `body` over TLS and reads until the server closes the connection (what a
+/// hand-written client sees: status line, headers, body). A server that never closes fails the
+/// test after 30 s (the read timeout) instead of hanging it.
+fn raw_tls(server: &ServerProcess, state: &std::path::Path, head: &str, body: &[u8]) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use std::io::{Read, Write};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_file(state.join("ca.pem")).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.write_all(body).unwrap();
+    tls.flush().unwrap();
+    let mut out = Vec::new();
+    match tls.read_to_end(&mut out) {
+        Ok(_) => {}
+        // A close without TLS close_notify still ends the answer.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        Err(e) => panic!("reading the answer: {e} (so far: {})", String::from_utf8_lossy(&out)),
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

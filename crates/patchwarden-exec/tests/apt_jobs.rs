@@ -103,6 +103,36 @@ fn jobs_install_exact_versions_fail_clearly_roll_back_and_recover() {
     assert_eq!(up.outcome, JobOutcome::Succeeded, "{up:#?}");
     assert_eq!(installed(&root, "pw-synthetic-hello").unwrap().1, "1.0-2");
     assert!(!up.recovered && !up.reboot_now, "a root is never rebooted");
+
+    // Targets apt would read as something else are refused before anything runs, whatever the
+    // server let through: a trailing '-' (apt: remove) or '+', a name that is a pattern to apt.
+    for (name, version, why) in [
+        ("pw-synthetic-hello", "1.0-2-", "invalid deb version"),
+        ("pw-synthetic-hello", "1.0+", "remove or install modifier"),
+        (
+            "pw-synthetic-hell.",
+            "1.0-2",
+            "apt would read the name as a pattern",
+        ),
+        ("pw-synthetic-*", "1.0-2", "not a deb package name"),
+    ] {
+        let refused = exec.run(&job("j-bad", JobOperation::Install, &[(name, version)]));
+        match &refused.outcome {
+            JobOutcome::Failed {
+                stage: JobStage::Packages,
+                reason,
+            } => assert!(
+                reason.contains("refused before running") && reason.contains(why),
+                "{reason}"
+            ),
+            other => panic!("{name} {version}: {other:?}"),
+        }
+        assert!(refused.steps.is_empty(), "nothing ran: {:?}", refused.steps);
+        assert_eq!(
+            installed(&root, "pw-synthetic-hello").unwrap(),
+            ("install ok installed".into(), "1.0-2".into())
+        );
+    }
     let apt_step = up
         .steps
         .iter()

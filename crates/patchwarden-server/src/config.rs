@@ -19,6 +19,14 @@ pub struct ServerConfig {
     pub provided_certificates: Option<tls::ProvidedCertificates>,
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
+    /// Longest a request body may take to arrive, from the request's start (408 and the
+    /// connection closed beyond).
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait in the listen queue until one ends.
+    pub max_connections: usize,
+    /// Longest a client may take to send a request's headers, and the longest a kept-alive
+    /// connection may sit idle before its next request.
+    pub header_timeout: Duration,
     /// How often agents should check in (they add jitter).
     pub checkin_interval: Duration,
     /// Hosts not seen for this long are stale.
@@ -58,6 +66,9 @@ impl Default for ServerConfig {
             tls_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             provided_certificates: None,
             max_body_bytes: 32 << 20,
+            body_timeout: Duration::from_secs(60),
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(30),
             checkin_interval: Duration::from_secs(3600),
             stale_after: Duration::from_secs(3 * 86400),
             long_poll_max: Duration::from_secs(60),

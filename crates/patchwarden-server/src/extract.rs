@@ -34,7 +34,9 @@ impl<S: Send + Sync, T: RequestBody> FromRequest<S> for Body<T> {
 pub async fn raw_body<S: Send + Sync>(request: Request, state: &S) -> Answer<Bytes> {
     Bytes::from_request(request, state).await.map_err(|e| {
         let status = e.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
+        if crate::body_guard::timed_out(&e) {
+            ApiError::Other(StatusCode::REQUEST_TIMEOUT, e.body_text())
+        } else if status == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(
                 "the request body is larger than the server accepts (max_body_bytes)".into(),
             )

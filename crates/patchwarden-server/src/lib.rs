@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod assets;
 pub mod auth;
+pub mod body_guard;
 mod config;
 pub mod documents;
 pub mod error;

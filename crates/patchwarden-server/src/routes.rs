@@ -36,7 +36,7 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::Method;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post, put, MethodRouter};
 use axum::Router;
 use patchwarden_model::fleet::Role;
@@ -233,37 +233,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            refuse_oversized,
+            crate::body_guard::guard_body,
         ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
-}
-
-/// A body announced larger than the limit gets its 413 at once — after the body is read and
-/// dropped (up to a cap), so that the client, still sending, reads the answer instead of a reset
-/// connection.
-async fn refuse_oversized(
-    State(state): State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let limit = state.config.max_body_bytes;
-    let announced = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match announced {
-        Some(n) if n > limit as u64 => {
-            let cap = (limit.saturating_mul(4)).max(64 << 20);
-            let _ = axum::body::to_bytes(request.into_body(), cap).await;
-            ApiError::PayloadTooLarge(format!(
-                "the request body ({n} bytes) is larger than the server accepts ({limit} bytes, max_body_bytes)"
-            ))
-            .into_response()
-        }
-        _ => next.run(request).await,
-    }
 }
 
 /// Counts every request by route and status, and times it.

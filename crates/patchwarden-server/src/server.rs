@@ -111,8 +111,18 @@ impl Server {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls);
         let router = routes::router(self.state.clone());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        // At most max_connections served at once: the accept waits for a permit, so further
+        // clients wait in the kernel's listen queue instead of costing memory here.
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(
+            self.state.config.max_connections.max(1),
+        ));
+        let header_timeout = self.state.config.header_timeout;
         tokio::pin!(shutdown);
         loop {
+            let permit = tokio::select! {
+                permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                () = &mut shutdown => break,
+            };
             let (tcp, _peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(pair) => pair,
@@ -130,6 +140,7 @@ impl Server {
             let watcher = graceful.watcher();
             let metrics = self.state.metrics.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
                     .await
                 {
@@ -142,7 +153,7 @@ impl Server {
                 let service = hyper_util::service::TowerToHyperService::new(router);
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
+                    .header_read_timeout(header_timeout)
                     .serve_connection(TokioIo::new(tls), service);
                 let _ = watcher.watch(conn).await;
             });

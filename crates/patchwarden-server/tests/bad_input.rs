@@ -170,6 +170,9 @@ async fn ids_queries_and_fields_are_checked_and_named() {
             }
         }
         let a = h.host_a.0;
+        let change_remove = format!(
+            r#"{{"title":"t","kind":"standard","hosts":[{a}],"packages":[{{"name":"curl","version":"7.88.1-10+deb12u15-"}}]}}"#
+        );
         let job_report = format!("/v1/jobs/{}/report", h.job_a);
         let auditor = Harness::bearer(h.user(Role::Auditor));
         let auditor = Some(auditor.as_str());
@@ -221,7 +224,13 @@ async fn ids_queries_and_fields_are_checked_and_named() {
             (&put, format!("/v1/hosts/{a}/labels"), admin, Some(br#"{"":"x"}"#), 400, "labels"),
             (&put, "/v1/hosts/999/labels".into(), admin, Some(br#"{"a":"x"}"#), 404, "no host 999"),
             (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[]}"#), 400, "no packages"),
-            (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[{"name":"-oDebug=1","version":"1"}]}"#), 400, "not a package name"),
+            (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[{"name":"-oDebug=1","version":"1"}]}"#), 400, "not a deb package name"),
+            // apt reads a trailing '-' as "remove", '+' as "install"; `libcurl.` is a pattern to apt.
+            (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[{"name":"curl","version":"7.88.1-10+deb12u15-"}]}"#), 400, "invalid deb version"),
+            (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[{"name":"curl","version":"7.88.1+"}]}"#), 400, "remove or install modifier"),
+            (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[{"name":"libcurl.","version":"7.88.1-10+deb12u15"}]}"#), 400, "read the name as a pattern"),
+            (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[{"name":"curl","version":"7.88.1-10+deb12u15","arch":"amd64 all"}]}"#), 400, "not an architecture name"),
+            (&post, "/v1/changes".into(), admin, Some(change_remove.as_bytes()), 400, "invalid deb version"),
             (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"erase","packages":[{"name":"a","version":"1"}]}"#), 400, "unknown variant"),
             (&post, job_report, host, Some(br#"{"id":"job-1","outcome":{"outcome":"succeeded"},"steps":[],"recovered":false,"reboot_required":false,"reboot_now":false}"#), 400, "sent to"),
             (&post, "/v1/plans".into(), admin, Some(br#"{"hosts":[]}"#), 400, "no hosts"),

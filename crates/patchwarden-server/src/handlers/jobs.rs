@@ -50,6 +50,9 @@ pub async fn create_job(
         return Err(ApiError::BadRequest("job: no packages".into()));
     }
     let Some((inventory, _)) = state.store.host_inventory(host).await? else {
+        if state.store.host(host, 0).await?.is_none() {
+            return Err(ApiError::no_host(host));
+        }
         return Err(ApiError::BadRequest(format!(
             "job: host {host} has no inventory yet (its packages cannot be checked)"
         )));

@@ -96,6 +96,26 @@ impl Harness {
         .expect("an enrollment token")
         .token;
         let host_a = enroll(&store, &token, "host-a").await;
+        // host-a holds a SYNTHETIC Debian 12 inventory (job targets are checked against it).
+        let inventory = patchwarden_model::testing::inventory(
+            "debian",
+            "12",
+            Some("bookworm"),
+            &[
+                ("curl", "7.88.1-10+deb12u8", "curl", "7.88.1-10+deb12u8"),
+                ("libcurl4", "7.88.1-10+deb12u8", "curl", "7.88.1-10+deb12u8"),
+            ],
+        );
+        store
+            .check_in(
+                host_a.0,
+                "harness-inventory",
+                &patchwarden_model::fleet::inventory_digest(&inventory),
+                Some(&patchwarden_model::InventoryView::of(&inventory)),
+                &patchwarden_model::now_rfc3339(),
+            )
+            .await
+            .expect("host-a's inventory");
         let host_b = enroll(&store, &token, "host-b").await;
         let revoked = enroll(&store, &token, "host-revoked").await;
         assert!(store.revoke_host(revoked.0).await.unwrap());
