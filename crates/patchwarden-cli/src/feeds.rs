@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use patchwarden_feeds::detect;
+use patchwarden_model::audit::{Actor, AuditAction, AuditEvent};
 use patchwarden_model::{Advisory, Provenance, Source};
 use patchwarden_store::{FeedState, Store, WriteMode};
 use patchwarden_sync::load::{self, Parsed};
@@ -87,6 +88,18 @@ impl Tally {
                 .write_advisories(&chunk[0].0, chunk[0].1, WriteMode::Upsert, &items, None)
                 .await?;
             self.imported += n;
+            let origins: std::collections::BTreeSet<&str> =
+                chunk.iter().map(|(_, _, _, p)| p.origin.as_str()).collect();
+            audit_import(
+                store,
+                AuditAction::FeedImported,
+                &chunk[0].0,
+                &[
+                    ("records", &n.to_string()),
+                    ("files", &origins.len().to_string()),
+                ],
+            )
+            .await?;
             println!("imported {n} advisories into {}", chunk[0].0);
         }
         Ok(())
@@ -259,6 +272,17 @@ async fn import_one(
                 Ok(n) => {
                     tally.imported += n;
                     println!("imported {n} records from {origin}");
+                    audit_import(
+                        store,
+                        AuditAction::FeedImported,
+                        &feed,
+                        &[
+                            ("origin", origin),
+                            ("sha256", &provenance.sha256),
+                            ("records", &n.to_string()),
+                        ],
+                    )
+                    .await?;
                 }
                 Err(e) if e.refused.is_some() => {
                     tally.failed += 1;
@@ -266,11 +290,47 @@ async fn import_one(
                     store
                         .record_failure(&feed, provenance.source, &e.to_string())
                         .await?;
+                    audit_import(
+                        store,
+                        AuditAction::FeedRefused,
+                        &feed,
+                        &[
+                            ("origin", origin),
+                            ("sha256", &provenance.sha256),
+                            ("reason", &e.to_string()),
+                        ],
+                    )
+                    .await?;
                 }
                 Err(e) => return Err(e.into()),
             }
         }
     }
+    Ok(())
+}
+
+/// Records an import in the audit log (a store that cannot record it fails the import: the
+/// data is written, the command says so and exits non-zero).
+async fn audit_import(
+    store: &Store,
+    action: AuditAction,
+    feed: &str,
+    detail: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let mut event = AuditEvent::new(
+        Actor::System {
+            name: "feeds import".into(),
+        },
+        action,
+        format!("feed:{feed}"),
+    );
+    for (k, v) in detail {
+        event = event.with(k, *v);
+    }
+    store
+        .append_audit(&event, &patchwarden_model::now_rfc3339())
+        .await
+        .context("recording the import in the audit log")?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! would need.
 
 mod admin;
+mod audit;
 mod change;
 mod client;
 mod explain;
@@ -68,6 +69,11 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Why a CVE or advisory is or is not a finding on this host (or a root, or an inventory).
     Explain(explain::ExplainArgs),
+    /// The audit log: verify its hash chain and signed checkpoints, export it.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// The knowledge base's feeds: import files, show their state.
     Feeds {
         #[command(subcommand)]
@@ -235,6 +241,9 @@ fn main() -> ExitCode {
         }),
         Command::Explain(args) => with_store(cli.db.as_deref(), |store| async move {
             explain::explain(&store, &args).await
+        }),
+        Command::Audit { command } => with_store(cli.db.as_deref(), |store| async move {
+            audit::audit(&store, &command).await
         }),
         Command::Feeds { command } => with_store(cli.db.as_deref(), |store| async move {
             match command {

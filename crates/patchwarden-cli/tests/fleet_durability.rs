@@ -212,7 +212,10 @@ fn oversized_bodies_and_revoked_hosts_over_tls() {
         b"",
     );
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(answer.to_lowercase().contains("connection: close"), "{answer}");
+    assert!(
+        answer.to_lowercase().contains("connection: close"),
+        "{answer}"
+    );
     let answer = raw_tls(
         &server,
         &state,
@@ -258,7 +261,10 @@ fn raw_tls(server: &ServerProcess, state: &std::path::Path, head: &str, body: &[
         Ok(_) => {}
         // A close without TLS close_notify still ends the answer.
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
-        Err(e) => panic!("reading the answer: {e} (so far: {})", String::from_utf8_lossy(&out)),
+        Err(e) => panic!(
+            "reading the answer: {e} (so far: {})",
+            String::from_utf8_lossy(&out)
+        ),
     }
     String::from_utf8_lossy(&out).into_owned()
 }

@@ -575,5 +575,115 @@ pre_hooks = [["sleep", "40"]]
         "{shown}"
     );
     drop(agents);
+
+    // The audit log holds the whole lifecycle of the first change, in order: created by the
+    // operator, submitted and approved by people, its jobs queued by the rollout and reported by
+    // the hosts, completed by the rollout; the enrollments and the imported feeds before.
+    let mut entries: Vec<serde_json::Value> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = http_get(
+            &server,
+            &state,
+            &admin,
+            &format!("/v1/audit?after={after}&limit=50"),
+        );
+        entries.extend(page["entries"].as_array().unwrap().iter().cloned());
+        match page["next_after"].as_i64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    let seqs: Vec<i64> = entries.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=entries.len() as i64).collect::<Vec<_>>());
+    let enrolled = entries
+        .iter()
+        .filter(|e| e["action"] == "host_enrolled")
+        .count();
+    assert_eq!(enrolled, hosts.len());
+    assert!(entries.iter().any(|e| e["action"] == "feed_imported"));
+    let first_subject = format!("change:{first}");
+    let lifecycle: Vec<String> = entries
+        .iter()
+        .filter(|e| {
+            e["subject"] == first_subject.as_str()
+                || (e["action"] == "job_queued" && e["detail"]["change"] == first.as_str())
+        })
+        .map(|e| {
+            let detail = &e["detail"];
+            let what = detail["action"]
+                .as_str()
+                .or(detail["state"].as_str())
+                .unwrap_or("");
+            format!(
+                "{} {} {}",
+                e["actor"]["kind"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                what
+            )
+        })
+        .collect();
+    assert_eq!(
+        lifecycle.first().map(String::as_str),
+        Some("user change_created draft"),
+        "{lifecycle:#?}"
+    );
+    assert!(
+        lifecycle.contains(&"user change_transition submit".to_owned()),
+        "{lifecycle:#?}"
+    );
+    assert!(
+        lifecycle.contains(&"user change_transition approve".to_owned()),
+        "{lifecycle:#?}"
+    );
+    assert!(
+        lifecycle.iter().any(|l| l.starts_with("system job_queued")),
+        "{lifecycle:#?}"
+    );
+    assert_eq!(
+        lifecycle.last().map(String::as_str),
+        Some("system change_transition completed"),
+        "{lifecycle:#?}"
+    );
+    assert!(entries
+        .iter()
+        .any(|e| e["action"] == "job_reported" && e["actor"]["kind"] == "host"));
+    drop(server);
+
+    // `audit verify` with the server's key: intact, and signed checkpoints exist.
+    let verify = || {
+        bin()
+            .args(["--db", &db, "audit", "verify", "--state-dir"])
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    let out = verify();
+    let text = ok(&out, "audit verify");
+    assert!(
+        text.contains("audit log intact") && text.contains("signed through entry"),
+        "{text}"
+    );
+    // Altered directly in the SQLite file (its guard dropped first): named at its entry.
+    let tamper = |sql: &str| {
+        let st = Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()",
+                &db,
+                sql,
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{sql}");
+    };
+    tamper("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; UPDATE audit_log SET actor = '{\"kind\":\"user\",\"name\":\"someone-else\"}' WHERE seq = 3");
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("audit log BROKEN: entry 3 was altered"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&roots_dir);
 }

@@ -93,6 +93,23 @@ pub enum ChangeAction {
     Cancel,
 }
 
+impl ChangeAction {
+    /// The action's name in requests and the audit log (`roll_back`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeAction::Submit => "submit",
+            ChangeAction::Approve => "approve",
+            ChangeAction::Reject => "reject",
+            ChangeAction::Schedule => "schedule",
+            ChangeAction::Start => "start",
+            ChangeAction::Complete => "complete",
+            ChangeAction::Fail => "fail",
+            ChangeAction::RollBack => "roll_back",
+            ChangeAction::Cancel => "cancel",
+        }
+    }
+}
+
 /// Who acts: a user with a role, or the system itself (the policy, the rollout engine).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Actor {

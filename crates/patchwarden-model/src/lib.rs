@@ -16,6 +16,7 @@
 //! This crate holds data and the rules that belong to the data (how a distribution release is named);
 //! it does no I/O (beyond reading the clock in [`now_rfc3339`]) and knows nothing of storage or HTTP.
 
+pub mod audit;
 pub mod feed_guard;
 pub mod finding;
 pub mod finding_set;

@@ -103,6 +103,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Policy(#[from] patchwarden_risk::policy::PolicyError),
+    #[error("{0}")]
+    AuditKey(#[from] crate::audit::AuditKeyError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: std::net::SocketAddr,

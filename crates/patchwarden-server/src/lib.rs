@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod body_guard;
 mod config;

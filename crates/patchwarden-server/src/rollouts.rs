@@ -41,6 +41,7 @@ use patchwarden_store::{Store, StoreError};
 use crate::documents::{host_findings, DocumentError};
 use crate::job_board::JobBoard;
 use crate::{Metrics, ServerConfig};
+use patchwarden_model::audit::{Actor as AuditActor, AuditAction, AuditEvent};
 
 /// The driver: its own store handle, the configuration (policy, windows, profiles), metrics, the
 /// job board it marks when it queues jobs, and the signal that wakes it.
@@ -52,6 +53,8 @@ pub struct RolloutDriver {
     pub metrics: Arc<Metrics>,
     pub job_board: Arc<JobBoard>,
     pub wake: Arc<tokio::sync::Notify>,
+    /// Records the jobs it queues and the transitions it makes.
+    pub audit: crate::audit::AuditLog,
 }
 
 /// Why one change could not be driven this pass (it is tried again on the next).
@@ -107,6 +110,7 @@ impl RolloutDriver {
 
     async fn drive_change(&self, row: ChangeRow) -> Result<(), DriverError> {
         let mut doc: ChangeDoc = serde_json::from_str(&row.doc).map_err(DriverError::Change)?;
+        let state_before = doc.lifecycle.state;
         let now = Timestamp::now();
         let at = patchwarden_model::now_rfc3339();
         let deploy = &self.config.deploy;
@@ -339,10 +343,46 @@ impl RolloutDriver {
             for id in withdraw {
                 let _ = self.store.cancel_job(&id, &at).await;
             }
-            for (host, _) in &jobs {
+            let rollout = AuditActor::System {
+                name: "rollout".into(),
+            };
+            for (host, job) in &jobs {
                 self.job_board.set(*host, true);
                 self.metrics
                     .count("patchwarden_jobs_total", "event=\"queued\"");
+                self.audit
+                    .record(
+                        AuditEvent::new(
+                            rollout.clone(),
+                            AuditAction::JobQueued,
+                            format!("job:{}", job.id),
+                        )
+                        .with("host", host.to_string())
+                        .with("change", row.id.as_str())
+                        .with("operation", format!("{:?}", job.operation).to_lowercase())
+                        .with(
+                            "packages",
+                            job.packages
+                                .iter()
+                                .map(|p| format!("{}={}", p.name, p.version))
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        ),
+                    )
+                    .await;
+            }
+            if doc.lifecycle.state != state_before {
+                self.audit
+                    .record(
+                        AuditEvent::new(
+                            rollout,
+                            AuditAction::ChangeTransition,
+                            format!("change:{}", row.id),
+                        )
+                        .with("from", state_before.as_str())
+                        .with("state", doc.lifecycle.state.as_str()),
+                    )
+                    .await;
             }
         }
         Ok(())

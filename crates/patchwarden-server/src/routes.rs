@@ -42,7 +42,7 @@ use axum::Router;
 use patchwarden_model::fleet::Role;
 
 use crate::error::ApiError;
-use crate::handlers::{admin, agents, changes, findings, hosts, jobs, plans, system};
+use crate::handlers::{admin, agents, audit, changes, findings, hosts, jobs, plans, system};
 use crate::state::AppState;
 
 /// Who may call a route.
@@ -155,6 +155,7 @@ pub fn routes() -> Vec<Route> {
             User(Operator),
             post(changes::steer_rollout),
         ),
+        route(M::GET, "/v1/audit", User(Auditor), get(audit::list_audit)),
         route(M::GET, "/v1/hosts", User(Auditor), get(hosts::list_hosts)),
         route(
             M::GET,

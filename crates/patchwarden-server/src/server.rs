@@ -65,7 +65,10 @@ impl Server {
         let knowledge_poll = config.knowledge_poll;
         let rollout_tick = config.rollout_tick;
         let report_retention = config.report_retention;
-        let state = state::AppState::start(store, config, identity.ca_pem.clone(), policy);
+        let audit_key = crate::audit::load_or_create_key(&config.state_dir)?;
+        let state = state::AppState::start(store, config, identity.ca_pem.clone(), policy)
+            .with_audit_key(audit_key);
+        state.audit.checkpoint_head().await;
         // Knowledge-base changes written while no server ran, and inventories stored before a
         // crash whose findings were not computed yet.
         state.knowledge.apply().await;
@@ -84,6 +87,7 @@ impl Server {
             metrics: state.metrics.clone(),
             job_board: state.job_board.clone(),
             wake: state.rollout_wake.clone(),
+            audit: state.audit.clone(),
         }
         .start(rollout_tick);
         Ok(Server {

@@ -33,6 +33,8 @@ pub struct AppState {
     pub job_board: Arc<JobBoard>,
     /// Wakes the rollout driver (a job report, new findings, a change acted on).
     pub rollout_wake: Arc<tokio::sync::Notify>,
+    /// Records security-relevant events in the audit log.
+    pub audit: crate::audit::AuditLog,
 }
 
 impl AppState {
@@ -66,7 +68,13 @@ impl AppState {
             },
             config.findings_workers,
         );
+        // A key of this process only until `with_audit_key` gives the state directory's.
+        let key = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+            .ok()
+            .and_then(|doc| ring::signature::Ed25519KeyPair::from_pkcs8(doc.as_ref()).ok())
+            .expect("an ed25519 key");
         AppState {
+            audit: crate::audit::AuditLog::new(store.clone(), Arc::new(key), metrics.clone()),
             heartbeats: HeartbeatBatcher::heartbeats(store.clone()),
             inventories: InventoryBatcher::inventories(store.clone()),
             job_board: JobBoard::start(store.clone(), config.job_poll),
@@ -85,6 +93,13 @@ impl AppState {
             hosts: Arc::new(HostCache::default()),
             rollout_wake,
         }
+    }
+
+    /// The state with the audit log signing with `key` (the state directory's).
+    pub fn with_audit_key(mut self, key: ring::signature::Ed25519KeyPair) -> AppState {
+        self.audit =
+            crate::audit::AuditLog::new(self.store.clone(), Arc::new(key), self.metrics.clone());
+        self
     }
 
     /// The staleness limit in seconds.

@@ -165,6 +165,7 @@ fn example(
         ("GET", "/v1/findings") => ("/v1/findings?severity=high&limit=10".into(), None, false),
         ("GET", "/v1/cves/{cve}/hosts") => ("/v1/cves/CVE-2024-6387/hosts".into(), None, false),
         ("GET", "/v1/summary") => (path.to_owned(), None, false),
+        ("GET", "/v1/audit") => ("/v1/audit?limit=10".into(), None, false),
         ("POST", "/v1/enroll-tokens") => (path.to_owned(), Some("{}".into()), false),
         ("POST", "/v1/users") => (
             path.to_owned(),

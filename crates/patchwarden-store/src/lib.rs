@@ -16,6 +16,7 @@
 //! check-ins, findings per host, queries, assets), [`jobs`], [`change_requests`], `offers`; and
 //! `migrate`, `batch` (multi-row statements), [`testing`] (fresh stores per backend).
 
+pub mod audit;
 mod batch;
 pub mod change_requests;
 mod feed_state;

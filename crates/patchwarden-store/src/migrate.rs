@@ -119,6 +119,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0019_first_inventory_by_set.sql"),
         include_str!("../migrations/postgres/0019_first_inventory_by_set.sql"),
     ),
+    (
+        20,
+        "audit_log",
+        include_str!("../migrations/sqlite/0020_audit_log.sql"),
+        include_str!("../migrations/postgres/0020_audit_log.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,
@@ -211,7 +217,7 @@ async fn apply_on(
             .filter(|l| !l.trim_start().starts_with("--"))
             .map(|l| format!("{l}\n"))
             .collect();
-        for statement in code.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        for statement in statements(&code) {
             sqlx::query(statement)
                 .execute(&mut *tx)
                 .await
@@ -298,4 +304,55 @@ async fn share_package_sets(
             .context(|| "migration 17: pointing a host at its package set".into())?;
     }
     Ok(())
+}
+
+/// A migration's statements: split at `;`, except inside a `$$ … $$` body (PostgreSQL functions)
+/// and a trigger's `BEGIN … END` (SQLite).
+fn statements(code: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut in_dollar = false;
+    let bytes = code.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(b"$$") {
+            in_dollar = !in_dollar;
+            i += 2;
+            continue;
+        }
+        if bytes[i] == b';' && !in_dollar {
+            let candidate = code[start..i].trim();
+            let upper = candidate.to_ascii_uppercase();
+            let open_trigger = upper.starts_with("CREATE TRIGGER")
+                && upper.split_whitespace().any(|w| w == "BEGIN")
+                && !upper.ends_with("END");
+            if !open_trigger {
+                if !candidate.is_empty() {
+                    out.push(candidate);
+                }
+                start = i + 1;
+            }
+        }
+        i += 1;
+    }
+    let rest = code[start..].trim();
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+#[cfg(test)]
+mod statement_tests {
+    #[test]
+    fn triggers_and_function_bodies_stay_whole() {
+        let code = "CREATE TABLE a (x INT);\nCREATE TRIGGER t BEFORE UPDATE ON a\nBEGIN SELECT RAISE(ABORT, 'no'); END;\n\
+                    CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN RAISE EXCEPTION 'no'; END $$;\n\
+                    CREATE TRIGGER u BEFORE DELETE ON a FOR EACH ROW EXECUTE FUNCTION f();";
+        let got = super::statements(code);
+        assert_eq!(got.len(), 4, "{got:#?}");
+        assert!(got[1].ends_with("END"), "{}", got[1]);
+        assert!(got[2].ends_with("END $$"), "{}", got[2]);
+        assert!(got[3].starts_with("CREATE TRIGGER u"), "{}", got[3]);
+    }
 }

@@ -134,7 +134,35 @@ async fn knowledge_base_round_trip() {
             )
             .await
             .unwrap();
+        // Replacing 3 records with 1 is refused by default (both counts named), allowed when
+        // the operator says so.
+        let refused = store
+            .write_advisories(
+                "debian-tracker",
+                Source::DebianTracker,
+                WriteMode::Replace,
+                &items[..1],
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused.refused.as_deref(),
+                Some(patchwarden_model::feed_guard::ReplaceRefused::Shrunk {
+                    stored: 3,
+                    new: 1,
+                    ..
+                })
+            ),
+            "{refused}"
+        );
         store
+            .clone()
+            .with_replace_policy(patchwarden_model::feed_guard::ReplacePolicy {
+                allow_shrink: true,
+                ..Default::default()
+            })
             .write_advisories(
                 "debian-tracker",
                 Source::DebianTracker,

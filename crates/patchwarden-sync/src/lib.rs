@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use patchwarden_feeds::FeedFormat;
+use patchwarden_model::audit::{Actor, AuditAction, AuditEvent};
 use patchwarden_model::{Provenance, Source};
 use patchwarden_store::{Store, WriteMode};
 use sha2::{Digest, Sha256};
@@ -215,19 +216,57 @@ impl Syncer {
     }
 
     /// Syncs one feed; every failure is recorded in the store and returned, never half-applied.
+    /// Each sync that changed data or failed is recorded in the audit log (with the stored
+    /// file's digest, or the reason).
     pub async fn sync(&self, store: &Store, spec: &FeedSpec) -> SyncOutcome {
-        match self.try_sync(store, spec).await {
+        let outcome = match self.try_sync(store, spec).await {
             Ok(outcome) => outcome,
             Err(reason) => {
+                let refused = matches!(&reason, SyncError::Store(e) if e.refused.is_some());
                 let reason = format!("{}: {reason}", spec.url);
-                if let Err(e) = store.record_failure(&spec.feed, spec.source, &reason).await {
+                let recorded = store.record_failure(&spec.feed, spec.source, &reason).await;
+                let action = if refused {
+                    AuditAction::FeedRefused
+                } else {
+                    AuditAction::FeedSynced
+                };
+                audit(
+                    store,
+                    action,
+                    spec,
+                    &[("outcome", "failed"), ("reason", &reason)],
+                )
+                .await;
+                if let Err(e) = recorded {
                     return SyncOutcome::Failed {
                         reason: format!("{reason} (and recording it failed: {e})"),
                     };
                 }
-                SyncOutcome::Failed { reason }
+                return SyncOutcome::Failed { reason };
             }
+        };
+        if let SyncOutcome::Updated { records, bytes, .. } = &outcome {
+            let sha256 = store
+                .feed(&spec.feed)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|f| f.sha256)
+                .unwrap_or_default();
+            audit(
+                store,
+                AuditAction::FeedSynced,
+                spec,
+                &[
+                    ("outcome", "updated"),
+                    ("records", &records.to_string()),
+                    ("bytes", &bytes.to_string()),
+                    ("sha256", &sha256),
+                ],
+            )
+            .await;
         }
+        outcome
     }
 
     async fn try_sync(&self, store: &Store, spec: &FeedSpec) -> Result<SyncOutcome, SyncError> {
@@ -399,6 +438,28 @@ impl Syncer {
         };
         let written = load::store(store, parsed, p).await?;
         Ok((written, skipped))
+    }
+}
+
+/// Records a sync in the audit log (a failure to record is said on stderr: the sync itself is
+/// done either way).
+async fn audit(store: &Store, action: AuditAction, spec: &FeedSpec, detail: &[(&str, &str)]) {
+    let mut event = AuditEvent::new(
+        Actor::System {
+            name: "feed sync".into(),
+        },
+        action,
+        format!("feed:{}", spec.feed),
+    )
+    .with("url", spec.url.as_str());
+    for (k, v) in detail {
+        event = event.with(k, *v);
+    }
+    if let Err(e) = store
+        .append_audit(&event, &patchwarden_model::now_rfc3339())
+        .await
+    {
+        eprintln!("audit: could not record the sync of {}: {e}", spec.feed);
     }
 }
 

@@ -13,6 +13,7 @@ use crate::auth::{Admin, Caller, Operator};
 use crate::error::{Answer, ApiError};
 use crate::extract::Body;
 use crate::state::AppState;
+use patchwarden_model::audit::{Actor, AuditAction, AuditEvent};
 
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> ApiError {
@@ -39,6 +40,19 @@ pub async fn create_enroll_token(
         &caller.user.name,
     )
     .await?;
+    let mut event = AuditEvent::new(
+        Actor::User {
+            name: caller.user.name.clone(),
+        },
+        AuditAction::EnrollTokenCreated,
+        format!("enroll-token:{}", created.expires_at),
+    )
+    .with("uses", created.uses.to_string())
+    .with("expires_at", created.expires_at.as_str());
+    for (k, v) in &request.labels {
+        event = event.with(&format!("label.{k}"), v.as_str());
+    }
+    state.audit.record(event).await;
     Ok(json(&EnrollTokenResponse {
         token: created.token,
         expires_at: created.expires_at,
@@ -48,10 +62,23 @@ pub async fn create_enroll_token(
 
 pub async fn create_user(
     State(state): State<AppState>,
-    _caller: Caller<Admin>,
+    caller: Caller<Admin>,
     Body(request): Body<UserRequest>,
 ) -> Answer<Response> {
     let user = admin::create_user(&state.store, &request.name, request.role).await?;
+    state
+        .audit
+        .record(
+            AuditEvent::new(
+                Actor::User {
+                    name: caller.user.name.clone(),
+                },
+                AuditAction::UserCreated,
+                format!("user:{}", user.name),
+            )
+            .with("role", user.role.as_str()),
+        )
+        .await;
     Ok(json(&UserResponse {
         name: user.name,
         role: user.role,

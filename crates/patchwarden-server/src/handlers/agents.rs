@@ -16,6 +16,7 @@ use crate::error::{Answer, ApiError};
 use crate::extract::{raw_body, Body};
 use crate::secrets::{self, SecretKind};
 use crate::state::AppState;
+use patchwarden_model::audit::{Actor, AuditAction, AuditEvent};
 
 pub async fn enroll(
     State(state): State<AppState>,
@@ -51,6 +52,19 @@ pub async fn enroll(
             state
                 .metrics
                 .count("patchwarden_enrollments_total", "result=\"enrolled\"");
+            let mut event = AuditEvent::new(
+                Actor::Host { id: host_id },
+                AuditAction::HostEnrolled,
+                format!("host:{host_id}"),
+            )
+            .with("hostname", request.hostname.trim());
+            if let Some(machine_id) = &request.machine_id {
+                event = event.with("machine_id", machine_id.as_str());
+            }
+            for (k, v) in &labels {
+                event = event.with(&format!("label.{k}"), v.as_str());
+            }
+            state.audit.record(event).await;
             Ok(json(&EnrollResponse {
                 host_id,
                 host_secret: secret,

@@ -33,6 +33,7 @@ use crate::documents::{host_findings, parse};
 use crate::error::{Answer, ApiError};
 use crate::extract::{Body, ChangeId, Q};
 use crate::state::AppState;
+use patchwarden_model::audit;
 
 pub async fn create_change(
     State(state): State<AppState>,
@@ -126,6 +127,33 @@ pub async fn create_change(
             &now,
         )
         .await?;
+    let mut event = audit::AuditEvent::new(
+        audit::Actor::User {
+            name: caller.user.name.clone(),
+        },
+        audit::AuditAction::ChangeCreated,
+        format!("change:{}", doc.id),
+    )
+    .with("kind", new.kind.as_str())
+    .with("state", doc.lifecycle.state.as_str())
+    .with(
+        "hosts",
+        doc.hosts
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+    .with(
+        "packages",
+        doc.packages
+            .iter()
+            .map(|p| format!("{}={}", p.name, p.version))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    event = event.with("title", doc.title.as_str());
+    state.audit.record(event).await;
     Ok((StatusCode::CREATED, json(&doc)).into_response())
 }
 
@@ -144,7 +172,7 @@ async fn update_change(
     state: &AppState,
     id: &str,
     step: impl Fn(&mut ChangeDoc, &str) -> Answer<()>,
-) -> Answer<Response> {
+) -> Answer<ChangeDoc> {
     for _ in 0..2 {
         let row = state
             .store
@@ -164,7 +192,7 @@ async fn update_change(
         };
         if state.store.update_change(&update, &now).await? {
             state.rollout_wake.notify_one();
-            return Ok(json(&doc));
+            return Ok(doc);
         }
     }
     Err(ApiError::Conflict(format!(
@@ -181,7 +209,7 @@ pub async fn act_on_change(
 ) -> Answer<Response> {
     let actor = Actor::user(&caller.user.name, caller.user.role);
     let policy = state.config.deploy.policy.clone();
-    update_change(&state, &id, |doc, now| {
+    let doc = update_change(&state, &id, |doc, now| {
         doc.lifecycle
             .apply(
                 &policy,
@@ -193,7 +221,21 @@ pub async fn act_on_change(
             .map(|_| ())
             .map_err(refusal)
     })
-    .await
+    .await?;
+    let mut event = audit::AuditEvent::new(
+        audit::Actor::User {
+            name: caller.user.name.clone(),
+        },
+        audit::AuditAction::ChangeTransition,
+        format!("change:{id}"),
+    )
+    .with("action", request.action.as_str())
+    .with("state", doc.lifecycle.state.as_str());
+    if let Some(comment) = &request.comment {
+        event = event.with("comment", comment.as_str());
+    }
+    state.audit.record(event).await;
+    Ok(json(&doc))
 }
 
 pub async fn steer_rollout(
@@ -204,7 +246,7 @@ pub async fn steer_rollout(
 ) -> Answer<Response> {
     let actor = Actor::user(&caller.user.name, caller.user.role);
     let policy = state.config.deploy.policy.clone();
-    update_change(&state, &id, |doc, now| {
+    let doc = update_change(&state, &id, |doc, now| {
         let Some(rollout) = doc.rollout.as_mut() else {
             return Err(ApiError::Conflict(format!(
                 "change {id} has no rollout yet"
@@ -245,7 +287,21 @@ pub async fn steer_rollout(
         );
         Ok(())
     })
-    .await
+    .await?;
+    let mut event = audit::AuditEvent::new(
+        audit::Actor::User {
+            name: caller.user.name.clone(),
+        },
+        audit::AuditAction::ChangeTransition,
+        format!("change:{id}"),
+    )
+    .with("rollout", request.action.as_str())
+    .with("state", doc.lifecycle.state.as_str());
+    if let Some(comment) = &request.comment {
+        event = event.with("comment", comment.as_str());
+    }
+    state.audit.record(event).await;
+    Ok(json(&doc))
 }
 
 #[derive(Deserialize)]

@@ -14,6 +14,7 @@ use crate::auth::{Auditor, Caller, Operator};
 use crate::error::{Answer, ApiError};
 use crate::extract::{Body, HostId, Q};
 use crate::state::AppState;
+use patchwarden_model::audit::{Actor, AuditAction, AuditEvent};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,14 +125,30 @@ impl crate::extract::RequestBody for Labels {
 
 pub async fn set_host_labels(
     State(state): State<AppState>,
-    _caller: Caller<Operator>,
+    caller: Caller<Operator>,
     HostId(id): HostId,
     Body(Labels(labels)): Body<Labels>,
 ) -> Answer<Response> {
     crate::admin::check_label_keys(&labels).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let before = state.store.host_labels(id).await?;
     if !state.store.set_host_labels(id, &labels).await? {
         return Err(ApiError::no_host(id));
     }
+    // Labels decide approval classes: every change is audited with both sides.
+    let mut event = AuditEvent::new(
+        Actor::User {
+            name: caller.user.name.clone(),
+        },
+        AuditAction::HostLabelsChanged,
+        format!("host:{id}"),
+    );
+    for (k, v) in &before {
+        event = event.with(&format!("before.{k}"), v.as_str());
+    }
+    for (k, v) in &labels {
+        event = event.with(&format!("after.{k}"), v.as_str());
+    }
+    state.audit.record(event).await;
     let mut one: Vec<_> = state
         .store
         .host(id, state.stale_secs())
@@ -144,12 +161,22 @@ pub async fn set_host_labels(
 
 pub async fn revoke_host(
     State(state): State<AppState>,
-    _caller: Caller<Operator>,
+    caller: Caller<Operator>,
     HostId(id): HostId,
 ) -> Answer<Response> {
     if !state.store.revoke_host(id).await? {
         return Err(ApiError::no_host(id));
     }
     state.hosts.forget(id);
+    state
+        .audit
+        .record(AuditEvent::new(
+            Actor::User {
+                name: caller.user.name.clone(),
+            },
+            AuditAction::HostRevoked,
+            format!("host:{id}"),
+        ))
+        .await;
     Ok(json(&RevokeAck { revoked: id }))
 }

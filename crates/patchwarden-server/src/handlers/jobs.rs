@@ -24,6 +24,7 @@ use crate::documents::parse;
 use crate::error::{Answer, ApiError};
 use crate::extract::{Body, HostId, JobId, Q};
 use crate::state::AppState;
+use patchwarden_model::audit::{Actor, AuditAction, AuditEvent};
 
 /// Every target passes its family's rules on this host (400 naming the first that does not):
 /// `PackageTarget::check_on` with the host's scheme and installed packages.
@@ -80,6 +81,29 @@ pub async fn create_job(
         return Err(ApiError::no_host(host));
     }
     state.job_board.set(host, true);
+    state
+        .audit
+        .record(
+            AuditEvent::new(
+                Actor::User {
+                    name: caller.user.name.clone(),
+                },
+                AuditAction::JobQueued,
+                format!("job:{}", job.id),
+            )
+            .with("host", host.to_string())
+            .with("operation", format!("{:?}", job.operation).to_lowercase())
+            .with("reboot", format!("{:?}", job.reboot).to_lowercase())
+            .with(
+                "packages",
+                job.packages
+                    .iter()
+                    .map(|p| format!("{}={}", p.name, p.version))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        )
+        .await;
     state
         .metrics
         .count("patchwarden_jobs_total", "event=\"queued\"");
@@ -157,6 +181,18 @@ pub async fn report_job(
         ("event=\"failed\"", JobState::Failed)
     };
     state.metrics.count("patchwarden_jobs_total", event);
+    let mut audit_event = AuditEvent::new(
+        Actor::Host { id: host.id },
+        AuditAction::JobReported,
+        format!("job:{id}"),
+    )
+    .with("state", job_state.as_str());
+    if let JobOutcome::Failed { stage, reason } = &report.outcome {
+        audit_event = audit_event
+            .with("stage", stage.as_str())
+            .with("reason", reason.as_str());
+    }
+    state.audit.record(audit_event).await;
     state.rollout_wake.notify_one();
     Ok(json(&JobReportAck {
         job: id,

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod agents;
+pub mod audit;
 pub mod changes;
 pub mod findings;
 pub mod hosts;
