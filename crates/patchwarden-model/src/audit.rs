@@ -114,6 +114,48 @@ impl AuditEvent {
     }
 }
 
+impl AuditEvent {
+    /// A package job queued for `host` by `actor`: its operation, reboot policy and targets.
+    pub fn job_queued(actor: Actor, host: i64, job: &crate::job::PackageJob) -> AuditEvent {
+        AuditEvent::new(actor, AuditAction::JobQueued, format!("job:{}", job.id))
+            .with("host", host.to_string())
+            .with("operation", format!("{:?}", job.operation).to_lowercase())
+            .with("reboot", format!("{:?}", job.reboot).to_lowercase())
+            .with("packages", targets_text(&job.packages))
+    }
+
+    /// A change's transition by `actor` (`key`: `action` or `rollout`), with its comment.
+    pub fn change_transition(
+        actor: Actor,
+        change: &str,
+        key: &str,
+        action: &str,
+        state: &str,
+        comment: Option<&str>,
+    ) -> AuditEvent {
+        let event = AuditEvent::new(
+            actor,
+            AuditAction::ChangeTransition,
+            format!("change:{change}"),
+        )
+        .with(key, action)
+        .with("state", state);
+        match comment {
+            Some(c) => event.with("comment", c),
+            None => event,
+        }
+    }
+}
+
+/// Package targets as `name=version,…` (audit details).
+pub fn targets_text(targets: &[crate::job::PackageTarget]) -> String {
+    targets
+        .iter()
+        .map(|p| format!("{}={}", p.name, p.version))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A stored entry: the event, its place in the chain and its hashes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {

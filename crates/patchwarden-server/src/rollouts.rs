@@ -41,7 +41,7 @@ use patchwarden_store::{Store, StoreError};
 use crate::documents::{host_findings, DocumentError};
 use crate::job_board::JobBoard;
 use crate::{Metrics, ServerConfig};
-use patchwarden_model::audit::{Actor as AuditActor, AuditAction, AuditEvent};
+use patchwarden_model::audit::{Actor as AuditActor, AuditEvent};
 
 /// The driver: its own store handle, the configuration (policy, windows, profiles), metrics, the
 /// job board it marks when it queues jobs, and the signal that wakes it.
@@ -352,36 +352,21 @@ impl RolloutDriver {
                     .count("patchwarden_jobs_total", "event=\"queued\"");
                 self.audit
                     .record(
-                        AuditEvent::new(
-                            rollout.clone(),
-                            AuditAction::JobQueued,
-                            format!("job:{}", job.id),
-                        )
-                        .with("host", host.to_string())
-                        .with("change", row.id.as_str())
-                        .with("operation", format!("{:?}", job.operation).to_lowercase())
-                        .with(
-                            "packages",
-                            job.packages
-                                .iter()
-                                .map(|p| format!("{}={}", p.name, p.version))
-                                .collect::<Vec<_>>()
-                                .join(","),
-                        ),
+                        AuditEvent::job_queued(rollout.clone(), *host, job)
+                            .with("change", row.id.as_str()),
                     )
                     .await;
             }
             if doc.lifecycle.state != state_before {
                 self.audit
-                    .record(
-                        AuditEvent::new(
-                            rollout,
-                            AuditAction::ChangeTransition,
-                            format!("change:{}", row.id),
-                        )
-                        .with("from", state_before.as_str())
-                        .with("state", doc.lifecycle.state.as_str()),
-                    )
+                    .record(AuditEvent::change_transition(
+                        rollout,
+                        &row.id,
+                        "from",
+                        state_before.as_str(),
+                        doc.lifecycle.state.as_str(),
+                        None,
+                    ))
                     .await;
             }
         }

@@ -128,9 +128,7 @@ pub async fn create_change(
         )
         .await?;
     let mut event = audit::AuditEvent::new(
-        audit::Actor::User {
-            name: caller.user.name.clone(),
-        },
+        user_actor(&caller),
         audit::AuditAction::ChangeCreated,
         format!("change:{}", doc.id),
     )
@@ -144,17 +142,17 @@ pub async fn create_change(
             .collect::<Vec<_>>()
             .join(","),
     )
-    .with(
-        "packages",
-        doc.packages
-            .iter()
-            .map(|p| format!("{}={}", p.name, p.version))
-            .collect::<Vec<_>>()
-            .join(","),
-    );
+    .with("packages", audit::targets_text(&doc.packages));
     event = event.with("title", doc.title.as_str());
     state.audit.record(event).await;
     Ok((StatusCode::CREATED, json(&doc)).into_response())
+}
+
+/// The caller as the audit log names it.
+fn user_actor<R>(caller: &Caller<R>) -> audit::Actor {
+    audit::Actor::User {
+        name: caller.user.name.clone(),
+    }
 }
 
 fn refusal(refused: TransitionRefused) -> ApiError {
@@ -222,19 +220,17 @@ pub async fn act_on_change(
             .map_err(refusal)
     })
     .await?;
-    let mut event = audit::AuditEvent::new(
-        audit::Actor::User {
-            name: caller.user.name.clone(),
-        },
-        audit::AuditAction::ChangeTransition,
-        format!("change:{id}"),
-    )
-    .with("action", request.action.as_str())
-    .with("state", doc.lifecycle.state.as_str());
-    if let Some(comment) = &request.comment {
-        event = event.with("comment", comment.as_str());
-    }
-    state.audit.record(event).await;
+    state
+        .audit
+        .record(audit::AuditEvent::change_transition(
+            user_actor(&caller),
+            &id,
+            "action",
+            request.action.as_str(),
+            doc.lifecycle.state.as_str(),
+            request.comment.as_deref(),
+        ))
+        .await;
     Ok(json(&doc))
 }
 
@@ -288,19 +284,17 @@ pub async fn steer_rollout(
         Ok(())
     })
     .await?;
-    let mut event = audit::AuditEvent::new(
-        audit::Actor::User {
-            name: caller.user.name.clone(),
-        },
-        audit::AuditAction::ChangeTransition,
-        format!("change:{id}"),
-    )
-    .with("rollout", request.action.as_str())
-    .with("state", doc.lifecycle.state.as_str());
-    if let Some(comment) = &request.comment {
-        event = event.with("comment", comment.as_str());
-    }
-    state.audit.record(event).await;
+    state
+        .audit
+        .record(audit::AuditEvent::change_transition(
+            user_actor(&caller),
+            &id,
+            "rollout",
+            request.action.as_str(),
+            doc.lifecycle.state.as_str(),
+            request.comment.as_deref(),
+        ))
+        .await;
     Ok(json(&doc))
 }
 

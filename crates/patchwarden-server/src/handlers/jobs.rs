@@ -83,26 +83,13 @@ pub async fn create_job(
     state.job_board.set(host, true);
     state
         .audit
-        .record(
-            AuditEvent::new(
-                Actor::User {
-                    name: caller.user.name.clone(),
-                },
-                AuditAction::JobQueued,
-                format!("job:{}", job.id),
-            )
-            .with("host", host.to_string())
-            .with("operation", format!("{:?}", job.operation).to_lowercase())
-            .with("reboot", format!("{:?}", job.reboot).to_lowercase())
-            .with(
-                "packages",
-                job.packages
-                    .iter()
-                    .map(|p| format!("{}={}", p.name, p.version))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-        )
+        .record(AuditEvent::job_queued(
+            Actor::User {
+                name: caller.user.name.clone(),
+            },
+            host,
+            &job,
+        ))
         .await;
     state
         .metrics
