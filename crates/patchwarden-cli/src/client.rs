@@ -126,6 +126,24 @@ pub(crate) fn encode(s: &str) -> String {
         .collect()
 }
 
+/// `s` with control characters (C0, DEL, C1: terminal escapes, tabs, line breaks) and
+/// bidirectional formatting characters written as `\u{…}` escapes.
+pub(crate) fn printable(s: &str) -> String {
+    let bidi = |c: char| matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(|c| c.is_control() || bidi(c)) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() || bidi(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Quotes a CSV field when it needs it.
 pub(crate) fn csv(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -148,9 +166,11 @@ pub(crate) fn write_listing<T: serde::Serialize>(
         writeln!(out)?;
         return Ok(());
     }
+    // Host-provided strings (hostnames, OS names, labels) reach a terminal: control and
+    // bidirectional characters are shown escaped, never sent (an escape sequence could forge a row).
     let (sep, quote): (&str, fn(&str) -> String) = match format {
-        OutputFormat::Csv => (",", csv),
-        _ => ("\t", str::to_owned),
+        OutputFormat::Csv => (",", |f| csv(&printable(f))),
+        _ => ("\t", printable),
     };
     writeln!(out, "{}", header.join(sep))?;
     for item in items {
@@ -158,4 +178,31 @@ pub(crate) fn write_listing<T: serde::Serialize>(
         writeln!(out, "{}", fields.join(sep))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::*;
+
+    #[test]
+    fn host_strings_cannot_forge_table_rows() {
+        let rows = vec![("evil\u{1b}[2K\r1\tgood-host\nnext\u{202e}txt".to_owned(),)];
+        for format in [OutputFormat::Table, OutputFormat::Csv] {
+            let mut out = Vec::new();
+            write_listing(&mut out, format, &rows, &["hostname"], |r| {
+                vec![r.0.clone()]
+            })
+            .unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(text.lines().count(), 2, "{text:?}");
+            assert!(
+                !text.contains(['\u{1b}', '\r', '\t', '\u{202e}']),
+                "{text:?}"
+            );
+            assert!(
+                text.contains("evil\\u{1b}[2K\\u{d}1\\u{9}good-host\\u{a}next\\u{202e}txt"),
+                "{text:?}"
+            );
+        }
+    }
 }

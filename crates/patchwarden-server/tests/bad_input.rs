@@ -223,6 +223,9 @@ async fn ids_queries_and_fields_are_checked_and_named() {
             (&put, "/v1/assets".into(), admin, Some(br#"{"source":"s","assets":[["",[]]]}"#), 400, "empty"),
             (&put, format!("/v1/hosts/{a}/labels"), admin, Some(br#"{"":"x"}"#), 400, "labels"),
             (&put, "/v1/hosts/999/labels".into(), admin, Some(br#"{"a":"x"}"#), 404, "no host 999"),
+            (&get, "/v1/hosts/999/history".into(), admin, None, 404, "no host 999"),
+            (&get, "/v1/audit?limit=-1".into(), admin, None, 400, "limit"),
+            (&get, "/v1/audit?action=explode".into(), admin, None, 400, "action"),
             (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[]}"#), 400, "no packages"),
             (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[{"name":"-oDebug=1","version":"1"}]}"#), 400, "not a deb package name"),
             // apt reads a trailing '-' as "remove", '+' as "install"; `libcurl.` is a pattern to apt.

@@ -99,6 +99,10 @@ pub async fn get_host_history(
     _caller: Caller<Auditor>,
     HostId(id): HostId,
 ) -> Answer<Response> {
+    // A host that does not exist is a 404, as for its findings (not an empty history).
+    if state.store.host(id, 0).await?.is_none() {
+        return Err(ApiError::no_host(id));
+    }
     let rows = state.store.package_history(id).await?;
     let list: Vec<PackageHistoryEntry> = rows
         .into_iter()
