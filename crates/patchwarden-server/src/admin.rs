@@ -17,6 +17,10 @@ pub enum AdminError {
     Uses,
     #[error("labels: keys must be 1 to 64 characters")]
     LabelKey,
+    #[error(
+        "labels: at most {MAX_LABELS} labels, values at most 256 characters, no control characters"
+    )]
+    LabelValue,
     /// The store refused (a user of that name exists).
     #[error("user {name}: {source}")]
     UserExists { name: String, source: StoreError },
@@ -38,10 +42,33 @@ pub fn check_user_name(name: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
-/// Label keys: 1 to 64 characters.
+/// The most labels a host or an enrollment token carries.
+pub const MAX_LABELS: usize = 64;
+
+/// Labels: keys 1 to 64 characters, values at most 256, neither with control characters, at
+/// most [`MAX_LABELS`] of them (labels decide approval classes and reach terminals).
 pub fn check_label_keys(labels: &BTreeMap<String, String>) -> Result<(), AdminError> {
     if labels.keys().any(|k| k.is_empty() || k.len() > 64) {
         return Err(AdminError::LabelKey);
+    }
+    let bad_value = |v: &String| v.chars().count() > 256 || v.chars().any(char::is_control);
+    if labels.len() > MAX_LABELS
+        || labels.values().any(bad_value)
+        || labels.keys().any(|k| k.chars().any(char::is_control))
+    {
+        return Err(AdminError::LabelValue);
+    }
+    Ok(())
+}
+
+/// A short free-text field a client sends (`what`: its name in the error): at most `max`
+/// characters, no control characters.
+pub fn check_text(what: &str, text: &str, max: usize) -> Result<(), String> {
+    if text.chars().count() > max {
+        return Err(format!("{what}: at most {max} characters"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(format!("{what}: must not hold control characters"));
     }
     Ok(())
 }

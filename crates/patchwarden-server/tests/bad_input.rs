@@ -170,6 +170,16 @@ async fn ids_queries_and_fields_are_checked_and_named() {
             }
         }
         let a = h.host_a.0;
+        let big = "x".repeat(300);
+        let big_machine_id = format!(r#"{{"token":"pwe_x","hostname":"h","machine_id":"{big}"}}"#);
+        let big_agent_version = format!(
+            r#"{{"idempotency_key":"k-v","digest":"{}","agent_version":"{big}"}}"#,
+            "a".repeat(64)
+        );
+        let big_label = format!(r#"{{"role":"{big}"}}"#);
+        let big_title = format!(
+            r#"{{"title":"{big}","kind":"standard","hosts":[{a}],"packages":[{{"name":"curl","version":"7.88.1-10+deb12u15"}}]}}"#
+        );
         let change_remove = format!(
             r#"{{"title":"t","kind":"standard","hosts":[{a}],"packages":[{{"name":"curl","version":"7.88.1-10+deb12u15-"}}]}}"#
         );
@@ -224,6 +234,13 @@ async fn ids_queries_and_fields_are_checked_and_named() {
             (&put, format!("/v1/hosts/{a}/labels"), admin, Some(br#"{"":"x"}"#), 400, "labels"),
             (&put, "/v1/hosts/999/labels".into(), admin, Some(br#"{"a":"x"}"#), 404, "no host 999"),
             (&get, "/v1/hosts/999/history".into(), admin, None, 404, "no host 999"),
+            // Fields are bounded: 10 MB strings were accepted.
+            (&post, "/v1/enroll".into(), None, Some(big_machine_id.as_bytes()), 400, "machine_id: at most 256"),
+            (&post, "/v1/checkin".into(), host, Some(big_agent_version.as_bytes()), 400, "agent_version: at most 64"),
+            (&put, format!("/v1/hosts/{a}/labels"), admin, Some(big_label.as_bytes()), 400, "values at most 256"),
+            (&put, format!("/v1/hosts/{a}/labels"), admin, Some(br#"{"role":"db\u001b[2K"}"#), 400, "no control characters"),
+            (&post, "/v1/changes".into(), admin, Some(big_title.as_bytes()), 400, "title: at most 200"),
+            (&post, "/v1/plans".into(), admin, Some(br#"{"hosts":[1,1]}"#), 400, "listed twice"),
             (&get, "/v1/audit?limit=-1".into(), admin, None, 400, "limit"),
             (&get, "/v1/audit?action=explode".into(), admin, None, 400, "action"),
             (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[]}"#), 400, "no packages"),

@@ -20,9 +20,10 @@ impl From<AdminError> for ApiError {
         match e {
             AdminError::Store(e) => ApiError::Store(e),
             AdminError::UserExists { .. } => ApiError::Conflict(e.to_string()),
-            AdminError::Name(_) | AdminError::Uses | AdminError::LabelKey => {
-                ApiError::BadRequest(e.to_string())
-            }
+            AdminError::Name(_)
+            | AdminError::Uses
+            | AdminError::LabelKey
+            | AdminError::LabelValue => ApiError::BadRequest(e.to_string()),
         }
     }
 }

@@ -27,6 +27,10 @@ pub async fn enroll(
             "hostname: must be 1 to 253 characters".into(),
         ));
     }
+    if let Some(machine_id) = &request.machine_id {
+        crate::admin::check_text("machine_id", machine_id, 256).map_err(ApiError::BadRequest)?;
+    }
+    crate::admin::check_text("hostname", &request.hostname, 253).map_err(ApiError::BadRequest)?;
     if SecretKind::of(&request.token) != Some(SecretKind::Enrollment) {
         state
             .metrics
@@ -115,6 +119,8 @@ pub async fn check_in(
             .await?
             .id;
     }
+    crate::admin::check_text("agent_version", &report.agent_version, 64)
+        .map_err(ApiError::BadRequest)?;
     if report.idempotency_key.is_empty() || report.idempotency_key.len() > 128 {
         return Err(ApiError::BadRequest(
             "idempotency_key: must be 1 to 128 characters".into(),

@@ -40,6 +40,7 @@ pub async fn create_change(
     caller: Caller<Operator>,
     Body(new): Body<NewChange>,
 ) -> Answer<Response> {
+    crate::admin::check_text("change: title", &new.title, 200).map_err(ApiError::BadRequest)?;
     if new.title.trim().is_empty() || new.hosts.is_empty() || new.packages.is_empty() {
         return Err(ApiError::BadRequest(
             "change: a title, at least one host and one package are needed".into(),
@@ -148,6 +149,16 @@ pub async fn create_change(
     Ok((StatusCode::CREATED, json(&doc)).into_response())
 }
 
+/// A comment on an action: at most 2,000 characters (line breaks allowed).
+fn check_comment(comment: Option<&str>) -> Answer<()> {
+    match comment {
+        Some(c) if c.chars().count() > 2000 => Err(ApiError::BadRequest(
+            "comment: at most 2000 characters".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The caller as the audit log names it.
 fn user_actor<R>(caller: &Caller<R>) -> audit::Actor {
     audit::Actor::User {
@@ -205,6 +216,7 @@ pub async fn act_on_change(
     ChangeId(id): ChangeId,
     Body(request): Body<ActionRequest>,
 ) -> Answer<Response> {
+    check_comment(request.comment.as_deref())?;
     let actor = Actor::user(&caller.user.name, caller.user.role);
     let policy = state.config.deploy.policy.clone();
     let doc = update_change(&state, &id, |doc, now| {
@@ -240,6 +252,7 @@ pub async fn steer_rollout(
     ChangeId(id): ChangeId,
     Body(request): Body<RolloutRequest>,
 ) -> Answer<Response> {
+    check_comment(request.comment.as_deref())?;
     let actor = Actor::user(&caller.user.name, caller.user.role);
     let policy = state.config.deploy.policy.clone();
     let doc = update_change(&state, &id, |doc, now| {

@@ -16,6 +16,9 @@ use crate::error::{Answer, ApiError};
 use crate::extract::Body;
 use crate::state::AppState;
 
+/// The most hosts one plan request names (each is planned in the request).
+const MAX_PLAN_HOSTS: usize = 1000;
+
 pub async fn create_plans(
     State(state): State<AppState>,
     _caller: Caller<Auditor>,
@@ -23,6 +26,18 @@ pub async fn create_plans(
 ) -> Answer<Response> {
     if request.hosts.is_empty() {
         return Err(ApiError::BadRequest("plan: no hosts".into()));
+    }
+    if request.hosts.len() > MAX_PLAN_HOSTS {
+        return Err(ApiError::BadRequest(format!(
+            "plan: {} hosts; at most {MAX_PLAN_HOSTS} per request",
+            request.hosts.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = request.hosts.iter().find(|h| !seen.insert(**h)) {
+        return Err(ApiError::BadRequest(format!(
+            "plan: host {twice} is listed twice"
+        )));
     }
     let baseline = baseline_or_everything(request.baseline)
         .map_err(|e| ApiError::BadRequest(format!("plan: baseline: {e}")))?;
