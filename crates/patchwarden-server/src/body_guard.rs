@@ -1,7 +1,7 @@
 //! What a request body may cost the server before anything else looks at it: a body announced
-//! over the size limit is answered 413 at once — never buffered (what the client already sent is
-//! read and dropped for up to [`DRAIN`], so that it sees the answer rather than a reset) — and
-//! the connection closed; every other body must arrive whole within the body timeout
+//! over the size limit is answered 413 before the credential is looked at — never buffered (up to
+//! [`DRAIN_BYTES`] of it are read and dropped within the body timeout, so that a client still
+//! sending sees the answer rather than a reset) — and the connection closed; every other body must arrive whole within the body timeout
 //! ([`DeadlineBody`]), or the request is answered 408 and the connection closed. Before this a
 //! refused body was drained into memory (16 unauthenticated connections took the server from
 //! 279 MB to 2.2 GB) and a body sent a byte every few seconds held its connection for good.
@@ -21,8 +21,10 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// How long an over-limit body is read and dropped before the 413 goes out.
-const DRAIN: Duration = Duration::from_secs(1);
+/// How much of an over-limit body is read and dropped (never kept) before the 413 goes out, so
+/// that a client still sending reads the answer rather than a reset; beyond it, or past the body
+/// timeout, the answer goes out at once and the connection is closed.
+const DRAIN_BYTES: usize = 64 << 20;
 
 /// The error a body gives once its deadline passed (found again by [`timed_out`]).
 #[derive(Debug, thiserror::Error)]
@@ -85,15 +87,15 @@ pub async fn guard_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = announced.filter(|&n| n > limit as u64) {
-        // Read and drop (never keep) what arrives within DRAIN, at most the limit's worth.
+        // Read and drop (never keep) up to DRAIN_BYTES within the body timeout.
         let mut body = request.into_body();
         let mut seen = 0usize;
-        let _ = tokio::time::timeout(DRAIN, async {
+        let _ = tokio::time::timeout(state.config.body_timeout, async {
             while let Some(Ok(frame)) =
                 std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
             {
                 seen += frame.data_ref().map_or(0, Bytes::len);
-                if seen > limit {
+                if seen > DRAIN_BYTES {
                     break;
                 }
             }

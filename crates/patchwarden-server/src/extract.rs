@@ -174,3 +174,15 @@ request_bodies! {
     patchwarden_deploy::change_doc::RolloutRequest => "rollout action",
     patchwarden_deploy::plan::PlanRequest => "plan request",
 }
+
+/// A page's `limit`: `default` when absent, refused (400 naming it) outside 1 to `max` — never
+/// clamped silently (`limit=-1` once answered 200).
+pub fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Answer<i64> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit: {limit} is not between 1 and {max}"
+        )));
+    }
+    Ok(limit)
+}

@@ -28,6 +28,7 @@
 //! | `GET /v1/findings?severity=&kev=&overdue=&limit=` | auditor | findings across the fleet |
 //! | `GET /v1/cves/{cve}/hosts` | auditor | hosts affected by a CVE, and how (`offset`, `limit`) |
 //! | `GET /v1/summary` | auditor | the fleet at a glance, hosts that never enrolled |
+//! | `GET /v1/audit?after=&limit=&action=&subject=&since=` | auditor | the audit log's entries (hash chain; docs/security.md) |
 //! | `POST /v1/enroll-tokens` | operator | a new enrollment token |
 //! | `POST /v1/users` | admin | a new user and its token |
 //! | `PUT /v1/assets` | operator | the list of hosts that should exist |

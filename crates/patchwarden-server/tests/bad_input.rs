@@ -242,6 +242,8 @@ async fn ids_queries_and_fields_are_checked_and_named() {
             (&post, "/v1/changes".into(), admin, Some(big_title.as_bytes()), 400, "title: at most 200"),
             (&post, "/v1/plans".into(), admin, Some(br#"{"hosts":[1,1]}"#), 400, "listed twice"),
             (&get, "/v1/audit?limit=-1".into(), admin, None, 400, "limit"),
+            (&get, "/v1/changes?limit=-1".into(), admin, None, 400, "limit: -1 is not between 1 and 1000"),
+            (&get, "/v1/changes?limit=5000".into(), admin, None, 400, "limit: 5000"),
             (&get, "/v1/audit?action=explode".into(), admin, None, 400, "action"),
             (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[]}"#), 400, "no packages"),
             (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[{"name":"-oDebug=1","version":"1"}]}"#), 400, "not a deb package name"),

@@ -33,12 +33,7 @@ pub async fn list_audit(
     _caller: Caller<Auditor>,
     Q(p): Q<AuditParams>,
 ) -> Answer<Response> {
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit: {limit} is not between 1 and 1000"
-        )));
-    }
+    let limit = crate::extract::page_limit(p.limit, 100, 1000)?;
     let after = p.after.unwrap_or(0);
     if after < 0 {
         return Err(ApiError::BadRequest(format!("after: {after} is negative")));

@@ -325,7 +325,7 @@ pub async fn list_changes(
 ) -> Answer<Response> {
     let rows = state
         .store
-        .changes(q.limit.unwrap_or(100).clamp(1, 1000))
+        .changes(crate::extract::page_limit(q.limit, 100, 1000)?)
         .await?;
     let mut out = Vec::new();
     for row in rows {

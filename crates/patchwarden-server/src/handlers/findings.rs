@@ -36,12 +36,8 @@ const DEFAULT_PAGE: usize = 1_000;
 
 /// A page's `limit`, refused outside 1 to [`MAX_PAGE`].
 fn page_limit(limit: usize) -> Result<usize, ApiError> {
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::BadRequest(format!(
-            "limit: {limit} is not between 1 and {MAX_PAGE}"
-        )));
-    }
-    Ok(limit)
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    crate::extract::page_limit(Some(limit), 0, MAX_PAGE as i64).map(|l| l as usize)
 }
 
 pub async fn list_findings(
