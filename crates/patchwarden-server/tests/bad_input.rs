@@ -270,6 +270,33 @@ async fn ids_queries_and_fields_are_checked_and_named() {
             let want = StatusCode::from_u16(status).unwrap();
             refused(&h, method, &uri, auth, body.map(<[u8]>::to_vec), want, says).await;
         }
+        // A job that was queued but never delivered cannot be reported (404, as for another
+        // host's job).
+        let undelivered = patchwarden_server::secrets::job_id();
+        assert!(h
+            .store
+            .enqueue_job(
+                &undelivered,
+                h.host_a.0,
+                r#"{"id":"x"}"#,
+                "test",
+                &patchwarden_model::now_rfc3339()
+            )
+            .await
+            .unwrap());
+        let report = format!(
+            r#"{{"id":"{undelivered}","outcome":{{"outcome":"succeeded"}},"steps":[],"recovered":false,"reboot_required":false,"reboot_now":false}}"#
+        );
+        refused(
+            &h,
+            &post,
+            &format!("/v1/jobs/{undelivered}/report"),
+            host,
+            Some(report.into_bytes()),
+            StatusCode::NOT_FOUND,
+            "no open job",
+        )
+        .await;
         // The authorization header's scheme is case-insensitive; another scheme is refused.
         let lower = format!("bearer {}", h.user(Role::Auditor));
         let (status, text) = h.call(&get, "/v1/summary", Some(&lower), None).await;

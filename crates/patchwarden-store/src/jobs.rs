@@ -113,8 +113,9 @@ impl Store {
         self.job(&id).await
     }
 
-    /// Records a host's report of its job: false when the job is not that host's, or already
-    /// finished (a repeated report changes nothing).
+    /// Records a host's report of its job: false when the job is not that host's, was never
+    /// delivered (a host cannot report a job it was not given), or is finished already (a
+    /// repeated report changes nothing).
     pub async fn finish_job(
         &self,
         host_id: i64,
@@ -126,7 +127,7 @@ impl Store {
         let (_writer, mut tx) = self.begin().await?;
         let done = sqlx::query(&self.sql(
             "UPDATE host_job SET state = $3, report = $4, finished_at = $5 \
-             WHERE id = $1 AND host_id = $2 AND state IN ('queued', 'delivered')",
+             WHERE id = $1 AND host_id = $2 AND state = 'delivered'",
         ))
         .bind(id)
         .bind(host_id)

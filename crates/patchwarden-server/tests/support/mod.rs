@@ -145,6 +145,12 @@ impl Harness {
             )
             .await
             .unwrap());
+        // Delivered, as the agent's long-poll would: a host reports only jobs it was given.
+        store
+            .deliver_next_job(host_a.0, &patchwarden_model::now_rfc3339())
+            .await
+            .unwrap()
+            .expect("job_a delivered");
         let config = ServerConfig {
             max_body_bytes: MAX_BODY,
             findings_workers: 1,
