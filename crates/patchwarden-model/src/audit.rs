@@ -112,9 +112,7 @@ impl AuditEvent {
         self.detail.insert(key.to_owned(), value.into());
         self
     }
-}
 
-impl AuditEvent {
     /// A package job queued for `host` by `actor`: its operation, reboot policy and targets.
     pub fn job_queued(actor: Actor, host: i64, job: &crate::job::PackageJob) -> AuditEvent {
         AuditEvent::new(actor, AuditAction::JobQueued, format!("job:{}", job.id))

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use patchwarden_model::audit::{AuditCheckpoint, AuditEntry, AuditEvent};
+use patchwarden_model::fleet::hex;
 use patchwarden_store::Store;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
@@ -77,20 +78,9 @@ impl AuditLog {
 
     /// Signs a checkpoint of the chain's head (at start: whatever others appended is pinned).
     pub async fn checkpoint_head(&self) {
-        match self
-            .store
-            .audit_entries(&patchwarden_store::audit::AuditQuery {
-                after: 0,
-                limit: i64::MAX,
-                ..Default::default()
-            })
-            .await
-        {
-            Ok(entries) => {
-                if let Some(last) = entries.last() {
-                    self.checkpoint(last).await;
-                }
-            }
+        match self.store.audit_head().await {
+            Ok(Some(head)) => self.checkpoint(&head).await,
+            Ok(None) => {}
             Err(e) => eprintln!("audit: could not read the chain's head: {e}"),
         }
     }
@@ -169,10 +159,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {

@@ -92,6 +92,18 @@ impl Store {
         rows.iter().map(entry_of).collect()
     }
 
+    /// The chain's last entry (what a checkpoint at start pins), if any.
+    pub async fn audit_head(&self) -> Result<Option<AuditEntry>, StoreError> {
+        let row = sqlx::query(
+            "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await
+        .context(|| "reading the audit log's head".into())?;
+        row.as_ref().map(entry_of).transpose()
+    }
+
     /// The whole chain in order (for verification and export), however it is stored: a row
     /// whose stored fields no longer parse is an error naming its sequence number.
     pub async fn audit_chain(&self) -> Result<Vec<AuditEntry>, StoreError> {
