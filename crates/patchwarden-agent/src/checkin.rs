@@ -28,6 +28,10 @@ pub(crate) struct Agent {
     /// The repositories' offers not yet delivered, and the digest of the last ones delivered.
     pub(crate) offers_file: PathBuf,
     pub(crate) offers_digest_file: PathBuf,
+    /// The server's job signing key as pinned (hex).
+    pub(crate) job_key_file: PathBuf,
+    /// The jobs admitted so far (replays are refused).
+    pub(crate) jobs_run_file: PathBuf,
     pub(crate) dnf_args: Vec<String>,
     /// None: jobs do not reboot this system.
     pub(crate) reboot_command: Option<Vec<String>>,
@@ -78,6 +82,8 @@ impl Agent {
             after_reboot: state_dir.join("after-reboot"),
             offers_file: state_dir.join("offers.json"),
             offers_digest_file: state_dir.join("offers-digest"),
+            job_key_file: state_dir.join(JOB_KEY_FILE),
+            jobs_run_file: state_dir.join(JOBS_RUN_FILE),
             dnf_args: settings.dnf_args.clone(),
             reboot_command: settings.reboot_command.clone().or_else(|| {
                 (settings.root == Path::new("/"))
@@ -150,7 +156,10 @@ impl Agent {
                 let _ = std::fs::remove_file(&self.offers_file);
             }
             Ok(r) => eprintln!("offers: {}", error_text(r).await),
-            Err(e) => eprintln!("offers: {url}: {e}"),
+            Err(e) => eprintln!(
+                "offers: {}",
+                connect_error(&e, &url, Some(&self.state.ca_fingerprint))
+            ),
         }
     }
 
@@ -166,6 +175,9 @@ impl Agent {
             loop {
                 let ack = self.send(&queued.report).await?;
                 interval = Some(ack.interval_secs);
+                if let Some(key) = &ack.job_signing_key {
+                    self.pin_job_key(key);
+                }
                 match ack.result {
                     CheckInResult::Stored => {
                         let _ = write_private(&self.digest_file, queued.report.digest.as_bytes());
@@ -203,7 +215,9 @@ impl Agent {
             .body(serde_json::to_vec(report).expect("a report serializes"))
             .send()
             .await
-            .map_err(|e| Undelivered::Retry(format!("{url}: {e}")))?;
+            .map_err(|e| {
+                Undelivered::Retry(connect_error(&e, &url, Some(&self.state.ca_fingerprint)))
+            })?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(Undelivered::Refused(error_text(response).await));

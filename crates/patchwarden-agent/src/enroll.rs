@@ -30,7 +30,7 @@ pub(crate) async fn enroll(
         .get(format!("{server}/v1/ca.pem"))
         .send()
         .await
-        .map_err(|e| AgentError::Server(format!("cannot reach {server}: {e}")))?;
+        .map_err(|e| AgentError::Server(connect_error(&e, &format!("{server}/v1/ca.pem"), None)))?;
     if !response.status().is_success() {
         return Err(AgentError::Server(format!(
             "{server}/v1/ca.pem: {}",
@@ -68,7 +68,13 @@ pub(crate) async fn enroll(
         .body(serde_json::to_vec(&request).expect("a request serializes"))
         .send()
         .await
-        .map_err(|e| AgentError::Server(format!("cannot reach {server}: {e}")))?;
+        .map_err(|e| {
+            AgentError::Server(connect_error(
+                &e,
+                &format!("{server}/v1/enroll"),
+                Some(&expected),
+            ))
+        })?;
     if !response.status().is_success() {
         return Err(AgentError::Setup(format!(
             "enrollment refused: {}",
@@ -98,8 +104,17 @@ pub(crate) async fn enroll(
         &state_dir.join("agent.json"),
         &serde_json::to_vec_pretty(&state).expect("state serializes"),
     )?;
+    // The server's job signing key, pinned: only jobs it signed run here.
+    let key_file = state_dir.join(JOB_KEY_FILE);
+    match &enrolled.job_signing_key {
+        Some(key) => write_private(&key_file, key.as_bytes())?,
+        None => {
+            let _ = std::fs::remove_file(&key_file);
+        }
+    }
     // A new enrollment starts a new history: nothing spooled for an old identity is sent.
     let _ = std::fs::remove_dir_all(state_dir.join("spool"));
+    let _ = std::fs::remove_file(state_dir.join(JOBS_RUN_FILE));
     let _ = std::fs::remove_file(state_dir.join("last-digest"));
     println!(
         "enrolled as host {} ({hostname}) with {server}",

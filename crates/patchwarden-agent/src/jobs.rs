@@ -1,7 +1,12 @@
-//! Package jobs: the long-poll, running a job with `patchwarden-exec` on the root, keeping its
-//! report on disk until delivered, and a job that reboots kept across the reboot.
+//! Package jobs: the long-poll, admitting a job (signed with the server's pinned job signing key,
+//! for this host, not expired, never run here before — `model::job_signature`), running it with
+//! `patchwarden-exec` on the root, keeping its report on disk until delivered, and a job that
+//! reboots kept across the reboot. A job that is not admitted is reported as refused; nothing of
+//! it runs.
 
 use super::*;
+use patchwarden_model::fleet::unhex;
+use patchwarden_model::job_signature::{check_claims, valid_job_id, JobRefusal, SignedJob};
 
 impl Agent {
     /// One long-poll for a job: a job that arrives is run on `root` and its report delivered
@@ -30,19 +35,39 @@ impl Agent {
                 return Polled::Nothing;
             }
             Err(e) => {
-                eprintln!("jobs: {url}: {e}");
+                eprintln!(
+                    "jobs: {}",
+                    connect_error(&e, &url, Some(&self.state.ca_fingerprint))
+                );
                 tokio::time::sleep(wait).await;
                 return Polled::Nothing;
             }
         };
-        let job: PackageJob = match response.bytes().await.map(|b| serde_json::from_slice(&b)) {
+        let envelope: SignedJob = match response.bytes().await.map(|b| serde_json::from_slice(&b)) {
             Ok(Ok(job)) => job,
             Ok(Err(e)) => {
-                eprintln!("jobs: not a package job: {e}");
+                eprintln!("jobs: not a signed job: {e}");
                 return Polled::Nothing;
             }
             Err(e) => {
                 eprintln!("jobs: {url}: {e}");
+                return Polled::Nothing;
+            }
+        };
+        if !valid_job_id(&envelope.id) {
+            // Not even reportable (the id goes into a path and a file name).
+            eprintln!(
+                "jobs: refused a job with the id {:?}: not a job id",
+                envelope.id.escape_debug().to_string()
+            );
+            return Polled::Nothing;
+        }
+        let job = match self.admit(&envelope) {
+            Ok(job) => job,
+            Err(refusal) => {
+                eprintln!("job {}: refused: {refusal}", envelope.id);
+                self.refuse(&envelope.id, refusal);
+                self.deliver_job_reports().await;
                 return Polled::Nothing;
             }
         };
@@ -96,6 +121,100 @@ impl Agent {
         self.keep_report(&report);
         self.deliver_job_reports().await;
         Polled::Ran
+    }
+
+    /// The job in `envelope` if this agent may run it: signed with the pinned key, for this host,
+    /// not expired, not run before. Admitting it records it (before it runs: a job interrupted by
+    /// a crash is not started again by a replay).
+    fn admit(&self, envelope: &SignedJob) -> Result<PackageJob, JobRefusal> {
+        if envelope.signature.is_empty() {
+            return Err(JobRefusal::Unsigned);
+        }
+        let pinned = self.pinned_job_key().ok_or(JobRefusal::NoPinnedKey)?;
+        if !envelope.key.eq_ignore_ascii_case(&pinned) {
+            return Err(JobRefusal::UnknownKey {
+                key: envelope.key.chars().take(64).collect(),
+            });
+        }
+        let (Some(key), Some(signature)) = (unhex(&pinned), unhex(&envelope.signature)) else {
+            return Err(JobRefusal::BadSignature);
+        };
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
+            .verify(envelope.claims.as_bytes(), &signature)
+            .map_err(|_| JobRefusal::BadSignature)?;
+        let claims = envelope.open()?;
+        let now = patchwarden_model::unix_now();
+        let ledger = std::fs::read_to_string(&self.jobs_run_file).unwrap_or_default();
+        check_claims(&envelope.id, &claims, self.state.host_id, now, |id| {
+            ledger.lines().any(|l| l.split(' ').next() == Some(id))
+        })?;
+        // The ledger keeps what could still be replayed (unexpired jobs) and this one.
+        let mut kept: String = ledger
+            .lines()
+            .filter(|l| {
+                l.split(' ')
+                    .nth(1)
+                    .and_then(|e| e.parse::<i64>().ok())
+                    .is_some_and(|expires| expires >= now)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        kept.push_str(&format!("{} {}\n", claims.job.id, claims.expires_at));
+        if let Err(e) = write_private(&self.jobs_run_file, kept.as_bytes()) {
+            // Not recorded: not run (a replay could not be told apart).
+            return Err(JobRefusal::Malformed {
+                detail: format!(
+                    "cannot record the job in {}: {e}",
+                    self.jobs_run_file.display()
+                ),
+            });
+        }
+        Ok(claims.job)
+    }
+
+    /// Keeps the report of a refused job (unless a report of that id waits already: a replay of a
+    /// job that ran must not replace its report).
+    fn refuse(&self, id: &str, refusal: JobRefusal) {
+        if self.job_reports.join(format!("{id}.json")).exists() {
+            return;
+        }
+        self.keep_report(&patchwarden_model::job::JobReport {
+            id: id.to_owned(),
+            outcome: patchwarden_model::job::JobOutcome::Refused {
+                reason: refusal.to_string(),
+                refusal,
+            },
+            steps: vec![],
+            recovered: false,
+            reboot_required: false,
+            reboot_now: false,
+        });
+    }
+
+    /// The server's job signing key as pinned (hex).
+    fn pinned_job_key(&self) -> Option<String> {
+        std::fs::read_to_string(&self.job_key_file)
+            .ok()
+            .map(|k| k.trim().to_owned())
+            .filter(|k| !k.is_empty())
+    }
+
+    /// Pins the server's job signing key from a check-in answer when none is pinned yet (an agent
+    /// enrolled before job signing); a pinned key is never replaced this way.
+    pub(crate) fn pin_job_key(&self, key: &str) {
+        if self.pinned_job_key().is_some() {
+            return;
+        }
+        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            eprintln!(
+                "jobs: the server's job signing key is not an ed25519 key in hex; not pinned"
+            );
+            return;
+        }
+        match write_private(&self.job_key_file, key.as_bytes()) {
+            Ok(()) => eprintln!("jobs: pinned the server's job signing key {key} (first use)"),
+            Err(e) => eprintln!("jobs: pinning the job signing key: {e}"),
+        }
     }
 
     pub(crate) fn executor(&self, root: &Path) -> patchwarden_exec::Executor {
@@ -195,7 +314,10 @@ impl Agent {
                     let _ = std::fs::remove_file(&path);
                 }
                 Ok(r) => eprintln!("job report {id}: {}", error_text(r).await),
-                Err(e) => eprintln!("job report {id}: {url}: {e}"),
+                Err(e) => eprintln!(
+                    "job report {id}: {}",
+                    connect_error(&e, &url, Some(&self.state.ca_fingerprint))
+                ),
             }
         }
     }

@@ -17,7 +17,7 @@ mod run;
 mod spool;
 
 use checkin::{Agent, Polled, RunSettings, Undelivered};
-use net::{client, error_text, pem_der, random_hex, write_private};
+use net::{client, connect_error, error_text, pem_der, random_hex, write_private};
 
 /// Why the agent could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,11 @@ use patchwarden_model::fleet::{
 };
 use patchwarden_model::job::PackageJob;
 use serde::{Deserialize, Serialize};
+
+/// The pinned public key of the server's job signing key (hex), in the state directory.
+const JOB_KEY_FILE: &str = "job-signing.pub";
+/// The jobs this agent has admitted (id and expiry a line): a job is never run twice.
+const JOBS_RUN_FILE: &str = "jobs-run";
 
 /// Exit status of `--once` when reports stay spooled (the server could not take them): EX_TEMPFAIL.
 const UNDELIVERED_EXIT: u8 = 75;

@@ -99,6 +99,26 @@ impl Client {
         self.send_json(reqwest::Method::PUT, path, value).await
     }
 
+    /// PATCHes `value` as JSON; the answer parsed.
+    pub(crate) async fn patch<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        value: &impl serde::Serialize,
+    ) -> anyhow::Result<T> {
+        self.send_json(reqwest::Method::PATCH, path, value).await
+    }
+
+    /// DELETEs `path`; the answer parsed.
+    pub(crate) async fn delete<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<T> {
+        let body = self
+            .send(self.http.delete(format!("{}{path}", self.base)))
+            .await?;
+        serde_json::from_slice(&body).with_context(|| format!("{}{path}: the answer", self.base))
+    }
+
     async fn send_json<T: serde::de::DeserializeOwned>(
         &self,
         method: reqwest::Method,
@@ -129,7 +149,7 @@ pub(crate) fn encode(s: &str) -> String {
 /// `s` with control characters (C0, DEL, C1: terminal escapes, tabs, line breaks) and
 /// bidirectional formatting characters written as `\u{…}` escapes.
 pub(crate) fn printable(s: &str) -> String {
-    let bidi = |c: char| matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let bidi = patchwarden_model::is_bidi_control;
     if !s.chars().any(|c| c.is_control() || bidi(c)) {
         return s.to_owned();
     }

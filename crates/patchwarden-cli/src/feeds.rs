@@ -33,6 +33,35 @@ impl ShrinkArgs {
     }
 }
 
+/// How long a feed download may wait: for a connection, for any data, in all.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Feed downloads")]
+pub struct DownloadArgs {
+    /// Seconds to establish a connection to a feed's server, TLS included.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600), env = "PATCHWARDEN_SYNC_CONNECT_TIMEOUT_SECS")]
+    pub connect_timeout_secs: u64,
+    /// Seconds a feed's server may send nothing (no answer yet, or a pause in a download)
+    /// before the download is given up.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600), env = "PATCHWARDEN_SYNC_STALL_TIMEOUT_SECS")]
+    pub stall_timeout_secs: u64,
+    /// Seconds one download may take in all, however steadily it moves.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86400), env = "PATCHWARDEN_SYNC_TIMEOUT_SECS")]
+    pub timeout_secs: u64,
+}
+
+impl DownloadArgs {
+    /// The sync settings with these limits, progress told on standard error (`… `).
+    pub fn settings(&self) -> patchwarden_sync::SyncSettings {
+        patchwarden_sync::SyncSettings {
+            connect_timeout: std::time::Duration::from_secs(self.connect_timeout_secs),
+            stall_timeout: std::time::Duration::from_secs(self.stall_timeout_secs),
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+            progress: Some(|m| eprintln!("… {m}")),
+            ..Default::default()
+        }
+    }
+}
+
 /// Every regular file under `paths` (directories walked recursively), in a stable order, each
 /// with whether it was met walking a directory (a stray file there is skipped; a file named on
 /// the command line must be a feed).

@@ -86,7 +86,7 @@ enum Command {
         #[command(subcommand)]
         command: admin::EnrollTokenCommand,
     },
-    /// API users and their tokens (on the server's store).
+    /// API users and their tokens (with --server through the API, else on the local store).
     User {
         #[command(subcommand)]
         command: admin::UserCommand,
@@ -153,9 +153,8 @@ enum FeedsCommand {
         /// Largest download accepted, in MiB.
         #[arg(long, default_value_t = 2048, env = "PATCHWARDEN_SYNC_MAX_MIB")]
         max_mib: u64,
-        /// Timeout of one download, in seconds.
-        #[arg(long, default_value_t = 600, env = "PATCHWARDEN_SYNC_TIMEOUT_SECS")]
-        timeout_secs: u64,
+        #[command(flatten)]
+        download: feeds::DownloadArgs,
         #[command(flatten)]
         shrink: feeds::ShrinkArgs,
     },
@@ -212,9 +211,9 @@ fn main() -> ExitCode {
         Command::EnrollToken { command } => with_store(cli.db.as_deref(), |store| async move {
             admin::enroll_token(&store, &command).await
         }),
-        Command::User { command } => with_store(cli.db.as_deref(), |store| async move {
-            admin::user(&store, &command).await
-        }),
+        Command::User { command } => {
+            current_thread(admin::user(&cli.connection, cli.db.as_deref(), &command))
+        }
         Command::Assets {
             command: AssetsCommand::Import { file },
         } => current_thread(admin::assets_import(
@@ -268,16 +267,14 @@ fn main() -> ExitCode {
                 FeedsCommand::Sync {
                     feeds: names,
                     max_mib,
-                    timeout_secs,
+                    download,
                     full,
                     shrink,
                 } => {
                     let store = store.with_replace_policy(shrink.policy());
                     let settings = patchwarden_sync::SyncSettings {
                         max_bytes: max_mib << 20,
-                        timeout: std::time::Duration::from_secs(timeout_secs),
-                        progress: Some(|m| eprintln!("… {m}")),
-                        ..Default::default()
+                        ..download.settings()
                     };
                     feeds::sync(&store, &names, settings, full).await
                 }

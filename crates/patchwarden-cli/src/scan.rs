@@ -83,6 +83,8 @@ pub struct ScanArgs {
     /// The knowledge-base bundle `--refresh` falls back to when the feeds cannot be reached.
     #[arg(long, env = "PATCHWARDEN_SNAPSHOT", default_value = DEFAULT_SNAPSHOT)]
     pub snapshot: PathBuf,
+    #[command(flatten)]
+    pub download: crate::feeds::DownloadArgs,
     #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
     pub format: ScanFormat,
     /// Exit with status 3 when a finding meets the condition (repeatable).
@@ -170,17 +172,17 @@ impl Phases {
 
 /// `--refresh`: sync what the host needs; fall back to the shipped snapshot when nothing can be
 /// reached and the store knows nothing of the release.
-async fn refresh(store: &Store, inv: &Inventory, snapshot: &std::path::Path) -> anyhow::Result<()> {
+async fn refresh(
+    store: &Store,
+    inv: &Inventory,
+    snapshot: &std::path::Path,
+    download: &crate::feeds::DownloadArgs,
+) -> anyhow::Result<()> {
     let Some(release) = &inv.os.release else {
         eprintln!("refresh: the OS is not one patchwarden matches; nothing to sync");
         return Ok(());
     };
-    let syncer = patchwarden_sync::Syncer::new(patchwarden_sync::SyncSettings {
-        connect_timeout: std::time::Duration::from_secs(15),
-        progress: Some(|m| eprintln!("… {m}")),
-        ..Default::default()
-    })
-    .map_err(anyhow::Error::msg)?;
+    let syncer = patchwarden_sync::Syncer::new(download.settings()).map_err(anyhow::Error::msg)?;
     let mut failures = Vec::new();
     let mut updated = 0;
     let specs = patchwarden_sync::feeds_for(release, |k| std::env::var(k).ok());
@@ -233,7 +235,7 @@ pub async fn scan(store: &Store, args: &ScanArgs) -> anyhow::Result<ExitCode> {
     phases.done("inventory");
     let options = options(&args.target, true)?;
     if args.refresh {
-        refresh(store, &inv, &args.snapshot).await?;
+        refresh(store, &inv, &args.snapshot, &args.download).await?;
     }
     let fail_on = args.fail_on.clone();
     let format = args.format;

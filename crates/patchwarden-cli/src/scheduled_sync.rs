@@ -13,12 +13,14 @@ use patchwarden_server::knowledge::KnowledgeWatcher;
 const SYNC_LEASE: &str = "feed-sync";
 
 /// When and how the scheduled sync runs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Schedule {
     /// Seconds from one completed sync to the next start.
     pub every_secs: u64,
     /// Seconds a holder keeps the lease without renewing it (it renews every third of it).
     pub lease_secs: u64,
+    /// Timeouts and progress of the downloads.
+    pub settings: patchwarden_sync::SyncSettings,
 }
 
 /// Runs the schedule for ever (spawn it).
@@ -43,11 +45,11 @@ pub async fn run(knowledge: KnowledgeWatcher, schedule: Schedule) {
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => {
-                eprintln!("sync: the schedule: {e}");
+                tracing::error!(target: "patchwarden::sync", error = %e, "reading the schedule");
                 continue;
             }
         }
-        eprintln!("sync: started (lease holder {holder})");
+        tracing::info!(target: "patchwarden::sync", holder = %holder, "sync started");
         let started = Instant::now();
         let renewal = tokio::spawn({
             let (store, holder) = (store.clone(), holder.clone());
@@ -61,22 +63,28 @@ pub async fn run(knowledge: KnowledgeWatcher, schedule: Schedule) {
                     {
                         Ok(true) => {}
                         Ok(false) => {
-                            eprintln!("sync: the lease passed to another server during this sync")
+                            tracing::warn!(target: "patchwarden::sync", "the lease passed to another server during this sync")
                         }
-                        Err(e) => eprintln!("sync: renewing the lease: {e}"),
+                        Err(e) => {
+                            tracing::error!(target: "patchwarden::sync", error = %e, "renewing the lease")
+                        }
                     }
                 }
             }
         });
-        sync_and_reevaluate(&knowledge).await;
+        sync_and_reevaluate(&knowledge, &schedule.settings).await;
         renewal.abort();
         let _ = renewal.await;
         match store
             .finish_scheduled(SYNC_LEASE, &holder, patchwarden_model::unix_now())
             .await
         {
-            Ok(_) => eprintln!("sync: finished in {:.1} s", started.elapsed().as_secs_f64()),
-            Err(e) => eprintln!("sync: recording the completion: {e}"),
+            Ok(_) => {
+                tracing::info!(target: "patchwarden::sync", elapsed_secs = started.elapsed().as_secs_f64(), "sync finished")
+            }
+            Err(e) => {
+                tracing::error!(target: "patchwarden::sync", error = %e, "recording the completion")
+            }
         }
     }
 }
@@ -99,19 +107,47 @@ fn holder_name() -> String {
 }
 
 /// Every feed synced; afterwards the hosts the changes touch are marked for new findings.
-async fn sync_and_reevaluate(knowledge: &KnowledgeWatcher) {
-    let syncer = match patchwarden_sync::Syncer::new(patchwarden_sync::SyncSettings::default()) {
+async fn sync_and_reevaluate(
+    knowledge: &KnowledgeWatcher,
+    settings: &patchwarden_sync::SyncSettings,
+) {
+    let syncer = match patchwarden_sync::Syncer::new(settings.clone()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("sync: {e}");
+            tracing::error!(target: "patchwarden::sync", error = %e, "setting up the HTTP client");
             return;
         }
     };
     for spec in patchwarden_sync::default_feeds(|k| std::env::var(k).ok()) {
-        if let patchwarden_sync::SyncOutcome::Failed { reason } =
-            syncer.sync(knowledge.store(), &spec).await
-        {
-            eprintln!("sync: {}: {reason}", spec.feed)
+        let started = Instant::now();
+        let elapsed = || started.elapsed().as_secs_f64();
+        match syncer.sync(knowledge.store(), &spec).await {
+            patchwarden_sync::SyncOutcome::Updated {
+                records,
+                bytes,
+                skipped,
+            } => tracing::info!(
+                target: "patchwarden::sync",
+                feed = %spec.feed,
+                records,
+                bytes,
+                skipped = skipped.len(),
+                elapsed_secs = elapsed(),
+                "feed updated"
+            ),
+            patchwarden_sync::SyncOutcome::NotModified => tracing::info!(
+                target: "patchwarden::sync",
+                feed = %spec.feed,
+                elapsed_secs = elapsed(),
+                "feed not modified"
+            ),
+            patchwarden_sync::SyncOutcome::Failed { reason } => tracing::error!(
+                target: "patchwarden::sync",
+                feed = %spec.feed,
+                elapsed_secs = elapsed(),
+                reason = %reason,
+                "feed sync failed"
+            ),
         }
     }
     // Each feed write journaled what it changed: only the hosts those changes touch are marked.

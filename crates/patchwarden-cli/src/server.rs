@@ -63,6 +63,8 @@ pub struct ServerArgs {
     /// this while syncing): when it dies, another server takes over this long after.
     #[arg(long, default_value_t = 120, env = "PATCHWARDEN_SYNC_LEASE_SECS")]
     pub sync_lease_secs: u64,
+    #[command(flatten)]
+    pub download: crate::feeds::DownloadArgs,
     /// Seconds between applications of the knowledge base's change journal (feeds written by
     /// other processes: `feeds import`, another server); 0: only at start and after own syncs.
     #[arg(long, default_value_t = 60, env = "PATCHWARDEN_KNOWLEDGE_POLL_SECS")]
@@ -86,13 +88,54 @@ pub struct ServerArgs {
     /// reports and new findings).
     #[arg(long, default_value_t = 2, env = "PATCHWARDEN_ROLLOUT_TICK_SECS")]
     pub rollout_tick_secs: u64,
+    /// Hours a queued job stays valid: its signature expires then, and an agent that comes back
+    /// later refuses it (1 hour to 90 days).
+    #[arg(long, default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=2160), env = "PATCHWARDEN_JOB_TTL_HOURS")]
+    pub job_ttl_hours: u64,
     /// The largest share of a snapshot feed's records (percent) a scheduled sync may drop;
     /// a larger loss (or an empty download) is refused and recorded as the feed's error.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100), env = "PATCHWARDEN_MAX_FEED_SHRINK_PERCENT")]
     pub max_feed_shrink: u8,
+    /// Log lines as text or as JSON objects (one per line), on standard error; `RUST_LOG` filters
+    /// them (default `info`: a line per request, audited events, rollout steps, syncs,
+    /// knowledge-base changes).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "PATCHWARDEN_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Sends the server's `tracing` events to standard error, filtered by `RUST_LOG` (default
+/// `info`; an unreadable filter is an error naming it).
+fn init_logs(format: LogFormat) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => {
+            EnvFilter::try_new(&spec).map_err(|e| anyhow::anyhow!("RUST_LOG={spec:?}: {e}"))?
+        }
+        _ => EnvFilter::new("info"),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true);
+    let installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("setting up the logs: {e}"))
 }
 
 pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode> {
+    init_logs(args.log_format)?;
     let mut tls_names = args.tls_names.clone();
     if tls_names.is_empty() {
         tls_names = ServerConfig::default().tls_names;
@@ -111,6 +154,7 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
         listen: args.listen,
         deploy,
         rollout_tick: Duration::from_secs(args.rollout_tick_secs.max(1)),
+        job_ttl: Duration::from_secs(args.job_ttl_hours * 3600),
         state_dir: args
             .state_dir
             .clone()
@@ -159,6 +203,10 @@ pub async fn server(store: Store, args: &ServerArgs) -> anyhow::Result<ExitCode>
             crate::scheduled_sync::Schedule {
                 every_secs: args.sync_interval_secs,
                 lease_secs: args.sync_lease_secs,
+                settings: patchwarden_sync::SyncSettings {
+                    progress: Some(|m| tracing::info!(target: "patchwarden::sync", "{m}")),
+                    ..args.download.settings()
+                },
             },
         ));
     }

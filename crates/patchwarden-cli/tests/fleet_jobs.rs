@@ -120,6 +120,142 @@ fn an_operator_job_upgrades_a_host_and_its_inventory_follows() {
         &report,
     );
     assert_eq!(status, 401, "a user token on the host API");
+
+    // Jobs written into the database by anything but a server (here the job table edited as an
+    // attacker with the database would) are refused by the agent: nothing runs, the refusal is
+    // reported and audited, the host keeps its version.
+    let signed: serde_json::Value = serde_json::from_str(&sql_query(
+        &db,
+        "SELECT doc FROM host_job WHERE id = ?",
+        &[&job_id],
+    ))
+    .unwrap();
+    assert_eq!(stored["signed_by"], signed["key"], "{stored}");
+    let downgrade = |claims: &str, id: &str| {
+        claims
+            .replace("\"version\":\"1.0-2\"", "\"version\":\"1.0-1\"")
+            .replace(&job_id, id)
+    };
+    let unsigned = serde_json::json!({"id": "job-f0000000000000000000001", "operation": "rollback",
+        "packages": [{"name": "pw-synthetic-hello", "version": "1.0-1"}], "reboot": "never",
+        "lock_timeout_secs": 60});
+    let mut tampered = signed.clone();
+    tampered["id"] = "job-f0000000000000000000002".into();
+    tampered["claims"] = downgrade(
+        signed["claims"].as_str().unwrap(),
+        "job-f0000000000000000000002",
+    )
+    .into();
+    let mut other_key = signed.clone();
+    other_key["id"] = "job-f0000000000000000000003".into();
+    other_key["key"] = "11".repeat(32).into();
+    let forged = [
+        (
+            "job-f0000000000000000000001",
+            unsigned.to_string(),
+            "unsigned",
+        ),
+        (
+            "job-f0000000000000000000002",
+            tampered.to_string(),
+            "bad_signature",
+        ),
+        (
+            "job-f0000000000000000000003",
+            other_key.to_string(),
+            "unknown_key",
+        ),
+    ];
+    for (id, doc, _) in &forged {
+        sql_query(
+            &db,
+            "INSERT INTO host_job (id, host_id, created_at, created_by, doc, state) \
+             VALUES (?, ?, '2026-01-01T00:00:00Z', 'admin', ?, 'queued')",
+            &[id, &host_id.to_string(), doc],
+        );
+    }
+    // A replay: the job that ran, queued again.
+    sql_query(
+        &db,
+        "UPDATE host_job SET state = 'queued', report = NULL, finished_at = NULL WHERE id = ?",
+        &[&job_id],
+    );
+    let expected = forged
+        .iter()
+        .map(|(id, _, refusal)| (id.to_string(), refusal.to_string()))
+        .chain([(job_id.clone(), "already_run".to_owned())]);
+    for (id, refusal) in expected {
+        // The server's job board notices rows it did not queue within its poll (2 s): the agent
+        // looks again until the job is no longer queued (bounded).
+        let mut record = serde_json::Value::Null;
+        for _ in 0..60 {
+            let out = agent(&agent_dir, &["run", "--once", "--root", root_arg]);
+            record = http_get(&server, &state, &admin, &format!("/v1/jobs/{id}"));
+            if record["state"] != "queued" {
+                assert!(
+                    String::from_utf8_lossy(&out.stderr).contains("refused"),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        assert_eq!(record["state"], "refused", "{id}: {record}");
+        assert_eq!(
+            record["report"]["outcome"]["refusal"]["refusal"], refusal,
+            "{id}: {record}"
+        );
+        assert_eq!(record["report"]["steps"], serde_json::json!([]), "{record}");
+        let audit = http_get(
+            &server,
+            &state,
+            &admin,
+            &format!("/v1/audit?subject=job:{id}&action=job_reported"),
+        );
+        let entry = audit["entries"].as_array().unwrap().last().unwrap();
+        assert_eq!(entry["detail"]["state"], "refused", "{audit}");
+        assert_eq!(entry["detail"]["refusal"], refusal, "{audit}");
+    }
+    // The root was not touched: dpkg still has the version the real job installed.
+    let installed = Command::new("dpkg-query")
+        .args([
+            "--admindir",
+            &format!("{root_arg}/var/lib/dpkg"),
+            "-W",
+            "-f",
+            "${Version}",
+            "pw-synthetic-hello",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&installed.stdout), "1.0-2");
+}
+
+/// Runs one SQL statement on the SQLite database at `db` with Python's sqlite3 module (outside
+/// patchwarden: how someone with the database file would change it) and returns the first column
+/// of the first row, if any.
+fn sql_query(db: &str, sql: &str, params: &[&str]) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1], timeout=30)\n\
+             rows = c.execute(sys.argv[2], sys.argv[3:]).fetchall()\n\
+             c.commit()\n\
+             print(rows[0][0] if rows else '', end='')",
+            db,
+            sql,
+        ])
+        .args(params)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A normal change through the API: the requester cannot approve it (whatever their role), an
@@ -158,19 +294,70 @@ fn a_change_needs_an_approver_who_did_not_request_it() {
         created["token"].as_str().unwrap().to_owned()
     };
     let (approver, auditor) = (user("abe", "approver"), user("audrey", "auditor"));
+    // The requester: an operator the admin created (so abe, also the admin's, may approve).
+    let operator = user("olga", "operator");
     // Not before 2999: once scheduled it waits (the rollout driver starts it only then).
     let change = |kind: &str| {
         serde_json::json!({"title": "zlib fix", "kind": kind, "hosts": [host_id],
             "packages": [{"name": "zlib", "version": "1.3.1-r0"}],
             "not_before": "2999-01-01T00:00:00Z"})
     };
-    let (status, refused) = http_post(&server, &state, &admin, "/v1/changes", &change("standard"));
+    let (status, refused) = http_post(
+        &server,
+        &state,
+        &operator,
+        "/v1/changes",
+        &change("standard"),
+    );
     assert_eq!(status, 403, "{refused}");
     assert!(
         refused["error"].as_str().unwrap().contains("role=database"),
         "{refused}"
     );
-    let (status, created) = http_post(&server, &state, &admin, "/v1/changes", &change("normal"));
+    // An approver the requester created is the requester's puppet: the admin's own change cannot be
+    // approved by abe.
+    let (status, by_admin) = http_post(&server, &state, &admin, "/v1/changes", &change("normal"));
+    assert_eq!(status, 201, "{by_admin}");
+    let admins = by_admin["id"].as_str().unwrap().to_owned();
+    let submit = http_post(
+        &server,
+        &state,
+        &admin,
+        &format!("/v1/changes/{admins}/actions"),
+        &serde_json::json!({"action": "submit"}),
+    );
+    assert_eq!(submit.0, 200, "{}", submit.1);
+    let (status, own) = http_post(
+        &server,
+        &state,
+        &admin,
+        &format!("/v1/changes/{admins}/actions"),
+        &serde_json::json!({"action": "approve"}),
+    );
+    assert_eq!(status, 403, "{own}");
+    assert!(
+        own["error"]
+            .as_str()
+            .unwrap()
+            .contains("requested this change and cannot approve it"),
+        "{own}"
+    );
+    let (status, puppet) = http_post(
+        &server,
+        &state,
+        &approver,
+        &format!("/v1/changes/{admins}/actions"),
+        &serde_json::json!({"action": "approve"}),
+    );
+    assert_eq!(status, 403, "{puppet}");
+    assert!(
+        puppet["error"]
+            .as_str()
+            .unwrap()
+            .contains("created by admin"),
+        "{puppet}"
+    );
+    let (status, created) = http_post(&server, &state, &operator, "/v1/changes", &change("normal"));
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     // The rollback plan: the version the host's inventory holds (the apk sample's zlib).
@@ -187,12 +374,12 @@ fn a_change_needs_an_approver_who_did_not_request_it() {
             &serde_json::json!({"action": action, "comment": format!("{action} by test")}),
         )
     };
-    assert_eq!(act(&admin, "approve").0, 409, "not submitted yet");
-    assert_eq!(act(&admin, "submit").0, 200);
-    let (status, own) = act(&admin, "approve");
+    assert_eq!(act(&approver, "approve").0, 409, "not submitted yet");
+    assert_eq!(act(&operator, "submit").0, 200);
+    let (status, own) = act(&operator, "approve");
     assert_eq!(status, 403, "{own}");
     assert!(
-        own["error"].as_str().unwrap().contains("cannot approve"),
+        own["error"].as_str().unwrap().contains("approver role"),
         "{own}"
     );
     assert_eq!(act(&auditor, "approve").0, 403);
@@ -227,7 +414,7 @@ fn a_change_needs_an_approver_who_did_not_request_it() {
     assert_eq!(
         trail,
         [
-            ("admin".to_owned(), "submitted".to_owned()),
+            ("olga".to_owned(), "submitted".to_owned()),
             ("abe".to_owned(), "approved".to_owned()),
             ("admin".to_owned(), "scheduled".to_owned()),
         ],

@@ -196,15 +196,18 @@ pre_hooks = [["sleep", "40"]]
             "{name}: the synthetic finding is open on 1.0-1"
         );
     }
-    let (status, created) = http_post(
-        &server,
-        &state,
-        &admin,
-        "/v1/users",
-        &serde_json::json!({"name": "abe", "role": "approver"}),
-    );
-    assert_eq!(status, 200, "{created}");
-    let approver = created["token"].as_str().unwrap().to_owned();
+    // The approver is made on the server's machine (`patchwarden user create` on the store), not
+    // by the admin who requests the changes below: an approver the requester created could not
+    // approve them.
+    let approver = ok(
+        &bin()
+            .args(["--db", &db, "user", "create", "abe", "--role", "approver"])
+            .output()
+            .unwrap(),
+        "user create",
+    )
+    .trim()
+    .to_owned();
     let act = |server: &ServerProcess, token: &str, id: &str, action: &str| {
         http_post(
             server,

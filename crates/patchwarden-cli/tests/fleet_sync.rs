@@ -143,6 +143,10 @@ fn start_syncing_server(db: &str, work: &Path, i: usize, mirror: &str) -> Child 
         )
         .env("PATCHWARDEN_ALPINE_RELEASES", "")
         .env("PATCHWARDEN_OSV_ECOSYSTEMS", "")
+        // Each sync's start is counted from the server's log: JSON lines, the sync target at info
+        // whatever RUST_LOG the test runs under.
+        .args(["--log-format", "json"])
+        .env("RUST_LOG", "warn,patchwarden::sync=info")
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
@@ -256,7 +260,7 @@ fn one_sync_per_interval_across_three_servers_and_failover_on_kill_9() {
         .map(|i| {
             std::fs::read_to_string(work.join(format!("server-{i}.err")))
                 .unwrap()
-                .matches("sync: started")
+                .matches(r#""message":"sync started""#)
                 .count()
         })
         .sum();

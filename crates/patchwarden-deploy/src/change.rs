@@ -91,6 +91,9 @@ pub enum ChangeAction {
     Fail,
     RollBack,
     Cancel,
+    /// The policy sends a standard change back for approval: a host's labels now put it in a
+    /// class that is always approved by hand (never asked for by a user).
+    Escalate,
 }
 
 impl ChangeAction {
@@ -106,6 +109,7 @@ impl ChangeAction {
             ChangeAction::Fail => "fail",
             ChangeAction::RollBack => "roll_back",
             ChangeAction::Cancel => "cancel",
+            ChangeAction::Escalate => "escalate",
         }
     }
 }
@@ -113,15 +117,47 @@ impl ChangeAction {
 /// Who acts: a user with a role, or the system itself (the policy, the rollout engine).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Actor {
-    User { name: String, role: Role },
-    System { component: String },
+    User {
+        name: String,
+        role: Role,
+        /// The user's stable id (absent in documents written before users had one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<i64>,
+        /// Who created the account, who created that one, and so on (ids, nearest first): an
+        /// approver made by the requester through any chain of accounts is the requester's.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        creators: Vec<i64>,
+    },
+    System {
+        component: String,
+    },
 }
 
 impl Actor {
+    /// A user known by name only (tests, documents of old).
     pub fn user(name: &str, role: Role) -> Actor {
         Actor::User {
             name: name.into(),
             role,
+            id: None,
+            creators: Vec::new(),
+        }
+    }
+
+    /// A user account: its id, name, role and its chain of creators (nearest first).
+    pub fn account(id: i64, name: &str, role: Role, creators: Vec<i64>) -> Actor {
+        Actor::User {
+            name: name.into(),
+            role,
+            id: Some(id),
+            creators,
+        }
+    }
+
+    fn id(&self) -> Option<i64> {
+        match self {
+            Actor::User { id, .. } => *id,
+            Actor::System { .. } => None,
         }
     }
 
@@ -161,6 +197,9 @@ pub struct ChangePolicy {
     pub manual_approval: Vec<String>,
     /// Emergency changes may start outside the regular maintenance windows.
     pub emergency_outside_windows: bool,
+    /// Operators may queue package jobs directly (without a change) on hosts of a manual-approval
+    /// class. Off by default: on such hosts every package change goes through an approved change.
+    pub direct_jobs_on_manual_hosts: bool,
 }
 
 impl Default for ChangePolicy {
@@ -169,6 +208,7 @@ impl Default for ChangePolicy {
             approvals_required: 1,
             manual_approval: vec!["role=database".into(), "role=authentication".into()],
             emergency_outside_windows: true,
+            direct_jobs_on_manual_hosts: false,
         }
     }
 }
@@ -180,14 +220,30 @@ impl ChangePolicy {
         if kind != ChangeKind::Standard {
             return Ok(());
         }
-        match host_classes
-            .iter()
-            .find(|c| self.manual_approval.contains(c))
-        {
+        match self.manual_class(host_classes) {
             Some(class) => Err(format!(
                 "hosts of class {class} are always approved by hand: make it a normal change"
             )),
             None => Ok(()),
+        }
+    }
+
+    /// The first of these classes that is always approved by hand.
+    pub fn manual_class<'a>(&self, host_classes: &'a [String]) -> Option<&'a String> {
+        host_classes
+            .iter()
+            .find(|c| self.manual_approval.contains(c))
+    }
+
+    /// Whether an operator may queue a package job directly on a host of these classes; the
+    /// reason when not.
+    pub fn allows_direct_job(&self, host_classes: &[String]) -> Result<(), String> {
+        match self.manual_class(host_classes) {
+            Some(class) if !self.direct_jobs_on_manual_hosts => Err(format!(
+                "hosts of class {class} are always approved by hand: package jobs on them go \
+                 through an approved change (or the policy sets direct_jobs_on_manual_hosts)"
+            )),
+            _ => Ok(()),
         }
     }
 }
@@ -230,6 +286,9 @@ pub struct ChangeLifecycle {
     pub kind: ChangeKind,
     pub state: ChangeState,
     pub requested_by: String,
+    /// The requester's stable user id (absent in documents written before users had one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by_id: Option<i64>,
     /// Users who approved (distinct).
     pub approved_by: Vec<String>,
     pub audit: Vec<AuditEntry>,
@@ -241,6 +300,7 @@ impl ChangeLifecycle {
             kind,
             state: ChangeState::Draft,
             requested_by: requested_by.into(),
+            requested_by_id: None,
             approved_by: Vec::new(),
             audit: Vec::new(),
         }
@@ -273,7 +333,13 @@ impl ChangeLifecycle {
             return Err(refuse("auditors have read-only access".into()));
         }
         let operator = matches!(role, None | Some(Role::Operator | Role::Admin));
-        let is_requester = matches!(actor, Actor::User { name, .. } if *name == self.requested_by);
+        // By id where both are known (names are unique without regard to case; ids never change).
+        let is_requester = match (actor.id(), self.requested_by_id) {
+            (Some(a), Some(r)) => a == r,
+            _ => {
+                matches!(actor, Actor::User { name, .. } if name.to_lowercase() == self.requested_by.to_lowercase())
+            }
+        };
         let to = match (action, self.state) {
             (A::Submit, S::Draft) => {
                 if !(is_requester || operator) {
@@ -282,7 +348,13 @@ impl ChangeLifecycle {
                 S::Submitted
             }
             (A::Approve, S::Submitted) => {
-                let Actor::User { name, role } = actor else {
+                let Actor::User {
+                    name,
+                    role,
+                    creators,
+                    ..
+                } = actor
+                else {
                     return Err(refuse("approvals are given by people".into()));
                 };
                 if !matches!(role, Role::Approver | Role::Admin) {
@@ -292,6 +364,20 @@ impl ChangeLifecycle {
                     return Err(refuse(format!(
                         "{name} requested this change and cannot approve it"
                     )));
+                }
+                if let Some(requester) = self.requested_by_id {
+                    if let Some(depth) = creators.iter().position(|c| *c == requester) {
+                        let how = if depth == 0 {
+                            ""
+                        } else {
+                            " (through other accounts)"
+                        };
+                        return Err(refuse(format!(
+                            "{name}'s account was created by {}{how}, who requested this \
+                             change: it cannot approve it",
+                            self.requested_by
+                        )));
+                    }
                 }
                 if self.approved_by.contains(name) {
                     return Err(refuse(format!("{name} has approved it already")));
@@ -336,6 +422,11 @@ impl ChangeLifecycle {
             {
                 S::Cancelled
             }
+            (A::Escalate, _) => {
+                return Err(refuse(
+                    "only the policy sends a change back for approval".into(),
+                ))
+            }
             (
                 A::Schedule | A::Start | A::Complete | A::Fail | A::RollBack | A::Cancel,
                 S::Approved
@@ -375,6 +466,49 @@ impl ChangeLifecycle {
             );
         }
         Ok(self.state)
+    }
+
+    /// Decides a standard change's approval class again from its hosts' classes now (at submit
+    /// and before each wave starts): when one of them is always approved by hand, the change
+    /// becomes a normal change and goes back for approval (from draft it stays a draft, to be
+    /// submitted for approval; from approved, scheduled or running it is submitted again, its
+    /// earlier approvals void). Answers the reason when it did, recorded as the policy's
+    /// escalation.
+    pub fn reclassify(
+        &mut self,
+        policy: &ChangePolicy,
+        host_classes: &[String],
+        at: &str,
+    ) -> Option<String> {
+        use ChangeState as S;
+        if self.kind != ChangeKind::Standard {
+            return None;
+        }
+        if !matches!(
+            self.state,
+            S::Draft | S::Submitted | S::Approved | S::Scheduled | S::Running
+        ) {
+            return None;
+        }
+        let class = policy.manual_class(host_classes)?;
+        let reason = format!(
+            "a host is now of class {class}, always approved by hand: the change becomes a \
+             normal change and needs approval"
+        );
+        let from = self.state;
+        self.kind = ChangeKind::Normal;
+        self.approved_by.clear();
+        if from != S::Draft {
+            self.state = S::Submitted;
+        }
+        self.record(
+            &Actor::system("policy"),
+            ChangeAction::Escalate,
+            from,
+            Some(&reason),
+            at,
+        );
+        Some(reason)
     }
 
     fn record(
@@ -566,6 +700,86 @@ mod tests {
         assert_eq!(
             change.audit.last().unwrap().comment.as_deref(),
             Some("CVE in KEV, exploited")
+        );
+    }
+
+    /// A relabel into a manual-approval class sends a standard change back for approval from
+    /// any state before it ends (draft stays a draft); users cannot ask for it; normal changes
+    /// and ended ones are left alone.
+    #[test]
+    fn a_manual_class_sends_a_standard_change_back_for_approval() {
+        let policy = ChangePolicy::default();
+        let database = vec!["role=database".to_owned()];
+        let web = vec!["role=web".to_owned()];
+        let alice = Actor::account(7, "alice", Role::Operator, vec![]);
+        for (steps, want) in [
+            (vec![], S::Draft),
+            (vec![A::Submit], S::Submitted),
+            (vec![A::Submit, A::Schedule], S::Submitted),
+            (vec![A::Submit, A::Schedule, A::Start], S::Submitted),
+        ] {
+            let mut c = ChangeLifecycle::new(ChangeKind::Standard, "alice");
+            c.requested_by_id = Some(7);
+            for step in &steps {
+                c.apply(&policy, &alice, *step, None, AT).unwrap();
+            }
+            assert_eq!(c.reclassify(&policy, &web, AT), None, "{steps:?}");
+            let reason = c.reclassify(&policy, &database, AT).expect("escalated");
+            assert!(reason.contains("role=database"), "{reason}");
+            assert_eq!((c.kind, c.state), (ChangeKind::Normal, want), "{steps:?}");
+            assert!(c.approved_by.is_empty());
+            let last = c.audit.last().unwrap();
+            assert_eq!(last.action, A::Escalate);
+            assert_eq!(last.actor, Actor::system("policy"));
+            // Once normal, nothing more to decide.
+            assert_eq!(c.reclassify(&policy, &database, AT), None);
+        }
+        let mut done = ChangeLifecycle::new(ChangeKind::Standard, "alice");
+        for step in [A::Submit, A::Schedule, A::Start, A::Complete] {
+            done.apply(&policy, &alice, step, None, AT).unwrap();
+        }
+        assert_eq!(done.reclassify(&policy, &database, AT), None);
+        let mut c = ChangeLifecycle::new(ChangeKind::Standard, "alice");
+        let refused = c.apply(&policy, &alice, A::Escalate, None, AT).unwrap_err();
+        assert_eq!(refused.kind, Refusal::Forbidden);
+    }
+
+    /// Requesters are known by id when both sides have one; an approver whose account the
+    /// requester created cannot approve; names compare without regard to case.
+    #[test]
+    fn an_approver_created_by_the_requester_cannot_approve() {
+        let policy = ChangePolicy::default();
+        let mut c = ChangeLifecycle::new(ChangeKind::Normal, "root");
+        c.requested_by_id = Some(1);
+        let root = Actor::account(1, "root", Role::Admin, vec![]);
+        c.apply(&policy, &root, A::Submit, None, AT).unwrap();
+        let made_by_root = Actor::account(9, "eve", Role::Approver, vec![1]);
+        let refused = c
+            .apply(&policy, &made_by_root, A::Approve, None, AT)
+            .unwrap_err();
+        assert!(
+            refused.reason.contains("created by root"),
+            "{}",
+            refused.reason
+        );
+        let same_person = Actor::user("ROOT", Role::Approver);
+        assert!(c
+            .apply(&policy, &same_person, A::Approve, None, AT)
+            .is_err());
+        // Through a puppet admin the requester created: still the requester's.
+        let made_through_puppet = Actor::account(10, "mallory", Role::Approver, vec![8, 1]);
+        let refused = c
+            .apply(&policy, &made_through_puppet, A::Approve, None, AT)
+            .unwrap_err();
+        assert!(
+            refused.reason.contains("through other accounts"),
+            "{}",
+            refused.reason
+        );
+        let other = Actor::account(3, "bob", Role::Approver, vec![2]);
+        assert_eq!(
+            c.apply(&policy, &other, A::Approve, None, AT).unwrap(),
+            S::Approved
         );
     }
 }

@@ -268,6 +268,7 @@ mod tests {
             JobState::Delivered,
             JobState::Succeeded,
             JobState::Failed,
+            JobState::Refused,
             JobState::Cancelled,
         ] {
             assert_eq!(s.as_str(), serde_name(s));

@@ -63,6 +63,10 @@ pub struct EnrollResponse {
     pub host_secret: String,
     /// Labels the enrollment token gave the host.
     pub labels: BTreeMap<String, String>,
+    /// The server's job signing key (ed25519, hex): the agent pins it and runs only jobs it
+    /// signed (`model::job_signature`). Absent from servers before job signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_signing_key: Option<String>,
 }
 
 /// `POST /v1/checkin`: a full inventory when it changed, otherwise only its digest (a heartbeat).
@@ -125,6 +129,10 @@ pub struct CheckInAck {
     pub appeared: usize,
     #[serde(default)]
     pub disappeared: usize,
+    /// The server's job signing key (hex): an agent enrolled before job signing pins it from here
+    /// once (first use); one that pinned a key keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_signing_key: Option<String>,
 }
 
 /// An error answer: what was wrong, and where when it is known.
@@ -224,6 +232,17 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// The bytes of a lowercase or uppercase hex text (none: odd length or not hex).
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// Lowercase hex of the SHA-256 of `bytes`: the digests of secrets, inventories and certificates.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -258,14 +277,57 @@ pub struct EnrollTokenResponse {
 pub struct UserRequest {
     pub name: String,
     pub role: Role,
+    /// The token's lifetime in seconds (none: until rotated or revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_secs: Option<u64>,
 }
 
-/// A new user and its token: shown once.
+/// A new user (or a rotated token) and its token: shown once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserResponse {
+    pub id: i64,
     pub name: String,
     pub role: Role,
     pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<String>,
+}
+
+/// A user as `GET /v1/users` lists it (never its token).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// Stable: names may be reused after a user is disabled, ids never.
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_at: String,
+    /// The admin who created it (none: the first admin, or a local `patchwarden user create`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_revoked_at: Option<String>,
+}
+
+/// `PATCH /v1/users/{id}`: a new role, disabled or enabled again.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+}
+
+/// `POST /v1/users/{id}/token`: a new token replacing the current one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_secs: Option<u64>,
 }
 
 /// `PUT /v1/assets`: the hosts that should exist (name, aliases), and where the list came from.

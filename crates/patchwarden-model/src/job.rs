@@ -247,7 +247,40 @@ pub struct JobStep {
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum JobOutcome {
     Succeeded,
-    Failed { stage: JobStage, reason: String },
+    Failed {
+        stage: JobStage,
+        reason: String,
+    },
+    /// The agent would not run it (nothing ran): see [`crate::job_signature::JobRefusal`].
+    Refused {
+        refusal: crate::job_signature::JobRefusal,
+        /// The refusal in words.
+        reason: String,
+    },
+}
+
+impl JobOutcome {
+    /// The state a job with this outcome ends in.
+    pub fn state(&self) -> JobState {
+        match self {
+            JobOutcome::Succeeded => JobState::Succeeded,
+            JobOutcome::Failed { .. } => JobState::Failed,
+            JobOutcome::Refused { .. } => JobState::Refused,
+        }
+    }
+
+    /// Why it did not succeed, in words (none when it did).
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            JobOutcome::Succeeded => None,
+            JobOutcome::Failed { stage, reason } => {
+                Some(format!("{} failed: {reason}", stage.as_str()))
+            }
+            JobOutcome::Refused { reason, .. } => {
+                Some(format!("the agent refused the job: {reason}"))
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,8 +296,9 @@ pub struct JobReport {
     pub reboot_now: bool,
 }
 
-/// Where a job is: queued for its host, delivered to its agent, finished, or withdrawn before
-/// delivery (`cancelled`).
+/// Where a job is: queued for its host, delivered to its agent, finished (`refused`: its agent
+/// would not run it — unsigned, forged, for another host, expired or replayed), or withdrawn
+/// before delivery (`cancelled`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
@@ -272,6 +306,7 @@ pub enum JobState {
     Delivered,
     Succeeded,
     Failed,
+    Refused,
     Cancelled,
 }
 
@@ -282,6 +317,7 @@ impl JobState {
             JobState::Delivered => "delivered",
             JobState::Succeeded => "succeeded",
             JobState::Failed => "failed",
+            JobState::Refused => "refused",
             JobState::Cancelled => "cancelled",
         }
     }
@@ -290,7 +326,7 @@ impl JobState {
     pub fn finished(self) -> bool {
         matches!(
             self,
-            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+            JobState::Succeeded | JobState::Failed | JobState::Refused | JobState::Cancelled
         )
     }
 }
@@ -303,6 +339,7 @@ impl std::str::FromStr for JobState {
             "delivered" => JobState::Delivered,
             "succeeded" => JobState::Succeeded,
             "failed" => JobState::Failed,
+            "refused" => JobState::Refused,
             "cancelled" => JobState::Cancelled,
             other => return Err(format!("unknown job state {other:?}")),
         })
@@ -320,6 +357,12 @@ pub struct JobRecord {
     pub delivered_at: Option<String>,
     pub finished_at: Option<String>,
     pub job: PackageJob,
+    /// The public key the job was signed with (hex); none: queued before job signing.
+    #[serde(default)]
+    pub signed_by: Option<String>,
+    /// Until when its agent may start it.
+    #[serde(default)]
+    pub expires_at: Option<String>,
     pub report: Option<JobReport>,
 }
 

@@ -24,6 +24,7 @@ pub mod fleet;
 mod inventory;
 mod inventory_view;
 pub mod job;
+pub mod job_signature;
 mod knowledge;
 mod release;
 #[cfg(feature = "testing")]
@@ -35,6 +36,12 @@ pub use inventory::*;
 pub use inventory_view::{InventoryView, PackageRef};
 pub use knowledge::*;
 pub use release::*;
+
+/// Whether `c` is a bidirectional formatting character (ALM, LRM, RLM, the embeddings and
+/// overrides, the isolates): invisible, yet it reorders what a terminal or a browser shows.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
 
 /// Formats Unix seconds as RFC 3339 UTC (civil-from-days, proleptic Gregorian).
 pub fn rfc3339(secs: i64) -> String {
@@ -60,6 +67,13 @@ pub fn rfc3339(secs: i64) -> String {
 /// The current time as RFC 3339 UTC (the one clock reading the model offers, for stamping records).
 pub fn now_rfc3339() -> String {
     rfc3339(unix_now())
+}
+
+/// An id made of `prefix` and 1 to 64 lowercase hex digits (job and change ids).
+pub fn prefixed_hex_id(raw: &str, prefix: &str) -> bool {
+    raw.strip_prefix(prefix).is_some_and(|hex| {
+        (1..=64).contains(&hex.len()) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 /// Now, in Unix seconds (0 if the clock is before 1970).

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use patchwarden_model::fleet::Role;
+use patchwarden_model::fleet::{Role, UserInfo};
+use patchwarden_store::fleet::{NewUserRow, UserUpdateOutcome};
 use patchwarden_store::{Store, StoreError};
 
 use crate::secrets::{self, SecretKind};
@@ -15,6 +16,12 @@ pub enum AdminError {
     Name(&'static str),
     #[error("uses: must be at least 1")]
     Uses,
+    #[error("{0}: at most ten years ({MAX_TOKEN_SECS} seconds)")]
+    Lifetime(&'static str),
+    #[error("no user {0}")]
+    NoUser(i64),
+    #[error("user {0} is the last enabled admin: it can be neither demoted nor disabled")]
+    LastAdmin(String),
     #[error("labels: keys must be 1 to 64 characters")]
     LabelKey,
     #[error(
@@ -28,7 +35,9 @@ pub enum AdminError {
     Store(#[from] StoreError),
 }
 
-/// A user name: 1 to 64 characters, no surrounding white space, no control characters.
+/// A user name: 1 to 64 characters, no surrounding white space, no control or bidirectional
+/// formatting characters (a name is shown in audit trails and tables: it must read as what it
+/// is). Uniqueness is without regard to case ([`user_name_key`]).
 pub fn check_user_name(name: &str) -> Result<(), AdminError> {
     if name.is_empty() || name.chars().count() > 64 {
         return Err(AdminError::Name("must be 1 to 64 characters"));
@@ -39,7 +48,17 @@ pub fn check_user_name(name: &str) -> Result<(), AdminError> {
     if name.chars().any(char::is_control) {
         return Err(AdminError::Name("must not hold control characters"));
     }
+    if name.chars().any(patchwarden_model::is_bidi_control) {
+        return Err(AdminError::Name(
+            "must not hold bidirectional formatting characters",
+        ));
+    }
     Ok(())
+}
+
+/// The key under which a user name is unique: lower-cased (`Admin` and `admin` are one user).
+pub fn user_name_key(name: &str) -> String {
+    name.to_lowercase()
 }
 
 /// The most labels a host or an enrollment token carries.
@@ -73,29 +92,121 @@ pub fn check_text(what: &str, text: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// A new user and its token (shown once; the store keeps its digest).
+/// A new user (or a rotated token) and its token (shown once; the store keeps its digest).
 pub struct NewUser {
+    pub id: i64,
     pub name: String,
     pub role: Role,
     pub token: String,
+    pub token_expires_at: Option<String>,
 }
 
-/// Creates a user with `role`; answers its token.
-pub async fn create_user(store: &Store, name: &str, role: Role) -> Result<NewUser, AdminError> {
+/// Longest lifetime of a token (enrollment or user) given in seconds: ten years.
+pub const MAX_TOKEN_SECS: u64 = 10 * 366 * 86400;
+
+/// RFC 3339 `secs` from now (at most [`MAX_TOKEN_SECS`]; a longer lifetime is refused).
+fn expiry_after(what: &'static str, secs: u64) -> Result<String, AdminError> {
+    if secs > MAX_TOKEN_SECS {
+        return Err(AdminError::Lifetime(what));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Ok(patchwarden_model::rfc3339(now.saturating_add(secs as i64)))
+}
+
+/// Creates a user with `role`, its token valid for `expires_secs` (none: until rotated or
+/// revoked), created by the user `created_by` (none: the first admin, the local CLI); answers its
+/// token. A name another user holds, in any case, is refused.
+pub async fn create_user(
+    store: &Store,
+    name: &str,
+    role: Role,
+    expires_secs: Option<u64>,
+    created_by: Option<i64>,
+) -> Result<NewUser, AdminError> {
     check_user_name(name)?;
+    let token_expires_at = expires_secs
+        .map(|s| expiry_after("expires_secs", s))
+        .transpose()?;
     let token = secrets::generate(SecretKind::User);
-    store
-        .create_user(name, role, &secrets::digest(&token))
+    let key = user_name_key(name);
+    let id = store
+        .create_user(&NewUserRow {
+            name,
+            name_key: &key,
+            role,
+            token_hash: &secrets::digest(&token),
+            token_expires_at: token_expires_at.as_deref(),
+            created_by,
+        })
         .await
         .map_err(|source| AdminError::UserExists {
             name: name.to_owned(),
             source,
         })?;
     Ok(NewUser {
+        id,
         name: name.to_owned(),
         role,
         token,
+        token_expires_at,
     })
+}
+
+/// Gives user `id` a new token (the old one stops working), valid for `expires_secs`.
+pub async fn rotate_user_token(
+    store: &Store,
+    id: i64,
+    expires_secs: Option<u64>,
+) -> Result<NewUser, AdminError> {
+    let user = store.user(id).await?.ok_or(AdminError::NoUser(id))?;
+    let token_expires_at = expires_secs
+        .map(|s| expiry_after("expires_secs", s))
+        .transpose()?;
+    let token = secrets::generate(SecretKind::User);
+    if !store
+        .set_user_token(id, &secrets::digest(&token), token_expires_at.as_deref())
+        .await?
+    {
+        return Err(AdminError::NoUser(id));
+    }
+    Ok(NewUser {
+        id,
+        name: user.name,
+        role: user.role,
+        token,
+        token_expires_at,
+    })
+}
+
+/// Changes user `id`'s role and whether it is disabled; answers the user before and after. The
+/// last enabled admin can be neither demoted nor disabled.
+pub async fn update_user(
+    store: &Store,
+    id: i64,
+    update: &patchwarden_model::fleet::UserUpdate,
+) -> Result<(UserInfo, UserInfo), AdminError> {
+    let before = store.user(id).await?.ok_or(AdminError::NoUser(id))?;
+    let role = update.role.unwrap_or(before.role);
+    let disabled_at = match update.disabled {
+        Some(true) => Some(
+            before
+                .disabled_at
+                .clone()
+                .unwrap_or_else(patchwarden_model::now_rfc3339),
+        ),
+        Some(false) => None,
+        None => before.disabled_at.clone(),
+    };
+    match store.update_user(id, role, disabled_at.as_deref()).await? {
+        UserUpdateOutcome::Updated => {}
+        UserUpdateOutcome::NoUser => return Err(AdminError::NoUser(id)),
+        UserUpdateOutcome::LastAdmin => return Err(AdminError::LastAdmin(before.name)),
+    }
+    let after = store.user(id).await?.ok_or(AdminError::NoUser(id))?;
+    Ok((before, after))
 }
 
 /// A new enrollment token (shown once), its expiry and uses.
@@ -105,10 +216,7 @@ pub struct NewEnrollToken {
     pub uses: i64,
 }
 
-/// Longest lifetime of an enrollment token: ten years.
-pub const MAX_ENROLL_TOKEN_SECS: u64 = 10 * 366 * 86400;
-
-/// Creates an enrollment token valid for `expires_secs` (at most [`MAX_ENROLL_TOKEN_SECS`]) and
+/// Creates an enrollment token valid for `expires_secs` (at most [`MAX_TOKEN_SECS`]) and
 /// `uses` enrollments, giving every host enrolled with it `labels`.
 pub async fn create_enrollment_token(
     store: &Store,
@@ -121,14 +229,8 @@ pub async fn create_enrollment_token(
         return Err(AdminError::Uses);
     }
     check_label_keys(labels)?;
+    let expires_at = expiry_after("expires", expires_secs)?;
     let token = secrets::generate(SecretKind::Enrollment);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let expires_at = patchwarden_model::rfc3339(
-        now.saturating_add(expires_secs.min(MAX_ENROLL_TOKEN_SECS) as i64),
-    );
     store
         .create_enroll_token(
             &secrets::digest(&token),

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use patchwarden_model::audit::{AuditCheckpoint, AuditEntry, AuditEvent};
-use patchwarden_model::fleet::hex;
+use patchwarden_model::fleet::{hex, unhex};
 use patchwarden_store::Store;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
@@ -26,17 +26,11 @@ pub const CHECKPOINT_EVERY: i64 = 16;
 pub const KEY_FILE: &str = "audit-signing.key";
 pub const PUBLIC_KEY_FILE: &str = "audit-signing.pub";
 
-#[derive(Debug, thiserror::Error)]
-pub enum AuditKeyError {
-    #[error("audit signing key {path}: {source}")]
-    Io {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error("audit signing key {path}: not an ed25519 PKCS#8 key")]
-    Malformed { path: std::path::PathBuf },
-    #[error("audit signing key: the random source failed")]
-    Random,
+/// The state directory's audit signing key, created (0600) with its public half when missing.
+pub fn load_or_create_key(
+    state_dir: &Path,
+) -> Result<Ed25519KeyPair, crate::signing_keys::SigningKeyError> {
+    crate::signing_keys::load_or_create(state_dir, KEY_FILE, PUBLIC_KEY_FILE)
 }
 
 /// Records events and signs checkpoints.
@@ -61,15 +55,29 @@ impl AuditLog {
         let now = patchwarden_model::now_rfc3339();
         match self.store.append_audit(&event, &now).await {
             Ok(entry) => {
+                // Every audited event is also a log line (enrollments, refused and revoked
+                // credentials, jobs, change transitions, labels, users, feeds).
+                tracing::info!(
+                    target: "patchwarden::audit",
+                    seq = entry.seq,
+                    action = event.action.as_str(),
+                    actor = %event.actor,
+                    subject = %event.subject,
+                    detail = ?event.detail,
+                    "{}",
+                    event.action.as_str()
+                );
                 if entry.seq.rem_euclid(CHECKPOINT_EVERY) == 0 {
                     self.checkpoint(&entry).await;
                 }
             }
             Err(e) => {
-                eprintln!(
-                    "audit: could not record {} on {}: {e}",
-                    event.action.as_str(),
-                    event.subject
+                tracing::error!(
+                    target: "patchwarden::audit",
+                    action = event.action.as_str(),
+                    subject = %event.subject,
+                    error = %e,
+                    "could not record an audit event"
                 );
                 self.metrics.count("patchwarden_audit_failures_total", "");
             }
@@ -81,16 +89,20 @@ impl AuditLog {
         match self.store.audit_head().await {
             Ok(Some(head)) => self.checkpoint(&head).await,
             Ok(None) => {}
-            Err(e) => eprintln!("audit: could not read the chain's head: {e}"),
+            Err(e) => {
+                tracing::error!(target: "patchwarden::audit", error = %e, "could not read the chain's head")
+            }
         }
     }
 
     async fn checkpoint(&self, entry: &AuditEntry) {
         let c = sign(&self.key, entry);
         if let Err(e) = self.store.add_audit_checkpoint(&c).await {
-            eprintln!(
-                "audit: could not store the checkpoint at {}: {e}",
-                entry.seq
+            tracing::error!(
+                target: "patchwarden::audit",
+                seq = entry.seq,
+                error = %e,
+                "could not store the checkpoint"
             );
             self.metrics.count("patchwarden_audit_failures_total", "");
         }
@@ -120,53 +132,4 @@ pub fn verify_signature(c: &AuditCheckpoint, public_keys: &[String]) -> bool {
     ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
         .verify(&AuditCheckpoint::message(c.seq, &c.hash), &signature)
         .is_ok()
-}
-
-/// The state directory's signing key, created (0600) with its public half when missing.
-pub fn load_or_create_key(state_dir: &Path) -> Result<Ed25519KeyPair, AuditKeyError> {
-    let path = state_dir.join(KEY_FILE);
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| AuditKeyError::Io { path, source }
-    };
-    let pkcs8 = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let rng = ring::rand::SystemRandom::new();
-            let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| AuditKeyError::Random)?;
-            write_private(&path, doc.as_ref()).map_err(io(&path))?;
-            doc.as_ref().to_vec()
-        }
-        Err(e) => return Err(io(&path)(e)),
-    };
-    let key = Ed25519KeyPair::from_pkcs8(&pkcs8)
-        .map_err(|_| AuditKeyError::Malformed { path: path.clone() })?;
-    let public = state_dir.join(PUBLIC_KEY_FILE);
-    let text = format!("{}\n", hex(key.public_key().as_ref()));
-    if std::fs::read_to_string(&public).ok().as_deref() != Some(text.as_str()) {
-        std::fs::write(&public, text).map_err(io(&public))?;
-    }
-    Ok(key)
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }

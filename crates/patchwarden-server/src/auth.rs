@@ -7,6 +7,7 @@
 //! a host credential on the user API is a 403 and anything else unknown a 401. The per-process
 //! cache of checked host credentials is [`crate::host_cache`].
 
+use crate::request_log::CallerSlot;
 use std::marker::PhantomData;
 
 use axum::extract::FromRequestParts;
@@ -59,6 +60,7 @@ impl<R: MinRole> FromRequestParts<AppState> for Caller<R> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Answer<Self> {
         let user = user(&state.store, &parts.headers, R::ROLE).await?;
+        CallerSlot::record(&parts.extensions, || format!("user:{}", user.name));
         Ok(Caller {
             user,
             role: PhantomData,
@@ -74,9 +76,9 @@ impl FromRequestParts<AppState> for HostCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Answer<Self> {
         let digest = host_secret_digest(&parts.headers)?;
-        Ok(HostCaller(
-            state.hosts.authenticate(&state.store, &digest).await?,
-        ))
+        let host = state.hosts.authenticate(&state.store, &digest).await?;
+        CallerSlot::record(&parts.extensions, || format!("host:{}", host.id));
+        Ok(HostCaller(host))
     }
 }
 
@@ -109,9 +111,13 @@ pub async fn user(store: &Store, headers: &HeaderMap, needed: Role) -> Answer<Ap
         _ => return Err(ApiError::Unauthorized("not a user token".into())),
     }
     let user = store
-        .user_by_token(&secrets::digest(secret))
+        .user_by_token(&secrets::digest(secret), &patchwarden_model::now_rfc3339())
         .await?
-        .ok_or_else(|| ApiError::Unauthorized("unknown or revoked user token".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "unknown, expired or revoked user token, or a disabled user".into(),
+            )
+        })?;
     if user.role < needed {
         return Err(ApiError::Forbidden(format!(
             "user {} has role {}; this needs {}",

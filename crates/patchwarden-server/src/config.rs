@@ -48,6 +48,9 @@ pub struct ServerConfig {
     pub job_poll: Duration,
     /// How long an agent's package manager waits for another's lock.
     pub job_lock_timeout: Duration,
+    /// How long a queued job stays valid: its signature expires then, and an agent that comes
+    /// back later refuses it.
+    pub job_ttl: Duration,
     /// The deployment configuration: change policy, maintenance windows, host profiles (hooks,
     /// health checks, reboot policy), rollout defaults.
     pub deploy: patchwarden_deploy::config::DeployConfig,
@@ -79,6 +82,7 @@ impl Default for ServerConfig {
             job_poll: Duration::from_secs(2),
             report_retention: Duration::from_secs(14 * 86_400),
             job_lock_timeout: Duration::from_secs(300),
+            job_ttl: Duration::from_secs(7 * 86_400),
             deploy: patchwarden_deploy::config::DeployConfig::default(),
             rollout_tick: Duration::from_secs(2),
         }

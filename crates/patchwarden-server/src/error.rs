@@ -59,16 +59,23 @@ impl ApiError {
     }
 }
 
+/// The message of an error answer, on its response (the request log reads it).
+#[derive(Clone)]
+pub struct ErrorNote(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        (
+        let error = self.to_string();
+        let mut response = (
             status,
             axum::Json(ErrorBody {
-                error: self.to_string(),
+                error: error.clone(),
             }),
         )
-            .into_response()
+            .into_response();
+        response.extensions_mut().insert(ErrorNote(error));
+        response
     }
 }
 
@@ -104,7 +111,7 @@ pub enum StartError {
     #[error("{0}")]
     Policy(#[from] patchwarden_risk::policy::PolicyError),
     #[error("{0}")]
-    AuditKey(#[from] crate::audit::AuditKeyError),
+    SigningKey(#[from] crate::signing_keys::SigningKeyError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: std::net::SocketAddr,

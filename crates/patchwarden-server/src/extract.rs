@@ -76,13 +76,30 @@ impl<S: Send + Sync> FromRequestParts<S> for HostId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Answer<Self> {
-        let raw = path_text(parts, state).await?;
-        match raw.parse::<i64>() {
-            Ok(id) if id > 0 => Ok(HostId(id)),
-            _ => Err(ApiError::BadRequest(format!(
-                "host id {raw:?} is not a number"
-            ))),
-        }
+        positive_id(parts, state, "host").await.map(HostId)
+    }
+}
+
+/// `{id}` of `/v1/users/{id}…`: a positive number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Answer<Self> {
+        positive_id(parts, state, "user").await.map(UserId)
+    }
+}
+
+/// The path's id as a positive number; a 400 naming `what` otherwise.
+async fn positive_id<S: Send + Sync>(parts: &mut Parts, state: &S, what: &str) -> Answer<i64> {
+    let raw = path_text(parts, state).await?;
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(ApiError::BadRequest(format!(
+            "{what} id {raw:?} is not a number"
+        ))),
     }
 }
 
@@ -95,10 +112,7 @@ async fn prefixed_id<S: Send + Sync>(
     what: &str,
 ) -> Answer<String> {
     let raw = path_text(parts, state).await?;
-    let ok = raw.strip_prefix(prefix).is_some_and(|hex| {
-        (1..=64).contains(&hex.len()) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    });
-    if !ok {
+    if !patchwarden_model::prefixed_hex_id(&raw, prefix) {
         return Err(ApiError::BadRequest(format!(
             "{what} id {raw:?} is not {prefix} and hex digits"
         )));
@@ -165,6 +179,8 @@ request_bodies! {
     patchwarden_model::fleet::EnrollRequest => "enrollment request",
     patchwarden_model::fleet::EnrollTokenRequest => "enrollment token request",
     patchwarden_model::fleet::UserRequest => "user request",
+    patchwarden_model::fleet::UserUpdate => "user update",
+    patchwarden_model::fleet::TokenRequest => "token request",
     patchwarden_model::fleet::AssetList => "asset list",
     patchwarden_model::updates::HostOffers => "offers",
     patchwarden_model::job::JobRequest => "job",

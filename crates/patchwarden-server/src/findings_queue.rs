@@ -150,7 +150,7 @@ impl PhaseTimings {
                 .iter()
                 .map(|(p, s)| format!("{p} {:.1} ms/host", s * 1000.0 / hosts as f64))
                 .collect();
-            eprintln!("timing: findings over {hosts} hosts: {}", line.join(", "));
+            tracing::info!(target: "patchwarden::findings", hosts, phases = %line.join(", "), "timing");
         }
     }
 }
@@ -234,7 +234,7 @@ impl FindingsWorker {
                 for (host, e) in &outcome.failed {
                     self.metrics
                         .count("patchwarden_findings_failures_total", "");
-                    eprintln!("findings for host {host}: {e}");
+                    tracing::error!(target: "patchwarden::findings", host, error = %e, "computing findings");
                 }
                 self.stored.notify_one();
                 outcome.again
@@ -242,7 +242,7 @@ impl FindingsWorker {
             Err(e) => {
                 self.metrics
                     .count("patchwarden_findings_failures_total", "");
-                eprintln!("findings for hosts {}: {e}", host_list(hosts));
+                tracing::error!(target: "patchwarden::findings", hosts = %host_list(hosts), error = %e, "computing findings");
                 Vec::new()
             }
         }

@@ -44,7 +44,7 @@ impl KnowledgeWatcher {
     /// Empties the fleet's knowledge when the store's generation moved since it was loaded.
     async fn follow_generation(&self) {
         if let Err(e) = self.fleet.follow(&self.store).await {
-            eprintln!("reading the knowledge-base generation: {e}");
+            tracing::error!(target: "patchwarden::knowledge", error = %e, "reading the knowledge-base generation");
         }
     }
 
@@ -85,14 +85,21 @@ impl KnowledgeWatcher {
                     "",
                     applied.hosts_marked as u64,
                 );
-                eprintln!(
-                    "knowledge base changed ({} writes: {} packages, {} CVEs): findings of {} hosts to recompute (found in {} ms)",
-                    applied.changes, applied.packages, applied.cves, applied.hosts_marked,
-                    started.elapsed().as_millis()
+                tracing::info!(
+                    target: "patchwarden::knowledge",
+                    writes = applied.changes,
+                    packages = applied.packages,
+                    cves = applied.cves,
+                    hosts_marked = applied.hosts_marked,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "knowledge base changed: findings of {} hosts to recompute",
+                    applied.hosts_marked
                 );
             }
             Ok(None) => return,
-            Err(e) => eprintln!("applying knowledge-base changes: {e}"),
+            Err(e) => {
+                tracing::error!(target: "patchwarden::knowledge", error = %e, "applying knowledge-base changes")
+            }
         }
         self.queue_pending().await;
     }
@@ -103,7 +110,7 @@ impl KnowledgeWatcher {
         match self.fleet.apply_changes(&self.store).await {
             Ok(applied) => Ok(applied),
             Err(e) => {
-                eprintln!("weighing knowledge-base changes: {e}; marking by package name");
+                tracing::warn!(target: "patchwarden::knowledge", error = %e, "weighing knowledge-base changes failed; marking by package name");
                 let applied = self.store.apply_knowledge_changes().await?;
                 Ok((applied.changes > 0).then_some(applied))
             }
@@ -113,7 +120,7 @@ impl KnowledgeWatcher {
     /// Queues the hosts whose findings lag their inventory.
     pub async fn queue_pending(&self) {
         if let Err(e) = self.findings.push_pending(&self.store).await {
-            eprintln!("hosts owing findings: {e}");
+            tracing::error!(target: "patchwarden::knowledge", error = %e, "reading the hosts owing findings");
         }
     }
 }

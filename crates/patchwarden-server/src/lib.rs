@@ -34,13 +34,16 @@ pub mod group_commit;
 pub mod handlers;
 pub mod host_cache;
 pub mod job_board;
+pub mod job_signer;
 pub mod knowledge;
 mod metrics;
+pub mod request_log;
 pub mod retention;
 pub mod rollouts;
 pub mod routes;
 pub mod secrets;
 mod server;
+pub mod signing_keys;
 pub mod state;
 pub mod tls;
 

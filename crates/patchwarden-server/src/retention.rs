@@ -44,7 +44,7 @@ impl Retention {
                 n
             }
             Err(e) => {
-                eprintln!("removing old report keys: {e}");
+                tracing::error!(target: "patchwarden::retention", error = %e, "removing old report keys");
                 0
             }
         }

@@ -2,6 +2,9 @@
 //!
 //! Every `rollout_tick` (and at once when a job report or new findings arrive) it reads the changes
 //! marked active in the store and, for each:
+//! - decides a *standard* change's approval class again from the labels of the hosts still to
+//!   start (a relabel into a manual-approval class sends it back for approval, its rollout
+//!   paused; approved and scheduled again, the rollout resumes where it stopped);
 //! - schedules an approved *standard* change (the policy approved it; actor `policy`);
 //! - starts a scheduled change once its `not_before` has passed: plans the rollout (the change's
 //!   own waves or the configuration's default, an emergency's soak shortened) over the hosts with
@@ -33,7 +36,7 @@ use patchwarden_deploy::rollout::{
     Command, HostOutcome, HostState, Rollout, RolloutHost, RolloutStatus,
 };
 use patchwarden_deploy::verify::{verify, versions_reached};
-use patchwarden_model::job::{JobOperation, JobOutcome, JobReport, JobState, PackageJob};
+use patchwarden_model::job::{JobOperation, JobReport, JobState, PackageJob};
 use patchwarden_store::change_requests::{ChangeRow, ChangeUpdate};
 use patchwarden_store::jobs::NewJob;
 use patchwarden_store::{Store, StoreError};
@@ -55,6 +58,24 @@ pub struct RolloutDriver {
     pub wake: Arc<tokio::sync::Notify>,
     /// Records the jobs it queues and the transitions it makes.
     pub audit: crate::audit::AuditLog,
+    /// Signs the jobs it queues.
+    pub signer: crate::job_signer::JobSigner,
+}
+
+impl RolloutDriver {
+    /// The driver of a server: its handles, taken from the server's state.
+    pub fn of(state: &crate::state::AppState) -> RolloutDriver {
+        RolloutDriver {
+            store: state.store.clone(),
+            view: state.view.clone(),
+            config: state.config.clone(),
+            metrics: state.metrics.clone(),
+            job_board: state.job_board.clone(),
+            wake: state.rollout_wake.clone(),
+            audit: state.audit.clone(),
+            signer: state.job_signer.clone(),
+        }
+    }
 }
 
 /// Why one change could not be driven this pass (it is tried again on the next).
@@ -96,14 +117,14 @@ impl RolloutDriver {
         let rows = match self.store.active_changes().await {
             Ok(rows) => rows,
             Err(e) => {
-                eprintln!("rollouts: {e}");
+                tracing::error!(target: "patchwarden::rollout", error = %e, "reading active changes");
                 return;
             }
         };
         for row in rows {
             let id = row.id.clone();
             if let Err(e) = self.drive_change(row).await {
-                eprintln!("rollout of change {id}: {e}");
+                tracing::error!(target: "patchwarden::rollout", change = %id, error = %e, "driving the change");
             }
         }
     }
@@ -111,13 +132,47 @@ impl RolloutDriver {
     async fn drive_change(&self, row: ChangeRow) -> Result<(), DriverError> {
         let mut doc: ChangeDoc = serde_json::from_str(&row.doc).map_err(DriverError::Change)?;
         let state_before = doc.lifecycle.state;
+        let events_before = doc.events.len();
         let now = Timestamp::now();
         let at = patchwarden_model::now_rfc3339();
         let deploy = &self.config.deploy;
         let policy = &deploy.policy;
-        let kind = doc.lifecycle.kind;
         let mut jobs: Vec<(i64, PackageJob)> = Vec::new();
         let mut withdraw: Vec<String> = Vec::new();
+
+        // A standard change's approval class, decided again before any host starts: the labels
+        // of the hosts still to start, now (a relabel sends the change back for approval).
+        let mut escalated = None;
+        if doc.lifecycle.kind == ChangeKind::Standard
+            && matches!(
+                doc.lifecycle.state,
+                ChangeState::Approved | ChangeState::Scheduled | ChangeState::Running
+            )
+        {
+            let to_start: Vec<i64> = match &doc.rollout {
+                Some(r) => r
+                    .hosts
+                    .iter()
+                    .filter(|(_, s)| matches!(s, HostState::Pending))
+                    .map(|(id, _)| *id)
+                    .collect(),
+                None => doc.hosts.clone(),
+            };
+            let classes: Vec<String> = self
+                .classes_of(&to_start)
+                .await?
+                .into_values()
+                .flatten()
+                .collect();
+            if let Some(reason) = doc.lifecycle.reclassify(policy, &classes, &at) {
+                if let Some(rollout) = doc.rollout.as_mut() {
+                    rollout.pause();
+                }
+                doc.event(&at, "policy", reason.clone());
+                escalated = Some(reason);
+            }
+        }
+        let kind = doc.lifecycle.kind;
 
         // The lifecycle's own steps.
         match doc.lifecycle.state {
@@ -129,6 +184,22 @@ impl RolloutDriver {
                     Some("standard change: pre-approved and scheduled by policy"),
                     &at,
                 );
+            }
+            // Sent back for approval while running, approved and scheduled again: the rollout
+            // goes on where it stopped.
+            ChangeState::Scheduled
+                if doc.rollout.is_some() && doc.not_before.is_none_or(|t| now >= t) =>
+            {
+                doc.lifecycle.apply(
+                    policy,
+                    &Actor::system("rollout"),
+                    ChangeAction::Start,
+                    Some("approved again: the rollout resumes where it stopped"),
+                    &at,
+                )?;
+                if let Some(rollout) = doc.rollout.as_mut() {
+                    rollout.resume();
+                }
             }
             ChangeState::Scheduled if doc.not_before.is_none_or(|t| now >= t) => {
                 let classes = self.classes_of(&doc.hosts).await?;
@@ -176,9 +247,11 @@ impl RolloutDriver {
 
         if let Some(mut rollout) = doc.rollout.take() {
             match doc.lifecycle.state {
-                ChangeState::Cancelled if rollout.cancel() => {
-                    doc.event(&at, "rollout", "cancelled with the change".into())
-                }
+                ChangeState::Cancelled | ChangeState::Rejected if rollout.cancel() => doc.event(
+                    &at,
+                    "rollout",
+                    format!("cancelled: the change was {}", doc.lifecycle.state.as_str()),
+                ),
                 ChangeState::RolledBack if rollout.roll_back_all() => doc.event(
                     &at,
                     "rollout",
@@ -317,9 +390,13 @@ impl RolloutDriver {
         if text == row.doc && jobs.is_empty() && active {
             return Ok(());
         }
+        let issued = patchwarden_model::unix_now();
         let docs: Vec<String> = jobs
             .iter()
-            .map(|(_, j)| serde_json::to_string(j).expect("a job serializes"))
+            .map(|(host, j)| {
+                serde_json::to_string(&self.signer.sign(*host, j, issued))
+                    .expect("a job serializes")
+            })
             .collect();
         let new_jobs: Vec<NewJob> = jobs
             .iter()
@@ -340,6 +417,10 @@ impl RolloutDriver {
         };
         let written = self.store.advance_change(&update, &new_jobs, &at).await?;
         if written {
+            // The pass's events (waves started, hosts finished, holds) as log lines.
+            for e in doc.events.iter().skip(events_before) {
+                tracing::info!(target: "patchwarden::rollout", change = %row.id, actor = %e.actor, "{}", e.message);
+            }
             for id in withdraw {
                 let _ = self.store.cancel_job(&id, &at).await;
             }
@@ -357,7 +438,20 @@ impl RolloutDriver {
                     )
                     .await;
             }
-            if doc.lifecycle.state != state_before {
+            if let Some(reason) = &escalated {
+                self.audit
+                    .record(AuditEvent::change_transition(
+                        AuditActor::System {
+                            name: "policy".into(),
+                        },
+                        &row.id,
+                        "action",
+                        ChangeAction::Escalate.as_str(),
+                        doc.lifecycle.state.as_str(),
+                        Some(reason),
+                    ))
+                    .await;
+            } else if doc.lifecycle.state != state_before {
                 self.audit
                     .record(AuditEvent::change_transition(
                         rollout,
@@ -400,17 +494,12 @@ impl RolloutDriver {
         };
         let reason = match row.state {
             JobState::Succeeded => None,
-            JobState::Failed => Some(
+            JobState::Failed | JobState::Refused => Some(
                 row.report
                     .as_deref()
                     .and_then(|r| serde_json::from_str::<JobReport>(r).ok())
-                    .map(|r| match r.outcome {
-                        JobOutcome::Failed { stage, reason } => {
-                            format!("{} failed: {reason}", stage.as_str())
-                        }
-                        JobOutcome::Succeeded => "the job failed".into(),
-                    })
-                    .unwrap_or_else(|| "the job failed".into()),
+                    .and_then(|r| r.outcome.failure())
+                    .unwrap_or_else(|| format!("the job {}", row.state.as_str())),
             ),
             _ => return Ok(JobResult::Waiting),
         };

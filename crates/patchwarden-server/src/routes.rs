@@ -31,19 +31,19 @@
 //! | `GET /v1/audit?after=&limit=&action=&subject=&since=` | auditor | the audit log's entries (hash chain; docs/security.md) |
 //! | `POST /v1/enroll-tokens` | operator | a new enrollment token |
 //! | `POST /v1/users` | admin | a new user and its token |
+//! | `GET /v1/users` | admin | every user (id, name, role, who created it, disabled, token expiry) |
+//! | `PATCH /v1/users/{id}` | admin | a new role, disabled or enabled (never the last admin) |
+//! | `POST /v1/users/{id}/token` | admin | a new token; the old one stops working |
+//! | `DELETE /v1/users/{id}/token` | admin | the token revoked |
 //! | `PUT /v1/assets` | operator | the list of hosts that should exist |
 
-use std::time::Instant;
-
-use axum::extract::State;
 use axum::http::Method;
-use axum::response::Response;
-use axum::routing::{get, post, put, MethodRouter};
+use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::Router;
 use patchwarden_model::fleet::Role;
 
 use crate::error::ApiError;
-use crate::handlers::{admin, agents, audit, changes, findings, hosts, jobs, plans, system};
+use crate::handlers::{admin, agents, audit, changes, findings, hosts, jobs, plans, system, users};
 use crate::state::AppState;
 
 /// Who may call a route.
@@ -76,7 +76,7 @@ fn route(
     handler: MethodRouter<AppState>,
 ) -> Route {
     Route {
-        takes_body: method == Method::POST || method == Method::PUT,
+        takes_body: method == Method::POST || method == Method::PUT || method == Method::PATCH,
         method,
         path,
         access,
@@ -213,7 +213,26 @@ pub fn routes() -> Vec<Route> {
             User(Operator),
             post(admin::create_enroll_token),
         ),
-        route(M::POST, "/v1/users", User(Admin), post(admin::create_user)),
+        route(M::POST, "/v1/users", User(Admin), post(users::create_user)),
+        route(M::GET, "/v1/users", User(Admin), get(users::list_users)),
+        route(
+            M::PATCH,
+            "/v1/users/{id}",
+            User(Admin),
+            patch(users::update_user),
+        ),
+        route(
+            M::POST,
+            "/v1/users/{id}/token",
+            User(Admin),
+            post(users::rotate_user_token),
+        ),
+        route(
+            M::DELETE,
+            "/v1/users/{id}/token",
+            User(Admin),
+            delete(users::revoke_user_token),
+        ),
         route(
             M::PUT,
             "/v1/assets",
@@ -237,33 +256,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::body_guard::guard_body,
         ))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::request_log::observe,
+        ))
         .with_state(state)
-}
-
-/// Counts every request by route and status, and times it.
-async fn observe(
-    State(state): State<AppState>,
-    matched: Option<axum::extract::MatchedPath>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let route = matched
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    state
-        .metrics
-        .observe(&route, started.elapsed().as_secs_f64());
-    state.metrics.count(
-        "patchwarden_http_requests_total",
-        &format!(
-            "route=\"{route}\",status=\"{}\"",
-            response.status().as_u16()
-        ),
-    );
-    response
 }
 
 #[cfg(test)]

@@ -39,14 +39,20 @@ impl Server {
         let tls = tls::server_config(&identity)?;
         let admin_token = if store.user_count().await? == 0 {
             Some(
-                admin::create_user(&store, "admin", patchwarden_model::fleet::Role::Admin)
-                    .await
-                    .map_err(|e| match e {
-                        admin::AdminError::Store(e)
-                        | admin::AdminError::UserExists { source: e, .. } => e,
-                        other => unreachable!("the first admin's name is valid: {other}"),
-                    })?
-                    .token,
+                admin::create_user(
+                    &store,
+                    "admin",
+                    patchwarden_model::fleet::Role::Admin,
+                    None,
+                    None,
+                )
+                .await
+                .map_err(|e| match e {
+                    admin::AdminError::Store(e)
+                    | admin::AdminError::UserExists { source: e, .. } => e,
+                    other => unreachable!("the first admin's name is valid: {other}"),
+                })?
+                .token,
             )
         } else {
             None
@@ -66,8 +72,9 @@ impl Server {
         let rollout_tick = config.rollout_tick;
         let report_retention = config.report_retention;
         let audit_key = crate::audit::load_or_create_key(&config.state_dir)?;
+        let job_signer = crate::job_signer::JobSigner::load(&config.state_dir, config.job_ttl)?;
         let state = state::AppState::start(store, config, identity.ca_pem.clone(), policy)
-            .with_audit_key(audit_key);
+            .with_keys(audit_key, job_signer);
         state.audit.checkpoint_head().await;
         // Knowledge-base changes written while no server ran, and inventories stored before a
         // crash whose findings were not computed yet.
@@ -80,16 +87,7 @@ impl Server {
             reports: report_retention,
         }
         .start(Duration::from_secs(3600));
-        rollouts::RolloutDriver {
-            store: state.store.clone(),
-            view: state.view.clone(),
-            config: state.config.clone(),
-            metrics: state.metrics.clone(),
-            job_board: state.job_board.clone(),
-            wake: state.rollout_wake.clone(),
-            audit: state.audit.clone(),
-        }
-        .start(rollout_tick);
+        rollouts::RolloutDriver::of(&state).start(rollout_tick);
         Ok(Server {
             listener,
             tls,

@@ -35,6 +35,8 @@ pub struct AppState {
     pub rollout_wake: Arc<tokio::sync::Notify>,
     /// Records security-relevant events in the audit log.
     pub audit: crate::audit::AuditLog,
+    /// Signs jobs as they are queued.
+    pub job_signer: crate::job_signer::JobSigner,
 }
 
 impl AppState {
@@ -68,13 +70,14 @@ impl AppState {
             },
             config.findings_workers,
         );
-        // A key of this process only until `with_audit_key` gives the state directory's.
-        let key = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
-            .ok()
-            .and_then(|doc| ring::signature::Ed25519KeyPair::from_pkcs8(doc.as_ref()).ok())
-            .expect("an ed25519 key");
+        // Keys of this process only until `with_keys` gives the state directory's.
+        let key = crate::signing_keys::ephemeral();
         AppState {
             audit: crate::audit::AuditLog::new(store.clone(), Arc::new(key), metrics.clone()),
+            job_signer: crate::job_signer::JobSigner::new(
+                crate::signing_keys::ephemeral(),
+                config.job_ttl,
+            ),
             heartbeats: HeartbeatBatcher::heartbeats(store.clone()),
             inventories: InventoryBatcher::inventories(store.clone()),
             job_board: JobBoard::start(store.clone(), config.job_poll),
@@ -95,10 +98,18 @@ impl AppState {
         }
     }
 
-    /// The state with the audit log signing with `key` (the state directory's).
-    pub fn with_audit_key(mut self, key: ring::signature::Ed25519KeyPair) -> AppState {
-        self.audit =
-            crate::audit::AuditLog::new(self.store.clone(), Arc::new(key), self.metrics.clone());
+    /// The state with the audit log and jobs signed with the state directory's keys.
+    pub fn with_keys(
+        mut self,
+        audit_key: ring::signature::Ed25519KeyPair,
+        job_signer: crate::job_signer::JobSigner,
+    ) -> AppState {
+        self.audit = crate::audit::AuditLog::new(
+            self.store.clone(),
+            Arc::new(audit_key),
+            self.metrics.clone(),
+        );
+        self.job_signer = job_signer;
         self
     }
 

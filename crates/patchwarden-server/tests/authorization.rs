@@ -172,6 +172,16 @@ fn example(
             Some(format!(r#"{{"name":"made-{n}","role":"auditor"}}"#)),
             false,
         ),
+        // A user that does not exist (404 once allowed): the harness's own users keep their
+        // tokens and roles for the rest of the table.
+        ("GET", "/v1/users") => (path.to_owned(), None, false),
+        ("PATCH", "/v1/users/{id}") => (
+            "/v1/users/99999".into(),
+            Some(r#"{"role":"auditor"}"#.into()),
+            false,
+        ),
+        ("POST", "/v1/users/{id}/token") => ("/v1/users/99999/token".into(), Some("{}".into()), false),
+        ("DELETE", "/v1/users/{id}/token") => ("/v1/users/99999/token".into(), None, false),
         ("PUT", "/v1/assets") => (
             path.to_owned(),
             Some(r#"{"source":"test","assets":[["web-1",["web-1.example"]]]}"#.into()),

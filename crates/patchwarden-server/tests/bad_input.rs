@@ -27,6 +27,9 @@ fn concrete(h: &Harness, path: &str) -> String {
             p if p.ends_with("/revoke") => h.victim.to_string(),
             p if p.starts_with("/v1/hosts/") => h.host_a.0.to_string(),
             p if p.starts_with("/v1/jobs/") => h.job_a.clone(),
+            // The auditor (user 1): this table calls as the admin, whose token must keep working
+            // (the bodyless DELETE …/token does revoke the auditor's).
+            p if p.starts_with("/v1/users/") => "1".into(),
             _ => "chg-00000000000000aa".into(),
         },
     )
@@ -189,7 +192,7 @@ async fn ids_queries_and_fields_are_checked_and_named() {
         let cases: Vec<Case> = vec![
             // Credentials, with what the refusal says.
             (&get, "/v1/hosts".into(), None, None, 401, "no Authorization"),
-            (&get, "/v1/hosts".into(), Some("Bearer pwu_0000"), None, 401, "unknown or revoked"),
+            (&get, "/v1/hosts".into(), Some("Bearer pwu_0000"), None, 401, "unknown, expired or revoked"),
             (&post, "/v1/checkin".into(), admin, Some(b"{}"), 401, "not a host credential"),
             (&post, "/v1/checkin".into(), Some("Bearer pwh_nope"), Some(b"{}"), 401, "unknown host credential"),
             (&get, "/v1/hosts".into(), host, None, 403, "host credential"),

@@ -1,6 +1,6 @@
 //! Jobs for agents (queued by an operator or by a rollout; delivered once to their host's agent;
-//! finished by the host's report, or withdrawn while queued). The job is stored as JSON text; the
-//! store does not look inside it.
+//! finished by the host's report, or withdrawn while queued). The job is stored as JSON text (the
+//! signed envelope, `model::job_signature::SignedJob`); the store does not look inside it.
 
 use crate::{get, Context, Store, StoreError};
 
@@ -113,14 +113,14 @@ impl Store {
         self.job(&id).await
     }
 
-    /// Records a host's report of its job: false when the job is not that host's, was never
+    /// Records a host's report of its job (`state`: the outcome's, a finished one): false when the job is not that host's, was never
     /// delivered (a host cannot report a job it was not given), or is finished already (a
     /// repeated report changes nothing).
     pub async fn finish_job(
         &self,
         host_id: i64,
         id: &str,
-        succeeded: bool,
+        state: patchwarden_model::job::JobState,
         report: &str,
         now: &str,
     ) -> Result<bool, StoreError> {
@@ -131,7 +131,7 @@ impl Store {
         ))
         .bind(id)
         .bind(host_id)
-        .bind(if succeeded { "succeeded" } else { "failed" })
+        .bind(state.as_str())
         .bind(report)
         .bind(now)
         .execute(&mut *tx)

@@ -125,6 +125,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0020_audit_log.sql"),
         include_str!("../migrations/postgres/0020_audit_log.sql"),
     ),
+    (
+        21,
+        "user_accounts",
+        include_str!("../migrations/sqlite/0021_user_accounts.sql"),
+        include_str!("../migrations/postgres/0021_user_accounts.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,

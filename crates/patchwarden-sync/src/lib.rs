@@ -156,10 +156,15 @@ pub fn feeds_for(
 /// Limits and places, with defaults.
 #[derive(Clone, Debug)]
 pub struct SyncSettings {
-    /// Whole-request timeout.
+    /// Whole-request timeout: the longest one download may take, however steadily it moves.
     pub timeout: Duration,
-    /// Time allowed to establish a connection (an unreachable mirror fails after this).
+    /// Time allowed to establish a connection, TLS included (an unreachable mirror fails after
+    /// this).
     pub connect_timeout: Duration,
+    /// Longest wait for any data: for the answer's headers, and between two pieces of the body.
+    /// A mirror that accepts the connection and then says nothing fails after this, not after
+    /// `timeout`.
+    pub stall_timeout: Duration,
     /// A download larger than this is abandoned (the full EPSS CSV is ~12 MB gzipped, the Debian
     /// tracker ~70 MB).
     pub max_bytes: u64,
@@ -172,12 +177,29 @@ pub struct SyncSettings {
 impl Default for SyncSettings {
     fn default() -> Self {
         SyncSettings {
-            timeout: Duration::from_secs(600),
-            connect_timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(3600),
+            connect_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(60),
             max_bytes: 2 << 30,
             work_dir: std::env::temp_dir(),
             progress: None,
         }
+    }
+}
+
+/// How often a long download says how far it is.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+fn download_progress(feed: &str, bytes: u64, total: Option<u64>) -> String {
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    match total.filter(|t| *t > 0) {
+        Some(t) => format!(
+            "{feed}: {:.1} of {:.1} MiB ({} %)",
+            mib(bytes),
+            mib(t),
+            bytes.saturating_mul(100) / t
+        ),
+        None => format!("{feed}: {:.1} MiB", mib(bytes)),
     }
 }
 
@@ -209,6 +231,7 @@ impl Syncer {
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.stall_timeout)
             .user_agent(concat!("patchwarden/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SyncError::Settings(format!("cannot set up the HTTP client: {e}")))?;
@@ -281,10 +304,11 @@ impl Syncer {
                 request = request.header(reqwest::header::IF_MODIFIED_SINCE, lm);
             }
         }
+        let began = std::time::Instant::now();
         let mut response = request
             .send()
             .await
-            .map_err(|e| SyncError::Http(format!("request failed: {}", error_chain(&e))))?;
+            .map_err(|e| SyncError::Http(self.request_failure(&e, 0, began)))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_MODIFIED {
             store.record_not_modified(&spec.feed, spec.source).await?;
@@ -334,13 +358,20 @@ impl Syncer {
             })?;
             let mut hasher = Sha256::new();
             let mut bytes = 0u64;
-            while let Some(chunk) = response.chunk().await.map_err(|e| {
-                SyncError::Http(format!(
-                    "the download broke off after {bytes} bytes: {}",
-                    error_chain(&e)
-                ))
-            })? {
+            let total = response.content_length();
+            let mut told = std::time::Instant::now();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| SyncError::Http(self.request_failure(&e, bytes, began)))?
+            {
                 bytes += chunk.len() as u64;
+                if told.elapsed() >= PROGRESS_EVERY {
+                    told = std::time::Instant::now();
+                    if let Some(progress) = self.settings.progress {
+                        progress(&download_progress(&spec.feed, bytes, total));
+                    }
+                }
                 if bytes > self.settings.max_bytes {
                     return Err(SyncError::Http(format!(
                         "the download exceeds the limit of {} bytes",
@@ -375,6 +406,40 @@ impl Syncer {
             .set_http_validators(&spec.feed, etag.as_deref(), last_modified.as_deref())
             .await?;
         Ok(outcome)
+    }
+
+    /// Why a request or a download failed, naming the limit that ended it.
+    /// reqwest marks the whole-request and the stall timeouts alike: the time since the request
+    /// began tells them apart.
+    fn request_failure(&self, e: &reqwest::Error, bytes: u64, began: std::time::Instant) -> String {
+        let s = &self.settings;
+        let when = if bytes == 0 {
+            String::new()
+        } else {
+            format!(" after {bytes} bytes")
+        };
+        if e.is_timeout() && e.is_connect() {
+            format!(
+                "no connection within {} s (connect timeout): {}",
+                s.connect_timeout.as_secs(),
+                error_chain(e)
+            )
+        } else if e.is_timeout() && began.elapsed() < s.timeout {
+            format!(
+                "the mirror sent nothing for {} s{when} (stall timeout; raise it with \
+                 --stall-timeout-secs)",
+                s.stall_timeout.as_secs()
+            )
+        } else if e.is_timeout() {
+            format!(
+                "the download took longer than {} s{when} (timeout; raise it with --timeout-secs)",
+                s.timeout.as_secs()
+            )
+        } else if bytes > 0 {
+            format!("the download broke off{when}: {}", error_chain(e))
+        } else {
+            format!("request failed: {}", error_chain(e))
+        }
     }
 
     /// Parses the staged file completely, then writes it in one transaction. Returns the records

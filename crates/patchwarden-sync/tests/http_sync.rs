@@ -797,3 +797,80 @@ async fn a_mirror_serving_empty_data_cannot_wipe_a_feed() {
         test_store.finish().await;
     }
 }
+
+/// Accepts connections and reads each request's head, then sends `head_and_part` (when given)
+/// and nothing more, holding the connection open: a mirror that stalls.
+fn stalling_server(head_and_part: Option<Vec<u8>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((mut conn, _)) = listener.accept() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            if let Some(bytes) = &head_and_part {
+                let _ = conn.write_all(bytes);
+                let _ = conn.flush();
+            }
+            held.push(conn);
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mirror_that_stops_sending_fails_after_the_stall_timeout_not_the_whole_timeout() {
+    let catalog = data("kev/known_exploited_vulnerabilities.json");
+    let mut part = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+        catalog.len()
+    )
+    .into_bytes();
+    part.extend_from_slice(&catalog[..1000]);
+    let silent = stalling_server(None);
+    let stalled = stalling_server(Some(part));
+    for test_store in stores("stall").await {
+        let store = &test_store.store;
+        let syncer = Syncer::new(SyncSettings {
+            stall_timeout: std::time::Duration::from_secs(1),
+            timeout: std::time::Duration::from_secs(3600),
+            work_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sync-work-stall"),
+            ..Default::default()
+        })
+        .unwrap();
+        for (base, says) in [
+            (&silent, "the mirror sent nothing for 1 s (stall timeout"),
+            (
+                &stalled,
+                "the mirror sent nothing for 1 s after 1000 bytes (stall timeout",
+            ),
+        ] {
+            let spec = FeedSpec {
+                feed: "kev".into(),
+                source: Source::Kev,
+                format: FeedFormat::Kev,
+                url: format!("{base}/kev.json"),
+            };
+            let SyncOutcome::Failed { reason } = syncer.sync(store, &spec).await else {
+                panic!("a stalled download succeeded");
+            };
+            assert!(reason.contains(says), "{reason}");
+            let state = store
+                .feed("kev")
+                .await
+                .unwrap()
+                .expect("the failure is recorded");
+            assert!(
+                state
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains(says)),
+                "{state:?}"
+            );
+            assert_eq!(state.record_count, 0, "nothing written");
+        }
+    }
+}

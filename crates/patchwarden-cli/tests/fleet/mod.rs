@@ -50,14 +50,30 @@ impl Drop for ServerProcess {
 }
 
 pub fn start_server(db: &str, state: &Path, listen: &str, extra: &[&str]) -> ServerProcess {
+    // Warnings and errors only (a line per request would drown the test output);
+    // PATCHWARDEN_TEST_SERVER_LOG sets another RUST_LOG filter.
+    let filter = std::env::var("PATCHWARDEN_TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into());
+    start_server_logging(db, state, listen, extra, &filter, Stdio::inherit())
+}
+
+/// [`start_server`] with its log filter (`RUST_LOG`) and its standard error given.
+pub fn start_server_logging(
+    db: &str,
+    state: &Path,
+    listen: &str,
+    extra: &[&str],
+    filter: &str,
+    stderr: Stdio,
+) -> ServerProcess {
     let mut child = bin()
         .args(["--db", db, "server", "--listen", listen, "--state-dir"])
         .arg(state)
         .args(["--sync-interval-secs", "0", "--checkin-interval-secs", "1"])
         .args(["--knowledge-poll-secs", "1"])
         .args(extra)
+        .env("RUST_LOG", filter)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start patchwarden server");
     let stdout = child.stdout.take().unwrap();

@@ -90,6 +90,15 @@ impl<'a> Header<'a> {
     }
 
     fn strings_at(&self, e: Entry) -> Result<Vec<&'a str>, String> {
+        // Each string takes at least its terminating NUL: a count the data store cannot hold is
+        // refused before anything is allocated for it (found by fuzzing: a count of 2^28).
+        let room = self.data.len() - e.offset.min(self.data.len());
+        if e.count > room {
+            return Err(format!(
+                "tag {} claims {} strings in the {room} bytes after its offset",
+                e.tag, e.count
+            ));
+        }
         let mut out = Vec::with_capacity(e.count);
         let mut at = e.offset;
         for _ in 0..e.count {
@@ -113,13 +122,9 @@ impl<'a> Header<'a> {
             return Ok(None);
         };
         match e.kind {
-            TYPE_STRING | TYPE_I18NSTRING | TYPE_STRING_ARRAY => Ok(self
-                .strings_at(Entry {
-                    count: e.count.max(1),
-                    ..e
-                })?
-                .first()
-                .copied()),
+            TYPE_STRING | TYPE_I18NSTRING | TYPE_STRING_ARRAY => {
+                Ok(self.strings_at(Entry { count: 1, ..e })?.first().copied())
+            }
             other => Err(format!("tag {tag} has type {other}, expected a string")),
         }
     }
@@ -185,6 +190,33 @@ mod tests {
         out.extend(index);
         out.extend(data);
         out
+    }
+
+    #[test]
+    fn a_string_count_the_data_cannot_hold_is_refused_without_allocating_it() {
+        let b = blob(&[(
+            TAG_BASENAMES,
+            TYPE_STRING_ARRAY,
+            b"a\0b\0".to_vec(),
+            0x1000_0000,
+        )]);
+        let h = Header::parse(&b).unwrap();
+        let e = h.string_array(TAG_BASENAMES).unwrap_err();
+        assert!(e.contains("claims 268435456 strings in the 4 bytes"), "{e}");
+        let ok = blob(&[(TAG_BASENAMES, TYPE_STRING_ARRAY, b"a\0b\0".to_vec(), 2)]);
+        assert_eq!(
+            Header::parse(&ok)
+                .unwrap()
+                .string_array(TAG_BASENAMES)
+                .unwrap(),
+            ["a", "b"]
+        );
+        // A string tag reads only its first string, whatever its count says.
+        let name = blob(&[(TAG_NAME, TYPE_I18NSTRING, b"bash\0".to_vec(), 0x1000_0000)]);
+        assert_eq!(
+            Header::parse(&name).unwrap().string(TAG_NAME).unwrap(),
+            Some("bash")
+        );
     }
 
     #[test]

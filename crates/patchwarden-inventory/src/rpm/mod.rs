@@ -117,6 +117,14 @@ pub fn read_bdb(path: &Path) -> Result<Vec<InstalledPackage>, InventoryError> {
     Ok(out)
 }
 
+/// The package of one rpm header blob as an rpm database stores it (none: a `gpg-pubkey` entry).
+/// What both database readers do with each blob; also the fuzzing entry point.
+pub fn package_of_blob(blob: &[u8]) -> Result<Option<InstalledPackage>, String> {
+    let mut out = Vec::new();
+    add_package(&Header::parse(blob)?, &mut out)?;
+    Ok(out.pop())
+}
+
 fn add_package(h: &Header, out: &mut Vec<InstalledPackage>) -> Result<(), String> {
     {
         let name = h.string(TAG_NAME)?.ok_or("no NAME tag")?;

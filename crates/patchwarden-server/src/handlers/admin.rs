@@ -1,15 +1,13 @@
-//! Administration over the API: enrollment tokens and the expected-asset list (operator), users
-//! (admin). The rules live in [`crate::admin`], shared with the CLI's local commands.
+//! Administration over the API: enrollment tokens and the expected-asset list (operator). Users are
+//! in [`super::users`]. The rules live in [`crate::admin`], shared with the CLI's local commands.
 
 use axum::extract::State;
 use axum::response::Response;
-use patchwarden_model::fleet::{
-    AssetList, AssetsAck, EnrollTokenRequest, EnrollTokenResponse, UserRequest, UserResponse,
-};
+use patchwarden_model::fleet::{AssetList, AssetsAck, EnrollTokenRequest, EnrollTokenResponse};
 
 use super::json;
 use crate::admin::{self, AdminError};
-use crate::auth::{Admin, Caller, Operator};
+use crate::auth::{Caller, Operator};
 use crate::error::{Answer, ApiError};
 use crate::extract::Body;
 use crate::state::AppState;
@@ -19,9 +17,13 @@ impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> ApiError {
         match e {
             AdminError::Store(e) => ApiError::Store(e),
-            AdminError::UserExists { .. } => ApiError::Conflict(e.to_string()),
+            AdminError::UserExists { .. } | AdminError::LastAdmin(_) => {
+                ApiError::Conflict(e.to_string())
+            }
+            AdminError::NoUser(_) => ApiError::NotFound(e.to_string()),
             AdminError::Name(_)
             | AdminError::Uses
+            | AdminError::Lifetime(_)
             | AdminError::LabelKey
             | AdminError::LabelValue => ApiError::BadRequest(e.to_string()),
         }
@@ -58,32 +60,6 @@ pub async fn create_enroll_token(
         token: created.token,
         expires_at: created.expires_at,
         uses: created.uses,
-    }))
-}
-
-pub async fn create_user(
-    State(state): State<AppState>,
-    caller: Caller<Admin>,
-    Body(request): Body<UserRequest>,
-) -> Answer<Response> {
-    let user = admin::create_user(&state.store, &request.name, request.role).await?;
-    state
-        .audit
-        .record(
-            AuditEvent::new(
-                Actor::User {
-                    name: caller.user.name.clone(),
-                },
-                AuditAction::UserCreated,
-                format!("user:{}", user.name),
-            )
-            .with("role", user.role.as_str()),
-        )
-        .await;
-    Ok(json(&UserResponse {
-        name: user.name,
-        role: user.role,
-        token: user.token,
     }))
 }
 

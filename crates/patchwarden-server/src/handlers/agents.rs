@@ -73,6 +73,7 @@ pub async fn enroll(
                 host_id,
                 host_secret: secret,
                 labels,
+                job_signing_key: Some(state.job_signer.public_key()),
             }))
         }
         Err(refusal) => {
@@ -106,6 +107,7 @@ pub async fn check_in(
                 .id
         }
     };
+    crate::request_log::CallerSlot::record(request.extensions(), || format!("host:{host_id}"));
     let raw = raw_body(request, &state).await?;
     // UTF-8 checked once for the whole body, not string by string as `from_slice` does.
     let text = std::str::from_utf8(&raw)
@@ -192,6 +194,7 @@ pub async fn check_in(
         interval_secs: state.config.checkin_interval.as_secs(),
         appeared: outcome.appeared,
         disappeared: outcome.disappeared,
+        job_signing_key: Some(state.job_signer.public_key()),
     }))
 }
 

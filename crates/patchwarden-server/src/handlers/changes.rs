@@ -103,7 +103,10 @@ pub async fn create_change(
         hosts: new.hosts,
         packages: new.packages,
         rollback,
-        lifecycle: ChangeLifecycle::new(new.kind, &caller.user.name),
+        lifecycle: ChangeLifecycle {
+            requested_by_id: Some(caller.user.id),
+            ..ChangeLifecycle::new(new.kind, &caller.user.name)
+        },
         rollout_spec: new.rollout,
         not_before: new.not_before,
         risk_removed: targets
@@ -209,7 +212,40 @@ async fn update_change(
     )))
 }
 
+/// The lifecycle's actor for a caller: the account (id, name, role, who created it).
+/// The caller as the lifecycle sees it: with the chain of accounts that created it.
+async fn lifecycle_actor<R>(state: &AppState, caller: &Caller<R>) -> Answer<Actor> {
+    let mut creators = Vec::new();
+    let mut next = caller.user.created_by;
+    // Bounded, and a loop (which ids cannot form, but a store edited by hand could) ends it.
+    while let Some(id) = next {
+        if creators.contains(&id) || creators.len() >= 64 {
+            break;
+        }
+        creators.push(id);
+        next = state.store.user(id).await?.and_then(|u| u.created_by);
+    }
+    Ok(Actor::account(
+        caller.user.id,
+        &caller.user.name,
+        caller.user.role,
+        creators,
+    ))
+}
+
+/// The classes of all of a change's hosts, from their labels now.
+async fn classes_now(state: &AppState, hosts: &[i64]) -> Answer<Vec<String>> {
+    Ok(state
+        .store
+        .labels_of_hosts(hosts)
+        .await?
+        .into_values()
+        .flat_map(|labels| host_classes(&labels))
+        .collect())
+}
+
 /// Any user may ask; the lifecycle decides whether the caller's role and name allow the action.
+/// A standard change's approval class is decided again at submit from its hosts' labels now.
 pub async fn act_on_change(
     State(state): State<AppState>,
     caller: Caller<Auditor>,
@@ -217,9 +253,25 @@ pub async fn act_on_change(
     Body(request): Body<ActionRequest>,
 ) -> Answer<Response> {
     check_comment(request.comment.as_deref())?;
-    let actor = Actor::user(&caller.user.name, caller.user.role);
+    let actor = lifecycle_actor(&state, &caller).await?;
     let policy = state.config.deploy.policy.clone();
+    let classes = if request.action == ChangeAction::Submit {
+        let row = state
+            .store
+            .change(&id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no change {id}")))?;
+        let doc: ChangeDoc = parse(&row.doc, || format!("change {id}"))?;
+        classes_now(&state, &doc.hosts).await?
+    } else {
+        Vec::new()
+    };
+    let escalated = std::sync::Mutex::new(None);
     let doc = update_change(&state, &id, |doc, now| {
+        if request.action == ChangeAction::Submit && doc.lifecycle.state == ChangeState::Draft {
+            let reason = doc.lifecycle.reclassify(&policy, &classes, now);
+            *escalated.lock().expect("not poisoned") = reason;
+        }
         doc.lifecycle
             .apply(
                 &policy,
@@ -232,6 +284,21 @@ pub async fn act_on_change(
             .map_err(refusal)
     })
     .await?;
+    if let Some(reason) = escalated.into_inner().expect("not poisoned") {
+        state
+            .audit
+            .record(audit::AuditEvent::change_transition(
+                audit::Actor::System {
+                    name: "policy".into(),
+                },
+                &id,
+                "action",
+                ChangeAction::Escalate.as_str(),
+                ChangeState::Draft.as_str(),
+                Some(&reason),
+            ))
+            .await;
+    }
     state
         .audit
         .record(audit::AuditEvent::change_transition(
@@ -253,7 +320,7 @@ pub async fn steer_rollout(
     Body(request): Body<RolloutRequest>,
 ) -> Answer<Response> {
     check_comment(request.comment.as_deref())?;
-    let actor = Actor::user(&caller.user.name, caller.user.role);
+    let actor = lifecycle_actor(&state, &caller).await?;
     let policy = state.config.deploy.policy.clone();
     let doc = update_change(&state, &id, |doc, now| {
         let Some(rollout) = doc.rollout.as_mut() else {

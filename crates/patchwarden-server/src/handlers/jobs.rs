@@ -4,7 +4,9 @@
 //!
 //! A job holds only a package operation with exact versions; hooks, health checks and the reboot
 //! policy come from the host's profile in the deployment configuration, never from the request
-//! (an operator may ask for a reboot policy other than `never`). Long-polls wait on the job board
+//! (an operator may ask for a reboot policy other than `never`). On hosts of a class the change
+//! policy always approves by hand, direct jobs are refused (403) unless the policy's
+//! `direct_jobs_on_manual_hosts` allows them. Long-polls wait on the job board
 //! ([`crate::job_board`]) instead of querying the store each.
 
 use std::time::Duration;
@@ -13,14 +15,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use patchwarden_model::job::{
-    JobOutcome, JobRecord, JobReport, JobReportAck, JobRequest, JobState, PackageJob,
-    PackageTarget, RebootPolicy,
+    JobOutcome, JobRecord, JobReport, JobReportAck, JobRequest, PackageTarget, RebootPolicy,
 };
 use serde::Deserialize;
 
 use super::json;
 use crate::auth::{Auditor, Caller, HostCaller, Operator};
-use crate::documents::parse;
+use crate::documents::{parse, StoredJob};
 use crate::error::{Answer, ApiError};
 use crate::extract::{Body, HostId, JobId, Q};
 use crate::state::AppState;
@@ -61,6 +62,13 @@ pub async fn create_job(
     check_targets(host, &inventory, &new.packages)?;
     let labels = state.store.host_labels(host).await?;
     let classes = patchwarden_deploy::config::host_classes(&labels);
+    // Separation of duties: on hosts always approved by hand, package changes go through an
+    // approved change unless the policy allows direct jobs (then they are audited as such).
+    let policy = &state.config.deploy.policy;
+    policy
+        .allows_direct_job(&classes)
+        .map_err(|reason| ApiError::Forbidden(format!("job: host {host}: {reason}")))?;
+    let manual_class = policy.manual_class(&classes).cloned();
     let mut job = state.config.deploy.package_job(
         crate::secrets::job_id(),
         new.operation,
@@ -71,7 +79,10 @@ pub async fn create_job(
     if new.reboot != RebootPolicy::Never {
         job.reboot = new.reboot;
     }
-    let doc = serde_json::to_string(&job).expect("a job serializes");
+    let signed = state
+        .job_signer
+        .sign(host, &job, patchwarden_model::unix_now());
+    let doc = serde_json::to_string(&signed).expect("a job serializes");
     let now = patchwarden_model::now_rfc3339();
     if !state
         .store
@@ -83,13 +94,20 @@ pub async fn create_job(
     state.job_board.set(host, true);
     state
         .audit
-        .record(AuditEvent::job_queued(
-            Actor::User {
-                name: caller.user.name.clone(),
-            },
-            host,
-            &job,
-        ))
+        .record({
+            let event = AuditEvent::job_queued(
+                Actor::User {
+                    name: caller.user.name.clone(),
+                },
+                host,
+                &job,
+            )
+            .with("direct", "true");
+            match &manual_class {
+                Some(class) => event.with("manual_approval_class", class.as_str()),
+                None => event,
+            }
+        })
         .await;
     state
         .metrics
@@ -119,8 +137,8 @@ pub async fn next_job(
                     state
                         .metrics
                         .count("patchwarden_jobs_total", "event=\"delivered\"");
-                    let job: PackageJob = parse(&row.doc, || format!("job {}", row.id))?;
-                    return Ok(json(&job));
+                    let job = StoredJob::parse(&row.doc, &row.id)?;
+                    return Ok(json(&job.delivery(&row.id)));
                 }
                 None => state.job_board.set(host.id, false),
             }
@@ -148,12 +166,12 @@ pub async fn report_job(
             report.id
         )));
     }
-    let succeeded = report.outcome == JobOutcome::Succeeded;
+    let job_state = report.outcome.state();
     let text = serde_json::to_string(&report).expect("a report serializes");
     let now = patchwarden_model::now_rfc3339();
     if !state
         .store
-        .finish_job(host.id, &id, succeeded, &text, &now)
+        .finish_job(host.id, &id, job_state, &text, &now)
         .await?
     {
         // Not this host's job, unknown, or finished already: the same answer for all three, so a
@@ -162,22 +180,29 @@ pub async fn report_job(
             "no open job {id} for this host"
         )));
     }
-    let (event, job_state) = if succeeded {
-        ("event=\"succeeded\"", JobState::Succeeded)
-    } else {
-        ("event=\"failed\"", JobState::Failed)
-    };
-    state.metrics.count("patchwarden_jobs_total", event);
+    state.metrics.count(
+        "patchwarden_jobs_total",
+        &format!("event=\"{}\"", job_state.as_str()),
+    );
     let mut audit_event = AuditEvent::new(
         Actor::Host { id: host.id },
         AuditAction::JobReported,
         format!("job:{id}"),
     )
     .with("state", job_state.as_str());
-    if let JobOutcome::Failed { stage, reason } = &report.outcome {
-        audit_event = audit_event
-            .with("stage", stage.as_str())
-            .with("reason", reason.as_str());
+    match &report.outcome {
+        JobOutcome::Succeeded => {}
+        JobOutcome::Failed { stage, reason } => {
+            audit_event = audit_event
+                .with("stage", stage.as_str())
+                .with("reason", reason.as_str());
+        }
+        JobOutcome::Refused { refusal, reason } => {
+            let kind = serde_json::to_value(refusal).expect("a refusal serializes");
+            audit_event = audit_event
+                .with("refusal", kind["refusal"].as_str().unwrap_or("?"))
+                .with("reason", reason.as_str());
+        }
     }
     state.audit.record(audit_event).await;
     state.rollout_wake.notify_one();
@@ -197,7 +222,15 @@ pub async fn get_job(
         .job(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
-    let job: PackageJob = parse(&row.doc, || format!("job {id}"))?;
+    let stored = StoredJob::parse(&row.doc, &id)?;
+    let (signed_by, expires_at) = match &stored {
+        StoredJob::Signed { envelope, claims } => (
+            Some(envelope.key.clone()),
+            Some(patchwarden_model::rfc3339(claims.expires_at)),
+        ),
+        StoredJob::Unsigned(_) => (None, None),
+    };
+    let job = stored.job().clone();
     let report: Option<JobReport> = match row.report.as_deref() {
         Some(r) => Some(parse(r, || format!("report of job {id}"))?),
         None => None,
@@ -211,6 +244,8 @@ pub async fn get_job(
         delivered_at: row.delivered_at,
         finished_at: row.finished_at,
         job,
+        signed_by,
+        expires_at,
         report,
     }))
 }

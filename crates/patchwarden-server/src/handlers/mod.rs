@@ -11,6 +11,7 @@ pub mod hosts;
 pub mod jobs;
 pub mod plans;
 pub mod system;
+pub mod users;
 
 use axum::response::{IntoResponse, Response};
 

@@ -25,6 +25,8 @@ pub const MAX_BODY: usize = 64 << 10;
 
 pub struct Harness {
     pub router: Router,
+    /// The router's state (background services, configuration, audit log).
+    pub state: AppState,
     pub store: Store,
     /// Token per role.
     pub users: BTreeMap<Role, String>,
@@ -80,6 +82,8 @@ impl Harness {
                 &store,
                 &format!("{}-user", role.as_str()),
                 role,
+                None,
+                None,
             )
             .await
             .expect("a user");
@@ -164,7 +168,8 @@ impl Harness {
             patchwarden_risk::policy::Policy::default(),
         );
         Harness {
-            router: patchwarden_server::routes::router(state),
+            router: patchwarden_server::routes::router(state.clone()),
+            state,
             store,
             users,
             host_a,
@@ -214,6 +219,32 @@ impl Harness {
             .await
             .unwrap();
         (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Sends a JSON body with a user's token; answers the status and the parsed answer.
+    pub async fn json(
+        &self,
+        method: &Method,
+        uri: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
+        let (status, text) = self
+            .call(
+                method,
+                uri,
+                Some(&Harness::bearer(token)),
+                body.map(|b| b.to_string().into_bytes()),
+            )
+            .await;
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{method} {uri}: not JSON ({status}): {text}"));
+        (status, value)
+    }
+
+    /// The rollout driver over this harness's state (the harness does not run its loop).
+    pub fn driver(&self) -> patchwarden_server::rollouts::RolloutDriver {
+        patchwarden_server::rollouts::RolloutDriver::of(&self.state)
     }
 
     /// `Bearer <secret>`.

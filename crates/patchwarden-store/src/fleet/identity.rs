@@ -1,54 +1,10 @@
-//! Who may talk to the server: API users and their tokens, enrollment tokens, enrolling a host
-//! (its credential stored as a digest), looking a host up by its credential, revoking it, its
-//! labels.
+//! Who may talk to the server (hosts): enrollment tokens, enrolling a host (its credential stored
+//! as a digest), looking a host up by its credential, revoking it, its labels. API users are in
+//! [`super::users`].
 
 use super::*;
 
 impl Store {
-    /// Number of API users (the server creates the first admin when there is none).
-    pub async fn user_count(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM api_user")
-            .fetch_one(self.pool())
-            .await
-            .context(|| "counting users".into())
-    }
-
-    pub async fn create_user(
-        &self,
-        name: &str,
-        role: Role,
-        token_hash: &str,
-    ) -> Result<i64, StoreError> {
-        sqlx::query_scalar(&self.sql(
-            "INSERT INTO api_user (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-        ))
-        .bind(name)
-        .bind(role.as_str())
-        .bind(token_hash)
-        .bind(patchwarden_model::now_rfc3339())
-        .fetch_one(self.pool())
-        .await
-        .context(|| format!("creating user {name}"))
-    }
-
-    /// The user whose token has this digest, unless revoked.
-    pub async fn user_by_token(&self, token_hash: &str) -> Result<Option<ApiUser>, StoreError> {
-        let row: Option<(i64, String, String)> = sqlx::query_as(&self.sql(
-            "SELECT id, name, role FROM api_user WHERE token_hash = $1 AND revoked_at IS NULL",
-        ))
-        .bind(token_hash)
-        .fetch_optional(self.pool())
-        .await
-        .context(|| "looking up a user token".into())?;
-        Ok(row.and_then(|(id, name, role)| {
-            Some(ApiUser {
-                id,
-                name,
-                role: role.parse().ok()?,
-            })
-        }))
-    }
-
     pub async fn create_enroll_token(
         &self,
         token_hash: &str,

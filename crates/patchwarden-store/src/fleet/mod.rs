@@ -3,7 +3,8 @@
 //! package history per host, and the findings computed for each host. Every write that answers an
 //! agent is one transaction, committed before the answer.
 //!
-//! One file per concern: [`identity`] (users, tokens, enrollment, credentials, labels),
+//! One file per concern: [`users`] (API users, their tokens and administration), [`identity`]
+//! (enrollment tokens, enrollment, host credentials, labels),
 //! [`checkin`] (check-ins and heartbeats), [`id_lists`] (id lists stored once, shared: finding and
 //! package sets), [`package_sets`], [`host_findings`] (what findings are computed from),
 //! [`finding_sets`] (findings as keys, sets and changes per host), [`queries`]
@@ -18,6 +19,7 @@ mod id_lists;
 mod identity;
 mod package_sets;
 mod queries;
+mod users;
 mod view_rows;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -37,6 +39,7 @@ pub use finding_sets::{
 pub use host_findings::EvaluationInput;
 use id_lists::remember;
 pub(crate) use id_lists::IdLists;
+pub use users::{NewUserRow, UserUpdateOutcome};
 pub use view_rows::ViewRow;
 
 /// An API user found by its token.
@@ -45,6 +48,8 @@ pub struct ApiUser {
     pub id: i64,
     pub name: String,
     pub role: Role,
+    /// The admin who created the account.
+    pub created_by: Option<i64>,
 }
 
 /// Why an enrollment token was refused.
