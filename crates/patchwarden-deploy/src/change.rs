@@ -216,14 +216,14 @@ impl Default for ChangePolicy {
 impl ChangePolicy {
     /// Whether a change of `kind` may cover hosts of these classes (`key=value` labels and group
     /// names); the reason when not.
-    pub fn allows(&self, kind: ChangeKind, host_classes: &[String]) -> Result<(), String> {
+    pub fn allows(&self, kind: ChangeKind, host_classes: &[String]) -> Result<(), ManualApproval> {
         if kind != ChangeKind::Standard {
             return Ok(());
         }
         match self.manual_class(host_classes) {
-            Some(class) => Err(format!(
-                "hosts of class {class} are always approved by hand: make it a normal change"
-            )),
+            Some(class) => Err(ManualApproval::StandardChange {
+                class: class.clone(),
+            }),
             None => Ok(()),
         }
     }
@@ -237,15 +237,26 @@ impl ChangePolicy {
 
     /// Whether an operator may queue a package job directly on a host of these classes; the
     /// reason when not.
-    pub fn allows_direct_job(&self, host_classes: &[String]) -> Result<(), String> {
+    pub fn allows_direct_job(&self, host_classes: &[String]) -> Result<(), ManualApproval> {
         match self.manual_class(host_classes) {
-            Some(class) if !self.direct_jobs_on_manual_hosts => Err(format!(
-                "hosts of class {class} are always approved by hand: package jobs on them go \
-                 through an approved change (or the policy sets direct_jobs_on_manual_hosts)"
-            )),
+            Some(class) if !self.direct_jobs_on_manual_hosts => Err(ManualApproval::DirectJob {
+                class: class.clone(),
+            }),
             _ => Ok(()),
         }
     }
+}
+
+/// Why the policy refuses a path that would bypass approval by hand.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ManualApproval {
+    #[error("hosts of class {class} are always approved by hand: make it a normal change")]
+    StandardChange { class: String },
+    #[error(
+        "hosts of class {class} are always approved by hand: package jobs on them go through an \
+         approved change (or the policy sets direct_jobs_on_manual_hosts)"
+    )]
+    DirectJob { class: String },
 }
 
 /// Why a transition was refused, for an API to answer with the right status.
@@ -678,6 +689,7 @@ mod tests {
                 &["env=production".into(), "role=database".into()]
             )
             .unwrap_err()
+            .to_string()
             .contains("role=database"));
         assert!(policy
             .allows(ChangeKind::Normal, &["role=database".into()])

@@ -80,14 +80,26 @@ pub fn check_label_keys(labels: &BTreeMap<String, String>) -> Result<(), AdminEr
     Ok(())
 }
 
+/// Why a short free-text field from a client was refused (`what`: the field's name).
+#[derive(Debug, thiserror::Error)]
+pub enum TextError {
+    #[error("{what}: at most {max} characters")]
+    TooLong { what: String, max: usize },
+    #[error("{what}: must not hold control characters")]
+    Control { what: String },
+}
+
 /// A short free-text field a client sends (`what`: its name in the error): at most `max`
 /// characters, no control characters.
-pub fn check_text(what: &str, text: &str, max: usize) -> Result<(), String> {
+pub fn check_text(what: &str, text: &str, max: usize) -> Result<(), TextError> {
     if text.chars().count() > max {
-        return Err(format!("{what}: at most {max} characters"));
+        return Err(TextError::TooLong {
+            what: what.into(),
+            max,
+        });
     }
     if text.chars().any(char::is_control) {
-        return Err(format!("{what}: must not hold control characters"));
+        return Err(TextError::Control { what: what.into() });
     }
     Ok(())
 }

@@ -129,11 +129,15 @@ pub async fn user(store: &Store, headers: &HeaderMap, needed: Role) -> Answer<Ap
     Ok(user)
 }
 
-/// The digest of the request's host credential (401 without one, or with another kind).
+/// The digest of the request's host credential (401 without one, 403 for a user token).
 pub fn host_secret_digest(headers: &HeaderMap) -> Answer<String> {
     let secret = bearer(headers)?;
-    if SecretKind::of(secret) != Some(SecretKind::Host) {
-        return Err(ApiError::Unauthorized("not a host credential".into()));
+    match SecretKind::of(secret) {
+        Some(SecretKind::Host) => Ok(secrets::digest(secret)),
+        // The wrong kind of credential, as a host credential on the user API: 403.
+        Some(SecretKind::User) => Err(ApiError::Forbidden(
+            "a user token cannot use the agent API".into(),
+        )),
+        _ => Err(ApiError::Unauthorized("not a host credential".into())),
     }
-    Ok(secrets::digest(secret))
 }

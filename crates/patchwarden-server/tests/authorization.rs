@@ -69,6 +69,8 @@ fn expect(access: Access, caller: Caller, own_resource: bool) -> Expect {
             C::HostA => Allowed,
             C::HostB if own_resource => Refused(StatusCode::NOT_FOUND),
             C::HostB => Allowed,
+            // The wrong kind of credential (as a host credential on the user API).
+            C::UnknownUser | C::User(_) => Refused(StatusCode::FORBIDDEN),
             _ => Refused(StatusCode::UNAUTHORIZED),
         },
         Access::User(needed) => match caller {

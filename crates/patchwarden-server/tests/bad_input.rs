@@ -186,6 +186,10 @@ async fn ids_queries_and_fields_are_checked_and_named() {
         let change_remove = format!(
             r#"{{"title":"t","kind":"standard","hosts":[{a}],"packages":[{{"name":"curl","version":"7.88.1-10+deb12u15-"}}]}}"#
         );
+        let change_revoked = format!(
+            r#"{{"title":"t","kind":"normal","hosts":[{a},{}],"packages":[{{"name":"curl","version":"7.88.1-10+deb12u15"}}]}}"#,
+            h.revoked.0
+        );
         let job_report = format!("/v1/jobs/{}/report", h.job_a);
         let auditor = Harness::bearer(h.user(Role::Auditor));
         let auditor = Some(auditor.as_str());
@@ -193,7 +197,8 @@ async fn ids_queries_and_fields_are_checked_and_named() {
             // Credentials, with what the refusal says.
             (&get, "/v1/hosts".into(), None, None, 401, "no Authorization"),
             (&get, "/v1/hosts".into(), Some("Bearer pwu_0000"), None, 401, "unknown, expired or revoked"),
-            (&post, "/v1/checkin".into(), admin, Some(b"{}"), 401, "not a host credential"),
+            (&post, "/v1/checkin".into(), admin, Some(b"{}"), 403, "a user token cannot use the agent API"),
+            (&post, "/v1/checkin".into(), Some("Bearer pwx_other"), Some(b"{}"), 401, "not a host credential"),
             (&post, "/v1/checkin".into(), Some("Bearer pwh_nope"), Some(b"{}"), 401, "unknown host credential"),
             (&get, "/v1/hosts".into(), host, None, 403, "host credential"),
             (&post, "/v1/enroll-tokens".into(), auditor, Some(b"{}"), 403, "needs operator"),
@@ -256,6 +261,7 @@ async fn ids_queries_and_fields_are_checked_and_named() {
             (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[{"name":"libcurl.","version":"7.88.1-10+deb12u15"}]}"#), 400, "read the name as a pattern"),
             (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"install","packages":[{"name":"curl","version":"7.88.1-10+deb12u15","arch":"amd64 all"}]}"#), 400, "not an architecture name"),
             (&post, "/v1/changes".into(), admin, Some(change_remove.as_bytes()), 400, "invalid deb version"),
+            (&post, "/v1/changes".into(), admin, Some(change_revoked.as_bytes()), 400, "is revoked"),
             (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"erase","packages":[{"name":"a","version":"1"}]}"#), 400, "unknown variant"),
             (&post, job_report, host, Some(br#"{"id":"job-1","outcome":{"outcome":"succeeded"},"steps":[],"recovered":false,"reboot_required":false,"reboot_now":false}"#), 400, "sent to"),
             (&post, "/v1/plans".into(), admin, Some(br#"{"hosts":[]}"#), 400, "no hosts"),
@@ -304,6 +310,58 @@ async fn ids_queries_and_fields_are_checked_and_named() {
         let lower = format!("bearer {}", h.user(Role::Auditor));
         let (status, text) = h.call(&get, "/v1/summary", Some(&lower), None).await;
         assert_eq!(status, StatusCode::OK, "{text}");
+        h.finish().await;
+    }
+}
+
+/// A body that never arrives: what a client that declared a large body and sends nothing (or
+/// sends slowly) looks like to the server.
+struct NeverArrives;
+
+impl http_body::Body for NeverArrives {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+/// An announced over-limit body is answered 413 at once, before any of it arrives (the drain
+/// that keeps a sending client from a reset runs behind the answer). The clock is paused: had
+/// the server waited for the body, tokio would have advanced it to the body timeout.
+#[tokio::test]
+async fn an_announced_oversized_body_is_answered_before_it_arrives() {
+    use tower::ServiceExt;
+    for h in support::harnesses("bad_input_early_413").await {
+        tokio::time::pause();
+        let start = tokio::time::Instant::now();
+        let request = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri("/v1/enroll")
+            .header("content-type", "application/json")
+            .header("content-length", 200u64 << 20)
+            .body(axum::body::Body::new(NeverArrives))
+            .unwrap();
+        let response = h.router.clone().oneshot(request).await.unwrap();
+        let waited = start.elapsed();
+        tokio::time::resume();
+        assert_eq!(
+            response.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{}",
+            h.backend
+        );
+        assert_eq!(
+            waited,
+            std::time::Duration::ZERO,
+            "{}: the answer waited for the body",
+            h.backend
+        );
+        assert_eq!(response.headers()["connection"], "close", "{}", h.backend);
         h.finish().await;
     }
 }

@@ -28,9 +28,11 @@ pub async fn enroll(
         ));
     }
     if let Some(machine_id) = &request.machine_id {
-        crate::admin::check_text("machine_id", machine_id, 256).map_err(ApiError::BadRequest)?;
+        crate::admin::check_text("machine_id", machine_id, 256)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     }
-    crate::admin::check_text("hostname", &request.hostname, 253).map_err(ApiError::BadRequest)?;
+    crate::admin::check_text("hostname", &request.hostname, 253)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if SecretKind::of(&request.token) != Some(SecretKind::Enrollment) {
         state
             .metrics
@@ -122,7 +124,7 @@ pub async fn check_in(
             .id;
     }
     crate::admin::check_text("agent_version", &report.agent_version, 64)
-        .map_err(ApiError::BadRequest)?;
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if report.idempotency_key.is_empty() || report.idempotency_key.len() > 128 {
         return Err(ApiError::BadRequest(
             "idempotency_key: must be 1 to 128 characters".into(),

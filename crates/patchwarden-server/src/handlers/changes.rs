@@ -40,7 +40,8 @@ pub async fn create_change(
     caller: Caller<Operator>,
     Body(new): Body<NewChange>,
 ) -> Answer<Response> {
-    crate::admin::check_text("change: title", &new.title, 200).map_err(ApiError::BadRequest)?;
+    crate::admin::check_text("change: title", &new.title, 200)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if new.title.trim().is_empty() || new.hosts.is_empty() || new.packages.is_empty() {
         return Err(ApiError::BadRequest(
             "change: a title, at least one host and one package are needed".into(),
@@ -53,6 +54,12 @@ pub async fn create_change(
     let mut rollback = Vec::new();
     let mut targets = Vec::new();
     for host in &new.hosts {
+        // A revoked host's agent can no longer take jobs: a change cannot include it.
+        if state.store.host(*host, 0).await?.is_some_and(|h| h.revoked) {
+            return Err(ApiError::BadRequest(format!(
+                "change: host {host} is revoked"
+            )));
+        }
         let Some((inventory, _)) = state.store.host_inventory(*host).await? else {
             return Err(ApiError::BadRequest(format!(
                 "change: no host {host} with an inventory"
@@ -212,7 +219,6 @@ async fn update_change(
     )))
 }
 
-/// The lifecycle's actor for a caller: the account (id, name, role, who created it).
 /// The caller as the lifecycle sees it: with the chain of accounts that created it.
 async fn lifecycle_actor<R>(state: &AppState, caller: &Caller<R>) -> Answer<Actor> {
     let mut creators = Vec::new();
