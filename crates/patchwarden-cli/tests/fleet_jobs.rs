@@ -119,7 +119,7 @@ fn an_operator_job_upgrades_a_host_and_its_inventory_follows() {
         &format!("/v1/jobs/{job_id}/report"),
         &report,
     );
-    assert_eq!(status, 401, "a user token on the host API");
+    assert_eq!(status, 403, "a user token on the host API");
 
     // Jobs written into the database by anything but a server (here the job table edited as an
     // attacker with the database would) are refused by the agent: nothing runs, the refusal is

@@ -49,6 +49,22 @@ fn requests_credentials_and_audited_events_are_logged_as_json() {
         &serde_json::json!({}),
     );
     assert_eq!(status, 401);
+    // A known user whose role is too low: refused, and the line names who it was.
+    let reader = {
+        let out = bin()
+            .args(["--db", &db, "user", "create", "reader", "--role", "auditor"])
+            .output()
+            .unwrap();
+        ok(&out, "user create").trim().to_owned()
+    };
+    let (status, _) = http_post(
+        &server,
+        &state,
+        &reader,
+        "/v1/changes",
+        &serde_json::json!({}),
+    );
+    assert_eq!(status, 403);
 
     let text = std::fs::read_to_string(&log_path).unwrap();
     let lines: Vec<serde_json::Value> = text
@@ -83,6 +99,17 @@ fn requests_credentials_and_audited_events_are_logged_as_json() {
             .unwrap()
             .contains("unknown, expired or revoked"),
         "{refused}"
+    );
+    let low_role = find("the refused role", &|l| {
+        l["route"] == "/v1/changes" && l["status"] == 403
+    });
+    assert_eq!(low_role["caller"], "user:reader", "{low_role}");
+    assert!(
+        low_role["error"]
+            .as_str()
+            .unwrap()
+            .contains("has role auditor"),
+        "{low_role}"
     );
     let enrolled = find("the enrollment", &|l| {
         l["target"] == "patchwarden::audit" && l["action"] == "host_enrolled"

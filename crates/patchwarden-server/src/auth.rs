@@ -59,8 +59,10 @@ impl<R: MinRole> FromRequestParts<AppState> for Caller<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Answer<Self> {
-        let user = user(&state.store, &parts.headers, R::ROLE).await?;
+        let user = user(&state.store, &parts.headers).await?;
+        // Recorded before the role check, so a refused role names its caller in the log.
         CallerSlot::record(&parts.extensions, || format!("user:{}", user.name));
+        check_role(&user, R::ROLE)?;
         Ok(Caller {
             user,
             role: PhantomData,
@@ -98,8 +100,9 @@ fn bearer(headers: &HeaderMap) -> Answer<&str> {
     Ok(secret.trim())
 }
 
-/// The user presenting a token, if its role reaches `needed`.
-pub async fn user(store: &Store, headers: &HeaderMap, needed: Role) -> Answer<ApiUser> {
+/// The user presenting a token (401 for an unknown, expired or revoked one; 403 for a host
+/// credential).
+pub async fn user(store: &Store, headers: &HeaderMap) -> Answer<ApiUser> {
     let secret = bearer(headers)?;
     match SecretKind::of(secret) {
         Some(SecretKind::User) => {}
@@ -118,6 +121,11 @@ pub async fn user(store: &Store, headers: &HeaderMap, needed: Role) -> Answer<Ap
                 "unknown, expired or revoked user token, or a disabled user".into(),
             )
         })?;
+    Ok(user)
+}
+
+/// 403 unless the user's role reaches `needed`.
+fn check_role(user: &ApiUser, needed: Role) -> Answer<()> {
     if user.role < needed {
         return Err(ApiError::Forbidden(format!(
             "user {} has role {}; this needs {}",
@@ -126,7 +134,7 @@ pub async fn user(store: &Store, headers: &HeaderMap, needed: Role) -> Answer<Ap
             needed.as_str()
         )));
     }
-    Ok(user)
+    Ok(())
 }
 
 /// The digest of the request's host credential (401 without one, 403 for a user token).

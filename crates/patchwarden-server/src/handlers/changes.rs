@@ -185,6 +185,20 @@ fn refusal(refused: TransitionRefused) -> ApiError {
     }
 }
 
+/// A stored change and its document (404 when there is none).
+async fn read_change(
+    state: &AppState,
+    id: &str,
+) -> Answer<(patchwarden_store::change_requests::ChangeRow, ChangeDoc)> {
+    let row = state
+        .store
+        .change(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no change {id}")))?;
+    let doc = parse(&row.doc, || format!("change {id}"))?;
+    Ok((row, doc))
+}
+
 /// Reads a change, lets `step` change it, writes it over the version read (reading again once
 /// when another writer got there first), wakes the rollout driver; answers the written document.
 async fn update_change(
@@ -193,12 +207,7 @@ async fn update_change(
     step: impl Fn(&mut ChangeDoc, &str) -> Answer<()>,
 ) -> Answer<ChangeDoc> {
     for _ in 0..2 {
-        let row = state
-            .store
-            .change(id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no change {id}")))?;
-        let mut doc: ChangeDoc = parse(&row.doc, || format!("change {id}"))?;
+        let (row, mut doc) = read_change(state, id).await?;
         let now = patchwarden_model::now_rfc3339();
         step(&mut doc, &now)?;
         let text = serde_json::to_string(&doc).expect("a change serializes");
@@ -262,12 +271,7 @@ pub async fn act_on_change(
     let actor = lifecycle_actor(&state, &caller).await?;
     let policy = state.config.deploy.policy.clone();
     let classes = if request.action == ChangeAction::Submit {
-        let row = state
-            .store
-            .change(&id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no change {id}")))?;
-        let doc: ChangeDoc = parse(&row.doc, || format!("change {id}"))?;
+        let (_, doc) = read_change(&state, &id).await?;
         classes_now(&state, &doc.hosts).await?
     } else {
         Vec::new()
@@ -413,11 +417,6 @@ pub async fn get_change(
     _caller: Caller<Auditor>,
     ChangeId(id): ChangeId,
 ) -> Answer<Response> {
-    let row = state
-        .store
-        .change(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no change {id}")))?;
-    let doc: ChangeDoc = parse(&row.doc, || format!("change {id}"))?;
+    let (_, doc) = read_change(&state, &id).await?;
     Ok(json(&doc.view()))
 }
