@@ -51,7 +51,7 @@ for i, (blob,) in enumerate(c.execute("SELECT blob FROM Packages LIMIT 50")):
     open(f"{sys.argv[2]}/{i:03d}", "wb").write(blob)
 PY
     ;;
-    osv) find "$data"/osv -name '*.json' -size -64k | head -200 | xargs -r cp -t "$dir" ;;
+    osv) find "$data"/osv -name '*.json' -size -64k | sed -n 1,200p | xargs -r cp -t "$dir" ;;  # sed, not head: no SIGPIPE under pipefail
     nvd) cp "$data"/nvd/api2.0/*.json "$dir"/ ;;
     kev) cp "$data"/kev/known_exploited_vulnerabilities.json "$data"/kev-fixtures/*.json "$dir"/ ;;
     epss) cp "$data"/epss/fixtures/*.csv "$dir"/; head -c 16384 "$data"/epss/*.csv > "$dir"/rows.csv ;;
