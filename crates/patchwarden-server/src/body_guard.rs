@@ -1,8 +1,7 @@
 //! What a request body may cost the server before anything else looks at it: a body announced
-//! over the size limit is answered 413 at once, before the credential is looked at — never
-//! buffered (behind the answer up to [`DRAIN_BYTES`] of it are read and dropped within the body
-//! timeout, so that a client still sending reads the answer rather than a reset) — and the
-//! connection closed; every other body must arrive whole within the body timeout
+//! over the size limit is answered 413 before the credential is looked at — never buffered (up to
+//! [`DRAIN_BYTES`] of it are read and dropped within the body timeout, so that a client still
+//! sending sees the answer rather than a reset) — and the connection closed; every other body must arrive whole within the body timeout
 //! ([`DeadlineBody`]), or the request is answered 408 and the connection closed. Before this a
 //! refused body was drained into memory (16 unauthenticated connections took the server from
 //! 279 MB to 2.2 GB) and a body sent a byte every few seconds held its connection for good.
@@ -22,9 +21,9 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// How much of an over-limit body is read and dropped (never kept) after the 413 went out, so
+/// How much of an over-limit body is read and dropped (never kept) before the 413 goes out, so
 /// that a client still sending reads the answer rather than a reset; beyond it, or past the body
-/// timeout, the connection is closed.
+/// timeout, the answer goes out at once and the connection is closed.
 const DRAIN_BYTES: usize = 64 << 20;
 
 /// The error a body gives once its deadline passed (found again by [`timed_out`]).
@@ -88,11 +87,20 @@ pub async fn guard_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = announced.filter(|&n| n > limit as u64) {
-        // Answered at once; the body is read and dropped (never kept) behind the answer, up to
-        // DRAIN_BYTES and within the body timeout, so that a client still sending reads the 413
-        // rather than a reset. hyper keeps reading for the drain while it writes the answer and
-        // closes the connection once the drain lets go of the body.
-        tokio::spawn(drain(request.into_body(), state.config.body_timeout));
+        // Read and drop (never keep) up to DRAIN_BYTES within the body timeout.
+        let mut body = request.into_body();
+        let mut seen = 0usize;
+        let _ = tokio::time::timeout(state.config.body_timeout, async {
+            while let Some(Ok(frame)) =
+                std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            {
+                seen += frame.data_ref().map_or(0, Bytes::len);
+                if seen > DRAIN_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
         return closing(
             ApiError::PayloadTooLarge(format!(
                 "the request body ({n} bytes) is larger than the server accepts ({limit} bytes, max_body_bytes)"
@@ -114,22 +122,6 @@ pub async fn guard_body(
     } else {
         response
     }
-}
-
-/// Reads and drops up to [`DRAIN_BYTES`] of a refused body within `timeout`, then lets go of it.
-async fn drain(mut body: Body, timeout: Duration) {
-    let mut seen = 0usize;
-    let _ = tokio::time::timeout(timeout, async {
-        while let Some(Ok(frame)) =
-            std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
-        {
-            seen += frame.data_ref().map_or(0, Bytes::len);
-            if seen > DRAIN_BYTES {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 /// The response with `Connection: close` (hyper then closes the connection after it).
