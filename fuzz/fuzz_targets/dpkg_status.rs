@@ -10,5 +10,6 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     let _ = patchwarden_inventory::dpkg::parse_status(text, Path::new("status"), false, &mut out);
     out.clear();
-    let _ = patchwarden_inventory::dpkg::parse_status(text, Path::new("status.d/x"), true, &mut out);
+    let _ =
+        patchwarden_inventory::dpkg::parse_status(text, Path::new("status.d/x"), true, &mut out);
 });

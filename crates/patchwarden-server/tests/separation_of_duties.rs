@@ -11,13 +11,16 @@ use patchwarden_model::fleet::Role;
 use serde_json::{json, Value};
 use support::Harness;
 
-fn change_body(host: i64, kind: &str) -> Value {
-    json!({
+/// `POST /v1/changes` of a curl update of `kind` on `host`, as the holder of `token`.
+async fn create_change(h: &Harness, token: &str, host: i64, kind: &str) -> (StatusCode, Value) {
+    let body = json!({
         "title": "curl update",
         "kind": kind,
         "hosts": [host],
         "packages": [{"name": "curl", "version": "7.88.1-10+deb12u8"}],
-    })
+    });
+    h.json(&Method::POST, "/v1/changes", token, Some(body))
+        .await
 }
 
 async fn set_role(h: &Harness, host: i64, role: &str) {
@@ -63,25 +66,11 @@ async fn a_relabel_cannot_take_a_change_out_of_manual_approval() {
         let operator = h.user(Role::Operator).to_owned();
         // As found: a standard change on a database host is refused…
         set_role(&h, a, "database").await;
-        let (status, body) = h
-            .json(
-                &Method::POST,
-                "/v1/changes",
-                &operator,
-                Some(change_body(a, "standard")),
-            )
-            .await;
+        let (status, body) = create_change(&h, &operator, a, "standard").await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{}: {body}", h.backend);
         // …relabelled, created; relabelled back before submitting: the submit decides again.
         set_role(&h, a, "web").await;
-        let (status, created) = h
-            .json(
-                &Method::POST,
-                "/v1/changes",
-                &operator,
-                Some(change_body(a, "standard")),
-            )
-            .await;
+        let (status, created) = create_change(&h, &operator, a, "standard").await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
         let first = created["id"].as_str().unwrap().to_owned();
         set_role(&h, a, "database").await;
@@ -106,14 +95,7 @@ async fn a_relabel_cannot_take_a_change_out_of_manual_approval() {
         // Submitted and approved by policy as a web host; relabelled before the rollout starts:
         // the driver sends it back for approval.
         set_role(&h, a, "web").await;
-        let (_, created) = h
-            .json(
-                &Method::POST,
-                "/v1/changes",
-                &operator,
-                Some(change_body(a, "standard")),
-            )
-            .await;
+        let (_, created) = create_change(&h, &operator, a, "standard").await;
         let second = created["id"].as_str().unwrap().to_owned();
         let (status, doc) = act(&h, &operator, &second, "submit").await;
         assert_eq!(status, StatusCode::OK, "{doc}");
@@ -243,14 +225,7 @@ async fn users_are_accounts_and_their_administration_is_audited() {
         assert_eq!(status, StatusCode::OK, "{eve}");
         let eve_token = eve["token"].as_str().unwrap().to_owned();
         let eve_id = eve["id"].as_i64().unwrap();
-        let (status, created) = h
-            .json(
-                &Method::POST,
-                "/v1/changes",
-                &admin,
-                Some(change_body(h.host_a.0, "normal")),
-            )
-            .await;
+        let (status, created) = create_change(&h, &admin, h.host_a.0, "normal").await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
         let change = created["id"].as_str().unwrap().to_owned();
         assert_eq!(act(&h, &admin, &change, "submit").await.0, StatusCode::OK);
