@@ -6,11 +6,15 @@
    it can: how long each waits for its answer (the status), and the server's RSS before and after.
 2. N (500) connections each declaring a 100-byte body and sending one byte every 5 s, while
    /healthz is asked every 0.5 s over a fresh connection: how many of the slow connections the
-   server closes (and when), and /healthz's latency meanwhile.
+   server closes (and when), and /healthz's latency meanwhile — measured twice: by probes in the
+   abusing client's own event loop (their latency includes the time that loop spends opening
+   and feeding the 500 connections) and by probes in a separate process with its own loop
+   (what another client of the server sees).
 
 usage: bench/abuse.py PORT CA_PEM PID [SLOW_CONNECTIONS] [SLOW_SECONDS]
 """
 import asyncio
+import multiprocessing
 import ssl
 import sys
 import time
@@ -97,6 +101,27 @@ async def slow(closed, opened_at):
     w.close()
 
 
+def probe_elsewhere(seconds, out):
+    """/healthz every 0.5 s for `seconds`, from this separate process's own event loop."""
+    async def run():
+        lat = []
+        start = time.time()
+        while time.time() - start < seconds:
+            try:
+                lat.append(await healthz())
+            except Exception:  # noqa: BLE001 - a failed probe counts as the whole wait
+                lat.append(float("inf"))
+            await asyncio.sleep(0.5)
+        return lat
+    out.put(asyncio.run(run()))
+
+
+def summary(lat):
+    lat = sorted(lat)
+    return (f"{len(lat)} requests, median {lat[len(lat) // 2] * 1000:.1f} ms, "
+            f"max {lat[-1] * 1000:.1f} ms")
+
+
 async def main():
     before = rss_kb()
     results = await asyncio.gather(*[big_body() for _ in range(16)])
@@ -105,6 +130,10 @@ async def main():
     print(f"16 declared 200 MB bodies: answers {statuses}, slowest {max(t for _, t in results):.2f} s, "
           f"RSS {before} KB -> {after} KB (+{(after - before) / 1024:.1f} MB)")
     closed = []
+    spawn = multiprocessing.get_context("spawn")
+    results = spawn.Queue()
+    elsewhere = spawn.Process(target=probe_elsewhere, args=(slow_secs, results))
+    elsewhere.start()
     opened_at = time.time()
     tasks = [asyncio.create_task(slow(closed, opened_at)) for _ in range(slow_n)]
     lat = []
@@ -112,14 +141,16 @@ async def main():
         lat.append(await healthz())
         await asyncio.sleep(0.5)
     await asyncio.gather(*tasks)
-    lat.sort()
+    other = results.get()
+    elsewhere.join()
     answers = sorted({a for a, _ in closed})
     times = sorted(t for _, t in closed)
     print(f"{slow_n} slow bodies: {len(closed)} closed by the server within {slow_secs:.0f} s "
           f"(answers {answers}; after {times[0]:.1f}-{times[-1]:.1f} s)" if times else
           f"{slow_n} slow bodies: none closed within {slow_secs:.0f} s")
-    print(f"/healthz meanwhile: {len(lat)} requests, median {lat[len(lat) // 2] * 1000:.1f} ms, "
-          f"max {lat[-1] * 1000:.1f} ms; server RSS {rss_kb()} KB")
+    print(f"/healthz meanwhile, from the abusing client's loop: {summary(lat)}")
+    print(f"/healthz meanwhile, from another process: {summary(other)}; server RSS {rss_kb()} KB")
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -216,6 +216,16 @@ fn oversized_bodies_and_revoked_hosts_over_tls() {
         answer.to_lowercase().contains("connection: close"),
         "{answer}"
     );
+    // A client that sends its whole body before it reads (96 MiB of a declared 200 MB: more than
+    // any drain before the answer would read, and far more than the sockets buffer) still reads
+    // its 413, not a reset: the closing connection drops what it still sends (lingering close).
+    let answer = raw_tls(
+        &server,
+        &state,
+        "POST /v1/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 209715200\r\n\r\n",
+        &vec![b'a'; 96 << 20],
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     let answer = raw_tls(
         &server,
         &state,

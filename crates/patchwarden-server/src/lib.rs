@@ -36,6 +36,7 @@ pub mod host_cache;
 pub mod job_board;
 pub mod job_signer;
 pub mod knowledge;
+mod lingering;
 mod metrics;
 pub mod request_log;
 pub mod retention;

@@ -1,6 +1,6 @@
 //! Starting and serving: the TLS identity, the first admin, the background services and the work
-//! a crash left ([`Server::bind`]); the accept loop with TLS handshakes under a timeout and a
-//! graceful stop ([`Server::serve`]).
+//! a crash left ([`Server::bind`]); the accept loop — a permit per connection, TLS handshakes under
+//! a timeout, lingering closes (`lingering.rs`) — and a graceful stop ([`Server::serve`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -141,8 +141,10 @@ impl Server {
             let router = router.clone();
             let watcher = graceful.watcher();
             let metrics = self.state.metrics.clone();
+            // The stream holds the permit, and lingers when dropped (`lingering.rs`): a client
+            // still sending when its connection ends reads its answer, not a reset.
+            let tcp = crate::lingering::LingeringStream::new(tcp, permit);
             tokio::spawn(async move {
-                let _permit = permit;
                 let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
                     .await
                 {
@@ -156,6 +158,10 @@ impl Server {
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(header_timeout)
+                    // The read buffer holds a request's head and what arrived of its body; hyper
+                    // grows it up to ~400 KiB by default, per connection. 64 KiB keeps the cost of
+                    // max_connections bounded (heads are far smaller; bodies stream through).
+                    .max_buf_size(64 << 10)
                     .serve_connection(TokioIo::new(tls), service);
                 let _ = watcher.watch(conn).await;
             });

@@ -313,3 +313,54 @@ async fn ids_queries_and_fields_are_checked_and_named() {
         h.finish().await;
     }
 }
+/// A body that never arrives: what a client that declared a large body and sends nothing (or
+/// sends slowly) looks like to the server.
+struct NeverArrives;
+
+impl http_body::Body for NeverArrives {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+/// An announced over-limit body is answered 413 at once, before any of it arrives (what keeps a
+/// client still sending from a reset is the lingering close below TLS, `lingering.rs`). The clock
+/// is paused: had the server waited for the body, tokio would have advanced it to the body timeout.
+#[tokio::test]
+async fn an_announced_oversized_body_is_answered_before_it_arrives() {
+    use tower::ServiceExt;
+    for h in support::harnesses("bad_input_early_413").await {
+        tokio::time::pause();
+        let start = tokio::time::Instant::now();
+        let request = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri("/v1/enroll")
+            .header("content-type", "application/json")
+            .header("content-length", 200u64 << 20)
+            .body(axum::body::Body::new(NeverArrives))
+            .unwrap();
+        let response = h.router.clone().oneshot(request).await.unwrap();
+        let waited = start.elapsed();
+        tokio::time::resume();
+        assert_eq!(
+            response.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{}",
+            h.backend
+        );
+        assert_eq!(
+            waited,
+            std::time::Duration::ZERO,
+            "{}: the answer waited for the body",
+            h.backend
+        );
+        assert_eq!(response.headers()["connection"], "close", "{}", h.backend);
+        h.finish().await;
+    }
+}
