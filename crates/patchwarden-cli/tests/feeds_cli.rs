@@ -167,31 +167,10 @@ fn import_and_status_on_sqlite() {
 
 #[test]
 fn import_and_status_on_postgres() {
-    let Ok(url) = std::env::var("PATCHWARDEN_TEST_POSTGRES") else {
-        if std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() == Ok("1") {
-            panic!("PATCHWARDEN_TEST_POSTGRES is not set");
-        }
-        eprintln!("SKIPPED: PATCHWARDEN_TEST_POSTGRES is not set");
+    let Some(url) = postgres_schema("cli") else {
         return;
     };
-    let schema = format!("pw_cli_{}", std::process::id());
-    let psql = |sql: &str| {
-        let st = std::process::Command::new("psql")
-            .arg(&url)
-            .args(["-qAtc", sql])
-            .status()
-            .unwrap();
-        assert!(st.success(), "psql {sql}");
-    };
-    psql(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-    ));
-    let sep = if url.contains('?') { '&' } else { '?' };
-    check(
-        &format!("{url}{sep}options=-c%20search_path%3D{schema}"),
-        &scratch("feeds-postgres"),
-    );
-    psql(&format!("DROP SCHEMA {schema} CASCADE"));
+    check(&url, &scratch("feeds-postgres"));
 }
 
 /// An osv.dev-style `all.zip` imports like the files it holds.

@@ -194,6 +194,7 @@ impl<'k> Assembler<'k> {
                     source: a.source.as_str(),
                     feed: &a.feed,
                     origin: &a.provenance.origin,
+                    sha256: &a.provenance.sha256,
                     fetched_at: &a.provenance.fetched_at,
                     data_age_days: feed.and_then(|f| f.age_days),
                     stale: feed.is_some_and(|f| f.stale),

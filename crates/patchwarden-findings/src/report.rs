@@ -70,7 +70,10 @@ pub struct Evidence<'a> {
     pub scheme: &'static str,
     pub source: &'static str,
     pub feed: &'a str,
+    /// The document the advisory was read from, and its digest (per record: a directory import
+    /// gives each file's records their own).
     pub origin: &'a str,
+    pub sha256: &'a str,
     pub fetched_at: &'a str,
     pub data_age_days: Option<i64>,
     pub stale: bool,

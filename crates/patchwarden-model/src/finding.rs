@@ -224,6 +224,9 @@ pub struct EvidenceDoc {
     pub source: String,
     pub feed: String,
     pub origin: String,
+    /// The digest of `origin` (absent in documents stored before it was recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sha256: String,
     pub fetched_at: String,
     pub data_age_days: Option<i64>,
     pub stale: bool,

@@ -286,7 +286,9 @@ fn sqlite_host_knowledge(
         let mut rows = stmt
             .query(rusqlite::params![distro, release, json_list(packages)])
             .map_err(sqlite_error("reading advisories"))?;
-        // Provenance is per feed: decoded once per distinct row value, not per advisory.
+        // Provenance is per record (a directory import gives each file's records its own origin
+        // and digest): decoded afresh whenever a row's differs from the row before, so that runs of
+        // records from one document share one decoding.
         let mut last_provenance: Option<(String, Provenance)> = None;
         while let Some(row) = rows.next().map_err(sqlite_error("reading advisories"))? {
             let get = |i| row.get_ref(i).map_err(sqlite_error("reading advisories"));
@@ -297,16 +299,20 @@ fn sqlite_host_knowledge(
                     .map_err(|e| StoreError::new(format!("a stored advisory is not text: {e}")))?,
             )
             .map_err(|e| StoreError::new(format!("a stored advisory does not decode: {e}")))?;
-            let fetched_at = get(4)?;
+            let (source, origin, sha256, fetched_at) = (get(1)?, get(2)?, get(3)?, get(4)?);
             let same = last_provenance.as_ref().is_some_and(|(f, p)| {
-                *f == feed && fetched_at.as_str().is_ok_and(|t| t == p.fetched_at)
+                let is = |v: ValueRef<'_>, want: &str| v.as_str().is_ok_and(|t| t == want);
+                *f == feed
+                    && is(source, p.source.as_str())
+                    && is(origin, &p.origin)
+                    && is(sha256, &p.sha256)
+                    && is(fetched_at, &p.fetched_at)
             });
             if !same {
-                let source: String = text(get(1)?)?;
                 let provenance = Provenance {
-                    source: source.parse().map_err(StoreError::new)?,
-                    origin: text(get(2)?)?,
-                    sha256: text(get(3)?)?,
+                    source: text(source)?.parse().map_err(StoreError::new)?,
+                    origin: text(origin)?,
+                    sha256: text(sha256)?,
                     fetched_at: text(fetched_at)?,
                 };
                 last_provenance = Some((feed.clone(), provenance));

@@ -362,30 +362,6 @@ pub fn http_text(server: &ServerProcess, state: &Path, path: &str) -> String {
     })
 }
 
-/// A PostgreSQL URL for a schema of its own, or `None` (skipped, or a failure under
-/// `PATCHWARDEN_REQUIRE_ORACLES=1`).
-pub fn postgres_schema(name: &str) -> Option<String> {
-    let Ok(url) = std::env::var("PATCHWARDEN_TEST_POSTGRES") else {
-        if std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() == Ok("1") {
-            panic!("PATCHWARDEN_TEST_POSTGRES is not set");
-        }
-        eprintln!("SKIPPED: PATCHWARDEN_TEST_POSTGRES is not set");
-        return None;
-    };
-    let schema = format!("pw_fleet_{name}_{}", std::process::id());
-    let st = Command::new("psql")
-        .arg(&url)
-        .args([
-            "-qc",
-            &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"),
-        ])
-        .status()
-        .expect("psql");
-    assert!(st.success(), "creating schema {schema}");
-    let sep = if url.contains('?') { '&' } else { '?' };
-    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
-}
-
 /// `apt-get install SPEC` inside a test root (non-interactive), which must succeed.
 pub fn chroot_apt_install(root: &Path, spec: &str) {
     let st = Command::new("chroot")

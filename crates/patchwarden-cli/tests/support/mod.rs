@@ -277,3 +277,27 @@ pub fn build_alma_root(work: &Path) -> PathBuf {
     write(&root.join("etc/os-release"), "NAME=\"AlmaLinux\"\nVERSION=\"9.0 (Emerald Puma)\"\nID=\"almalinux\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.0\"\nPRETTY_NAME=\"AlmaLinux 9.0 (Emerald Puma)\"\n");
     root
 }
+
+/// A PostgreSQL URL for a schema of its own, or `None` (skipped, or a failure under
+/// `PATCHWARDEN_REQUIRE_ORACLES=1`).
+pub fn postgres_schema(name: &str) -> Option<String> {
+    let Ok(url) = std::env::var("PATCHWARDEN_TEST_POSTGRES") else {
+        if std::env::var("PATCHWARDEN_REQUIRE_ORACLES").as_deref() == Ok("1") {
+            panic!("PATCHWARDEN_TEST_POSTGRES is not set");
+        }
+        eprintln!("SKIPPED: PATCHWARDEN_TEST_POSTGRES is not set");
+        return None;
+    };
+    let schema = format!("pw_{name}_{}", std::process::id());
+    let st = Command::new("psql")
+        .arg(&url)
+        .args([
+            "-qc",
+            &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"),
+        ])
+        .status()
+        .expect("psql");
+    assert!(st.success(), "creating schema {schema}");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+}
