@@ -34,6 +34,13 @@ fn reason(v: &Verdict<'_>) -> String {
             "FINDING: {} {} < fixed {fixed} ({} ordering)",
             v.matched_name, v.compared_version, v.scheme
         ),
+        Outcome::Finding(F::FixRequiresSubscription) => format!(
+            "FINDING: {} {} < fixed {fixed} ({} ordering), a fix that requires Ubuntu Pro (stream {}): this host does not receive it",
+            v.matched_name,
+            v.compared_version,
+            v.scheme,
+            v.stream.unwrap_or("pro")
+        ),
         Outcome::Finding(F::NoFixYet) => "FINDING: affected, no fix published yet".into(),
         Outcome::Finding(F::WillNotFix) => {
             "FINDING: affected, the distribution will not fix it".into()

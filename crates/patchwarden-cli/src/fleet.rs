@@ -40,8 +40,8 @@ pub enum QueryCommand {
         kev: bool,
         #[arg(long)]
         overdue: bool,
-        /// Only this state (fix_available, no_fix_yet, will_not_fix, pending_reboot,
-        /// installed_not_running, eol).
+        /// Only this state (fix_available, fix_requires_subscription, no_fix_yet, will_not_fix,
+        /// pending_reboot, installed_not_running, eol).
         #[arg(long)]
         state: Option<String>,
         /// Only findings due within this many days (overdue ones included).

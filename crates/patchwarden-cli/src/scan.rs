@@ -57,7 +57,8 @@ pub struct Target {
     /// The host is reachable from the internet.
     #[arg(long, env = "PATCHWARDEN_INTERNET_FACING")]
     pub internet_facing: bool,
-    /// The host receives Ubuntu Pro/ESM updates (default: decided from `+esm` versions installed).
+    /// The host receives Ubuntu Pro/ESM updates: `true` or `false` (default: decided from the
+    /// host's apt sources — an enabled source on esm.ubuntu.com — else from `+esm` versions).
     #[arg(long)]
     pub ubuntu_pro: Option<bool>,
     /// Feeds older than this many days are flagged stale in the output.
@@ -368,6 +369,17 @@ fn write_table(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()>
     if report.findings.is_empty() {
         return Ok(());
     }
+    // By state, so that what can be fixed now stands apart from what needs a subscription
+    // (Ubuntu Pro) or has no fix at all.
+    let states: Vec<String> = s
+        .by_state
+        .iter()
+        .map(|(k, v)| match *k {
+            "fix_requires_subscription" => format!("{k} {v} (Ubuntu Pro)"),
+            _ => format!("{k} {v}"),
+        })
+        .collect();
+    writeln!(out, "By state: {}", states.join(", "))?;
     writeln!(
         out,
         "{:>5}  {:<8}  {:<6}  {:<3}  {:<28} {:<26} {:<26} {:<20} {:<16} NEXT DUE",

@@ -455,6 +455,90 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Ubuntu Pro end to end, on a bionic root whose dpkg status holds netty 1:4.1.7-4 and the real
+/// UBUNTU-CVE-2022-24823 (fixed under `Ubuntu:Pro:18.04:LTS` only, in 1:4.1.7-4ubuntu0.1+esm3):
+/// without an ESM apt source the finding is `fix_requires_subscription` (explain says Ubuntu Pro),
+/// with `pro enable esm-apps`'s source it is `fix_available`; `--ubuntu-pro` overrides both.
+#[test]
+fn ubuntu_pro_is_read_from_apt_sources() {
+    let work = scratch("scan-ubuntu-pro");
+    let db = work.join("kb.db");
+    import(
+        &db,
+        &[&fixtures().join("osv/ubuntu/UBUNTU-CVE-2022-24823.json")],
+    );
+    let root = work.join("root");
+    write(
+        &root.join("etc/os-release"),
+        "NAME=\"Ubuntu\"\nID=ubuntu\nVERSION_ID=\"18.04\"\nVERSION_CODENAME=bionic\n",
+    );
+    write(
+        &root.join("var/lib/dpkg/status"),
+        "Package: libnetty-java\nStatus: install ok installed\nArchitecture: all\nSource: netty\nVersion: 1:4.1.7-4\n\n",
+    );
+    write(
+        &root.join("etc/apt/sources.list"),
+        "deb http://archive.ubuntu.com/ubuntu bionic main universe\n",
+    );
+    let state = |extra: &[&str]| {
+        let mut args = vec!["--root", root.to_str().unwrap(), "--format", "json"];
+        args.extend(extra);
+        let report = findings(&scan(&db, &args));
+        let f = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["advisory_id"] == "UBUNTU-CVE-2022-24823")
+            .expect("a finding for UBUNTU-CVE-2022-24823")
+            .clone();
+        assert_eq!(f["fixed_version"], "1:4.1.7-4ubuntu0.1+esm3");
+        (
+            f["state"].as_str().unwrap().to_owned(),
+            report["summary"]["by_state"].clone(),
+        )
+    };
+    let (without, by_state) = state(&[]);
+    assert_eq!(without, "fix_requires_subscription");
+    assert_eq!(by_state["fix_requires_subscription"], 1, "{by_state}");
+    assert!(by_state.get("fix_available").is_none(), "{by_state}");
+    let explain = bin()
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "explain",
+            "UBUNTU-CVE-2022-24823",
+            "--root",
+            root.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(text.contains("requires Ubuntu Pro"), "{text}");
+    let table = scan(&db, &["--root", root.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("fix_requires_subscription 1 (Ubuntu Pro)"),
+        "{table}"
+    );
+    assert_eq!(state(&["--ubuntu-pro", "true"]).0, "fix_available");
+    write(
+        &root.join("etc/apt/sources.list.d/ubuntu-esm-apps.list"),
+        "deb https://esm.ubuntu.com/apps/ubuntu bionic-apps-security main\n",
+    );
+    assert_eq!(state(&[]).0, "fix_available");
+    assert_eq!(
+        state(&["--ubuntu-pro", "false"]).0,
+        "fix_requires_subscription"
+    );
+    // The inventory says what it saw.
+    let inv = inventory_json(&root);
+    assert_eq!(inv["os"]["ubuntu_pro"]["receives"], true, "{}", inv["os"]);
+    assert!(inv["os"]["ubuntu_pro"]["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("ubuntu-esm-apps.list"));
+}
+
 #[test]
 fn bad_inputs_are_named() {
     let work = scratch("scan-bad");

@@ -426,7 +426,7 @@ impl FleetKnowledge {
         let distro = release.distro;
         let pro = ubuntu_pro.unwrap_or_else(|| {
             patchwarden_match::receives_ubuntu_pro(
-                distro,
+                &head.os,
                 packages.iter().map(|p| p.version.as_str()),
             )
         });
@@ -594,7 +594,7 @@ impl FleetKnowledge {
         // Ubuntu Pro as a host's evaluation decides it: from the whole set (read on Ubuntu only).
         let pro = release.distro == Distro::Ubuntu
             && patchwarden_match::receives_ubuntu_pro(
-                release.distro,
+                &input.head.os,
                 self.packages(store, &input.package_ids)
                     .await?
                     .iter()

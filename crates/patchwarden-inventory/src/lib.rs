@@ -28,6 +28,7 @@ pub mod rpm_md;
 pub mod stale;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod ubuntu_pro;
 
 use std::path::Path;
 
@@ -71,7 +72,14 @@ pub fn offers(
 pub fn collect(root: &Path) -> Result<Inventory, InventoryError> {
     let collected_at = patchwarden_model::now_rfc3339();
     let root = SystemRoot::open(root)?;
-    let os = os_release::read(&root)?;
+    let mut os = os_release::read(&root)?;
+    if os
+        .release
+        .as_ref()
+        .is_some_and(|r| r.distro == patchwarden_model::Distro::Ubuntu)
+    {
+        os.ubuntu_pro = ubuntu_pro::detect(&root);
+    }
     let mut databases: Vec<PackageDatabase> = Vec::new();
     let mut packages = Vec::new();
     for db in [dpkg::read(&root)?, rpm::read(&root)?, apk::read(&root)?]

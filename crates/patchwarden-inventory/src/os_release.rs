@@ -43,6 +43,7 @@ pub fn read(root: &SystemRoot) -> Result<OsInfo, InventoryError> {
         name: get("NAME"),
         pretty_name: get("PRETTY_NAME"),
         release,
+        ubuntu_pro: None,
     })
 }
 

@@ -7,8 +7,10 @@
 //!   (`linux-signed-*`) are looked up as `linux` with the image's own version, as the tracker does.
 //! * **Only the distribution's data**: the index holds advisories with a distribution release; NVD
 //!   records only enrich (and a CVE NVD rejected never makes a finding).
-//! * **The right stream**: entries of another stream (Ubuntu Pro/ESM when the host has no Pro) do not
-//!   match; an RPM module build (`.module+el9…`/`.module_el9…` in the release) never matches a
+//! * **The right stream**: on an Ubuntu host without Pro, an advisory's Pro/ESM entry is set aside
+//!   when the advisory has an entry of the host's own stream for the package; otherwise it still
+//!   says whether the host is affected (`no_fix_yet`, `will_not_fix`), and a fix published only
+//!   under Pro is `fix_requires_subscription`, never `fix_available`. An RPM module build (`.module+el9…`/`.module_el9…` in the release) never matches a
 //!   non-module package or the reverse.
 //! * **Backports**: the comparison is the distribution's version ordering against the distribution's
 //!   fixed version, so a backported fix (distro version below the upstream fixed version) is fixed.
@@ -302,18 +304,25 @@ pub struct Verdict<'a> {
 /// Host facts matching needs beyond the inventory.
 #[derive(Clone, Debug, Default)]
 pub struct MatchOptions {
-    /// The host receives Ubuntu Pro/ESM updates (`None`: decided from the inventory — any installed
-    /// version carrying `+esm`).
+    /// The host receives Ubuntu Pro/ESM updates (`None`: decided from the inventory — its apt
+    /// sources, else any installed version carrying `+esm`; see [`receives_ubuntu_pro`]).
     pub ubuntu_pro: Option<bool>,
 }
 
-/// Whether a host receives Ubuntu Pro/ESM updates when nobody said: an Ubuntu host with any
-/// installed version carrying `+esm`.
+/// Whether a host receives Ubuntu Pro/ESM updates when the caller did not say: on Ubuntu, what
+/// the inventory read from the host's apt sources (`OsInfo::ubuntu_pro`); when it could not tell,
+/// any installed version carrying `+esm`.
 pub fn receives_ubuntu_pro<'a>(
-    distro: Distro,
+    os: &patchwarden_model::OsInfo,
     versions: impl IntoIterator<Item = &'a str>,
 ) -> bool {
-    distro == Distro::Ubuntu && versions.into_iter().any(|v| v.contains("+esm"))
+    if os.release.as_ref().map(|r| r.distro) != Some(Distro::Ubuntu) {
+        return false;
+    }
+    match &os.ubuntu_pro {
+        Some(pro) => pro.receives,
+        None => versions.into_iter().any(|v| v.contains("+esm")),
+    }
 }
 
 /// Whether an RPM release marks a module build.
@@ -420,10 +429,7 @@ fn evaluate_filtered<'a>(
     };
     let scheme = release.distro.scheme();
     let ubuntu_pro = options.ubuntu_pro.unwrap_or_else(|| {
-        receives_ubuntu_pro(
-            release.distro,
-            inv.packages.iter().map(|p| p.version.as_str()),
-        )
+        receives_ubuntu_pro(&inv.os, inv.packages.iter().map(|p| p.version.as_str()))
     });
     // Which kernel release runs (live hosts only); every kernel image package (`kernel` and
     // `kernel-core` alike) is judged by whether its release is that one.
@@ -464,7 +470,19 @@ fn evaluate_filtered<'a>(
                 .filter(|e| only.is_none_or(|n| e.advisory == n))
             {
                 let a = index.advisory(e.advisory);
-                let outcome = decide(e, a, &installed_key, installed_module, ubuntu_pro);
+                // A Pro-only entry on a host without Pro: when the advisory also has an entry of
+                // the host's own stream for this package, that one decides; otherwise the Pro
+                // entry still tells whether the host is affected (only its fix is out of reach).
+                let outcome = if e.pro_only
+                    && !ubuntu_pro
+                    && entries
+                        .iter()
+                        .any(|o| o.advisory == e.advisory && !o.pro_only)
+                {
+                    Outcome::NotAFinding(NotAFinding::OtherStream)
+                } else {
+                    decide(e, a, &installed_key, installed_module, ubuntu_pro)
+                };
                 // Kernel verdicts are kept: the kernel rules read the fixed ones.
                 if !keep_all && kernel_running.is_none() && !matches!(outcome, Outcome::Finding(_))
                 {
@@ -506,10 +524,10 @@ fn decide(
     if let Some(reason) = a.excluded {
         return Outcome::NotAFinding(reason); // withdrawn, or every CVE rejected
     }
-    // Red Hat product streams (baseos, appstream) are all of the release; Ubuntu Pro is not.
-    if e.pro_only && !ubuntu_pro {
-        return Outcome::NotAFinding(N::OtherStream);
-    }
+    // Red Hat product streams (baseos, appstream) are all of the release; Ubuntu Pro is not: on
+    // a host without Pro, a Pro entry's fix needs a subscription (the caller has already set aside
+    // Pro entries that an entry of the host's own stream supersedes).
+    let subscription_only = e.pro_only && !ubuntu_pro;
     if e.fixed.is_some() && e.fixed_module != installed_module {
         return Outcome::NotAFinding(N::OtherModuleStream);
     }
@@ -525,6 +543,8 @@ fn decide(
             let (_, fixed) = e.fixed.as_ref().expect("fixed entries carry a version");
             if installed.as_bytes() >= fixed.as_bytes() {
                 Outcome::NotAFinding(N::FixedVersionInstalled)
+            } else if subscription_only {
+                Outcome::Finding(FindingState::FixRequiresSubscription)
             } else {
                 Outcome::Finding(FindingState::FixAvailable)
             }

@@ -180,8 +180,9 @@ fn ubuntu_source_keys_tildes_backports_and_unfixed() {
             Outcome::NotAFinding(N::FixedVersionInstalled)
         )
     );
-    // Bionic's only CVE-2024-0727 entry is Ubuntu Pro's (…+esm4): a host without Pro does not
-    // receive it; a Pro host (told, or seen from +esm versions) does.
+    // Bionic's only CVE-2024-0727 entry is Ubuntu Pro's (…+esm4): a host without Pro is affected
+    // but cannot receive the fix without a subscription; a Pro host (told, or seen from +esm
+    // versions) can.
     let bionic = inventory(
         "ubuntu",
         "18.04",
@@ -195,7 +196,7 @@ fn ubuntu_source_keys_tildes_backports_and_unfixed() {
     );
     assert_eq!(
         outcome(&run(&bionic, &index), "libssl1.1", "CVE-2024-0727"),
-        [Outcome::NotAFinding(N::OtherStream)]
+        [Outcome::Finding(F::FixRequiresSubscription)]
     );
     let pro = evaluate(
         &bionic,
@@ -207,6 +208,176 @@ fn ubuntu_source_keys_tildes_backports_and_unfixed() {
     assert_eq!(
         outcome(&pro, "libssl1.1", "CVE-2024-0727"),
         [Outcome::Finding(F::FixAvailable)]
+    );
+}
+
+/// Ubuntu Pro streams on the releases Canonical now tracks only under Pro (14.04, 16.04, 18.04,
+/// 20.04), with real records: a host without Pro is still affected by a CVE whose only entries
+/// are Pro entries — `no_fix_yet` when no stream has a fix, `fix_requires_subscription` (never
+/// `fix_available`) when the fix is published under Pro only; a Pro host sees `fix_available`; an
+/// entry of the host's own stream supersedes the Pro entry for a host without Pro.
+#[test]
+fn ubuntu_pro_streams_with_and_without_pro() {
+    let index = KnowledgeIndex::build(
+        osv(&[
+            "osv/ubuntu/UBUNTU-CVE-2022-24823.json",
+            "osv/ubuntu/UBUNTU-CVE-2016-20013.json",
+            "osv/ubuntu/UBUNTU-CVE-2014-9913.json",
+        ]),
+        [],
+    );
+    let host = |release: &str, codename: &str, packages: &[Pkg]| {
+        inventory("ubuntu", release, Some(codename), packages)
+    };
+    let pro = MatchOptions {
+        ubuntu_pro: Some(true),
+    };
+    let without = MatchOptions {
+        ubuntu_pro: Some(false),
+    };
+    let verdict = |inv: &Inventory, options: &MatchOptions, package: &str, id: &str| {
+        let v = evaluate(inv, &index, options);
+        outcome(&v, package, id)
+    };
+    // netty, CVE-2022-24823: Pro-only entries; 14.04 unfixed, 16.04/18.04/20.04 fixed under Pro.
+    let trusty = host(
+        "14.04",
+        "trusty",
+        &[(
+            "libnetty-java",
+            "1:3.2.6.Final-2",
+            "netty",
+            "1:3.2.6.Final-2",
+        )],
+    );
+    for options in [&without, &pro] {
+        assert_eq!(
+            verdict(&trusty, options, "libnetty-java", "UBUNTU-CVE-2022-24823"),
+            [Outcome::Finding(F::NoFixYet)]
+        );
+    }
+    for (release, codename, installed, fixed) in [
+        ("16.04", "xenial", "1:4.0.34-1", "1:4.0.34-1ubuntu0.1~esm2"),
+        ("18.04", "bionic", "1:4.1.7-4", "1:4.1.7-4ubuntu0.1+esm3"),
+        ("20.04", "focal", "1:4.1.45-1", "1:4.1.45-1ubuntu0.1~esm2"),
+    ] {
+        let behind = host(
+            release,
+            codename,
+            &[("libnetty-java", installed, "netty", installed)],
+        );
+        assert_eq!(
+            verdict(&behind, &without, "libnetty-java", "UBUNTU-CVE-2022-24823"),
+            [Outcome::Finding(F::FixRequiresSubscription)],
+            "{release} without Pro"
+        );
+        let v = evaluate(&behind, &index, &without);
+        let hit = v.iter().find(|v| v.package == "libnetty-java").unwrap();
+        assert_eq!((hit.fixed_version, hit.stream), (Some(fixed), Some("pro")));
+        assert_eq!(
+            verdict(&behind, &pro, "libnetty-java", "UBUNTU-CVE-2022-24823"),
+            [Outcome::Finding(F::FixAvailable)],
+            "{release} with Pro"
+        );
+        // A host that once had Pro and installed the fix is fixed, with or without Pro now.
+        let patched = host(
+            release,
+            codename,
+            &[("libnetty-java", fixed, "netty", fixed)],
+        );
+        for options in [&without, &pro] {
+            assert_eq!(
+                verdict(&patched, options, "libnetty-java", "UBUNTU-CVE-2022-24823"),
+                [Outcome::NotAFinding(N::FixedVersionInstalled)],
+                "{release}"
+            );
+        }
+    }
+    // glibc/eglibc, CVE-2016-20013: unfixed, Pro entries only on 14.04-20.04 — affected without Pro.
+    for (release, codename, source, installed) in [
+        ("14.04", "trusty", "eglibc", "2.19-0ubuntu6.15"),
+        ("16.04", "xenial", "glibc", "2.23-0ubuntu11.3"),
+        ("18.04", "bionic", "glibc", "2.27-3ubuntu1.6"),
+        ("20.04", "focal", "glibc", "2.31-0ubuntu9.18"),
+    ] {
+        let inv = host(
+            release,
+            codename,
+            &[("libc6", installed, source, installed)],
+        );
+        for options in [&without, &pro] {
+            assert_eq!(
+                verdict(&inv, options, "libc6", "UBUNTU-CVE-2016-20013"),
+                [Outcome::Finding(F::NoFixYet)],
+                "{release}"
+            );
+        }
+    }
+    // unzip, CVE-2014-9913: 14.04 fixed under Pro only; 16.04 fixed in its own stream.
+    let unzip = |release, codename| {
+        host(
+            release,
+            codename,
+            &[("unzip", "6.0-9ubuntu1", "unzip", "6.0-9ubuntu1")],
+        )
+    };
+    assert_eq!(
+        verdict(
+            &unzip("14.04", "trusty"),
+            &without,
+            "unzip",
+            "UBUNTU-CVE-2014-9913"
+        ),
+        [Outcome::Finding(F::FixRequiresSubscription)]
+    );
+    assert_eq!(
+        verdict(
+            &unzip("16.04", "xenial"),
+            &without,
+            "unzip",
+            "UBUNTU-CVE-2014-9913"
+        ),
+        [Outcome::Finding(F::FixAvailable)]
+    );
+    // Synthetic, derived from the real UBUNTU-CVE-2014-9913 (no fixture has both kinds of entry
+    // for one release): a Pro entry for 16.04 beside the real 16.04 entry, with a later fix. A
+    // host without Pro is judged by its own stream's entry alone; a Pro host by both.
+    let mut derived = patchwarden_feeds::osv::parse(
+        &std::fs::read(data("osv/ubuntu/UBUNTU-CVE-2014-9913.json")).unwrap(),
+        "derived",
+    )
+    .unwrap();
+    let mut extra = derived
+        .affected
+        .iter()
+        .find(|p| p.release.as_ref().is_some_and(|r| r.release == "16.04"))
+        .unwrap()
+        .clone();
+    extra.release.as_mut().unwrap().stream = Some("pro".into());
+    extra.ecosystem = "Ubuntu:Pro:16.04:LTS".into();
+    extra.fixed_version = Some("6.0-20ubuntu1.1+esm1".into());
+    derived.affected.push(extra);
+    let index = KnowledgeIndex::build([("osv".to_owned(), provenance(Source::Osv), derived)], []);
+    let fixed_main = host(
+        "16.04",
+        "xenial",
+        &[("unzip", "6.0-20ubuntu1.1", "unzip", "6.0-20ubuntu1.1")],
+    );
+    let v = evaluate(&fixed_main, &index, &without);
+    assert_eq!(
+        outcome(&v, "unzip", "UBUNTU-CVE-2014-9913"),
+        [
+            Outcome::NotAFinding(N::FixedVersionInstalled),
+            Outcome::NotAFinding(N::OtherStream)
+        ]
+    );
+    let v = evaluate(&fixed_main, &index, &pro);
+    assert_eq!(
+        outcome(&v, "unzip", "UBUNTU-CVE-2014-9913"),
+        [
+            Outcome::NotAFinding(N::FixedVersionInstalled),
+            Outcome::Finding(F::FixAvailable)
+        ]
     );
 }
 

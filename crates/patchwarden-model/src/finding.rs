@@ -60,6 +60,9 @@ impl std::str::FromStr for Severity {
 pub enum FindingState {
     /// A fixed version exists and is not installed.
     FixAvailable,
+    /// A fixed version exists, but only in a channel this host does not receive without a
+    /// subscription (Ubuntu Pro/ESM on a host without Pro): affected, fixable only by subscribing.
+    FixRequiresSubscription,
     /// Affected; the distribution has not published a fix.
     NoFixYet,
     /// Affected; the distribution will not fix it (or no longer supports the package).
@@ -73,8 +76,9 @@ pub enum FindingState {
 }
 
 impl FindingState {
-    pub const ALL: [FindingState; 6] = [
+    pub const ALL: [FindingState; 7] = [
         FindingState::FixAvailable,
+        FindingState::FixRequiresSubscription,
         FindingState::NoFixYet,
         FindingState::WillNotFix,
         FindingState::PendingReboot,
@@ -86,6 +90,7 @@ impl FindingState {
     pub fn as_str(self) -> &'static str {
         match self {
             FindingState::FixAvailable => "fix_available",
+            FindingState::FixRequiresSubscription => "fix_requires_subscription",
             FindingState::NoFixYet => "no_fix_yet",
             FindingState::WillNotFix => "will_not_fix",
             FindingState::PendingReboot => "pending_reboot",

@@ -101,6 +101,19 @@ pub struct OsInfo {
     pub pretty_name: Option<String>,
     /// `None` for a distribution patchwarden does not know; its packages are still listed.
     pub release: Option<DistroRelease>,
+    /// Ubuntu only: whether the host receives Ubuntu Pro (ESM) updates, as its apt configuration
+    /// says; absent when that could not be told (no apt sources in the root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ubuntu_pro: Option<UbuntuPro>,
+}
+
+/// Whether an Ubuntu host receives Ubuntu Pro (ESM) updates, and what showed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UbuntuPro {
+    pub receives: bool,
+    /// The apt source that carries ESM (`https://esm.ubuntu.com/infra/ubuntu in
+    /// /etc/apt/sources.list.d/ubuntu-esm-infra.list`), or why none counts.
+    pub evidence: String,
 }
 
 impl OsInfo {

@@ -36,6 +36,7 @@ pub fn inventory(
             name: None,
             pretty_name: None,
             release: DistroRelease::from_os_release(distro, Some(version_id), codename, None),
+            ubuntu_pro: None,
         },
         package_databases: vec![],
         packages: packages
