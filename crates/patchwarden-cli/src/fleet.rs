@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use patchwarden_model::fleet::{AffectedHost, FleetSummary, HostFinding, HostSummary};
 
-use crate::client::{encode, write_listing, Client, OutputFormat, ServerConnection};
+use crate::client::{encode, printable, write_listing, Client, OutputFormat, ServerConnection};
 
 #[derive(Subcommand)]
 pub enum QueryCommand {
@@ -134,6 +134,17 @@ pub async fn query(c: &ServerConnection, command: &QueryCommand) -> anyhow::Resu
                 write_hosts(&mut out, std::slice::from_ref(&host), *format)?;
                 writeln!(out)?;
                 write_findings(&mut out, &findings, *format)?;
+                // Named after the findings, on stderr: packages no advisory could be judged
+                // against (the listing on stdout keeps its shape for scripts).
+                for u in &host.unparsable_versions {
+                    eprintln!(
+                        "warning: {} {} {:?} does not parse ({}): not judged against any advisory",
+                        printable(&u.package),
+                        u.field,
+                        u.version,
+                        printable(&u.reason)
+                    );
+                }
             }
         }
         QueryCommand::Findings {

@@ -242,14 +242,16 @@ pub async fn scan(store: &Store, args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let format = args.format;
     with_report(store, &inv, &options, |report, _, _| {
         print_report(report, format)?;
+        // `any` also trips on packages that could not be judged (their versions do not parse).
         let gate = fail_on.iter().any(|cond| {
-            report.findings.iter().any(|f| match cond {
-                FailOn::Critical => f.severity == Severity::Critical,
-                FailOn::High => f.severity >= Severity::High,
-                FailOn::Kev => f.facts.kev,
-                FailOn::Overdue => f.overdue,
-                FailOn::Any => true,
-            })
+            (*cond == FailOn::Any && !report.unparsable_versions.is_empty())
+                || report.findings.iter().any(|f| match cond {
+                    FailOn::Critical => f.severity == Severity::Critical,
+                    FailOn::High => f.severity >= Severity::High,
+                    FailOn::Kev => f.facts.kev,
+                    FailOn::Overdue => f.overdue,
+                    FailOn::Any => true,
+                })
         });
         Ok(if gate {
             ExitCode::from(GATE_EXIT)
@@ -272,6 +274,12 @@ fn print_report(report: &Report<'_>, format: ScanFormat) -> anyhow::Result<()> {
         ScanFormat::Table => write_table(&mut out, report)?,
     }
     out.flush()?;
+    if !report.unparsable_versions.is_empty() && !matches!(format, ScanFormat::Table) {
+        eprintln!(
+            "warning: {}",
+            crate::client::printable(&unparsable_line(report))
+        );
+    }
     if report.summary.no_knowledge_for_release {
         eprintln!(
             "warning: the knowledge base holds no advisories for {}: import or sync its feeds first",
@@ -279,6 +287,22 @@ fn print_report(report: &Report<'_>, format: ScanFormat) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Names the installed packages that could not be judged (at most ten, then a count).
+fn unparsable_line(report: &Report<'_>) -> String {
+    let list = &report.unparsable_versions;
+    let named: Vec<String> = list
+        .iter()
+        .take(10)
+        .map(|u| format!("{} {} {:?} ({})", u.package, u.field, u.version, u.reason))
+        .collect();
+    format!(
+        "{} installed package version(s) do not parse and were not judged against any advisory: {}{}",
+        list.len(),
+        named.join("; "),
+        if list.len() > 10 { "; …" } else { "" }
+    )
 }
 
 fn write_csv(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()> {
@@ -350,6 +374,13 @@ fn write_table(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()>
             f.age_days
                 .map(|d| format!(" ({d} days old)"))
                 .unwrap_or_default()
+        )?;
+    }
+    if !report.unparsable_versions.is_empty() {
+        writeln!(
+            out,
+            "WARNING: {}",
+            crate::client::printable(&unparsable_line(report))
         )?;
     }
     let s = &report.summary;

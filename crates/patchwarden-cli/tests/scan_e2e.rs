@@ -539,6 +539,71 @@ fn ubuntu_pro_is_read_from_apt_sources() {
         .contains("ubuntu-esm-apps.list"));
 }
 
+/// Installed versions that do not parse (`""`, `"a b"`, `"-"`, a NUL) are never passed over in
+/// silence: the report lists each (package, field, version, reason), the summary counts them,
+/// the table and stderr warn, and `--fail-on any` fails on them even with no finding.
+#[test]
+fn unparsable_installed_versions_are_named() {
+    let work = scratch("scan-unparsable");
+    let db = work.join("kb.db");
+    import(
+        &db,
+        &[&fixtures().join("osv/ubuntu/UBUNTU-CVE-2022-24823.json")],
+    );
+    let root = work.join("root");
+    write(
+        &root.join("etc/os-release"),
+        "ID=ubuntu\nVERSION_ID=\"18.04\"\nVERSION_CODENAME=bionic\n",
+    );
+    write(
+        &root.join("var/lib/dpkg/status"),
+        "Package: libnetty-java\nStatus: install ok installed\nArchitecture: all\nSource: netty\nVersion: 1:4.1.7-4\n\n",
+    );
+    let base = inventory_json(&root);
+    for bad in ["", "a b", "-", "1.0\u{0}"] {
+        let mut inv = base.clone();
+        inv["packages"][0]["version"] = bad.into();
+        inv["packages"][0]["source_version"] = bad.into();
+        let path = work.join("inv.json");
+        std::fs::write(&path, serde_json::to_vec(&inv).unwrap()).unwrap();
+        let json = scan(
+            &db,
+            &["--inventory", path.to_str().unwrap(), "--format", "json"],
+        );
+        let report = findings(&json);
+        assert_eq!(report["summary"]["unparsable_versions"], 1, "{bad:?}");
+        let listed = report["unparsable_versions"].as_array().unwrap();
+        assert_eq!(listed[0]["package"], "libnetty-java");
+        assert_eq!(listed[0]["version"], bad);
+        assert!(!listed[0]["reason"].as_str().unwrap().is_empty());
+        assert!(
+            report["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|f| f["advisory_id"] != "UBUNTU-CVE-2022-24823"),
+            "{bad:?}"
+        );
+        let err = String::from_utf8_lossy(&json.stderr);
+        assert!(
+            err.contains("do not parse") && err.contains("libnetty-java"),
+            "{err}"
+        );
+        let table = scan(&db, &["--inventory", path.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&table.stdout);
+        assert!(
+            text.contains("WARNING: 1 installed package version(s) do not parse"),
+            "{text}"
+        );
+        assert!(!text.contains('\u{0}'), "a NUL reached the terminal");
+        let gate = scan(
+            &db,
+            &["--inventory", path.to_str().unwrap(), "--fail-on", "any"],
+        );
+        assert_eq!(gate.status.code(), Some(3), "{bad:?}");
+    }
+}
+
 #[test]
 fn bad_inputs_are_named() {
     let work = scratch("scan-bad");

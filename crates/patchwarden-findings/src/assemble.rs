@@ -218,8 +218,10 @@ impl<'k> Assembler<'k> {
                 .then_with(|| a.fixed_version.cmp(&b.fixed_version))
                 .then_with(|| tie(a).cmp(&tie(b)))
         });
+        let unparsable_versions = patchwarden_match::unparsable_versions(inv);
         let mut summary = Summary {
             findings: findings.len(),
+            unparsable_versions: unparsable_versions.len(),
             advisories_considered: index.advisory_count(),
             no_knowledge_for_release: !k.release_known,
             ..Default::default()
@@ -251,6 +253,7 @@ impl<'k> Assembler<'k> {
             knowledge: self.feeds,
             summary,
             findings,
+            unparsable_versions,
         }
     }
 

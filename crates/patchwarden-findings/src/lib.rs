@@ -32,6 +32,23 @@ pub use assemble::Assembler;
 pub use enrichment::Enrichment;
 pub use report::*;
 
+/// The installed packages of `inv` no advisory could be judged against (their versions do not
+/// parse), as owned documents (what the server shows for a host).
+pub fn unparsable_versions(
+    inv: &patchwarden_model::Inventory,
+) -> Vec<patchwarden_model::fleet::UnparsableVersionDoc> {
+    patchwarden_match::unparsable_versions(inv)
+        .into_iter()
+        .map(|u| patchwarden_model::fleet::UnparsableVersionDoc {
+            package: u.package.to_owned(),
+            arch: u.arch.to_owned(),
+            field: u.field.to_owned(),
+            version: u.version.to_owned(),
+            reason: u.reason,
+        })
+        .collect()
+}
+
 /// How to scan.
 #[derive(Clone, Debug)]
 pub struct ScanOptions {

@@ -181,6 +181,8 @@ pub struct Summary {
     pub advisories_considered: usize,
     /// The knowledge base had nothing for this release: findings cannot be trusted to be complete.
     pub no_knowledge_for_release: bool,
+    /// Installed packages whose versions do not parse: not judged (listed in the report).
+    pub unparsable_versions: usize,
 }
 
 /// `{"host": …, "findings": […]}` and what a reader needs to trust it.
@@ -194,4 +196,6 @@ pub struct Report<'a> {
     pub knowledge_stale: bool,
     pub summary: Summary,
     pub findings: Vec<Finding<'a>>,
+    /// Installed packages matching could not judge: their versions do not parse.
+    pub unparsable_versions: Vec<patchwarden_match::UnparsableVersion<'a>>,
 }

@@ -325,6 +325,48 @@ pub fn receives_ubuntu_pro<'a>(
     }
 }
 
+/// An installed package whose version (or source version, where advisories key the source) does
+/// not parse in its release's version scheme: it cannot be compared with any advisory, so it is
+/// named, never silently passed over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnparsableVersion<'a> {
+    pub package: &'a str,
+    pub arch: &'a str,
+    /// `version` or `source_version`.
+    pub field: &'static str,
+    pub version: &'a str,
+    pub reason: String,
+}
+
+/// The installed packages of `inv` that matching cannot judge because a version it would compare
+/// does not parse (nothing for a host of an unknown release: nothing is matched there).
+pub fn unparsable_versions(inv: &Inventory) -> Vec<UnparsableVersion<'_>> {
+    let Some(release) = &inv.os.release else {
+        return Vec::new();
+    };
+    let scheme = release.distro.scheme();
+    let mut out = Vec::new();
+    for p in &inv.packages {
+        let mut fields = vec![("version", p.version.as_str())];
+        let (_, source_version) = lookup_key(release.distro, p, PackageKeyKind::Source);
+        if source_version != p.version {
+            fields.push(("source_version", source_version));
+        }
+        for (field, version) in fields {
+            if let Err(e) = SortKey::new(scheme, version) {
+                out.push(UnparsableVersion {
+                    package: &p.name,
+                    arch: &p.arch,
+                    field,
+                    version,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Whether an RPM release marks a module build.
 fn is_module_build(version: &str) -> bool {
     version.contains(".module+") || version.contains(".module_")

@@ -164,6 +164,22 @@ pub struct HostSummary {
     pub findings_at: Option<String>,
     /// Open findings by severity name, and `kev`, `overdue`, `total`.
     pub findings: BTreeMap<String, i64>,
+    /// Installed packages whose versions do not parse in the release's scheme, so that no advisory
+    /// could be judged against them (filled in for one host, `GET /v1/hosts/{id}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unparsable_versions: Vec<UnparsableVersionDoc>,
+}
+
+/// An installed package version matching could not judge (it does not parse).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnparsableVersionDoc {
+    pub package: String,
+    pub arch: String,
+    /// `version` or `source_version`.
+    pub field: String,
+    pub version: String,
+    pub reason: String,
 }
 
 /// One finding of a host, as stored by the server (the finding itself is the scan report's).

@@ -364,3 +364,97 @@ async fn an_announced_oversized_body_is_answered_before_it_arrives() {
         h.finish().await;
     }
 }
+
+/// A host whose check-in carries installed versions that do not parse (`""`, `"a b"`, `"-"`) is
+/// stored whole — nothing refused, nothing lost — and the host's page names each package no
+/// advisory could be judged against (a SYNTHETIC Debian 12 inventory). A NUL, which no package
+/// manager writes and PostgreSQL cannot store (it was a 503 there), is refused with a 400 naming
+/// where it is, on both backends.
+#[tokio::test]
+async fn unparsable_installed_versions_are_named_for_the_host() {
+    for h in support::harnesses("bad_input_unparsable").await {
+        let host = Harness::bearer(&h.host_b.1);
+        let with_nul = patchwarden_model::testing::inventory(
+            "debian",
+            "12",
+            Some("bookworm"),
+            &[("curl", "7.88.1\u{0}", "curl", "7.88.1")],
+        );
+        let body = serde_json::json!({
+            "idempotency_key": "nul-1",
+            "digest": patchwarden_model::fleet::inventory_digest(&with_nul),
+            "inventory": with_nul,
+            "agent_version": "test",
+        });
+        let (status, text) = h
+            .call(
+                &Method::POST,
+                "/v1/checkin",
+                Some(&host),
+                Some(body.to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{}: {text}", h.backend);
+        assert!(
+            text.contains("check-in.inventory.packages[0].version: holds a NUL"),
+            "{}: {text}",
+            h.backend
+        );
+        let bad = ["", "a b", "-"];
+        let packages: Vec<(String, String)> = bad
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("pkg{i}"), v.to_string()))
+            .collect();
+        let list: Vec<(&str, &str, &str, &str)> = packages
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str(), n.as_str(), v.as_str()))
+            .chain([("curl", "7.88.1-10+deb12u8", "curl", "7.88.1-10+deb12u8")])
+            .collect();
+        let inventory =
+            patchwarden_model::testing::inventory("debian", "12", Some("bookworm"), &list);
+        let body = serde_json::json!({
+            "idempotency_key": "unparsable-1",
+            "digest": patchwarden_model::fleet::inventory_digest(&inventory),
+            "inventory": inventory,
+            "agent_version": "test",
+        });
+        let (status, text) = h
+            .call(
+                &Method::POST,
+                "/v1/checkin",
+                Some(&host),
+                Some(body.to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{}: {text}", h.backend);
+        let (status, page) = h
+            .json(
+                &Method::GET,
+                &format!("/v1/hosts/{}", h.host_b.0),
+                h.user(Role::Auditor),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{}", h.backend);
+        let named: Vec<(&str, &str)> = page["unparsable_versions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}: {page}", h.backend))
+            .iter()
+            .map(|u| {
+                assert!(!u["reason"].as_str().unwrap().is_empty());
+                (
+                    u["package"].as_str().unwrap(),
+                    u["version"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        let want: Vec<(&str, &str)> = packages
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(named, want, "{}", h.backend);
+        assert_eq!(page["packages"], 4, "{}: every package stored", h.backend);
+        h.finish().await;
+    }
+}

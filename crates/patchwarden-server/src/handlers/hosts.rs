@@ -69,7 +69,12 @@ pub async fn get_host(
         .ok_or_else(|| ApiError::no_host(id))?;
     let mut one = [host];
     state.view.count(&mut one).await?;
-    Ok(json(&one[0]))
+    let [mut host] = one;
+    // Named, never passed over: packages no advisory could be judged against.
+    if let Some((inventory, _)) = state.store.host_inventory(id).await? {
+        host.unparsable_versions = patchwarden_findings::unparsable_versions(&inventory);
+    }
+    Ok(json(&host))
 }
 
 pub async fn get_host_findings(

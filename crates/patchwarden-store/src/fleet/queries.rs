@@ -73,6 +73,7 @@ impl Store {
                 findings_at: crate::get(&r, "findings_at")?,
                 // Counted by the server from the host's finding set (they need the knowledge base).
                 findings: BTreeMap::new(),
+                unparsable_versions: Vec::new(),
             };
             let os_ok = filter.os.as_ref().is_none_or(|want| {
                 summary
