@@ -178,6 +178,51 @@ fn write_explanation(
             (a.id == id || a.cves.iter().any(|c| c == id)) && package.is_none_or(|p| p == v.package)
         })
         .collect();
+    // Findings that no advisory verdict carries (the release's end of life, `EOL:debian:12`).
+    let own: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.advisory_id == id && f.lifecycle.is_some())
+        .collect();
+    if relevant.is_empty() && !own.is_empty() {
+        for f in own {
+            let life = f.lifecycle.as_ref().expect("filtered above");
+            writeln!(out)?;
+            writeln!(
+                out,
+                "FINDING ({}): {host} reached the end of its standard support on {}{} (dates: {})",
+                f.state.as_str(),
+                life.eol,
+                life.extended_until
+                    .as_deref()
+                    .map(|d| format!("; extended support runs until {d}"))
+                    .unwrap_or_default(),
+                life.source
+            )?;
+            let due: Vec<String> = f
+                .due
+                .values()
+                .map(|d| {
+                    format!(
+                        "{} {}{}",
+                        d.framework,
+                        d.date,
+                        if d.overdue { " OVERDUE" } else { "" }
+                    )
+                })
+                .collect();
+            if !due.is_empty() {
+                writeln!(out, "  due: {}", due.join(", "))?;
+            }
+            writeln!(
+                out,
+                "  severity {}, risk {:.1}",
+                f.severity.as_str(),
+                f.risk
+            )?;
+        }
+        return Ok(());
+    }
     if relevant.is_empty() {
         writeln!(
             out,

@@ -181,6 +181,16 @@ enum FeedsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Server(_)) {
+        // A command whose reader went away (`| head`) stops quietly, as other command-line tools
+        // do: the default SIGPIPE action instead of Rust's "ignore", which made every `print!`
+        // after the reader left a panic. The server keeps ignoring it (its sockets and logs must
+        // never end it); sockets are written with MSG_NOSIGNAL either way.
+        // SAFETY: setting a signal's disposition to its default before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Server(args) => {
             let location = cli

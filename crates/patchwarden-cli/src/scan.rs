@@ -88,9 +88,47 @@ pub struct ScanArgs {
     pub download: crate::feeds::DownloadArgs,
     #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
     pub format: ScanFormat,
-    /// Exit with status 3 when a finding meets the condition (repeatable).
+    /// Exit with status 3 when a finding meets the condition (repeatable). Judged on the findings
+    /// the filters below keep.
     #[arg(long, value_enum)]
     pub fail_on: Vec<FailOn>,
+    /// Only findings of these severities (comma-separated: critical,high,medium,low,unknown).
+    #[arg(long, value_delimiter = ',')]
+    pub severity: Vec<String>,
+    /// Only findings in these states (comma-separated: fix_available, fix_requires_subscription,
+    /// no_fix_yet, will_not_fix, pending_reboot, installed_not_running, eol).
+    #[arg(long, value_delimiter = ',')]
+    pub state: Vec<String>,
+    /// Leave out findings without a fix (no_fix_yet, will_not_fix).
+    #[arg(long)]
+    pub ignore_unfixed: bool,
+}
+
+/// The reader's filter from `--severity`, `--state` and `--ignore-unfixed`, each value checked.
+fn finding_filter(args: &ScanArgs) -> anyhow::Result<patchwarden_findings::FindingFilter> {
+    let severities = args
+        .severity
+        .iter()
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--severity: {e}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let states = args
+        .state
+        .iter()
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--state: {e}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(patchwarden_findings::FindingFilter {
+        severities,
+        states,
+        ignore_unfixed: args.ignore_unfixed,
+    })
 }
 
 pub(crate) fn load_inventory(target: &Target) -> anyhow::Result<Inventory> {
@@ -231,6 +269,7 @@ async fn refresh(
 }
 
 pub async fn scan(store: &Store, args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    let filter = finding_filter(args)?;
     let mut phases = Phases::new();
     let inv = load_inventory(&args.target)?;
     phases.done("inventory");
@@ -240,8 +279,18 @@ pub async fn scan(store: &Store, args: &ScanArgs) -> anyhow::Result<ExitCode> {
     }
     let fail_on = args.fail_on.clone();
     let format = args.format;
+    // CSV has a due-date column per framework in force, whether or not a finding has a date.
+    let frameworks: Vec<String> = options
+        .policy
+        .frameworks
+        .iter()
+        .map(|f| f.id.clone())
+        .collect();
     with_report(store, &inv, &options, |report, _, _| {
-        print_report(report, format)?;
+        let mut report = report.clone();
+        report.apply(&filter);
+        let report = &report;
+        print_report(report, format, &frameworks)?;
         // `any` also trips on packages that could not be judged (their versions do not parse).
         let gate = fail_on.iter().any(|cond| {
             (*cond == FailOn::Any && !report.unparsable_versions.is_empty())
@@ -262,7 +311,11 @@ pub async fn scan(store: &Store, args: &ScanArgs) -> anyhow::Result<ExitCode> {
     .await?
 }
 
-fn print_report(report: &Report<'_>, format: ScanFormat) -> anyhow::Result<()> {
+fn print_report(
+    report: &Report<'_>,
+    format: ScanFormat,
+    frameworks: &[String],
+) -> anyhow::Result<()> {
     // Buffered: stdout is line-buffered, and a report is thousands of lines.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     match format {
@@ -270,7 +323,7 @@ fn print_report(report: &Report<'_>, format: ScanFormat) -> anyhow::Result<()> {
             serde_json::to_writer_pretty(&mut out, report)?;
             writeln!(out)?;
         }
-        ScanFormat::Csv => write_csv(&mut out, report)?,
+        ScanFormat::Csv => write_csv(&mut out, report, frameworks)?,
         ScanFormat::Table => write_table(&mut out, report)?,
     }
     out.flush()?;
@@ -305,19 +358,28 @@ fn unparsable_line(report: &Report<'_>) -> String {
     )
 }
 
-fn write_csv(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()> {
-    writeln!(out, "host,package,installed_version,advisory_id,cves,fixed_version,state,severity,cvss,kev,epss,ssvc,risk,due,overdue")?;
+/// One line per finding; one `due_<framework>` column per framework in force (empty where the
+/// framework gives the finding no date), then `overdue` (past any of them).
+fn write_csv(
+    out: &mut impl Write,
+    report: &Report<'_>,
+    frameworks: &[String],
+) -> std::io::Result<()> {
+    let due_columns: Vec<String> = frameworks
+        .iter()
+        .map(|f| crate::client::csv(&format!("due_{f}")))
+        .collect();
+    writeln!(
+        out,
+        "host,package,installed_version,advisory_id,cves,fixed_version,state,severity,cvss,kev,epss,ssvc,risk,{},overdue",
+        due_columns.join(",")
+    )?;
     let host = report
         .host
         .hostname
         .clone()
         .unwrap_or_else(|| report.host.root.clone());
     for f in &report.findings {
-        let due: Vec<String> = f
-            .due
-            .values()
-            .map(|d| format!("{}={}", d.framework, d.date))
-            .collect();
         let fields = [
             host.clone(),
             f.package.to_owned(),
@@ -343,10 +405,19 @@ fn write_csv(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()> {
                 .map(|s| s.decision.as_str().to_owned())
                 .unwrap_or_default(),
             f.risk.to_string(),
-            due.join(" "),
-            f.overdue.to_string(),
         ];
-        let line: Vec<String> = fields.iter().map(|s| crate::client::csv(s)).collect();
+        let dues = frameworks.iter().map(|id| {
+            f.due
+                .get(id)
+                .map(|d| d.date.to_string())
+                .unwrap_or_default()
+        });
+        let line: Vec<String> = fields
+            .into_iter()
+            .chain(dues)
+            .chain([f.overdue.to_string()])
+            .map(|s| crate::client::csv(&s))
+            .collect();
         writeln!(out, "{}", line.join(","))?;
     }
     Ok(())
@@ -391,11 +462,15 @@ fn write_table(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()>
         .collect();
     writeln!(
         out,
-        "{} findings ({}); {} in KEV; {} overdue",
+        "{} findings ({}); {} in KEV; {} overdue{}",
         s.findings,
         bands.join(", "),
         s.kev,
-        s.overdue
+        s.overdue,
+        report
+            .filtered_out
+            .map(|n| format!(" ({n} more left out by --severity, --state or --ignore-unfixed)"))
+            .unwrap_or_default()
     )?;
     if report.findings.is_empty() {
         return Ok(());

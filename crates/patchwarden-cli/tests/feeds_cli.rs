@@ -336,3 +336,44 @@ fn bundle_round_trip_and_tampering() {
         "{from:?}"
     );
 }
+
+/// A reader that went away (`patchwarden feeds status | head -0`) ends the command quietly — killed
+/// by SIGPIPE as `cat` or `grep` would be, or a clean exit — never a panic (it was exit 101 with
+/// "failed printing to stdout"). The pipe's read end is closed before the command starts, so its
+/// first write meets a reader that is gone.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = scratch("feeds-pipe");
+    let db = dir.join("kb.db");
+    let out = bin()
+        .args(["--db", db.to_str().unwrap(), "feeds", "import"])
+        .arg(fixtures().join("kev/known_exploited_vulnerabilities.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for args in [
+        vec!["feeds", "status"],
+        vec!["feeds", "status", "--format", "json"],
+        vec!["scan", "--root", "/"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = bin()
+            .args(["--db", db.to_str().unwrap()])
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+            .wait_with_output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}

@@ -604,6 +604,127 @@ fn unparsable_installed_versions_are_named() {
     }
 }
 
+/// The reader's filters and outputs, on a bionic root (netty behind a Pro-only fix, glibc with no
+/// fix, the release past its standard support) and real Ubuntu records: `--ignore-unfixed`,
+/// `--state`, `--severity` applied before the output and before `--fail-on`; a bad value named;
+/// `explain` answers for the end-of-life id `scan` prints; CSV has one column per framework's due
+/// date.
+#[test]
+fn filters_apply_before_the_gate_and_every_printed_id_explains() {
+    let work = scratch("scan-filters");
+    let db = work.join("kb.db");
+    import(
+        &db,
+        &[
+            &fixtures().join("osv/ubuntu/UBUNTU-CVE-2022-24823.json"),
+            &fixtures().join("osv/ubuntu/UBUNTU-CVE-2016-20013.json"),
+        ],
+    );
+    let root = work.join("root");
+    write(
+        &root.join("etc/os-release"),
+        "ID=ubuntu\nVERSION_ID=\"18.04\"\nVERSION_CODENAME=bionic\n",
+    );
+    write(
+        &root.join("var/lib/dpkg/status"),
+        "Package: libnetty-java\nStatus: install ok installed\nArchitecture: all\nSource: netty\nVersion: 1:4.1.7-4\n\n\
+         Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nSource: glibc\nVersion: 2.27-3ubuntu1.6\n\n",
+    );
+    let root_arg = root.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--root", root_arg, "--format", "json"];
+        args.extend(extra);
+        findings(&scan(&db, &args))
+    };
+    let states = |report: &serde_json::Value| -> BTreeSet<String> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["state"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = run(&[]);
+    let total = all["findings"].as_array().unwrap().len();
+    assert_eq!(
+        states(&all),
+        ["eol", "fix_requires_subscription", "no_fix_yet"]
+            .map(String::from)
+            .into()
+    );
+    let fixed_only = run(&["--ignore-unfixed"]);
+    assert_eq!(
+        states(&fixed_only),
+        ["eol", "fix_requires_subscription"]
+            .map(String::from)
+            .into()
+    );
+    let n = fixed_only["findings"].as_array().unwrap().len();
+    assert_eq!(fixed_only["summary"]["findings"], n);
+    assert_eq!(fixed_only["filtered_out"], total - n);
+    assert!(fixed_only["summary"]["by_state"]
+        .get("no_fix_yet")
+        .is_none());
+    let eol = run(&["--state", "eol,no_fix_yet"]);
+    assert_eq!(states(&eol), ["eol", "no_fix_yet"].map(String::from).into());
+    let severity = all["findings"][0]["severity"].as_str().unwrap().to_owned();
+    let by_severity = run(&["--severity", &severity]);
+    assert!(by_severity["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["severity"] == severity.as_str()));
+    assert!(!by_severity["findings"].as_array().unwrap().is_empty());
+    // The gate sees what the filters keep: nothing is fix_available here.
+    let gate = |extra: &[&str]| {
+        let mut args = vec!["--root", root_arg, "--fail-on", "any"];
+        args.extend(extra);
+        scan(&db, &args).status.code()
+    };
+    assert_eq!(gate(&[]), Some(3));
+    assert_eq!(gate(&["--state", "fix_available"]), Some(0));
+    // A bad value is named.
+    let bad = scan(&db, &["--root", root_arg, "--state", "fixed"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--state") && err.contains("fixed"), "{err}");
+    let bad = scan(&db, &["--root", root_arg, "--severity", "severe"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--severity"));
+    // Every id the scan prints explains.
+    for f in all["findings"].as_array().unwrap() {
+        let id = f["advisory_id"].as_str().unwrap();
+        let out = bin()
+            .arg("--db")
+            .arg(&db)
+            .args(["explain", id, "--root", root_arg])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "explain {id}: {text}");
+        assert!(text.contains("FINDING"), "explain {id}:\n{text}");
+        if id.starts_with("EOL:") {
+            assert!(text.contains("end of its standard support"), "{text}");
+        }
+    }
+    // CSV: a due-date column per framework in force.
+    let csv = scan(&db, &["--root", root_arg, "--format", "csv"]);
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    for framework in ["bod-22-01", "pci-dss-4.0", "fedramp", "internal-sla"] {
+        assert!(
+            header.contains(&format!("due_{framework}").as_str()),
+            "{header:?}"
+        );
+    }
+    let overdue_at = header.iter().position(|h| *h == "overdue").unwrap();
+    assert_eq!(overdue_at, header.len() - 1);
+    for line in lines {
+        assert_eq!(line.split(',').count(), header.len(), "{line}");
+    }
+}
+
 #[test]
 fn bad_inputs_are_named() {
     let work = scratch("scan-bad");

@@ -220,18 +220,12 @@ impl<'k> Assembler<'k> {
         });
         let unparsable_versions = patchwarden_match::unparsable_versions(inv);
         let mut summary = Summary {
-            findings: findings.len(),
             unparsable_versions: unparsable_versions.len(),
             advisories_considered: index.advisory_count(),
             no_knowledge_for_release: !k.release_known,
             ..Default::default()
         };
-        for f in &findings {
-            *summary.by_severity.entry(f.severity.as_str()).or_default() += 1;
-            *summary.by_state.entry(f.state.as_str()).or_default() += 1;
-            summary.kev += usize::from(f.facts.kev);
-            summary.overdue += usize::from(f.overdue);
-        }
+        summary.count(&findings);
         let release = inv.os.release.as_ref();
         Report {
             schema_version: REPORT_SCHEMA_VERSION,
@@ -252,6 +246,8 @@ impl<'k> Assembler<'k> {
             knowledge_stale: self.feeds.iter().any(|f| f.stale || f.last_error.is_some()),
             knowledge: self.feeds,
             summary,
+            filter: None,
+            filtered_out: None,
             findings,
             unparsable_versions,
         }

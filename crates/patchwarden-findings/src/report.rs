@@ -185,6 +185,68 @@ pub struct Summary {
     pub unparsable_versions: usize,
 }
 
+impl Report<'_> {
+    /// Keeps the findings `filter` keeps and counts the summary again over them.
+    pub fn apply(&mut self, filter: &FindingFilter) {
+        if filter.is_empty() {
+            return;
+        }
+        let before = self.findings.len();
+        self.findings.retain(|f| filter.keeps(f));
+        self.summary.count(&self.findings);
+        self.filtered_out = Some(before - self.findings.len());
+        self.filter = Some(filter.clone());
+    }
+}
+
+impl Summary {
+    /// Counts `findings` into the per-finding fields (findings, severities, states, KEV, overdue),
+    /// leaving the rest as it is.
+    pub fn count(&mut self, findings: &[Finding<'_>]) {
+        self.findings = findings.len();
+        self.by_severity.clear();
+        self.by_state.clear();
+        self.kev = 0;
+        self.overdue = 0;
+        for f in findings {
+            *self.by_severity.entry(f.severity.as_str()).or_default() += 1;
+            *self.by_state.entry(f.state.as_str()).or_default() += 1;
+            self.kev += usize::from(f.facts.kev);
+            self.overdue += usize::from(f.overdue);
+        }
+    }
+}
+
+/// Which findings a reader asked for (`scan --severity`, `--state`, `--ignore-unfixed`): applied
+/// before the output and before `--fail-on`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FindingFilter {
+    /// Only these severities (empty: all).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub severities: Vec<Severity>,
+    /// Only these states (empty: all).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub states: Vec<FindingState>,
+    /// Leave out findings without a fix (`no_fix_yet`, `will_not_fix`), as Trivy's
+    /// `--ignore-unfixed` does. A fix that needs a subscription is a fix; so is an upgrade off an
+    /// end-of-life release.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_unfixed: bool,
+}
+
+impl FindingFilter {
+    pub fn is_empty(&self) -> bool {
+        self.severities.is_empty() && self.states.is_empty() && !self.ignore_unfixed
+    }
+
+    pub fn keeps(&self, f: &Finding<'_>) -> bool {
+        (self.severities.is_empty() || self.severities.contains(&f.severity))
+            && (self.states.is_empty() || self.states.contains(&f.state))
+            && !(self.ignore_unfixed
+                && matches!(f.state, FindingState::NoFixYet | FindingState::WillNotFix))
+    }
+}
+
 /// `{"host": …, "findings": […]}` and what a reader needs to trust it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report<'a> {
@@ -195,6 +257,12 @@ pub struct Report<'a> {
     /// Some feed is stale or failing: shown wherever findings are shown.
     pub knowledge_stale: bool,
     pub summary: Summary,
+    /// The reader's filter, when one was applied (the summary then counts what it kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FindingFilter>,
+    /// Findings the filter left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filtered_out: Option<usize>,
     pub findings: Vec<Finding<'a>>,
     /// Installed packages matching could not judge: their versions do not parse.
     pub unparsable_versions: Vec<patchwarden_match::UnparsableVersion<'a>>,
