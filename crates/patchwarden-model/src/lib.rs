@@ -17,6 +17,7 @@
 //! it does no I/O (beyond reading the clock in [`now_rfc3339`]) and knows nothing of storage or HTTP.
 
 pub mod audit;
+pub mod clock;
 pub mod feed_guard;
 pub mod finding;
 pub mod finding_set;

@@ -59,6 +59,9 @@ pub struct ServerConfig {
     /// How often the rollout driver looks at active changes (it also wakes on job reports and
     /// new findings).
     pub rollout_tick: Duration,
+    /// The time findings are read at (due dates, overdue flags, feed ages): the system clock,
+    /// or one a test moves by hand.
+    pub clock: patchwarden_model::clock::Clock,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
             job_ttl: Duration::from_secs(7 * 86_400),
             deploy: patchwarden_deploy::config::DeployConfig::default(),
             rollout_tick: Duration::from_secs(2),
+            clock: patchwarden_model::clock::Clock::system(),
         }
     }
 }

@@ -59,6 +59,7 @@ impl AppState {
             fleet.clone(),
             Arc::new(policy),
             config.distro_info_dir.clone(),
+            config.clock.clone(),
         );
         let findings = FindingsQueue::start(
             FindingsWorker {

@@ -381,3 +381,104 @@ async fn the_findings_list_merges_hosts_riskiest_first_in_pages_that_add_up() {
         test_store.finish().await;
     }
 }
+
+/// Time moves the findings with nothing else changing: a host's finding is not overdue the day
+/// before its due date and is the day after it — in the host's findings, the fleet's overdue
+/// list and the host's counts — read from one server whose clock a test moves (the inventory,
+/// the knowledge base and the findings sets untouched).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overdue_follows_the_clock() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for test_store in patchwarden_store::testing::stores("fleet_findings_clock", tmp).await {
+        let store = &test_store.store;
+        write_secdb(store, &secdb_main(), "2026-12-01T00:00:00Z").await;
+        store
+            .create_enroll_token("t", "2027-01-01T00:00:00Z", 1, &BTreeMap::new(), "test")
+            .await
+            .unwrap();
+        let host = enroll(store, "alpine-a", &[]).await;
+        let clock = patchwarden_model::clock::Clock::manual(NOW);
+        let state = AppState::start(
+            store.clone(),
+            ServerConfig {
+                findings_workers: 1,
+                knowledge_poll: Duration::ZERO,
+                clock: clock.clone(),
+                ..Default::default()
+            },
+            String::new(),
+            // The secdb records carry no severity: a framework over every severity, 30 days
+            // from the first sighting (the check-in at NOW).
+            patchwarden_risk::policy::Policy::parse(
+                "[[framework]]\nid = \"test-sla\"\nname = \"Test SLA\"\nstart = \"first-seen\"\nseverities = [\"critical\", \"high\", \"medium\", \"low\", \"unknown\"]\n[framework.days]\ncritical = 30\nhigh = 30\nmedium = 30\nlow = 30\nunknown = 30\n",
+                "test policy",
+            )
+            .unwrap(),
+        );
+        state.findings.push(host);
+        findings_current(store, host).await;
+        // The latest due date among the host's findings: the clock goes around it.
+        let docs = state.view.host(host).await.unwrap();
+        let (advisory, framework, date) = docs
+            .iter()
+            .flat_map(|d| {
+                d.due
+                    .iter()
+                    .map(move |(f, due)| (d.advisory_id.clone(), f.clone(), due.date.clone()))
+            })
+            .max_by(|a, b| a.2.cmp(&b.2))
+            .expect("a finding with a due date");
+        let day = |date: &str, offset: i64| {
+            let d: jiff::civil::Date = date.parse().unwrap();
+            format!(
+                "{}T12:00:00Z",
+                d.checked_add(jiff::Span::new().days(offset)).unwrap()
+            )
+        };
+        let overdue_now = |docs: &[FindingDoc]| {
+            let d = docs.iter().find(|d| d.advisory_id == advisory).unwrap();
+            (d.due[&framework].overdue, d.overdue)
+        };
+        let overdue_list = || async {
+            state
+                .view
+                .fleet(&FleetFindingFilter {
+                    overdue: true,
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .any(|f| f.finding.advisory_id == advisory)
+        };
+        clock.set(&day(&date, -1));
+        let before = state.view.host(host).await.unwrap();
+        assert!(!overdue_now(&before).0, "the day before {date}");
+        assert!(
+            !overdue_list().await,
+            "listed overdue the day before {date}"
+        );
+        clock.set(&day(&date, 1));
+        let after = state.view.host(host).await.unwrap();
+        assert_eq!(overdue_now(&after), (true, true), "the day after {date}");
+        // The fleet's overdue list and the host's counts see the same.
+        assert!(
+            overdue_list().await,
+            "not listed overdue the day after {date}"
+        );
+        let counted = after.iter().filter(|d| d.overdue).count() as i64;
+        let mut hosts = [store.host(host, 0).await.unwrap().unwrap()];
+        state.view.count(&mut hosts).await.unwrap();
+        assert_eq!(hosts[0].findings["overdue"], counted);
+        // Nothing but the clock moved: the same findings, the same due dates.
+        assert_eq!(before.len(), after.len());
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!(
+                b.due.iter().map(|(f, d)| (f, &d.date)).collect::<Vec<_>>(),
+                a.due.iter().map(|(f, d)| (f, &d.date)).collect::<Vec<_>>()
+            );
+        }
+        test_store.finish().await;
+    }
+}

@@ -34,6 +34,8 @@ pub struct FindingsView {
     fleet: Arc<FleetKnowledge>,
     policy: Arc<Policy>,
     distro_info_dir: std::path::PathBuf,
+    /// The time findings are read at (`ServerConfig::clock`).
+    clock: patchwarden_model::clock::Clock,
     kept: Arc<std::sync::Mutex<Kept>>,
     /// The fleet's grouping (refreshed by change at each fleet-wide request, one at a time).
     directory: Arc<tokio::sync::Mutex<directory::Directory>>,
@@ -204,12 +206,14 @@ impl FindingsView {
         fleet: Arc<FleetKnowledge>,
         policy: Arc<Policy>,
         distro_info_dir: std::path::PathBuf,
+        clock: patchwarden_model::clock::Clock,
     ) -> FindingsView {
         FindingsView {
             store,
             fleet,
             policy,
             distro_info_dir,
+            clock,
             kept: Default::default(),
             directory: Default::default(),
             stale: Default::default(),
@@ -230,7 +234,7 @@ impl FindingsView {
     /// What every group of a request shares: the time, the feeds' state, the validity of what is
     /// kept.
     async fn moment(&self) -> Result<Moment, StoreError> {
-        let now = patchwarden_model::now_rfc3339();
+        let now = self.clock.now_rfc3339();
         let feeds = feed_summaries(
             &self.store.feeds().await?,
             &now,
