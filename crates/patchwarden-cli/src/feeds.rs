@@ -429,8 +429,10 @@ fn report(feed: &str, outcome: patchwarden_sync::SyncOutcome, failed: &mut usize
     }
 }
 
-/// Prints each feed's state; feeds whose last success is older than `max_age_days` are flagged
-/// STALE, feeds whose last attempt failed FAILING.
+/// Prints each feed's state: its age from the date its data gives (KEV's release, EPSS's score
+/// date, the newest record), the import time beside it; STALE when not imported within
+/// `max_age_days` or its data is older than that plus the source's publication allowance
+/// (`FeedState::is_stale`); FAILING when its last attempt failed.
 pub async fn status(store: &Store, max_age_days: i64, json: bool) -> anyhow::Result<ExitCode> {
     let feeds: Vec<FeedState> = store.feeds().await?;
     let now = patchwarden_model::now_rfc3339();
@@ -443,7 +445,8 @@ pub async fn status(store: &Store, max_age_days: i64, json: bool) -> anyhow::Res
                     "feed": f.feed, "source": f.source, "records": f.record_count,
                     "last_attempt": f.last_attempt, "last_success": f.last_success, "last_error": f.last_error,
                     "origin": f.origin, "sha256": f.sha256, "fetched_at": f.fetched_at, "data_version": f.data_version,
-                    "age_days": f.age_days(&now), "stale": stale(f), "failing": f.is_failing(),
+                    "data_date": f.data_date, "age_days": f.age_days(&now), "imported_days": f.imported_days(&now),
+                    "stale": stale(f), "failing": f.is_failing(), "bundle": f.bundle,
                 })
             })
             .collect();
@@ -461,8 +464,8 @@ pub async fn status(store: &Store, max_age_days: i64, json: bool) -> anyhow::Res
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<28} {:>9}  {:<20}  {:>5}  {:<7}  LAST ERROR",
-        "FEED", "RECORDS", "LAST SUCCESS", "AGE", "STATE"
+        "{:<28} {:>9}  {:<10}  {:>5}  {:<20}  {:<7}  LAST ERROR",
+        "FEED", "RECORDS", "DATA DATE", "AGE", "IMPORTED", "STATE"
     );
     for f in &feeds {
         let age = f
@@ -470,11 +473,15 @@ pub async fn status(store: &Store, max_age_days: i64, json: bool) -> anyhow::Res
             .map(|d| format!("{d}d"))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<28} {:>9}  {:<20}  {:>5}  {:<7}  {}",
+            "{:<28} {:>9}  {:<10}  {:>5}  {:<20}  {:<7}  {}",
             f.feed,
             f.record_count,
-            f.last_success.as_deref().unwrap_or("never"),
+            f.data_date
+                .as_deref()
+                .and_then(|d| d.get(..10))
+                .unwrap_or("-"),
             age,
+            f.last_success.as_deref().unwrap_or("never"),
             match (f.is_failing(), stale(f)) {
                 (true, true) => "FAILING, STALE",
                 (true, false) => "FAILING",

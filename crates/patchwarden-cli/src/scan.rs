@@ -454,6 +454,13 @@ fn write_table(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()>
             crate::client::printable(&unparsable_line(report))
         )?;
     }
+    for b in &report.knowledge_bundles {
+        writeln!(
+            out,
+            "NOTE: knowledge loaded from the bundle {}: findings are only as complete and as recent as it is",
+            crate::client::printable(b)
+        )?;
+    }
     let s = &report.summary;
     let bands: Vec<String> = s
         .by_severity

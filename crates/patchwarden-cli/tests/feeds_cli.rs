@@ -143,7 +143,25 @@ fn check(db: &str, scratch_dir: &std::path::Path) {
     assert_eq!(feed(&status, "osv:AlmaLinux")["records"], 405);
     assert_eq!(feed(&status, "kev")["records"], 1404);
     assert_eq!(feed(&status, "kev")["data_version"], "2025.08.25");
-    assert_eq!(feed(&status, "alpine-secdb:v3.15/main")["stale"], false);
+    // Age from the data's own date (KEV's dateReleased), the import beside it: loaded today, the
+    // catalog of 2025-08-25 is stale; Alpine's secdb carries no date: its age is its import's.
+    let kev = feed(&status, "kev");
+    assert_eq!(kev["data_date"], "2025-08-25T17:04:19.9796Z", "{kev}");
+    assert_eq!(kev["imported_days"], 0, "{kev}");
+    assert!(kev["age_days"].as_i64().unwrap() > 400, "{kev}");
+    assert_eq!(kev["stale"], true, "{kev}");
+    let alpine = feed(&status, "alpine-secdb:v3.15/main");
+    assert_eq!(alpine["data_date"], serde_json::Value::Null);
+    assert_eq!(
+        (alpine["age_days"].clone(), alpine["stale"].clone()),
+        (0.into(), false.into())
+    );
+    // OSV: the newest `modified` of the feed's records.
+    let alma = feed(&status, "osv:AlmaLinux");
+    assert!(
+        alma["data_date"].as_str().unwrap().starts_with("20"),
+        "{alma}"
+    );
     let epss = feed(&status, "epss");
     assert_eq!(epss["records"], 49);
     assert!(epss["last_error"]

@@ -940,6 +940,28 @@ fn refresh_falls_back_to_the_shipped_snapshot() {
         )),
         "{report}"
     );
+    // The JSON says the knowledge is the snapshot's, and how old its data is: the KEV catalog of
+    // 2025-08-25 is stale however recently it was loaded.
+    let bundles = report["knowledge_bundles"].as_array().unwrap();
+    assert!(
+        bundles
+            .iter()
+            .any(|b| b.as_str().unwrap().contains("data/snapshot")),
+        "{bundles:?}"
+    );
+    assert_eq!(report["knowledge_stale"], true);
+    let kev = report["knowledge"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["feed"] == "kev")
+        .unwrap();
+    assert!(
+        kev["data_date"].as_str().unwrap().starts_with("2025-08-25"),
+        "{kev}"
+    );
+    assert!(kev["age_days"].as_i64().unwrap() > 400, "{kev}");
+    assert_eq!(kev["stale"], true, "{kev}");
     let second = run_refresh();
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(

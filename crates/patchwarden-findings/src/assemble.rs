@@ -244,6 +244,13 @@ impl<'k> Assembler<'k> {
                 history_key: history_key(inv),
             },
             knowledge_stale: self.feeds.iter().any(|f| f.stale || f.last_error.is_some()),
+            knowledge_bundles: {
+                let mut b: Vec<String> =
+                    self.feeds.iter().filter_map(|f| f.bundle.clone()).collect();
+                b.sort();
+                b.dedup();
+                b
+            },
             knowledge: self.feeds,
             summary,
             filter: None,

@@ -97,6 +97,8 @@ pub fn feed_summaries(feeds: &[FeedState], now: &str, max_age_days: i64) -> Vec<
             feed: f.feed.clone(),
             records: f.record_count,
             last_success: f.last_success.clone(),
+            data_date: f.data_date.clone(),
+            bundle: f.bundle.clone(),
             age_days: f.age_days(now),
             stale: f.is_stale(now, max_age_days),
             last_error: f.last_error.clone(),

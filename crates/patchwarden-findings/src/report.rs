@@ -148,10 +148,18 @@ impl Finding<'_> {
 pub struct FeedSummary {
     pub feed: String,
     pub records: i64,
+    /// When it was last imported or synced.
     pub last_success: Option<String>,
+    /// The date the data gives itself (KEV's release, EPSS's score date, the newest record).
+    pub data_date: Option<String>,
+    /// Days since `data_date`, else since `last_success`.
     pub age_days: Option<i64>,
     pub stale: bool,
+    /// The last import or sync failed (the data is what the last success left): "failing".
     pub last_error: Option<String>,
+    /// Loaded from a bundle (the shipped snapshot is one): its directory and creation time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -256,6 +264,10 @@ pub struct Report<'a> {
     pub knowledge: &'a [FeedSummary],
     /// Some feed is stale or failing: shown wherever findings are shown.
     pub knowledge_stale: bool,
+    /// The bundles the knowledge was loaded from (the shipped snapshot among them, when a scan
+    /// fell back to it): findings are only as complete as they are.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub knowledge_bundles: Vec<String>,
     pub summary: Summary,
     /// The reader's filter, when one was applied (the summary then counts what it kept).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -20,17 +20,45 @@ pub struct FeedState {
     pub sha256: Option<String>,
     pub fetched_at: Option<String>,
     pub data_version: Option<String>,
+    /// The date the data itself gives (RFC 3339 or `YYYY-MM-DD`): KEV's `dateReleased`, EPSS's
+    /// score date, the newest `modified` (else `published`) of its records.
+    pub data_date: Option<String>,
+    /// The bundle the feed was last loaded from (`DIR (created …)`), if it was.
+    pub bundle: Option<String>,
     /// HTTP validators of the last download, for conditional requests.
     pub etag: Option<String>,
     pub http_last_modified: Option<String>,
 }
 
 impl FeedState {
-    /// Whole days since the feed's data was last confirmed current; `None` if it never was.
-    pub fn age_days(&self, now: &str) -> Option<i64> {
+    /// Whole days since the feed was last imported or synced; `None` if it never was.
+    pub fn imported_days(&self, now: &str) -> Option<i64> {
         self.last_success
             .as_deref()
             .and_then(|s| patchwarden_model::days_between(s, now))
+    }
+
+    /// How old the knowledge is: whole days since the date the data gives itself
+    /// ([`FeedState::data_date`]), else since it was imported; `None` if it never was.
+    pub fn age_days(&self, now: &str) -> Option<i64> {
+        self.last_success.as_ref()?;
+        self.data_date
+            .as_deref()
+            .and_then(|d| patchwarden_model::days_between(d, now))
+            .or_else(|| self.imported_days(now))
+    }
+
+    /// How far behind `now` a current copy of this feed's data may date, beyond the reader's
+    /// `max_age_days`: the source's own publication rhythm (EPSS daily; NVD records change every
+    /// day; CISA adds to KEV every few days to weeks; a distribution's newest advisory can be
+    /// weeks old in a quiet month). Allowances, not measurements: they keep a current feed from
+    /// looking stale while a bundle or snapshot months old does.
+    fn publication_allowance_days(&self) -> i64 {
+        match self.source.as_str() {
+            "epss" => 1,
+            "nvd" => 2,
+            _ => 30,
+        }
     }
 
     /// Its last attempt failed (a success clears the error): the data is what the last success
@@ -39,9 +67,18 @@ impl FeedState {
         self.last_error.is_some()
     }
 
-    /// Older than `max_age_days`, or never loaded: findings built on it must say so.
+    /// Never loaded, not imported or synced within `max_age_days`, or data dated further back
+    /// than `max_age_days` plus the source's publication allowance: findings built on it must say
+    /// so. (A bundle carried into an air-gapped site, or the shipped snapshot, is as old as its
+    /// data, not as its import.)
     pub fn is_stale(&self, now: &str, max_age_days: i64) -> bool {
-        self.age_days(now).is_none_or(|d| d > max_age_days)
+        let imported = self.imported_days(now);
+        let data = self
+            .data_date
+            .as_deref()
+            .and_then(|d| patchwarden_model::days_between(d, now));
+        imported.is_none_or(|d| d > max_age_days)
+            || data.is_some_and(|d| d > max_age_days + self.publication_allowance_days())
     }
 }
 
@@ -53,6 +90,8 @@ pub(crate) struct FeedWritten<'a> {
     pub count_sql: &'a str,
     pub provenance: Option<&'a Provenance>,
     pub data_version: Option<&'a str>,
+    /// The newest date the written data gives (see [`FeedState::data_date`]).
+    pub data_date: Option<&'a str>,
     /// The write replaced the whole feed (checked against the replace policy).
     pub replaced: bool,
 }
@@ -72,6 +111,7 @@ impl Store {
             count_sql,
             provenance: p,
             data_version,
+            data_date,
             replaced,
         } = done;
         let count: i64 = sqlx::query_scalar(&self.sql(count_sql))
@@ -94,7 +134,10 @@ impl Store {
         sqlx::query(&self.sql(
             "UPDATE feed SET record_count = $2, last_attempt = $3, last_success = $3, last_error = NULL, \
              origin = COALESCE($4, origin), sha256 = COALESCE($5, sha256), fetched_at = COALESCE($6, fetched_at), \
-             data_version = COALESCE($7, data_version) WHERE feed = $1",
+             data_version = COALESCE($7, data_version), \
+             bundle = NULL, \
+             data_date = CASE WHEN $9 THEN $8 WHEN data_date IS NULL OR $8 > data_date THEN COALESCE($8, data_date) ELSE data_date END \
+             WHERE feed = $1",
         ))
         .bind(feed)
         .bind(count)
@@ -103,6 +146,9 @@ impl Store {
         .bind(p.map(|p| p.sha256.clone()))
         .bind(p.map(|p| p.fetched_at.clone()))
         .bind(data_version)
+        // A replacement's data date is its own; an incremental write's can only move it forward.
+        .bind(data_date)
+        .bind(replaced)
         .execute(&mut **tx)
         .await
         .context(|| format!("updating the state of {feed}"))?;
@@ -187,6 +233,27 @@ impl Store {
         Ok(())
     }
 
+    /// Records that `feed` was just loaded from a bundle (`bundle`: its directory, created at
+    /// `created_at`), and dates the feed by the bundle's creation when its data gave no date
+    /// (records without dates: the bundle is then the newest the data can be).
+    pub async fn note_bundle(
+        &self,
+        feed: &str,
+        bundle: &str,
+        created_at: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql(
+            "UPDATE feed SET bundle = $3, data_date = COALESCE(data_date, $2) WHERE feed = $1",
+        ))
+        .bind(feed)
+        .bind(created_at)
+        .bind(bundle)
+        .execute(self.pool())
+        .await
+        .context(|| format!("dating {feed}"))?;
+        Ok(())
+    }
+
     /// The state of one feed.
     pub async fn feed(&self, feed: &str) -> Result<Option<FeedState>, StoreError> {
         Ok(self.feeds().await?.into_iter().find(|f| f.feed == feed))
@@ -215,6 +282,8 @@ impl Store {
                     sha256: get(r, "sha256")?,
                     fetched_at: get(r, "fetched_at")?,
                     data_version: get(r, "data_version")?,
+                    data_date: get(r, "data_date")?,
+                    bundle: get(r, "bundle")?,
                     etag: get(r, "etag")?,
                     http_last_modified: get(r, "http_last_modified")?,
                 })

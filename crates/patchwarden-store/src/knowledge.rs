@@ -54,9 +54,20 @@ struct Snapshot<'a> {
     source: Source,
     provenance: &'a Provenance,
     data_version: &'a str,
+    /// The date the snapshot gives itself (KEV's `dateReleased`, EPSS's score date).
+    data_date: Option<&'a str>,
     table: &'static str,
     stored_sql: &'static str,
     columns: &'a [&'a str],
+}
+
+/// The newest of some dates (RFC 3339 or `YYYY-MM-DD`: both order as text), if any.
+fn newest<'a>(dates: impl Iterator<Item = Option<&'a str>>) -> Option<String> {
+    dates
+        .flatten()
+        .filter(|d| d.len() >= 10 && d.as_bytes()[4] == b'-')
+        .max()
+        .map(str::to_owned)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -239,6 +250,11 @@ impl Store {
         }
         changes.record(self, &mut tx, feed).await?;
         let last = items.last().map(|(_, p)| p);
+        let data_date = newest(
+            items
+                .iter()
+                .map(|(a, _)| a.modified.as_deref().or(a.published.as_deref())),
+        );
         self.finish_feed(
             &mut tx,
             FeedWritten {
@@ -247,6 +263,7 @@ impl Store {
                 count_sql: "SELECT COUNT(*) FROM advisory WHERE feed = $1",
                 provenance: last,
                 data_version,
+                data_date: data_date.as_deref(),
                 replaced: mode == WriteMode::Replace,
             },
         )
@@ -469,6 +486,11 @@ impl Store {
         }
         changes.record(self, &mut tx, feed).await?;
         let last = items.last().map(|(_, p)| p);
+        let data_date = newest(
+            items
+                .iter()
+                .map(|(r, _)| r.last_modified.as_deref().or(r.published.as_deref())),
+        );
         self.finish_feed(
             &mut tx,
             FeedWritten {
@@ -477,6 +499,7 @@ impl Store {
                 count_sql: "SELECT COUNT(*) FROM cve WHERE $1 = $1",
                 provenance: last,
                 data_version,
+                data_date: data_date.as_deref(),
                 replaced: mode == WriteMode::Replace,
             },
         )
@@ -540,6 +563,7 @@ impl Store {
                 count_sql: &format!("SELECT COUNT(*) FROM {table} WHERE $1 = $1"),
                 provenance: Some(snapshot.provenance),
                 data_version: Some(snapshot.data_version),
+                data_date: snapshot.data_date,
                 replaced: true,
             },
         )
@@ -557,11 +581,19 @@ impl Store {
         catalog: &KevCatalog,
         p: &Provenance,
     ) -> Result<usize, StoreError> {
+        let kev_date = Some(catalog.date_released.clone())
+            .filter(|d| !d.is_empty())
+            .or_else(|| {
+                let v = catalog.catalog_version.replace('.', "-");
+                (patchwarden_model::days_between(&v, &v) == Some(0)).then_some(v)
+            });
         let snapshot = Snapshot {
             feed,
             source: Source::Kev,
             provenance: p,
             data_version: &catalog.catalog_version,
+            // `dateReleased`, else the catalog version, which CISA writes as the date (2025.08.25).
+            data_date: kev_date.as_deref(),
             table: "kev",
             stored_sql: "SELECT cve, doc FROM kev",
             columns: &[
@@ -608,6 +640,7 @@ impl Store {
             source: Source::Epss,
             provenance: p,
             data_version: &version,
+            data_date: snapshot.score_date.as_deref(),
             table: "epss",
             stored_sql: "SELECT cve, score, percentile FROM epss",
             columns: &["cve", "score", "percentile"],

@@ -131,6 +131,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0021_user_accounts.sql"),
         include_str!("../migrations/postgres/0021_user_accounts.sql"),
     ),
+    (
+        22,
+        "feed_data_date",
+        include_str!("../migrations/sqlite/0022_feed_data_date.sql"),
+        include_str!("../migrations/postgres/0022_feed_data_date.sql"),
+    ),
 ];
 
 /// Whether the SQLite file at `path` exists and has every migration applied (read with rusqlite,

@@ -233,7 +233,7 @@ pub(crate) fn sqlite_feeds(
     let mut stmt = conn
         .prepare(
             "SELECT feed, source, record_count, last_attempt, last_success, last_error, origin, \
-             sha256, fetched_at, data_version, etag, http_last_modified FROM feed ORDER BY feed",
+             sha256, fetched_at, data_version, etag, http_last_modified, data_date, bundle FROM feed ORDER BY feed",
         )
         .map_err(sqlite_error("reading feeds"))?;
     let rows = stmt
@@ -251,6 +251,8 @@ pub(crate) fn sqlite_feeds(
                 data_version: r.get(9)?,
                 etag: r.get(10)?,
                 http_last_modified: r.get(11)?,
+                data_date: r.get(12)?,
+                bundle: r.get(13)?,
             })
         })
         .map_err(sqlite_error("reading feeds"))?;

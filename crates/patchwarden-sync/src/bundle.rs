@@ -78,7 +78,7 @@ async fn feed_provenance(
     store: &Store,
     feed: &str,
     source: Source,
-) -> Result<Option<(Provenance, Option<String>)>, SyncError> {
+) -> Result<Option<(Provenance, Option<String>, Option<String>)>, SyncError> {
     let state = store.feed(feed).await?;
     Ok(state.filter(|s| s.record_count > 0).map(|s| {
         let p = Provenance {
@@ -87,7 +87,7 @@ async fn feed_provenance(
             fetched_at: s.fetched_at.unwrap_or_default(),
             sha256: s.sha256.unwrap_or_default(),
         };
-        (p, s.data_version)
+        (p, s.data_version, s.data_date)
     }))
 }
 
@@ -118,12 +118,12 @@ pub async fn export(store: &Store, dir: &Path) -> Result<String, SyncError> {
         .map(|(provenance, cve)| CveLine { provenance, cve })
         .collect();
     files.push(("cves.ndjson".into(), ndjson(&cves)?, cves.len()));
-    if let Some((provenance, version)) = feed_provenance(store, "kev", Source::Kev).await? {
+    if let Some((provenance, version, date)) = feed_provenance(store, "kev", Source::Kev).await? {
         let entries = store.all_kev().await?;
         let n = entries.len();
         let catalog = KevCatalog {
             catalog_version: version.unwrap_or_default(),
-            date_released: String::new(),
+            date_released: date.unwrap_or_default(),
             entries,
         };
         files.push((
@@ -135,7 +135,7 @@ pub async fn export(store: &Store, dir: &Path) -> Result<String, SyncError> {
             n,
         ));
     }
-    if let Some((provenance, version)) = feed_provenance(store, "epss", Source::Epss).await? {
+    if let Some((provenance, version, _)) = feed_provenance(store, "epss", Source::Epss).await? {
         let scores = store.all_epss().await?;
         let n = scores.len();
         let (model, date) = version
@@ -273,6 +273,7 @@ pub async fn import(store: &Store, dir: &Path) -> Result<usize, SyncError> {
         .get("epss.json")
         .map(|b| serde_json::from_slice(b).map_err(|e| SyncError::Data(format!("epss.json: {e}"))))
         .transpose()?;
+    let (has_cves, has_kev, has_epss) = (!cves.is_empty(), kev.is_some(), epss.is_some());
     // 3. Swap in, one feed at a time.
     let mut loaded = 0;
     for ((feed, source), items) in &by_feed {
@@ -291,6 +292,21 @@ pub async fn import(store: &Store, dir: &Path) -> Result<usize, SyncError> {
     if let Some(e) = epss {
         loaded += store
             .replace_epss("epss", &e.snapshot, &e.provenance)
+            .await?;
+    }
+    // Each feed says it came from this bundle; those whose records carry no date (the Debian
+    // tracker, Alpine secdb) are as new as the bundle at most: dated by its creation, so that an
+    // old bundle does not look fresh.
+    let label = format!("{} (created {})", dir.display(), manifest.created_at);
+    let mut feeds: Vec<&str> = by_feed.keys().map(|(feed, _)| feed.as_str()).collect();
+    for (present, feed) in [(has_cves, "nvd"), (has_kev, "kev"), (has_epss, "epss")] {
+        if present {
+            feeds.push(feed);
+        }
+    }
+    for feed in feeds {
+        store
+            .note_bundle(feed, &label, &manifest.created_at)
             .await?;
     }
     Ok(loaded)
