@@ -67,6 +67,11 @@ pub struct Target {
     /// Do not record first/last-seen times of findings in the store.
     #[arg(long)]
     pub no_history: bool,
+    /// Judge due dates, overdue flags, feed ages and support phases as of this day
+    /// (`YYYY-MM-DD`, UTC noon) instead of now — to reproduce what a report said on a past day or
+    /// see what a future one will say. Nothing is recorded in the history then.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub as_of: Option<String>,
 }
 
 /// The real-data snapshot shipped in the repository (`data/snapshot`, made by
@@ -157,6 +162,16 @@ pub(crate) fn options(target: &Target, record_history: bool) -> anyhow::Result<S
         .criticality
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--criticality: {e}"))?;
+    let as_of = target
+        .as_of
+        .as_deref()
+        .map(|d| {
+            d.parse::<jiff::civil::Date>()
+                .map(|d| format!("{d}T12:00:00Z"))
+                .map_err(|e| anyhow::anyhow!("--as-of {d:?}: not a date (YYYY-MM-DD): {e}"))
+        })
+        .transpose()?;
+    let defaults = ScanOptions::default();
     Ok(ScanOptions {
         asset: Asset {
             criticality,
@@ -165,8 +180,9 @@ pub(crate) fn options(target: &Target, record_history: bool) -> anyhow::Result<S
         ubuntu_pro: target.ubuntu_pro,
         policy,
         max_feed_age_days: target.max_age_days,
-        record_history: record_history && !target.no_history,
-        ..Default::default()
+        record_history: record_history && !target.no_history && as_of.is_none(),
+        now: as_of.unwrap_or(defaults.now.clone()),
+        ..defaults
     })
 }
 
@@ -427,10 +443,14 @@ fn write_table(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()>
     let h = &report.host;
     writeln!(
         out,
-        "Host: {} — {} ({} packages)",
+        "Host: {} — {} ({} packages){}",
         h.hostname.as_deref().unwrap_or(&h.root),
         h.os.as_deref().unwrap_or("unknown OS"),
-        h.packages
+        h.packages,
+        h.support
+            .as_deref()
+            .map(|s| format!("; {s}"))
+            .unwrap_or_default()
     )?;
     for f in report
         .knowledge

@@ -205,13 +205,36 @@ fn debian_root_scan_matches_python_apt() {
     assert_eq!(f["evidence"]["key_kind"], "source");
     assert_eq!(f["cvss"]["score"], 9.8);
     assert_eq!(f["severity"], "critical");
-    // Debian 12 regular support ended 2026-07-11 per distro-info-data: an EOL finding.
-    let eol = report["findings"]
+    // Debian 12's standard support ended 2026-07-11 per distro-info-data, Debian LTS (the
+    // regular archive) runs to 2028-06-30: as of a day in LTS, no end-of-life finding; after it,
+    // one (the support phases: `support_phases_decide_end_of_life`).
+    let as_of = |day: &str| {
+        findings(&scan(
+            &db,
+            &[
+                "--root",
+                root.to_str().unwrap(),
+                "--format",
+                "json",
+                "--as-of",
+                day,
+            ],
+        ))
+    };
+    let lts = as_of("2026-12-04");
+    assert_eq!(lts["host"]["support"], "Debian LTS until 2028-06-30");
+    assert!(lts["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["state"] != "eol"));
+    let after = as_of("2028-07-01");
+    let eol = after["findings"]
         .as_array()
         .unwrap()
         .iter()
         .find(|f| f["state"] == "eol")
-        .expect("an end-of-life finding");
+        .expect("an end-of-life finding after LTS");
     assert_eq!(eol["advisory_id"], "EOL:debian:12");
 }
 
@@ -723,6 +746,108 @@ fn filters_apply_before_the_gate_and_every_printed_id_explains() {
     for line in lines {
         assert_eq!(line.split(',').count(), header.len(), "{line}");
     }
+}
+
+/// Support phases from distro-info-data decide end of life, as of fixed days (`--as-of`): Debian 10
+/// after LTS is end of life (ELTS is Freexian's, paid), Debian 12 in LTS is not; Ubuntu 18.04
+/// past standard support is end of life without Pro, naming ESM and what it requires, and in ESM
+/// with Pro. The phase is in the report and the table; `explain` answers for the EOL id.
+#[test]
+fn support_phases_decide_end_of_life() {
+    let work = scratch("scan-support");
+    let db = work.join("kb.db");
+    let host = |name: &str, os_release: &str| {
+        let root = work.join(name);
+        write(&root.join("etc/os-release"), os_release);
+        write(&root.join("var/lib/dpkg/status"), "");
+        root
+    };
+    let buster = host(
+        "buster",
+        "ID=debian\nVERSION_ID=\"10\"\nVERSION_CODENAME=buster\n",
+    );
+    let bookworm = host(
+        "bookworm",
+        "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
+    );
+    let bionic = host(
+        "bionic",
+        "ID=ubuntu\nVERSION_ID=\"18.04\"\nVERSION_CODENAME=bionic\n",
+    );
+    let report = |root: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "--root",
+            root.to_str().unwrap(),
+            "--format",
+            "json",
+            "--as-of",
+            "2026-12-04",
+        ];
+        args.extend(extra);
+        findings(&scan(&db, &args))
+    };
+    let eol_of = |r: &serde_json::Value| {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["state"] == "eol")
+            .cloned()
+    };
+    let r = report(&buster, &[]);
+    assert_eq!(r["host"]["support"], "end of life since 2024-06-30");
+    let eol = eol_of(&r).expect("Debian 10 is end of life");
+    assert_eq!(eol["advisory_id"], "EOL:debian:10");
+    assert_eq!(eol["due"]["end-of-life"]["date"], "2024-06-30");
+    assert!(
+        eol["summary"].as_str().unwrap().contains(
+            "Debian ELTS (Freexian) until 2029-06-30 requires a Freexian ELTS subscription"
+        ),
+        "{eol}"
+    );
+    let r = report(&bookworm, &[]);
+    assert_eq!(r["host"]["support"], "Debian LTS until 2028-06-30");
+    assert!(eol_of(&r).is_none());
+    let r = report(&bionic, &[]);
+    let eol = eol_of(&r).expect("Ubuntu 18.04 without Pro is end of life");
+    assert_eq!(eol["due"]["end-of-life"]["date"], "2023-05-31");
+    assert!(
+        eol["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Ubuntu ESM until 2028-04-26 requires Ubuntu Pro"),
+        "{eol}"
+    );
+    let r = report(&bionic, &["--ubuntu-pro", "true"]);
+    assert_eq!(r["host"]["support"], "Ubuntu ESM until 2028-04-26");
+    assert!(eol_of(&r).is_none());
+    // The table names the phase; explain answers for the EOL id.
+    let table = scan(
+        &db,
+        &["--root", buster.to_str().unwrap(), "--as-of", "2026-12-04"],
+    );
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("; end of life since 2024-06-30"), "{text}");
+    let out = bin()
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "explain",
+            "EOL:debian:10",
+            "--root",
+            buster.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("FINDING (eol)"), "{text}");
+    // A bad day is named.
+    let bad = scan(
+        &db,
+        &["--root", buster.to_str().unwrap(), "--as-of", "2026-13-01"],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--as-of"));
 }
 
 #[test]

@@ -240,6 +240,7 @@ impl<'k> Assembler<'k> {
                 packages: inv.packages.len(),
                 running_kernel: inv.kernel.running.clone(),
                 reboot_required: inv.reboot.required,
+                support: self.support_phase(inv),
                 asset: options.asset,
                 history_key: history_key(inv),
             },
@@ -261,13 +262,70 @@ impl<'k> Assembler<'k> {
     }
 
     /// The end-of-life finding of a release past its standard support.
-    fn eol_finding<'a>(&self, inv: &'a Inventory) -> Option<Finding<'a>> {
+    /// Where the host's release stands today, for the subscriptions it has (Ubuntu Pro as the
+    /// options say, else as its inventory shows).
+    fn support<'l>(
+        &self,
+        inv: &Inventory,
+        life: &'l patchwarden_match::eol::Lifecycle,
+    ) -> patchwarden_match::eol::Support<'l> {
+        use patchwarden_match::eol::Subscription;
+        let pro = self.options.ubuntu_pro.unwrap_or_else(|| {
+            patchwarden_match::receives_ubuntu_pro(
+                &inv.os,
+                inv.packages.iter().map(|p| p.version.as_str()),
+            )
+        });
+        life.support(&self.today.to_string(), |s| {
+            s == Subscription::UbuntuPro && pro
+        })
+    }
+
+    /// The support phase the host is in, in words (`Debian LTS until 2028-06-30`), when its
+    /// release's lifecycle is known.
+    fn support_phase(&self, inv: &Inventory) -> Option<String> {
+        use patchwarden_match::eol::Support;
         let release = inv.os.release.as_ref()?;
         let life = self.knowledge.eol.lifecycle(release)?;
-        let eol: Date = life.eol.parse().ok()?;
-        if eol >= self.today {
+        Some(match self.support(inv, &life) {
+            Support::Standard { until } => format!("standard support until {until}"),
+            Support::Extended { phase } => format!("{} until {}", phase.name, phase.until),
+            Support::EndOfLife { since, .. } => format!("end of life since {since}"),
+        })
+    }
+
+    /// The end-of-life finding of a release no phase the host receives still supports (Debian
+    /// in LTS is supported; Ubuntu past standard support without Pro is not).
+    fn eol_finding<'a>(&self, inv: &'a Inventory) -> Option<Finding<'a>> {
+        use patchwarden_match::eol::Support;
+        let release = inv.os.release.as_ref()?;
+        let life = self.knowledge.eol.lifecycle(release)?;
+        let Support::EndOfLife { since, available } = self.support(inv, &life) else {
             return None;
-        }
+        };
+        let eol: Date = since.parse().ok()?;
+        let offers: Vec<String> = available
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} until {}{}",
+                    p.name,
+                    p.until,
+                    p.requires
+                        .map(|s| format!(" requires {}", s.name()))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        let summary = format!(
+            "{} has no security support this host receives since {since}{}",
+            release.display,
+            if offers.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", offers.join("; "))
+            }
+        );
         let due = DueDates(vec![Due {
             framework: "end-of-life",
             date: eol,
@@ -288,7 +346,7 @@ impl<'k> Assembler<'k> {
             state: FindingState::Eol,
             severity: Severity::High,
             facts: Arc::new(AdvisoryFacts {
-                published: Some(life.eol.clone()),
+                published: Some(since.to_owned()),
                 ..Default::default()
             }),
             ssvc: None,
@@ -296,15 +354,7 @@ impl<'k> Assembler<'k> {
             due,
             overdue: true,
             first_seen: None,
-            summary: Some(Cow::Owned(format!(
-                "{} reached the end of standard support on {}{}",
-                release.display,
-                life.eol,
-                life.extended_until
-                    .as_ref()
-                    .map(|e| format!(" (extended support until {e})"))
-                    .unwrap_or_default()
-            ))),
+            summary: Some(Cow::Owned(summary)),
             lifecycle: Some(life),
             evidence: None,
         })

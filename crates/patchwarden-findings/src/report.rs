@@ -173,6 +173,10 @@ pub struct HostSummary {
     pub packages: usize,
     pub running_kernel: Option<String>,
     pub reboot_required: Option<bool>,
+    /// The release's support phase today for this host (`standard support until 2026-07-11`,
+    /// `Debian LTS until 2028-06-30`, `end of life since 2023-05-31`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub support: Option<String>,
     pub asset: Asset,
     /// The key the finding history is kept under.
     pub history_key: String,

@@ -21,6 +21,82 @@ pub struct Lifecycle {
     pub extended_until: Option<String>,
     /// Where the dates come from.
     pub source: String,
+    /// The phases after standard support, in order (Debian LTS then ELTS; Ubuntu ESM then
+    /// Legacy).
+    #[serde(skip)]
+    pub phases: Vec<Phase>,
+}
+
+/// A support phase after standard support.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Phase {
+    /// `Debian LTS`, `Debian ELTS (Freexian)`, `Ubuntu ESM`, `Ubuntu Legacy support`.
+    pub name: &'static str,
+    /// Last day of fixes (`YYYY-MM-DD`).
+    pub until: String,
+    /// The subscription a host needs to receive its fixes (`None`: every host does — Debian LTS
+    /// publishes through the regular security archive).
+    pub requires: Option<Subscription>,
+}
+
+/// A subscription a support phase needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subscription {
+    UbuntuPro,
+    /// Ubuntu Pro's Legacy add-on (bought on top of Pro): never assumed.
+    UbuntuLegacy,
+    /// Freexian's Extended LTS for Debian (a separate archive, paid): never assumed.
+    FreexianElts,
+}
+
+impl Subscription {
+    pub fn name(self) -> &'static str {
+        match self {
+            Subscription::UbuntuPro => "Ubuntu Pro",
+            Subscription::UbuntuLegacy => "Ubuntu Pro with the Legacy add-on",
+            Subscription::FreexianElts => "a Freexian ELTS subscription",
+        }
+    }
+}
+
+/// Where a release stands on a day, for a host with the subscriptions it has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Support<'a> {
+    /// Standard support until the date.
+    Standard { until: &'a str },
+    /// An extended phase this host receives (`Debian LTS until 2028-06-30`).
+    Extended { phase: &'a Phase },
+    /// No phase this host receives publishes fixes any more: since `since` (the end of the last
+    /// one it received); `available`: later phases it could receive by subscribing.
+    EndOfLife {
+        since: &'a str,
+        available: Vec<&'a Phase>,
+    },
+}
+
+impl Lifecycle {
+    /// Where the release stands on `today` (`YYYY-MM-DD`) for a host that holds the
+    /// subscriptions `has` says it does: end of life only when no phase it receives still
+    /// publishes fixes.
+    pub fn support(&self, today: &str, has: impl Fn(Subscription) -> bool) -> Support<'_> {
+        if today <= self.eol.as_str() {
+            return Support::Standard { until: &self.eol };
+        }
+        let mut since = self.eol.as_str();
+        let mut available = Vec::new();
+        for phase in &self.phases {
+            let receives = phase.requires.is_none_or(&has);
+            if today <= phase.until.as_str() {
+                if receives {
+                    return Support::Extended { phase };
+                }
+                available.push(phase);
+            } else if receives {
+                since = &phase.until;
+            }
+        }
+        Support::EndOfLife { since, available }
+    }
 }
 
 /// Lifecycle data, read once.
@@ -74,6 +150,27 @@ impl EolTable {
                 let col = |name: &str| header.iter().position(|h| *h == name);
                 let (version, series, eol) = (col("version")?, col("series")?, col("eol")?);
                 let extended = col("eol-lts").or(col("eol-esm"));
+                // distro-info-data's columns after standard support, and who receives them.
+                let phase_columns: &[(&str, &'static str, Option<Subscription>)] =
+                    if release.distro == Distro::Debian {
+                        &[
+                            ("eol-lts", "Debian LTS", None),
+                            (
+                                "eol-elts",
+                                "Debian ELTS (Freexian)",
+                                Some(Subscription::FreexianElts),
+                            ),
+                        ]
+                    } else {
+                        &[
+                            ("eol-esm", "Ubuntu ESM", Some(Subscription::UbuntuPro)),
+                            (
+                                "eol-legacy",
+                                "Ubuntu Legacy support",
+                                Some(Subscription::UbuntuLegacy),
+                            ),
+                        ]
+                    };
                 for line in lines {
                     let fields: Vec<&str> = line.split(',').collect();
                     let field = |i: usize| fields.get(i).copied().filter(|f| !f.is_empty());
@@ -85,10 +182,21 @@ impl EolTable {
                             Some(s) == release.codename.as_deref() || s == release.release
                         });
                     if matches {
+                        let phases = phase_columns
+                            .iter()
+                            .filter_map(|(column, name, requires)| {
+                                Some(Phase {
+                                    name,
+                                    until: field(col(column)?)?.to_owned(),
+                                    requires: *requires,
+                                })
+                            })
+                            .collect();
                         return Some(Lifecycle {
                             eol: field(eol)?.to_owned(),
                             extended_until: extended.and_then(field).map(str::to_owned),
                             source: origin.clone(),
+                            phases,
                         });
                     }
                 }
@@ -105,6 +213,7 @@ impl EolTable {
                         eol: f[2].to_owned(),
                         extended_until: None,
                         source: f[3].to_owned(),
+                        phases: Vec::new(),
                     })
             }
         }
@@ -148,5 +257,69 @@ mod tests {
             "2025-11-01"
         );
         assert!(t.lifecycle(&release("fedora", "40", None)).is_none());
+    }
+
+    /// End of life only when no phase the host receives still publishes fixes: Debian 12 is in
+    /// LTS (the regular archive, every host) after 2026-07-11, Debian 10 is past LTS (ELTS is
+    /// Freexian's, paid); Ubuntu 18.04 past standard support is end of life without Pro and in
+    /// ESM with it.
+    #[test]
+    fn support_phases_decide_end_of_life() {
+        let t = EolTable::embedded();
+        let none = |_: Subscription| false;
+        let pro = |s: Subscription| s == Subscription::UbuntuPro;
+        let bookworm = t
+            .lifecycle(&release("debian", "12", Some("bookworm")))
+            .unwrap();
+        assert_eq!(
+            bookworm.support("2026-07-11", none),
+            Support::Standard {
+                until: "2026-07-11"
+            }
+        );
+        match bookworm.support("2026-12-04", none) {
+            Support::Extended { phase } => {
+                assert_eq!(
+                    (phase.name, phase.until.as_str()),
+                    ("Debian LTS", "2028-06-30")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let buster = t
+            .lifecycle(&release("debian", "10", Some("buster")))
+            .unwrap();
+        match buster.support("2026-12-04", none) {
+            Support::EndOfLife { since, available } => {
+                assert_eq!(since, "2024-06-30");
+                assert_eq!(available[0].name, "Debian ELTS (Freexian)");
+            }
+            other => panic!("{other:?}"),
+        }
+        let bionic = t
+            .lifecycle(&release("ubuntu", "18.04", Some("bionic")))
+            .unwrap();
+        match bionic.support("2026-12-04", none) {
+            Support::EndOfLife { since, available } => {
+                assert_eq!(since, "2023-05-31");
+                assert_eq!(
+                    (available[0].name, available[0].until.as_str()),
+                    ("Ubuntu ESM", "2028-04-26")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            bionic.support("2026-12-04", pro),
+            Support::Extended { phase } if phase.name == "Ubuntu ESM"
+        ));
+        // Past ESM, only the Legacy add-on (bought on top of Pro) carries a host on.
+        match bionic.support("2029-01-01", pro) {
+            Support::EndOfLife { since, available } => {
+                assert_eq!(since, "2028-04-26");
+                assert_eq!(available[0].name, "Ubuntu Legacy support");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
