@@ -16,7 +16,8 @@
 //! [`job_board`] (hosts with queued jobs), [`rollouts`] (the rollout driver) — each owning its
 //! store handle; [`admin`] (users and tokens, shared with the CLI), [`documents`] (stored
 //! documents read back into their types), [`host_cache`], [`tls`], [`secrets`], [`assets`],
-//! metrics, `config` ([`ServerConfig`]) and `server` ([`Server`]: bind and serve). The modules
+//! metrics, `config` ([`ServerConfig`]), `server` ([`Server`]: bind and serve) and `lingering` (how
+//! a connection ends: what a client still sends is dropped below TLS so that it reads its answer). The modules
 //! import one another without a loop (`tests/module_graph.rs` holds that).
 
 pub mod admin;
