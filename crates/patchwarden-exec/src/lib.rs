@@ -134,6 +134,11 @@ impl Executor {
             Ok(o) => {
                 let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
                 text.push_str(&String::from_utf8_lossy(&o.stderr));
+                // A NUL in a command's output would make the whole report unstorable (the server
+                // refuses it; PostgreSQL cannot keep it): shown as U+FFFD like other bad bytes.
+                if text.contains('\0') {
+                    text = text.replace('\0', "\u{fffd}");
+                }
                 (o.status.code(), text)
             }
             Err(e) => (None, format!("cannot run {}: {e}", argv[0])),
@@ -570,4 +575,23 @@ fn http_status(url: &str) -> Result<u16, HttpCheckError> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| HttpCheckError::NotHttpAnswer(line.into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A NUL in a command's output (a hook printing binary data) never reaches the report, which
+    /// the server would refuse whole: it is shown as U+FFFD, the rest kept.
+    #[test]
+    fn a_nul_in_a_commands_output_is_replaced() {
+        let exec = Executor::new(Path::new("/"));
+        let step = exec.step_at(
+            JobStage::HealthCheck,
+            vec!["printf".into(), "a\\0b".into()],
+            true,
+        );
+        assert_eq!(step.status, Some(0));
+        assert_eq!(step.output, "a\u{fffd}b");
+    }
 }

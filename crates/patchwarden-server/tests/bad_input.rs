@@ -263,7 +263,10 @@ async fn ids_queries_and_fields_are_checked_and_named() {
             (&post, "/v1/changes".into(), admin, Some(change_remove.as_bytes()), 400, "invalid deb version"),
             (&post, "/v1/changes".into(), admin, Some(change_revoked.as_bytes()), 400, "is revoked"),
             (&post, format!("/v1/hosts/{a}/jobs"), admin, Some(br#"{"operation":"erase","packages":[{"name":"a","version":"1"}]}"#), 400, "unknown variant"),
-            (&post, job_report, host, Some(br#"{"id":"job-1","outcome":{"outcome":"succeeded"},"steps":[],"recovered":false,"reboot_required":false,"reboot_now":false}"#), 400, "sent to"),
+            (&post, job_report.clone(), host, Some(br#"{"id":"job-1","outcome":{"outcome":"succeeded"},"steps":[],"recovered":false,"reboot_required":false,"reboot_now":false}"#), 400, "sent to"),
+            // A NUL anywhere in a body (PostgreSQL cannot store one: it was a 503) is a 400 naming where.
+            (&post, job_report, host, Some(br#"{"id":"job-1\u0000","outcome":{"outcome":"succeeded"},"steps":[],"recovered":false,"reboot_required":false,"reboot_now":false}"#), 400, ".id: holds a NUL"),
+            (&post, "/v1/changes".into(), admin, Some(br#"{"title":"t\u0000","kind":"normal","hosts":[1],"packages":[{"name":"a","version":"1"}]}"#), 400, ".title: holds a NUL"),
             (&post, "/v1/plans".into(), admin, Some(br#"{"hosts":[]}"#), 400, "no hosts"),
             (&post, "/v1/plans".into(), admin, Some(br#"{"hosts":[1],"today":"tomorrow"}"#), 400, "today"),
             (&post, "/v1/plans".into(), admin, Some(br#"{"hosts":[999]}"#), 400, "no host 999"),

@@ -90,25 +90,6 @@ pub async fn enroll(
 /// A check-in: the hot path. The credential is checked from the headers before the body is read;
 /// the body is parsed as a [`CheckInView`] whose packages borrow from it (copying them was most of
 /// a check-in's CPU).
-/// Where in `value` a string holds U+0000 (`check-in.inventory.packages[3].version`).
-fn nul_path(value: &serde_json::Value, at: &str) -> Option<String> {
-    match value {
-        serde_json::Value::String(s) => s.contains('\0').then(|| at.to_owned()),
-        serde_json::Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| nul_path(v, &format!("{at}[{i}]"))),
-        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
-            if k.contains('\0') {
-                Some(format!("{at} (a key)"))
-            } else {
-                nul_path(v, &format!("{at}.{k}"))
-            }
-        }),
-        _ => None,
-    }
-}
-
 pub async fn check_in(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -135,18 +116,8 @@ pub async fn check_in(
         .map_err(|e| ApiError::BadRequest(format!("check-in: the body is not UTF-8: {e}")))?;
     let report: CheckInView<'_> =
         serde_json::from_str(text).map_err(|e| ApiError::BadRequest(format!("check-in: {e}")))?;
-    // A NUL (only ever escaped in JSON) is in no package manager's output and PostgreSQL cannot
-    // store it: refused, named, on every backend alike (the rare path finds where it is).
-    if text.contains("\\u0000") {
-        if let Some(path) = serde_json::from_str::<serde_json::Value>(text)
-            .ok()
-            .and_then(|v| nul_path(&v, "check-in"))
-        {
-            return Err(ApiError::BadRequest(format!(
-                "{path}: holds a NUL character (U+0000), which no package manager writes"
-            )));
-        }
-    }
+    // A NUL is in no package manager's output and PostgreSQL cannot store it.
+    crate::extract::refuse_nul(text.as_bytes(), "check-in")?;
     if known.is_some() && report.inventory.is_some() {
         host_id = state
             .hosts
