@@ -478,26 +478,38 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// dpkg status of a bionic host with netty 1:4.1.7-4 (behind UBUNTU-CVE-2022-24823's Pro fix).
+const NETTY_STATUS: &str = "Package: libnetty-java\nStatus: install ok installed\nArchitecture: all\nSource: netty\nVersion: 1:4.1.7-4\n\n";
+
+/// A scratch directory `name` with a store holding the real Ubuntu OSV `records` and a bionic root
+/// made of files (os-release, the dpkg `status`); answers (work dir, store, root).
+fn bionic_with(name: &str, records: &[&str], status: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let work = scratch(name);
+    let db = work.join("kb.db");
+    let paths: Vec<PathBuf> = records
+        .iter()
+        .map(|r| fixtures().join("osv/ubuntu").join(r))
+        .collect();
+    import(&db, &paths.iter().map(PathBuf::as_path).collect::<Vec<_>>());
+    let root = work.join("root");
+    write(
+        &root.join("etc/os-release"),
+        "NAME=\"Ubuntu\"\nID=ubuntu\nVERSION_ID=\"18.04\"\nVERSION_CODENAME=bionic\n",
+    );
+    write(&root.join("var/lib/dpkg/status"), status);
+    (work, db, root)
+}
+
 /// Ubuntu Pro end to end, on a bionic root whose dpkg status holds netty 1:4.1.7-4 and the real
 /// UBUNTU-CVE-2022-24823 (fixed under `Ubuntu:Pro:18.04:LTS` only, in 1:4.1.7-4ubuntu0.1+esm3):
 /// without an ESM apt source the finding is `fix_requires_subscription` (explain says Ubuntu Pro),
 /// with `pro enable esm-apps`'s source it is `fix_available`; `--ubuntu-pro` overrides both.
 #[test]
 fn ubuntu_pro_is_read_from_apt_sources() {
-    let work = scratch("scan-ubuntu-pro");
-    let db = work.join("kb.db");
-    import(
-        &db,
-        &[&fixtures().join("osv/ubuntu/UBUNTU-CVE-2022-24823.json")],
-    );
-    let root = work.join("root");
-    write(
-        &root.join("etc/os-release"),
-        "NAME=\"Ubuntu\"\nID=ubuntu\nVERSION_ID=\"18.04\"\nVERSION_CODENAME=bionic\n",
-    );
-    write(
-        &root.join("var/lib/dpkg/status"),
-        "Package: libnetty-java\nStatus: install ok installed\nArchitecture: all\nSource: netty\nVersion: 1:4.1.7-4\n\n",
+    let (_, db, root) = bionic_with(
+        "scan-ubuntu-pro",
+        &["UBUNTU-CVE-2022-24823.json"],
+        NETTY_STATUS,
     );
     write(
         &root.join("etc/apt/sources.list"),
@@ -567,20 +579,10 @@ fn ubuntu_pro_is_read_from_apt_sources() {
 /// the table and stderr warn, and `--fail-on any` fails on them even with no finding.
 #[test]
 fn unparsable_installed_versions_are_named() {
-    let work = scratch("scan-unparsable");
-    let db = work.join("kb.db");
-    import(
-        &db,
-        &[&fixtures().join("osv/ubuntu/UBUNTU-CVE-2022-24823.json")],
-    );
-    let root = work.join("root");
-    write(
-        &root.join("etc/os-release"),
-        "ID=ubuntu\nVERSION_ID=\"18.04\"\nVERSION_CODENAME=bionic\n",
-    );
-    write(
-        &root.join("var/lib/dpkg/status"),
-        "Package: libnetty-java\nStatus: install ok installed\nArchitecture: all\nSource: netty\nVersion: 1:4.1.7-4\n\n",
+    let (work, db, root) = bionic_with(
+        "scan-unparsable",
+        &["UBUNTU-CVE-2022-24823.json"],
+        NETTY_STATUS,
     );
     let base = inventory_json(&root);
     for bad in ["", "a b", "-", "1.0\u{0}"] {
@@ -634,24 +636,13 @@ fn unparsable_installed_versions_are_named() {
 /// date.
 #[test]
 fn filters_apply_before_the_gate_and_every_printed_id_explains() {
-    let work = scratch("scan-filters");
-    let db = work.join("kb.db");
-    import(
-        &db,
-        &[
-            &fixtures().join("osv/ubuntu/UBUNTU-CVE-2022-24823.json"),
-            &fixtures().join("osv/ubuntu/UBUNTU-CVE-2016-20013.json"),
-        ],
+    let status = format!(
+        "{NETTY_STATUS}Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nSource: glibc\nVersion: 2.27-3ubuntu1.6\n\n"
     );
-    let root = work.join("root");
-    write(
-        &root.join("etc/os-release"),
-        "ID=ubuntu\nVERSION_ID=\"18.04\"\nVERSION_CODENAME=bionic\n",
-    );
-    write(
-        &root.join("var/lib/dpkg/status"),
-        "Package: libnetty-java\nStatus: install ok installed\nArchitecture: all\nSource: netty\nVersion: 1:4.1.7-4\n\n\
-         Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nSource: glibc\nVersion: 2.27-3ubuntu1.6\n\n",
+    let (_, db, root) = bionic_with(
+        "scan-filters",
+        &["UBUNTU-CVE-2022-24823.json", "UBUNTU-CVE-2016-20013.json"],
+        &status,
     );
     let root_arg = root.to_str().unwrap();
     let run = |extra: &[&str]| {

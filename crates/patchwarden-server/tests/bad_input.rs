@@ -383,20 +383,26 @@ async fn unparsable_installed_versions_are_named_for_the_host() {
             Some("bookworm"),
             &[("curl", "7.88.1\u{0}", "curl", "7.88.1")],
         );
-        let body = serde_json::json!({
-            "idempotency_key": "nul-1",
-            "digest": patchwarden_model::fleet::inventory_digest(&with_nul),
-            "inventory": with_nul,
-            "agent_version": "test",
-        });
-        let (status, text) = h
-            .call(
-                &Method::POST,
-                "/v1/checkin",
-                Some(&host),
-                Some(body.to_string().into_bytes()),
-            )
-            .await;
+        // A full check-in of `inventory` by host B under `key`.
+        let check_in = |key: &'static str, inventory: patchwarden_model::Inventory| {
+            let body = serde_json::json!({
+                "idempotency_key": key,
+                "digest": patchwarden_model::fleet::inventory_digest(&inventory),
+                "inventory": inventory,
+                "agent_version": "test",
+            });
+            let (h, host) = (&h, &host);
+            async move {
+                h.call(
+                    &Method::POST,
+                    "/v1/checkin",
+                    Some(host),
+                    Some(body.to_string().into_bytes()),
+                )
+                .await
+            }
+        };
+        let (status, text) = check_in("nul-1", with_nul).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{}: {text}", h.backend);
         assert!(
             text.contains("check-in.inventory.packages[0].version: holds a NUL"),
@@ -416,20 +422,7 @@ async fn unparsable_installed_versions_are_named_for_the_host() {
             .collect();
         let inventory =
             patchwarden_model::testing::inventory("debian", "12", Some("bookworm"), &list);
-        let body = serde_json::json!({
-            "idempotency_key": "unparsable-1",
-            "digest": patchwarden_model::fleet::inventory_digest(&inventory),
-            "inventory": inventory,
-            "agent_version": "test",
-        });
-        let (status, text) = h
-            .call(
-                &Method::POST,
-                "/v1/checkin",
-                Some(&host),
-                Some(body.to_string().into_bytes()),
-            )
-            .await;
+        let (status, text) = check_in("unparsable-1", inventory).await;
         assert_eq!(status, StatusCode::OK, "{}: {text}", h.backend);
         let (status, page) = h
             .json(
