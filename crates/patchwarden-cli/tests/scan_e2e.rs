@@ -841,6 +841,101 @@ fn support_phases_decide_end_of_life() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--as-of"));
 }
 
+/// Independent: Red Hat's unfixed statements for RHEL 7 in the VEX files, applied by source RPM
+/// name to an inventory (`known_affected` or a `no_fix_planned`/`none_available` remediation;
+/// `no_fix_planned` is will-not-fix).
+const VEX_ORACLE: &str = r#"
+import json, os, sys
+vex_dir, inv = sys.argv[1], json.load(open(sys.argv[2]))
+for name in sorted(os.listdir(vex_dir)):
+    doc = json.load(open(os.path.join(vex_dir, name)))
+    for v in doc["vulnerabilities"]:
+        states = {}
+        for pid in v.get("product_status", {}).get("known_affected", []):
+            states[pid] = "no_fix_yet"
+        for r in v.get("remediations", []):
+            for pid in r.get("product_ids", []):
+                if r["category"] == "no_fix_planned":
+                    states[pid] = "will_not_fix"
+                elif r["category"] == "none_available":
+                    states.setdefault(pid, "no_fix_yet")
+        for pid, state in states.items():
+            platform, _, component = pid.partition(":")
+            if platform != "red_hat_enterprise_linux_7":
+                continue
+            for p in inv["packages"]:
+                if p["source_name"] == component:
+                    print(f"{p['name']}\t{v['cve']}\t{state}")
+"#;
+
+/// A RHEL rebuild's findings from Red Hat's unfixed statements (the real VEX files of
+/// `tests/data/redhat/csaf-vex`) on a SYNTHETIC Oracle Linux 7 inventory of real RHEL 7 package
+/// versions, against an independent reading of the same files in Python; each such finding says it
+/// is derived from Red Hat's data.
+#[test]
+fn rebuild_findings_from_red_hat_match_an_independent_reading() {
+    if !tool_available("python3") {
+        return;
+    }
+    let work = scratch("scan-rebuild-vex");
+    let db = work.join("kb.db");
+    let vex = fixtures().join("redhat/csaf-vex");
+    import(&db, &[&vex]);
+    let inventory = patchwarden_model::testing::inventory(
+        "ol",
+        "7.9",
+        None,
+        &[
+            ("pam", "1.1.8-23.el7", "pam", "1.1.8-23.el7"),
+            ("pam-devel", "1.1.8-23.el7", "pam", "1.1.8-23.el7"),
+            ("curl", "7.29.0-59.el7", "curl", "7.29.0-59.el7"),
+            ("libcurl", "7.29.0-59.el7", "curl", "7.29.0-59.el7"),
+            ("samba-client", "4.10.16-25.el7", "samba", "4.10.16-25.el7"),
+            ("bash", "4.2.46-35.el7", "bash", "4.2.46-35.el7"),
+        ],
+    );
+    let path = work.join("ol7.json");
+    std::fs::write(&path, serde_json::to_vec(&inventory).unwrap()).unwrap();
+    let report = findings(&scan(
+        &db,
+        &["--inventory", path.to_str().unwrap(), "--format", "json"],
+    ));
+    let derived: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["evidence"]["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("derived from Red Hat"))
+        })
+        .collect();
+    let ours: BTreeSet<(String, String, String)> = derived
+        .iter()
+        .map(|f| {
+            (
+                f["package"].as_str().unwrap().to_owned(),
+                f["cves"][0].as_str().unwrap().to_owned(),
+                f["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let theirs = python_triples(VEX_ORACLE, &[&vex, &path]);
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.contains(&(
+            "pam-devel".into(),
+            "CVE-2024-10041".into(),
+            "will_not_fix".into()
+        )),
+        "{ours:?}"
+    );
+    for f in derived {
+        assert_eq!(f["fixed_version"], serde_json::Value::Null, "{f}");
+        assert_eq!(f["evidence"]["matched_name"], "pam");
+    }
+}
+
 #[test]
 fn bad_inputs_are_named() {
     let work = scratch("scan-bad");

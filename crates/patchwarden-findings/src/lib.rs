@@ -23,7 +23,7 @@ use std::collections::HashMap;
 
 use patchwarden_match::eol::EolTable;
 use patchwarden_match::{KnowledgeIndex, Outcome, Verdict};
-use patchwarden_model::Inventory;
+use patchwarden_model::{Distro, Inventory};
 use patchwarden_risk::policy::Policy;
 use patchwarden_risk::Asset;
 use patchwarden_store::{FeedState, Store, StoreError};
@@ -141,9 +141,42 @@ pub async fn load_for_host(
     };
     let distro = release.distro.id();
     let names = patchwarden_match::lookup_names(inv);
-    let found = store
+    let mut found = store
         .host_knowledge(distro, &release.release, &names)
         .await?;
+    // A RHEL rebuild also reads Red Hat's statements for the RHEL release it follows (their
+    // unfixed ones apply to it; `patchwarden_match::rhel_upstream`).
+    let upstream = patchwarden_match::rhel_upstream(release.distro);
+    if upstream {
+        let rhel = store
+            .host_knowledge(Distro::Rhel.id(), &release.release, &names)
+            .await?;
+        let seen: std::collections::HashSet<(String, String)> = found
+            .advisories
+            .iter()
+            .map(|(feed, _, a)| (feed.clone(), a.id.clone()))
+            .collect();
+        found.advisories.extend(
+            rhel.advisories
+                .into_iter()
+                .filter(|(feed, _, a)| !seen.contains(&(feed.clone(), a.id.clone()))),
+        );
+        let cves: std::collections::HashSet<String> =
+            found.cves.iter().map(|c| c.id.clone()).collect();
+        found
+            .cves
+            .extend(rhel.cves.into_iter().filter(|c| !cves.contains(&c.id)));
+        let kev: std::collections::HashSet<String> =
+            found.kev.iter().map(|k| k.cve.clone()).collect();
+        found
+            .kev
+            .extend(rhel.kev.into_iter().filter(|k| !kev.contains(&k.cve)));
+        let epss: std::collections::HashSet<String> =
+            found.epss.iter().map(|e| e.cve.clone()).collect();
+        found
+            .epss
+            .extend(rhel.epss.into_iter().filter(|e| !epss.contains(&e.cve)));
+    }
     let rejected: Vec<String> = found
         .cves
         .iter()
@@ -156,9 +189,11 @@ pub async fn load_for_host(
     let mut advisories = found.advisories;
     for (_, _, advisory) in &mut advisories {
         advisory.affected.retain(|p| {
-            p.release
-                .as_ref()
-                .is_some_and(|r| r.distro == Some(release.distro) && r.release == release.release)
+            p.release.as_ref().is_some_and(|r| {
+                r.release == release.release
+                    && (r.distro == Some(release.distro)
+                        || (upstream && r.distro == Some(Distro::Rhel)))
+            })
         });
     }
     let enrichment = Enrichment::from_parts(found.cves, found.kev, found.epss);

@@ -463,12 +463,18 @@ fn evaluate_filtered<'a>(
     let Some(release) = &inv.os.release else {
         return Vec::new();
     };
-    let Some(by_package) = index
+    let own = index
         .entries
-        .get(&(release.distro, release.release.clone()))
-    else {
+        .get(&(release.distro, release.release.clone()));
+    // A RHEL rebuild also reads Red Hat's unfixed statements for the RHEL release it follows.
+    let upstream = rhel_upstream(release.distro)
+        .then(|| index.entries.get(&(Distro::Rhel, release.release.clone())))
+        .flatten();
+    if own.is_none() && upstream.is_none() {
         return Vec::new();
-    };
+    }
+    static EMPTY: std::sync::LazyLock<ReleaseEntries> = std::sync::LazyLock::new(Default::default);
+    let by_package = own.unwrap_or(&EMPTY);
     let scheme = release.distro.scheme();
     let ubuntu_pro = options.ubuntu_pro.unwrap_or_else(|| {
         receives_ubuntu_pro(&inv.os, inv.packages.iter().map(|p| p.version.as_str()))
@@ -549,9 +555,77 @@ fn evaluate_filtered<'a>(
                 });
             }
         }
+        if let Some(upstream) = upstream {
+            derived_from_red_hat(
+                upstream, index, p, scheme, only, keep_all, ubuntu_pro, &mut out,
+            );
+        }
     }
     settle_kernels(&mut out);
     out
+}
+
+/// The note on a verdict derived from Red Hat's statement for a rebuild.
+pub const DERIVED_FROM_RED_HAT: &str = "derived from Red Hat's VEX statement for the RHEL release this rebuild follows (the rebuild publishes errata for fixed flaws only)";
+
+/// Whether a distribution rebuilds RHEL release for release (AlmaLinux, Rocky, Oracle Linux): its
+/// own errata cover fixed flaws only, so Red Hat's unfixed statements apply to it.
+pub fn rhel_upstream(distro: Distro) -> bool {
+    matches!(distro, Distro::Almalinux | Distro::Rocky | Distro::Oracle)
+}
+
+/// Red Hat's unfixed statements (VEX: affected, fix deferred, will not fix, out of support scope)
+/// for the RHEL release a rebuild follows, matched by the installed package's source RPM name
+/// (Red Hat states them per source component) and marked as derived. Fixed versions never come
+/// from here: the rebuild's own errata give those.
+#[allow(clippy::too_many_arguments)]
+fn derived_from_red_hat<'a>(
+    upstream: &'a ReleaseEntries,
+    index: &'a KnowledgeIndex,
+    p: &'a InstalledPackage,
+    scheme: patchwarden_version::Scheme,
+    only: Option<u32>,
+    keep_all: bool,
+    ubuntu_pro: bool,
+    out: &mut Vec<Verdict<'a>>,
+) {
+    let Some(entries) = upstream.binary.get(p.source_name.as_str()) else {
+        return;
+    };
+    let Ok(installed_key) = SortKey::new(scheme, &p.source_version) else {
+        return;
+    };
+    for e in entries.iter().filter(|e| {
+        only.is_none_or(|n| e.advisory == n)
+            && matches!(
+                e.state,
+                FixState::NotFixedYet | FixState::WillNotFix | FixState::EndOfLife
+            )
+            && index.advisory(e.advisory).source == Source::RedhatVex
+    }) {
+        let a = index.advisory(e.advisory);
+        let outcome = decide(e, a, &installed_key, false, ubuntu_pro);
+        if !keep_all && !matches!(outcome, Outcome::Finding(_)) {
+            continue;
+        }
+        out.push(Verdict {
+            package: &p.name,
+            installed_version: &p.version,
+            arch: &p.arch,
+            matched_name: &p.source_name,
+            key_kind: PackageKeyKind::Source,
+            compared_version: &p.source_version,
+            scheme: scheme.name(),
+            advisory: e.advisory,
+            advisory_id: &a.id,
+            fixed_version: None,
+            package_severity: e.severity.as_deref(),
+            stream: e.stream.as_deref(),
+            note: Some(DERIVED_FROM_RED_HAT),
+            outcome,
+            kernel_running: None,
+        });
+    }
 }
 
 /// The outcome of one entry for one installed version, before kernel rules.

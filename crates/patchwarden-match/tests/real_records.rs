@@ -381,6 +381,69 @@ fn ubuntu_pro_streams_with_and_without_pro() {
     );
 }
 
+/// A RHEL rebuild reads Red Hat's unfixed statements for the RHEL release it follows, by source RPM:
+/// the real VEX for CVE-2024-10041 says RHEL 7's pam is out of support scope (`no_fix_planned`), so
+/// an Oracle Linux 7 host's pam and pam-devel (source pam) are `will_not_fix`, marked as derived
+/// from Red Hat; RHEL 9's pam is fixed, and a fixed version never comes from Red Hat for a rebuild
+/// (its own errata give those): an AlmaLinux 9 host gets nothing from this record.
+#[test]
+fn rebuilds_take_red_hats_unfixed_statements_by_source_rpm() {
+    let bytes = std::fs::read(data("redhat/csaf-vex/cve-2024-10041.json")).unwrap();
+    let advisories = patchwarden_feeds::redhat::parse(&bytes, "vex").unwrap();
+    let index = KnowledgeIndex::build(
+        advisories
+            .into_iter()
+            .map(|a| ("redhat-vex".to_owned(), provenance(Source::RedhatVex), a)),
+        [],
+    );
+    let ol7 = inventory(
+        "ol",
+        "7.9",
+        None,
+        &[
+            ("pam", "1.1.8-23.el7", "pam", "1.1.8-23.el7"),
+            ("pam-devel", "1.1.8-23.el7", "pam", "1.1.8-23.el7"),
+            ("bash", "4.2.46-34.el7", "bash", "4.2.46-34.el7"),
+        ],
+    );
+    let v = run(&ol7, &index);
+    for package in ["pam", "pam-devel"] {
+        assert_eq!(
+            outcome(&v, package, "CVE-2024-10041"),
+            [Outcome::Finding(F::WillNotFix)],
+            "{package}"
+        );
+        let hit = v.iter().find(|v| v.package == package).unwrap();
+        assert_eq!(hit.note, Some(patchwarden_match::DERIVED_FROM_RED_HAT));
+        assert_eq!(
+            (hit.matched_name, hit.key_kind),
+            ("pam", PackageKeyKind::Source)
+        );
+        assert_eq!(hit.fixed_version, None);
+    }
+    assert!(outcome(&v, "bash", "CVE-2024-10041").is_empty());
+    let alma9 = inventory(
+        "almalinux",
+        "9.4",
+        None,
+        &[("pam", "1.5.1-19.el9", "pam", "1.5.1-19.el9")],
+    );
+    assert!(run(&alma9, &index).is_empty());
+    // RHEL itself is matched by binary as before (no derived note).
+    let rhel7 = inventory(
+        "rhel",
+        "7.9",
+        None,
+        &[("pam", "1.1.8-23.el7", "pam", "1.1.8-23.el7")],
+    );
+    let v = run(&rhel7, &index);
+    assert_eq!(
+        outcome(&v, "pam", "CVE-2024-10041"),
+        [Outcome::Finding(F::WillNotFix)]
+    );
+    assert_ne!(v[0].note, Some(patchwarden_match::DERIVED_FROM_RED_HAT));
+}
+
 #[test]
 fn debian_tracker_states() {
     let bytes = std::fs::read(data(
