@@ -568,10 +568,9 @@ fn evaluate_filtered<'a>(
 /// The note on a verdict derived from Red Hat's statement for a rebuild.
 pub const DERIVED_FROM_RED_HAT: &str = "derived from Red Hat's VEX statement for the RHEL release this rebuild follows (the rebuild publishes errata for fixed flaws only)";
 
-/// Whether a distribution rebuilds RHEL release for release (AlmaLinux, Rocky, Oracle Linux): its
-/// own errata cover fixed flaws only, so Red Hat's unfixed statements apply to it.
+/// Whether Red Hat's unfixed statements apply to a distribution ([`Distro::follows_rhel`]).
 pub fn rhel_upstream(distro: Distro) -> bool {
-    matches!(distro, Distro::Almalinux | Distro::Rocky | Distro::Oracle)
+    distro.follows_rhel()
 }
 
 /// Red Hat's unfixed statements (VEX: affected, fix deferred, will not fix, out of support scope)

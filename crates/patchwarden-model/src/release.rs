@@ -25,6 +25,28 @@ pub enum Distro {
 }
 
 impl Distro {
+    pub const ALL: [Distro; 14] = [
+        Distro::Debian,
+        Distro::Ubuntu,
+        Distro::Rhel,
+        Distro::Almalinux,
+        Distro::Rocky,
+        Distro::Centos,
+        Distro::Fedora,
+        Distro::Oracle,
+        Distro::Amazon,
+        Distro::Mariner,
+        Distro::Azurelinux,
+        Distro::Sles,
+        Distro::Opensuse,
+        Distro::Alpine,
+    ];
+
+    /// The distribution whose [`Distro::id`] is `id` (`almalinux`, `oracle`).
+    pub fn from_id(id: &str) -> Option<Distro> {
+        Distro::ALL.into_iter().find(|d| d.id() == id)
+    }
+
     /// The distribution for an os-release `ID`.
     pub fn from_os_release_id(id: &str) -> Option<Distro> {
         Some(match id {
@@ -65,6 +87,13 @@ impl Distro {
             Distro::Opensuse => "opensuse",
             Distro::Alpine => "alpine",
         }
+    }
+
+    /// Whether the distribution rebuilds RHEL release for release (AlmaLinux, Rocky, Oracle
+    /// Linux): its own errata cover fixed flaws only, so Red Hat's unfixed statements for the same
+    /// major release apply to it.
+    pub fn follows_rhel(self) -> bool {
+        matches!(self, Distro::Almalinux | Distro::Rocky | Distro::Oracle)
     }
 
     /// The version ordering of the distribution's package manager.
@@ -194,23 +223,9 @@ mod tests {
 
     #[test]
     fn ids_are_the_serialized_names() {
-        for d in [
-            Distro::Debian,
-            Distro::Ubuntu,
-            Distro::Rhel,
-            Distro::Almalinux,
-            Distro::Rocky,
-            Distro::Centos,
-            Distro::Fedora,
-            Distro::Oracle,
-            Distro::Amazon,
-            Distro::Mariner,
-            Distro::Azurelinux,
-            Distro::Sles,
-            Distro::Opensuse,
-            Distro::Alpine,
-        ] {
+        for d in Distro::ALL {
             assert_eq!(serde_json::to_value(d).unwrap(), d.id());
+            assert_eq!(Distro::from_id(d.id()), Some(d));
         }
     }
 

@@ -482,3 +482,85 @@ async fn overdue_follows_the_clock() {
         test_store.finish().await;
     }
 }
+
+/// A change to Red Hat's data reaches the rebuilds: an Oracle Linux 7 host (SYNTHETIC inventory of
+/// real RHEL 7 versions) holding only pam-devel (source pam) has no finding; then the real VEX for
+/// CVE-2024-10041 (RHEL 7 pam: out of support scope) is written and applied — the knowledge-base
+/// journal names `pam` on `rhel`, and the rebuild's host is re-evaluated to a `will_not_fix`
+/// finding derived from Red Hat's statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn red_hat_changes_reach_the_rebuilds() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for test_store in patchwarden_store::testing::stores("fleet_findings_rebuild", tmp).await {
+        let store = &test_store.store;
+        store
+            .create_enroll_token("t", "2027-01-01T00:00:00Z", 1, &BTreeMap::new(), "test")
+            .await
+            .unwrap();
+        let (host, _) = store
+            .enroll_host("t", NOW, "ol7", None, "secret-ol7")
+            .await
+            .unwrap()
+            .unwrap();
+        let mut inv = patchwarden_model::testing::inventory(
+            "ol",
+            "7.9",
+            None,
+            &[("pam-devel", "1.1.8-23.el7", "pam", "1.1.8-23.el7")],
+        );
+        inv.collected_at = NOW.into();
+        store
+            .check_in(
+                host,
+                "k1",
+                &inventory_digest(&inv),
+                Some(&InventoryView::of(&inv)),
+                NOW,
+            )
+            .await
+            .unwrap();
+        let state = server(store);
+        state.findings.push(host);
+        findings_current(store, host).await;
+        assert!(state.view.host(host).await.unwrap().is_empty());
+        // Red Hat's VEX arrives (as `feeds import` in another process would write it).
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data/redhat/csaf-vex/cve-2024-10041.json");
+        let advisories =
+            patchwarden_feeds::redhat::parse(&std::fs::read(&path).unwrap(), "vex").unwrap();
+        let provenance = Provenance {
+            source: Source::RedhatVex,
+            origin: path.display().to_string(),
+            fetched_at: NOW.into(),
+            sha256: String::new(),
+        };
+        let items: Vec<(Advisory, Provenance)> = advisories
+            .into_iter()
+            .map(|a| (a, provenance.clone()))
+            .collect();
+        store
+            .write_advisories(
+                "redhat-vex",
+                Source::RedhatVex,
+                WriteMode::Replace,
+                &items,
+                None,
+            )
+            .await
+            .unwrap();
+        state.knowledge.apply().await;
+        findings_current(store, host).await;
+        let docs = state.view.host(host).await.unwrap();
+        let f = docs
+            .iter()
+            .find(|d| d.advisory_id == "CVE-2024-10041")
+            .unwrap_or_else(|| panic!("no finding from Red Hat's statement: {docs:?}"));
+        assert_eq!(f.state, FindingState::WillNotFix);
+        assert!(f
+            .evidence
+            .as_ref()
+            .and_then(|e| e.note.as_deref())
+            .is_some_and(|n| n.contains("derived from Red Hat")));
+        test_store.finish().await;
+    }
+}

@@ -332,9 +332,20 @@ impl Store {
             type GroupKey = (Option<String>, Option<String>, Option<i64>);
             let mut by_key: HashMap<GroupKey, usize> = HashMap::new();
             for holder in set.holders {
+                // A change to RHEL's data concerns the rebuilds too (they take Red Hat's unfixed
+                // statements: `Distro::follows_rhel`).
+                let rebuild = holder
+                    .distro
+                    .as_deref()
+                    .and_then(patchwarden_model::Distro::from_id)
+                    .is_some_and(patchwarden_model::Distro::follows_rhel);
                 let named: Vec<i64> = concerned
                     .iter()
-                    .filter(|(_, d)| d.contains(&None) || d.contains(&holder.distro.as_deref()))
+                    .filter(|(_, d)| {
+                        d.contains(&None)
+                            || d.contains(&holder.distro.as_deref())
+                            || (rebuild && d.contains(&Some("rhel")))
+                    })
                     .map(|(id, _)| *id)
                     .collect();
                 if named.is_empty() {
