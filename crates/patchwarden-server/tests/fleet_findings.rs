@@ -68,6 +68,16 @@ fn alpine_host() -> Inventory {
 }
 
 async fn enroll(store: &Store, name: &str, labels: &[(&str, &str)]) -> i64 {
+    enroll_with(store, name, labels, alpine_host()).await
+}
+
+/// Enrolls `name` with `labels` and checks in `inv` (its hostname set to `name`) at NOW.
+async fn enroll_with(
+    store: &Store,
+    name: &str,
+    labels: &[(&str, &str)],
+    mut inv: Inventory,
+) -> i64 {
     let (host, _) = store
         .enroll_host("t", NOW, name, None, &format!("secret-{name}"))
         .await
@@ -78,7 +88,6 @@ async fn enroll(store: &Store, name: &str, labels: &[(&str, &str)]) -> i64 {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     store.set_host_labels(host, &labels).await.unwrap();
-    let mut inv = alpine_host();
     inv.host.hostname = Some(name.into());
     store
         .check_in(
@@ -497,11 +506,6 @@ async fn red_hat_changes_reach_the_rebuilds() {
             .create_enroll_token("t", "2027-01-01T00:00:00Z", 1, &BTreeMap::new(), "test")
             .await
             .unwrap();
-        let (host, _) = store
-            .enroll_host("t", NOW, "ol7", None, "secret-ol7")
-            .await
-            .unwrap()
-            .unwrap();
         let mut inv = patchwarden_model::testing::inventory(
             "ol",
             "7.9",
@@ -509,16 +513,7 @@ async fn red_hat_changes_reach_the_rebuilds() {
             &[("pam-devel", "1.1.8-23.el7", "pam", "1.1.8-23.el7")],
         );
         inv.collected_at = NOW.into();
-        store
-            .check_in(
-                host,
-                "k1",
-                &inventory_digest(&inv),
-                Some(&InventoryView::of(&inv)),
-                NOW,
-            )
-            .await
-            .unwrap();
+        let host = enroll_with(store, "ol7", &[], inv).await;
         let state = server(store);
         state.findings.push(host);
         findings_current(store, host).await;
