@@ -203,9 +203,8 @@ impl<'k> Assembler<'k> {
                 facts,
             });
         }
-        if let Some(f) = self.eol_finding(inv) {
-            findings.push(f);
-        }
+        let (support, eol) = self.lifecycle(inv);
+        findings.extend(eol);
         findings.sort_by(|a, b| {
             b.risk
                 .total_cmp(&a.risk)
@@ -240,7 +239,7 @@ impl<'k> Assembler<'k> {
                 packages: inv.packages.len(),
                 running_kernel: inv.kernel.running.clone(),
                 reboot_required: inv.reboot.required,
-                support: self.support_phase(inv),
+                support,
                 asset: options.asset,
                 history_key: history_key(inv),
             },
@@ -261,48 +260,53 @@ impl<'k> Assembler<'k> {
         }
     }
 
-    /// The end-of-life finding of a release past its standard support.
     /// Where the host's release stands today, for the subscriptions it has (Ubuntu Pro as the
-    /// options say, else as its inventory shows).
-    fn support<'l>(
-        &self,
-        inv: &Inventory,
-        life: &'l patchwarden_match::eol::Lifecycle,
-    ) -> patchwarden_match::eol::Support<'l> {
-        use patchwarden_match::eol::Subscription;
+    /// options say, else as its inventory shows): the phase in words (`Debian LTS until
+    /// 2028-06-30`) and, when no phase the host receives publishes fixes any more, the
+    /// end-of-life finding (Debian in LTS is supported; Ubuntu past standard support without Pro
+    /// is not). One lifecycle lookup and one decision for both.
+    fn lifecycle<'a>(&self, inv: &'a Inventory) -> (Option<String>, Option<Finding<'a>>) {
+        use patchwarden_match::eol::{Subscription, Support};
+        let Some(release) = inv.os.release.as_ref() else {
+            return (None, None);
+        };
+        let Some(life) = self.knowledge.eol.lifecycle(release) else {
+            return (None, None);
+        };
         let pro = self.options.ubuntu_pro.unwrap_or_else(|| {
             patchwarden_match::receives_ubuntu_pro(
                 &inv.os,
                 inv.packages.iter().map(|p| p.version.as_str()),
             )
         });
-        life.support(&self.today.to_string(), |s| {
+        let (since, available) = match life.support(&self.today.to_string(), |s| {
             s == Subscription::UbuntuPro && pro
-        })
-    }
-
-    /// The support phase the host is in, in words (`Debian LTS until 2028-06-30`), when its
-    /// release's lifecycle is known.
-    fn support_phase(&self, inv: &Inventory) -> Option<String> {
-        use patchwarden_match::eol::Support;
-        let release = inv.os.release.as_ref()?;
-        let life = self.knowledge.eol.lifecycle(release)?;
-        Some(match self.support(inv, &life) {
-            Support::Standard { until } => format!("standard support until {until}"),
-            Support::Extended { phase } => format!("{} until {}", phase.name, phase.until),
-            Support::EndOfLife { since, .. } => format!("end of life since {since}"),
-        })
-    }
-
-    /// The end-of-life finding of a release no phase the host receives still supports (Debian
-    /// in LTS is supported; Ubuntu past standard support without Pro is not).
-    fn eol_finding<'a>(&self, inv: &'a Inventory) -> Option<Finding<'a>> {
-        use patchwarden_match::eol::Support;
-        let release = inv.os.release.as_ref()?;
-        let life = self.knowledge.eol.lifecycle(release)?;
-        let Support::EndOfLife { since, available } = self.support(inv, &life) else {
-            return None;
+        }) {
+            Support::Standard { until } => {
+                return (Some(format!("standard support until {until}")), None)
+            }
+            Support::Extended { phase } => {
+                return (Some(format!("{} until {}", phase.name, phase.until)), None)
+            }
+            Support::EndOfLife { since, available } => (since.to_owned(), available),
         };
+        let phase = Some(format!("end of life since {since}"));
+        (
+            phase,
+            self.eol_finding(inv, release, &life, &since, &available),
+        )
+    }
+
+    /// The end-of-life finding: no phase the host receives has published fixes since `since`;
+    /// `available` are the phases it could still receive by subscribing.
+    fn eol_finding<'a>(
+        &self,
+        inv: &'a Inventory,
+        release: &patchwarden_model::DistroRelease,
+        life: &patchwarden_match::eol::Lifecycle,
+        since: &str,
+        available: &[&patchwarden_match::eol::Phase],
+    ) -> Option<Finding<'a>> {
         let eol: Date = since.parse().ok()?;
         let offers: Vec<String> = available
             .iter()
@@ -355,7 +359,7 @@ impl<'k> Assembler<'k> {
             overdue: true,
             first_seen: None,
             summary: Some(Cow::Owned(summary)),
-            lifecycle: Some(life),
+            lifecycle: Some(life.clone()),
             evidence: None,
         })
     }

@@ -285,19 +285,7 @@ impl FleetKnowledge {
         if missing.is_empty() && !first {
             return Ok(rk);
         }
-        let mut found = store.host_knowledge(distro.id(), release, &missing).await?;
-        // A RHEL rebuild also reads Red Hat's statements for the RHEL release it follows (as a
-        // scan does: `load_for_host`); its unfixed ones apply by source RPM.
-        let upstream = patchwarden_match::rhel_upstream(distro);
-        if upstream {
-            let rhel = store
-                .host_knowledge(Distro::Rhel.id(), release, &missing)
-                .await?;
-            found.advisories.extend(rhel.advisories);
-            found.cves.extend(rhel.cves);
-            found.kev.extend(rhel.kev);
-            found.epss.extend(rhel.epss);
-        }
+        let found = crate::read_release(store, distro, release, &missing).await?;
         let mut w = rk.write().expect("a release's knowledge");
         let ReleaseKnowledge {
             knowledge,
@@ -319,13 +307,9 @@ impl FleetKnowledge {
                 continue;
             }
             // Only this release is ever looked up (as a scan of one host does).
-            advisory.affected.retain(|p| {
-                p.release.as_ref().is_some_and(|r| {
-                    r.release == release
-                        && (r.distro == Some(distro)
-                            || (upstream && r.distro == Some(Distro::Rhel)))
-                })
-            });
+            advisory
+                .affected
+                .retain(|p| crate::reads_entry(distro, release, p));
             if let Some(n) = knowledge.index.add(feed, provenance, advisory) {
                 numbers.insert(id, n);
             }

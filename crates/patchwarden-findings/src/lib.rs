@@ -49,6 +49,42 @@ pub fn unparsable_versions(
         .collect()
 }
 
+/// What a host of `distro` `release` reads for `names`: its own release's statements, and for a
+/// RHEL rebuild ([`Distro::follows_rhel`]) Red Hat's for the same major release (their unfixed ones
+/// apply to it). One place for a scan and the fleet.
+pub(crate) async fn read_release(
+    store: &Store,
+    distro: Distro,
+    release: &str,
+    names: &[String],
+) -> Result<patchwarden_store::HostKnowledge, StoreError> {
+    let mut found = store.host_knowledge(distro.id(), release, names).await?;
+    if distro.follows_rhel() {
+        let rhel = store
+            .host_knowledge(Distro::Rhel.id(), release, names)
+            .await?;
+        let known = found.release_known;
+        found.absorb(rhel);
+        // Whether the rebuild's own data knows the release (Red Hat's does not say so).
+        found.release_known = known;
+    }
+    Ok(found)
+}
+
+/// Whether an advisory entry concerns a host of `distro` `release` (the entries [`read_release`]
+/// reads for it; the rest are dropped before the index computes their version keys).
+pub(crate) fn reads_entry(
+    distro: Distro,
+    release: &str,
+    entry: &patchwarden_model::AffectedPackage,
+) -> bool {
+    entry.release.as_ref().is_some_and(|r| {
+        r.release == release
+            && (r.distro == Some(distro)
+                || (distro.follows_rhel() && r.distro == Some(Distro::Rhel)))
+    })
+}
+
 /// How to scan.
 #[derive(Clone, Debug)]
 pub struct ScanOptions {
@@ -139,44 +175,8 @@ pub async fn load_for_host(
             release_known: false,
         });
     };
-    let distro = release.distro.id();
     let names = patchwarden_match::lookup_names(inv);
-    let mut found = store
-        .host_knowledge(distro, &release.release, &names)
-        .await?;
-    // A RHEL rebuild also reads Red Hat's statements for the RHEL release it follows (their
-    // unfixed ones apply to it; `patchwarden_match::rhel_upstream`).
-    let upstream = patchwarden_match::rhel_upstream(release.distro);
-    if upstream {
-        let rhel = store
-            .host_knowledge(Distro::Rhel.id(), &release.release, &names)
-            .await?;
-        let seen: std::collections::HashSet<(String, String)> = found
-            .advisories
-            .iter()
-            .map(|(feed, _, a)| (feed.clone(), a.id.clone()))
-            .collect();
-        found.advisories.extend(
-            rhel.advisories
-                .into_iter()
-                .filter(|(feed, _, a)| !seen.contains(&(feed.clone(), a.id.clone()))),
-        );
-        let cves: std::collections::HashSet<String> =
-            found.cves.iter().map(|c| c.id.clone()).collect();
-        found
-            .cves
-            .extend(rhel.cves.into_iter().filter(|c| !cves.contains(&c.id)));
-        let kev: std::collections::HashSet<String> =
-            found.kev.iter().map(|k| k.cve.clone()).collect();
-        found
-            .kev
-            .extend(rhel.kev.into_iter().filter(|k| !kev.contains(&k.cve)));
-        let epss: std::collections::HashSet<String> =
-            found.epss.iter().map(|e| e.cve.clone()).collect();
-        found
-            .epss
-            .extend(rhel.epss.into_iter().filter(|e| !epss.contains(&e.cve)));
-    }
+    let found = read_release(store, release.distro, &release.release, &names).await?;
     let rejected: Vec<String> = found
         .cves
         .iter()
@@ -188,13 +188,9 @@ pub async fn load_for_host(
     // state several) are dropped before the index computes their version keys.
     let mut advisories = found.advisories;
     for (_, _, advisory) in &mut advisories {
-        advisory.affected.retain(|p| {
-            p.release.as_ref().is_some_and(|r| {
-                r.release == release.release
-                    && (r.distro == Some(release.distro)
-                        || (upstream && r.distro == Some(Distro::Rhel)))
-            })
-        });
+        advisory
+            .affected
+            .retain(|p| reads_entry(release.distro, &release.release, p));
     }
     let enrichment = Enrichment::from_parts(found.cves, found.kev, found.epss);
     Ok(Knowledge {

@@ -347,12 +347,14 @@ pub fn unparsable_versions(inv: &Inventory) -> Vec<UnparsableVersion<'_>> {
     let scheme = release.distro.scheme();
     let mut out = Vec::new();
     for p in &inv.packages {
-        let mut fields = vec![("version", p.version.as_str())];
         let (_, source_version) = lookup_key(release.distro, p, PackageKeyKind::Source);
-        if source_version != p.version {
-            fields.push(("source_version", source_version));
-        }
-        for (field, version) in fields {
+        let fields = [
+            ("version", p.version.as_str()),
+            ("source_version", source_version),
+        ];
+        // The source version is named only where it differs (else the same version twice).
+        let distinct = if source_version == p.version { 1 } else { 2 };
+        for (field, version) in fields.into_iter().take(distinct) {
             if let Err(e) = SortKey::new(scheme, version) {
                 out.push(UnparsableVersion {
                     package: &p.name,
@@ -467,7 +469,9 @@ fn evaluate_filtered<'a>(
         .entries
         .get(&(release.distro, release.release.clone()));
     // A RHEL rebuild also reads Red Hat's unfixed statements for the RHEL release it follows.
-    let upstream = rhel_upstream(release.distro)
+    let upstream = release
+        .distro
+        .follows_rhel()
         .then(|| index.entries.get(&(Distro::Rhel, release.release.clone())))
         .flatten();
     if own.is_none() && upstream.is_none() {
@@ -567,11 +571,6 @@ fn evaluate_filtered<'a>(
 
 /// The note on a verdict derived from Red Hat's statement for a rebuild.
 pub const DERIVED_FROM_RED_HAT: &str = "derived from Red Hat's VEX statement for the RHEL release this rebuild follows (the rebuild publishes errata for fixed flaws only)";
-
-/// Whether Red Hat's unfixed statements apply to a distribution ([`Distro::follows_rhel`]).
-pub fn rhel_upstream(distro: Distro) -> bool {
-    distro.follows_rhel()
-}
 
 /// Red Hat's unfixed statements (VEX: affected, fix deferred, will not fix, out of support scope)
 /// for the RHEL release a rebuild follows, matched by the installed package's source RPM name

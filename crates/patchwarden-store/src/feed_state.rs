@@ -42,10 +42,14 @@ impl FeedState {
     /// ([`FeedState::data_date`]), else since it was imported; `None` if it never was.
     pub fn age_days(&self, now: &str) -> Option<i64> {
         self.last_success.as_ref()?;
+        self.data_days(now).or_else(|| self.imported_days(now))
+    }
+
+    /// Whole days since the date the data gives itself, when it gives one.
+    fn data_days(&self, now: &str) -> Option<i64> {
         self.data_date
             .as_deref()
             .and_then(|d| patchwarden_model::days_between(d, now))
-            .or_else(|| self.imported_days(now))
     }
 
     /// How far behind `now` a current copy of this feed's data may date, beyond the reader's
@@ -54,9 +58,9 @@ impl FeedState {
     /// weeks old in a quiet month). Allowances, not measurements: they keep a current feed from
     /// looking stale while a bundle or snapshot months old does.
     fn publication_allowance_days(&self) -> i64 {
-        match self.source.as_str() {
-            "epss" => 1,
-            "nvd" => 2,
+        match self.source.parse::<Source>() {
+            Ok(Source::Epss) => 1,
+            Ok(Source::Nvd) => 2,
             _ => 30,
         }
     }
@@ -72,13 +76,10 @@ impl FeedState {
     /// so. (A bundle carried into an air-gapped site, or the shipped snapshot, is as old as its
     /// data, not as its import.)
     pub fn is_stale(&self, now: &str, max_age_days: i64) -> bool {
-        let imported = self.imported_days(now);
-        let data = self
-            .data_date
-            .as_deref()
-            .and_then(|d| patchwarden_model::days_between(d, now));
-        imported.is_none_or(|d| d > max_age_days)
-            || data.is_some_and(|d| d > max_age_days + self.publication_allowance_days())
+        self.imported_days(now).is_none_or(|d| d > max_age_days)
+            || self
+                .data_days(now)
+                .is_some_and(|d| d > max_age_days + self.publication_allowance_days())
     }
 }
 

@@ -344,7 +344,7 @@ impl Store {
                     .filter(|(_, d)| {
                         d.contains(&None)
                             || d.contains(&holder.distro.as_deref())
-                            || (rebuild && d.contains(&Some("rhel")))
+                            || (rebuild && d.contains(&Some(patchwarden_model::Distro::Rhel.id())))
                     })
                     .map(|(id, _)| *id)
                     .collect();

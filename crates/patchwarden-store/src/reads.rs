@@ -16,6 +16,35 @@ pub struct HostKnowledge {
     pub release_known: bool,
 }
 
+impl HostKnowledge {
+    /// Adds what `other` read (another release's statements for the same names): advisories by
+    /// (feed, id) and NVD/KEV/EPSS records by CVE, each once.
+    pub fn absorb(&mut self, other: HostKnowledge) {
+        use std::collections::HashSet;
+        let seen: HashSet<(String, String)> = self
+            .advisories
+            .iter()
+            .map(|(feed, _, a)| (feed.clone(), a.id.clone()))
+            .collect();
+        self.advisories.extend(
+            other
+                .advisories
+                .into_iter()
+                .filter(|(feed, _, a)| !seen.contains(&(feed.clone(), a.id.clone()))),
+        );
+        let cves: HashSet<String> = self.cves.iter().map(|c| c.id.clone()).collect();
+        self.cves
+            .extend(other.cves.into_iter().filter(|c| !cves.contains(&c.id)));
+        let kev: HashSet<String> = self.kev.iter().map(|k| k.cve.clone()).collect();
+        self.kev
+            .extend(other.kev.into_iter().filter(|k| !kev.contains(&k.cve)));
+        let epss: HashSet<String> = self.epss.iter().map(|e| e.cve.clone()).collect();
+        self.epss
+            .extend(other.epss.into_iter().filter(|e| !epss.contains(&e.cve)));
+        self.release_known |= other.release_known;
+    }
+}
+
 /// Names per statement (well under either backend's parameter limit).
 const CHUNK: usize = 500;
 
