@@ -4,7 +4,8 @@
 //! A product id is `<platform>:<component>` — `BaseOS-9.5.0.Z.MAIN:pam-0:1.5.1-21.el9_5.x86_64`,
 //! `red_hat_enterprise_linux_7:pam`. The platform's CPE in the product tree gives the release and
 //! stream (`cpe:/o:redhat:enterprise_linux:9::baseos` → RHEL 9 `baseos`; `…:rhel_eus:9.0::appstream`
-//! → RHEL 9 `appstream:eus`); without a product tree the
+//! → RHEL 9 `appstream:eus:9.0`, an extended-support stream of minor release 9.0, also read from
+//! ids such as `AppStream-9.0.0.Z.EUS`); without a product tree the
 //! platform id itself is read (`red_hat_enterprise_linux_7`, `BaseOS-9.5…`). Components with a version
 //! are NEVRAs (the fixed version is their EVR); components without one name the package.
 //!
@@ -70,12 +71,14 @@ fn release_of(platform: &str, cpe: Option<&str>) -> Option<ReleaseKey> {
                 Some(&"redhat"),
                 Some(product @ (&"rhel_eus" | &"rhel_aus" | &"rhel_e4s" | &"rhel_tus")),
             ) => {
+                let version = parts.get(4).copied().unwrap_or("");
                 let stream = format!(
-                    "{}:{}",
+                    "{}:{}:{}",
                     parts.get(6).copied().unwrap_or(""),
-                    product.trim_start_matches("rhel_")
+                    product.trim_start_matches("rhel_"),
+                    minor_release(version).unwrap_or_default()
                 );
-                rhel(parts.get(4).copied().unwrap_or(""), Some(stream.as_str()))
+                rhel(version, Some(stream.as_str()))
             }
             _ => None,
         };
@@ -96,8 +99,34 @@ fn release_of(platform: &str, cpe: Option<&str>) -> Option<ReleaseKey> {
         "RT",
     ]
     .contains(&stream)
-    .then(|| rhel(rest, Some(stream)))
+    .then(|| {
+        // `AppStream-9.0.0.Z.EUS`: an extended-support stream of minor release 9.0.
+        let phase = ["EUS", "AUS", "E4S", "TUS"]
+            .into_iter()
+            .find(|p| rest.to_ascii_uppercase().ends_with(&format!(".{p}")));
+        match phase {
+            Some(phase) => {
+                let stream = format!(
+                    "{stream}:{}:{}",
+                    phase.to_ascii_lowercase(),
+                    minor_release(rest).unwrap_or_default()
+                );
+                rhel(rest, Some(stream.as_str()))
+            }
+            None => rhel(rest, Some(stream)),
+        }
+    })
     .flatten()
+}
+
+/// `9.0` of `9.0`, `9.0.0.Z.EUS`: the major and minor release, when both are digits.
+fn minor_release(version: &str) -> Option<String> {
+    let mut parts = version.split('.');
+    let (major, minor) = (parts.next()?, parts.next()?);
+    [major, minor]
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("{major}.{minor}"))
 }
 
 pub fn parse(bytes: &[u8], origin: &str) -> Result<Vec<Advisory>, FeedError> {
@@ -109,6 +138,11 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<Vec<Advisory>, FeedError> {
             "not a CSAF VEX document (document.category is not csaf_vex)",
         ));
     }
+    // When Red Hat last revised the document: the feed's data date (how current the data is).
+    let modified = doc
+        .pointer("/document/tracking/current_release_date")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let severity = doc
         .pointer("/document/aggregate_severity/text")
         .and_then(Value::as_str)
@@ -259,6 +293,7 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<Vec<Advisory>, FeedError> {
                 .get("release_date")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            modified: modified.clone(),
             severity: threat.or_else(|| severity.clone()),
             cvss_vectors,
             affected: affected.into_values().collect(),

@@ -705,9 +705,9 @@ fn redhat_csaf_vex() {
     };
     // The RHEL 9.0 EUS stream and the main RHEL 9 stream get their own fixed builds.
     assert!(
-        rhel9("appstream:eus").contains(&(FixState::Fixed, "0:7.76.1-14.el9_0.9".into())),
+        rhel9("appstream:eus:9.0").contains(&(FixState::Fixed, "0:7.76.1-14.el9_0.9".into())),
         "{:?}",
-        rhel9("appstream:eus")
+        rhel9("appstream:eus:9.0")
     );
     assert!(
         rhel9("baseos")

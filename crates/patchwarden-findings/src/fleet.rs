@@ -369,11 +369,11 @@ impl FleetKnowledge {
         input: &EvaluationInput,
         ubuntu_pro: Option<bool>,
     ) -> Result<Arc<[i64]>, StoreError> {
-        let Some(release) = &input.head.os.release else {
+        if input.head.os.release.is_none() {
             return Ok(Arc::from(Vec::new()));
-        };
+        }
         let set_key = input.package_set.map(|set| {
-            let rnum = self.release_number(release.distro, &release.release);
+            let rnum = self.release_number(&input.head);
             (rnum, set, ubuntu_pro, input.head.kernel.running.clone())
         });
         if let Some(key) = &set_key {
@@ -399,11 +399,26 @@ impl FleetKnowledge {
         Ok(keys)
     }
 
-    /// The number the caches know a release by.
-    fn release_number(&self, distro: Distro, release: &str) -> u32 {
+    /// The number the caches know a host's release by: its release and, on RHEL, the update
+    /// stream it follows (verdicts differ between streams).
+    fn release_number(&self, head: &Inventory) -> u32 {
+        let Some(release) = &head.os.release else {
+            return u32::MAX;
+        };
+        let mut name = release_name(release.distro, &release.release);
+        if let Some(stream) = head
+            .os
+            .rhel_stream
+            .as_ref()
+            .filter(|_| release.distro == Distro::Rhel)
+            .and_then(patchwarden_model::RhelStream::extended_key)
+        {
+            name.push('@');
+            name.push_str(&stream);
+        }
         let mut numbers = self.release_numbers.lock().expect("the release numbers");
         let next = numbers.len() as u32;
-        *numbers.entry(release_name(distro, release)).or_insert(next)
+        *numbers.entry(name).or_insert(next)
     }
 
     /// A host's finding keys (interned in the store; ascending) from its stored inventory: `head` (without
@@ -429,7 +444,7 @@ impl FleetKnowledge {
             )
         });
         let rname = release_name(distro, &release.release);
-        let rnum = self.release_number(distro, &release.release);
+        let rnum = self.release_number(head);
         let generation = self.generation();
         let running = head.kernel.running.is_some();
         let mariner = matches!(distro, Distro::Mariner | Distro::Azurelinux);

@@ -23,6 +23,7 @@ pub mod os_release;
 pub mod platform;
 pub mod reboot;
 mod root;
+pub mod rhel_stream;
 pub mod rpm;
 pub mod rpm_md;
 pub mod stale;
@@ -79,6 +80,13 @@ pub fn collect(root: &Path) -> Result<Inventory, InventoryError> {
         .is_some_and(|r| r.distro == patchwarden_model::Distro::Ubuntu)
     {
         os.ubuntu_pro = ubuntu_pro::detect(&root);
+    }
+    if os
+        .release
+        .as_ref()
+        .is_some_and(|r| r.distro == patchwarden_model::Distro::Rhel)
+    {
+        os.rhel_stream = rhel_stream::detect(&root, os.version_id.as_deref());
     }
     let mut databases: Vec<PackageDatabase> = Vec::new();
     let mut packages = Vec::new();

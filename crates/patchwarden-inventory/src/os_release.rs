@@ -44,6 +44,7 @@ pub fn read(root: &SystemRoot) -> Result<OsInfo, InventoryError> {
         pretty_name: get("PRETTY_NAME"),
         release,
         ubuntu_pro: None,
+        rhel_stream: None,
     })
 }
 

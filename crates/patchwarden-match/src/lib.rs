@@ -59,6 +59,8 @@ struct Entry {
     stream: Option<String>,
     /// Only hosts with Ubuntu Pro/ESM receive this entry's fix.
     pro_only: bool,
+    /// A RHEL extended-support stream's entry (`eus:9.0`): only hosts on that stream receive it.
+    extended: Option<String>,
     /// The fixed version is an RPM module build.
     fixed_module: bool,
     state: FixState,
@@ -75,6 +77,7 @@ impl Entry {
         self.advisory == other.advisory
             && self.stream == other.stream
             && self.pro_only == other.pro_only
+            && self.extended == other.extended
             && self.fixed_module == other.fixed_module
             && self.state == other.state
             && key(&self.fixed) == key(&other.fixed)
@@ -162,6 +165,9 @@ impl KnowledgeIndex {
                 advisory: number,
                 stream: release.stream.clone(),
                 pro_only,
+                extended: (distro == Distro::Rhel)
+                    .then(|| release.stream.as_deref().and_then(extended_stream))
+                    .flatten(),
                 fixed_module: fixed.as_ref().is_some_and(|(v, _)| is_module_build(v)),
                 state: p.state,
                 fixed,
@@ -369,6 +375,34 @@ pub fn unparsable_versions(inv: &Inventory) -> Vec<UnparsableVersion<'_>> {
     out
 }
 
+/// The extended-support part of a RHEL entry's stream (`appstream:eus:9.0` → `eus:9.0`); `None`
+/// for the main stream's repositories (`baseos`, `appstream`).
+fn extended_stream(stream: &str) -> Option<String> {
+    let (_, rest) = stream.split_once(':')?;
+    let phase = rest.split(':').next()?;
+    patchwarden_model::RhelPhase::from_name(phase)
+        .filter(|p| *p != patchwarden_model::RhelPhase::Main)
+        .map(|_| rest.to_owned())
+}
+
+/// The extended-support stream a RHEL host follows (`eus:9.4`), `None` on the main stream (also
+/// when the inventory could not tell).
+fn host_extended_stream(inv: &Inventory) -> Option<String> {
+    inv.os
+        .rhel_stream
+        .as_ref()
+        .filter(|_| {
+            inv.os
+                .release
+                .as_ref()
+                .is_some_and(|r| r.distro == Distro::Rhel)
+        })
+        .and_then(patchwarden_model::RhelStream::extended_key)
+}
+
+/// The note on a RHEL host of an extended-support stream when only the main stream has the fix.
+pub const FIX_IN_MAIN_STREAM_ONLY: &str = "fixed in RHEL's main stream only: no fix is published for the extended-support stream this host follows (moving the host to the main stream brings the fix)";
+
 /// Whether an RPM release marks a module build.
 fn is_module_build(version: &str) -> bool {
     version.contains(".module+") || version.contains(".module_")
@@ -483,6 +517,7 @@ fn evaluate_filtered<'a>(
     let ubuntu_pro = options.ubuntu_pro.unwrap_or_else(|| {
         receives_ubuntu_pro(&inv.os, inv.packages.iter().map(|p| p.version.as_str()))
     });
+    let host_stream = host_extended_stream(inv);
     // Which kernel release runs (live hosts only); every kernel image package (`kernel` and
     // `kernel-core` alike) is judged by whether its release is that one.
     let running = inv.kernel.running.as_deref();
@@ -525,6 +560,7 @@ fn evaluate_filtered<'a>(
                 // A Pro-only entry on a host without Pro: when the advisory also has an entry of
                 // the host's own stream for this package, that one decides; otherwise the Pro
                 // entry still tells whether the host is affected (only its fix is out of reach).
+                let mut note = e.note.as_deref();
                 let outcome = if e.pro_only
                     && !ubuntu_pro
                     && entries
@@ -532,6 +568,31 @@ fn evaluate_filtered<'a>(
                         .any(|o| o.advisory == e.advisory && !o.pro_only)
                 {
                     Outcome::NotAFinding(NotAFinding::OtherStream)
+                } else if let Some(ext) = &e.extended {
+                    // An extended-support stream's entry: for hosts on that stream only.
+                    if host_stream.as_ref() == Some(ext) {
+                        decide(e, a, &installed_key, installed_module, ubuntu_pro)
+                    } else {
+                        Outcome::NotAFinding(NotAFinding::OtherStream)
+                    }
+                } else if let Some(own) = &host_stream {
+                    // A main-stream entry on a host of an extended stream: the host's own
+                    // stream's entry decides where the advisory has one; else the main stream
+                    // tells whether it is affected, and a main-stream fix is out of its reach.
+                    if entries
+                        .iter()
+                        .any(|o| o.advisory == e.advisory && o.extended.as_ref() == Some(own))
+                    {
+                        Outcome::NotAFinding(NotAFinding::OtherStream)
+                    } else {
+                        match decide(e, a, &installed_key, installed_module, ubuntu_pro) {
+                            Outcome::Finding(FindingState::FixAvailable) => {
+                                note = Some(FIX_IN_MAIN_STREAM_ONLY);
+                                Outcome::Finding(FindingState::NoFixYet)
+                            }
+                            other => other,
+                        }
+                    }
                 } else {
                     decide(e, a, &installed_key, installed_module, ubuntu_pro)
                 };
@@ -550,10 +611,14 @@ fn evaluate_filtered<'a>(
                     scheme: scheme.name(),
                     advisory: e.advisory,
                     advisory_id: &a.id,
-                    fixed_version: e.fixed.as_ref().map(|(v, _)| v.as_str()),
+                    fixed_version: e
+                        .fixed
+                        .as_ref()
+                        .map(|(v, _)| v.as_str())
+                        .filter(|_| note != Some(FIX_IN_MAIN_STREAM_ONLY)),
                     package_severity: e.severity.as_deref(),
                     stream: e.stream.as_deref(),
-                    note: e.note.as_deref(),
+                    note,
                     outcome,
                     kernel_running,
                 });
@@ -593,8 +658,10 @@ fn derived_from_red_hat<'a>(
     let Ok(installed_key) = SortKey::new(scheme, &p.source_version) else {
         return;
     };
+    // Rebuilds follow RHEL's main stream: extended-support streams' statements are not theirs.
     for e in entries.iter().filter(|e| {
         only.is_none_or(|n| e.advisory == n)
+            && e.extended.is_none()
             && matches!(
                 e.state,
                 FixState::NotFixedYet | FixState::WillNotFix | FixState::EndOfLife

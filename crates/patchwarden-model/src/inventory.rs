@@ -105,6 +105,81 @@ pub struct OsInfo {
     /// says; absent when that could not be told (no apt sources in the root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ubuntu_pro: Option<UbuntuPro>,
+    /// RHEL only: the update stream the host follows (the main stream, or an extended-support
+    /// stream of one minor release), as its repositories say; absent when that could not be told
+    /// (no repository files in the root): the main stream is assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rhel_stream: Option<RhelStream>,
+}
+
+/// The update stream of a RHEL host: the main stream (every minor release in turn) or one of Red
+/// Hat's extended-support streams, which keep one minor release (`9.4`) patched past its time.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RhelStream {
+    pub phase: RhelPhase,
+    /// The minor release an extended stream keeps (`9.4`); none on the main stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minor: Option<String>,
+    /// What showed it (`rhel-9-for-x86_64-baseos-eus-rpms enabled in /etc/yum.repos.d/redhat.repo,
+    /// releasever 9.4 in /etc/dnf/vars/releasever`), or why the main stream is assumed.
+    pub evidence: String,
+}
+
+/// Red Hat's update streams (the names of its repositories: `…-eus-rpms`, `…-aus-rpms`, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RhelPhase {
+    Main,
+    /// Extended Update Support.
+    Eus,
+    /// Advanced Mission Critical Update Support.
+    Aus,
+    /// Update Services for SAP Solutions.
+    E4s,
+    /// Telecommunications Update Service.
+    Tus,
+}
+
+impl RhelPhase {
+    /// The extended phases, by the name Red Hat's repositories and CPEs use (`eus`, `aus`, …).
+    pub const EXTENDED: [RhelPhase; 4] = [
+        RhelPhase::Eus,
+        RhelPhase::Aus,
+        RhelPhase::E4s,
+        RhelPhase::Tus,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RhelPhase::Main => "main",
+            RhelPhase::Eus => "eus",
+            RhelPhase::Aus => "aus",
+            RhelPhase::E4s => "e4s",
+            RhelPhase::Tus => "tus",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<RhelPhase> {
+        let lower = name.to_ascii_lowercase();
+        Self::EXTENDED
+            .into_iter()
+            .chain([RhelPhase::Main])
+            .find(|p| p.as_str() == lower)
+    }
+}
+
+impl RhelStream {
+    /// The key advisory entries of an extended stream carry (`eus:9.4`); `None` on the main
+    /// stream.
+    pub fn extended_key(&self) -> Option<String> {
+        (self.phase != RhelPhase::Main).then(|| {
+            format!(
+                "{}:{}",
+                self.phase.as_str(),
+                self.minor.as_deref().unwrap_or("")
+            )
+        })
+    }
 }
 
 /// Whether an Ubuntu host receives Ubuntu Pro (ESM) updates, and what showed it.

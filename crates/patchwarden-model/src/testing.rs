@@ -37,6 +37,7 @@ pub fn inventory(
             pretty_name: None,
             release: DistroRelease::from_os_release(distro, Some(version_id), codename, None),
             ubuntu_pro: None,
+            rhel_stream: None,
         },
         package_databases: vec![],
         packages: packages

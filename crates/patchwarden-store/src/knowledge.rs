@@ -85,6 +85,22 @@ impl Store {
         items: &[(Advisory, Provenance)],
         data_version: Option<&str>,
     ) -> Result<usize, StoreError> {
+        self.write_advisory_changes(feed, source, mode, items, &[], data_version)
+            .await
+    }
+
+    /// [`Store::write_advisories`], and in the same transaction the feed's advisories with the ids
+    /// in `removed` deleted (a source that withdrew documents: Red Hat's `deletions.csv`); their
+    /// packages are journaled as changed. `removed` ids also written in `items` stay (written).
+    pub async fn write_advisory_changes(
+        &self,
+        feed: &str,
+        source: Source,
+        mode: WriteMode,
+        items: &[(Advisory, Provenance)],
+        removed: &[String],
+        data_version: Option<&str>,
+    ) -> Result<usize, StoreError> {
         let mut items = last_of_each(items, |(a, _)| a.id.as_str());
         // Stored in the order of the package they name first: a host's advisories then lie together
         // in the file (a scan reads a few runs of pages instead of one random page per advisory).
@@ -99,8 +115,13 @@ impl Store {
         let (_writer, mut tx) = self.begin().await?;
         // What was stored before (digest and packages per advisory id), to journal the difference.
         let mut before = if self.tracks_changes(&mut tx).await? {
-            let ids: Option<Vec<&str>> = (mode == WriteMode::Upsert)
-                .then(|| items.iter().map(|(a, _)| a.id.as_str()).collect());
+            let ids: Option<Vec<&str>> = (mode == WriteMode::Upsert).then(|| {
+                items
+                    .iter()
+                    .map(|(a, _)| a.id.as_str())
+                    .chain(removed.iter().map(String::as_str))
+                    .collect()
+            });
             Some(
                 self.stored_advisories(&mut tx, feed, ids.as_deref())
                     .await?,
@@ -128,7 +149,11 @@ impl Store {
             WriteMode::Upsert => {
                 // Earlier copies of these advisories (same feed and id) give way: find their keys
                 // first (usually none), then delete by key — index lookups on both backends.
-                let ids: Vec<String> = items.iter().map(|(a, _)| a.id.clone()).collect();
+                let ids: Vec<String> = items
+                    .iter()
+                    .map(|(a, _)| a.id.clone())
+                    .chain(removed.iter().cloned())
+                    .collect();
                 let pks: Vec<Value> = self
                     .advisory_pks(&mut tx, feed, &ids)
                     .await?
@@ -242,7 +267,8 @@ impl Store {
             self.insert_rows(&mut tx, "advisory_cve", &["advisory_pk", "cve"], &cves)
                 .await?;
         }
-        // What is left of the old advisories was removed (Replace) — their packages changed too.
+        // What is left of the old advisories was removed (Replace, or named in `removed`) — their
+        // packages changed too.
         if let Some(before) = before {
             changes
                 .packages

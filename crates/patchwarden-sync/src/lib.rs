@@ -19,6 +19,7 @@ pub mod bundle;
 mod error;
 pub mod load;
 pub mod nvd;
+pub mod redhat_vex;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,7 +49,8 @@ pub struct FeedSpec {
 /// `PATCHWARDEN_FEED_URL_ALPINE_SECDB_V3_19_MAIN`, `PATCHWARDEN_FEED_URL_OSV_ROCKY_LINUX`). The Alpine
 /// releases come from `PATCHWARDEN_ALPINE_RELEASES` (default `v3.19 v3.20 v3.21 v3.22`), the OSV
 /// ecosystems (osv.dev's per-ecosystem `all.zip`) from `PATCHWARDEN_OSV_ECOSYSTEMS`, comma-separated
-/// (default `AlmaLinux,Rocky Linux,Ubuntu,Debian`).
+/// (default `AlmaLinux,Rocky Linux,Ubuntu,Debian`). Red Hat's VEX documents (`redhat-vex`, see
+/// [`redhat_vex`]) come from the directory `PATCHWARDEN_FEED_URL_REDHAT_VEX` names.
 pub fn default_feeds(env: impl Fn(&str) -> Option<String>) -> Vec<FeedSpec> {
     let mut feeds = vec![
         (
@@ -72,6 +74,12 @@ pub fn default_feeds(env: impl Fn(&str) -> Option<String>) -> Vec<FeedSpec> {
         ),
     ]
     .into_iter()
+    .chain([(
+        redhat_vex::FEED,
+        Source::RedhatVex,
+        FeedFormat::RedhatVex,
+        redhat_vex::DEFAULT_BASE_URL.to_owned(),
+    )])
     .map(|(feed, source, format, url)| FeedSpec {
         feed: feed.to_owned(),
         source,
@@ -141,6 +149,10 @@ pub fn feeds_for(
             "osv:Ubuntu" => release.distro == Distro::Ubuntu,
             "osv:AlmaLinux" => release.distro == Distro::Almalinux,
             "osv:Rocky Linux" => release.distro == Distro::Rocky,
+            // RHEL itself, and the rebuilds (Red Hat's unfixed statements apply to them).
+            redhat_vex::FEED => {
+                release.distro == Distro::Rhel || release.distro.follows_rhel()
+            }
             f => {
                 release.distro == Distro::Alpine
                     && f.starts_with(&format!("alpine-secdb:v{}/", release.release))
@@ -242,7 +254,12 @@ impl Syncer {
     /// Each sync that changed data or failed is recorded in the audit log (with the stored
     /// file's digest, or the reason).
     pub async fn sync(&self, store: &Store, spec: &FeedSpec) -> SyncOutcome {
-        let outcome = match self.try_sync(store, spec).await {
+        let attempt = if spec.format == FeedFormat::RedhatVex {
+            self.try_sync_vex(store, spec).await
+        } else {
+            self.try_sync(store, spec).await
+        };
+        let outcome = match attempt {
             Ok(outcome) => outcome,
             Err(reason) => {
                 let refused = matches!(&reason, SyncError::Store(e) if e.refused.is_some());
@@ -339,58 +356,16 @@ impl Syncer {
         }
 
         // Stream to a staging file, hashing on the way.
-        tokio::fs::create_dir_all(&self.settings.work_dir)
-            .await
-            .map_err(|e| {
-                SyncError::Data(format!(
-                    "cannot create {}: {e}",
-                    self.settings.work_dir.display()
-                ))
-            })?;
-        let staging = self.settings.work_dir.join(format!(
-            "patchwarden-{}-{}.download",
-            spec.feed.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
-            std::process::id()
-        ));
+        let staging = self.staging_path(&spec.feed)?;
         let result = async {
-            let mut file = tokio::fs::File::create(&staging).await.map_err(|e| {
-                SyncError::Data(format!("cannot create {}: {e}", staging.display()))
-            })?;
-            let mut hasher = Sha256::new();
-            let mut bytes = 0u64;
-            let total = response.content_length();
-            let mut told = std::time::Instant::now();
-            while let Some(chunk) = response
-                .chunk()
-                .await
-                .map_err(|e| SyncError::Http(self.request_failure(&e, bytes, began)))?
-            {
-                bytes += chunk.len() as u64;
-                if told.elapsed() >= PROGRESS_EVERY {
-                    told = std::time::Instant::now();
-                    if let Some(progress) = self.settings.progress {
-                        progress(&download_progress(&spec.feed, bytes, total));
-                    }
-                }
-                if bytes > self.settings.max_bytes {
-                    return Err(SyncError::Http(format!(
-                        "the download exceeds the limit of {} bytes",
-                        self.settings.max_bytes
-                    )));
-                }
-                hasher.update(&chunk);
-                file.write_all(&chunk).await.map_err(|e| {
-                    SyncError::Data(format!("cannot write {}: {e}", staging.display()))
-                })?;
-            }
-            file.flush()
-                .await
-                .map_err(|e| SyncError::Data(format!("cannot write {}: {e}", staging.display())))?;
+            let (bytes, sha256) = self
+                .stream_to(&mut response, &staging, &spec.feed, began)
+                .await?;
             let provenance = Provenance {
                 source: spec.source,
                 origin: spec.url.clone(),
                 fetched_at: patchwarden_model::now_rfc3339(),
-                sha256: format!("{:x}", hasher.finalize()),
+                sha256,
             };
             let (records, skipped) = self.store_file(store, spec, &staging, &provenance).await?;
             Ok::<_, SyncError>(SyncOutcome::Updated {
@@ -406,6 +381,66 @@ impl Syncer {
             .set_http_validators(&spec.feed, etag.as_deref(), last_modified.as_deref())
             .await?;
         Ok(outcome)
+    }
+
+    /// A staging file for `label`'s download in the work directory (created if missing).
+    pub(crate) fn staging_path(&self, label: &str) -> Result<PathBuf, SyncError> {
+        std::fs::create_dir_all(&self.settings.work_dir).map_err(|e| {
+            SyncError::Data(format!(
+                "cannot create {}: {e}",
+                self.settings.work_dir.display()
+            ))
+        })?;
+        Ok(self.settings.work_dir.join(format!(
+            "patchwarden-{}-{}.download",
+            label.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            std::process::id()
+        )))
+    }
+
+    /// Streams an answer's body into `staging`, hashing on the way, cut off past the size limit
+    /// and telling progress on long downloads. Returns the bytes written and their SHA-256.
+    pub(crate) async fn stream_to(
+        &self,
+        response: &mut reqwest::Response,
+        staging: &std::path::Path,
+        label: &str,
+        began: std::time::Instant,
+    ) -> Result<(u64, String), SyncError> {
+        let mut file = tokio::fs::File::create(staging)
+            .await
+            .map_err(|e| SyncError::Data(format!("cannot create {}: {e}", staging.display())))?;
+        let mut hasher = Sha256::new();
+        let mut bytes = 0u64;
+        let total = response.content_length();
+        let mut told = std::time::Instant::now();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| SyncError::Http(self.request_failure(&e, bytes, began)))?
+        {
+            bytes += chunk.len() as u64;
+            if told.elapsed() >= PROGRESS_EVERY {
+                told = std::time::Instant::now();
+                if let Some(progress) = self.settings.progress {
+                    progress(&download_progress(label, bytes, total));
+                }
+            }
+            if bytes > self.settings.max_bytes {
+                return Err(SyncError::Http(format!(
+                    "the download exceeds the limit of {} bytes",
+                    self.settings.max_bytes
+                )));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| SyncError::Data(format!("cannot write {}: {e}", staging.display())))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| SyncError::Data(format!("cannot write {}: {e}", staging.display())))?;
+        Ok((bytes, format!("{:x}", hasher.finalize())))
     }
 
     /// Why a request or a download failed, naming the limit that ended it.
@@ -451,8 +486,10 @@ impl Syncer {
         path: &std::path::Path,
         p: &Provenance,
     ) -> Result<(usize, Vec<String>), SyncError> {
-        if matches!(spec.format, FeedFormat::Nvd | FeedFormat::RedhatVex) {
-            return Err(SyncError::Settings("NVD is synced through its API (`feeds sync nvd`); Red Hat VEX files are imported with `feeds import`".into()));
+        if spec.format == FeedFormat::Nvd {
+            return Err(SyncError::Settings(
+                "NVD is synced through its API (`feeds sync nvd`)".into(),
+            ));
         }
         let bytes = std::fs::read(path)
             .map_err(|e| SyncError::Data(format!("cannot read the staged download: {e}")))?;
@@ -564,8 +601,10 @@ mod feed_choice_tests {
         );
         assert_eq!(
             names(Distro::Rocky, "9.4"),
-            ["kev", "epss", "osv:Rocky Linux"]
+            ["kev", "epss", "redhat-vex", "osv:Rocky Linux"]
         );
+        // RHEL reads Red Hat's VEX documents only.
+        assert_eq!(names(Distro::Rhel, "9.4"), ["kev", "epss", "redhat-vex"]);
         assert_eq!(
             names(Distro::Alpine, "3.19.1"),
             [

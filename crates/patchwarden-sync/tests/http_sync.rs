@@ -874,3 +874,201 @@ async fn a_mirror_that_stops_sending_fails_after_the_stall_timeout_not_the_whole
         }
     }
 }
+
+/// The documents of a `.tar.zst` archive by path (read here with the same crates, independently of
+/// the sync's reader: entry names and bytes).
+fn archive_documents(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let decoder = ruzstd::decoding::StreamingDecoder::new(bytes).unwrap();
+    let mut archive = tar::Archive::new(decoder);
+    let mut out = std::collections::BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.header().entry_type().is_file() {
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).unwrap();
+            out.insert(name, content);
+        }
+    }
+    out
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// Red Hat's VEX directory as a mirror serves it: `archive_latest.txt`, the real archive (Red
+/// Hat's documents of 2023, `tests/data/SOURCES.md`), `changes.csv` and `deletions.csv` (rows
+/// written here, in Red Hat's format) and the changed documents (real ones from tests/data).
+/// First sync: the archive, then the rows after its date (a deletion removes a document the
+/// archive holds, a change adds one); each record cites its own file and digest. Then: nothing
+/// newer is not modified; newer rows are fetched one by one (older ones never), a deletion
+/// removes; a row that is not a document path fails the sync naming the line, nothing lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn redhat_vex_archive_then_changes_and_deletions() {
+    for (i, test_store) in stores("vex").await.into_iter().enumerate() {
+        let store = &test_store.store;
+        let archive = data("redhat/csaf-vex-archive/csaf_vex_2023-10-31.tar.zst");
+        let pam = data("redhat/csaf-vex/cve-2024-10041.json");
+        let curl = data("redhat/csaf-vex/cve-2023-38545.json");
+        let index = Arc::new(Mutex::new((
+            // changes.csv: one document after the archive's date, one before (already in it).
+            "\"2024/cve-2024-10041.json\",\"2025-01-10T00:00:00+00:00\"\n\
+             \"2023/cve-2023-0049.json\",\"2023-10-01T00:00:00+00:00\"\n"
+                .to_owned(),
+            // deletions.csv: a document the archive holds, withdrawn after it was built.
+            "\"2023/cve-2023-0045.json\",\"2024-02-01T00:00:00+00:00\"\n".to_owned(),
+        )));
+        let served = index.clone();
+        let (archive_bytes, pam_bytes, curl_bytes) = (archive.clone(), pam.clone(), curl.clone());
+        let (base, seen) = serve_with(move |head| {
+            let path = head.split_whitespace().nth(1)?.to_owned();
+            let (changes, deletions) = served.lock().unwrap().clone();
+            let body = match path.as_str() {
+                "/vex/archive_latest.txt" => b"csaf_vex_2023-10-31.tar.zst\n".to_vec(),
+                "/vex/csaf_vex_2023-10-31.tar.zst" => archive_bytes.clone(),
+                "/vex/changes.csv" => changes.into_bytes(),
+                "/vex/deletions.csv" => deletions.into_bytes(),
+                "/vex/2024/cve-2024-10041.json" => pam_bytes.clone(),
+                "/vex/2023/cve-2023-38545.json" => curl_bytes.clone(),
+                _ => {
+                    return Some(Reply {
+                        status: 404,
+                        headers: vec![],
+                        body: b"no such file".to_vec(),
+                        cut_at: None,
+                    })
+                }
+            };
+            Some(ok(body, "\"x\""))
+        });
+        let spec = FeedSpec {
+            feed: "redhat-vex".into(),
+            source: Source::RedhatVex,
+            format: FeedFormat::RedhatVex,
+            url: format!("{base}/vex/"),
+        };
+        let syncer = Syncer::new(SyncSettings {
+            work_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sync-vex-{i}")),
+            ..Default::default()
+        })
+        .unwrap();
+        let requested = |from: usize| -> Vec<String> {
+            seen.lock().unwrap()[from..]
+                .iter()
+                .filter_map(|h| h.split_whitespace().nth(1).map(str::to_owned))
+                .collect()
+        };
+        let ids = || async {
+            let mut ids: Vec<(String, String, String)> = store
+                .all_advisories()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|(feed, _, _)| feed == "redhat-vex")
+                .map(|(_, p, a)| (a.id, p.origin, p.sha256))
+                .collect();
+            ids.sort();
+            ids
+        };
+
+        let outcome = syncer.sync(store, &spec).await;
+        let SyncOutcome::Updated { skipped, .. } = &outcome else {
+            panic!("the first sync must load the archive: {outcome:?}")
+        };
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let first = requested(0);
+        assert!(first.contains(&"/vex/csaf_vex_2023-10-31.tar.zst".to_owned()), "{first:?}");
+        assert!(first.contains(&"/vex/2024/cve-2024-10041.json".to_owned()), "{first:?}");
+        assert!(
+            !first.contains(&"/vex/2023/cve-2023-0049.json".to_owned()),
+            "a change older than the archive is in it already: {first:?}"
+        );
+        let documents = archive_documents(&archive);
+        let stored = ids().await;
+        let names: Vec<&str> = stored.iter().map(|(id, _, _)| id.as_str()).collect();
+        // 0044 has no RHEL entry (kept out), 0045 was deleted after the archive.
+        assert_eq!(
+            names,
+            ["CVE-2023-0030", "CVE-2023-0049", "CVE-2023-0051", "CVE-2024-10041"]
+        );
+        for (id, origin, sha) in &stored {
+            if id == "CVE-2024-10041" {
+                assert_eq!(origin, &format!("{base}/vex/2024/cve-2024-10041.json"));
+                assert_eq!(sha, &sha256_hex(&pam));
+            } else {
+                let entry = format!("2023/{}.json", id.to_lowercase());
+                assert_eq!(
+                    origin,
+                    &format!("{base}/vex/csaf_vex_2023-10-31.tar.zst!{entry}")
+                );
+                assert_eq!(sha, &sha256_hex(&documents[&entry]), "{id}");
+            }
+        }
+        let state = store.feed("redhat-vex").await.unwrap().unwrap();
+        assert_eq!(state.record_count, 4);
+        assert_eq!(state.data_version.as_deref(), Some("2025-01-10T00:00:00Z"));
+
+        // Nothing newer than the cursor: not modified, no document fetched.
+        let before = seen.lock().unwrap().len();
+        assert_eq!(syncer.sync(store, &spec).await, SyncOutcome::NotModified);
+        assert!(
+            requested(before).iter().all(|p| p.ends_with(".csv")),
+            "{:?}",
+            requested(before)
+        );
+
+        // Newer rows: one changed document fetched, one deletion applied; older rows not fetched.
+        {
+            let mut idx = index.lock().unwrap();
+            idx.0.insert_str(
+                0,
+                "\"2023/cve-2023-38545.json\",\"2025-02-01T00:00:00+00:00\"\n",
+            );
+            idx.1
+                .insert_str(0, "\"2023/cve-2023-0051.json\",\"2025-02-02T00:00:00+00:00\"\n");
+        }
+        let before = seen.lock().unwrap().len();
+        let outcome = syncer.sync(store, &spec).await;
+        assert!(
+            matches!(&outcome, SyncOutcome::Updated { skipped, .. } if skipped.is_empty()),
+            "{outcome:?}"
+        );
+        let fetched: Vec<String> = requested(before)
+            .into_iter()
+            .filter(|p| p.ends_with(".json") || p.ends_with(".zst"))
+            .collect();
+        assert!(fetched.contains(&"/vex/2023/cve-2023-38545.json".to_owned()), "{fetched:?}");
+        assert!(
+            !fetched.iter().any(|p| p.contains("0049") || p.ends_with(".zst")),
+            "{fetched:?}"
+        );
+        let names: Vec<String> = ids().await.into_iter().map(|(id, _, _)| id).collect();
+        assert_eq!(
+            names,
+            ["CVE-2023-0030", "CVE-2023-0049", "CVE-2023-38545", "CVE-2024-10041"]
+        );
+        let state = store.feed("redhat-vex").await.unwrap().unwrap();
+        assert_eq!(state.data_version.as_deref(), Some("2025-02-02T00:00:00Z"));
+
+        // A row that is not a document path (it would become a URL elsewhere): refused, named,
+        // nothing changed.
+        index.lock().unwrap().0.insert_str(
+            0,
+            "\"2025/cve-2025-0001.json\",\"2025-03-01T00:00:00+00:00\"\n\"../../etc/cve-2025-2.json\",\"2025-03-01T00:00:00+00:00\"\n",
+        );
+        let SyncOutcome::Failed { reason } = syncer.sync(store, &spec).await else {
+            panic!("a bad index row must fail the sync")
+        };
+        assert!(
+            reason.contains("changes.csv line 2") && reason.contains("not a VEX document path"),
+            "{reason}"
+        );
+        assert_eq!(ids().await.len(), 4);
+        let state = store.feed("redhat-vex").await.unwrap().unwrap();
+        assert_eq!(state.data_version.as_deref(), Some("2025-02-02T00:00:00Z"));
+        assert!(state.last_error.is_some());
+        test_store.finish().await;
+    }
+}
