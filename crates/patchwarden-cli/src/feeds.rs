@@ -135,7 +135,12 @@ impl Tally {
     }
 }
 
-/// Imports files, directories and `.zip` archives (as osv.dev publishes them). Snapshot formats (KEV,
+/// The largest entry of a `.tar.zst` archive imported (Red Hat's largest VEX documents are under
+/// 100 MB).
+const MAX_ENTRY: u64 = 256 << 20;
+
+/// Imports files, directories, `.zip` archives (as osv.dev publishes them) and `.tar.zst` archives
+/// (as Red Hat publishes its VEX documents). Snapshot formats (KEV,
 /// EPSS, Debian tracker, Alpine secdb) replace their feed; OSV advisories and NVD records are added or
 /// updated one by one (in chunks). A file that fails is reported with its reason, recorded in the
 /// feed's state and changes nothing; the command then exits non-zero.
@@ -162,6 +167,23 @@ pub async fn import(store: &Store, paths: &[PathBuf]) -> anyhow::Result<ExitCode
     let started = std::time::Instant::now();
     for (path, walked) in &files {
         let origin = path.display().to_string();
+        if load::is_tar_zst(path) {
+            // Red Hat's VEX archive (`csaf_vex_YYYY-MM-DD.tar.zst`): read entry by entry.
+            let mut entries = load::tar_zst_entries(path.clone(), origin.clone(), MAX_ENTRY);
+            while let Some(entry) = entries.recv().await {
+                let (name, content) = entry.map_err(anyhow::Error::msg)?;
+                let origin = format!("{origin}!{name}");
+                match content {
+                    Ok(content) => import_one(store, &origin, true, &content, &mut tally).await?,
+                    Err(too_large) => {
+                        eprintln!("error: {too_large}");
+                        tally.inputs += 1;
+                        tally.failed += 1;
+                    }
+                }
+            }
+            continue;
+        }
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {origin}"))?;
         if path.extension().is_some_and(|e| e == "zip") {
             for entry in load::ZipEntries::new(&bytes, &origin).map_err(anyhow::Error::msg)? {

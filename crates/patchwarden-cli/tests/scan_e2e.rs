@@ -841,14 +841,16 @@ fn support_phases_decide_end_of_life() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--as-of"));
 }
 
-/// Independent: Red Hat's unfixed statements for RHEL 7 in the VEX files, applied by source RPM
-/// name to an inventory (`known_affected` or a `no_fix_planned`/`none_available` remediation;
+/// Independent: Red Hat's unfixed statements for one RHEL major (argv 3: its platform,
+/// `red_hat_enterprise_linux_7`) in the VEX files of a directory tree, applied by source RPM name
+/// to an inventory (`known_affected` or a `no_fix_planned`/`none_available` remediation;
 /// `no_fix_planned` is will-not-fix).
 const VEX_ORACLE: &str = r#"
 import json, os, sys
-vex_dir, inv = sys.argv[1], json.load(open(sys.argv[2]))
-for name in sorted(os.listdir(vex_dir)):
-    doc = json.load(open(os.path.join(vex_dir, name)))
+vex_dir, inv, wanted = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3]
+files = sorted(os.path.join(d, f) for d, _, fs in os.walk(vex_dir) for f in fs if f.endswith(".json"))
+for path in files:
+    doc = json.load(open(path))
     for v in doc["vulnerabilities"]:
         states = {}
         for pid in v.get("product_status", {}).get("known_affected", []):
@@ -861,7 +863,7 @@ for name in sorted(os.listdir(vex_dir)):
                     states.setdefault(pid, "no_fix_yet")
         for pid, state in states.items():
             platform, _, component = pid.partition(":")
-            if platform != "red_hat_enterprise_linux_7":
+            if platform != wanted:
                 continue
             for p in inv["packages"]:
                 if p["source_name"] == component:
@@ -920,7 +922,10 @@ fn rebuild_findings_from_red_hat_match_an_independent_reading() {
             )
         })
         .collect();
-    let theirs = python_triples(VEX_ORACLE, &[&vex, &path]);
+    let theirs = python_triples(
+        VEX_ORACLE,
+        &[&vex, &path, Path::new("red_hat_enterprise_linux_7")],
+    );
     assert_eq!(ours, theirs);
     assert!(
         ours.contains(&(
@@ -933,6 +938,100 @@ fn rebuild_findings_from_red_hat_match_an_independent_reading() {
     for f in derived {
         assert_eq!(f["fixed_version"], serde_json::Value::Null, "{f}");
         assert_eq!(f["evidence"]["matched_name"], "pam");
+    }
+}
+
+/// An AlmaLinux 9 root (real rpmdb) against its own errata (the real ALSA files) and Red Hat's VEX
+/// archive as Red Hat publishes it (`csaf_vex_2023-10-31.tar.zst`, imported as it is): Red Hat's
+/// RHEL 9 will-not-fix statements (vim: CVE-2023-0049, CVE-2023-0051; kernel: CVE-2023-0045)
+/// appear as findings derived from Red Hat, keyed by source RPM, exactly those an independent
+/// Python reading of the unpacked archive (GNU tar with zstd) finds; fixed versions still come
+/// from AlmaLinux's errata only.
+#[test]
+fn almalinux_root_takes_red_hats_unfixed_statements_from_the_vex_archive() {
+    if !tool_available("rpmbuild") || !tool_available("zstd") || !tool_available("python3") {
+        return;
+    }
+    let work = scratch("scan-alma-vex");
+    let root = build_alma_root(&work);
+    let db = work.join("kb.db");
+    let archive = fixtures().join("redhat/csaf-vex-archive/csaf_vex_2023-10-31.tar.zst");
+    import(&db, &[&fixtures().join("osv/almalinux9"), &archive]);
+    let inventory = work.join("inventory.json");
+    inventory_file(&root, &inventory);
+    let report = findings(&scan(
+        &db,
+        &["--root", root.to_str().unwrap(), "--format", "json"],
+    ));
+    let all = report["findings"].as_array().unwrap();
+    let derived: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|f| {
+            f["evidence"]["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("derived from Red Hat"))
+        })
+        .collect();
+    let ours: BTreeSet<(String, String, String)> = derived
+        .iter()
+        .map(|f| {
+            (
+                f["package"].as_str().unwrap().to_owned(),
+                f["cves"][0].as_str().unwrap().to_owned(),
+                f["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let unpacked = work.join("vex");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let st = Command::new("tar")
+        .args(["--zstd", "-xf"])
+        .arg(&archive)
+        .arg("-C")
+        .arg(&unpacked)
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar --zstd");
+    let theirs = python_triples(
+        VEX_ORACLE,
+        &[&unpacked, &inventory, Path::new("red_hat_enterprise_linux_9")],
+    );
+    assert_eq!(ours, theirs);
+    for expected in [
+        ("vim-minimal", "CVE-2023-0049"),
+        ("vim-minimal", "CVE-2023-0051"),
+        ("kernel-core", "CVE-2023-0045"),
+    ] {
+        assert!(
+            ours.contains(&(expected.0.into(), expected.1.into(), "will_not_fix".into())),
+            "{expected:?} in {ours:?}"
+        );
+    }
+    for f in &derived {
+        assert_eq!(f["fixed_version"], serde_json::Value::Null, "{f}");
+        assert_eq!(f["evidence"]["key_kind"], "source", "{f}");
+        // Each cites its own document inside the archive.
+        let origin = f["evidence"]["origin"].as_str().unwrap();
+        let cve = f["cves"][0].as_str().unwrap().to_lowercase();
+        assert!(
+            origin.ends_with(&format!("csaf_vex_2023-10-31.tar.zst!2023/{cve}.json")),
+            "{origin}"
+        );
+    }
+    // Fixed versions only ever from AlmaLinux's own errata: every fixable vim-minimal finding is
+    // an ALSA, at a version an ALSA file gives.
+    let alsa_versions = real_versions("vim-minimal");
+    let fixable: Vec<_> = all
+        .iter()
+        .filter(|f| f["package"] == "vim-minimal" && f["state"] == "fix_available")
+        .collect();
+    assert!(!fixable.is_empty());
+    for f in fixable {
+        assert!(f["advisory_id"].as_str().unwrap().starts_with("ALSA-"), "{f}");
+        assert!(
+            alsa_versions.contains(&f["fixed_version"].as_str().unwrap().to_owned()),
+            "{f}"
+        );
     }
 }
 

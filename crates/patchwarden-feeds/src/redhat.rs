@@ -46,8 +46,29 @@ fn platform_cpes(node: &Value, out: &mut HashMap<String, String>) {
     }
 }
 
-/// The RHEL release and stream a platform stands for, from its CPE or, lacking one, its id.
+/// The RHEL release and stream a platform stands for (see [`release_from`]), with the
+/// extended-support stream a main-stream platform continues as: `BaseOS-9.2.0.Z.MAIN.EUS` (CPE
+/// `enterprise_linux:9::baseos`) published 9.2's fixes while 9.2 was the main stream, and they
+/// are 9.2 EUS's fixes too: stream `baseos:eus:9.2:main`.
 fn release_of(platform: &str, cpe: Option<&str>) -> Option<ReleaseKey> {
+    let mut key = release_from(platform, cpe)?;
+    let upper = platform.to_ascii_uppercase();
+    if let Some(phase) = ["EUS", "AUS", "E4S", "TUS"]
+        .into_iter()
+        .find(|p| upper.ends_with(&format!(".MAIN.{p}")))
+    {
+        let version = platform.split_once('-').map(|(_, v)| v).unwrap_or("");
+        if let (Some(stream), Some(minor)) = (key.stream.as_mut(), minor_release(version)) {
+            if !stream.contains(':') {
+                *stream = format!("{stream}:{}:{minor}:main", phase.to_ascii_lowercase());
+            }
+        }
+    }
+    Some(key)
+}
+
+/// The RHEL release and stream a platform stands for, from its CPE or, lacking one, its id.
+fn release_from(platform: &str, cpe: Option<&str>) -> Option<ReleaseKey> {
     let rhel = |release: &str, stream: Option<&str>| {
         let major = release.split('.').next().unwrap_or(release);
         (!major.is_empty() && major.chars().all(|c| c.is_ascii_digit())).then(|| ReleaseKey {
@@ -100,10 +121,12 @@ fn release_of(platform: &str, cpe: Option<&str>) -> Option<ReleaseKey> {
     ]
     .contains(&stream)
     .then(|| {
-        // `AppStream-9.0.0.Z.EUS`: an extended-support stream of minor release 9.0.
-        let phase = ["EUS", "AUS", "E4S", "TUS"]
-            .into_iter()
-            .find(|p| rest.to_ascii_uppercase().ends_with(&format!(".{p}")));
+        // `AppStream-9.0.0.Z.EUS`: an extended-support stream of minor release 9.0 (`….MAIN.EUS`
+        // is the main stream's, see [`release_of`]).
+        let upper = rest.to_ascii_uppercase();
+        let phase = ["EUS", "AUS", "E4S", "TUS"].into_iter().find(|p| {
+            upper.ends_with(&format!(".{p}")) && !upper.ends_with(&format!(".MAIN.{p}"))
+        });
         match phase {
             Some(phase) => {
                 let stream = format!(

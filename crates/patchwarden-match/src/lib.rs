@@ -59,8 +59,11 @@ struct Entry {
     stream: Option<String>,
     /// Only hosts with Ubuntu Pro/ESM receive this entry's fix.
     pro_only: bool,
-    /// A RHEL extended-support stream's entry (`eus:9.0`): only hosts on that stream receive it.
+    /// A RHEL extended-support stream's entry (`eus:9.0`): hosts on that stream receive it.
     extended: Option<String>,
+    /// Hosts of the main stream receive it too (a main-stream fix that the extended stream of
+    /// the same minor release carries on: `…:eus:9.2:main`). True for every main-stream entry.
+    main_stream: bool,
     /// The fixed version is an RPM module build.
     fixed_module: bool,
     state: FixState,
@@ -78,6 +81,7 @@ impl Entry {
             && self.stream == other.stream
             && self.pro_only == other.pro_only
             && self.extended == other.extended
+            && self.main_stream == other.main_stream
             && self.fixed_module == other.fixed_module
             && self.state == other.state
             && key(&self.fixed) == key(&other.fixed)
@@ -161,13 +165,16 @@ impl KnowledgeIndex {
             let pro_only = release.stream.as_deref().is_some_and(|s| {
                 s == "pro" || s == "esm" || s.starts_with("pro:") || s.starts_with("esm")
             });
+            let (extended, main_stream) = match release.stream.as_deref() {
+                Some(stream) if distro == Distro::Rhel => extended_stream(stream),
+                _ => (None, true),
+            };
             let entry = Entry {
                 advisory: number,
                 stream: release.stream.clone(),
                 pro_only,
-                extended: (distro == Distro::Rhel)
-                    .then(|| release.stream.as_deref().and_then(extended_stream))
-                    .flatten(),
+                extended,
+                main_stream,
                 fixed_module: fixed.as_ref().is_some_and(|(v, _)| is_module_build(v)),
                 state: p.state,
                 fixed,
@@ -375,14 +382,26 @@ pub fn unparsable_versions(inv: &Inventory) -> Vec<UnparsableVersion<'_>> {
     out
 }
 
-/// The extended-support part of a RHEL entry's stream (`appstream:eus:9.0` → `eus:9.0`); `None`
-/// for the main stream's repositories (`baseos`, `appstream`).
-fn extended_stream(stream: &str) -> Option<String> {
-    let (_, rest) = stream.split_once(':')?;
-    let phase = rest.split(':').next()?;
-    patchwarden_model::RhelPhase::from_name(phase)
-        .filter(|p| *p != patchwarden_model::RhelPhase::Main)
-        .map(|_| rest.to_owned())
+/// The extended-support stream of a RHEL entry's stream and whether the main stream receives it
+/// too: `appstream:eus:9.0` → (`eus:9.0`, no); `baseos:eus:9.2:main` → (`eus:9.2`, yes);
+/// `baseos` → (none, yes).
+fn extended_stream(stream: &str) -> (Option<String>, bool) {
+    let Some((_, rest)) = stream.split_once(':') else {
+        return (None, true);
+    };
+    let mut parts = rest.split(':');
+    let extended = parts
+        .next()
+        .and_then(patchwarden_model::RhelPhase::from_name)
+        .filter(|p| *p != patchwarden_model::RhelPhase::Main);
+    match extended {
+        Some(phase) => {
+            let minor = parts.next().unwrap_or("");
+            let main = parts.next() == Some("main");
+            (Some(format!("{}:{minor}", phase.as_str())), main)
+        }
+        None => (None, true),
+    }
 }
 
 /// The extended-support stream a RHEL host follows (`eus:9.4`), `None` on the main stream (also
@@ -568,13 +587,12 @@ fn evaluate_filtered<'a>(
                         .any(|o| o.advisory == e.advisory && !o.pro_only)
                 {
                     Outcome::NotAFinding(NotAFinding::OtherStream)
-                } else if let Some(ext) = &e.extended {
-                    // An extended-support stream's entry: for hosts on that stream only.
-                    if host_stream.as_ref() == Some(ext) {
-                        decide(e, a, &installed_key, installed_module, ubuntu_pro)
-                    } else {
-                        Outcome::NotAFinding(NotAFinding::OtherStream)
-                    }
+                } else if e.extended.is_some() && e.extended == host_stream {
+                    // The host's own extended-support stream.
+                    decide(e, a, &installed_key, installed_module, ubuntu_pro)
+                } else if e.extended.is_some() && !(e.main_stream && host_stream.is_none()) {
+                    // Another extended stream's entry.
+                    Outcome::NotAFinding(NotAFinding::OtherStream)
                 } else if let Some(own) = &host_stream {
                     // A main-stream entry on a host of an extended stream: the host's own
                     // stream's entry decides where the advisory has one; else the main stream
@@ -661,7 +679,7 @@ fn derived_from_red_hat<'a>(
     // Rebuilds follow RHEL's main stream: extended-support streams' statements are not theirs.
     for e in entries.iter().filter(|e| {
         only.is_none_or(|n| e.advisory == n)
-            && e.extended.is_none()
+            && e.main_stream
             && matches!(
                 e.state,
                 FixState::NotFixedYet | FixState::WillNotFix | FixState::EndOfLife

@@ -444,6 +444,99 @@ fn rebuilds_take_red_hats_unfixed_statements_by_source_rpm() {
     assert_ne!(v[0].note, Some(patchwarden_match::DERIVED_FROM_RED_HAT));
 }
 
+/// A RHEL host on the main stream against one on an extended-support stream, on the real VEX for
+/// CVE-2023-38545 (curl): 9.0 EUS has its own fix (`7.76.1-14.el9_0.9`), 9.2's main-stream fix
+/// (`BaseOS-9.2.0.Z.MAIN.EUS`, `23.el9_2.4`) carries on into 9.2 EUS, 9.3's main fix is `26.el9_3.2`.
+/// Each host is judged by its own stream's entry; a 9.0 EUS host is never told to take a
+/// main-stream build, and a main-stream host never reads an EUS-only entry.
+#[test]
+fn rhel_hosts_are_judged_by_the_stream_they_follow() {
+    let bytes = std::fs::read(data("redhat/csaf-vex/cve-2023-38545.json")).unwrap();
+    let advisories = patchwarden_feeds::redhat::parse(&bytes, "vex").unwrap();
+    let index = KnowledgeIndex::build(
+        advisories
+            .into_iter()
+            .map(|a| ("redhat-vex".to_owned(), provenance(Source::RedhatVex), a)),
+        [],
+    );
+    let host = |version: &str, installed: &str, stream: Option<(RhelPhase, &str)>| {
+        let mut inv = inventory(
+            "rhel",
+            version,
+            None,
+            &[("curl", installed, "curl", installed)],
+        );
+        inv.os.rhel_stream = stream.map(|(phase, minor)| RhelStream {
+            phase,
+            minor: Some(minor.to_owned()),
+            evidence: "test".into(),
+        });
+        inv
+    };
+    let findings = |inv: &Inventory| -> Vec<(Outcome, Option<String>, Option<String>)> {
+        let mut v: Vec<_> = run(inv, &index)
+            .into_iter()
+            .filter(|v| v.package == "curl" && matches!(v.outcome, Outcome::Finding(_)))
+            .map(|v| {
+                (
+                    v.outcome,
+                    v.fixed_version.map(str::to_owned),
+                    v.stream.map(str::to_owned),
+                )
+            })
+            .collect();
+        v.sort_by_key(|f| format!("{f:?}"));
+        v.dedup();
+        v
+    };
+    // 9.0 EUS, one build before its fix: its own stream's fix, nothing from the main stream.
+    let eus90 = host("9.0", "7.76.1-14.el9_0.8", Some((RhelPhase::Eus, "9.0")));
+    let f = findings(&eus90);
+    assert!(!f.is_empty());
+    for (outcome, fixed, stream) in &f {
+        assert_eq!(*outcome, Outcome::Finding(F::FixAvailable), "{f:?}");
+        assert_eq!(fixed.as_deref(), Some("0:7.76.1-14.el9_0.9"), "{f:?}");
+        assert!(stream.as_deref().unwrap().ends_with(":eus:9.0"), "{f:?}");
+    }
+    // The same build on the main stream: the main stream's fixes, never the EUS build.
+    let main = host("9.0", "7.76.1-14.el9_0.8", None);
+    let f = findings(&main);
+    assert!(
+        f.iter()
+            .all(|(o, fixed, _)| *o == Outcome::Finding(F::FixAvailable)
+                && fixed.as_deref() != Some("0:7.76.1-14.el9_0.9")),
+        "{f:?}"
+    );
+    assert!(f.iter().any(|(_, fixed, _)| fixed.as_deref() == Some("0:7.76.1-26.el9_3.2")));
+    // At the 9.0 EUS fix: done on 9.0 EUS, still affected on the main stream.
+    let fixed90 = host("9.0", "7.76.1-14.el9_0.9", Some((RhelPhase::Eus, "9.0")));
+    assert!(findings(&fixed90).is_empty(), "{:?}", findings(&fixed90));
+    assert!(!findings(&host("9.0", "7.76.1-14.el9_0.9", None)).is_empty());
+    // 9.2 EUS: the fix published while 9.2 was the main stream is its own.
+    let eus92 = host("9.2", "7.76.1-23.el9_2.3", Some((RhelPhase::Eus, "9.2")));
+    let f = findings(&eus92);
+    assert!(!f.is_empty());
+    for (outcome, fixed, _) in &f {
+        assert_eq!(*outcome, Outcome::Finding(F::FixAvailable), "{f:?}");
+        assert_eq!(fixed.as_deref(), Some("0:7.76.1-23.el9_2.4"), "{f:?}");
+    }
+    assert!(findings(&host("9.2", "7.76.1-23.el9_2.4", Some((RhelPhase::Eus, "9.2")))).is_empty());
+    // 9.4 EUS has no entry of its own here: the main stream says it is affected, but the main
+    // stream's fix is not its stream's — no fix yet, said why.
+    let eus94 = host("9.4", "7.76.1-14.el9_0.8", Some((RhelPhase::Eus, "9.4")));
+    let v = run(&eus94, &index);
+    let hits: Vec<_> = v
+        .iter()
+        .filter(|v| matches!(v.outcome, Outcome::Finding(_)))
+        .collect();
+    assert!(!hits.is_empty());
+    for h in &hits {
+        assert_eq!(h.outcome, Outcome::Finding(F::NoFixYet), "{h:?}");
+        assert_eq!(h.note, Some(patchwarden_match::FIX_IN_MAIN_STREAM_ONLY));
+        assert_eq!(h.fixed_version, None);
+    }
+}
+
 #[test]
 fn debian_tracker_states() {
     let bytes = std::fs::read(data(

@@ -228,3 +228,107 @@ pub fn unzip(
     }
     Ok(())
 }
+
+/// The zstd frames of a file one after another (an archive may hold several).
+struct Frames<R: std::io::BufRead> {
+    current: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
+    source: Option<R>,
+}
+
+impl<R: std::io::BufRead> std::io::Read for Frames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(frame) = self.current.as_mut() {
+                let n = frame.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                self.source = self.current.take().map(|f| f.into_inner());
+            }
+            let Some(mut source) = self.source.take() else {
+                return Ok(0);
+            };
+            if source.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            self.current = Some(
+                ruzstd::decoding::StreamingDecoder::new(source)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
+            );
+        }
+    }
+}
+
+/// Whether `name` is a zstd-compressed tar archive by its name (`csaf_vex_2025-01-01.tar.zst`).
+pub fn is_tar_zst(name: &std::path::Path) -> bool {
+    name.to_string_lossy().ends_with(".tar.zst")
+}
+
+/// Reads the regular files of a `.tar.zst` archive one by one, never the whole archive in memory,
+/// calling `each` with the entry's name (without `./`) and its content — or, for an entry over
+/// `max_entry` bytes, why it was left out. A damaged archive is an error naming it.
+pub fn read_tar_zst(
+    path: &std::path::Path,
+    origin: &str,
+    max_entry: u64,
+    mut each: impl FnMut(&str, Result<Vec<u8>, String>),
+) -> Result<(), SyncError> {
+    use std::io::Read;
+    let bad = |what: String| SyncError::Data(format!("{origin}: {what}"));
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let frames = Frames {
+        current: None,
+        source: Some(std::io::BufReader::with_capacity(1 << 20, file)),
+    };
+    let mut archive = tar::Archive::new(frames);
+    let entries = archive
+        .entries()
+        .map_err(|e| bad(format!("not a readable tar.zst archive: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(format!("not a readable tar.zst archive: {e}")))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = entry
+            .path()
+            .map_err(|e| bad(format!("an entry has no readable name: {e}")))?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_owned();
+        if entry.size() > max_entry {
+            each(
+                &name,
+                Err(format!(
+                    "{origin}!{name}: {} bytes, over the limit of {max_entry} for one entry",
+                    entry.size()
+                )),
+            );
+            continue;
+        }
+        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad(format!("cannot unpack {name}: {e}")))?;
+        each(&name, Ok(bytes));
+    }
+    Ok(())
+}
+
+/// [`read_tar_zst`] on a blocking thread, its entries handed over as they are read (a few at a
+/// time: the archive is never held whole), for an async caller (`feeds import`).
+pub fn tar_zst_entries(
+    path: std::path::PathBuf,
+    origin: String,
+    max_entry: u64,
+) -> tokio::sync::mpsc::Receiver<Result<(String, Result<Vec<u8>, String>), SyncError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tokio::task::spawn_blocking(move || {
+        let result = read_tar_zst(&path, &origin, max_entry, |name, content| {
+            let _ = tx.blocking_send(Ok((name.to_owned(), content)));
+        });
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    rx
+}

@@ -24,7 +24,6 @@
 //! The base URL is `https://security.access.redhat.com/data/csaf/v2/vex/`, or a mirror's
 //! (`PATCHWARDEN_FEED_URL_REDHAT_VEX`).
 
-use std::io::{BufRead, Read};
 use std::path::Path;
 
 use jiff::Timestamp;
@@ -201,79 +200,27 @@ impl Gathered {
     }
 }
 
-/// The zstd frames of a file one after another (an archive may hold several).
-struct Frames<R: BufRead> {
-    current: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
-    source: Option<R>,
-}
-
-impl<R: BufRead> Read for Frames<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            if let Some(frame) = self.current.as_mut() {
-                let n = frame.read(buf)?;
-                if n > 0 || buf.is_empty() {
-                    return Ok(n);
-                }
-                self.source = self.current.take().map(|f| f.into_inner());
-            }
-            let Some(mut source) = self.source.take() else {
-                return Ok(0);
-            };
-            if source.fill_buf()?.is_empty() {
-                return Ok(0);
-            }
-            self.current = Some(
-                ruzstd::decoding::StreamingDecoder::new(source)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
-            );
-        }
-    }
-}
-
 /// Reads every VEX document of a staged `.tar.zst` archive into `out` (entry by entry; entries
 /// that are not documents — directories, index files — are passed over).
-fn read_archive(path: &Path, url: &str, fetched_at: &str, out: &mut Gathered) -> Result<usize, SyncError> {
-    let bad = |what: String| SyncError::Data(format!("{url}: {what}"));
-    let file = std::fs::File::open(path)
-        .map_err(|e| bad(format!("cannot open the staged archive: {e}")))?;
-    let frames = Frames {
-        current: None,
-        source: Some(std::io::BufReader::with_capacity(1 << 20, file)),
-    };
-    let mut archive = tar::Archive::new(frames);
+fn read_archive(
+    path: &Path,
+    url: &str,
+    fetched_at: &str,
+    out: &mut Gathered,
+) -> Result<usize, SyncError> {
     let mut documents = 0;
-    let entries = archive
-        .entries()
-        .map_err(|e| bad(format!("not a readable tar.zst archive: {e}")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| bad(format!("not a readable tar.zst archive: {e}")))?;
-        if !entry.header().entry_type().is_file() {
-            continue;
+    crate::load::read_tar_zst(path, url, MAX_DOCUMENT_BYTES, |name, content| {
+        if !is_document_path(name) {
+            return;
         }
-        let name = entry
-            .path()
-            .map_err(|e| bad(format!("an entry has no readable name: {e}")))?
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .to_owned();
-        if !is_document_path(&name) {
-            continue;
+        match content {
+            Ok(bytes) => {
+                out.add_document(&document_id(name), &bytes, &format!("{url}!{name}"), fetched_at);
+                documents += 1;
+            }
+            Err(too_large) => out.skipped.push(too_large),
         }
-        if entry.size() > MAX_DOCUMENT_BYTES {
-            out.skipped.push(format!(
-                "{url}!{name}: {} bytes, over the limit of {MAX_DOCUMENT_BYTES} for one document",
-                entry.size()
-            ));
-            continue;
-        }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|e| bad(format!("cannot unpack {name}: {e}")))?;
-        out.add_document(&document_id(&name), &bytes, &format!("{url}!{name}"), fetched_at);
-        documents += 1;
-    }
+    })?;
     Ok(documents)
 }
 

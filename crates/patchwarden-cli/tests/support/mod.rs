@@ -167,6 +167,7 @@ pub const ALMA_PACKAGES: &[(&str, &str)] = &[
     ("curl", ""),
     ("sudo", ""),
     ("kernel", "core"),
+    ("vim", "minimal"),
 ];
 
 /// The fixed versions the fixtures give a binary package, oldest first (python3-rpm sorts them).
