@@ -1035,6 +1035,61 @@ fn almalinux_root_takes_red_hats_unfixed_statements_from_the_vex_archive() {
     }
 }
 
+/// A RHEL 9.0 root (real rpmdb, curl 7.76.1-14.el9 — RHEL 9.0's) scanned against Red Hat's real VEX
+/// for CVE-2023-38545: with subscription-manager's `redhat.repo` on the 9.0 EUS repositories and
+/// the release locked to 9.0, the inventory names the stream and the fix offered is 9.0 EUS's own
+/// build (`7.76.1-14.el9_0.9`); the same root on the main-stream repositories is offered the main
+/// stream's fixes and never the EUS build.
+#[test]
+fn rhel_root_is_judged_by_its_update_stream() {
+    if !tool_available("rpmbuild") {
+        return;
+    }
+    let work = scratch("scan-rhel-eus");
+    let root = build_rpm_root(
+        &work,
+        &[RpmPackage {
+            source: "curl",
+            sub: "",
+            full_version: "7.76.1-14.el9".into(),
+        }],
+        "NAME=\"Red Hat Enterprise Linux\"\nVERSION=\"9.0 (Plow)\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"9.0\"\nPRETTY_NAME=\"Red Hat Enterprise Linux 9.0 (Plow)\"\n",
+    );
+    let repo = |eus: bool| {
+        let (main, ext) = if eus { ("0", "1") } else { ("1", "0") };
+        format!(
+            "[rhel-9-for-x86_64-baseos-rpms]\nname = BaseOS\nbaseurl = https://cdn.redhat.com/content/dist/rhel9/$releasever/x86_64/baseos/os\nenabled = {main}\n\n[rhel-9-for-x86_64-baseos-eus-rpms]\nname = BaseOS EUS\nbaseurl = https://cdn.redhat.com/content/eus/rhel9/$releasever/x86_64/baseos/os\nenabled = {ext}\n"
+        )
+    };
+    write(&root.join("etc/yum.repos.d/redhat.repo"), &repo(true));
+    write(&root.join("etc/dnf/vars/releasever"), "9.0\n");
+    let db = work.join("kb.db");
+    import(&db, &[&fixtures().join("redhat/csaf-vex/cve-2023-38545.json")]);
+    let inv = inventory_json(&root);
+    assert_eq!(inv["os"]["rhel_stream"]["phase"], "eus", "{}", inv["os"]);
+    assert_eq!(inv["os"]["rhel_stream"]["minor"], "9.0");
+    let fixes = |report: &serde_json::Value| -> BTreeSet<String> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["package"] == "curl" && f["state"] == "fix_available")
+            .map(|f| f["fixed_version"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let eus = findings(&scan(&db, &["--root", root.to_str().unwrap(), "--format", "json"]));
+    assert_eq!(
+        fixes(&eus),
+        BTreeSet::from(["0:7.76.1-14.el9_0.9".to_owned()]),
+        "{eus}"
+    );
+    write(&root.join("etc/yum.repos.d/redhat.repo"), &repo(false));
+    let main = findings(&scan(&db, &["--root", root.to_str().unwrap(), "--format", "json"]));
+    let main_fixes = fixes(&main);
+    assert!(main_fixes.contains("0:7.76.1-26.el9_3.2"), "{main_fixes:?}");
+    assert!(!main_fixes.contains("0:7.76.1-14.el9_0.9"), "{main_fixes:?}");
+}
+
 #[test]
 fn bad_inputs_are_named() {
     let work = scratch("scan-bad");

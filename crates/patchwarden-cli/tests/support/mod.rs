@@ -205,34 +205,29 @@ for v in sorted(vs, key=functools.cmp_to_key(lambda a, b: rpm.labelCompare(evr(a
         .collect()
 }
 
-/// An AlmaLinux 9 root with a real rpmdb (rpmbuild + `rpm --justdb`): each package at the oldest
-/// real fixed version the AlmaLinux fixtures give it (several advisories behind).
-pub fn build_alma_root(work: &Path) -> PathBuf {
+/// One package of a test RPM root: its source name, a sub-package (`core` of `kernel-core`; empty
+/// for none) and its full version (`[epoch:]version-release`).
+pub struct RpmPackage<'a> {
+    pub source: &'a str,
+    pub sub: &'a str,
+    pub full_version: String,
+}
+
+/// A root with a real rpmdb (rpmbuild + `rpm --justdb`) holding `packages`, and `os_release`.
+pub fn build_rpm_root(work: &Path, packages: &[RpmPackage<'_>], os_release: &str) -> PathBuf {
     let mut rpms = Vec::new();
-    for (source, sub) in ALMA_PACKAGES {
-        let binary = if sub.is_empty() {
-            source.to_string()
-        } else {
-            format!("{source}-{sub}")
-        };
-        let versions = real_versions(&binary);
-        // The oldest real fixed version: behind every later advisory. The fixtures hold one kernel
-        // advisory only: the kernel is AlmaLinux 9.3's release kernel, 5.14.0-362.8.1.el9_3.
-        let full = if binary == "kernel-core" {
-            "5.14.0-362.8.1.el9_3"
-        } else {
-            assert!(versions.len() >= 2, "{binary}: {versions:?}");
-            &versions[0]
-        };
+    for p in packages {
+        let full = p.full_version.as_str();
         let (epoch, vr) = full.split_once(':').unwrap_or(("", full));
         let (version, release) = vr.rsplit_once('-').unwrap();
+        let (source, sub) = (p.source, p.sub);
         let sub_section = if sub.is_empty() {
             String::new()
         } else {
             format!("%package {sub}\nSummary: {sub}\n%description {sub}\n{sub}\n%files {sub}\n")
         };
         let spec = format!(
-            "Name: {source}\n{}Version: {version}\nRelease: {release}\nSummary: test package with a real AlmaLinux 9 version\nLicense: MIT\n%description\ntest\n%files\n{sub_section}",
+            "Name: {source}\n{}Version: {version}\nRelease: {release}\nSummary: test package with a real version\nLicense: MIT\n%description\ntest\n%files\n{sub_section}",
             if epoch.is_empty() { String::new() } else { format!("Epoch: {epoch}\n") }
         );
         let spec_path = work.join(format!("{source}.spec"));
@@ -275,8 +270,39 @@ pub fn build_alma_root(work: &Path) -> PathBuf {
         ],
         &rpms,
     );
-    write(&root.join("etc/os-release"), "NAME=\"AlmaLinux\"\nVERSION=\"9.0 (Emerald Puma)\"\nID=\"almalinux\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.0\"\nPRETTY_NAME=\"AlmaLinux 9.0 (Emerald Puma)\"\n");
+    write(&root.join("etc/os-release"), os_release);
     root
+}
+
+/// An AlmaLinux 9 root with a real rpmdb (rpmbuild + `rpm --justdb`): each package at the oldest
+/// real fixed version the AlmaLinux fixtures give it (several advisories behind).
+pub fn build_alma_root(work: &Path) -> PathBuf {
+    let packages: Vec<RpmPackage> = ALMA_PACKAGES
+        .iter()
+        .map(|(source, sub)| {
+            let binary = if sub.is_empty() {
+                source.to_string()
+            } else {
+                format!("{source}-{sub}")
+            };
+            let versions = real_versions(&binary);
+            // The oldest real fixed version: behind every later advisory. The fixtures hold one
+            // kernel advisory only: the kernel is AlmaLinux 9.3's release kernel,
+            // 5.14.0-362.8.1.el9_3.
+            let full_version = if binary == "kernel-core" {
+                "5.14.0-362.8.1.el9_3".to_owned()
+            } else {
+                assert!(versions.len() >= 2, "{binary}: {versions:?}");
+                versions[0].clone()
+            };
+            RpmPackage {
+                source,
+                sub,
+                full_version,
+            }
+        })
+        .collect();
+    build_rpm_root(work, &packages, "NAME=\"AlmaLinux\"\nVERSION=\"9.0 (Emerald Puma)\"\nID=\"almalinux\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.0\"\nPRETTY_NAME=\"AlmaLinux 9.0 (Emerald Puma)\"\n")
 }
 
 /// A PostgreSQL URL for a schema of its own, or `None` (skipped, or a failure under
