@@ -994,7 +994,11 @@ fn almalinux_root_takes_red_hats_unfixed_statements_from_the_vex_archive() {
     assert!(st.success(), "tar --zstd");
     let theirs = python_triples(
         VEX_ORACLE,
-        &[&unpacked, &inventory, Path::new("red_hat_enterprise_linux_9")],
+        &[
+            &unpacked,
+            &inventory,
+            Path::new("red_hat_enterprise_linux_9"),
+        ],
     );
     assert_eq!(ours, theirs);
     for expected in [
@@ -1027,7 +1031,10 @@ fn almalinux_root_takes_red_hats_unfixed_statements_from_the_vex_archive() {
         .collect();
     assert!(!fixable.is_empty());
     for f in fixable {
-        assert!(f["advisory_id"].as_str().unwrap().starts_with("ALSA-"), "{f}");
+        assert!(
+            f["advisory_id"].as_str().unwrap().starts_with("ALSA-"),
+            "{f}"
+        );
         assert!(
             alsa_versions.contains(&f["fixed_version"].as_str().unwrap().to_owned()),
             "{f}"
@@ -1064,7 +1071,10 @@ fn rhel_root_is_judged_by_its_update_stream() {
     write(&root.join("etc/yum.repos.d/redhat.repo"), &repo(true));
     write(&root.join("etc/dnf/vars/releasever"), "9.0\n");
     let db = work.join("kb.db");
-    import(&db, &[&fixtures().join("redhat/csaf-vex/cve-2023-38545.json")]);
+    import(
+        &db,
+        &[&fixtures().join("redhat/csaf-vex/cve-2023-38545.json")],
+    );
     let inv = inventory_json(&root);
     assert_eq!(inv["os"]["rhel_stream"]["phase"], "eus", "{}", inv["os"]);
     assert_eq!(inv["os"]["rhel_stream"]["minor"], "9.0");
@@ -1077,17 +1087,26 @@ fn rhel_root_is_judged_by_its_update_stream() {
             .map(|f| f["fixed_version"].as_str().unwrap().to_owned())
             .collect()
     };
-    let eus = findings(&scan(&db, &["--root", root.to_str().unwrap(), "--format", "json"]));
+    let eus = findings(&scan(
+        &db,
+        &["--root", root.to_str().unwrap(), "--format", "json"],
+    ));
     assert_eq!(
         fixes(&eus),
         BTreeSet::from(["0:7.76.1-14.el9_0.9".to_owned()]),
         "{eus}"
     );
     write(&root.join("etc/yum.repos.d/redhat.repo"), &repo(false));
-    let main = findings(&scan(&db, &["--root", root.to_str().unwrap(), "--format", "json"]));
+    let main = findings(&scan(
+        &db,
+        &["--root", root.to_str().unwrap(), "--format", "json"],
+    ));
     let main_fixes = fixes(&main);
     assert!(main_fixes.contains("0:7.76.1-26.el9_3.2"), "{main_fixes:?}");
-    assert!(!main_fixes.contains("0:7.76.1-14.el9_0.9"), "{main_fixes:?}");
+    assert!(
+        !main_fixes.contains("0:7.76.1-14.el9_0.9"),
+        "{main_fixes:?}"
+    );
 }
 
 #[test]

@@ -124,9 +124,9 @@ fn release_from(platform: &str, cpe: Option<&str>) -> Option<ReleaseKey> {
         // `AppStream-9.0.0.Z.EUS`: an extended-support stream of minor release 9.0 (`….MAIN.EUS`
         // is the main stream's, see [`release_of`]).
         let upper = rest.to_ascii_uppercase();
-        let phase = ["EUS", "AUS", "E4S", "TUS"].into_iter().find(|p| {
-            upper.ends_with(&format!(".{p}")) && !upper.ends_with(&format!(".MAIN.{p}"))
-        });
+        let phase = ["EUS", "AUS", "E4S", "TUS"]
+            .into_iter()
+            .find(|p| upper.ends_with(&format!(".{p}")) && !upper.ends_with(&format!(".MAIN.{p}")));
         match phase {
             Some(phase) => {
                 let stream = format!(

@@ -94,7 +94,10 @@ pub fn detect(root: &SystemRoot, version_id: Option<&str>) -> Option<RhelStream>
     let (minor, why) = match lock {
         Some((v, why)) => (Some(v), why),
         None => match version_id.filter(|v| is_minor(v)) {
-            Some(v) => (Some(v.to_owned()), format!("VERSION_ID {v} (no release lock)")),
+            Some(v) => (
+                Some(v.to_owned()),
+                format!("VERSION_ID {v} (no release lock)"),
+            ),
             None => (None, "no minor release found".to_owned()),
         },
     };

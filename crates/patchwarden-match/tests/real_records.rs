@@ -507,7 +507,9 @@ fn rhel_hosts_are_judged_by_the_stream_they_follow() {
                 && fixed.as_deref() != Some("0:7.76.1-14.el9_0.9")),
         "{f:?}"
     );
-    assert!(f.iter().any(|(_, fixed, _)| fixed.as_deref() == Some("0:7.76.1-26.el9_3.2")));
+    assert!(f
+        .iter()
+        .any(|(_, fixed, _)| fixed.as_deref() == Some("0:7.76.1-26.el9_3.2")));
     // At the 9.0 EUS fix: done on 9.0 EUS, still affected on the main stream.
     let fixed90 = host("9.0", "7.76.1-14.el9_0.9", Some((RhelPhase::Eus, "9.0")));
     assert!(findings(&fixed90).is_empty(), "{:?}", findings(&fixed90));
@@ -520,7 +522,12 @@ fn rhel_hosts_are_judged_by_the_stream_they_follow() {
         assert_eq!(*outcome, Outcome::Finding(F::FixAvailable), "{f:?}");
         assert_eq!(fixed.as_deref(), Some("0:7.76.1-23.el9_2.4"), "{f:?}");
     }
-    assert!(findings(&host("9.2", "7.76.1-23.el9_2.4", Some((RhelPhase::Eus, "9.2")))).is_empty());
+    assert!(findings(&host(
+        "9.2",
+        "7.76.1-23.el9_2.4",
+        Some((RhelPhase::Eus, "9.2"))
+    ))
+    .is_empty());
     // 9.4 EUS has no entry of its own here: the main stream says it is affected, but the main
     // stream's fix is not its stream's — no fix yet, said why.
     let eus94 = host("9.4", "7.76.1-14.el9_0.8", Some((RhelPhase::Eus, "9.4")));

@@ -150,9 +150,7 @@ pub fn feeds_for(
             "osv:AlmaLinux" => release.distro == Distro::Almalinux,
             "osv:Rocky Linux" => release.distro == Distro::Rocky,
             // RHEL itself, and the rebuilds (Red Hat's unfixed statements apply to them).
-            redhat_vex::FEED => {
-                release.distro == Distro::Rhel || release.distro.follows_rhel()
-            }
+            redhat_vex::FEED => release.distro == Distro::Rhel || release.distro.follows_rhel(),
             f => {
                 release.distro == Distro::Alpine
                     && f.starts_with(&format!("alpine-secdb:v{}/", release.release))

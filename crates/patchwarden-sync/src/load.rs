@@ -314,13 +314,17 @@ pub fn read_tar_zst(
     Ok(())
 }
 
+/// One entry of a `.tar.zst` archive as [`tar_zst_entries`] hands it over: its name and content
+/// (or why it was left out), or the error that ended the archive.
+pub type TarZstEntry = Result<(String, Result<Vec<u8>, String>), SyncError>;
+
 /// [`read_tar_zst`] on a blocking thread, its entries handed over as they are read (a few at a
 /// time: the archive is never held whole), for an async caller (`feeds import`).
 pub fn tar_zst_entries(
     path: std::path::PathBuf,
     origin: String,
     max_entry: u64,
-) -> tokio::sync::mpsc::Receiver<Result<(String, Result<Vec<u8>, String>), SyncError>> {
+) -> tokio::sync::mpsc::Receiver<TarZstEntry> {
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     tokio::task::spawn_blocking(move || {
         let result = read_tar_zst(&path, &origin, max_entry, |name, content| {

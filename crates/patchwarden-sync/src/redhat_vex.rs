@@ -94,9 +94,7 @@ pub fn is_document_path(path: &str) -> bool {
 /// Whether `name` is an archive name as `archive_latest.txt` gives it:
 /// `csaf_vex_YYYY-MM-DD.tar.zst`. Returns its date.
 pub fn archive_date(name: &str) -> Option<jiff::civil::Date> {
-    let date = name
-        .strip_prefix("csaf_vex_")?
-        .strip_suffix(".tar.zst")?;
+    let date = name.strip_prefix("csaf_vex_")?.strip_suffix(".tar.zst")?;
     (date.len() == 10 && date.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
         .then(|| date.parse().ok())
         .flatten()
@@ -215,7 +213,12 @@ fn read_archive(
         }
         match content {
             Ok(bytes) => {
-                out.add_document(&document_id(name), &bytes, &format!("{url}!{name}"), fetched_at);
+                out.add_document(
+                    &document_id(name),
+                    &bytes,
+                    &format!("{url}!{name}"),
+                    fetched_at,
+                );
                 documents += 1;
             }
             Err(too_large) => out.skipped.push(too_large),
@@ -265,7 +268,14 @@ impl Syncer {
                 let mut gathered = Gathered::default();
                 let since = cursor;
                 let newest = self
-                    .apply_index(&settings, &changes, &deletions, since, &fetched_at, &mut gathered)
+                    .apply_index(
+                        &settings,
+                        &changes,
+                        &deletions,
+                        since,
+                        &fetched_at,
+                        &mut gathered,
+                    )
                     .await?;
                 return self
                     .write_vex(store, spec, WriteMode::Upsert, gathered, newest.max(cursor))
@@ -312,7 +322,14 @@ impl Syncer {
             .map_err(|e| SyncError::Data(format!("{archive_url}: {e}")))?
             .timestamp();
         let newest = self
-            .apply_index(&settings, &changes, &deletions, since, &fetched_at, &mut gathered)
+            .apply_index(
+                &settings,
+                &changes,
+                &deletions,
+                since,
+                &fetched_at,
+                &mut gathered,
+            )
             .await?;
         // Deleted documents are simply not part of the new set.
         let removed: std::collections::HashSet<String> = gathered.removed.drain(..).collect();
@@ -337,7 +354,9 @@ impl Syncer {
         let mut latest: std::collections::BTreeMap<&str, (Timestamp, bool)> = Default::default();
         for (rows, deleted) in [(changes, false), (deletions, true)] {
             for r in rows.iter().filter(|r| r.changed >= since) {
-                let slot = latest.entry(r.path.as_str()).or_insert((r.changed, deleted));
+                let slot = latest
+                    .entry(r.path.as_str())
+                    .or_insert((r.changed, deleted));
                 if r.changed > slot.0 {
                     *slot = (r.changed, deleted);
                 }
@@ -399,12 +418,9 @@ impl Syncer {
     /// A GET that must answer 2xx (else an error naming the status).
     async fn get_ok(&self, url: &str) -> Result<reqwest::Response, SyncError> {
         let began = std::time::Instant::now();
-        let response = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| SyncError::Http(format!("{url}: {}", self.request_failure(&e, 0, began))))?;
+        let response = self.client.get(url).send().await.map_err(|e| {
+            SyncError::Http(format!("{url}: {}", self.request_failure(&e, 0, began)))
+        })?;
         let status = response.status();
         if !status.is_success() {
             return Err(SyncError::Http(format!("{url}: HTTP {status}")));
@@ -489,7 +505,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("changes.csv line 2") && e.contains("not a VEX document path"), "{e}");
+        assert!(
+            e.contains("changes.csv line 2") && e.contains("not a VEX document path"),
+            "{e}"
+        );
         let e = parse_index("\"2023/cve-2023-0049.json\",\"yesterday\"", "d.csv")
             .unwrap_err()
             .to_string();

@@ -979,8 +979,14 @@ async fn redhat_vex_archive_then_changes_and_deletions() {
         };
         assert!(skipped.is_empty(), "{skipped:?}");
         let first = requested(0);
-        assert!(first.contains(&"/vex/csaf_vex_2023-10-31.tar.zst".to_owned()), "{first:?}");
-        assert!(first.contains(&"/vex/2024/cve-2024-10041.json".to_owned()), "{first:?}");
+        assert!(
+            first.contains(&"/vex/csaf_vex_2023-10-31.tar.zst".to_owned()),
+            "{first:?}"
+        );
+        assert!(
+            first.contains(&"/vex/2024/cve-2024-10041.json".to_owned()),
+            "{first:?}"
+        );
         assert!(
             !first.contains(&"/vex/2023/cve-2023-0049.json".to_owned()),
             "a change older than the archive is in it already: {first:?}"
@@ -991,7 +997,12 @@ async fn redhat_vex_archive_then_changes_and_deletions() {
         // 0044 has no RHEL entry (kept out), 0045 was deleted after the archive.
         assert_eq!(
             names,
-            ["CVE-2023-0030", "CVE-2023-0049", "CVE-2023-0051", "CVE-2024-10041"]
+            [
+                "CVE-2023-0030",
+                "CVE-2023-0049",
+                "CVE-2023-0051",
+                "CVE-2024-10041"
+            ]
         );
         for (id, origin, sha) in &stored {
             if id == "CVE-2024-10041" {
@@ -1026,8 +1037,10 @@ async fn redhat_vex_archive_then_changes_and_deletions() {
                 0,
                 "\"2023/cve-2023-38545.json\",\"2025-02-01T00:00:00+00:00\"\n",
             );
-            idx.1
-                .insert_str(0, "\"2023/cve-2023-0051.json\",\"2025-02-02T00:00:00+00:00\"\n");
+            idx.1.insert_str(
+                0,
+                "\"2023/cve-2023-0051.json\",\"2025-02-02T00:00:00+00:00\"\n",
+            );
         }
         let before = seen.lock().unwrap().len();
         let outcome = syncer.sync(store, &spec).await;
@@ -1039,15 +1052,25 @@ async fn redhat_vex_archive_then_changes_and_deletions() {
             .into_iter()
             .filter(|p| p.ends_with(".json") || p.ends_with(".zst"))
             .collect();
-        assert!(fetched.contains(&"/vex/2023/cve-2023-38545.json".to_owned()), "{fetched:?}");
         assert!(
-            !fetched.iter().any(|p| p.contains("0049") || p.ends_with(".zst")),
+            fetched.contains(&"/vex/2023/cve-2023-38545.json".to_owned()),
+            "{fetched:?}"
+        );
+        assert!(
+            !fetched
+                .iter()
+                .any(|p| p.contains("0049") || p.ends_with(".zst")),
             "{fetched:?}"
         );
         let names: Vec<String> = ids().await.into_iter().map(|(id, _, _)| id).collect();
         assert_eq!(
             names,
-            ["CVE-2023-0030", "CVE-2023-0049", "CVE-2023-38545", "CVE-2024-10041"]
+            [
+                "CVE-2023-0030",
+                "CVE-2023-0049",
+                "CVE-2023-38545",
+                "CVE-2024-10041"
+            ]
         );
         let state = store.feed("redhat-vex").await.unwrap().unwrap();
         assert_eq!(state.data_version.as_deref(), Some("2025-02-02T00:00:00Z"));
