@@ -103,6 +103,7 @@ pub fn collect(root: &Path) -> Result<Inventory, InventoryError> {
         });
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.arch.cmp(&b.arch)));
+    os.settle_ubuntu_pro(packages.iter().map(|p| p.version.as_str()));
     let kernel = kernel::collect(&root, &packages, os.release.as_ref());
     let reboot = reboot::collect(&root, &packages, &kernel)?;
     let stale_processes = if root.is_live() {

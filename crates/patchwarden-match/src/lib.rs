@@ -334,7 +334,7 @@ pub fn receives_ubuntu_pro<'a>(
     }
     match &os.ubuntu_pro {
         Some(pro) => pro.receives,
-        None => versions.into_iter().any(|v| v.contains("+esm")),
+        None => patchwarden_model::UbuntuPro::from_installed_versions(versions).receives,
     }
 }
 

@@ -191,7 +191,36 @@ pub struct UbuntuPro {
     pub evidence: String,
 }
 
+impl UbuntuPro {
+    /// What installed versions say when the apt sources could not be read (a root without
+    /// them, an inventory made elsewhere): a version carrying `+esm` came from ESM.
+    pub fn from_installed_versions<'a>(versions: impl IntoIterator<Item = &'a str>) -> UbuntuPro {
+        let receives = versions.into_iter().any(|v| v.contains("+esm"));
+        UbuntuPro {
+            receives,
+            evidence: if receives {
+                "an installed version carries +esm (no apt sources in the inventory)".into()
+            } else {
+                "no apt sources in the inventory and no installed version carries +esm".into()
+            },
+        }
+    }
+}
+
 impl OsInfo {
+    /// On Ubuntu, settles `ubuntu_pro` from the installed versions when the apt sources said
+    /// nothing ([`UbuntuPro::from_installed_versions`]), so that every reader of the inventory —
+    /// including one that has only its head, as the server's findings view — decides alike.
+    pub fn settle_ubuntu_pro<'a>(&mut self, versions: impl IntoIterator<Item = &'a str>) {
+        let ubuntu = self
+            .release
+            .as_ref()
+            .is_some_and(|r| r.distro == crate::Distro::Ubuntu);
+        if ubuntu && self.ubuntu_pro.is_none() {
+            self.ubuntu_pro = Some(UbuntuPro::from_installed_versions(versions));
+        }
+    }
+
     /// The name people see: the release's display name, else os-release's `PRETTY_NAME`.
     pub fn display_name(&self) -> Option<String> {
         self.release

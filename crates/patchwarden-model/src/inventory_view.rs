@@ -73,9 +73,15 @@ pub struct InventoryView<'a> {
 
 impl<'a> InventoryView<'a> {
     /// A view of an owned inventory (the head copied, the packages borrowed).
+    /// On Ubuntu, the head's `ubuntu_pro` is settled from the packages when the inventory did not
+    /// say ([`OsInfo::settle_ubuntu_pro`]): readers of the head alone decide as a reader of the
+    /// whole inventory would.
     pub fn of(inventory: &'a Inventory) -> InventoryView<'a> {
+        let mut head = inventory.without_packages();
+        head.os
+            .settle_ubuntu_pro(inventory.packages.iter().map(|p| p.version.as_str()));
         InventoryView {
-            head: inventory.without_packages(),
+            head,
             packages: inventory.packages.iter().map(PackageRef::of).collect(),
         }
     }
@@ -161,6 +167,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for InventoryView<'a> {
             stale_processes,
             platform,
         } = Flat::deserialize(deserializer)?;
+        let mut os = os;
+        os.settle_ubuntu_pro(packages.iter().map(|p| p.version.as_ref()));
         Ok(InventoryView {
             head: Inventory {
                 schema_version,

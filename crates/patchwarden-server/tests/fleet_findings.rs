@@ -559,3 +559,87 @@ async fn red_hat_changes_reach_the_rebuilds() {
         test_store.finish().await;
     }
 }
+
+/// An Ubuntu 18.04 host whose inventory carries no apt sources (`os.ubuntu_pro` absent) but
+/// installed versions from ESM (`+esm`): the server decides Ubuntu Pro from its packages at the
+/// check-in, so its findings view — assembled from the stored inventory head, without packages —
+/// sees a host in Ubuntu ESM (its netty finding fixable, no end of life), while the same host
+/// without `+esm` versions is at end of life since standard support ended (distro-info-data:
+/// 2023-05-31) and its netty fix requires a subscription. Knowledge: the real
+/// UBUNTU-CVE-2022-24823 (fixed for 18.04 under Ubuntu Pro only, 1:4.1.7-4ubuntu0.1+esm3); the
+/// inventories are SYNTHETIC, at versions around that fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ubuntu_pro_from_installed_versions_reaches_the_servers_end_of_life_decision() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let record = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/osv/ubuntu/UBUNTU-CVE-2022-24823.json");
+    let advisory =
+        patchwarden_feeds::osv::parse(&std::fs::read(&record).unwrap(), "netty").unwrap();
+    for test_store in patchwarden_store::testing::stores("fleet_findings_pro", tmp).await {
+        let store = &test_store.store;
+        let provenance = Provenance {
+            source: Source::Osv,
+            origin: record.display().to_string(),
+            fetched_at: "2026-12-01T00:00:00Z".into(),
+            sha256: String::new(),
+        };
+        store
+            .write_advisories(
+                "osv:Ubuntu",
+                Source::Osv,
+                WriteMode::Upsert,
+                &[(advisory.clone(), provenance)],
+                None,
+            )
+            .await
+            .unwrap();
+        store
+            .create_enroll_token("t", "2027-01-01T00:00:00Z", 2, &BTreeMap::new(), "test")
+            .await
+            .unwrap();
+        let bionic = |netty: &str| {
+            let mut inv = patchwarden_model::testing::inventory(
+                "ubuntu",
+                "18.04",
+                Some("bionic"),
+                &[("libnetty-java", netty, "netty", netty)],
+            );
+            inv.collected_at = NOW.into();
+            assert!(inv.os.ubuntu_pro.is_none());
+            inv
+        };
+        let esm = enroll_with(store, "bionic-esm", &[], bionic("1:4.1.7-4ubuntu0.1+esm1")).await;
+        let plain = enroll_with(store, "bionic-plain", &[], bionic("1:4.1.7-4")).await;
+        let state = AppState::start(
+            store.clone(),
+            ServerConfig {
+                findings_workers: 1,
+                knowledge_poll: Duration::ZERO,
+                clock: patchwarden_model::clock::Clock::manual("2026-12-04T12:00:00Z"),
+                ..Default::default()
+            },
+            String::new(),
+            patchwarden_risk::policy::Policy::default(),
+        );
+        for host in [esm, plain] {
+            state.findings.push(host);
+            findings_current(store, host).await;
+        }
+        let eol = |docs: &[FindingDoc]| docs.iter().any(|d| d.advisory_id == "EOL:ubuntu:18.04");
+        let netty = |docs: &[FindingDoc]| {
+            docs.iter()
+                .find(|d| d.package == "libnetty-java")
+                .map(|d| d.state)
+        };
+        let esm_docs = state.view.host(esm).await.unwrap();
+        assert!(!eol(&esm_docs), "{esm_docs:?}");
+        assert_eq!(netty(&esm_docs), Some(FindingState::FixAvailable));
+        let plain_docs = state.view.host(plain).await.unwrap();
+        assert!(eol(&plain_docs), "{plain_docs:?}");
+        assert_eq!(
+            netty(&plain_docs),
+            Some(FindingState::FixRequiresSubscription)
+        );
+        test_store.finish().await;
+    }
+}
