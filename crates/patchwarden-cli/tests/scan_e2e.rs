@@ -812,6 +812,49 @@ fn support_phases_decide_end_of_life() {
     let r = report(&bionic, &["--ubuntu-pro", "true"]);
     assert_eq!(r["host"]["support"], "Ubuntu ESM until 2028-04-26");
     assert!(eol_of(&r).is_none());
+    // The maintained table's phases (endoflife.date): RHEL 7 past maintenance support is end of
+    // life unless an ELS repository is enabled; SLES 15 SP5 past general support unless LTSS
+    // (never assumed); RHEL 9 is in maintenance support.
+    let rhel7 = host(
+        "rhel7",
+        "ID=\"rhel\"\nVERSION_ID=\"7.9\"\nPRETTY_NAME=\"Red Hat Enterprise Linux Server 7.9 (Maipo)\"\n",
+    );
+    write(
+        &rhel7.join("etc/yum.repos.d/redhat.repo"),
+        "[rhel-7-server-rpms]\nenabled = 1\n[rhel-7-server-els-rpms]\nenabled = 0\n",
+    );
+    let r = report(&rhel7, &[]);
+    assert_eq!(r["host"]["support"], "end of life since 2024-06-30");
+    let eol = eol_of(&r).expect("RHEL 7 without ELS is end of life");
+    assert!(
+        eol["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Red Hat ELS until 2029-05-31 requires Red Hat's ELS add-on"),
+        "{eol}"
+    );
+    write(
+        &rhel7.join("etc/yum.repos.d/redhat.repo"),
+        "[rhel-7-server-rpms]\nenabled = 1\n[rhel-7-server-els-rpms]\nenabled = 1\n",
+    );
+    let r = report(&rhel7, &[]);
+    assert_eq!(r["host"]["support"], "Red Hat ELS until 2029-05-31");
+    assert!(eol_of(&r).is_none());
+    let sles = host(
+        "sles155",
+        "NAME=\"SLES\"\nVERSION=\"15-SP5\"\nVERSION_ID=\"15.5\"\nID=\"sles\"\n",
+    );
+    let r = report(&sles, &[]);
+    assert_eq!(r["host"]["support"], "end of life since 2024-12-31");
+    assert!(eol_of(&r).unwrap()["summary"]
+        .as_str()
+        .unwrap()
+        .contains("SUSE LTSS until 2027-12-31 requires a SUSE LTSS subscription"));
+    let rhel9 = host("rhel9", "ID=\"rhel\"\nVERSION_ID=\"9.4\"\n");
+    assert_eq!(
+        report(&rhel9, &[])["host"]["support"],
+        "standard support until 2032-05-31"
+    );
     // The table names the phase; explain answers for the EOL id.
     let table = scan(
         &db,

@@ -279,8 +279,15 @@ impl<'k> Assembler<'k> {
                 inv.packages.iter().map(|p| p.version.as_str()),
             )
         });
-        let (since, available) = match life.support(&self.today.to_string(), |s| {
-            s == Subscription::UbuntuPro && pro
+        let els = inv
+            .os
+            .rhel_stream
+            .as_ref()
+            .is_some_and(|s| s.els && release.distro == patchwarden_model::Distro::Rhel);
+        let (since, available) = match life.support(&self.today.to_string(), |s| match s {
+            Subscription::UbuntuPro => pro,
+            Subscription::RedHatEls => els,
+            _ => false,
         }) {
             Support::Standard { until } => {
                 return (Some(format!("standard support until {until}")), None)

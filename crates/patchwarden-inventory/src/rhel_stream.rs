@@ -59,6 +59,7 @@ pub fn detect(root: &SystemRoot, version_id: Option<&str>) -> Option<RhelStream>
         .collect();
     names.sort();
     let mut read_any = false;
+    let mut els = false;
     let mut extended: Option<(RhelPhase, String)> = None;
     for name in &names {
         let file = format!("/etc/yum.repos.d/{name}");
@@ -66,8 +67,10 @@ pub fn detect(root: &SystemRoot, version_id: Option<&str>) -> Option<RhelStream>
             continue;
         };
         read_any = true;
+        let enabled = enabled_repos(&text);
+        els |= enabled.iter().any(|id| is_els(id));
         if extended.is_none() {
-            extended = enabled_repos(&text)
+            extended = enabled
                 .into_iter()
                 .find_map(|id| phase_of(&id).map(|p| (p, format!("{id} enabled in {file}"))));
         }
@@ -79,6 +82,7 @@ pub fn detect(root: &SystemRoot, version_id: Option<&str>) -> Option<RhelStream>
         return Some(RhelStream {
             phase: RhelPhase::Main,
             minor: None,
+            els,
             evidence: "no extended-support repository (…-eus/aus/e4s/tus-rpms) enabled in \
                        /etc/yum.repos.d"
                 .into(),
@@ -104,8 +108,15 @@ pub fn detect(root: &SystemRoot, version_id: Option<&str>) -> Option<RhelStream>
     Some(RhelStream {
         phase,
         minor,
+        els,
         evidence: format!("{repo}, {why}"),
     })
+}
+
+/// An Extended Life Cycle Support repository (`rhel-7-server-els-rpms`).
+fn is_els(repo: &str) -> bool {
+    let lower = repo.to_ascii_lowercase();
+    lower.ends_with("-rpms") && lower.contains("-els-")
 }
 
 /// `9.4`: a major and a minor release, digits only.
@@ -204,6 +215,14 @@ mod tests {
         );
         assert_eq!(phase_of("rhel-9-for-x86_64-baseos-rpms"), None);
         assert_eq!(phase_of("epel-eus"), None);
+        assert!(is_els("rhel-7-server-els-rpms"));
+        assert!(!is_els("rhel-7-server-rpms"));
+        let (_d, root) = root_with(&[(
+            "/etc/yum.repos.d/redhat.repo",
+            "[rhel-7-server-rpms]\nenabled = 1\n[rhel-7-server-els-rpms]\nenabled = 1\n",
+        )]);
+        let s = detect(&root, Some("7.9")).unwrap();
+        assert!(s.els && s.phase == RhelPhase::Main, "{s:?}");
         // `enabled` defaults to on (dnf's default).
         assert_eq!(
             enabled_repos("[a-eus-rpms]\nname=x\n[b]\nenabled=0\n"),

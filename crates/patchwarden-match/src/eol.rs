@@ -30,8 +30,9 @@ pub struct Lifecycle {
 /// A support phase after standard support.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Phase {
-    /// `Debian LTS`, `Debian ELTS (Freexian)`, `Ubuntu ESM`, `Ubuntu Legacy support`.
-    pub name: &'static str,
+    /// `Debian LTS`, `Debian ELTS (Freexian)`, `Ubuntu ESM`, `Ubuntu Legacy support`, `Red Hat
+    /// ELS`, `SUSE LTSS`.
+    pub name: String,
     /// Last day of fixes (`YYYY-MM-DD`).
     pub until: String,
     /// The subscription a host needs to receive its fixes (`None`: every host does — Debian LTS
@@ -47,6 +48,14 @@ pub enum Subscription {
     UbuntuLegacy,
     /// Freexian's Extended LTS for Debian (a separate archive, paid): never assumed.
     FreexianElts,
+    /// Red Hat's Extended Life Cycle Support add-on: received by a host with an ELS repository
+    /// enabled (`…-els-rpms`, see the inventory's `rhel_stream`).
+    RedHatEls,
+    /// Oracle Linux Extended Support (a paid support level): never assumed.
+    OracleExtended,
+    /// SUSE Long Term Service Pack Support (a paid add-on): never assumed (the inventory does not
+    /// read SUSE's registered products yet).
+    SuseLtss,
 }
 
 impl Subscription {
@@ -55,7 +64,21 @@ impl Subscription {
             Subscription::UbuntuPro => "Ubuntu Pro",
             Subscription::UbuntuLegacy => "Ubuntu Pro with the Legacy add-on",
             Subscription::FreexianElts => "a Freexian ELTS subscription",
+            Subscription::RedHatEls => "Red Hat's ELS add-on",
+            Subscription::OracleExtended => "Oracle Linux Extended Support",
+            Subscription::SuseLtss => "a SUSE LTSS subscription",
         }
+    }
+
+    /// The table's name for it (`red-hat-els`); `none` is no subscription.
+    fn from_table(name: &str) -> Option<Option<Subscription>> {
+        Some(match name {
+            "none" => None,
+            "red-hat-els" => Some(Subscription::RedHatEls),
+            "oracle-extended" => Some(Subscription::OracleExtended),
+            "suse-ltss" => Some(Subscription::SuseLtss),
+            _ => return None,
+        })
     }
 }
 
@@ -186,7 +209,7 @@ impl EolTable {
                             .iter()
                             .filter_map(|(column, name, requires)| {
                                 Some(Phase {
-                                    name,
+                                    name: (*name).to_owned(),
                                     until: field(col(column)?)?.to_owned(),
                                     requires: *requires,
                                 })
@@ -202,21 +225,127 @@ impl EolTable {
                 }
                 None
             }
-            distro => {
-                let name = distro.id();
-                TABLE_CSV
-                    .lines()
-                    .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-                    .map(|l| l.splitn(4, ',').collect::<Vec<_>>())
-                    .find(|f| f.len() == 4 && f[0] == name && f[1] == release.release)
-                    .map(|f| Lifecycle {
-                        eol: f[2].to_owned(),
-                        extended_until: None,
-                        source: f[3].to_owned(),
-                        phases: Vec::new(),
-                    })
-            }
+            distro => table_lifecycle(TABLE_CSV, distro.id(), &release.release),
         }
+    }
+}
+
+/// A release's row of the maintained table (`distro,release,eol,source[,name=until=requires…]`).
+/// A row that does not read is passed over (the table's test reads every row).
+fn table_lifecycle(table: &str, distro: &str, release: &str) -> Option<Lifecycle> {
+    table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && f[0] == distro && f[1] == release)
+        .and_then(|f| {
+            let phases = f[4..]
+                .iter()
+                .map(|p| {
+                    let mut parts = p.split('=');
+                    let (name, until, requires) = (parts.next()?, parts.next()?, parts.next()?);
+                    Some(Phase {
+                        name: name.to_owned(),
+                        until: until.to_owned(),
+                        requires: Subscription::from_table(requires)?,
+                    })
+                })
+                .collect::<Option<Vec<Phase>>>()?;
+            Some(Lifecycle {
+                eol: f[2].to_owned(),
+                extended_until: phases.last().map(|p| p.until.clone()),
+                source: f[3].to_owned(),
+                phases,
+            })
+        })
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    fn is_date(d: &str) -> bool {
+        let b = d.as_bytes();
+        b.len() == 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && d.split('-').all(|p| p.bytes().all(|c| c.is_ascii_digit()))
+            && (1..=12).contains(&d[5..7].parse::<u32>().unwrap_or(0))
+            && (1..=31).contains(&d[8..10].parse::<u32>().unwrap_or(0))
+    }
+
+    /// Every row of the shipped table reads: dates as dates, phases in order, known subscriptions.
+    #[test]
+    fn every_row_of_the_table_reads() {
+        let mut rows = 0;
+        for line in TABLE_CSV
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            let f: Vec<&str> = line.split(',').collect();
+            let life = table_lifecycle(TABLE_CSV, f[0], f[1])
+                .unwrap_or_else(|| panic!("row does not read: {line}"));
+            assert!(is_date(&life.eol), "{line}");
+            let mut last = life.eol.clone();
+            for p in &life.phases {
+                assert!(is_date(&p.until), "{line}");
+                assert!(p.until > last, "phases in order: {line}");
+                last = p.until.clone();
+            }
+            rows += 1;
+        }
+        assert!(rows >= 30, "{rows}");
+    }
+
+    #[test]
+    fn rhel_sles_and_oracle_have_paid_phases_never_assumed() {
+        let t = EolTable::embedded();
+        let rel = |id: &str, v: &str| {
+            DistroRelease::from_os_release(
+                Distro::from_os_release_id(id).unwrap(),
+                Some(v),
+                None,
+                None,
+            )
+            .unwrap()
+        };
+        let none = |_: Subscription| false;
+        // SLES 15 SP5 past general support: end of life unless LTSS; with it, LTSS.
+        let sp5 = t.lifecycle(&rel("sles", "15.5")).unwrap();
+        match sp5.support("2026-12-04", none) {
+            Support::EndOfLife { since, available } => {
+                assert_eq!(since, "2024-12-31");
+                assert_eq!(available[0].name, "SUSE LTSS");
+                assert_eq!(available[0].requires, Some(Subscription::SuseLtss));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            sp5.support("2026-12-04", |s| s == Subscription::SuseLtss),
+            Support::Extended { .. }
+        ));
+        // RHEL 9 in maintenance support; RHEL 7 after it, ELS for ELS hosts only.
+        assert!(matches!(
+            t.lifecycle(&rel("rhel", "9.4"))
+                .unwrap()
+                .support("2026-12-04", none),
+            Support::Standard {
+                until: "2032-05-31"
+            }
+        ));
+        let rhel7 = t.lifecycle(&rel("rhel", "7.9")).unwrap();
+        assert!(matches!(
+            rhel7.support("2026-12-04", none),
+            Support::EndOfLife { .. }
+        ));
+        match rhel7.support("2026-12-04", |s| s == Subscription::RedHatEls) {
+            Support::Extended { phase } => assert_eq!(phase.until, "2029-05-31"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            t.lifecycle(&rel("ol", "8.10")).unwrap().phases[0].requires,
+            Some(Subscription::OracleExtended)
+        );
     }
 }
 
@@ -280,7 +409,7 @@ mod tests {
         match bookworm.support("2026-12-04", none) {
             Support::Extended { phase } => {
                 assert_eq!(
-                    (phase.name, phase.until.as_str()),
+                    (phase.name.as_str(), phase.until.as_str()),
                     ("Debian LTS", "2028-06-30")
                 )
             }
@@ -303,7 +432,7 @@ mod tests {
             Support::EndOfLife { since, available } => {
                 assert_eq!(since, "2023-05-31");
                 assert_eq!(
-                    (available[0].name, available[0].until.as_str()),
+                    (available[0].name.as_str(), available[0].until.as_str()),
                     ("Ubuntu ESM", "2028-04-26")
                 );
             }

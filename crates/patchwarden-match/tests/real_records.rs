@@ -469,6 +469,7 @@ fn rhel_hosts_are_judged_by_the_stream_they_follow() {
         inv.os.rhel_stream = stream.map(|(phase, minor)| RhelStream {
             phase,
             minor: Some(minor.to_owned()),
+            els: false,
             evidence: "test".into(),
         });
         inv

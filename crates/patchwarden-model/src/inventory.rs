@@ -120,6 +120,10 @@ pub struct RhelStream {
     /// The minor release an extended stream keeps (`9.4`); none on the main stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minor: Option<String>,
+    /// An Extended Life Cycle Support repository is enabled (`rhel-7-server-els-rpms`): the host
+    /// receives Red Hat's ELS fixes after maintenance support ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub els: bool,
     /// What showed it (`rhel-9-for-x86_64-baseos-eus-rpms enabled in /etc/yum.repos.d/redhat.repo,
     /// releasever 9.4 in /etc/dnf/vars/releasever`), or why the main stream is assumed.
     pub evidence: String,
