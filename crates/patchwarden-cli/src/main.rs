@@ -39,9 +39,9 @@ const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
 
 /// For every command but `server`, memory is committed as it is used instead of whole arenas at
 /// once: a one-shot scan peaked at 34 MB with eager commits and 16.6 MB without, at the same
-/// speed; the server keeps eager commits (its steady check-ins were ~20 % slower without them) —
-/// both measured in docs/benchmarks.md. mimalloc reads its options when the process is loaded (its
-/// constructor runs at priority 101), so this runs as a constructor just before it (priority 100
+/// speed; the server keeps eager commits (measured without them its check-ins showed no
+/// difference beyond the VM's drift; kept as the conservative choice) — docs/benchmarks.md.
+/// mimalloc reads its options when the process is loaded (its constructor runs at priority 101), so this runs as a constructor just before it (priority 100
 /// in `.init_array`), reading the arguments glibc passes to such constructors; it allocates
 /// nothing. `MIMALLOC_ARENA_EAGER_COMMIT` in the environment still wins.
 extern "C" fn allocator_options(

@@ -913,6 +913,33 @@ for path in files:
                     print(f"{p['name']}\t{v['cve']}\t{state}")
 "#;
 
+/// A report's findings derived from Red Hat's statements, and their (package, CVE, state).
+fn derived_from_red_hat(
+    report: &serde_json::Value,
+) -> (Vec<&serde_json::Value>, BTreeSet<(String, String, String)>) {
+    let derived: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["evidence"]["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("derived from Red Hat"))
+        })
+        .collect();
+    let triples = derived
+        .iter()
+        .map(|f| {
+            (
+                f["package"].as_str().unwrap().to_owned(),
+                f["cves"][0].as_str().unwrap().to_owned(),
+                f["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    (derived, triples)
+}
+
 /// A RHEL rebuild's findings from Red Hat's unfixed statements (the real VEX files of
 /// `tests/data/redhat/csaf-vex`) on a SYNTHETIC Oracle Linux 7 inventory of real RHEL 7 package
 /// versions, against an independent reading of the same files in Python; each such finding says it
@@ -945,26 +972,7 @@ fn rebuild_findings_from_red_hat_match_an_independent_reading() {
         &db,
         &["--inventory", path.to_str().unwrap(), "--format", "json"],
     ));
-    let derived: Vec<&serde_json::Value> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| {
-            f["evidence"]["note"]
-                .as_str()
-                .is_some_and(|n| n.contains("derived from Red Hat"))
-        })
-        .collect();
-    let ours: BTreeSet<(String, String, String)> = derived
-        .iter()
-        .map(|f| {
-            (
-                f["package"].as_str().unwrap().to_owned(),
-                f["cves"][0].as_str().unwrap().to_owned(),
-                f["state"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let (derived, ours) = derived_from_red_hat(&report);
     let theirs = python_triples(
         VEX_ORACLE,
         &[&vex, &path, Path::new("red_hat_enterprise_linux_7")],
@@ -1007,24 +1015,7 @@ fn almalinux_root_takes_red_hats_unfixed_statements_from_the_vex_archive() {
         &["--root", root.to_str().unwrap(), "--format", "json"],
     ));
     let all = report["findings"].as_array().unwrap();
-    let derived: Vec<&serde_json::Value> = all
-        .iter()
-        .filter(|f| {
-            f["evidence"]["note"]
-                .as_str()
-                .is_some_and(|n| n.contains("derived from Red Hat"))
-        })
-        .collect();
-    let ours: BTreeSet<(String, String, String)> = derived
-        .iter()
-        .map(|f| {
-            (
-                f["package"].as_str().unwrap().to_owned(),
-                f["cves"][0].as_str().unwrap().to_owned(),
-                f["state"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let (derived, ours) = derived_from_red_hat(&report);
     let unpacked = work.join("vex");
     std::fs::create_dir_all(&unpacked).unwrap();
     let st = Command::new("tar")

@@ -133,6 +133,12 @@ pub fn parse_index(text: &str, origin: &str) -> Result<Vec<IndexRow>, SyncError>
     Ok(rows)
 }
 
+/// Red Hat's two index files as read by one sync.
+struct Index {
+    changes: Vec<IndexRow>,
+    deletions: Vec<IndexRow>,
+}
+
 /// Where and how to sync Red Hat's VEX documents.
 #[derive(Clone, Debug)]
 pub struct VexSettings {
@@ -166,6 +172,8 @@ fn rhel_entries(mut a: Advisory) -> Option<Advisory> {
 /// What one sync gathered before writing.
 #[derive(Default)]
 struct Gathered {
+    /// When this sync fetched what it gathers (every record's provenance).
+    fetched_at: String,
     items: Vec<(Advisory, Provenance)>,
     removed: Vec<String>,
     skipped: Vec<String>,
@@ -175,11 +183,11 @@ struct Gathered {
 impl Gathered {
     /// One document's bytes: parsed, RHEL entries kept, with its own provenance; a document that
     /// does not parse is skipped and named, one without RHEL entries is removed.
-    fn add_document(&mut self, id: &str, bytes: &[u8], origin: &str, fetched_at: &str) {
+    fn add_document(&mut self, id: &str, bytes: &[u8], origin: &str) {
         let provenance = Provenance {
             source: Source::RedhatVex,
             origin: origin.to_owned(),
-            fetched_at: fetched_at.to_owned(),
+            fetched_at: self.fetched_at.clone(),
             sha256: format!("{:x}", Sha256::digest(bytes)),
         };
         match redhat::parse(bytes, origin) {
@@ -200,12 +208,7 @@ impl Gathered {
 
 /// Reads every VEX document of a staged `.tar.zst` archive into `out` (entry by entry; entries
 /// that are not documents — directories, index files — are passed over).
-fn read_archive(
-    path: &Path,
-    url: &str,
-    fetched_at: &str,
-    out: &mut Gathered,
-) -> Result<usize, SyncError> {
+fn read_archive(path: &Path, url: &str, out: &mut Gathered) -> Result<usize, SyncError> {
     let mut documents = 0;
     crate::load::read_tar_zst(path, url, MAX_DOCUMENT_BYTES, |name, content| {
         if !is_document_path(name) {
@@ -213,12 +216,7 @@ fn read_archive(
         }
         match content {
             Ok(bytes) => {
-                out.add_document(
-                    &document_id(name),
-                    &bytes,
-                    &format!("{url}!{name}"),
-                    fetched_at,
-                );
+                out.add_document(&document_id(name), &bytes, &format!("{url}!{name}"));
                 documents += 1;
             }
             Err(too_large) => out.skipped.push(too_large),
@@ -249,15 +247,21 @@ impl Syncer {
             None => None,
         };
         let changes_url = format!("{}changes.csv", settings.base_url);
-        let changes = parse_index(&self.get_text(&changes_url).await?, &changes_url)?;
         let deletions_url = format!("{}deletions.csv", settings.base_url);
-        let deletions = parse_index(&self.get_text(&deletions_url).await?, &deletions_url)?;
-        let fetched_at = patchwarden_model::now_rfc3339();
+        let index = Index {
+            changes: parse_index(&self.get_text(&changes_url).await?, &changes_url)?,
+            deletions: parse_index(&self.get_text(&deletions_url).await?, &deletions_url)?,
+        };
+        let gathered = || Gathered {
+            fetched_at: patchwarden_model::now_rfc3339(),
+            ..Default::default()
+        };
 
         if let Some(cursor) = cursor {
-            let newer = changes
+            let newer = index
+                .changes
                 .iter()
-                .chain(&deletions)
+                .chain(&index.deletions)
                 .filter(|r| r.changed > cursor)
                 .count();
             if newer == 0 {
@@ -265,17 +269,9 @@ impl Syncer {
                 return Ok(SyncOutcome::NotModified);
             }
             if newer <= settings.max_delta {
-                let mut gathered = Gathered::default();
-                let since = cursor;
+                let mut gathered = gathered();
                 let newest = self
-                    .apply_index(
-                        &settings,
-                        &changes,
-                        &deletions,
-                        since,
-                        &fetched_at,
-                        &mut gathered,
-                    )
+                    .apply_index(&settings, &index, cursor, &mut gathered)
                     .await?;
                 return self
                     .write_vex(store, spec, WriteMode::Upsert, gathered, newest.max(cursor))
@@ -299,10 +295,9 @@ impl Syncer {
             let (bytes, _) = self
                 .stream_to(&mut response, &staging, &spec.feed, began)
                 .await?;
-            let (staged, url, at) = (staging.clone(), archive_url.clone(), fetched_at.clone());
+            let (staged, url, mut g) = (staging.clone(), archive_url.clone(), gathered());
             let (mut gathered, documents) = tokio::task::spawn_blocking(move || {
-                let mut g = Gathered::default();
-                read_archive(&staged, &url, &at, &mut g).map(|n| (g, n))
+                read_archive(&staged, &url, &mut g).map(|n| (g, n))
             })
             .await
             .map_err(|e| SyncError::Data(format!("reading {archive_url}: {e}")))??;
@@ -322,14 +317,7 @@ impl Syncer {
             .map_err(|e| SyncError::Data(format!("{archive_url}: {e}")))?
             .timestamp();
         let newest = self
-            .apply_index(
-                &settings,
-                &changes,
-                &deletions,
-                since,
-                &fetched_at,
-                &mut gathered,
-            )
+            .apply_index(&settings, &index, since, &mut gathered)
             .await?;
         // Deleted documents are simply not part of the new set.
         let removed: std::collections::HashSet<String> = gathered.removed.drain(..).collect();
@@ -343,16 +331,14 @@ impl Syncer {
     async fn apply_index(
         &self,
         settings: &VexSettings,
-        changes: &[IndexRow],
-        deletions: &[IndexRow],
+        index: &Index,
         since: Timestamp,
-        fetched_at: &str,
         out: &mut Gathered,
     ) -> Result<Timestamp, SyncError> {
         // Per document, its newest row: a deletion after a change removes it, a change after a
         // deletion brings it back.
         let mut latest: std::collections::BTreeMap<&str, (Timestamp, bool)> = Default::default();
-        for (rows, deleted) in [(changes, false), (deletions, true)] {
+        for (rows, deleted) in [(&index.changes, false), (&index.deletions, true)] {
             for r in rows.iter().filter(|r| r.changed >= since) {
                 let slot = latest
                     .entry(r.path.as_str())
@@ -384,7 +370,7 @@ impl Syncer {
             };
             out.bytes += bytes.len() as u64;
             out.items.retain(|(a, _)| a.id != id);
-            out.add_document(&id, &bytes, &url, fetched_at);
+            out.add_document(&id, &bytes, &url);
         }
         Ok(newest)
     }
