@@ -53,10 +53,7 @@ fn platform_cpes(node: &Value, out: &mut HashMap<String, String>) {
 fn release_of(platform: &str, cpe: Option<&str>) -> Option<ReleaseKey> {
     let mut key = release_from(platform, cpe)?;
     let upper = platform.to_ascii_uppercase();
-    if let Some(phase) = ["EUS", "AUS", "E4S", "TUS"]
-        .into_iter()
-        .find(|p| upper.ends_with(&format!(".MAIN.{p}")))
-    {
+    if let Some(phase) = extended_phases().find(|p| upper.ends_with(&format!(".MAIN.{p}"))) {
         let version = platform.split_once('-').map(|(_, v)| v).unwrap_or("");
         if let (Some(stream), Some(minor)) = (key.stream.as_mut(), minor_release(version)) {
             if !stream.contains(':') {
@@ -124,8 +121,7 @@ fn release_from(platform: &str, cpe: Option<&str>) -> Option<ReleaseKey> {
         // `AppStream-9.0.0.Z.EUS`: an extended-support stream of minor release 9.0 (`….MAIN.EUS`
         // is the main stream's, see [`release_of`]).
         let upper = rest.to_ascii_uppercase();
-        let phase = ["EUS", "AUS", "E4S", "TUS"]
-            .into_iter()
+        let phase = extended_phases()
             .find(|p| upper.ends_with(&format!(".{p}")) && !upper.ends_with(&format!(".MAIN.{p}")));
         match phase {
             Some(phase) => {
@@ -140,6 +136,13 @@ fn release_from(platform: &str, cpe: Option<&str>) -> Option<ReleaseKey> {
         }
     })
     .flatten()
+}
+
+/// Red Hat's extended-support phases as platform ids spell them (`EUS`, `AUS`, `E4S`, `TUS`).
+fn extended_phases() -> impl Iterator<Item = String> {
+    patchwarden_model::RhelPhase::EXTENDED
+        .into_iter()
+        .map(|p| p.as_str().to_ascii_uppercase())
 }
 
 /// `9.0` of `9.0`, `9.0.0.Z.EUS`: the major and minor release, when both are digits.

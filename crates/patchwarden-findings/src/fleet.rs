@@ -406,13 +406,7 @@ impl FleetKnowledge {
             return u32::MAX;
         };
         let mut name = release_name(release.distro, &release.release);
-        if let Some(stream) = head
-            .os
-            .rhel_stream
-            .as_ref()
-            .filter(|_| release.distro == Distro::Rhel)
-            .and_then(patchwarden_model::RhelStream::extended_key)
-        {
+        if let Some(stream) = head.os.rhel_extended_stream() {
             name.push('@');
             name.push_str(&stream);
         }

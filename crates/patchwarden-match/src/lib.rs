@@ -404,21 +404,6 @@ fn extended_stream(stream: &str) -> (Option<String>, bool) {
     }
 }
 
-/// The extended-support stream a RHEL host follows (`eus:9.4`), `None` on the main stream (also
-/// when the inventory could not tell).
-fn host_extended_stream(inv: &Inventory) -> Option<String> {
-    inv.os
-        .rhel_stream
-        .as_ref()
-        .filter(|_| {
-            inv.os
-                .release
-                .as_ref()
-                .is_some_and(|r| r.distro == Distro::Rhel)
-        })
-        .and_then(patchwarden_model::RhelStream::extended_key)
-}
-
 /// The note on a RHEL host of an extended-support stream when only the main stream has the fix.
 pub const FIX_IN_MAIN_STREAM_ONLY: &str = "fixed in RHEL's main stream only: no fix is published for the extended-support stream this host follows (moving the host to the main stream brings the fix)";
 
@@ -536,7 +521,7 @@ fn evaluate_filtered<'a>(
     let ubuntu_pro = options.ubuntu_pro.unwrap_or_else(|| {
         receives_ubuntu_pro(&inv.os, inv.packages.iter().map(|p| p.version.as_str()))
     });
-    let host_stream = host_extended_stream(inv);
+    let host_stream = inv.os.rhel_extended_stream();
     // Which kernel release runs (live hosts only); every kernel image package (`kernel` and
     // `kernel-core` alike) is judged by whether its release is that one.
     let running = inv.kernel.running.as_deref();

@@ -225,6 +225,20 @@ impl OsInfo {
         }
     }
 
+    /// The extended-support stream a RHEL host follows (`eus:9.4`); `None` on the main stream,
+    /// when the inventory could not tell, and for every other distribution. One rule for the
+    /// matcher and the fleet's caches.
+    pub fn rhel_extended_stream(&self) -> Option<String> {
+        let rhel = self
+            .release
+            .as_ref()
+            .is_some_and(|r| r.distro == crate::Distro::Rhel);
+        self.rhel_stream
+            .as_ref()
+            .filter(|_| rhel)
+            .and_then(RhelStream::extended_key)
+    }
+
     /// The name people see: the release's display name, else os-release's `PRETTY_NAME`.
     pub fn display_name(&self) -> Option<String> {
         self.release
